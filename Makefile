@@ -1,0 +1,52 @@
+# kiln: `make demo` runs the main job on embedded defaults; `make test` runs the suite.
+# Both work on a fresh Debian machine as root: they install what they need themselves.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+APT_STAMP := .venv/.apt-installed
+# Debian packages the tests and the demo drive for real.
+APT_PACKAGES := gpg gpgv dpkg-dev debian-archive-keyring apt xz-utils zstd bzip2 \
+	bubblewrap skopeo umoci mmdebstrap ca-certificates
+
+.PHONY: demo test test-offline lint setup apt venv bench clean
+
+setup: apt venv
+
+apt: $(APT_STAMP)
+$(APT_STAMP):
+	@mkdir -p $(VENV)
+	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
+	fi
+	@touch $@
+
+venv: $(STAMP)
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+demo: setup
+	$(BIN)/kiln lock images/python.yaml
+	$(BIN)/kiln lock --show images/python.yaml
+
+test: setup
+	$(BIN)/pytest -n 2 -q
+
+test-offline: setup
+	$(BIN)/pytest -n 2 -q -m 'not network'
+
+lint: venv
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy src
+
+bench: setup
+	$(BIN)/python bench/resolve.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Thin command-line adapters: parse arguments, call the pipeline, render the result."""

@@ -1,0 +1,1 @@
+"""Commands about locks (filled in below)."""

@@ -1,0 +1,1 @@
+"""Commands about image specs (filled in below)."""

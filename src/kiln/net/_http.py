@@ -1,0 +1,150 @@
+"""HTTP fetching with bounded size, retry on transport faults, conditional requests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+
+from kiln import __version__
+from kiln.errors import TransportError
+
+DEFAULT_MAX_BYTES = 2 * 1024**3
+_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently to retry transport failures and 5xx answers."""
+
+    attempts: int = 4
+    base_delay: float = 0.25
+    max_delay: float = 4.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.max_delay, self.base_delay * (2**attempt))
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """A completed download. ``not_modified`` means the validators matched: no body."""
+
+    url: str
+    status: int
+    body: bytes
+    etag: str | None = None
+    last_modified: str | None = None
+    not_modified: bool = False
+
+
+class Fetcher(Protocol):
+    """Download a URL's body, whole, within a size bound."""
+
+    def fetch(
+        self,
+        url: str,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        etag: str | None = None,
+        last_modified: str | None = None,
+    ) -> FetchResult: ...
+
+
+def http_client(*, timeout: float = 30.0, http2: bool = False) -> httpx.Client:
+    """The one factory for HTTP clients in kiln (follows redirects, identifies itself)."""
+    return httpx.Client(
+        timeout=httpx.Timeout(timeout, connect=10.0),
+        follow_redirects=True,
+        headers={"User-Agent": f"kiln/{__version__}"},
+        http2=http2,
+        limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
+    )
+
+
+class HttpFetcher:
+    """A ``Fetcher`` over httpx with retry/backoff on transport errors and 5xx.
+
+    A 404 or other 4xx is reported at once (``TransportError`` with the status), since
+    retrying cannot help; the size bound is enforced while streaming.
+    """
+
+    def __init__(
+        self,
+        client: httpx.Client | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = client or http_client()
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+
+    def close(self) -> None:
+        self._client.close()
+
+    def fetch(
+        self,
+        url: str,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        etag: str | None = None,
+        last_modified: str | None = None,
+    ) -> FetchResult:
+        headers: dict[str, str] = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        last_error: Exception | None = None
+        for attempt in range(self._retry.attempts):
+            if attempt:
+                self._sleep(self._retry.delay(attempt - 1))
+            try:
+                with self._stream(url, headers) as response:
+                    if response.status_code == 304:
+                        return FetchResult(url, 304, b"", etag, last_modified, not_modified=True)
+                    if response.status_code in _RETRY_STATUS:
+                        last_error = TransportError(f"{url}: server answered {response.status_code}")
+                        continue
+                    if response.status_code >= 400:
+                        raise TransportError(
+                            f"{url}: server answered {response.status_code}",
+                            hint="check the mirror URL and that the file exists there",
+                        )
+                    body = _read_bounded(response, url, max_bytes)
+                    return FetchResult(
+                        url,
+                        response.status_code,
+                        body,
+                        response.headers.get("ETag"),
+                        response.headers.get("Last-Modified"),
+                    )
+            except httpx.TransportError as exc:
+                last_error = exc
+        raise TransportError(
+            f"{url}: could not download after {self._retry.attempts} attempts: {last_error}",
+            hint="check the network and the mirror configuration",
+        ) from last_error
+
+    @contextmanager
+    def _stream(self, url: str, headers: dict[str, str]) -> Iterator[httpx.Response]:
+        with self._client.stream("GET", url, headers=headers) as response:
+            yield response
+
+
+def _read_bounded(response: httpx.Response, url: str, max_bytes: int) -> bytes:
+    declared = response.headers.get("Content-Length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise TransportError(f"{url}: {declared} bytes exceeds the limit of {max_bytes}")
+    chunks: list[bytes] = []
+    total = 0
+    for chunk in response.iter_bytes():
+        total += len(chunk)
+        if total > max_bytes:
+            raise TransportError(f"{url}: body exceeds the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
