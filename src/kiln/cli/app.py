@@ -14,3 +14,8 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+
+
+@app.callback()
+def _root() -> None:
+    """Build minimal, hardened, signed container base images from Debian packages."""

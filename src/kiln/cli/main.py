@@ -17,24 +17,17 @@ def _register() -> None:
 def main(argv: list[str] | None = None) -> int:
     _register()
     try:
-        app(args=argv, standalone_mode=False)
+        # standalone mode: usage errors are printed by typer and raise SystemExit(2)
+        app(args=argv, prog_name="kiln")
     except KilnError as exc:
         err_console.print("[bold red]error:[/]", end=" ")
         err_console.print(exc.diagnostics(), markup=False, highlight=False)
         return exc.exit_code
     except SystemExit as exc:
-        return int(exc.code or 0)
-    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
-            return exc.exit_code
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return 2
-        if isinstance(exc, click.exceptions.Abort):
-            return 130
-        raise
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        err_console.print(str(exc.code), markup=False, highlight=False)
+        return 2
     return 0
 
 

@@ -26,7 +26,7 @@ class RetryPolicy:
     max_delay: float = 4.0
 
     def delay(self, attempt: int) -> float:
-        return min(self.max_delay, self.base_delay * (2**attempt))
+        return min(self.max_delay, self.base_delay * 2.0**attempt)
 
 
 @dataclass(frozen=True)

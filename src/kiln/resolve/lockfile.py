@@ -1,0 +1,233 @@
+"""The lock: the exact packages of every variant and architecture of one image spec.
+
+``images/<name>.lock.json`` is checked in next to its spec. It is canonical JSON (sorted
+keys, sorted packages, two-space indent, trailing newline) so diffs stay readable and
+the same resolution always gives the same bytes. It names no mirror host: only pool
+paths, which are the same on every Debian mirror.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from kiln.errors import InputError, Location
+
+LOCK_VERSION: Literal[1] = 1
+_HEX64 = r"^[0-9a-f]{64}$"
+
+
+class LockError(InputError):
+    """A lock file is missing, malformed, or does not belong to its spec."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class LockedPackage(_Frozen):
+    """One .deb exactly: where it lives in the pool and what it must hash to."""
+
+    name: str
+    version: str
+    arch: str
+    source: str
+    source_version: str
+    filename: str
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern=_HEX64)
+    suite: str
+
+    @field_validator("filename")
+    @classmethod
+    def _pool_path(cls, value: str) -> str:
+        if value.startswith("/") or ".." in value.split("/") or "://" in value:
+            raise ValueError(f"{value!r} is not a relative pool path")
+        return value
+
+
+class CutEdge(_Frozen):
+    """A dependency edge the lock deliberately does not follow, and why."""
+
+    from_package: str = Field(alias="from")
+    relation: str
+    reason: str
+
+
+class ArchLock(_Frozen):
+    """The resolved set of one variant on one architecture."""
+
+    packages: tuple[LockedPackage, ...]
+    cut_edges: tuple[CutEdge, ...] = ()
+
+
+class LockedRelease(_Frozen):
+    """The signed Release a lock was resolved from (identity, not location)."""
+
+    suite: str
+    codename: str
+    date: str
+    inrelease_sha256: str = Field(pattern=_HEX64)
+
+
+class Lock(_Frozen):
+    """Everything needed to fetch and verify the exact inputs of an image build."""
+
+    lock_version: Literal[1] = LOCK_VERSION
+    image: str
+    distro: str
+    spec_sha256: str = Field(pattern=_HEX64)
+    releases: tuple[LockedRelease, ...]
+    variants: dict[str, dict[str, ArchLock]]
+
+    def to_json(self) -> bytes:
+        """Canonical bytes: sorted keys and entries, stable across runs and machines."""
+        canonical = self.model_copy(
+            update={
+                "releases": tuple(sorted(self.releases, key=lambda r: r.suite)),
+                "variants": {
+                    v: {
+                        a: ArchLock(
+                            packages=tuple(sorted(al.packages, key=lambda p: (p.name, p.arch))),
+                            cut_edges=tuple(
+                                sorted(
+                                    set(al.cut_edges),
+                                    key=lambda e: (e.from_package, e.relation, e.reason),
+                                )
+                            ),
+                        )
+                        for a, al in arches.items()
+                    }
+                    for v, arches in self.variants.items()
+                },
+            }
+        )
+        data = canonical.model_dump(mode="json", by_alias=True)
+        return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+    @property
+    def digest(self) -> str:
+        """``sha256:<hex>`` of the canonical bytes: the lock's identity in provenance."""
+        return "sha256:" + hashlib.sha256(self.to_json()).hexdigest()
+
+    def packages(self, variant: str, arch: str) -> tuple[LockedPackage, ...]:
+        try:
+            return self.variants[variant][arch].packages
+        except KeyError:
+            raise LockError(f"the lock of {self.image} has no {variant}/{arch} entry") from None
+
+    def all_packages(self) -> tuple[LockedPackage, ...]:
+        """Every distinct .deb the lock names, across variants and architectures."""
+        seen = {
+            (p.name, p.version, p.arch): p
+            for arches in self.variants.values()
+            for al in arches.values()
+            for p in al.packages
+        }
+        return tuple(seen[k] for k in sorted(seen))
+
+
+def parse_lock(data: bytes, path: Path) -> Lock:
+    """Parse lock bytes, naming the file and field path on any problem."""
+    try:
+        raw = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise LockError(
+            f"not valid JSON: {exc.msg}", Location(str(path), exc.lineno, exc.colno)
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise LockError("not UTF-8 text", Location(str(path))) from exc
+    try:
+        return Lock.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise LockError(
+            str(err["msg"]),
+            Location(str(path), field=where),
+            hint="regenerate it with `kiln lock`",
+        ) from exc
+
+
+def read_lock(path: Path) -> Lock:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise LockError(
+            f"lock file {path} does not exist", hint="create it with `kiln lock`"
+        ) from None
+    return parse_lock(data, path)
+
+
+def write_lock(lock: Lock, path: Path) -> bool:
+    """Write atomically (temp file, fsync, rename). Returns False when already identical."""
+    data = lock.to_json()
+    if path.exists() and path.read_bytes() == data:
+        return False
+    atomic_write(path, data)
+    return True
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so readers see the old or the new file, never half."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def diff_locks(old: Lock, new: Lock) -> list[str]:
+    """What changed between two locks, one human line per change; empty when equivalent.
+
+    Release identities are informational (a re-signed Release with the same packages
+    does not make a lock stale); the spec digest and the package sets are what count.
+    """
+    changes: list[str] = []
+    if old.spec_sha256 != new.spec_sha256:
+        changes.append(f"spec changed (sha256 {old.spec_sha256[:12]} → {new.spec_sha256[:12]})")
+    if old.distro != new.distro:
+        changes.append(f"distro changed: {old.distro} → {new.distro}")
+    for variant in sorted(set(old.variants) | set(new.variants)):
+        o_arches, n_arches = old.variants.get(variant, {}), new.variants.get(variant, {})
+        for arch in sorted(set(o_arches) | set(n_arches)):
+            where = f"{variant}/{arch}"
+            if arch not in o_arches or arch not in n_arches:
+                changes.append(f"{where}: {'added' if arch in n_arches else 'removed'}")
+                continue
+            changes.extend(
+                f"{where}: {line}"
+                for line in _diff_packages(o_arches[arch].packages, n_arches[arch].packages)
+            )
+    return changes
+
+
+def _diff_packages(old: Iterable[LockedPackage], new: Iterable[LockedPackage]) -> list[str]:
+    o = {p.name: p for p in old}
+    n = {p.name: p for p in new}
+    lines = []
+    for name in sorted(set(o) | set(n)):
+        a, b = o.get(name), n.get(name)
+        if a is None and b is not None:
+            lines.append(f"+ {name} {b.version} ({b.suite})")
+        elif b is None and a is not None:
+            lines.append(f"- {name} {a.version}")
+        elif a is not None and b is not None and a != b:
+            if a.version != b.version:
+                lines.append(f"~ {name} {a.version} → {b.version} ({b.suite})")
+            else:
+                lines.append(f"~ {name} {a.version}: same version, different file (sha256)")
+    return lines

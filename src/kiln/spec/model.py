@@ -1,0 +1,257 @@
+"""The image spec: what an image contains and how it runs (``images/<name>.yaml``).
+
+Frozen pydantic models with ``extra="forbid"``: a spec is a trust boundary, and a
+misspelt field must fail loudly rather than be ignored. ``kiln schema`` prints the
+JSON Schema generated from these models.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+_IMAGE_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+_ACCOUNT_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+Arch = Literal["amd64", "arm64"]
+SUPPORTED_ARCHS: tuple[Arch, ...] = ("amd64", "arm64")
+NONROOT_UID = 65532
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+def _valid_package_name(name: str) -> str:
+    if not _PACKAGE_NAME.match(name):
+        raise ValueError(f"{name!r} is not a valid Debian package name (Debian Policy §5.6.7)")
+    return name
+
+
+def _check_package_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    if len(set(names)) != len(names):
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"listed more than once: {', '.join(dupes)}")
+    return names
+
+
+PackageName = Annotated[str, Field(max_length=128), AfterValidator(_valid_package_name)]
+Mode = Annotated[int, Field(ge=0, le=0o7777)]
+
+
+def _parse_mode(value: object) -> object:
+    """Modes are written as octal strings ("0755") or YAML ints read as octal digits."""
+    if isinstance(value, str):
+        if not re.fullmatch(r"0?[0-7]{3,4}", value):
+            raise ValueError(f"mode {value!r} is not an octal mode like '0755'")
+        return int(value, 8)
+    return value
+
+
+class User(_Frozen):
+    """A user account written to ``/etc/passwd`` (no password: accounts are locked)."""
+
+    name: str
+    uid: int = Field(ge=0, lt=2**31)
+    gid: int | None = Field(default=None, ge=0, lt=2**31, description="defaults to uid")
+    home: str | None = Field(default=None, description="defaults to /home/<name>")
+    shell: str = "/usr/sbin/nologin"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _ACCOUNT_NAME.match(value):
+            raise ValueError(f"{value!r} is not a valid account name")
+        return value
+
+
+class Group(_Frozen):
+    """A group written to ``/etc/group``."""
+
+    name: str
+    gid: int = Field(ge=0, lt=2**31)
+    members: tuple[str, ...] = ()
+
+
+class Accounts(_Frozen):
+    """Accounts beyond ``root`` and ``nonroot`` (65532), and whom the image runs as."""
+
+    users: tuple[User, ...] = ()
+    groups: tuple[Group, ...] = ()
+    run_as: str = Field(default="nonroot", alias="run-as")
+
+
+class PathSpec(_Frozen):
+    """A directory, symlink or small file that a maintainer script would have made."""
+
+    path: str
+    type: Literal["directory", "symlink", "file"]
+    target: str | None = Field(default=None, description="symlink target")
+    content: str | None = Field(default=None, description="file content (UTF-8)")
+    mode: Mode | None = None
+    uid: int = Field(default=0, ge=0)
+    gid: int = Field(default=0, ge=0)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode(cls, value: object) -> object:
+        return _parse_mode(value)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"path {value!r} must be absolute")
+        if any(part == ".." for part in value.split("/")):
+            raise ValueError(f"path {value!r} must not contain '..'")
+        return value
+
+    @model_validator(mode="after")
+    def _shape(self) -> PathSpec:
+        if self.type == "symlink" and not self.target:
+            raise ValueError(f"symlink {self.path} needs a target")
+        if self.type != "symlink" and self.target is not None:
+            raise ValueError(f"only symlinks take a target ({self.path} is a {self.type})")
+        if self.type != "file" and self.content is not None:
+            raise ValueError(f"only files take content ({self.path} is a {self.type})")
+        return self
+
+
+class ImageTest(_Frozen):
+    """A command run inside the built image; it passes on the expected exit and output."""
+
+    name: str = Field(min_length=1)
+    command: tuple[str, ...] = Field(min_length=1, description="argv, no shell")
+    exit_code: int = Field(default=0, alias="exit-code")
+    stdout: str | None = Field(default=None, description="regular expression stdout must match")
+    stderr: str | None = Field(default=None, description="regular expression stderr must match")
+    timeout: float = Field(default=60.0, gt=0, le=3600)
+    network: bool = Field(default=False, description="give the test loopback networking")
+    user: str | None = Field(default=None, description="defaults to the image's user")
+    variants: tuple[Literal["runtime", "dev"], ...] = ("runtime", "dev")
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _argv(cls, value: object) -> object:
+        if isinstance(value, str):
+            raise ValueError(  # noqa: TRY004 (pydantic reports ValueError as a field error)
+                "command must be a list of arguments (tests run without a shell)"
+            )
+        return value
+
+    @field_validator("stdout", "stderr")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"{value!r} is not a valid regular expression: {exc}") from exc
+        return value
+
+
+class Variant(_Frozen):
+    """What a variant adds to or changes from the runtime image."""
+
+    packages: tuple[PackageName, ...] = ()
+    exclude: tuple[PackageName, ...] = ()
+    run_as: str | None = Field(default=None, alias="run-as")
+    entrypoint: tuple[str, ...] | None = None
+    cmd: tuple[str, ...] | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    paths: tuple[PathSpec, ...] = ()
+
+    _names = field_validator("packages", "exclude")(_check_package_names)
+
+
+class ImageSpec(_Frozen):
+    """One catalog image: the packages, accounts, paths and runtime settings it has."""
+
+    name: str
+    description: str = ""
+    distro: Literal["debian-13", "debian-12"] = "debian-13"
+    version_package: str | None = Field(
+        default=None,
+        alias="version-package",
+        description="package whose upstream version tags the image (e.g. python3.13-minimal)",
+    )
+    packages: tuple[PackageName, ...] = Field(min_length=1)
+    exclude: tuple[PackageName, ...] = ()
+    accounts: Accounts = Accounts()
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+    env: dict[str, str] = Field(default_factory=dict)
+    workdir: str = "/"
+    paths: tuple[PathSpec, ...] = ()
+    variants: dict[Literal["dev"], Variant] = Field(default_factory=dict)
+    archs: tuple[Arch, ...] = Field(default=SUPPORTED_ARCHS, min_length=1)
+    tests: tuple[ImageTest, ...] = ()
+    annotations: dict[str, str] = Field(default_factory=dict)
+    layering: Literal["single", "shared"] = "single"
+
+    _names = field_validator("packages", "exclude")(_check_package_names)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _IMAGE_NAME.match(value):
+            raise ValueError(f"{value!r} is not a valid image name (lowercase, digits, . _ -)")
+        return value
+
+    @field_validator("archs")
+    @classmethod
+    def _archs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("an architecture is listed more than once")
+        return value
+
+    @field_validator("workdir")
+    @classmethod
+    def _workdir(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"workdir {value!r} must be absolute")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ImageSpec:
+        known_users = {"root", "nonroot"} | {u.name for u in self.accounts.users}
+        run_as = [("accounts.run-as", self.accounts.run_as)]
+        run_as += [(f"variants.{k}.run-as", v.run_as) for k, v in self.variants.items() if v.run_as]
+        for where, user in run_as:
+            if user not in known_users and not user.isdigit():
+                raise ValueError(f"{where}: user {user!r} is not defined in accounts.users")
+        both = set(self.packages) & set(self.exclude)
+        if both:
+            raise ValueError(f"packages both listed and excluded: {', '.join(sorted(both))}")
+        if self.version_package and self.version_package not in self.packages:
+            raise ValueError(f"version-package {self.version_package!r} is not in packages")
+        return self
+
+    def variant_names(self) -> tuple[str, ...]:
+        """The variants this spec builds: always ``runtime``, plus the declared ones."""
+        return ("runtime", *sorted(self.variants))
+
+    def variant(self, name: str) -> Variant:
+        """The overlay for a variant; ``runtime`` is the spec itself (an empty overlay)."""
+        for key, value in self.variants.items():
+            if key == name:
+                return value
+        if name == "runtime":
+            return Variant()
+        raise KeyError(name)
+
+    def packages_for(self, variant: str) -> tuple[str, ...]:
+        """Requested packages of a variant: the runtime's plus the variant's own."""
+        return tuple(dict.fromkeys((*self.packages, *self.variant(variant).packages)))
+
+    def exclude_for(self, variant: str) -> tuple[str, ...]:
+        """Exclusions of a variant.
+
+        Other variants do not inherit the runtime's: ``-dev`` keeps a complete, consistent
+        dpkg database so that ``apt-get install`` works on top of it.
+        """
+        if variant == "runtime":
+            return self.exclude
+        return tuple(sorted(self.variant(variant).exclude))
