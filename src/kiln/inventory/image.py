@@ -1,0 +1,479 @@
+"""Container images on disk as an in-memory root filesystem, digests verified.
+
+Reads an OCI image layout directory or its tar form (an "OCI archive"), per
+https://github.com/opencontainers/image-spec/blob/main/image-layout.md, and the
+``docker save`` tar ("docker-archive": ``manifest.json`` + config + layer tars,
+https://github.com/moby/moby/blob/master/image/spec/v1.2.md). For an index with
+several platforms one is chosen (``linux/amd64`` by default). Layers (uncompressed,
+gzip or zstd, detected from their magic bytes) are streamed straight into a
+``LayerTree``: nothing is extracted to disk, and every blob's digest and size is
+checked against its descriptor (``IntegrityError`` on mismatch).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import tarfile
+import zlib
+from collections.abc import Callable
+from typing import IO, Annotated, Any, Protocol, TypeVar, cast
+
+import zstandard
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kiln.errors import InputError, IntegrityError, Location
+from kiln.inventory.tree import LayerTree
+
+_DIGEST = r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$"
+_INDEX_TYPES = frozenset(
+    {
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    }
+)
+_MANIFEST_TYPES = frozenset(
+    {
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    }
+)
+DEFAULT_PLATFORM = "linux/amd64"
+_MAX_JSON_BYTES = 16 * 1024 * 1024
+_CHUNK = 1024 * 1024
+_M = TypeVar("_M", bound=BaseModel)
+
+
+# OCI says readers MUST ignore unknown properties, so these models ignore extras.
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+
+class Platform(_Model):
+    os: str
+    architecture: str
+    variant: str | None = None
+
+    def __str__(self) -> str:
+        base = f"{self.os}/{self.architecture}"
+        return f"{base}/{self.variant}" if self.variant else base
+
+
+class Descriptor(_Model):
+    media_type: str | None = Field(default=None, alias="mediaType")
+    digest: Annotated[str, Field(pattern=_DIGEST)]
+    size: Annotated[int, Field(ge=0)]
+    platform: Platform | None = None
+
+
+class ImageIndex(_Model):
+    schema_version: int = Field(alias="schemaVersion")
+    media_type: str | None = Field(default=None, alias="mediaType")
+    manifests: tuple[Descriptor, ...]
+
+
+class ImageManifest(_Model):
+    schema_version: int = Field(alias="schemaVersion")
+    media_type: str | None = Field(default=None, alias="mediaType")
+    config: Descriptor
+    layers: tuple[Descriptor, ...]
+
+
+class DockerArchiveEntry(_Model):
+    config: str = Field(alias="Config")
+    repo_tags: tuple[str, ...] | None = Field(default=None, alias="RepoTags")
+    layers: tuple[str, ...] = Field(alias="Layers")
+
+
+class _RootFS(_Model):
+    diff_ids: tuple[Annotated[str, Field(pattern=_DIGEST)], ...]
+
+
+class ImageConfig(_Model):
+    os: str | None = None
+    architecture: str | None = None
+    variant: str | None = None
+    rootfs: _RootFS
+
+
+class Archive(Protocol):
+    """Named files of an image: a layout directory or the members of a tar."""
+
+    label: str
+
+    def has(self, name: str) -> bool: ...
+
+    def open(self, name: str) -> IO[bytes]: ...
+
+
+class DirArchive:
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.label = root
+
+    def has(self, name: str) -> bool:
+        return os.path.isfile(os.path.join(self.root, name))
+
+    def open(self, name: str) -> IO[bytes]:
+        # names are fixed (index.json) or built from validated digests: no traversal
+        return open(os.path.join(self.root, name), "rb")
+
+
+class TarArchive:
+    def __init__(self, tar: tarfile.TarFile, label: str) -> None:
+        self.label = label
+        self._tar = tar
+        self._members: dict[str, tarfile.TarInfo] = {}
+        for member in tar.getmembers():
+            if member.isreg():
+                self._members[os.path.normpath(member.name).lstrip("/")] = member
+
+    def has(self, name: str) -> bool:
+        return os.path.normpath(name) in self._members
+
+    def open(self, name: str) -> IO[bytes]:
+        member = self._members.get(os.path.normpath(name))
+        handle = None if member is None else self._tar.extractfile(member)
+        if handle is None:
+            raise FileNotFoundError(name)
+        return handle
+
+
+class _HashingReader(io.RawIOBase):
+    """A read-only stream that hashes and counts what passes through it."""
+
+    def __init__(self, raw: IO[bytes], algorithm: str) -> None:
+        super().__init__()
+        self._raw = raw
+        self.hash = hashlib.new(algorithm)
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(len(buffer))
+        self.hash.update(data)
+        self.size += len(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+    def drain(self) -> None:
+        while self.read(_CHUNK):
+            pass
+
+
+def _blob_path(digest: str) -> str:
+    algorithm, _, hexdigest = digest.partition(":")
+    return f"blobs/{algorithm}/{hexdigest}"
+
+
+def _load_json_model(archive: Archive, name: str, model: type[_M], data: bytes | None = None) -> _M:
+    where = f"{archive.label}/{name}"
+    if data is None:
+        try:
+            with archive.open(name) as handle:
+                data = handle.read(_MAX_JSON_BYTES + 1)
+        except OSError as exc:
+            raise InputError(f"{where}: cannot read: {exc}") from exc
+        if len(data) > _MAX_JSON_BYTES:
+            raise InputError(f"{where}: larger than {_MAX_JSON_BYTES} bytes")
+    try:
+        return model.model_validate_json(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise InputError(
+            f"invalid {model.__name__}: {first['msg']}",
+            location=Location(where, field=field or None),
+        ) from exc
+
+
+def _read_blob(archive: Archive, descriptor: Descriptor, what: str) -> bytes:
+    """A small blob (manifest, index, config), verified against its descriptor."""
+    name = _blob_path(descriptor.digest)
+    if descriptor.size > _MAX_JSON_BYTES:
+        raise InputError(f"{archive.label}: {what} {descriptor.digest} is too large")
+    try:
+        with archive.open(name) as handle:
+            data = handle.read(descriptor.size + 1)
+    except OSError as exc:
+        raise InputError(f"{archive.label}: {what} blob {name} is missing") from exc
+    _check(archive, what, descriptor.digest, descriptor.size, data)
+    return data
+
+
+def _check(archive: Archive, what: str, digest: str, size: int | None, data: bytes) -> None:
+    algorithm, _, expected = digest.partition(":")
+    actual = hashlib.new(algorithm, data).hexdigest()
+    if actual != expected or (size is not None and len(data) != size):
+        raise IntegrityError(
+            f"{archive.label}: {what} {digest} does not match its content "
+            f"(got {algorithm}:{actual}, {len(data)} bytes)"
+        )
+
+
+def _platform_key(text: str) -> tuple[str, ...]:
+    parts = tuple(text.split("/"))
+    if len(parts) not in (2, 3) or not all(parts):
+        raise InputError(f"platform {text!r} is not os/arch or os/arch/variant")
+    return parts
+
+
+def _matches(platform: Platform, wanted: tuple[str, ...]) -> bool:
+    if (platform.os, platform.architecture) != wanted[:2]:
+        return False
+    return len(wanted) == 2 or platform.variant == wanted[2]
+
+
+def _select(archive: Archive, index: ImageIndex, platform: str | None, where: str) -> Descriptor:
+    candidates = [
+        d
+        for d in index.manifests
+        if d.platform is None or d.platform.os != "unknown"  # skip buildx attestations
+    ]
+    if not candidates:
+        raise InputError(f"{where}: the index lists no image manifests")
+    if len(candidates) == 1 and platform is None:
+        return candidates[0]
+    wanted = _platform_key(platform or DEFAULT_PLATFORM)
+    chosen = [d for d in candidates if d.platform is not None and _matches(d.platform, wanted)]
+    if chosen:
+        return chosen[0]
+    if len(candidates) == 1 and candidates[0].platform is None:
+        return candidates[0]  # a single untagged image: its platform is in its config
+    available = sorted(str(d.platform) for d in candidates if d.platform is not None)
+    raise InputError(
+        f"{where}: no image for platform {'/'.join(wanted)}",
+        hint=f"available: {', '.join(available) or 'none with a platform'}; pass --platform",
+    )
+
+
+def _layer_tree_from_oci(archive: Archive, platform: str | None, tree: LayerTree) -> None:
+    if not archive.has("oci-layout"):
+        raise InputError(f"{archive.label}: no oci-layout file; not an OCI image layout")
+    index = _load_json_model(archive, "index.json", ImageIndex)
+    where = f"{archive.label}/index.json"
+    descriptor = _select(archive, index, platform, where)
+    for _ in range(4):  # index -> (nested index ->) manifest; bounded against cycles
+        data = _read_blob(archive, descriptor, "manifest")
+        kind = descriptor.media_type or json.loads(data).get("mediaType")
+        if kind in _INDEX_TYPES:
+            nested = _load_json_model(archive, _blob_path(descriptor.digest), ImageIndex, data)
+            descriptor = _select(archive, nested, platform, descriptor.digest)
+            continue
+        if kind is not None and kind not in _MANIFEST_TYPES:
+            raise InputError(f"{archive.label}: {descriptor.digest} has media type {kind!r}")
+        manifest = _load_json_model(archive, _blob_path(descriptor.digest), ImageManifest, data)
+        _read_blob(archive, manifest.config, "config")
+        for number, layer in enumerate(manifest.layers):
+            _apply_layer(
+                tree,
+                archive,
+                _blob_path(layer.digest),
+                number,
+                f"layer {layer.digest}",
+                digest=layer.digest,
+                size=layer.size,
+                diff_id=None,
+            )
+        return
+    raise InputError(f"{archive.label}: image indexes nest deeper than 4 levels")
+
+
+def _digest_from_name(name: str) -> str | None:
+    """``blobs/sha256/<hex>`` or ``<hex>.json`` in a docker-archive names its digest."""
+    match = re.search(r"(?:^|/)(?:blobs/sha256/)?([a-f0-9]{64})(?:\.json)?$", name)
+    return f"sha256:{match[1]}" if match and ("blobs/" in name or name.endswith(".json")) else None
+
+
+def _layer_tree_from_docker(archive: Archive, platform: str | None, tree: LayerTree) -> None:
+    where = f"{archive.label}/manifest.json"
+    try:
+        with archive.open("manifest.json") as handle:
+            raw = handle.read(_MAX_JSON_BYTES)
+        entries = [DockerArchiveEntry.model_validate(e) for e in json.loads(raw)]
+    except (ValueError, TypeError, ValidationError) as exc:
+        raise InputError(f"{where}: not a docker-archive manifest: {exc}") from exc
+    if not entries:
+        raise InputError(f"{where}: lists no images")
+    configs: list[tuple[DockerArchiveEntry, ImageConfig]] = []
+    for entry in entries:
+        with archive.open(entry.config) as handle:
+            data = handle.read(_MAX_JSON_BYTES)
+        expected = _digest_from_name(entry.config)
+        if expected is not None:
+            _check(archive, "config", expected, None, data)
+        configs.append((entry, _load_json_model(archive, entry.config, ImageConfig, data)))
+    entry, config = configs[0]
+    if len(configs) > 1 or platform is not None:
+        wanted = _platform_key(platform or DEFAULT_PLATFORM)
+        for candidate, candidate_config in configs:
+            plat = Platform(
+                os=candidate_config.os or "",
+                architecture=candidate_config.architecture or "",
+                variant=candidate_config.variant,
+            )
+            if _matches(plat, wanted):
+                entry, config = candidate, candidate_config
+                break
+        else:
+            if len(configs) > 1:
+                raise InputError(f"{where}: no image for platform {'/'.join(wanted)}")
+    if len(config.rootfs.diff_ids) != len(entry.layers):
+        raise InputError(
+            f"{where}: {len(entry.layers)} layers but the config lists "
+            f"{len(config.rootfs.diff_ids)} diff_ids"
+        )
+    for number, (name, diff_id) in enumerate(
+        zip(entry.layers, config.rootfs.diff_ids, strict=True)
+    ):
+        _apply_layer(
+            tree,
+            archive,
+            name,
+            number,
+            f"layer {name}",
+            digest=_digest_from_name(name),
+            size=None,
+            diff_id=diff_id,
+        )
+
+
+def _decompressor(stream: _HashingReader) -> IO[bytes]:
+    """The layer's tar stream: gzip and zstd are recognised by their magic bytes."""
+    buffered = io.BufferedReader(stream, buffer_size=_CHUNK)
+    head = buffered.peek(4)[:4]
+    if head[:2] == b"\x1f\x8b":
+        return cast(IO[bytes], gzip.GzipFile(fileobj=buffered, mode="rb"))
+    if head == b"\x28\xb5\x2f\xfd":
+        reader: IO[bytes] = zstandard.ZstdDecompressor().stream_reader(
+            buffered, read_across_frames=True
+        )
+        return reader
+    return buffered
+
+
+_LAYER_ERRORS: tuple[type[BaseException], ...] = (
+    tarfile.TarError,
+    EOFError,
+    OSError,
+    zlib.error,
+    zstandard.ZstdError,
+)
+
+
+def _apply_layer(
+    tree: LayerTree,
+    archive: Archive,
+    name: str,
+    number: int,
+    label: str,
+    *,
+    digest: str | None,
+    size: int | None,
+    diff_id: str | None,
+) -> None:
+    try:
+        raw = archive.open(name)
+    except OSError as exc:
+        raise InputError(f"{archive.label}: {label} is missing ({name})") from exc
+    with raw:
+        algorithm = digest.partition(":")[0] if digest else "sha256"
+        compressed = _HashingReader(raw, algorithm)
+        broken: BaseException | None = None
+        uncompressed: _HashingReader | None = None
+        try:
+            stream = _decompressor(compressed)
+            uncompressed = _HashingReader(stream, (diff_id or "sha256:").partition(":")[0])
+            with tarfile.open(fileobj=uncompressed, mode="r|") as tar:
+                tree.apply_layer(tar, number, label)
+            uncompressed.drain()
+        except _LAYER_ERRORS as exc:
+            broken = exc
+        try:
+            compressed.drain()
+        except OSError as exc:
+            raise InputError(f"{archive.label}: cannot read {label}: {exc}") from exc
+    if digest is not None:
+        algo, _, expected = digest.partition(":")
+        actual = compressed.hash.hexdigest()
+        if actual != expected or (size is not None and compressed.size != size):
+            raise IntegrityError(
+                f"{archive.label}: {label} does not match its digest "
+                f"(got {algo}:{actual}, {compressed.size} bytes; expected {size} bytes)"
+            )
+    if broken is not None:
+        raise InputError(f"{archive.label}: {label} is not a readable tar: {broken}") from broken
+    if diff_id is not None and uncompressed is not None:
+        actual = uncompressed.hash.hexdigest()
+        if f"{diff_id.partition(':')[0]}:{actual}" != diff_id:
+            raise IntegrityError(
+                f"{archive.label}: {label} does not match its diff_id {diff_id} (got {actual})"
+            )
+
+
+def _open_tar(path: str) -> tarfile.TarFile:
+    try:
+        return tarfile.open(path, mode="r:*")
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise InputError(f"{path}: not a readable tar archive: {exc}") from exc
+
+
+def tree_from_layout(path: str, platform: str | None = None) -> LayerTree:
+    """The root filesystem of the chosen image in an OCI image layout directory."""
+    tree = LayerTree()
+    _layer_tree_from_oci(DirArchive(path), platform, tree)
+    return tree
+
+
+def tree_from_image_tar(path: str, platform: str | None = None) -> LayerTree:
+    """The root filesystem in an OCI archive, a docker-archive, or a plain rootfs tar."""
+    tree = LayerTree()
+    with _open_tar(path) as tar:
+        try:
+            archive = TarArchive(tar, path)
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+            raise InputError(f"{path}: not a readable tar archive: {exc}") from exc
+        work: Callable[[Archive, str | None, LayerTree], None]
+        if archive.has("oci-layout") and archive.has("index.json"):
+            work = _layer_tree_from_oci
+        elif archive.has("manifest.json"):
+            work = _layer_tree_from_docker
+        else:
+            work = _rootfs_tar(path)
+        try:
+            work(archive, platform, tree)
+        except (tarfile.TarError, EOFError, zlib.error) as exc:
+            raise InputError(f"{path}: not a readable tar archive: {exc}") from exc
+    return tree
+
+
+def _rootfs_tar(path: str) -> Callable[[Archive, str | None, LayerTree], None]:
+    """A tar that is neither image format: read it as a single-layer root filesystem."""
+
+    def work(_archive: Archive, _platform: str | None, tree: LayerTree) -> None:
+        with open(path, "rb") as raw:
+            _apply_layer(
+                tree, _Path(raw), "", 0, "rootfs tar", digest=None, size=None, diff_id=None
+            )
+
+    return work
+
+
+class _Path:
+    """An ``Archive`` of one already-open file (the rootfs tar itself)."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self._handle = handle
+        self.label = handle.name if isinstance(handle.name, str) else "tar"
+
+    def has(self, name: str) -> bool:
+        return True
+
+    def open(self, name: str) -> IO[bytes]:
+        return self._handle

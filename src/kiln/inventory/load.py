@@ -1,0 +1,126 @@
+"""``load_target``: what is installed in an image, a root filesystem or an SBOM.
+
+Detects the kind of target from what is on disk, reads only package metadata, and
+returns an ``Inventory``. Kinds: an OCI image layout directory (``oci-layout`` +
+``index.json``), an OCI archive or docker-archive tar, a plain rootfs tar, a rootfs
+directory, an SBOM (SPDX 2.3 / CycloneDX JSON), a dpkg ``status`` file or a
+``status.d/`` directory. Registry references are recognised and refused until the
+registry client exists.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tarfile
+from pathlib import Path
+
+from kiln.errors import InputError
+from kiln.inventory.dpkg import parse_status
+from kiln.inventory.image import tree_from_image_tar, tree_from_layout
+from kiln.inventory.model import Distro, InstalledPackage, Inventory, build_inventory
+from kiln.inventory.npm import load_json, parse_package_json, parse_package_lock
+from kiln.inventory.osrelease import distro_from_tree
+from kiln.inventory.python import parse_core_metadata
+from kiln.inventory.sbom import parse_sbom
+from kiln.inventory.tree import STATUS, STATUS_D, DirTree, FileTree
+
+_MAX_FILE_BYTES = 256 * 1024 * 1024
+# name[:tag][@digest] with a registry host (has a dot or port, or is localhost)
+_REFERENCE = re.compile(
+    r"^(?:docker://|oci://)?(?:[a-z0-9.-]+(?:\.[a-z0-9-]+|:[0-9]+)|localhost)(?:/[a-z0-9._/-]+)"
+    r"(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+)
+
+
+def load_target(target: str | Path, platform: str | None = None) -> Inventory:
+    """Read everything installed in ``target``; see the module docstring for the kinds.
+
+    ``platform`` (``os/arch[/variant]``) picks the image of a multi-platform index;
+    the default is the only image, else ``linux/amd64``.
+    """
+    text = os.fspath(target)
+    path = Path(text)
+    if not path.exists():
+        if _REFERENCE.match(text):
+            raise InputError(
+                f"{text}: registry references are not supported yet",
+                hint="pull the image to an OCI layout (skopeo copy docker://REF oci:DIR) "
+                "and scan the directory",
+            )
+        raise InputError(f"{text}: no such file or directory")
+    if path.is_dir():
+        if (path / "oci-layout").is_file():
+            return inventory_from_tree(text, tree_from_layout(text, platform))
+        if path.name == "status.d":
+            return _status_d(text, path)
+        return inventory_from_tree(text, DirTree(path))
+    if not path.is_file():
+        raise InputError(f"{text}: not a regular file or directory")
+    if tarfile.is_tarfile(path):
+        return inventory_from_tree(text, tree_from_image_tar(text, platform))
+    data = _read(path)
+    if data.lstrip()[:1] == b"{":
+        warnings: list[str] = []
+        distro, packages = parse_sbom(load_json(data, text), text, warnings)
+        return build_inventory(text, distro, packages, warnings)
+    warnings = []
+    packages = parse_status(data, text, None, warnings)
+    if not packages and warnings:
+        raise InputError(
+            f"{text}: not an image, SBOM or dpkg status file",
+            details=warnings[:5],
+        )
+    return build_inventory(text, None, packages, warnings)
+
+
+def _read(path: Path) -> bytes:
+    size = path.stat().st_size
+    if size > _MAX_FILE_BYTES:
+        raise InputError(f"{path}: {size} bytes is too large for an SBOM or status file")
+    return path.read_bytes()
+
+
+def _status_d(text: str, path: Path) -> Inventory:
+    warnings: list[str] = []
+    packages: list[InstalledPackage] = []
+    for entry in sorted(path.iterdir()):
+        if entry.name.endswith((".md5sums", ".list", ".conffiles")) or not entry.is_file():
+            continue
+        packages += parse_status(_read(entry), str(entry), None, warnings, require_status=False)
+    return build_inventory(text, None, packages, warnings)
+
+
+def inventory_from_tree(target: str, tree: FileTree) -> Inventory:
+    """Catalog a root filesystem view: distro, dpkg, Python and npm packages."""
+    warnings: list[str] = []
+    distro: Distro | None = distro_from_tree(tree, warnings)
+    packages: list[InstalledPackage] = []
+    status = tree.read(STATUS)
+    if status is not None:
+        packages += parse_status(status, f"/{STATUS}", distro, warnings)
+    for path in tree.files():
+        location = f"/{path}"
+        parent, _, name = path.rpartition("/")
+        if parent == STATUS_D:
+            data = tree.read(path)
+            if data is not None:
+                packages += parse_status(data, location, distro, warnings, require_status=False)
+            continue
+        if path == STATUS or name == "os-release":
+            continue
+        data = tree.read(path)
+        if data is None:
+            continue
+        if name == "package.json":
+            package = parse_package_json(data, location, warnings)
+            if package is not None:
+                packages.append(package)
+        elif name == "package-lock.json":
+            packages += parse_package_lock(data, location, warnings)
+        else:  # METADATA, PKG-INFO, or a *.egg-info file
+            package = parse_core_metadata(data, location, warnings)
+            if package is not None:
+                packages.append(package)
+    warnings += tree.warnings
+    return build_inventory(target, distro, packages, warnings)

@@ -1,0 +1,167 @@
+"""The installed set of a target: what the scanner matches against advisories.
+
+An ``Inventory`` is the answer to "what is inside this image, rootfs or SBOM": the
+distro release (from ``os-release``, see https://www.freedesktop.org/software/systemd/man/os-release.html)
+and every installed package with a package URL (https://github.com/package-url/purl-spec).
+Debian purls follow the shape kiln's SBOMs and syft emit:
+``pkg:deb/debian/<name>@<version>?arch=<arch>&distro=debian-<version_id>`` plus
+``upstream=<source>[@<source-version>]`` when the source package differs from the binary.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from packageurl import PackageURL
+
+ECOSYSTEMS = ("deb", "pypi", "npm")
+
+# Debian releases by major version; os-release of testing/sid lacks VERSION_ID and
+# SBOM tools often record only ``distro=debian-12``, so the codename is derived here.
+DEBIAN_CODENAMES: dict[str, str] = {
+    "9": "stretch",
+    "10": "buster",
+    "11": "bullseye",
+    "12": "bookworm",
+    "13": "trixie",
+    "14": "forky",
+    "15": "duke",
+}
+
+_PEP503_RUN = re.compile(r"[-_.]+")
+
+
+def normalize_pypi_name(name: str) -> str:
+    """PEP 503 normalized project name: lowercase, runs of ``-_.`` become ``-``."""
+    return _PEP503_RUN.sub("-", name).lower()
+
+
+@dataclass(frozen=True)
+class Distro:
+    """The operating system release of a target, as ``os-release`` names it."""
+
+    id: str  # debian
+    version_id: str | None = None  # 13
+    codename: str | None = None  # trixie
+    pretty_name: str | None = None
+
+    @classmethod
+    def from_parts(
+        cls,
+        id: str,  # os-release's own field name
+        version_id: str | None,
+        codename: str | None = None,
+        pretty_name: str | None = None,
+    ) -> Distro:
+        """Build a distro, normalising Debian point releases (``12.11`` -> ``12``).
+
+        Debian's os-release ``VERSION_ID`` is the major release; trivy records the
+        point release from ``/etc/debian_version``. Both name the same suite.
+        """
+        distro_id = id.strip().lower()
+        version = version_id.strip() if version_id and version_id.strip() else None
+        if distro_id == "debian" and version is not None:
+            version = version.split(".", 1)[0]
+            if codename is None:
+                codename = DEBIAN_CODENAMES.get(version)
+        return cls(distro_id, version, codename or None, pretty_name or None)
+
+    @property
+    def purl_qualifier(self) -> str | None:
+        """The ``distro=`` purl qualifier value: ``debian-13`` (codename if no version)."""
+        suffix = self.version_id or self.codename
+        return f"{self.id}-{suffix}" if suffix else None
+
+
+@dataclass(frozen=True)
+class InstalledPackage:
+    """One installed package: identity, source package (Debian) and where it was seen."""
+
+    ecosystem: str  # deb | pypi | npm
+    name: str  # pypi names are PEP 503 normalized; npm names include the @scope/
+    version: str
+    source_name: str | None  # Debian source package (the binary name if no Source:)
+    source_version: str | None  # Debian source version (the binary version if none)
+    arch: str | None
+    purl: str
+    locations: tuple[str, ...] = field(default=())
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """Identity used for de-duplication across files of one target."""
+        return (self.ecosystem, self.name, self.version, self.arch or "")
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Everything found in one target, packages sorted for deterministic output."""
+
+    target: str
+    distro: Distro | None
+    packages: tuple[InstalledPackage, ...]
+    warnings: tuple[str, ...] = ()
+
+
+def deb_purl(  # noqa: PLR0917 - mirrors the purl's own parts
+    name: str,
+    version: str,
+    arch: str | None,
+    distro: Distro | None,
+    source_name: str | None,
+    source_version: str | None,
+) -> str:
+    """Package URL of a Debian binary package, shaped as syft and kiln's SBOMs write it."""
+    qualifiers: dict[str, str] = {}
+    if arch:
+        qualifiers["arch"] = arch
+    if distro is not None and distro.purl_qualifier:
+        qualifiers["distro"] = distro.purl_qualifier
+    if source_name:
+        if source_version and source_version != version:
+            qualifiers["upstream"] = f"{source_name}@{source_version}"
+        elif source_name != name:
+            qualifiers["upstream"] = source_name
+    namespace = distro.id if distro is not None else "debian"
+    purl = PackageURL(
+        type="deb", namespace=namespace, name=name, version=version, qualifiers=qualifiers
+    )
+    return str(purl.to_string())
+
+
+def pypi_purl(name: str, version: str) -> str:
+    return str(PackageURL(type="pypi", name=normalize_pypi_name(name), version=version).to_string())
+
+
+def npm_purl(name: str, version: str) -> str:
+    namespace, _, bare = name.rpartition("/")
+    purl = PackageURL(type="npm", namespace=namespace or None, name=bare, version=version)
+    return str(purl.to_string())
+
+
+def build_inventory(
+    target: str,
+    distro: Distro | None,
+    packages: list[InstalledPackage],
+    warnings: list[str],
+) -> Inventory:
+    """Merge duplicates (same package seen in several files) and sort deterministically."""
+    merged: dict[tuple[str, str, str, str], InstalledPackage] = {}
+    for pkg in packages:
+        seen = merged.get(pkg.key)
+        if seen is None:
+            merged[pkg.key] = pkg
+            continue
+        locations = tuple(sorted(set(seen.locations) | set(pkg.locations)))
+        merged[pkg.key] = InstalledPackage(
+            seen.ecosystem,
+            seen.name,
+            seen.version,
+            seen.source_name or pkg.source_name,
+            seen.source_version or pkg.source_version,
+            seen.arch,
+            seen.purl,
+            locations,
+        )
+    ordered = sorted(merged.values(), key=lambda p: (*p.key, p.purl))
+    return Inventory(target, distro, tuple(ordered), tuple(warnings))

@@ -1,0 +1,295 @@
+"""Installed packages from an SBOM: SPDX 2.3 JSON or CycloneDX JSON.
+
+Specs: https://spdx.github.io/spdx-spec/v2.3/ and https://cyclonedx.org/docs/1.6/json/.
+Each package is identified by its package URL. The Debian source package comes from,
+in order: the purl ``upstream=`` qualifier (syft, kiln), trivy's
+``aquasecurity:trivy:Src{Name,Epoch,Version,Release}`` properties, syft's
+``syft:metadata:source{,Version}`` properties, or SPDX ``sourceInfo``
+("built package from: <name> <version>"). Trivy writes the epoch of a Debian version
+as an ``epoch=`` qualifier; it is folded back into the version. The distro comes
+from the operating-system component/package, else a purl ``distro=`` qualifier.
+A package whose purl cannot be parsed is skipped with a warning naming it. An
+in-toto Statement whose predicate is one of these SBOMs is unwrapped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from packageurl import PackageURL
+
+from kiln.debian.version import parse_version
+from kiln.errors import InputError, Location
+from kiln.inventory.model import (
+    Distro,
+    InstalledPackage,
+    deb_purl,
+    normalize_pypi_name,
+    npm_purl,
+    pypi_purl,
+)
+
+_SPDX_SOURCE_INFO = re.compile(r"built package from:?\s*(?P<name>\S+)(?:\s+(?P<version>\S+))?")
+_DEB_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]*$")
+_MAX_DEPTH = 32
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One package record of an SBOM before the distro is known."""
+
+    label: str  # how warnings name it: bom-ref / SPDXID and name
+    location: str
+    purl: str
+    version: str | None  # the component's own version field
+    props: dict[str, str]
+    source_info: str | None
+
+
+def parse_sbom(
+    document: Any, location: str, warnings: list[str]
+) -> tuple[Distro | None, list[InstalledPackage]]:
+    """Distro and packages of a parsed SBOM JSON document."""
+    if not isinstance(document, dict):
+        raise InputError("not an SBOM: the JSON document is not an object", Location(location))
+    if "predicate" in document and "_type" in document:  # in-toto Statement around an SBOM
+        document = document["predicate"]
+        if not isinstance(document, dict):
+            raise InputError("in-toto predicate is not an object", Location(location))
+    entries: list[_Entry] = []
+    distro: Distro | None = None
+    if isinstance(document.get("spdxVersion"), str):
+        if not document["spdxVersion"].startswith("SPDX-2."):
+            raise InputError(
+                f"unsupported {document['spdxVersion']} (kiln reads SPDX 2.x JSON)",
+                Location(location, field="spdxVersion"),
+            )
+        distro = _spdx(document, location, entries, warnings)
+    elif document.get("bomFormat") == "CycloneDX":
+        distro = _cyclonedx(document, location, entries, warnings)
+    else:
+        raise InputError(
+            "not an SBOM: neither SPDX (spdxVersion) nor CycloneDX (bomFormat)",
+            Location(location),
+        )
+    parsed = [p for p in (_parse_purl(e, warnings) for e in entries) if p is not None]
+    if distro is None:
+        distro = _distro_from_purls(parsed)
+    packages: list[InstalledPackage] = []
+    unsupported: Counter[str] = Counter()
+    for entry, purl in parsed:
+        package = _package(entry, purl, distro, warnings)
+        if package is None and purl.type not in ("deb", "pypi", "npm"):
+            unsupported[purl.type] += 1
+        elif package is not None:
+            packages.append(package)
+    if unsupported:
+        counts = ", ".join(f"{kind}: {n}" for kind, n in sorted(unsupported.items()))
+        warnings.append(f"{location}: packages of ecosystems kiln does not scan ignored ({counts})")
+    return distro, packages
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _spdx(
+    document: dict[str, Any], location: str, entries: list[_Entry], warnings: list[str]
+) -> Distro | None:
+    distro: Distro | None = None
+    packages = document.get("packages") or []
+    if not isinstance(packages, list):
+        raise InputError("packages is not a list", Location(location, field="packages"))
+    for number, package in enumerate(packages):
+        if not isinstance(package, dict):
+            warnings.append(f"{location}: packages[{number}] is not an object, skipped")
+            continue
+        label = f"{package.get('SPDXID', f'packages[{number}]')} ({package.get('name')})"
+        if package.get("primaryPackagePurpose") == "OPERATING-SYSTEM":
+            name = _str(package.get("name"))
+            if name and distro is None:
+                distro = Distro.from_parts(name, _str(package.get("versionInfo")))
+            continue
+        refs = package.get("externalRefs") or []
+        purls = [
+            r.get("referenceLocator")
+            for r in refs
+            if isinstance(r, dict) and r.get("referenceType") == "purl"
+        ]
+        if not purls:
+            continue  # files, the scanned directory, ...: not a package kiln can match
+        purl = purls[0]
+        if not isinstance(purl, str):
+            warnings.append(f"{location}: {label}: purl is not a string, skipped")
+            continue
+        entries.append(
+            _Entry(
+                label,
+                f"{location}#{package.get('SPDXID', number)}",
+                purl,
+                _str(package.get("versionInfo")),
+                {},
+                _str(package.get("sourceInfo")),
+            )
+        )
+    return distro
+
+
+def _cyclonedx(
+    document: dict[str, Any], location: str, entries: list[_Entry], warnings: list[str]
+) -> Distro | None:
+    distro: Distro | None = None
+    stack: list[tuple[Any, int, str]] = [(document.get("components") or [], 0, "components")]
+    while stack:
+        components, depth, path = stack.pop()
+        if not isinstance(components, list) or depth > _MAX_DEPTH:
+            warnings.append(f"{location}: {path} is not a list of components, skipped")
+            continue
+        for number, component in enumerate(components):
+            where = f"{path}[{number}]"
+            if not isinstance(component, dict):
+                warnings.append(f"{location}: {where} is not an object, skipped")
+                continue
+            if "components" in component:
+                stack.append((component["components"], depth + 1, f"{where}.components"))
+            props = _properties(component.get("properties"))
+            if component.get("type") == "operating-system":
+                name = _str(component.get("name"))
+                if name and distro is None:
+                    distro = Distro.from_parts(
+                        props.get("syft:distro:id", name),
+                        props.get("syft:distro:versionID") or _str(component.get("version")),
+                        props.get("syft:distro:versionCodename"),
+                        props.get("syft:distro:prettyName") or _str(component.get("description")),
+                    )
+                continue
+            purl = component.get("purl")
+            if purl is None:
+                continue
+            ref = component.get("bom-ref", where)
+            label = f"{ref} ({component.get('name')})"
+            if not isinstance(purl, str):
+                warnings.append(f"{location}: {label}: purl is not a string, skipped")
+                continue
+            entries.append(
+                _Entry(
+                    label,
+                    f"{location}#{ref}",
+                    purl,
+                    _str(component.get("version")),
+                    props,
+                    None,
+                )
+            )
+    return distro
+
+
+def _properties(raw: object) -> dict[str, str]:
+    found: dict[str, str] = {}
+    if isinstance(raw, list):
+        for prop in raw:
+            if isinstance(prop, dict):
+                name, value = prop.get("name"), prop.get("value")
+                if isinstance(name, str) and isinstance(value, str):
+                    found.setdefault(name, value)
+    return found
+
+
+def _parse_purl(entry: _Entry, warnings: list[str]) -> tuple[_Entry, PackageURL] | None:
+    try:
+        purl = PackageURL.from_string(entry.purl)
+    except ValueError as exc:
+        warnings.append(
+            f"{entry.location}: {entry.label}: invalid purl {entry.purl!r} ({exc}), skipped"
+        )
+        return None
+    return entry, purl
+
+
+def _distro_from_purls(parsed: list[tuple[_Entry, PackageURL]]) -> Distro | None:
+    for _, purl in parsed:
+        qualifiers = purl.qualifiers if isinstance(purl.qualifiers, dict) else {}
+        value = qualifiers.get("distro")
+        if purl.type == "deb" and isinstance(value, str) and "-" in value:
+            distro_id, _, version = value.rpartition("-")
+            if version and not version[0].isdigit():
+                return Distro.from_parts(distro_id, None, version)
+            return Distro.from_parts(distro_id, version)
+        if purl.type == "deb" and purl.namespace:
+            return Distro.from_parts(purl.namespace, None)
+    return None
+
+
+def _package(
+    entry: _Entry, purl: PackageURL, distro: Distro | None, warnings: list[str]
+) -> InstalledPackage | None:
+    qualifiers: dict[str, str] = purl.qualifiers if isinstance(purl.qualifiers, dict) else {}
+    version = purl.version or entry.version
+    where = f"{entry.location}: {entry.label}"
+    if purl.type not in ("deb", "pypi", "npm"):
+        return None
+    if not version:
+        warnings.append(f"{where}: purl {entry.purl!r} has no version, skipped")
+        return None
+    if purl.type == "pypi":
+        name = normalize_pypi_name(purl.name)
+        return InstalledPackage(
+            "pypi", name, version, None, None, None, pypi_purl(name, version), (entry.location,)
+        )
+    if purl.type == "npm":
+        name = f"{purl.namespace}/{purl.name}" if purl.namespace else purl.name
+        return InstalledPackage(
+            "npm", name, version, None, None, None, npm_purl(name, version), (entry.location,)
+        )
+    epoch = qualifiers.get("epoch")
+    if epoch and ":" not in version:
+        version = f"{epoch}:{version}"
+    name = purl.name
+    if not _DEB_NAME.match(name):
+        warnings.append(f"{where}: {name!r} is not a Debian package name, skipped")
+        return None
+    try:
+        parse_version(version)
+    except InputError:
+        warnings.append(f"{where}: {version!r} is not a Debian version, skipped")
+        return None
+    source_name, source_version = _deb_source(entry, qualifiers)
+    source_name = source_name or name
+    source_version = source_version or version
+    arch = qualifiers.get("arch")
+    return InstalledPackage(
+        "deb",
+        name,
+        version,
+        source_name,
+        source_version,
+        arch,
+        deb_purl(name, version, arch, distro, source_name, source_version),
+        (entry.location,),
+    )
+
+
+def _deb_source(entry: _Entry, qualifiers: dict[str, str]) -> tuple[str | None, str | None]:
+    upstream = qualifiers.get("upstream")
+    if upstream:
+        source, _, source_version = upstream.partition("@")
+        return source or None, source_version or None
+    props = entry.props
+    if "aquasecurity:trivy:SrcName" in props:
+        version = props.get("aquasecurity:trivy:SrcVersion")
+        if version:
+            release = props.get("aquasecurity:trivy:SrcRelease")
+            epoch = props.get("aquasecurity:trivy:SrcEpoch")
+            version = f"{epoch}:{version}" if epoch and epoch != "0" else version
+            version = f"{version}-{release}" if release else version
+        return props["aquasecurity:trivy:SrcName"], version or None
+    if "syft:metadata:source" in props:
+        return props["syft:metadata:source"], props.get("syft:metadata:sourceVersion")
+    if entry.source_info:
+        match = _SPDX_SOURCE_INFO.search(entry.source_info)
+        if match:
+            return match["name"], match["version"]
+    return None, None
