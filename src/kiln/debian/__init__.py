@@ -1,17 +1,47 @@
 """Debian repository access: mirrors, signed indexes, packages, versions, .deb files."""
 
+from kiln.debian.cache import Cache, atomic_write, default_cache_root
+from kiln.debian.client import RepoSnapshot, fetch_debs, load_snapshot
 from kiln.debian.distro import DISTROS, Distro, get_distro
+from kiln.debian.index import MergedUniverse, PackagesTable, PackageUniverse, parse_packages
 from kiln.debian.model import BinaryPackage, ReleaseIdentity
+from kiln.debian.release import Release, ReleaseEntry, VerifiedRelease, verify_release
+from kiln.debian.sources import (
+    Mirrors,
+    SourceEntry,
+    default_config_path,
+    discover_mirrors,
+    read_host_sources,
+)
 from kiln.debian.version import compare_versions, parse_version, satisfies, version_key
 
 __all__ = [
     "DISTROS",
     "BinaryPackage",
+    "Cache",
     "Distro",
+    "MergedUniverse",
+    "Mirrors",
+    "PackageUniverse",
+    "PackagesTable",
+    "Release",
+    "ReleaseEntry",
     "ReleaseIdentity",
+    "RepoSnapshot",
+    "SourceEntry",
+    "VerifiedRelease",
+    "atomic_write",
     "compare_versions",
+    "default_cache_root",
+    "default_config_path",
+    "discover_mirrors",
+    "fetch_debs",
     "get_distro",
+    "load_snapshot",
+    "parse_packages",
     "parse_version",
+    "read_host_sources",
     "satisfies",
+    "verify_release",
     "version_key",
 ]

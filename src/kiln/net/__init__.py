@@ -6,9 +6,10 @@ answers with content we must refuse is the caller's business (``RemoteContentErr
 
 from kiln.net._http import (
     DEFAULT_MAX_BYTES,
-    FetchResult,
     Fetcher,
+    FetchResult,
     HttpFetcher,
+    HttpStatusError,
     RetryPolicy,
     http_client,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "FetchResult",
     "Fetcher",
     "HttpFetcher",
+    "HttpStatusError",
     "RetryPolicy",
     "http_client",
 ]

@@ -17,6 +17,13 @@ DEFAULT_MAX_BYTES = 2 * 1024**3
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
+@dataclass
+class HttpStatusError(TransportError):
+    """The server answered with an error status that retrying cannot fix (404, 403...)."""
+
+    status: int = 0
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How often and how patiently to retry transport failures and 5xx answers."""
@@ -108,12 +115,14 @@ class HttpFetcher:
                     if response.status_code == 304:
                         return FetchResult(url, 304, b"", etag, last_modified, not_modified=True)
                     if response.status_code in _RETRY_STATUS:
-                        last_error = TransportError(f"{url}: server answered {response.status_code}")
+                        status = response.status_code
+                        last_error = TransportError(f"{url}: server answered {status}")
                         continue
                     if response.status_code >= 400:
-                        raise TransportError(
+                        raise HttpStatusError(
                             f"{url}: server answered {response.status_code}",
                             hint="check the mirror URL and that the file exists there",
+                            status=response.status_code,
                         )
                     body = _read_bounded(response, url, max_bytes)
                     return FetchResult(

@@ -1,0 +1,470 @@
+"""Read a distro's signed Debian repository into a frozen ``RepoSnapshot``; fetch .debs.
+
+The I/O edge of the repository client, following apt's secure acquisition
+(https://wiki.debian.org/SecureApt, https://wiki.debian.org/DebianRepository/Format):
+
+1. per suite, ``InRelease`` is fetched (conditionally, with the cached ETag and
+   Last-Modified) and verified with gpgv; when the mirror has no ``InRelease`` (404),
+   ``Release`` + ``Release.gpg``. A Release older than the one already cached is a
+   rollback and is refused.
+2. per suite and architecture, ``main/binary-<arch>/Packages.xz`` (by hash when the
+   Release says ``Acquire-By-Hash: yes``) is checked against the size and sha256 in the
+   signed Release before it is decompressed, then converted once into the compact table
+   of ``kiln.debian.index``, cached under its sha256.
+3. the tables of the suites are merged into one ``MergedUniverse`` per architecture,
+   cached under the digests of its inputs: a warm load reads one file per architecture.
+
+Downloads run in a small thread pool; the fetcher retries transport errors with
+backoff. A size or digest mismatch raises ``IntegrityError`` at once and is never
+retried. The fetcher, the cache, the mirrors, the keyring and the clock are injected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import lzma
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import TypeVar
+
+from kiln.debian.cache import Cache, FetchRecord, verify_bytes
+from kiln.debian.distro import Distro
+from kiln.debian.index import (
+    FORMAT_VERSION,
+    MergedUniverse,
+    PackagesTable,
+    PackageUniverse,
+    merge_tables,
+    parse_packages,
+)
+from kiln.debian.model import BinaryPackage, ReleaseIdentity
+from kiln.debian.release import VerifiedRelease, verify_release
+from kiln.debian.sources import Mirrors
+from kiln.errors import IntegrityError, RemoteContentError, SignatureError
+from kiln.net import Fetcher, HttpStatusError
+
+DEFAULT_WORKERS = 4
+_MAX_RELEASE_BYTES = 64 * 1024 * 1024
+_MAX_PACKAGES_BYTES = 1024 * 1024 * 1024  # decompressed Packages; trixie's is ~60 MB
+_NOT_FOUND = frozenset({404, 410})
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+@dataclass(frozen=True)
+class RepoSnapshot:
+    """A distro's verified indexes at one moment: Release identities and candidates."""
+
+    distro: Distro
+    releases: tuple[ReleaseIdentity, ...]  # in the distro's suite order
+    universes: Mapping[str, PackageUniverse] = field(repr=False)  # arch -> candidates
+
+    @property
+    def archs(self) -> tuple[str, ...]:
+        return tuple(self.universes)
+
+    def universe(self, arch: str) -> PackageUniverse:
+        try:
+            return self.universes[arch]
+        except KeyError:
+            raise KeyError(f"snapshot has no index for {arch} (has {self.archs})") from None
+
+    def release(self, suite: str) -> ReleaseIdentity:
+        for identity in self.releases:
+            if identity.suite == suite:
+                return identity
+        raise KeyError(f"snapshot has no suite {suite!r}")
+
+    @property
+    def base_urls(self) -> Mapping[str, str]:
+        """Suite -> mirror root, for ``fetch_debs``."""
+        return MappingProxyType({r.suite: r.base_url for r in self.releases})
+
+
+def load_snapshot(
+    distro: Distro,
+    archs: Sequence[str],
+    *,
+    cache: Cache,
+    fetcher: Fetcher,
+    mirrors: Mirrors | Mapping[str, str],
+    now: datetime,
+    keyring: Path | None = None,
+    components: Sequence[str] = ("main",),
+    max_age: float = 0.0,
+    workers: int = DEFAULT_WORKERS,
+) -> RepoSnapshot:
+    """Fetch, verify and index ``distro``'s suites for ``archs``.
+
+    ``mirrors`` maps each suite to its mirror root (a ``Mirrors`` is mapped with
+    ``suite_urls``). ``now`` (timezone-aware) is checked against ``Valid-Until``.
+    ``max_age`` seconds: a cached ``InRelease`` checked more recently than that is used
+    without asking the mirror (0: always send a conditional request).
+    """
+    if not archs:
+        raise ValueError("load_snapshot needs at least one architecture")
+    suite_urls = mirrors.suite_urls(distro) if isinstance(mirrors, Mirrors) else dict(mirrors)
+    ring = keyring if keyring is not None else Path(distro.keyring)
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="kiln-fetch") as pool:
+        verified = _map(
+            pool,
+            lambda suite: _load_release(
+                suite,
+                _base_url(suite_urls, suite),
+                cache=cache,
+                fetcher=fetcher,
+                keyring=ring,
+                now=now,
+                max_age=max_age,
+            ),
+            distro.suites,
+        )
+        universes: dict[str, PackageUniverse] = {}
+        missing: list[tuple[str, list[_IndexRef]]] = []
+        for arch in archs:
+            refs = [
+                _IndexRef(v.identity.suite, component, arch, v)
+                for v in verified
+                for component in components
+            ]
+            key = _universe_key(arch, refs)
+            cached = cache.get_derived(key)
+            if cached is not None:
+                try:
+                    universes[arch] = MergedUniverse.from_bytes(cached)
+                    continue
+                except ValueError:
+                    cache.discard_derived(key)
+            missing.append((arch, refs))
+        if missing:
+            all_refs = [ref for _arch, refs in missing for ref in refs]
+            tables = dict(
+                zip(
+                    all_refs,
+                    _map(
+                        pool, lambda ref: _load_table(ref, cache=cache, fetcher=fetcher), all_refs
+                    ),
+                    strict=True,
+                )
+            )
+            for arch, refs in missing:
+                merged = merge_tables(arch, [(ref.suite, tables[ref]) for ref in refs])
+                cache.put_derived(_universe_key(arch, refs), merged.to_bytes())
+                universes[arch] = merged
+    return RepoSnapshot(
+        distro=distro,
+        releases=tuple(v.identity for v in verified),
+        universes=MappingProxyType({arch: universes[arch] for arch in archs}),
+    )
+
+
+def fetch_debs(
+    packages: Sequence[BinaryPackage],
+    *,
+    base_urls: Mapping[str, str],
+    cache: Cache,
+    fetcher: Fetcher,
+    workers: int = DEFAULT_WORKERS,
+) -> list[Path]:
+    """Download ``packages``' .deb files into the cache; return their paths, in order.
+
+    Each file is checked against the size and sha256 of its signed index entry before
+    it becomes visible in the cache; a file already cached is re-checked, and fetched
+    again if it is corrupt. ``base_urls`` maps suites to mirror roots
+    (``RepoSnapshot.base_urls``).
+    """
+
+    def one(package: BinaryPackage) -> Path:
+        found = cache.find_blob(package.sha256, size=package.size)
+        if found is not None:
+            return found
+        url = f"{_base_url(base_urls, package.suite)}/{package.filename}"
+        result = fetcher.fetch(url, max_bytes=package.size)
+        return cache.put_blob(
+            result.body,
+            sha256=package.sha256,
+            size=package.size,
+            source=f"{url} ({package.name} {package.version} {package.architecture})",
+        )
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="kiln-deb") as pool:
+        return _map(pool, one, packages)
+
+
+# -- internals -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _IndexRef:
+    suite: str
+    component: str
+    arch: str
+    release: VerifiedRelease = field(compare=False, hash=False)
+
+    @property
+    def path(self) -> str:
+        return f"{self.component}/binary-{self.arch}/Packages.xz"
+
+    @property
+    def sha256(self) -> str:
+        return self.release.release.entry(self.path, source=self.source).sha256
+
+    @property
+    def source(self) -> str:
+        return f"{self.release.identity.base_url}/dists/{self.suite}/{self.path}"
+
+
+def _map(pool: ThreadPoolExecutor, fn: Callable[[_T], _R], items: Iterable[_T]) -> list[_R]:
+    futures = [pool.submit(fn, item) for item in items]
+    results: list[_R] = []
+    error: BaseException | None = None
+    for future in futures:
+        try:
+            results.append(future.result())
+        except BaseException as exc:  # re-raised below: the first error wins
+            if error is None:
+                error = exc
+    if error is not None:
+        raise error
+    return results
+
+
+def _base_url(urls: Mapping[str, str], suite: str) -> str:
+    try:
+        return urls[suite].rstrip("/")
+    except KeyError:
+        raise ValueError(f"no mirror URL for suite {suite!r}") from None
+
+
+def _record_key(url: str) -> str:
+    return "release-" + hashlib.sha256(url.encode()).hexdigest()[:32]
+
+
+def _universe_key(arch: str, refs: Sequence[_IndexRef]) -> str:
+    parts = [f"v{FORMAT_VERSION}", arch] + [f"{r.suite}:{r.component}:{r.sha256}" for r in refs]
+    return f"universe-{arch}-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _load_release(
+    suite: str,
+    base_url: str,
+    *,
+    cache: Cache,
+    fetcher: Fetcher,
+    keyring: Path,
+    now: datetime,
+    max_age: float,
+) -> VerifiedRelease:
+    inrelease_url = f"{base_url}/dists/{suite}/InRelease"
+    key = _record_key(inrelease_url)
+    record = cache.get_record(key)
+    cached = _cached_release(record, suite, base_url, cache=cache, keyring=keyring, now=now)
+    fresh = record is not None and 0 <= now.timestamp() - record.checked_at < max_age
+    if cached is not None and fresh:
+        return cached
+    conditional = cached is not None and record is not None and record.kind == "InRelease"
+    try:
+        result = fetcher.fetch(
+            inrelease_url,
+            max_bytes=_MAX_RELEASE_BYTES,
+            etag=record.etag if conditional and record else None,
+            last_modified=record.last_modified if conditional and record else None,
+        )
+    except HttpStatusError as exc:
+        if exc.status not in _NOT_FOUND:
+            raise
+        return _load_detached(
+            suite, base_url, cache=cache, fetcher=fetcher, keyring=keyring, now=now, cached=cached
+        )
+    if result.not_modified:
+        if conditional and cached is not None and record is not None:
+            cache.put_record(key, record.model_copy(update={"checked_at": now.timestamp()}))
+            return cached
+        # A 304 we did not ask for: ask again without validators.
+        result = fetcher.fetch(inrelease_url, max_bytes=_MAX_RELEASE_BYTES)
+    verified = verify_release(
+        suite=suite,
+        base_url=base_url,
+        keyring=keyring,
+        now=now,
+        inrelease=result.body,
+        source=inrelease_url,
+    )
+    _check_rollback(cached, verified, source=inrelease_url)
+    cache.put_record(
+        key,
+        FetchRecord(
+            url=inrelease_url,
+            kind="InRelease",
+            sha256=cache.add_blob(result.body),
+            etag=result.etag,
+            last_modified=result.last_modified,
+            checked_at=now.timestamp(),
+        ),
+    )
+    return verified
+
+
+def _cached_release(
+    record: FetchRecord | None,
+    suite: str,
+    base_url: str,
+    *,
+    cache: Cache,
+    keyring: Path,
+    now: datetime,
+) -> VerifiedRelease | None:
+    """The cached Release of ``suite``, verified again; ``None`` if absent or unusable."""
+    if record is None:
+        return None
+    text = cache.read_blob(record.sha256)
+    signature = cache.read_blob(record.signature_sha256) if record.signature_sha256 else None
+    if text is None or (record.kind != "InRelease" and signature is None):
+        return None
+    source = f"{base_url}/dists/{suite}/{record.kind} (cached)"
+    try:
+        if record.kind == "InRelease":
+            return verify_release(
+                suite=suite,
+                base_url=base_url,
+                keyring=keyring,
+                now=now,
+                inrelease=text,
+                source=source,
+            )
+        return verify_release(
+            suite=suite,
+            base_url=base_url,
+            keyring=keyring,
+            now=now,
+            release=text,
+            release_gpg=signature,
+            source=source,
+        )
+    except RemoteContentError:
+        # Expired since it was cached, or the keyring changed: fetch it anew.
+        return None
+
+
+def _load_detached(
+    suite: str,
+    base_url: str,
+    *,
+    cache: Cache,
+    fetcher: Fetcher,
+    keyring: Path,
+    now: datetime,
+    cached: VerifiedRelease | None,
+) -> VerifiedRelease:
+    release_url = f"{base_url}/dists/{suite}/Release"
+    release = fetcher.fetch(release_url, max_bytes=_MAX_RELEASE_BYTES)
+    try:
+        signature = fetcher.fetch(f"{release_url}.gpg", max_bytes=1024 * 1024).body
+    except HttpStatusError as exc:
+        if exc.status not in _NOT_FOUND:
+            raise
+        raise SignatureError(
+            f"{base_url}/dists/{suite}: not signed (no InRelease and no Release.gpg)",
+            hint="kiln refuses unsigned indexes; check the mirror URL",
+        ) from exc
+    verified = verify_release(
+        suite=suite,
+        base_url=base_url,
+        keyring=keyring,
+        now=now,
+        release=release.body,
+        release_gpg=signature,
+        source=release_url,
+    )
+    _check_rollback(cached, verified, source=release_url)
+    cache.put_record(
+        _record_key(f"{base_url}/dists/{suite}/InRelease"),
+        FetchRecord(
+            url=release_url,
+            kind="Release",
+            sha256=cache.add_blob(release.body),
+            signature_sha256=cache.add_blob(signature),
+            checked_at=now.timestamp(),
+        ),
+    )
+    return verified
+
+
+def _check_rollback(
+    previous: VerifiedRelease | None, current: VerifiedRelease, *, source: str
+) -> None:
+    if previous is None:
+        return
+    old, new = previous.release, current.release
+    if new.date_parsed < old.date_parsed:
+        raise RemoteContentError(
+            f"{source}: the mirror serves a Release dated {new.date}, older than the "
+            f"{old.date} kiln already verified (a rollback)",
+            hint="the mirror is stale or replaying old metadata; try another mirror",
+        )
+
+
+def _load_table(ref: _IndexRef, *, cache: Cache, fetcher: Fetcher) -> PackagesTable:
+    release = ref.release.release
+    entry = release.entry(ref.path, source=ref.source)
+    key = f"packages-v{FORMAT_VERSION}-{ref.arch}-{entry.sha256}"
+    cached = cache.get_derived(key)
+    if cached is not None:
+        try:
+            table = PackagesTable.from_bytes(cached)
+        except ValueError:
+            cache.discard_derived(key)
+        else:
+            if table.arch == ref.arch and table.component == ref.component:
+                return table
+    compressed = cache.read_blob(entry.sha256, size=entry.size)
+    if compressed is None:
+        url = ref.source
+        if release.acquire_by_hash:
+            url = f"{ref.source.rsplit('/', 1)[0]}/by-hash/SHA256/{entry.sha256}"
+        try:
+            body = fetcher.fetch(url, max_bytes=entry.size).body
+        except HttpStatusError as exc:
+            if not release.acquire_by_hash or exc.status not in _NOT_FOUND:
+                raise
+            # apt falls back to the canonical name when a by-hash file is missing.
+            body = fetcher.fetch(ref.source, max_bytes=entry.size).body
+            url = ref.source
+        verify_bytes(body, sha256=entry.sha256, size=entry.size, source=url)
+        cache.put_blob(body, sha256=entry.sha256, size=entry.size, source=url)
+        compressed = body
+    plain = _decompress(compressed, source=ref.source)
+    uncompressed = release.files.get(ref.path.removesuffix(".xz"))
+    if uncompressed is not None:
+        verify_bytes(
+            plain,
+            sha256=uncompressed.sha256,
+            size=uncompressed.size,
+            source=f"{ref.source} (decompressed)",
+        )
+    table = parse_packages(plain, arch=ref.arch, source=ref.source, component=ref.component)
+    cache.put_derived(key, table.to_bytes())
+    return table
+
+
+def _decompress(data: bytes, *, source: str) -> bytes:
+    decompressor = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+    try:
+        plain = decompressor.decompress(data, max_length=_MAX_PACKAGES_BYTES)
+    except lzma.LZMAError as exc:
+        raise RemoteContentError(f"{source}: not a valid xz stream: {exc}") from exc
+    if not decompressor.eof:
+        if decompressor.needs_input:
+            raise RemoteContentError(f"{source}: truncated xz stream")
+        raise RemoteContentError(
+            f"{source}: decompresses to more than {_MAX_PACKAGES_BYTES} bytes",
+            hint="refused as a decompression bomb",
+        )
+    if decompressor.unused_data:
+        raise IntegrityError(f"{source}: trailing data after the xz stream")
+    return plain
