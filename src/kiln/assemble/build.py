@@ -1,0 +1,189 @@
+"""From assembly inputs to an OCI image layout: plan -> steps -> hardening -> layers -> OCI.
+
+``assemble`` is pure (it only reads content references); ``build_image`` is the I/O edge
+that streams layers into a staging layout and swaps it into place atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kiln.assemble.fs import Plan
+from kiln.assemble.harden import HardeningReport, harden
+from kiln.assemble.layers import Compression, LayerBlob, split_layers, write_layer
+from kiln.assemble.model import AssemblyInput
+from kiln.assemble.oci import (
+    MT_CONFIG,
+    MT_INDEX,
+    MT_MANIFEST,
+    Descriptor,
+    commit_directory,
+    config_json,
+    image_annotations,
+    index_json,
+    manifest_json,
+    new_staging_dir,
+    platform_of,
+    write_blob,
+    write_docker_archive,
+    write_layout_index,
+    write_oci_archive,
+)
+from kiln.assemble.plan import plan_from_packages
+from kiln.assemble.steps import STEPS, apply_steps
+from kiln.errors import InputError
+
+HARDENING_REPORT = "hardening.json"
+
+
+@dataclass(frozen=True)
+class AssembledRootfs:
+    plan: Plan
+    report: HardeningReport
+
+
+def assemble(inp: AssemblyInput) -> AssembledRootfs:
+    """Packages -> plan -> image steps -> hardening (raises on policy violations)."""
+    plan = plan_from_packages(inp.packages, arch=inp.arch, diversions=inp.diversions)
+    plan = apply_steps(plan, inp, STEPS)
+    plan, report = harden(plan, inp)
+    return AssembledRootfs(plan, report)
+
+
+@dataclass(frozen=True)
+class ArchImage:
+    arch: str
+    manifest: Descriptor
+    config: Descriptor
+    layers: tuple[LayerBlob, ...]
+    files: int
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    layout: Path
+    tag: str
+    index: Descriptor
+    images: tuple[ArchImage, ...]
+    reports: tuple[HardeningReport, ...] = field(default=())
+
+    @property
+    def index_digest(self) -> str:
+        return self.index.digest
+
+
+def _history(layers: Sequence[Sequence[object]], base: bool) -> list[str]:
+    if base and len(layers) == 2:
+        return ["kiln: base packages", "kiln: image packages and configuration"]
+    return ["kiln: packages and configuration"] * len(layers)
+
+
+def _build_arch(
+    staging: Path,
+    inp: AssemblyInput,
+    *,
+    compression: Compression,
+    base_packages: frozenset[str],
+    annotations: Mapping[str, str],
+) -> tuple[ArchImage, HardeningReport]:
+    rootfs = assemble(inp)
+    groups = split_layers(rootfs.plan, base_packages)
+    lookup = dict(rootfs.plan.entries)
+    layers = tuple(
+        write_layer(
+            group,
+            staging / "blobs",
+            epoch=inp.source_date_epoch,
+            compression=compression,
+            lookup=lookup,
+        )
+        for group in groups
+    )
+    config_bytes = config_json(inp, layers, _history(groups, bool(base_packages)))
+    config = Descriptor.of(MT_CONFIG, config_bytes)
+    write_blob(staging, config_bytes)
+    manifest_bytes = manifest_json(config, layers, annotations)
+    write_blob(staging, manifest_bytes)
+    manifest = Descriptor.of(MT_MANIFEST, manifest_bytes, platform=platform_of(inp.arch))
+    return ArchImage(inp.arch, manifest, config, layers, len(rootfs.plan)), rootfs.report
+
+
+def build_image(
+    inputs: Sequence[AssemblyInput],
+    out: Path,
+    *,
+    tag: str = "latest",
+    compression: Compression = "gzip",
+    base_packages: frozenset[str] = frozenset(),
+    annotations: Mapping[str, str] | None = None,
+    oci_archive: Path | None = None,
+    docker_archive: Path | None = None,
+    docker_archive_arch: str | None = None,
+    repo_tags: Sequence[str] = (),
+) -> BuiltImage:
+    """Build one multi-arch OCI image layout at ``out`` (atomically replacing it).
+
+    ``inputs`` holds one ``AssemblyInput`` per architecture of the same image variant.
+    ``hardening.json`` (all architectures) is written inside the layout.
+    """
+    if not inputs:
+        raise InputError("nothing to build: no architectures given")
+    archs = [i.arch for i in inputs]
+    if len(set(archs)) != len(archs):
+        raise InputError(f"architecture listed twice: {', '.join(archs)}")
+    first = inputs[0]
+    for inp in inputs[1:]:
+        if (inp.facts, inp.variant, inp.source_date_epoch) != (
+            first.facts,
+            first.variant,
+            first.source_date_epoch,
+        ):
+            raise InputError("all architectures of one image must share name, variant and epoch")
+    annotated = image_annotations(first, annotations or {})
+    staging = new_staging_dir(out)
+    try:
+        built = [
+            _build_arch(
+                staging,
+                inp,
+                compression=compression,
+                base_packages=base_packages,
+                annotations=annotated,
+            )
+            for inp in sorted(inputs, key=lambda i: i.arch)
+        ]
+        images = tuple(b[0] for b in built)
+        reports = tuple(b[1] for b in built)
+        index_bytes = index_json([img.manifest for img in images], annotated)
+        write_blob(staging, index_bytes)
+        index = Descriptor.of(MT_INDEX, index_bytes)
+        write_layout_index(staging, index, tag, {img.arch: img.manifest for img in images})
+        report_doc = {"image": first.facts.name, "reports": [r.to_json() for r in reports]}
+        (staging / HARDENING_REPORT).write_text(
+            json.dumps(report_doc, indent=2, sort_keys=True) + "\n"
+        )
+        commit_directory(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    result = BuiltImage(out, tag, index, images, reports)
+    if oci_archive is not None:
+        write_oci_archive(out, oci_archive, epoch=first.source_date_epoch)
+    if docker_archive is not None:
+        wanted = docker_archive_arch or images[0].arch
+        chosen = [img for img in images if img.arch == wanted]
+        if not chosen:
+            raise InputError(f"docker archive: the image has no {wanted} manifest")
+        tags = list(repo_tags) or [f"{first.facts.name}:{tag}"]
+        write_docker_archive(
+            out,
+            chosen[0].manifest.digest,
+            docker_archive,
+            repo_tags=tags,
+            epoch=first.source_date_epoch,
+        )
+    return result

@@ -1,0 +1,211 @@
+"""The inputs of image assembly, as kiln's own frozen values.
+
+The lead maps an image spec plus a lock (and the .deb reader's members) onto these, so
+assembly depends on neither the spec model nor the reader. One ``AssemblyInput`` is one
+architecture of one variant of one image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from kiln.errors import InputError
+
+EntryKind = Literal["file", "dir", "symlink", "hardlink"]
+Variant = Literal["runtime", "dev"]
+Content = bytes | Callable[[], bytes]
+"""File content: the bytes themselves, or a callable that re-reads them (e.g. from the cache)."""
+
+#: The user every runtime variant runs as (distroless/Chainguard convention).
+NONROOT_UID = 65532
+NONROOT_GID = 65532
+
+# Debian architecture -> OCI platform (architecture, variant).
+OCI_PLATFORMS: dict[str, tuple[str, str | None]] = {
+    "amd64": ("amd64", None),
+    "arm64": ("arm64", "v8"),
+    "armhf": ("arm", "v7"),
+    "i386": ("386", None),
+    "ppc64el": ("ppc64le", None),
+    "s390x": ("s390x", None),
+    "riscv64": ("riscv64", None),
+}
+
+
+def read_content(content: Content | None) -> bytes:
+    """The bytes of a content reference (empty for none)."""
+    if content is None:
+        return b""
+    if isinstance(content, bytes):
+        return content
+    return content()
+
+
+@dataclass(frozen=True)
+class DataMember:
+    """One member of a package's ``data.tar``, as the safe .deb reader reports it.
+
+    ``kind`` is a plain string on purpose: assembly re-checks it and refuses anything but
+    file, dir, symlink and hardlink (device nodes, fifos) with a message naming the package.
+    """
+
+    path: str  # as in the archive: "./usr/bin/x", "usr/bin/x" or "./usr/lib/"
+    kind: str
+    mode: int  # permission bits including setuid/setgid/sticky (0o7777)
+    uid: int = 0
+    gid: int = 0
+    size: int = 0
+    content: Content | None = None
+    link_target: str | None = None  # symlink target as written, or hardlink's member name
+
+
+@dataclass(frozen=True)
+class PackageInput:
+    """One locked, verified package: its control stanza, md5sums and data members."""
+
+    name: str
+    version: str
+    architecture: str
+    control: str  # the control file text (deb822 stanza) from control.tar
+    members: tuple[DataMember, ...]
+    md5sums: bytes = b""  # control.tar's md5sums, verbatim
+    conffiles: tuple[str, ...] = ()  # absolute paths from control.tar's conffiles
+    replaces: str = ""  # the Replaces field (also read from ``control`` when empty)
+    multi_arch: str = "no"
+
+
+@dataclass(frozen=True)
+class Diversion:
+    """A ``dpkg-divert`` a maintainer script would have made (they never run here)."""
+
+    path: str  # the diverted path, e.g. /usr/bin/foo
+    divert_to: str  # where other packages' copies go, e.g. /usr/bin/foo.distrib
+    package: str  # the package that owns ``path`` after the diversion
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    uid: int
+    gid: int
+    home: str = "/nonexistent"
+    shell: str = "/sbin/nologin"
+    gecos: str = ""
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    gid: int
+    members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PathSpec:
+    """A path the spec asks for: a directory, a symlink or a file, with mode and owner."""
+
+    path: str
+    kind: Literal["dir", "symlink", "file"]
+    mode: int = 0o755
+    uid: int = 0
+    gid: int = 0
+    target: str | None = None  # symlinks
+    content: bytes = b""  # files
+    replace: bool = False  # may replace a path a package ships
+
+
+@dataclass(frozen=True)
+class ImageTest:
+    """A test run inside the image by ``kiln test`` (stored in the image at build time)."""
+
+    name: str
+    command: tuple[str, ...]
+    exit_code: int = 0
+    stdout_pattern: str | None = None  # a regular expression searched in stdout
+    timeout: float = 60.0
+    network: bool = False
+    user: str | None = None  # "uid:gid"; default: the image's user
+    env: tuple[tuple[str, str], ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "command": list(self.command),
+            "exit_code": self.exit_code,
+            "stdout_pattern": self.stdout_pattern,
+            "timeout": self.timeout,
+            "network": self.network,
+            "user": self.user,
+            "env": dict(self.env),
+        }
+
+    @classmethod
+    def from_json(cls, data: object, where: str) -> ImageTest:
+        """Parse a test stored in an image; raise ``InputError`` naming ``where``."""
+        if not isinstance(data, dict):
+            raise InputError(f"{where}: a test must be an object, not {type(data).__name__}")
+        command = data.get("command")
+        env = data.get("env") or {}
+        if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
+            raise InputError(f"{where}: malformed test: command must be a list of strings")
+        if not command:
+            raise InputError(f"{where}: malformed test: command is empty")
+        if not isinstance(env, dict):
+            raise InputError(f"{where}: malformed test: env must be an object")
+        try:
+            pattern = data.get("stdout_pattern")
+            user = data.get("user")
+            return cls(
+                name=str(data["name"]),
+                command=tuple(command),
+                exit_code=int(data.get("exit_code", 0)),
+                stdout_pattern=None if pattern is None else str(pattern),
+                timeout=float(data.get("timeout", 60.0)),
+                network=bool(data.get("network", False)),
+                user=None if user is None else str(user),
+                env=tuple(sorted((str(k), str(v)) for k, v in env.items())),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{where}: malformed test: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What kiln records about the build in /usr/lib/kiln/image.json."""
+
+    name: str
+    version: str = ""
+    lock_digest: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class AssemblyInput:
+    """Everything needed to assemble one architecture of one image variant."""
+
+    facts: ImageFacts
+    arch: str  # Debian architecture: amd64, arm64
+    variant: Variant
+    packages: tuple[PackageInput, ...]
+    source_date_epoch: int
+    users: tuple[User, ...] = ()
+    groups: tuple[Group, ...] = ()
+    paths: tuple[PathSpec, ...] = ()
+    diversions: tuple[Diversion, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+    workdir: str = ""
+    user: str | None = None  # default: 65532:65532 for runtime, 0:0 for dev
+    labels: tuple[tuple[str, str], ...] = ()
+    tests: tuple[ImageTest, ...] = ()
+    #: Runtime variants must not contain these; a spec may opt a path out explicitly.
+    allow_paths: tuple[str, ...] = field(default=())
+
+    @property
+    def run_as(self) -> str:
+        if self.user is not None:
+            return self.user
+        return f"{NONROOT_UID}:{NONROOT_GID}" if self.variant == "runtime" else "0:0"

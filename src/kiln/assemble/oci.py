@@ -1,0 +1,352 @@
+"""OCI documents (config, manifest, index) and the image layout on disk.
+
+Pure builders return canonical JSON bytes (sorted keys, no whitespace) so the same
+inputs give the same digests; the writers put blobs into a layout that is built in a
+temporary sibling directory and swapped in atomically. Also writes oci-archive (a tar of
+the layout) and docker-archive (``docker load`` / ``podman load``) files.
+
+Specs: https://github.com/opencontainers/image-spec (config.md, manifest.md,
+image-index.md, image-layout.md, annotations.md); Docker's image tarball format
+(``manifest.json`` + ``repositories``) as read by ``docker load``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import datetime as dt
+import errno
+import gzip
+import hashlib
+import io
+import json
+import os
+import secrets
+import shutil
+import tarfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import zstandard
+
+from kiln.assemble.layers import LayerBlob
+from kiln.assemble.model import OCI_PLATFORMS, AssemblyInput
+from kiln.errors import EnvironmentProblem, InputError
+
+MT_CONFIG = "application/vnd.oci.image.config.v1+json"
+MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MT_INDEX = "application/vnd.oci.image.index.v1+json"
+ANNOTATION_PREFIX = "org.opencontainers.image."
+ANNOTATION_KEYS = (
+    "created",
+    "title",
+    "description",
+    "version",
+    "source",
+    "revision",
+    "licenses",
+    "vendor",
+    "base.name",
+    "url",
+    "documentation",
+    "authors",
+)
+
+
+def canonical_json(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def rfc3339(epoch: int) -> str:
+    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    media_type: str
+    digest: str
+    size: int
+    annotations: tuple[tuple[str, str], ...] = ()
+    platform: tuple[tuple[str, str], ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "mediaType": self.media_type,
+            "digest": self.digest,
+            "size": self.size,
+        }
+        if self.annotations:
+            out["annotations"] = dict(self.annotations)
+        if self.platform:
+            out["platform"] = dict(self.platform)
+        return out
+
+    @classmethod
+    def of(cls, media_type: str, data: bytes, **kw: tuple[tuple[str, str], ...]) -> Descriptor:
+        return cls(media_type, "sha256:" + hashlib.sha256(data).hexdigest(), len(data), **kw)
+
+
+def platform_of(arch: str) -> tuple[tuple[str, str], ...]:
+    try:
+        oci_arch, variant = OCI_PLATFORMS[arch]
+    except KeyError:
+        raise InputError(f"architecture {arch!r} has no OCI platform mapping") from None
+    pairs = [("architecture", oci_arch), ("os", "linux")]
+    if variant:
+        pairs.append(("variant", variant))
+    return tuple(pairs)
+
+
+def image_annotations(inp: AssemblyInput, extra: Mapping[str, str]) -> dict[str, str]:
+    """``org.opencontainers.image.*`` annotations: computed ones, then the spec's."""
+    out = {
+        ANNOTATION_PREFIX + "created": rfc3339(inp.source_date_epoch),
+        ANNOTATION_PREFIX + "title": inp.facts.name,
+    }
+    if inp.facts.description:
+        out[ANNOTATION_PREFIX + "description"] = inp.facts.description
+    if inp.facts.version:
+        out[ANNOTATION_PREFIX + "version"] = inp.facts.version
+    for key, value in extra.items():
+        full = key if "." in key and not key.startswith("base.") else ANNOTATION_PREFIX + key
+        out[full] = value
+    return out
+
+
+def config_json(inp: AssemblyInput, layers: Sequence[LayerBlob], history: Sequence[str]) -> bytes:
+    """The image configuration (OCI config.md) for one architecture."""
+    created = rfc3339(inp.source_date_epoch)
+    platform = dict(platform_of(inp.arch))
+    config: dict[str, object] = {"User": inp.run_as}
+    if inp.env:
+        config["Env"] = [f"{k}={v}" for k, v in inp.env]
+    if inp.entrypoint:
+        config["Entrypoint"] = list(inp.entrypoint)
+    if inp.cmd:
+        config["Cmd"] = list(inp.cmd)
+    if inp.workdir:
+        config["WorkingDir"] = inp.workdir
+    if inp.labels:
+        config["Labels"] = dict(inp.labels)
+    doc: dict[str, object] = {
+        "created": created,
+        "architecture": platform["architecture"],
+        "os": "linux",
+        "config": config,
+        "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]},
+        "history": [{"created": created, "created_by": h, "comment": "kiln"} for h in history],
+    }
+    if "variant" in platform:
+        doc["variant"] = platform["variant"]
+    return canonical_json(doc)
+
+
+def manifest_json(
+    config: Descriptor, layers: Sequence[LayerBlob], annotations: Mapping[str, str]
+) -> bytes:
+    return canonical_json(
+        {
+            "schemaVersion": 2,
+            "mediaType": MT_MANIFEST,
+            "config": config.to_json(),
+            "layers": [
+                {"mediaType": layer.media_type, "digest": layer.digest, "size": layer.size}
+                for layer in layers
+            ],
+            "annotations": dict(annotations),
+        }
+    )
+
+
+def index_json(manifests: Sequence[Descriptor], annotations: Mapping[str, str]) -> bytes:
+    doc: dict[str, object] = {
+        "schemaVersion": 2,
+        "mediaType": MT_INDEX,
+        "manifests": [m.to_json() for m in manifests],
+    }
+    if annotations:
+        doc["annotations"] = dict(annotations)
+    return canonical_json(doc)
+
+
+# ------------------------------------------------------------------------------- layout
+
+
+def write_blob(layout: Path, data: bytes) -> str:
+    digest = hashlib.sha256(data).hexdigest()
+    path = layout / "blobs" / "sha256" / digest
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        tmp = path.with_name(f".partial-{digest}")
+        with tmp.open("wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(path)
+    return f"sha256:{digest}"
+
+
+def read_blob(layout: Path, digest: str) -> bytes:
+    algo, _, hexdigest = digest.partition(":")
+    if (
+        algo != "sha256"
+        or len(hexdigest) != 64
+        or not all(c in "0123456789abcdef" for c in hexdigest)
+    ):
+        raise InputError(f"{layout}: unsupported or malformed digest {digest!r}")
+    path = layout / "blobs" / "sha256" / hexdigest
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{layout}: blob {digest} is missing ({exc.strerror})") from exc
+    if hashlib.sha256(data).hexdigest() != hexdigest:
+        raise InputError(f"{layout}: blob {digest} does not match its digest")
+    return data
+
+
+def new_staging_dir(final: Path) -> Path:
+    """A fresh directory next to ``final`` (same filesystem, so the swap is a rename)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = final.parent / f".{final.name}.tmp-{secrets.token_hex(6)}"
+    staging.mkdir()
+    return staging
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _rename_exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths with renameat2(RENAME_EXCHANGE); False if unsupported."""
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return False
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd = -100
+    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise EnvironmentProblem(f"cannot swap {a} into {b}: {os.strerror(err)}")
+
+
+def commit_directory(staging: Path, final: Path) -> None:
+    """Put ``staging`` at ``final``; the previous ``final`` stays intact until the swap."""
+    if not final.exists():
+        staging.rename(final)
+        return
+    if _rename_exchange(staging, final):
+        shutil.rmtree(staging)  # now holds the previous content
+        return
+    old = final.parent / f".{final.name}.old-{secrets.token_hex(6)}"
+    final.rename(old)
+    staging.rename(final)
+    shutil.rmtree(old)
+
+
+REF_NAME = "org.opencontainers.image.ref.name"
+
+
+def write_layout_index(
+    layout: Path, image_index: Descriptor, tag: str, per_arch: Mapping[str, Descriptor]
+) -> None:
+    """``oci-layout`` and ``index.json``: ``tag`` names the multi-arch image index.
+
+    Each per-arch manifest is also named ``<tag>-<arch>``: tools that cannot pick a
+    platform from a nested index (umoci reports "tag is ambiguous") unpack those.
+    """
+    (layout / "oci-layout").write_bytes(canonical_json({"imageLayoutVersion": "1.0.0"}))
+    refs = [replace(image_index, annotations=((REF_NAME, tag),), platform=())]
+    for arch, manifest in sorted(per_arch.items()):
+        refs.append(replace(manifest, annotations=((REF_NAME, f"{tag}-{arch}"),)))
+    doc = {"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": [r.to_json() for r in refs]}
+    (layout / "index.json").write_bytes(canonical_json(doc))
+
+
+# ----------------------------------------------------------------------------- archives
+
+
+def _deterministic_tar_of_tree(root: Path, out: Path, *, epoch: int, names: Sequence[str]) -> None:
+    with (
+        out.open("wb") as fh,
+        tarfile.open(fileobj=fh, mode="w|", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for name in names:
+            path = root / name
+            info = tarfile.TarInfo(name)
+            info.mtime = epoch
+            info.uname = info.gname = ""
+            if path.is_dir():
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            else:
+                info.mode = 0o644
+                info.size = path.stat().st_size
+                with path.open("rb") as src:
+                    tar.addfile(info, src)
+
+
+def write_oci_archive(layout: Path, out: Path, *, epoch: int) -> None:
+    """An oci-archive: the layout directory as one deterministic tar."""
+    names = ["oci-layout", "index.json", "blobs", "blobs/sha256"]
+    names += sorted(f"blobs/sha256/{p.name}" for p in (layout / "blobs" / "sha256").iterdir())
+    staging = out.with_name(f".{out.name}.tmp-{secrets.token_hex(6)}")
+    _deterministic_tar_of_tree(layout, staging, epoch=epoch, names=names)
+    staging.replace(out)
+
+
+def _decompressed(media_type: str, data: bytes) -> bytes:
+    if media_type.endswith("+gzip"):
+        return gzip.decompress(data)
+    if media_type.endswith("+zstd"):
+        return zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)).read()
+    return data
+
+
+def write_docker_archive(
+    layout: Path, manifest_digest: str, out: Path, *, repo_tags: Sequence[str], epoch: int
+) -> None:
+    """A ``docker load``-able tarball of one per-arch manifest of the layout.
+
+    Layers are stored uncompressed (``<diff_id hex>/layer.tar``) as docker save does,
+    so every loader accepts them whatever compression the OCI blobs use.
+    """
+    manifest = json.loads(read_blob(layout, manifest_digest))
+    config_digest = manifest["config"]["digest"]
+    config = read_blob(layout, config_digest)
+    staging_dir = out.parent / f".{out.name}.d-{secrets.token_hex(6)}"
+    staging_dir.mkdir(parents=True)
+    try:
+        names: list[str] = []
+        config_name = config_digest.split(":", 1)[1] + ".json"
+        (staging_dir / config_name).write_bytes(config)
+        layer_names = []
+        for layer in manifest["layers"]:
+            tar_bytes = _decompressed(layer["mediaType"], read_blob(layout, layer["digest"]))
+            hexdigest = hashlib.sha256(tar_bytes).hexdigest()
+            (staging_dir / hexdigest).mkdir(exist_ok=True)
+            (staging_dir / hexdigest / "layer.tar").write_bytes(tar_bytes)
+            names += [hexdigest, f"{hexdigest}/layer.tar"]
+            layer_names.append(f"{hexdigest}/layer.tar")
+        docker_manifest = [
+            {"Config": config_name, "RepoTags": list(repo_tags), "Layers": layer_names}
+        ]
+        (staging_dir / "manifest.json").write_bytes(canonical_json(docker_manifest))
+        repositories: dict[str, dict[str, str]] = {}
+        for ref in repo_tags:
+            repo, _, tag = ref.rpartition(":")
+            repositories.setdefault(repo, {})[tag] = layer_names[-1].split("/", 1)[0]
+        (staging_dir / "repositories").write_bytes(canonical_json(repositories))
+        ordered = sorted(dict.fromkeys([config_name, *names]))
+        tmp = out.with_name(f".{out.name}.tmp-{secrets.token_hex(6)}")
+        _deterministic_tar_of_tree(
+            staging_dir, tmp, epoch=epoch, names=[*ordered, "manifest.json", "repositories"]
+        )
+        tmp.replace(out)
+    finally:
+        shutil.rmtree(staging_dir, ignore_errors=True)
