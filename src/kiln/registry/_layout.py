@@ -1,0 +1,152 @@
+"""OCI image layout directories: read one to push it, write one atomically when pulling.
+
+A layout is ``oci-layout`` (``{"imageLayoutVersion": "1.0.0"}``), ``index.json`` and
+``blobs/<alg>/<hex>``. See https://github.com/opencontainers/image-spec/blob/v1.1.0/image-layout.md
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from kiln.errors import InputError, IntegrityError, Location
+from kiln.registry._digest import Digest
+from kiln.registry._model import (
+    MAX_MANIFEST_BYTES,
+    OCI_INDEX,
+    Descriptor,
+    ImageIndex,
+    Manifest,
+    canonical_json,
+    parse_manifest,
+)
+
+LAYOUT_VERSION = "1.0.0"
+REF_NAME = "org.opencontainers.image.ref.name"
+
+
+def blob_path(root: Path, digest: Digest) -> Path:
+    return root / "blobs" / digest.algorithm / digest.encoded
+
+
+@dataclass(frozen=True)
+class ImageLayout:
+    """An OCI image layout on disk, its ``index.json`` parsed."""
+
+    path: Path
+    index: ImageIndex
+
+    @classmethod
+    def open(cls, path: Path) -> ImageLayout:
+        marker = path / "oci-layout"
+        try:
+            version = json.loads(marker.read_text(encoding="utf-8")).get("imageLayoutVersion")
+        except FileNotFoundError as exc:
+            raise InputError(
+                f"{path} is not an OCI image layout: it has no oci-layout file"
+            ) from exc
+        except (ValueError, AttributeError) as exc:
+            raise InputError("not a JSON object", location=Location(str(marker))) from exc
+        if version != LAYOUT_VERSION:
+            raise InputError(
+                f"imageLayoutVersion is {version!r}; kiln reads {LAYOUT_VERSION}",
+                location=Location(str(marker), field="imageLayoutVersion"),
+            )
+        index_file = path / "index.json"
+        try:
+            index = ImageIndex.model_validate_json(index_file.read_bytes())
+        except FileNotFoundError as exc:
+            raise InputError(f"{path} has no index.json") from exc
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise InputError(
+                first["msg"],
+                location=Location(str(index_file), field=".".join(map(str, first["loc"]))),
+            ) from exc
+        return cls(path, index)
+
+    def blob(self, digest: Digest) -> Path:
+        found = blob_path(self.path, digest)
+        if not found.is_file():
+            raise InputError(f"{self.path}: blob {digest} is missing from blobs/")
+        return found
+
+    def manifest(self, descriptor: Descriptor) -> Manifest:
+        """Read and verify the manifest or index a descriptor points to."""
+        if descriptor.size > MAX_MANIFEST_BYTES:
+            raise InputError(
+                f"{self.path}: manifest {descriptor.digest} is {descriptor.size} bytes, "
+                f"over the {MAX_MANIFEST_BYTES} byte limit"
+            )
+        data = self.blob(descriptor.digest).read_bytes()
+        actual = Digest.of(data, descriptor.digest.algorithm)
+        if actual != descriptor.digest or len(data) != descriptor.size:
+            raise IntegrityError(
+                f"{self.path}: blob {descriptor.digest} does not match its descriptor: "
+                f"expected {descriptor.digest} ({descriptor.size} bytes), got {actual} "
+                f"({len(data)} bytes)"
+            )
+        return parse_manifest(
+            data, descriptor.media_type, actual, where=f"{self.path}: manifest {actual}"
+        )
+
+    def select(self, ref_name: str | None = None) -> Descriptor:
+        """The image to push: the one named ``ref_name``, else the only one in index.json."""
+        entries = self.index.manifests
+        if ref_name is not None:
+            named = [d for d in entries if (d.annotations or {}).get(REF_NAME) == ref_name]
+            if len(named) != 1:
+                raise InputError(
+                    f"{self.path}/index.json has {len(named)} manifests named {ref_name!r}"
+                )
+            return named[0]
+        if len(entries) != 1:
+            names = sorted((d.annotations or {}).get(REF_NAME, str(d.digest)) for d in entries)
+            raise InputError(
+                f"{self.path}/index.json lists {len(entries)} manifests; say which to push",
+                hint=f"pass ref_name= one of: {', '.join(names) or '(none)'}",
+            )
+        return entries[0]
+
+
+@contextlib.contextmanager
+def writing_layout(destination: Path) -> Iterator[Path]:
+    """Yield a temporary sibling directory; on success it replaces ``destination`` whole."""
+    destination = destination.absolute()
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    try:
+        (temporary / "oci-layout").write_bytes(
+            canonical_json({"imageLayoutVersion": LAYOUT_VERSION})
+        )
+        yield temporary
+        if destination.exists():
+            retired = Path(
+                tempfile.mkdtemp(prefix=f".{destination.name}.old.", dir=destination.parent)
+            )
+            os.replace(destination, retired / "layout")
+            os.replace(temporary, destination)
+            shutil.rmtree(retired)
+        else:
+            os.replace(temporary, destination)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+
+
+def write_index(root: Path, top: Descriptor, ref_name: str | None) -> None:
+    """Write ``index.json`` pointing at one image, annotated with its ref name if any."""
+    entry = top.to_json()
+    entry.pop("annotations", None)
+    if ref_name:
+        entry["annotations"] = {REF_NAME: ref_name}
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]}
+    (root / "index.json").write_bytes(canonical_json(index))
