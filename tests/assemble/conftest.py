@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import textwrap
@@ -56,13 +57,14 @@ def build_deb(
     (root / "DEBIAN" / "control").write_text(control + extra)
     if conffiles:
         (root / "DEBIAN" / "conffiles").write_text("".join(c + "\n" for c in conffiles))
-    md5 = subprocess.run(
-        "find . -path ./DEBIAN -prune -o -type f -printf '%P\\0' | sort -z | xargs -0r md5sum",
-        shell=True,  # noqa: S602 - fixed command over a test-owned directory
-        cwd=root,
-        check=True,
-        capture_output=True,
-    ).stdout
+    md5 = b"".join(
+        hashlib.md5(p.read_bytes(), usedforsecurity=False).hexdigest().encode()
+        + b"  "
+        + str(rel).encode()
+        + b"\n"
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.is_symlink() and (rel := p.relative_to(root)).parts[0] != "DEBIAN"
+    )
     (root / "DEBIAN" / "md5sums").write_bytes(md5)
     out = workdir / f"{name}_{version}_{arch}.deb"
     subprocess.run(

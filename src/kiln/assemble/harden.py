@@ -225,10 +225,9 @@ def audit_elf(path: str, package: str, data: bytes) -> ElfAudit | None:
         pie = False
     elif e_type == "ET_DYN":
         is_pie = interp or bool(flags_1 & _DF_1_PIE)
+        kind = "shared-object"
         if is_pie:
             kind = "executable" if interp else "static-executable"
-        else:
-            kind = "shared-object"
         pie = True if is_pie else None
     else:
         kind, pie = "other", None

@@ -1,0 +1,374 @@
+"""Read an OCI image layout and unpack one platform's rootfs, without root privileges.
+
+Our own code, so ``kiln test`` needs neither umoci nor root: files are created owned by
+the calling user (no chown), setuid/setgid bits are dropped, device nodes and fifos are
+skipped (a rootless process cannot create them; the sandbox mounts its own /dev).
+Layers are applied in order with OCI whiteouts (``.wh.<name>`` deletes a lower path,
+``.wh..wh..opq`` empties a directory). Hostile layers are refused: absolute or ``..``
+member names, writing through a symlink, hard links to anything but a regular file
+already unpacked. Spec: image-spec layer.md ("Whiteouts"), image-layout.md.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import platform
+import shutil
+import stat
+import tarfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, cast
+
+import zstandard
+
+from kiln.assemble.model import OCI_PLATFORMS
+from kiln.errors import InputError
+
+REF_NAME = "org.opencontainers.image.ref.name"
+MT_INDEX = "application/vnd.oci.image.index.v1+json"
+MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+_WHITEOUT = ".wh."
+_OPAQUE = ".wh..wh..opq"
+MOUNTPOINTS = ("proc", "dev", "tmp")
+_MACHINE_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """The run-time part of an OCI image config (config.md "config" object)."""
+
+    user: str = ""
+    env: tuple[tuple[str, str], ...] = ()
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+    workdir: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, doc: object, where: str) -> ImageConfig:
+        if not isinstance(doc, dict):
+            raise InputError(f"{where}: image config is not a JSON object")
+        cfg = doc.get("config") or {}
+        if not isinstance(cfg, dict):
+            raise InputError(f"{where}: image config 'config' is not an object")
+        env = []
+        for item in cfg.get("Env") or []:
+            key, sep, value = str(item).partition("=")
+            if not sep or not key:
+                raise InputError(f"{where}: Env entry {item!r} is not KEY=VALUE")
+            env.append((key, value))
+        return cls(
+            user=str(cfg.get("User") or ""),
+            env=tuple(env),
+            entrypoint=tuple(str(a) for a in cfg.get("Entrypoint") or ()),
+            cmd=tuple(str(a) for a in cfg.get("Cmd") or ()),
+            workdir=str(cfg.get("WorkingDir") or ""),
+            labels={str(k): str(v) for k, v in (cfg.get("Labels") or {}).items()},
+        )
+
+
+@dataclass(frozen=True)
+class LayerRef:
+    media_type: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """One platform's image in a layout: its manifest, config and layers."""
+
+    layout: Path
+    arch: str
+    manifest_digest: str
+    config: ImageConfig
+    layers: tuple[LayerRef, ...]
+
+
+def host_arch() -> str:
+    return _MACHINE_ARCH.get(platform.machine(), platform.machine())
+
+
+def _blob_path(layout: Path, digest: str) -> Path:
+    algo, _, hexdigest = digest.partition(":")
+    if (
+        algo != "sha256"
+        or len(hexdigest) != 64
+        or not all(c in "0123456789abcdef" for c in hexdigest)
+    ):
+        raise InputError(f"{layout}: malformed digest {digest!r}")
+    return layout / "blobs" / "sha256" / hexdigest
+
+
+def _read_json_blob(layout: Path, digest: str) -> dict[str, Any]:
+    path = _blob_path(layout, digest)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{layout}: blob {digest} is missing") from exc
+    if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+        raise InputError(f"{layout}: blob {digest} does not match its digest")
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:
+        raise InputError(f"{layout}: blob {digest} is not JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise InputError(f"{layout}: blob {digest} is not a JSON object")
+    return doc
+
+
+def _descriptors(doc: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
+    manifests = doc.get("manifests")
+    if not isinstance(manifests, list) or not all(isinstance(m, dict) for m in manifests):
+        raise InputError(f"{where}: 'manifests' is not a list of descriptors")
+    return manifests
+
+
+def _annotation(descriptor: Mapping[str, Any], key: str) -> object:
+    annotations = descriptor.get("annotations")
+    return annotations.get(key) if isinstance(annotations, dict) else None
+
+
+def _platform(descriptor: Mapping[str, Any]) -> dict[str, Any]:
+    found = descriptor.get("platform")
+    return found if isinstance(found, dict) else {}
+
+
+def resolve_image(layout: Path, *, tag: str | None = None, arch: str | None = None) -> ImageRef:
+    """Find the manifest of ``arch`` (default: this machine's) under ``tag`` in a layout."""
+    index_path = layout / "index.json"
+    try:
+        top = json.loads(index_path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{index_path}: not an OCI image layout index ({exc})") from exc
+    if not isinstance(top, dict):
+        raise InputError(f"{index_path}: not a JSON object")
+    candidates = _descriptors(top, str(index_path))
+    if tag is not None:
+        candidates = [d for d in candidates if _annotation(d, REF_NAME) == tag]
+        if not candidates:
+            raise InputError(f"{index_path}: no image tagged {tag!r}")
+    wanted = arch or host_arch()
+    oci_arch = OCI_PLATFORMS.get(wanted, (wanted, None))[0]
+    descriptor = candidates[0]
+    while descriptor.get("mediaType") in (MT_INDEX, _DOCKER_LIST):
+        nested = _read_json_blob(layout, str(descriptor.get("digest")))
+        entries = _descriptors(nested, f"{layout}: index {descriptor.get('digest')}")
+        matching = [
+            d
+            for d in entries
+            if _platform(d).get("architecture") == oci_arch
+            and _platform(d).get("os", "linux") == "linux"
+        ]
+        if not matching:
+            have = sorted(str(_platform(d).get("architecture")) for d in entries if _platform(d))
+            raise InputError(
+                f"{layout}: the image has no linux/{oci_arch} manifest (it has: "
+                f"{', '.join(have) or 'none'})"
+            )
+        descriptor = matching[0]
+    digest = str(descriptor.get("digest"))
+    manifest = _read_json_blob(layout, digest)
+    config_desc = manifest.get("config")
+    layers = manifest.get("layers")
+    if not isinstance(config_desc, dict) or not isinstance(layers, list):
+        raise InputError(f"{layout}: manifest {digest} lacks config or layers")
+    config_doc = _read_json_blob(layout, str(config_desc.get("digest")))
+    return ImageRef(
+        layout=layout,
+        arch=wanted,
+        manifest_digest=digest,
+        config=ImageConfig.from_json(config_doc, f"{layout}: config {config_desc.get('digest')}"),
+        layers=tuple(
+            LayerRef(str(layer.get("mediaType", "")), str(layer.get("digest")))
+            for layer in layers
+            if isinstance(layer, dict)
+        ),
+    )
+
+
+# ------------------------------------------------------------------------------ unpack
+
+
+def _open_layer(layout: Path, layer: LayerRef) -> IO[bytes]:
+    raw: IO[bytes] = _blob_path(layout, layer.digest).open("rb")
+    if layer.media_type.endswith("+gzip") or layer.media_type.endswith(".tar.gzip"):
+        return cast("IO[bytes]", gzip.GzipFile(fileobj=raw, mode="rb"))
+    if layer.media_type.endswith("+zstd"):
+        return cast("IO[bytes]", zstandard.ZstdDecompressor().stream_reader(raw))
+    if layer.media_type.endswith(".tar") or layer.media_type.endswith("rootfs.diff.tar"):
+        return raw
+    raise InputError(f"{layout}: unsupported layer media type {layer.media_type!r}")
+
+
+def _member_path(name: str, where: str) -> list[str]:
+    if "\x00" in name or name.startswith("/"):
+        raise InputError(f"{where}: member {name!r} has an absolute name")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise InputError(f"{where}: member {name!r} leaves the root ('..')")
+    return parts
+
+
+def _safe_parent(root: Path, parts: list[str], where: str, name: str) -> Path:
+    """The directory that will hold ``parts[-1]``, created as needed, never via a symlink."""
+    current = root
+    for part in parts[:-1]:
+        current = current / part
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            current.mkdir(mode=0o755)
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            raise InputError(f"{where}: member {name!r} would be written through a symlink")
+        if not stat.S_ISDIR(st.st_mode):
+            raise InputError(f"{where}: member {name!r} is under a non-directory")
+    return current
+
+
+def _remove(path: Path) -> None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        _make_writable(path)
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def _make_writable(tree: Path) -> None:
+    for dirpath, dirnames, _ in os.walk(tree):
+        os.chmod(dirpath, 0o700)
+        for d in dirnames:
+            p = os.path.join(dirpath, d)
+            if not os.path.islink(p):
+                os.chmod(p, 0o700)
+
+
+def _iter_members(
+    stream: IO[bytes], where: str
+) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
+    try:
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for info in tar:
+                yield info, tar
+    except (tarfile.TarError, EOFError, OSError, zstandard.ZstdError) as exc:
+        raise InputError(f"{where}: corrupt layer: {exc}") from exc
+
+
+@dataclass
+class _UnpackState:
+    dir_modes: dict[Path, int] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _apply_layer(root: Path, stream: IO[bytes], where: str, state: _UnpackState) -> None:
+    for info, tar in _iter_members(stream, where):
+        parts = _member_path(info.name, where)
+        if not parts:
+            continue
+        base = parts[-1]
+        parent = _safe_parent(root, parts, where, info.name)
+        if base == _OPAQUE:
+            for child in list(parent.iterdir()):
+                _remove(child)
+            continue
+        if base.startswith(_WHITEOUT):
+            _remove(parent / base[len(_WHITEOUT) :])
+            continue
+        target = parent / base
+        mode = info.mode & 0o1777  # no setuid/setgid
+        if info.isdir():
+            if os.path.lexists(target) and not (target.is_dir() and not target.is_symlink()):
+                _remove(target)
+            if not os.path.lexists(target):
+                target.mkdir(mode=0o700)
+            os.chmod(target, 0o700)  # owner-writable until every layer is applied
+            state.dir_modes[target] = mode
+            continue
+        _remove(target)
+        if info.isreg():
+            source = tar.extractfile(info)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+            fd = os.open(target, flags, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                if source is not None:
+                    shutil.copyfileobj(source, out, 1 << 20)
+            os.chmod(target, mode & 0o777)
+        elif info.issym():
+            os.symlink(info.linkname, target)
+        elif info.islnk():
+            link_parts = _member_path(info.linkname, where)
+            if not link_parts:
+                raise InputError(f"{where}: hard link {info.name!r} points at the root")
+            link_parent = _safe_parent(root, link_parts, where, info.linkname)
+            source_path = link_parent / link_parts[-1]
+            try:
+                st = os.lstat(source_path)
+            except FileNotFoundError:
+                raise InputError(
+                    f"{where}: hard link {info.name!r} -> {info.linkname!r}: target not unpacked"
+                ) from None
+            if not stat.S_ISREG(st.st_mode):
+                raise InputError(
+                    f"{where}: hard link {info.name!r} -> {info.linkname!r} is not a regular file"
+                )
+            os.link(source_path, target)
+        else:
+            state.skipped.append("/" + "/".join(parts))
+
+
+@dataclass(frozen=True)
+class UnpackedImage:
+    rootfs: Path
+    image: ImageRef
+    skipped: tuple[str, ...] = ()
+
+
+def unpack_image(image: ImageRef, dest: Path) -> UnpackedImage:
+    """Unpack ``image``'s layers into ``dest`` (created; must not exist or be empty)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    if any(dest.iterdir()):
+        raise InputError(f"{dest}: unpack target is not empty")
+    state = _UnpackState()
+    for index, layer in enumerate(image.layers):
+        where = f"{image.layout}: layer #{index} {layer.digest}"
+        with _open_layer(image.layout, layer) as stream:
+            _apply_layer(dest, stream, where, state)
+    for mount in MOUNTPOINTS:
+        path = dest / mount
+        if not os.path.lexists(path):
+            path.mkdir(mode=0o755)
+    for path in sorted(state.dir_modes, key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir() and not path.is_symlink():
+            os.chmod(path, state.dir_modes[path] | 0o700)
+    return UnpackedImage(dest, image, tuple(state.skipped))
+
+
+def remove_rootfs(path: Path) -> None:
+    """Delete an unpacked rootfs even where the image made directories read-only."""
+    if path.exists():
+        _make_writable(path)
+        shutil.rmtree(path)
+
+
+def read_embedded_facts(rootfs: Path) -> dict[str, object] | None:
+    """The image's /usr/lib/kiln/image.json (name, variant, tests), if it has one."""
+    path = rootfs / "usr" / "lib" / "kiln" / "image.json"
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_bytes())
+    except ValueError as exc:
+        raise InputError(f"{path}: not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: not a JSON object")
+    return doc
