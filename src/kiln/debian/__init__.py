@@ -2,6 +2,20 @@
 
 from kiln.debian.cache import Cache, atomic_write, default_cache_root
 from kiln.debian.client import RepoSnapshot, fetch_debs, load_snapshot
+from kiln.debian.deb import (
+    DebChangelog,
+    DebControl,
+    DebFormatError,
+    DebLimits,
+    DebMember,
+    DebPackage,
+    MemberType,
+    changelog_paths,
+    iter_data,
+    read_changelog,
+    read_control,
+    read_deb,
+)
 from kiln.debian.distro import DISTROS, Distro, get_distro
 from kiln.debian.index import MergedUniverse, PackagesTable, PackageUniverse, parse_packages
 from kiln.debian.model import BinaryPackage, ReleaseIdentity
@@ -19,7 +33,14 @@ __all__ = [
     "DISTROS",
     "BinaryPackage",
     "Cache",
+    "DebChangelog",
+    "DebControl",
+    "DebFormatError",
+    "DebLimits",
+    "DebMember",
+    "DebPackage",
     "Distro",
+    "MemberType",
     "MergedUniverse",
     "Mirrors",
     "PackageUniverse",
@@ -31,15 +52,20 @@ __all__ = [
     "SourceEntry",
     "VerifiedRelease",
     "atomic_write",
+    "changelog_paths",
     "compare_versions",
     "default_cache_root",
     "default_config_path",
     "discover_mirrors",
     "fetch_debs",
     "get_distro",
+    "iter_data",
     "load_snapshot",
     "parse_packages",
     "parse_version",
+    "read_changelog",
+    "read_control",
+    "read_deb",
     "read_host_sources",
     "satisfies",
     "verify_release",
