@@ -124,6 +124,7 @@ class ImageTest:
     command: tuple[str, ...]
     exit_code: int = 0
     stdout_pattern: str | None = None  # a regular expression searched in stdout
+    stderr_pattern: str | None = None  # a regular expression searched in stderr
     timeout: float = 60.0
     network: bool = False
     user: str | None = None  # "uid:gid"; default: the image's user
@@ -135,6 +136,7 @@ class ImageTest:
             "command": list(self.command),
             "exit_code": self.exit_code,
             "stdout_pattern": self.stdout_pattern,
+            "stderr_pattern": self.stderr_pattern,
             "timeout": self.timeout,
             "network": self.network,
             "user": self.user,
@@ -156,12 +158,14 @@ class ImageTest:
             raise InputError(f"{where}: malformed test: env must be an object")
         try:
             pattern = data.get("stdout_pattern")
+            err_pattern = data.get("stderr_pattern")
             user = data.get("user")
             return cls(
                 name=str(data["name"]),
                 command=tuple(command),
                 exit_code=int(data.get("exit_code", 0)),
                 stdout_pattern=None if pattern is None else str(pattern),
+                stderr_pattern=None if err_pattern is None else str(err_pattern),
                 timeout=float(data.get("timeout", 60.0)),
                 network=bool(data.get("network", False)),
                 user=None if user is None else str(user),

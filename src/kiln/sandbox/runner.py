@@ -59,13 +59,18 @@ def _verdict(test: ImageTest, result: RunResult) -> tuple[Status, str]:
         return "failed", f"timed out after {test.timeout:g}s"
     if result.exit_code != test.exit_code:
         return "failed", f"exit code {result.exit_code}, expected {test.exit_code}"
-    if test.stdout_pattern is not None:
+    for label, pattern, text in (
+        ("stdout", test.stdout_pattern, result.stdout),
+        ("stderr", test.stderr_pattern, result.stderr),
+    ):
+        if pattern is None:
+            continue
         try:
-            matched = re.search(test.stdout_pattern, result.stdout, re.MULTILINE)
+            matched = re.search(pattern, text, re.MULTILINE)
         except re.error as exc:
-            return "failed", f"stdout_pattern {test.stdout_pattern!r} is not a regex: {exc}"
+            return "failed", f"{label} pattern {pattern!r} is not a regular expression: {exc}"
         if not matched:
-            return "failed", f"stdout does not match {test.stdout_pattern!r}"
+            return "failed", f"{label} does not match {pattern!r}"
     return "passed", ""
 
 
