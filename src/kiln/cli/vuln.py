@@ -1,0 +1,316 @@
+"""``kiln db update``, ``kiln db status``, ``kiln scan`` and ``kiln vex``: thin adapters
+over ``kiln.vuln`` (parse options -> typed values -> pipeline -> render)."""
+
+# Imports of kiln.vuln sit inside the commands so that every other kiln command starts
+# without loading SQLAlchemy, Alembic and cyclonedx; typer commands mirror their options.
+# ruff: noqa: PLC0415, PLR0917
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kiln.cli.app import app, console, err_console
+from kiln.errors import InputError, PolicyError
+
+db_app = typer.Typer(help="Manage the vulnerability database ($KILN_DB).", no_args_is_help=True)
+vex_app = typer.Typer(help="Write and inspect OpenVEX documents.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(vex_app, name="vex")
+
+_FORMATS = ("table", "json", "sarif", "openvex", "cyclonedx")
+
+
+@db_app.command("update")
+def db_update(
+    source: Annotated[
+        str,
+        typer.Option("--source", help="debian-tracker, debian-changelog, osv, nvd, kev or epss"),
+    ],
+    from_: Annotated[
+        str | None,
+        typer.Option("--from", help="FILE, DIR, ZIP or URL to import (default: the feed's URL)"),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="nvd: last-modified window start (ISO 8601)")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="import even if the input digest is unchanged")
+    ] = False,
+    db: Annotated[
+        str | None, typer.Option(help="database path or SQLAlchemy URL (default $KILN_DB)")
+    ] = None,
+) -> None:
+    """Import one feed as a new snapshot (one transaction: all or nothing)."""
+    from kiln.net import HttpFetcher, http_client
+    from kiln.vuln.db import VulnDB
+    from kiln.vuln.feeds import FEEDS, NvdClient, NvdFeed, parse_since, resolve_input
+
+    if source not in FEEDS:
+        raise InputError(
+            f"unknown feed source {source!r}", hint=f"choose one of: {', '.join(FEEDS)}"
+        )
+    feed = FEEDS[source]()
+    store = VulnDB.open(db)
+    try:
+        cursor = None
+        if isinstance(feed, NvdFeed) and (
+            from_ is None or from_.startswith(("http://", "https://"))
+        ):
+            client = http_client()
+            key = os.environ.get("NVD_API_KEY")
+            if key:
+                client.headers["apiKey"] = key
+            fetcher = HttpFetcher(client)
+            end = datetime.now(UTC)
+            previous = store.cursor("nvd")
+            start = parse_since(since) if since else (parse_since(previous) if previous else None)
+            nvd = NvdClient(fetcher, base_url=from_ or NvdFeed.default_url or "", api_key=bool(key))
+            data = nvd.download(start, end)
+            cursor = end.isoformat(timespec="seconds")
+        elif from_ is None:
+            if feed.default_url is None:
+                raise InputError(
+                    f"the {source} feed has no download URL", hint="pass --from FILE|DIR"
+                )
+            data = resolve_input(feed.default_url, fetcher=HttpFetcher())
+        else:
+            data = resolve_input(from_, fetcher=HttpFetcher() if "://" in from_ else None)
+        result = store.import_feed(feed, data, cursor=cursor, force=force)
+    finally:
+        store.close()
+    for w in result.warnings[:20]:
+        err_console.print(f"warning: {w}", markup=False, highlight=False)
+    if len(result.warnings) > 20:
+        err_console.print(f"... and {len(result.warnings) - 20} more warnings")
+    snap = result.snapshot
+    if result.unchanged:
+        console.print(f"{source}: unchanged (snapshot {snap.id}, {snap.digest[:19]})")
+        return
+    counts = ", ".join(f"{k}={v}" for k, v in sorted(snap.counts.items()))
+    console.print(
+        f"{source}: snapshot {snap.id} {snap.digest[:19]} at {snap.created_at} ({counts})"
+    )
+
+
+@db_app.command("status")
+def db_status(
+    db: Annotated[str | None, typer.Option(help="database path or SQLAlchemy URL")] = None,
+) -> None:
+    """List the current snapshot of each feed."""
+    from rich.table import Table
+
+    from kiln.vuln.db import VulnDB
+
+    store = VulnDB.open(db)
+    try:
+        table = Table("source", "snapshot", "digest", "imported", "records", "origin")
+        for s in sorted(store.current().values(), key=lambda s: s.source):
+            records = sum(v for k, v in s.counts.items() if k != "warnings")
+            table.add_row(s.source, str(s.id), s.digest[:19], s.created_at, str(records), s.origin)
+        console.print(table)
+    finally:
+        store.close()
+
+
+def _scan_one(target: str, vex: list[Path], db: str | None, platform: str | None):  # type: ignore[no-untyped-def]
+    from kiln.inventory import load_target
+    from kiln.vuln.db import VulnDB
+    from kiln.vuln.scan import scan_inventory
+    from kiln.vuln.vex import load_vex
+
+    statements = [s for p in vex for s in load_vex(p)]
+    inventory = load_target(target, platform) if platform else load_target(target)
+    store = VulnDB.open(db)
+    try:
+        return scan_inventory(inventory, store, vex=statements, warnings=inventory.warnings)
+    finally:
+        store.close()
+
+
+@app.command()
+def scan(
+    target: Annotated[
+        str | None,
+        typer.Argument(help="OCI layout dir, image tar, rootfs dir, SBOM or dpkg status"),
+    ] = None,
+    format_: Annotated[
+        str, typer.Option("--format", help="table, json, sarif, openvex or cyclonedx")
+    ] = "table",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="write the report here")
+    ] = None,
+    fail_on: Annotated[
+        str | None, typer.Option(help="exit 1 if a finding is at least this severe")
+    ] = None,
+    only_fixed: Annotated[
+        bool, typer.Option("--only-fixed", help="only findings with a fix available")
+    ] = False,
+    ignore_unfixed: Annotated[
+        bool, typer.Option("--ignore-unfixed", help="same as --only-fixed (trivy's name)")
+    ] = False,
+    vex: Annotated[
+        list[Path] | None, typer.Option(help="OpenVEX or CycloneDX VEX document (repeatable)")
+    ] = None,
+    compare: Annotated[
+        tuple[str, str] | None, typer.Option(help="compare two targets: A B")
+    ] = None,
+    platform: Annotated[
+        str | None, typer.Option(help="os/arch[/variant] of a multi-arch image")
+    ] = None,
+    db: Annotated[str | None, typer.Option(help="database path or SQLAlchemy URL")] = None,
+) -> None:
+    """Scan a target for known vulnerabilities."""
+    from kiln.vuln.model import Severity
+    from kiln.vuln.report import FORMATTERS
+    from kiln.vuln.scan import gate
+    from kiln.vuln.scan import only_fixed as keep_fixed
+
+    if format_ not in _FORMATS:
+        raise InputError(
+            f"unknown --format {format_!r}", hint=f"choose one of: {', '.join(_FORMATS)}"
+        )
+    threshold = None
+    if fail_on:
+        try:
+            threshold = Severity.parse(fail_on)
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+    vex_files = vex or []
+    if compare:
+        _compare(compare, vex_files, db, platform, only_fixed or ignore_unfixed)
+        return
+    if target is None:
+        raise InputError("give a TARGET to scan (or --compare A B)")
+    result = _scan_one(target, vex_files, db, platform)
+    if only_fixed or ignore_unfixed:
+        result = keep_fixed(result)
+    rendered = FORMATTERS[format_].render(result)
+    if output is not None:
+        if not isinstance(rendered, str):
+            from rich.console import Console
+
+            with output.open("w") as fh:
+                Console(file=fh, width=160).print(rendered)
+        else:
+            output.write_text(rendered)
+    elif isinstance(rendered, str):
+        sys.stdout.write(rendered)
+    else:
+        console.print(rendered)
+    if threshold is not None:
+        failing = gate(result, threshold)
+        if failing:
+            raise PolicyError(
+                f"{len(failing)} finding(s) at or above {threshold.label} in {target}",
+                details=[f"{f.id} {f.package_name} {f.package_version}" for f in failing[:10]],
+            )
+
+
+def _compare(
+    pair: tuple[str, str], vex: list[Path], db: str | None, platform: str | None, fixed: bool
+) -> None:
+    from rich.table import Table
+
+    from kiln.vuln.model import Severity
+    from kiln.vuln.scan import only_fixed as keep_fixed
+
+    results = []
+    for t in pair:
+        r = _scan_one(t, vex, db, platform)
+        results.append(keep_fixed(r) if fixed else r)
+    a, b = results
+    table = Table("severity", pair[0], pair[1], "reduction", title="findings by severity")
+    ca, cb = a.counts(), b.counts()
+    for s in sorted(Severity, reverse=True):
+        table.add_row(
+            s.label, str(ca[s.label]), str(cb[s.label]), _reduction(cb[s.label], ca[s.label])
+        )
+    ta, tb = len(a.active), len(b.active)
+    table.add_row("total", str(ta), str(tb), _reduction(tb, ta), style="bold")
+    table.add_row("packages", str(a.package_count), str(b.package_count), "")
+    console.print(table)
+
+
+def _reduction(baseline: int, candidate: int) -> str:
+    """How much fewer ``candidate`` has than ``baseline`` (B is the reference image)."""
+    if baseline == 0:
+        return "-" if candidate == 0 else f"+{candidate}"
+    return f"{100 * (baseline - candidate) / baseline:.0f}%"
+
+
+@vex_app.command("create")
+def vex_create(
+    vulnerability: Annotated[str, typer.Option("--vuln", help="CVE / GHSA id")],
+    product: Annotated[list[str], typer.Option(help="product purl (repeatable)")],
+    status: Annotated[
+        str, typer.Option(help="not_affected, affected, fixed or under_investigation")
+    ],
+    justification: Annotated[
+        str | None, typer.Option(help="OpenVEX justification (not_affected)")
+    ] = None,
+    impact: Annotated[str | None, typer.Option("--impact-statement")] = None,
+    action: Annotated[str | None, typer.Option("--action-statement")] = None,
+    author: Annotated[str, typer.Option()] = "kiln",
+    timestamp: Annotated[str | None, typer.Option(help="ISO 8601 (default: now)")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+) -> None:
+    """Write an OpenVEX document with one statement."""
+    from kiln.vuln.vex import (
+        JUSTIFICATIONS,
+        VEX_STATUSES,
+        VexFormatError,
+        VexStatement,
+        write_openvex,
+    )
+
+    if status not in VEX_STATUSES:
+        raise InputError(
+            f"unknown VEX status {status!r}", hint=f"choose one of: {', '.join(VEX_STATUSES)}"
+        )
+    if justification is not None and justification not in JUSTIFICATIONS:
+        raise InputError(
+            f"unknown justification {justification!r}",
+            hint=f"choose one of: {', '.join(JUSTIFICATIONS)}",
+        )
+    ts = timestamp or datetime.now(UTC).isoformat(timespec="seconds")
+    st = VexStatement(
+        vulnerability, frozenset(), tuple(product), status, justification, impact, action, ts
+    )
+    try:
+        doc = write_openvex([st], author=author, timestamp=ts)
+    except VexFormatError as exc:
+        raise InputError(
+            exc.message, hint="not_affected needs --justification or --impact-statement"
+        ) from exc
+    text = json.dumps(doc, indent=2) + "\n"
+    if output:
+        output.write_text(text)
+    else:
+        sys.stdout.write(text)
+
+
+@vex_app.command("show")
+def vex_show(
+    document: Annotated[Path, typer.Argument(help="OpenVEX or CycloneDX VEX file")],
+) -> None:
+    """Validate a VEX document and list its statements."""
+    from rich.table import Table
+
+    from kiln.vuln.vex import load_vex
+
+    table = Table("vulnerability", "status", "justification", "products")
+    for st in load_vex(document):
+        table.add_row(
+            st.vulnerability,
+            st.status,
+            st.justification or st.impact_statement or "",
+            "\n".join(st.products),
+        )
+    console.print(table)

@@ -1,0 +1,544 @@
+"""The vulnerability database: open (and migrate), import a feed as one snapshot, query.
+
+An import runs in ONE transaction: the snapshot row and every record land together, or
+nothing does (a malformed input raises, the transaction rolls back and the previous
+snapshot stays current). Queries return plain frozen records (``kiln.vuln.model``) in a
+``VulnData`` value for the pure matcher.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, Table, create_engine, delete, event, insert, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from kiln.errors import EnvironmentProblem
+from kiln.vuln.db.models import (
+    ChangelogRow,
+    EpssRow,
+    KevRow,
+    NvdRow,
+    OsvAdvisoryRow,
+    OsvAffectedRow,
+    SnapshotRow,
+    TrackerCveRow,
+    TrackerRow,
+)
+from kiln.vuln.feeds.interface import Feed, FeedWarning
+from kiln.vuln.feeds.source import FeedInput
+from kiln.vuln.model import (
+    ChangelogFix,
+    EpssRecord,
+    FeedRecord,
+    KevRecord,
+    NvdRecord,
+    OsvAffected,
+    OsvEvent,
+    OsvRange,
+    OsvRecord,
+    Snapshot,
+    TrackerStatus,
+)
+
+_BATCH = 5000
+_IN_CHUNK = 500
+_MIGRATIONS = Path(__file__).parent / "migrations"
+T = TypeVar("T")
+
+
+def default_db_url() -> str:
+    """``$KILN_DB`` (a path or an SQLAlchemy URL), else ``$KILN_CACHE/vuln.db``."""
+    configured = os.environ.get("KILN_DB")
+    if configured:
+        return configured if "://" in configured else f"sqlite:///{Path(configured).expanduser()}"
+    cache = Path(os.environ.get("KILN_CACHE", "~/.cache/kiln")).expanduser()
+    return f"sqlite:///{cache / 'vuln.db'}"
+
+
+@dataclass(frozen=True)
+class Held(Generic[T]):
+    """A record with the snapshot that wrote it (findings name their snapshot)."""
+
+    record: T
+    snapshot_id: int
+
+
+@dataclass(frozen=True)
+class VulnData:
+    """What the matcher needs, already narrowed to the scanned packages."""
+
+    tracker: dict[str, tuple[Held[TrackerStatus], ...]] = field(default_factory=dict)
+    changelog: dict[str, tuple[Held[ChangelogFix], ...]] = field(default_factory=dict)
+    osv: dict[tuple[str, str], tuple[Held[OsvRecord], ...]] = field(default_factory=dict)
+    descriptions: dict[str, str] = field(default_factory=dict)
+    nvd: dict[str, NvdRecord] = field(default_factory=dict)
+    kev: dict[str, KevRecord] = field(default_factory=dict)
+    epss: dict[str, EpssRecord] = field(default_factory=dict)
+    snapshots: tuple[Snapshot, ...] = ()
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    snapshot: Snapshot
+    warnings: tuple[FeedWarning, ...]
+    unchanged: bool = False  # the input's digest equals the current snapshot's
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _to_snapshot(row: Any) -> Snapshot:
+    return Snapshot(
+        id=row.id,
+        source=row.source,
+        digest=row.digest,
+        created_at=row.created_at,
+        counts=dict(row.counts or {}),
+        origin=row.origin,
+    )
+
+
+class VulnDB:
+    """A migrated vulnerability database at an SQLAlchemy URL."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str | None = None) -> VulnDB:
+        """Open (creating the file's folder) and bring the schema to the newest migration."""
+        url = url or default_db_url()
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            engine = create_engine(url)
+            if engine.dialect.name == "sqlite":
+                event.listen(engine, "connect", _sqlite_pragmas)
+            db = cls(engine)
+            db.migrate()
+        except SQLAlchemyError as exc:
+            raise EnvironmentProblem(
+                f"cannot open the vulnerability database {engine_safe(url)}: {exc}",
+                hint="check $KILN_DB (a file path or an SQLAlchemy URL)",
+            ) from exc
+        return db
+
+    def migrate(self) -> None:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- snapshots ------------------------------------------------------------------
+
+    def snapshots(self, source: str | None = None) -> list[Snapshot]:
+        """Every snapshot (newest last), optionally of one source."""
+        stmt = select(SnapshotRow).order_by(SnapshotRow.id)
+        if source:
+            stmt = stmt.where(SnapshotRow.source == source)
+        with self.engine.connect() as conn:
+            return [_to_snapshot(r) for r in conn.execute(stmt)]
+
+    def current(self) -> dict[str, Snapshot]:
+        """The newest snapshot of each source."""
+        return {s.source: s for s in self.snapshots()}
+
+    def cursor(self, source: str) -> str | None:
+        stmt = (
+            select(SnapshotRow.cursor)
+            .where(SnapshotRow.source == source)
+            .order_by(SnapshotRow.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(stmt).scalar()
+
+    # --- import ---------------------------------------------------------------------
+
+    def import_feed(
+        self,
+        feed: Feed,
+        source: FeedInput,
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        cursor: str | None = None,
+        force: bool = False,
+    ) -> ImportResult:
+        """Import ``source`` through ``feed`` as one new snapshot, in one transaction."""
+        latest = self.current().get(feed.name)
+        if latest is not None and latest.digest == source.digest and not force:
+            return ImportResult(latest, (), unchanged=True)
+        warnings: list[FeedWarning] = []
+        counts: dict[str, int] = {}
+        with self.engine.begin() as conn:
+            snap_id = conn.execute(
+                insert(SnapshotRow).values(
+                    source=feed.name,
+                    digest=source.digest,
+                    created_at=now().astimezone(UTC).isoformat(timespec="seconds"),
+                    origin=source.origin,
+                    counts={},
+                    cursor=cursor,
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+            writer = _Writer(conn, int(snap_id), feed.mode)
+            if feed.mode == "replace":
+                writer.clear_all(feed.name)
+            batch: list[FeedRecord] = []
+            for item in feed.records(source):
+                if isinstance(item, FeedWarning):
+                    warnings.append(item)
+                    continue
+                batch.append(item)
+                counts[type(item).__name__] = counts.get(type(item).__name__, 0) + 1
+                if len(batch) >= _BATCH:
+                    writer.write(batch)
+                    batch = []
+            writer.write(batch)
+            counts["warnings"] = len(warnings)
+            conn.execute(
+                SnapshotRow.__table__.update()  # type: ignore[attr-defined]
+                .where(SnapshotRow.id == snap_id)
+                .values(counts=counts)
+            )
+            row = conn.execute(select(SnapshotRow).where(SnapshotRow.id == snap_id)).one()
+        return ImportResult(_to_snapshot(row), tuple(warnings))
+
+    # --- queries for the matcher ----------------------------------------------------
+
+    def load(
+        self,
+        *,
+        debian_sources: Iterable[str] = (),
+        release: str | None = None,
+        osv_keys: Iterable[tuple[str, str]] = (),
+    ) -> VulnData:
+        """Everything known about these Debian source packages and OSV (ecosystem, name)s."""
+        sources = sorted(set(debian_sources))
+        keys = sorted(set(osv_keys))
+        tracker: dict[str, list[Held[TrackerStatus]]] = {}
+        changelog: dict[str, list[Held[ChangelogFix]]] = {}
+        osv: dict[tuple[str, str], list[Held[OsvRecord]]] = {}
+        cves: set[str] = set()
+        with self.engine.connect() as conn:
+            for chunk in _chunks(sources, _IN_CHUNK):
+                if release:
+                    stmt = select(TrackerRow).where(
+                        TrackerRow.release == release, TrackerRow.source_package.in_(chunk)
+                    )
+                    for r in _rows(conn, stmt):
+                        rec = TrackerStatus(
+                            r.source_package,
+                            r.cve,
+                            r.release,
+                            r.status,
+                            r.fixed_version,
+                            r.urgency,
+                            r.nodsa,
+                            r.nodsa_reason,
+                        )
+                        tracker.setdefault(r.source_package, []).append(Held(rec, r.snapshot_id))
+                        cves.add(r.cve)
+                stmt2 = select(ChangelogRow).where(ChangelogRow.source_package.in_(chunk))
+                for r in _rows(conn, stmt2):
+                    fix = ChangelogFix(r.source_package, r.cve, r.version, r.distribution)
+                    changelog.setdefault(r.source_package, []).append(Held(fix, r.snapshot_id))
+                    cves.add(r.cve)
+            by_eco: dict[str, list[str]] = {}
+            for eco, name in keys:
+                by_eco.setdefault(eco, []).append(name)
+            affected: dict[str, list[Any]] = {}
+            for eco, names in sorted(by_eco.items()):
+                for chunk in _chunks(names, _IN_CHUNK):
+                    stmt3 = select(OsvAffectedRow).where(
+                        OsvAffectedRow.ecosystem == eco, OsvAffectedRow.package.in_(chunk)
+                    )
+                    for a in _rows(conn, stmt3):
+                        affected.setdefault(a.advisory_id, []).append(a)
+            ids = sorted(affected)
+            for chunk in _chunks(ids, _IN_CHUNK):
+                for adv in _rows(conn, select(OsvAdvisoryRow).where(OsvAdvisoryRow.id.in_(chunk))):
+                    aff_rows = affected[adv.id]
+                    record = _osv_from_rows(adv, aff_rows)
+                    for a in aff_rows:
+                        held = Held(record, adv.snapshot_id)
+                        bucket = osv.setdefault((a.ecosystem, a.package), [])
+                        if held not in bucket:
+                            bucket.append(held)
+                    cves.update(i for i in (adv.id, *adv.aliases) if i.startswith("CVE-"))
+            descriptions: dict[str, str] = {}
+            nvd: dict[str, NvdRecord] = {}
+            kev: dict[str, KevRecord] = {}
+            epss: dict[str, EpssRecord] = {}
+            for chunk in _chunks(sorted(cves), _IN_CHUNK):
+                for d in _rows(conn, select(TrackerCveRow).where(TrackerCveRow.cve.in_(chunk))):
+                    descriptions[d.cve] = d.description
+                for n in _rows(conn, select(NvdRow).where(NvdRow.cve.in_(chunk))):
+                    nvd[n.cve] = NvdRecord(
+                        n.cve,
+                        n.last_modified,
+                        n.description,
+                        n.cvss31_vector,
+                        n.cvss31_score,
+                        n.cvss40_vector,
+                        n.cvss40_score,
+                        tuple(n.cwes),
+                        tuple(n.references),
+                    )
+                for k in _rows(conn, select(KevRow).where(KevRow.cve.in_(chunk))):
+                    kev[k.cve] = KevRecord(
+                        k.cve,
+                        k.vendor,
+                        k.product,
+                        k.name,
+                        k.date_added,
+                        k.due_date,
+                        k.known_ransomware,
+                    )
+                for e in _rows(conn, select(EpssRow).where(EpssRow.cve.in_(chunk))):
+                    epss[e.cve] = EpssRecord(e.cve, e.epss, e.percentile)
+        return VulnData(
+            tracker={k: tuple(v) for k, v in tracker.items()},
+            changelog={k: tuple(v) for k, v in changelog.items()},
+            osv={k: tuple(v) for k, v in osv.items()},
+            descriptions=descriptions,
+            nvd=nvd,
+            kev=kev,
+            epss=epss,
+            snapshots=self._used_snapshots(tracker, changelog, osv),
+        )
+
+    def _used_snapshots(self, *held_maps: dict[Any, list[Any]]) -> tuple[Snapshot, ...]:
+        """The current snapshot of each source plus any older one a held row came from."""
+        used = {h.snapshot_id for m in held_maps for hs in m.values() for h in hs}
+        current = {s.id for s in self.current().values()}
+        return tuple(s for s in self.snapshots() if s.id in used | current)
+
+
+def _rows(conn: Connection, stmt: Any) -> list[Any]:
+    """Result rows, attribute-accessible by column name (typed loosely on purpose)."""
+    return list(conn.execute(stmt))
+
+
+def engine_safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _osv_from_rows(adv: Any, rows: list[Any]) -> OsvRecord:
+    affected = tuple(
+        OsvAffected(
+            ecosystem=a.ecosystem,
+            package=a.package,
+            ranges=tuple(
+                OsvRange(r["type"], tuple(OsvEvent(**e) for e in r["events"])) for r in a.ranges
+            ),
+            versions=tuple(a.versions),
+        )
+        for a in sorted(rows, key=lambda a: a.id)
+    )
+    return OsvRecord(
+        id=adv.id,
+        aliases=tuple(adv.aliases),
+        summary=adv.title,
+        details="",
+        modified=adv.modified,
+        published=adv.published,
+        severity=tuple((s[0], s[1]) for s in adv.severity),
+        database_severity=adv.database_severity,
+        references=tuple(adv.references),
+        affected=affected,
+    )
+
+
+class _Writer:
+    """Writes batches of records into their tables within one import transaction."""
+
+    def __init__(self, conn: Connection, snapshot_id: int, mode: str) -> None:
+        self._conn = conn
+        self._snap = snapshot_id
+        self._upsert = mode == "upsert"
+        self._cleared: set[tuple[str, str]] = set()
+        self._seen_cves: set[str] = set()
+
+    def clear_all(self, source: str) -> None:
+        tables: dict[str, list[Table]] = {
+            "debian-tracker": [TrackerRow.__table__, TrackerCveRow.__table__],  # type: ignore[list-item]
+            "debian-changelog": [ChangelogRow.__table__],  # type: ignore[list-item]
+            "osv": [OsvAffectedRow.__table__, OsvAdvisoryRow.__table__],  # type: ignore[list-item]
+            "nvd": [NvdRow.__table__],  # type: ignore[list-item]
+            "kev": [KevRow.__table__],  # type: ignore[list-item]
+            "epss": [EpssRow.__table__],  # type: ignore[list-item]
+        }
+        for table in tables.get(source, []):
+            self._conn.execute(delete(table))
+
+    def _clear(self, kind: str, keys: set[str], column: Any, *extra: tuple[Any, Any]) -> None:
+        """Upsert: delete the rows of keys this import has not written yet."""
+        fresh = sorted(k for k in keys if (kind, k) not in self._cleared)
+        for chunk in _chunks(fresh, _IN_CHUNK):
+            for table_column, table in extra:
+                self._conn.execute(delete(table).where(table_column.in_(chunk)))
+            self._conn.execute(delete(column.table).where(column.in_(chunk)))
+        self._cleared.update((kind, k) for k in fresh)
+
+    def write(self, batch: list[FeedRecord]) -> None:
+        if not batch:
+            return
+        snap = self._snap
+        rows_of: list[list[dict[str, Any]]] = [[] for _ in range(8)]
+        tracker, tracker_cves, changelog, osv, osv_aff, nvd, kev, epss = rows_of
+        for rec in batch:
+            match rec:
+                case TrackerStatus():
+                    tracker.append(
+                        {
+                            "snapshot_id": snap,
+                            "source_package": rec.source,
+                            "cve": rec.cve,
+                            "release": rec.release,
+                            "status": rec.status,
+                            "fixed_version": rec.fixed_version,
+                            "urgency": rec.urgency,
+                            "nodsa": rec.nodsa,
+                            "nodsa_reason": rec.nodsa_reason,
+                        }
+                    )
+                    if rec.description and rec.cve not in self._seen_cves:
+                        self._seen_cves.add(rec.cve)
+                        tracker_cves.append(
+                            {"cve": rec.cve, "snapshot_id": snap, "description": rec.description}
+                        )
+                case ChangelogFix():
+                    changelog.append(
+                        {
+                            "snapshot_id": snap,
+                            "source_package": rec.source,
+                            "cve": rec.cve,
+                            "version": rec.version,
+                            "distribution": rec.distribution,
+                        }
+                    )
+                case OsvRecord():
+                    osv.append(
+                        {
+                            "id": rec.id,
+                            "snapshot_id": snap,
+                            "aliases": list(rec.aliases),
+                            "title": rec.summary or rec.details.strip().split("\n", 1)[0][:300],
+                            "modified": rec.modified,
+                            "published": rec.published,
+                            "severity": [list(s) for s in rec.severity],
+                            "database_severity": rec.database_severity,
+                            "references": list(rec.references),
+                        }
+                    )
+                    for a in rec.affected:
+                        osv_aff.append(
+                            {
+                                "advisory_id": rec.id,
+                                "ecosystem": a.ecosystem,
+                                "package": a.package,
+                                "ranges": [
+                                    {
+                                        "type": r.type,
+                                        "events": [
+                                            {k: v for k, v in vars(e).items() if v is not None}
+                                            for e in r.events
+                                        ],
+                                    }
+                                    for r in a.ranges
+                                ],
+                                "versions": list(a.versions),
+                            }
+                        )
+                case NvdRecord():
+                    nvd.append(
+                        {
+                            "cve": rec.cve,
+                            "snapshot_id": snap,
+                            "last_modified": rec.last_modified,
+                            "description": rec.description,
+                            "cvss31_vector": rec.cvss31_vector,
+                            "cvss31_score": rec.cvss31_score,
+                            "cvss40_vector": rec.cvss40_vector,
+                            "cvss40_score": rec.cvss40_score,
+                            "cwes": list(rec.cwes),
+                            "references": list(rec.references),
+                            "configurations": list(rec.configurations),
+                        }
+                    )
+                case KevRecord():
+                    kev.append(
+                        {
+                            "cve": rec.cve,
+                            "snapshot_id": snap,
+                            "vendor": rec.vendor,
+                            "product": rec.product,
+                            "name": rec.name,
+                            "date_added": rec.date_added,
+                            "due_date": rec.due_date,
+                            "known_ransomware": rec.known_ransomware,
+                        }
+                    )
+                case EpssRecord():
+                    epss.append(
+                        {
+                            "cve": rec.cve,
+                            "snapshot_id": snap,
+                            "epss": rec.epss,
+                            "percentile": rec.percentile,
+                        }
+                    )
+        if self._upsert:
+            self._clear(
+                "changelog", {r["source_package"] for r in changelog}, ChangelogRow.source_package
+            )
+            self._clear(
+                "osv",
+                {r["id"] for r in osv},
+                OsvAdvisoryRow.id,
+                (OsvAffectedRow.advisory_id, OsvAffectedRow.__table__),
+            )
+            self._clear("nvd", {r["cve"] for r in nvd}, NvdRow.cve)
+        # Within one input the last record for a key wins (duplicate ids across files).
+        osv = list({r["id"]: r for r in osv}.values())
+        nvd = list({r["cve"]: r for r in nvd}.values())
+        kev = list({r["cve"]: r for r in kev}.values())
+        epss = list({r["cve"]: r for r in epss}.values())
+        for table, rows in (
+            (TrackerRow, tracker),
+            (TrackerCveRow, tracker_cves),
+            (ChangelogRow, changelog),
+            (OsvAdvisoryRow, osv),
+            (OsvAffectedRow, osv_aff),
+            (NvdRow, nvd),
+            (KevRow, kev),
+            (EpssRow, epss),
+        ):
+            if rows:
+                self._conn.execute(insert(table), rows)

@@ -1,0 +1,98 @@
+"""Ecosystem names, package-name normalisation and version ordering per ecosystem.
+
+OSV spells ecosystems its own way (https://ossf.github.io/osv-schema/#affectedpackage-field);
+inventories use purl types. Ordering: PEP 440 via ``packaging`` for PyPI, SemVer 2.0 via
+``semver`` for npm/Go/crates.io and SEMVER ranges, dpkg ordering via
+``kiln.debian.version`` for Debian.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+import semver
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from kiln.debian.version import parse_version as parse_dpkg_version
+from kiln.errors import InputError
+
+# purl type / inventory ecosystem -> OSV ecosystem
+_OSV_ECOSYSTEM = {
+    "pypi": "PyPI",
+    "npm": "npm",
+    "golang": "Go",
+    "go": "Go",
+    "cargo": "crates.io",
+    "gem": "RubyGems",
+    "maven": "Maven",
+    "nuget": "NuGet",
+    "composer": "Packagist",
+    "deb": "Debian",
+}
+
+
+class BadVersionError(ValueError):
+    """A version string the ecosystem's ordering cannot parse."""
+
+
+def osv_ecosystem(ecosystem: str) -> str:
+    """The OSV ecosystem name for an inventory ecosystem (``pypi`` -> ``PyPI``)."""
+    return _OSV_ECOSYSTEM.get(ecosystem.lower(), ecosystem)
+
+
+def base_ecosystem(osv_name: str) -> str:
+    """``Debian:12`` -> ``Debian``; other names unchanged."""
+    return osv_name.split(":", 1)[0]
+
+
+def normalize_package_name(osv_name: str, name: str) -> str:
+    """The lookup key for a package name: PEP 503 for PyPI, lower case for npm."""
+    eco = base_ecosystem(osv_name)
+    if eco == "PyPI":
+        return str(canonicalize_name(name))
+    if eco == "npm":
+        return name.lower()
+    return name
+
+
+def _semver(text: str) -> semver.Version:
+    try:
+        return semver.Version.parse(text.removeprefix("v"))
+    except (ValueError, TypeError) as exc:
+        raise BadVersionError(f"{text!r} is not a SemVer 2.0 version") from exc
+
+
+def _pep440(text: str) -> Version:
+    try:
+        return Version(text)
+    except InvalidVersion as exc:
+        raise BadVersionError(f"{text!r} is not a PEP 440 version") from exc
+
+
+def _dpkg(text: str) -> Any:
+    try:
+        return parse_dpkg_version(text)
+    except InputError as exc:
+        raise BadVersionError(f"{text!r} is not a Debian version") from exc
+
+
+VersionParser = Callable[[str], Any]
+
+
+@lru_cache(maxsize=64)
+def version_parser(osv_name: str, range_type: str = "ECOSYSTEM") -> VersionParser | None:
+    """How to order versions of this ecosystem, or ``None`` if kiln cannot order them."""
+    if range_type == "SEMVER":
+        return _semver
+    match base_ecosystem(osv_name):
+        case "PyPI":
+            return _pep440
+        case "npm" | "Go" | "crates.io":
+            return _semver
+        case "Debian" | "Ubuntu":
+            return _dpkg
+        case _:
+            return None

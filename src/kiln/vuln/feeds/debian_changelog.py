@@ -1,0 +1,92 @@
+"""Changelog-derived Debian fixes: a version whose changelog entry names a CVE fixes it.
+
+Input: a directory (or zip) of ``<source>.changelog.Debian`` files, or ``.deb`` files
+whose ``usr/share/doc/<pkg>/changelog.Debian.gz`` is read with python-debian. The first
+(oldest) version that names a CVE fixes it for every later version of that source
+package (Debian Policy §4.4 for the changelog format).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+from collections.abc import Iterator
+from typing import ClassVar
+
+from debian.changelog import Changelog, ChangelogParseError
+from debian.debfile import DebError, DebFile
+
+from kiln.errors import Location
+from kiln.vuln.feeds.interface import Feed, FeedFormatError, FeedWarning, ImportMode
+from kiln.vuln.feeds.source import FeedInput
+from kiln.vuln.model import ChangelogFix, FeedRecord
+
+CVE_RE = re.compile(r"\bCVE-\d{4}-\d{4,}\b")
+_CHANGELOG_RE = re.compile(r"(^|/)([^/]+\.)?changelog(\.Debian)?(\.gz)?$")
+
+
+def fixes_from_changelog(text: bytes, display: str) -> list[ChangelogFix]:
+    """The (source, CVE) -> first fixing version facts of one changelog, sorted."""
+    try:
+        changelog = Changelog(text, strict=True)
+    except (ChangelogParseError, ValueError) as exc:
+        raise FeedFormatError(f"not a valid Debian changelog: {exc}", Location(display)) from exc
+    if len(changelog) == 0:
+        raise FeedFormatError("not a Debian changelog: no entries", Location(display))
+    first: dict[str, ChangelogFix] = {}
+    # Blocks run newest first; walking oldest first keeps the first version naming a CVE.
+    for block in reversed(list(changelog)):
+        body = "\n".join(block.changes())
+        for cve in sorted(set(CVE_RE.findall(body))):
+            if cve not in first:
+                first[cve] = ChangelogFix(
+                    source=str(block.package),
+                    cve=cve,
+                    version=str(block.version),
+                    distribution=str(block.distributions or ""),
+                )
+    return [first[c] for c in sorted(first)]
+
+
+def _changelog_from_deb(data: bytes, display: str) -> bytes | None:
+    try:
+        deb = DebFile(fileobj=io.BytesIO(data))
+        for name in deb.data.tgz().getnames():
+            if (
+                name.endswith("/changelog.Debian.gz")
+                and "/usr/share/doc/" in f"/{name.lstrip('./')}"
+            ):
+                member = deb.data.tgz().extractfile(name)
+                if member is None:
+                    return None  # a symlink to another package's docs
+                return gzip.decompress(member.read())
+    except (DebError, OSError, EOFError) as exc:
+        raise FeedFormatError(f"not a readable .deb: {exc}", Location(display)) from exc
+    return None
+
+
+class DebianChangelogFeed(Feed):
+    """CVE fixes named in Debian changelogs (files, or inside cached .debs)."""
+
+    name: ClassVar[str] = "debian-changelog"
+    # Each input covers the source packages it has: keep what other inputs taught us.
+    mode: ClassVar[ImportMode] = "upsert"
+
+    def records(self, source: FeedInput) -> Iterator[FeedRecord | FeedWarning]:
+        members = source.members()
+        for member in members:
+            display = source.display(member)
+            with source.open(member if source.kind in ("dir", "zip") else None) as fh:
+                data = fh.read()
+            if member.endswith(".deb"):
+                text = _changelog_from_deb(data, display)
+                if text is None:
+                    yield FeedWarning("no changelog.Debian.gz inside", Location(display))
+                    continue
+            elif _CHANGELOG_RE.search(member) or source.kind in ("file", "bytes"):
+                text = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+            else:
+                yield FeedWarning("skipped: neither a changelog nor a .deb", Location(display))
+                continue
+            yield from fixes_from_changelog(text, display)

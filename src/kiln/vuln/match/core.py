@@ -1,0 +1,136 @@
+"""The pure matcher: installed packages + feed data + VEX statements -> findings.
+
+Runs every ``Matcher`` on every package, merges candidates that name the same
+vulnerability under different ids (CVE / GHSA / PYSEC aliases) for the same package,
+rates severity, flags KEV, attaches EPSS, applies VEX, and sorts deterministically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import cmp_to_key
+
+from kiln.debian.version import compare_versions
+from kiln.errors import InputError
+from kiln.vuln.db.store import VulnData
+from kiln.vuln.ecosystems import BadVersionError, osv_ecosystem, version_parser
+from kiln.vuln.match.debian import DebianMatcher
+from kiln.vuln.match.interface import Candidate, MatchContext, Matcher
+from kiln.vuln.match.osv import OsvMatcher
+from kiln.vuln.match.severity import rate
+from kiln.vuln.model import Finding, FindingStatus, PackageLike, canonical_id
+from kiln.vuln.vex.apply import apply_vex
+from kiln.vuln.vex.model import VexStatement
+
+DEFAULT_MATCHERS: tuple[Matcher, ...] = (DebianMatcher(), OsvMatcher())
+_STATUS_RANK = {FindingStatus.FIXED: 3, FindingStatus.WONT_FIX: 2, FindingStatus.OPEN: 1}
+
+
+def _highest_version(ecosystem: str, versions: Iterable[str]) -> str | None:
+    """The newest of several fixed versions (an upgrade target that satisfies all)."""
+    vs = sorted(set(versions))
+    if not vs:
+        return None
+    if ecosystem == "deb":
+        try:
+            return sorted(vs, key=cmp_to_key(compare_versions))[-1]
+        except InputError:
+            return vs[-1]
+    parse = version_parser(osv_ecosystem(ecosystem))
+    if parse is None:
+        return vs[-1]
+    try:
+        return max(vs, key=parse)
+    except BadVersionError:
+        return vs[-1]
+
+
+def _groups(cands: list[Candidate]) -> list[list[Candidate]]:
+    """Union candidates whose id sets overlap (one vulnerability, several names)."""
+    parent = list(range(len(cands)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[str, int] = {}
+    for i, c in enumerate(cands):
+        for ident in (c.vuln_id, *c.aliases):
+            if ident in owner:
+                parent[find(i)] = find(owner[ident])
+            else:
+                owner[ident] = i
+    groups: dict[int, list[Candidate]] = {}
+    for i, c in enumerate(cands):
+        groups.setdefault(find(i), []).append(c)
+    return list(groups.values())
+
+
+def _finding(package: PackageLike, group: list[Candidate], data: VulnData) -> Finding:
+    ids = frozenset(i for c in group for i in (c.vuln_id, *c.aliases))
+    main = canonical_id(ids)
+    best = max(_STATUS_RANK[c.status] for c in group)
+    status = next(s for s, r in _STATUS_RANK.items() if r == best)
+    fixed = (
+        _highest_version(package.ecosystem, (c.fixed_version for c in group if c.fixed_version))
+        if status is FindingStatus.FIXED
+        else None
+    )
+    rated = rate(
+        ids,
+        data.nvd,
+        (c.urgency for c in group),
+        (s for c in group for s in c.osv_severity),
+        (c.osv_database_severity for c in group),
+    )
+    cves = sorted(i for i in ids if i.startswith("CVE-"))
+    title = next((c.title for c in group if c.title), "")
+    if not title:
+        title = next((data.nvd[c].description for c in cves if c in data.nvd), "")
+    epss = [data.epss[c].epss for c in cves if c in data.epss]
+    urls = sorted({u for c in group for u in c.urls})
+    return Finding(
+        id=main,
+        aliases=tuple(sorted(ids - {main})),
+        package_ecosystem=package.ecosystem,
+        package_name=package.name,
+        package_version=package.version,
+        package_purl=package.purl,
+        source_name=package.source_name,
+        source_version=package.source_version,
+        locations=tuple(package.locations),
+        status=status,
+        fixed_version=fixed,
+        severity=rated.severity,
+        severity_source=rated.source,
+        cvss_vector=rated.vector,
+        cvss_score=rated.score,
+        kev=any(c in data.kev for c in cves),
+        epss=max(epss) if epss else None,
+        title=title.strip().splitlines()[0][:200] if title.strip() else "",
+        urls=tuple(urls),
+        matches=tuple(
+            sorted({c.detail for c in group}, key=lambda d: (d.feed, d.advisory_id, d.rule))
+        ),
+    )
+
+
+def match_packages(
+    packages: Iterable[PackageLike],
+    data: VulnData,
+    *,
+    context: MatchContext,
+    vex: Sequence[VexStatement] = (),
+    matchers: Sequence[Matcher] = DEFAULT_MATCHERS,
+) -> tuple[Finding, ...]:
+    """All findings for ``packages``, merged across aliases, VEX applied, sorted."""
+    findings: list[Finding] = []
+    for package in packages:
+        cands = [c for m in matchers for c in m.match(package, data, context)]
+        for group in _groups(cands):
+            findings.append(_finding(package, group, data))
+    applied = apply_vex(findings, vex)
+    unique = {(f.package_purl, f.locations, f.id): f for f in applied}
+    return tuple(sorted(unique.values(), key=lambda f: (*f.sort_key, f.package_purl, f.locations)))

@@ -1,0 +1,121 @@
+"""Scanning: an inventory + the database (+ VEX) -> a ``ScanResult``; filters and gating.
+
+The only I/O here is the database query that narrows feed data to the scanned
+packages; matching itself is ``kiln.vuln.match.match_packages`` (pure).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from kiln.vuln.db.store import VulnDB
+from kiln.vuln.ecosystems import normalize_package_name, osv_ecosystem
+from kiln.vuln.match import MatchContext, match_packages
+from kiln.vuln.model import Finding, FindingStatus, PackageLike, Severity, Snapshot
+from kiln.vuln.vex.model import VexStatement
+
+
+class DistroLike(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def version_id(self) -> str | None: ...
+    @property
+    def codename(self) -> str | None: ...
+
+
+class InventoryLike(Protocol):
+    @property
+    def target(self) -> str: ...
+    @property
+    def distro(self) -> DistroLike | None: ...
+    @property
+    def packages(self) -> Sequence[PackageLike]: ...
+
+
+@dataclass(frozen=True)
+class DistroInfo:
+    id: str
+    version_id: str | None
+    codename: str | None
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """What a scan found in one target, and which feed snapshots it used."""
+
+    target: str
+    distro: DistroInfo | None
+    package_count: int
+    findings: tuple[Finding, ...]
+    snapshots: tuple[Snapshot, ...]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def active(self) -> tuple[Finding, ...]:
+        """Findings that still count (not suppressed by VEX)."""
+        return tuple(f for f in self.findings if f.status is not FindingStatus.NOT_AFFECTED)
+
+    def counts(self) -> dict[str, int]:
+        """Active findings per severity label, every label present."""
+        c = Counter(f.severity.label for f in self.active)
+        return {s.label: c.get(s.label, 0) for s in sorted(Severity, reverse=True)}
+
+
+def _context(inv: InventoryLike) -> MatchContext:
+    d = inv.distro
+    if d is None or d.id != "debian":
+        return MatchContext()
+    return MatchContext(release=d.codename, debian_version=d.version_id)
+
+
+def scan_inventory(
+    inventory: InventoryLike,
+    db: VulnDB,
+    *,
+    vex: Sequence[VexStatement] = (),
+    warnings: Iterable[str] = (),
+) -> ScanResult:
+    ctx = _context(inventory)
+    packages = list(inventory.packages)
+    debs = [p for p in packages if p.ecosystem == "deb"]
+    sources = {p.source_name or p.name for p in debs}
+    keys = {
+        (osv_ecosystem(p.ecosystem), normalize_package_name(osv_ecosystem(p.ecosystem), p.name))
+        for p in packages
+        if p.ecosystem != "deb"
+    }
+    if ctx.debian_version:
+        keys |= {(f"Debian:{ctx.debian_version}", s) for s in sources}
+    data = db.load(debian_sources=sources, release=ctx.release, osv_keys=keys)
+    findings = match_packages(packages, data, context=ctx, vex=vex)
+    d = inventory.distro
+    notes = list(warnings)
+    if not data.snapshots:
+        notes.append("the vulnerability database is empty: run `kiln db update --source ...` first")
+    if debs and ctx.release is None:
+        notes.append("no Debian release detected (os-release): tracker statuses were not applied")
+    return ScanResult(
+        target=inventory.target,
+        distro=DistroInfo(d.id, d.version_id, d.codename) if d else None,
+        package_count=len(packages),
+        findings=findings,
+        snapshots=data.snapshots,
+        warnings=tuple(notes),
+    )
+
+
+def only_fixed(result: ScanResult) -> ScanResult:
+    """Keep findings with a fix available (and VEX-suppressed ones, for the record)."""
+    kept = tuple(
+        f for f in result.findings if f.fix_available or f.status is FindingStatus.NOT_AFFECTED
+    )
+    return replace(result, findings=kept)
+
+
+def gate(result: ScanResult, fail_on: Severity) -> list[Finding]:
+    """The active findings at or above ``fail_on`` (a non-empty list fails the scan)."""
+    return [f for f in result.active if f.severity >= fail_on]
