@@ -104,7 +104,13 @@ class Reference:
             text, _, digest_text = text.partition("@")
             digest = Digest.parse(digest_text, what=f"digest in reference {original!r}")
         host, slash, path = text.partition("/")
-        if not slash or not path:
+        if not slash:
+            raise InputError(
+                f"reference {original!r} is not HOST[:PORT]/REPOSITORY: it has no '/'",
+                hint="kiln applies no default registry: write the host explicitly, "
+                "e.g. HOST[:PORT]/REPOSITORY[:TAG]",
+            )
+        if not path:
             raise InputError(
                 f"reference {original!r} has no repository after the registry host",
                 hint="write HOST[:PORT]/REPOSITORY[:TAG][@DIGEST]",
