@@ -29,7 +29,7 @@ from kiln.debian.deb import (
     read_control,
     read_deb,
 )
-from kiln.errors import RemoteContentError
+from kiln.errors import InputError, RemoteContentError
 
 DPKG_DEB = shutil.which("dpkg-deb")
 needs_dpkg_deb = pytest.mark.skipif(DPKG_DEB is None, reason="dpkg-deb is not installed")
@@ -830,3 +830,8 @@ def test_fuzz_tar_payloads(payload: bytes, compression: str) -> None:
     # arbitrary bytes where the tar goes, to drive tarfile itself; and tar-like noise
     _survives(make_deb(payload, compression=compression))
     _survives(make_deb(tar(data_entries())[:512] + payload, compression=compression))
+
+
+def test_a_missing_path_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="cannot open"):
+        read_deb(tmp_path / "absent.deb")

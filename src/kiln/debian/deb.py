@@ -39,6 +39,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 from typing import BinaryIO, Protocol
 
@@ -229,10 +230,12 @@ class DebPackage:
     limits: DebLimits = field(default=DEFAULT_LIMITS, repr=False)  # also for changelogs
 
     def member(self, path: str) -> DebMember | None:
-        for member in self.members:
-            if member.path == path:
-                return member
-        return None
+        """The member at ``path`` (normalised, e.g. ``usr/bin/env``), if the package has one."""
+        return self._by_path.get(path)
+
+    @cached_property
+    def _by_path(self) -> Mapping[str, DebMember]:
+        return MappingProxyType({member.path: member for member in self.members})
 
     def changelogs(self) -> tuple[DebChangelog, ...]:
         """Every changelog the package ships at a standard path, binNMU one first."""
@@ -795,7 +798,10 @@ class _Opened:
         if isinstance(source, bytes | bytearray | memoryview):
             self.source = MemorySource(source)
         elif isinstance(source, str | os.PathLike):
-            self._file = open(source, "rb")  # noqa: SIM115 - closed in close()
+            try:
+                self._file = open(source, "rb")  # noqa: SIM115 - closed in close()
+            except OSError as exc:
+                raise InputError(f"cannot open {os.fspath(source)!r}: {exc.strerror}") from exc
             self.source = StreamSource(self._file)
         else:
             self.source = StreamSource(source)
