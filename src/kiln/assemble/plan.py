@@ -91,6 +91,8 @@ def _member_entries(pkg: PackageInput, diversions: tuple[Diversion, ...]) -> lis
                 f"{where} is a {m.kind}; images carry no device nodes, fifos or sockets",
                 hint="the runtime creates /dev; a package shipping device nodes is not usable",
             )
+        if m.path.startswith("/"):
+            raise InputError(f"{where} has an absolute name; .deb members are relative")
         orig = normalise_path(m.path, where=where)
         if orig == "":
             continue  # the root directory itself
