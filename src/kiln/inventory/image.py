@@ -46,6 +46,7 @@ DEFAULT_PLATFORM = "linux/amd64"
 _MAX_JSON_BYTES = 16 * 1024 * 1024
 _CHUNK = 1024 * 1024
 _M = TypeVar("_M", bound=BaseModel)
+_END_OF_ARCHIVE = 1024  # two 512-byte zero blocks (POSIX ustar)
 
 
 # OCI says readers MUST ignore unknown properties, so these models ignore extras.
@@ -151,6 +152,7 @@ class _HashingReader(io.RawIOBase):
         self._raw = raw
         self.hash = hashlib.new(algorithm)
         self.size = 0
+        self.tail = b""  # the last 1 KiB read: a complete tar ends with two zero blocks
 
     def readable(self) -> bool:
         return True
@@ -159,6 +161,7 @@ class _HashingReader(io.RawIOBase):
         data = self._raw.read(len(buffer))
         self.hash.update(data)
         self.size += len(data)
+        self.tail = (self.tail + data)[-_END_OF_ARCHIVE:]
         buffer[: len(data)] = data
         return len(data)
 
@@ -409,11 +412,31 @@ def _apply_layer(
             )
     if broken is not None:
         raise InputError(f"{archive.label}: {label} is not a readable tar: {broken}") from broken
+    if uncompressed is not None and not _ends_properly(uncompressed.size, uncompressed.tail):
+        tree.warnings.append(f"{archive.label}: {label} has no end-of-archive marker (truncated?)")
     if diff_id is not None and uncompressed is not None:
         actual = uncompressed.hash.hexdigest()
         if f"{diff_id.partition(':')[0]}:{actual}" != diff_id:
             raise IntegrityError(
                 f"{archive.label}: {label} does not match its diff_id {diff_id} (got {actual})"
+            )
+
+
+def _ends_properly(size: int, tail: bytes) -> bool:
+    return size % 512 == 0 and len(tail) == _END_OF_ARCHIVE and not tail.strip(b"\0")
+
+
+def _check_complete(path: str) -> None:
+    """Refuse an uncompressed archive cut short: tarfile stops silently at a cut header."""
+    with open(path, "rb") as handle:
+        if handle.read(2) in (b"\x1f\x8b", b"\x28\xb5"):
+            return  # compressed: the decompressor notices truncation
+        size = handle.seek(0, os.SEEK_END)
+        handle.seek(max(0, size - _END_OF_ARCHIVE))
+        if not _ends_properly(size, handle.read()):
+            raise InputError(
+                f"{path}: truncated tar archive (no end-of-archive marker)",
+                hint="the file was cut short; copy or save the image again",
             )
 
 
@@ -434,6 +457,7 @@ def tree_from_layout(path: str, platform: str | None = None) -> LayerTree:
 def tree_from_image_tar(path: str, platform: str | None = None) -> LayerTree:
     """The root filesystem in an OCI archive, a docker-archive, or a plain rootfs tar."""
     tree = LayerTree()
+    _check_complete(path)
     with _open_tar(path) as tar:
         try:
             archive = TarArchive(tar, path)

@@ -1,7 +1,8 @@
 """Installed npm packages: ``node_modules/**/package.json`` and ``package-lock.json``.
 
-Every ``package.json`` under a ``node_modules`` directory with a string ``name`` and
-``version`` is one installed package (as syft catalogs them). Lock files follow
+Every ``package.json`` with a string ``name`` and ``version`` is one installed package,
+as syft's and trivy's installed-package catalogers count them (``node_modules/**``
+and the application's own manifest alike). Lock files follow
 https://docs.npmjs.com/cli/v10/configuring-npm/package-lock-json: version 1 nests
 ``dependencies``; versions 2 and 3 list ``packages`` keyed by install path. The
 project itself (the ``""`` key), workspace links and dev dependencies are not

@@ -62,7 +62,7 @@ def is_metadata_path(path: str) -> bool:
     if name == "PKG-INFO":
         return parent.endswith(".egg-info")
     if name == "package.json":
-        return "node_modules" in parent.split("/")
+        return True  # syft and trivy catalog every package.json naming a name and version
     return "node_modules" not in parent.split("/")  # package-lock.json of a project
 
 
@@ -175,10 +175,11 @@ class DirTree:
         except SymlinkLoopError:
             self.warnings.append(f"/{path}: symlink loop, not read")
             return None
-        if real is None:
-            return None
+        if real is None or self._lookup(real) != (_FILE, ""):
+            return None  # fifos and devices would block or never end
         try:
-            fd = os.open(os.path.join(self.root, real), os.O_RDONLY | os.O_NOFOLLOW)
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+            fd = os.open(os.path.join(self.root, real), flags)
         except OSError:
             return None
         with os.fdopen(fd, "rb") as handle:

@@ -1,0 +1,129 @@
+"""dpkg status / status.d parsing, against fixtures and this machine's real database."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from inventory.builders import STATUS, write
+from kiln.errors import InputError
+from kiln.inventory import Distro, load_target
+from kiln.inventory.dpkg import parse_status
+
+BOOKWORM = Distro.from_parts("debian", "12")
+
+
+def test_status_keeps_only_installed_and_reads_sources() -> None:
+    warnings: list[str] = []
+    packages = {p.name: p for p in parse_status(STATUS.encode(), "/status", BOOKWORM, warnings)}
+    assert warnings == []
+    assert sorted(packages) == ["bash", "libc6", "openssl", "zlib1g"]  # oldpkg: config-files
+    assert (packages["libc6"].source_name, packages["libc6"].source_version) == (
+        "glibc",
+        "2.36-9+deb12u4",
+    )
+    assert (packages["bash"].source_name, packages["bash"].source_version) == (
+        "bash",
+        "5.2.15-2",
+    )
+    assert packages["openssl"].source_name == "openssl"  # no Source: the binary name
+    assert packages["zlib1g"].version == "1:1.2.13.dfsg-1"
+    assert packages["libc6"].purl == (
+        "pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64&distro=debian-12&upstream=glibc"
+    )
+    assert packages["bash"].purl == (
+        "pkg:deb/debian/bash@5.2.15-2%2Bb2?arch=amd64&distro=debian-12&upstream=bash%405.2.15-2"
+    )
+    assert packages["openssl"].purl == (
+        "pkg:deb/debian/openssl@3.0.11-1~deb12u2?arch=amd64&distro=debian-12"
+    )
+    assert packages["libc6"].locations == ("/status",)
+
+
+def test_broken_stanzas_are_skipped_with_a_warning_naming_the_line() -> None:
+    text = (
+        "Package: good\nStatus: install ok installed\nVersion: 1.0-1\nArchitecture: all\n\n"
+        "Package: broken\nStatus: install ok installed\nthis line has no colon\nVersion: 1\n\n"
+        "Package: noversion\nStatus: install ok installed\nArchitecture: all\n\n"
+        "Package: badversion\nStatus: install ok installed\nVersion: 1.0 beta\n\n"
+        "Package: badstatus\nStatus: installed\nVersion: 1\n\n"
+        " Package: continuation-first\nVersion: 1\n\n"
+        "Package: nostatus\nVersion: 1\n"
+    )
+    warnings: list[str] = []
+    packages = parse_status(text.encode(), "/var/lib/dpkg/status", None, warnings)
+    assert [p.name for p in packages] == ["good"]
+    assert warnings == [
+        "/var/lib/dpkg/status:8: malformed line in stanza, stanza skipped",
+        "/var/lib/dpkg/status:11: package noversion has no Version, skipped",
+        "/var/lib/dpkg/status:15: package badversion has invalid Version '1.0 beta', skipped",
+        "/var/lib/dpkg/status:19: malformed Status 'installed', stanza skipped",
+        "/var/lib/dpkg/status:23: malformed line in stanza, stanza skipped",
+        "/var/lib/dpkg/status:26: stanza without Status field, skipped",
+    ]
+
+
+def test_status_file_target(tmp_path: Path) -> None:
+    path = write(tmp_path, "status", STATUS)
+    inventory = load_target(path)
+    assert inventory.distro is None
+    assert [p.name for p in inventory.packages] == ["bash", "libc6", "openssl", "zlib1g"]
+    assert inventory.packages[0].purl.startswith("pkg:deb/debian/bash@")
+    assert inventory.target == str(path)
+
+
+def test_status_d_directory_target(tmp_path: Path) -> None:
+    status_d = tmp_path / "status.d"
+    write(
+        status_d, "libc6", "Package: libc6\nVersion: 2.36-9\nArchitecture: amd64\nSource: glibc\n"
+    )
+    write(status_d, "libc6.md5sums", "0123456789abcdef  lib/x86_64-linux-gnu/libc.so.6\n")
+    write(status_d, "tzdata", "Package: tzdata\nStatus: install ok installed\nVersion: 2024a-0\n")
+    inventory = load_target(status_d)
+    assert [(p.name, p.source_name) for p in inventory.packages] == [
+        ("libc6", "glibc"),
+        ("tzdata", "tzdata"),
+    ]
+    assert inventory.warnings == ()
+    assert inventory.packages[0].locations == (str(status_d / "libc6"),)
+
+
+def test_non_utf8_status_is_an_input_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "status", b"Package: a\nVersion: \xff\xfe\n")
+    with pytest.raises(InputError, match="not UTF-8"):
+        load_target(path)
+
+
+def test_garbage_file_is_an_input_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "notes.txt", "just some notes\nwithout any structure\n")
+    with pytest.raises(InputError, match="not an image, SBOM or dpkg status file"):
+        load_target(path)
+
+
+HOST_STATUS = Path("/var/lib/dpkg/status")
+
+
+@pytest.mark.skipif(not HOST_STATUS.is_file(), reason="no dpkg database on this machine")
+def test_this_machines_dpkg_status_parses_cleanly_and_agrees_with_dpkg_query() -> None:
+    inventory = load_target(HOST_STATUS)
+    assert inventory.warnings == ()
+    listed = subprocess.run(
+        [
+            "dpkg-query",
+            "--admindir=/var/lib/dpkg",
+            "-W",
+            "-f=${db:Status-Status} ${Package} ${Version} ${Architecture} ${source:Package} "
+            "${source:Version}\n",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    expected = {tuple(line.split()[1:]) for line in listed if line.startswith("installed ")}
+    ours = {
+        (p.name, p.version, p.arch, p.source_name, p.source_version) for p in inventory.packages
+    }
+    assert ours == expected
+    assert len(ours) > 100
