@@ -43,7 +43,6 @@ from kiln.registry._session import (
     Body,
     FileSlice,
     RegistrySession,
-    body_length,
     pull_scope,
     push_scope,
 )
@@ -51,6 +50,11 @@ from kiln.registry._session import (
 MANIFEST_ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST))
 DEFAULT_CHUNK_THRESHOLD = 64 * 1024 * 1024
 DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024
+
+
+# The spec says a registry without the referrers API answers 404; some answer 400, 405
+# or 406 instead (go-containerregistry falls back on those too).
+_NO_REFERRERS_API = frozenset({400, 404, 405, 406})
 
 
 class BlobOutcome(enum.Enum):
@@ -197,12 +201,13 @@ class RegistryClient:
         """Make ``descriptor``'s blob exist in ``repository``: skip, mount or upload it."""
         validate_repository(repository)
         digest = descriptor.digest
-        body: Body = source if isinstance(source, bytes) else FileSlice(source, 0, descriptor.size)
-        if body_length(body) != descriptor.size:
+        actual = len(source) if isinstance(source, bytes) else source.stat().st_size
+        if actual != descriptor.size:
             raise IntegrityError(
-                f"blob {digest} for {repository} is {body_length(body)} bytes, "
-                f"its descriptor says {descriptor.size}"
+                f"registry {self.registry}: {self._where(repository, f'blob {digest}')}: "
+                f"the local content is {actual} bytes, its descriptor says {descriptor.size}"
             )
+        body: Body = source if isinstance(source, bytes) else FileSlice(source, 0, actual)
         if self.blob_size(repository, digest) is not None:
             self._count(blobs_existing=1)
             return BlobOutcome.EXISTED
@@ -464,7 +469,8 @@ class RegistryClient:
             validate_tag(target)
         elif target != manifest.digest:
             raise IntegrityError(
-                f"manifest for {repository} hashes to {manifest.digest}, not {target}"
+                f"registry {self.registry}: {self._where(repository, f'manifest {target}')}: "
+                f"the manifest to push hashes to {manifest.digest}"
             )
         label = f"manifest {target}" if isinstance(target, Digest) else f"tag {target}"
         where = self._where(repository, label)
@@ -538,12 +544,12 @@ class RegistryClient:
                 url,
                 what=where,
                 scopes=(pull_scope(repository),),
-                ok={200, 404},
+                ok={200, *_NO_REFERRERS_API},
                 headers={"Accept": OCI_INDEX},
                 params=params,
             ) as response:
                 content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
-                if response.status_code == 404 or content_type != OCI_INDEX:
+                if response.status_code != 200 or content_type != OCI_INDEX:
                     if found:
                         raise RemoteContentError(
                             f"registry {self.registry}: {where}: a later page is not an index"
