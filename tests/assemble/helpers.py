@@ -41,6 +41,9 @@ def build_deb(
         data, mode = spec if isinstance(spec, tuple) else (spec, 0o644)
         path.write_bytes(data)
         path.chmod(mode)
+    for directory in [root, *root.rglob("*")]:
+        if directory.is_dir() and not directory.is_symlink():
+            directory.chmod(0o755)  # independent of the umask: golden digests depend on it
     extra = "".join(f"{k}: {v}\n" for k, v in (fields or {}).items())
     control = textwrap.dedent(
         f"""\

@@ -1,0 +1,251 @@
+"""Whole-image acceptance: real third-party tools must accept what kiln writes.
+
+A tiny two-arch image is built from .debs made with dpkg-deb plus a static test binary,
+then checked with skopeo, umoci and podman, for determinism (and a golden index
+digest) and for atomic replacement of the layout.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tarfile
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from assemble.helpers import EPOCH, build_deb, compile_static, make_input
+from kiln.assemble import (
+    DataMember,
+    ImageTest,
+    PackageInput,
+    PathSpec,
+    build_image,
+    package_input,
+)
+from kiln.assemble.build import HARDENING_REPORT
+from kiln.debian.deb import read_deb
+
+TRIXIE_OS_RELEASE = b'PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\nID=debian\nVERSION_ID="13"\n'
+#: The index digest of the golden image below. It changes only when kiln's output format
+#: changes on purpose (then update it and say why in the commit).
+GOLDEN_INDEX_DIGEST = "sha256:a68c730ce0a2a7c6b278903c66ac08a121affac0ce835ba8d2ab92a1355643ab"
+
+
+def _fake_pem(name: str) -> bytes:
+    """Stand-in certificates: the bundle step concatenates, it does not parse."""
+    return f"-----BEGIN CERTIFICATE-----\n{name}\n-----END CERTIFICATE-----\n".encode()
+
+
+def _packages(work: Path, arch: str, hello: bytes | None) -> tuple[PackageInput, ...]:
+    specs: dict[str, dict[str, object]] = {
+        "base-files": {
+            "usr/lib/os-release": TRIXIE_OS_RELEASE,
+            "etc/os-release": "->../usr/lib/os-release",
+            "usr/share/doc/base-files/copyright": b"GPL\n",
+            "usr/share/doc/base-files/README": b"docs get pruned\n",
+        },
+        "tzdata": {"usr/share/zoneinfo/Etc/UTC": b"TZif2-fake\n"},
+        "ca-certificates": {
+            f"usr/share/ca-certificates/mozilla/{name}.crt": _fake_pem(name)
+            for name in ("Zeta_Root", "Alpha_Root", "Mid_Root")
+        },
+    }
+    if hello is not None:
+        specs["hello"] = {
+            "usr/bin/hello": (hello, 0o755),
+            "usr/share/doc/hello/copyright": b"MIT\n",
+        }
+    out = []
+    for name, files in specs.items():
+        deb = build_deb(work, f"{name}", files, arch=arch)  # type: ignore[arg-type]
+        out.append(package_input(read_deb(deb)))
+    return tuple(out)
+
+
+def _inputs(work: Path, hello: bytes | None, **kw: object) -> list:  # type: ignore[type-arg]
+    inputs = []
+    for arch in ("amd64", "arm64"):
+        (work / arch).mkdir(parents=True, exist_ok=True)
+        test = ImageTest("hello runs", ("/usr/bin/hello",), stdout_pattern="uid=65532")
+        inputs.append(
+            make_input(
+                _packages(work / arch, arch, hello),
+                arch=arch,
+                entrypoint=("/usr/bin/hello",) if hello else (),
+                env=(("PATH", "/usr/bin"), ("LANG", "C.UTF-8")),
+                paths=(PathSpec("/usr/bin/hi", "symlink", target="hello"),) if hello else (),
+                tests=(test,) if hello else (),
+                **kw,
+            )
+        )
+    return inputs
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shutil.which("dpkg-deb") is None or shutil.which("gcc") is None:
+        pytest.skip("dpkg-deb and gcc are needed")
+    work = tmp_path_factory.mktemp("image")
+    hello = compile_static(work)
+    out = work / "out" / "tiny"
+    build_image(
+        _inputs(work, hello),
+        out,
+        annotations={"source": "https://example.invalid/kiln", "licenses": "MIT", "vendor": "kiln"},
+        oci_archive=work / "tiny.oci.tar",
+        docker_archive=work / "tiny.docker.tar",
+        docker_archive_arch="amd64",
+    )
+    return out
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+def _run(*argv: str) -> str:
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, f"{argv}: {result.stderr}"
+    return result.stdout
+
+
+def test_skopeo_inspects_both_platforms(image: Path) -> None:
+    skopeo = _tool("skopeo")
+    amd = json.loads(_run(skopeo, "inspect", f"oci:{image}:latest"))
+    assert (amd["Architecture"], amd["Os"]) == ("amd64", "linux")
+    assert amd["Created"] == "2023-11-14T22:13:20Z"
+    arm = json.loads(_run(skopeo, "--override-arch", "arm64", "inspect", f"oci:{image}:latest"))
+    assert arm["Architecture"] == "arm64"
+    config = json.loads(_run(skopeo, "inspect", "--config", f"oci:{image}:latest"))
+    assert config["config"]["User"] == "65532:65532"
+    assert config["config"]["Entrypoint"] == ["/usr/bin/hello"]
+    assert config["config"]["Env"] == ["PATH=/usr/bin", "LANG=C.UTF-8"]
+    assert len(config["rootfs"]["diff_ids"]) == len(config["history"]) == 1
+
+
+def test_the_index_carries_platforms_and_annotations(image: Path) -> None:
+    skopeo = _tool("skopeo")
+    index = json.loads(_run(skopeo, "inspect", "--raw", f"oci:{image}:latest"))
+    platforms = [m["platform"] for m in index["manifests"]]
+    assert platforms == [
+        {"architecture": "amd64", "os": "linux"},
+        {"architecture": "arm64", "os": "linux", "variant": "v8"},
+    ]
+    notes = index["annotations"]
+    assert notes["org.opencontainers.image.created"] == "2023-11-14T22:13:20Z"
+    assert notes["org.opencontainers.image.title"] == "tiny"
+    assert notes["org.opencontainers.image.source"] == "https://example.invalid/kiln"
+    assert notes["org.opencontainers.image.licenses"] == "MIT"
+    report = json.loads((image / HARDENING_REPORT).read_text())
+    assert [r["arch"] for r in report["reports"]] == ["amd64", "arm64"]
+
+
+def test_umoci_unpacks_a_platform_rootless(image: Path, tmp_path: Path) -> None:
+    umoci = _tool("umoci")
+    bundle = tmp_path / "bundle"
+    _run(umoci, "unpack", "--rootless", "--image", f"{image}:latest-amd64", str(bundle))
+    rootfs = bundle / "rootfs"
+    assert (rootfs / "usr/bin/hello").is_file()
+    assert (rootfs / "bin").is_symlink()
+    assert "nonroot:x:65532:65532" in (rootfs / "etc/passwd").read_text()
+    assert (rootfs / "etc/os-release").read_text().count('VERSION_ID="13"') == 1
+    assert (rootfs / "usr/share/doc/hello/copyright").is_file()
+    assert not (rootfs / "usr/share/doc/base-files/README").exists()
+    bundle_text = (rootfs / "etc/ssl/certs/ca-certificates.crt").read_text()
+    assert bundle_text.count("BEGIN CERTIFICATE") == 3
+    assert (rootfs / "var/lib/dpkg/status.d/hello").read_text().startswith("Package: hello\n")
+
+
+def test_archives_are_readable_by_skopeo(image: Path) -> None:
+    skopeo = _tool("skopeo")
+    oci_tar = image.parent.parent / "tiny.oci.tar"
+    docker_tar = image.parent.parent / "tiny.docker.tar"
+    from_oci = json.loads(_run(skopeo, "inspect", f"oci-archive:{oci_tar}:latest"))
+    from_layout = json.loads(_run(skopeo, "inspect", f"oci:{image}:latest"))
+    assert from_oci["Digest"] == from_layout["Digest"]
+    docker = json.loads(_run(skopeo, "inspect", f"docker-archive:{docker_tar}"))
+    assert docker["Architecture"] == "amd64"
+    with tarfile.open(docker_tar) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+    assert manifest[0]["RepoTags"] == ["tiny:latest"]
+    assert len(manifest[0]["Layers"]) == 1
+
+
+def test_podman_loads_and_runs_the_docker_archive(image: Path) -> None:
+    podman = _tool("podman")
+    docker_tar = image.parent.parent / "tiny.docker.tar"
+    loaded = _run(podman, "load", "-i", str(docker_tar))
+    assert "tiny:latest" in loaded
+    run = subprocess.run(
+        [
+            podman,
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+            "localhost/tiny:latest",
+            "podman",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    subprocess.run([podman, "rmi", "-f", "localhost/tiny:latest"], capture_output=True, check=False)
+    if run.returncode != 0 and "permission" in run.stderr.lower():
+        pytest.skip(f"podman cannot start containers here: {run.stderr.strip()[-200:]}")
+    assert run.returncode == 0, run.stderr
+    assert "hello from kiln uid=65532 gid=65532" in run.stdout
+    assert "arg:podman" in run.stdout
+
+
+def test_two_builds_are_identical_and_the_epoch_matters(tmp_path: Path) -> None:
+    if shutil.which("dpkg-deb") is None:
+        pytest.skip("dpkg-deb is needed")
+    one = build_image(_inputs(tmp_path / "one", None), tmp_path / "out1")
+    two = build_image(_inputs(tmp_path / "two", None), tmp_path / "out2")
+    assert one.index_digest == two.index_digest
+    moved = [replace(i, source_date_epoch=EPOCH + 86400) for i in _inputs(tmp_path / "three", None)]
+    three = build_image(moved, tmp_path / "out3")
+    assert three.index_digest != one.index_digest
+    assert one.index_digest == GOLDEN_INDEX_DIGEST, (
+        f"the golden image changed: {one.index_digest}; if intended, update GOLDEN_INDEX_DIGEST"
+    )
+
+
+def test_a_failed_build_leaves_the_previous_layout_intact(tmp_path: Path) -> None:
+    if shutil.which("dpkg-deb") is None:
+        pytest.skip("dpkg-deb is needed")
+    out = tmp_path / "out" / "tiny"
+    first = build_image(_inputs(tmp_path / "a", None), out)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def explode() -> bytes:
+        raise OSError("disk on fire")
+
+    broken = PackageInput(
+        name="broken",
+        version="1",
+        architecture="amd64",
+        control="Package: broken\nVersion: 1\nArchitecture: amd64\n",
+        members=(DataMember("usr/bin/broken", "file", 0o755, size=1, content=explode),),
+    )
+    inputs = _inputs(tmp_path / "b", None)
+    inputs[0] = replace(inputs[0], packages=(*inputs[0].packages, broken))
+    with pytest.raises(OSError, match="disk on fire"):
+        build_image(inputs, out)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in out.parent.iterdir()) == ["tiny"]  # no staging left over
+    second = build_image(_inputs(tmp_path / "c", None), out)
+    assert second.index_digest == first.index_digest
+    assert sorted(p.name for p in out.parent.iterdir()) == ["tiny"]
