@@ -34,6 +34,9 @@ def fixes_from_changelog(text: bytes, display: str) -> list[ChangelogFix]:
         raise FeedFormatError(f"not a valid Debian changelog: {exc}", Location(display)) from exc
     if len(changelog) == 0:
         raise FeedFormatError("not a Debian changelog: no entries", Location(display))
+    # Facts belong to the current source name: older entries may carry a former name
+    # (libidn2-0 became libidn2), and the fix lineage continues under the new one.
+    source = str(changelog.package)
     first: dict[str, ChangelogFix] = {}
     # Blocks run newest first; walking oldest first keeps the first version naming a CVE.
     for block in reversed(list(changelog)):
@@ -41,7 +44,7 @@ def fixes_from_changelog(text: bytes, display: str) -> list[ChangelogFix]:
         for cve in sorted(set(CVE_RE.findall(body))):
             if cve not in first:
                 first[cve] = ChangelogFix(
-                    source=str(block.package),
+                    source=source,
                     cve=cve,
                     version=str(block.version),
                     distribution=str(block.distributions or ""),

@@ -49,7 +49,9 @@ _PACKAGE = TypeAdapter(dict[str, _Cve])
 
 
 def _loc_path(package: str, loc: tuple[int | str, ...]) -> str:
-    return ".".join([package, *(str(p) for p in loc)])
+    # Union members show up in pydantic locations as type tags ("dict[str,_Release]").
+    parts = [str(p) for p in loc if not str(p).startswith(("dict[", "list["))]
+    return ".".join([package, *parts])
 
 
 class DebianTrackerFeed(Feed):

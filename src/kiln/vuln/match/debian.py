@@ -129,7 +129,7 @@ class DebianMatcher(Matcher):
                 urgency = (rec.urgency or "").rstrip("*").strip()
                 if rec.status == "open" and rec.nodsa is not None:
                     reason = rec.nodsa_reason or "no-dsa"
-                    status, rule = FindingStatus.WONT_FIX, f"tracker:open:no-dsa({reason})"
+                    status, rule = FindingStatus.WONT_FIX, f"tracker:open:no-dsa:{reason}"
                 elif rec.status == "open" and urgency == "end-of-life":
                     status, rule = FindingStatus.WONT_FIX, "tracker:open:end-of-life"
                 else:
@@ -141,7 +141,7 @@ class DebianMatcher(Matcher):
             fixed_version=fixed,
             detail=MatchDetail(
                 feed,
-                f"{rule}({how})" if "(" not in rule else rule,
+                f"{rule}({how})",
                 source,
                 version,
                 rec.cve,
