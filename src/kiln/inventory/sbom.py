@@ -100,7 +100,7 @@ def _spdx(
     document: dict[str, Any], location: str, entries: list[_Entry], warnings: list[str]
 ) -> Distro | None:
     distro: Distro | None = None
-    packages = document.get("packages") or []
+    packages = document.get("packages", [])
     if not isinstance(packages, list):
         raise InputError("packages is not a list", Location(location, field="packages"))
     for number, package in enumerate(packages):
@@ -142,7 +142,7 @@ def _cyclonedx(
     document: dict[str, Any], location: str, entries: list[_Entry], warnings: list[str]
 ) -> Distro | None:
     distro: Distro | None = None
-    stack: list[tuple[Any, int, str]] = [(document.get("components") or [], 0, "components")]
+    stack: list[tuple[Any, int, str]] = [(document.get("components", []), 0, "components")]
     while stack:
         components, depth, path = stack.pop()
         if not isinstance(components, list) or depth > _MAX_DEPTH:
