@@ -1,0 +1,127 @@
+"""Rootless unpack of OCI layouts: whiteouts, modes, and hostile layers refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from kiln.errors import InputError
+from kiln.sandbox import remove_rootfs, resolve_image, unpack_image
+from sandbox.layouts import file, info, write_layout
+
+
+def _unpack(tmp_path: Path, layers: list[list[tuple[tarfile.TarInfo, bytes | None]]]) -> Path:
+    layout = write_layout(tmp_path / "layout", layers)
+    unpacked = unpack_image(resolve_image(layout, arch="amd64"), tmp_path / "rootfs")
+    return unpacked.rootfs
+
+
+def test_layers_apply_in_order_with_whiteouts(tmp_path: Path) -> None:
+    root = _unpack(
+        tmp_path,
+        [
+            [
+                (info("etc", tarfile.DIRTYPE, mode=0o755), None),
+                file("etc/keep", b"1"),
+                file("etc/gone", b"2"),
+                (info("opt", tarfile.DIRTYPE, mode=0o755), None),
+                file("opt/old", b"3"),
+                file("bin-file", b"4"),
+            ],
+            [
+                file("etc/.wh.gone", b""),
+                file("opt/.wh..wh..opq", b""),
+                file("opt/new", b"5"),
+                file("etc/keep", b"updated"),
+                (info("bin-file", tarfile.DIRTYPE, mode=0o755), None),
+            ],
+        ],
+    )
+    assert (root / "etc/keep").read_bytes() == b"updated"
+    assert not (root / "etc/gone").exists()
+    assert sorted(p.name for p in (root / "opt").iterdir()) == ["new"]
+    assert (root / "bin-file").is_dir()
+    for mount in ("proc", "dev", "tmp"):
+        assert (root / mount).is_dir()
+
+
+def test_modes_links_and_special_files(tmp_path: Path) -> None:
+    root = _unpack(
+        tmp_path,
+        [
+            [
+                (info("usr", tarfile.DIRTYPE, mode=0o555), None),
+                file("usr/su", b"x", mode=0o4755),
+                (info("usr/su2", tarfile.LNKTYPE, linkname="usr/su"), None),
+                (info("bin", tarfile.SYMTYPE, linkname="usr"), None),
+                (info("escape", tarfile.SYMTYPE, linkname="../../../../etc/passwd"), None),
+                (info("dev/null", tarfile.CHRTYPE, devmajor=1, devminor=3), None),
+                (info("tmp", tarfile.DIRTYPE, mode=0o1777), None),
+            ]
+        ],
+    )
+    su = os.lstat(root / "usr/su")
+    assert stat.S_IMODE(su.st_mode) == 0o755  # setuid dropped
+    assert os.path.samefile(root / "usr/su", root / "usr/su2")
+    assert os.readlink(root / "bin") == "usr"
+    assert os.readlink(root / "escape") == "../../../../etc/passwd"  # kept, never followed
+    assert not (root / "dev/null").exists()
+    assert stat.S_IMODE(os.lstat(root / "tmp").st_mode) == 0o1777
+    assert stat.S_IMODE(os.lstat(root / "usr").st_mode) == 0o755  # owner keeps rwx
+    remove_rootfs(root)
+    assert not root.exists()
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ([file("../evil", b"x")], "leaves the root"),
+        ([file("a/../../evil", b"x")], "leaves the root"),
+        ([file("/etc/evil", b"x")], "absolute name"),
+        (
+            [(info("link", tarfile.SYMTYPE, linkname="/tmp"), None), file("link/evil", b"x")],
+            "written through a symlink",
+        ),
+        ([(info("hl", tarfile.LNKTYPE, linkname="missing"), None)], "target not unpacked"),
+        ([(info("hl", tarfile.LNKTYPE, linkname="../../etc/passwd"), None)], "leaves the root"),
+        (
+            [(info("d", tarfile.DIRTYPE), None), (info("hl", tarfile.LNKTYPE, linkname="d"), None)],
+            "not a regular file",
+        ),
+    ],
+)
+def test_hostile_layers_are_refused(
+    tmp_path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]], message: str
+) -> None:
+    with pytest.raises(InputError, match=message):
+        _unpack(tmp_path, [members])
+    assert not Path("/tmp/evil").exists()
+
+
+def test_layout_errors_name_what_is_wrong(tmp_path: Path) -> None:
+    layout = write_layout(tmp_path / "layout", [[file("a", b"x")]])
+    with pytest.raises(InputError, match=r"no linux/arm64 manifest \(it has: amd64"):
+        resolve_image(layout, arch="arm64")
+    with pytest.raises(InputError, match="no image tagged 'nope'"):
+        resolve_image(layout, tag="nope", arch="amd64")
+    with pytest.raises(InputError, match="not an OCI image layout index"):
+        resolve_image(tmp_path, arch="amd64")
+    top = json.loads((layout / "index.json").read_text())
+    index_digest = top["manifests"][0]["digest"].split(":")[1]
+    (layout / "blobs/sha256" / index_digest).write_bytes(b"{}")
+    with pytest.raises(InputError, match="does not match its digest"):
+        resolve_image(layout, arch="amd64")
+
+
+def test_unpack_target_must_be_empty(tmp_path: Path) -> None:
+    layout = write_layout(tmp_path / "layout", [[file("a", b"x")]])
+    dest = tmp_path / "rootfs"
+    dest.mkdir()
+    (dest / "junk").write_text("x")
+    with pytest.raises(InputError, match="not empty"):
+        unpack_image(resolve_image(layout, arch="amd64"), dest)
