@@ -357,3 +357,76 @@ def test_deb_sha256_mismatch_is_refused_and_never_visible(debrepo: DebRepo, tmp_
     assert not cache.blob_path(package.sha256).exists()
     assert not [p for p in (tmp_path / "sha256").iterdir() if p.name.endswith(".tmp")]
     assert debrepo.server.paths().count(f"/debian/{package.filename}") == 1
+
+
+# -- the real archive ----------------------------------------------------------------
+
+
+@pytest.mark.network
+def test_real_trixie_snapshot(tmp_path: Path) -> None:
+    import lzma
+    import time
+    from datetime import UTC, datetime
+
+    from fixtures.debrepo import assert_agrees_with_python_debian
+    from kiln.debian import compare_versions, discover_mirrors, get_distro, parse_packages
+    from kiln.debian.release import verify_release
+
+    distro = get_distro("debian-13")
+    mirrors = discover_mirrors()
+    cache = Cache(tmp_path / "cache")
+    fetcher = HttpFetcher()
+    now = datetime.now(UTC)
+    archs = ("amd64", "arm64")
+    timings: dict[str, float] = {}
+    for label, max_age in (("cold", 0.0), ("warm", 0.0), ("warm, no revalidation", 3600.0)):
+        start = time.perf_counter()
+        snapshot = load_snapshot(
+            distro, archs, cache=cache, fetcher=fetcher, mirrors=mirrors, now=now, max_age=max_age
+        )
+        timings[label] = time.perf_counter() - start
+    print(
+        "\nload_snapshot trixie amd64+arm64: "
+        + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items())
+    )
+
+    assert [r.suite for r in snapshot.releases] == list(distro.suites)
+    # The main suite's own index, to check the merge against.
+    main_url = mirrors.suite_urls(distro)["trixie"]
+    inrelease = fetcher.fetch(f"{main_url}/dists/trixie/InRelease").body
+    main_release = verify_release(
+        suite="trixie", base_url=main_url, keyring=Path(distro.keyring), now=now,
+        inrelease=inrelease, source="InRelease",
+    ).release  # fmt: skip
+    for arch in archs:
+        universe = snapshot.universe(arch)
+        python = universe.get("python3.13-minimal")
+        assert python is not None
+        assert python.version.startswith("3.13.")
+        assert python.architecture == arch
+        assert python.source == "python3.13"
+        libc = universe.get("libc6")
+        assert libc is not None
+        assert (libc.source, libc.multi_arch) == ("glibc", "same")
+        assert "mawk" in [p.name for p in universe.providers("awk")]
+        assert universe.get("tzdata") is not None
+        assert universe.get("tzdata").architecture == "all"  # type: ignore[union-attr]
+
+        entry = main_release.entry(f"main/binary-{arch}/Packages.xz", source="Release")
+        blob = cache.read_blob(entry.sha256)
+        assert blob is not None
+        plain = lzma.decompress(blob)
+        main = parse_packages(plain, arch=arch, source="Packages")
+        # Our parser reads real stanzas exactly as python-debian does (a slice of them).
+        cut = plain.index(b"\n\n", 3_000_000) + 2
+        assert assert_agrees_with_python_debian(plain[:cut], arch=arch) > 1000
+        from_security = [
+            p
+            for p in map(universe.get, list(universe.names()))
+            if p and p.suite == "trixie-security"
+        ]
+        assert from_security, "expected trixie-security candidates"
+        for package in from_security:
+            record = main.record(package.name)
+            if record is not None:
+                assert compare_versions(package.version, record[1]) > 0

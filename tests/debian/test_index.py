@@ -5,9 +5,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from debian.deb822 import Packages
 
-from fixtures.debrepo import DebRepo
+from fixtures.debrepo import DebRepo, assert_agrees_with_python_debian
 from kiln.debian.index import (
     MergedUniverse,
     PackagesTable,
@@ -15,7 +14,6 @@ from kiln.debian.index import (
     merge_tables,
     parse_packages,
 )
-from kiln.debian.model import BinaryPackage
 from kiln.errors import RemoteContentError
 
 SHA = hashlib.sha256(b"x").hexdigest()
@@ -38,51 +36,6 @@ def _stanza(name: str, version: str, arch: str = "amd64", **extra: str) -> str:
 
 def _table(*stanzas: str, arch: str = "amd64") -> PackagesTable:
     return parse_packages("\n".join(stanzas).encode(), arch=arch, source="Packages")
-
-
-def _as_python_debian(stanza: Packages, suite: str) -> BinaryPackage:
-    """What python-debian reads from a stanza, in kiln's model (the reference)."""
-    source, source_version = stanza["Package"], stanza["Version"]
-    if "Source" in stanza:
-        source, _, rest = stanza["Source"].partition(" ")
-        if rest:
-            source_version = rest.strip("() ")
-
-    def text(name: str) -> str:
-        return " ".join(str(stanza.get(name, "")).split())
-
-    return BinaryPackage(
-        name=stanza["Package"],
-        version=stanza["Version"],
-        architecture=stanza["Architecture"],
-        source=source,
-        source_version=source_version,
-        filename=stanza["Filename"],
-        size=int(stanza["Size"]),
-        sha256=stanza["SHA256"],
-        suite=suite,
-        depends=text("Depends"),
-        pre_depends=text("Pre-Depends"),
-        provides=text("Provides"),
-        conflicts=text("Conflicts"),
-        breaks=text("Breaks"),
-        replaces=text("Replaces"),
-        multi_arch=text("Multi-Arch") or "no",
-        essential=text("Essential") == "yes",
-        priority=text("Priority") or "optional",
-        section=text("Section"),
-        installed_size=int(stanza.get("Installed-Size", 0)),
-    )
-
-
-def assert_agrees_with_python_debian(data: bytes, *, arch: str, suite: str = "s") -> int:
-    """Every stanza of ``data`` reads the same through kiln's parser and python-debian."""
-    universe = merge_tables(arch, [(suite, parse_packages(data, arch=arch, source="P"))])
-    count = 0
-    for stanza in Packages.iter_paragraphs(data, use_apt_pkg=False):
-        assert universe.get(stanza["Package"]) == _as_python_debian(stanza, suite)
-        count += 1
-    return count
 
 
 def test_parser_agrees_with_python_debian_on_fixture(debrepo: DebRepo) -> None:

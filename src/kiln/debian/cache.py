@@ -4,7 +4,7 @@ Layout under the cache root (``$KILN_CACHE``, default ``~/.cache/kiln``)::
 
     sha256/<hex>           downloaded files, named by the sha256 of their bytes
     derived/<key>          compact forms computed from verified blobs (see index.py),
-                           stored as "<sha256 of payload>\\n<payload>"
+                           behind a header with the payload's length and CRC-32
     meta/<key>.json        small records: HTTP validators of the last InRelease fetched
 
 Every file appears by atomic rename of a fully written, fsynced temporary file in the
@@ -21,7 +21,9 @@ import hashlib
 import json
 import os
 import re
+import struct
 import tempfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -31,6 +33,8 @@ from kiln.errors import EnvironmentProblem, IntegrityError
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+_DERIVED_MAGIC = b"kilnder1"
+_DERIVED_HEADER = struct.Struct("<8sQI")  # magic, payload length, CRC-32 of the payload
 
 
 def default_cache_root(environ: Mapping[str, str] = os.environ) -> Path:
@@ -173,8 +177,13 @@ class Cache:
 
     # -- derived forms ----------------------------------------------------------
 
-    def get_derived(self, key: str) -> bytes | None:
-        """A derived payload stored under ``key``; ``None`` if absent or corrupt."""
+    def get_derived(self, key: str) -> memoryview | None:
+        """A derived payload stored under ``key``; ``None`` if absent or corrupt.
+
+        Derived forms are recomputable from verified blobs, so a CRC-32 (fast) guards
+        them against corruption; it is no defence against someone who can write to the
+        cache, and nor would a digest be, since the header sits next to the payload.
+        """
         path = self._derived_path(key)
         try:
             data = path.read_bytes()
@@ -182,14 +191,18 @@ class Cache:
             return None
         except OSError as exc:
             raise _unusable(self.root, exc) from exc
-        header, newline, payload = data[:65], data[64:65], memoryview(data)[65:]
-        if newline != b"\n" or hashlib.sha256(payload).hexdigest().encode() != header[:64]:
+        payload = memoryview(data)[_DERIVED_HEADER.size :]
+        if len(data) < _DERIVED_HEADER.size:
             self._discard(path)
             return None
-        return bytes(payload)
+        magic, length, crc = _DERIVED_HEADER.unpack_from(data)
+        if magic != _DERIVED_MAGIC or length != len(payload) or zlib.crc32(payload) != crc:
+            self._discard(path)
+            return None
+        return payload
 
     def put_derived(self, key: str, payload: bytes) -> None:
-        header = hashlib.sha256(payload).hexdigest().encode() + b"\n"
+        header = _DERIVED_HEADER.pack(_DERIVED_MAGIC, len(payload), zlib.crc32(payload))
         try:
             atomic_write(self._derived_path(key), header + payload)
         except OSError as exc:

@@ -118,9 +118,9 @@ class PackagesTable:
         )
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> PackagesTable:
+    def from_bytes(cls, data: bytes | memoryview) -> PackagesTable:
         """Load a table written by ``to_bytes`` (``ValueError`` if it is not one)."""
-        if not data.startswith(_MAGIC_TABLE):
+        if bytes(data[: len(_MAGIC_TABLE)]) != _MAGIC_TABLE:
             raise ValueError("not a kiln packages table")
         try:
             # Our own cache file, integrity-checked by the cache before it gets here.
@@ -139,7 +139,7 @@ def _offsets_to_bytes(offsets: Sequence[int]) -> bytes:
     return array("Q", offsets).tobytes()
 
 
-def _offsets_from_bytes(data: bytes) -> Sequence[int]:
+def _offsets_from_bytes(data: bytes | memoryview) -> Sequence[int]:
     if len(data) % 8:
         raise ValueError("offset table is truncated")
     return array("Q", data)
@@ -304,11 +304,21 @@ class MergedUniverse:
     """The candidate packages of one arch over a distro's suites (a ``PackageUniverse``).
 
     Immutable after construction; ``BinaryPackage`` values are built on first use and
-    memoised. Names are kept sorted (binary search) so loading needs no dict of 65k
-    entries; serialises to bytes for the cache with ``to_bytes``/``from_bytes``.
+    memoised. Names and virtual names are kept sorted (binary search), so loading needs
+    no dict of 65k entries; serialises to bytes for the cache with ``to_bytes`` and
+    ``from_bytes``.
     """
 
-    __slots__ = ("_blob", "_memo", "_names", "_offsets", "_provides", "_suites", "arch")
+    __slots__ = (
+        "_blob",
+        "_memo",
+        "_names",
+        "_offsets",
+        "_provider_lists",
+        "_suites",
+        "_virtual_text",
+        "arch",
+    )
 
     def __init__(
         self,
@@ -318,10 +328,14 @@ class MergedUniverse:
         names: Sequence[str],
         offsets: Sequence[int],
         blob: bytes,
-        provides: Mapping[str, str],
+        provides: Mapping[str, str] | tuple[str, str],
     ) -> None:
-        """``names`` sorted; record i is ``blob[offsets[i]:offsets[i+1]]``; ``provides``
-        maps a virtual name to its providers' names joined by commas, sorted."""
+        """``names`` sorted; record i is ``blob[offsets[i]:offsets[i+1]]``.
+
+        ``provides`` maps a virtual name to its providers' names joined by commas, or is
+        the pair of newline-joined texts (sorted virtual names, their providers) that
+        ``to_bytes`` writes, split on first use.
+        """
         if len(offsets) != len(names) + 1:
             raise ValueError("offsets must have one entry more than names")
         self.arch = arch
@@ -329,7 +343,13 @@ class MergedUniverse:
         self._names = names
         self._offsets = offsets
         self._blob = blob
-        self._provides = provides
+        self._virtual_text: tuple[str, str] | None = None
+        self._provider_lists: tuple[list[str], list[str]] | None = None
+        if isinstance(provides, tuple):
+            self._virtual_text = provides
+        else:
+            keys = sorted(provides)
+            self._provider_lists = (keys, [provides[k] for k in keys])
         self._memo: dict[str, BinaryPackage] = {}
 
     @property
@@ -364,21 +384,33 @@ class MergedUniverse:
         self._memo[name] = package
         return package
 
+    def _lists(self) -> tuple[list[str], list[str]]:
+        if self._provider_lists is None:
+            virtuals, providers = self._virtual_text or ("", "")
+            self._provider_lists = (
+                virtuals.split("\n") if virtuals else [],
+                providers.split("\n") if virtuals else [],
+            )
+            self._virtual_text = None
+        return self._provider_lists
+
     def providers(self, name: str) -> Sequence[BinaryPackage]:
-        joined = self._provides.get(name)
-        if not joined:
+        keys, values = self._lists()
+        i = bisect_left(keys, name)
+        if i == len(keys) or keys[i] != name:
             return ()
-        found = (self.get(p) for p in joined.split(","))
+        found = (self.get(p) for p in values[i].split(","))
         return tuple(p for p in found if p is not None)
 
     def names(self) -> Iterable[str]:
         return iter(self._names)
 
     def virtual_names(self) -> Iterable[str]:
-        """Every name some candidate provides."""
-        return self._provides.keys()
+        """Every name some candidate provides, sorted."""
+        return iter(self._lists()[0])
 
     def to_bytes(self) -> bytes:
+        virtuals, providers = self._lists()
         return _MAGIC_UNIVERSE + marshal.dumps(
             (
                 FORMAT_VERSION,
@@ -387,15 +419,15 @@ class MergedUniverse:
                 "\n".join(self._names),
                 _offsets_to_bytes(self._offsets),
                 self._blob,
-                "\n".join(self._provides),
-                "\n".join(self._provides.values()),
+                "\n".join(virtuals),
+                "\n".join(providers),
             )
         )
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> MergedUniverse:
+    def from_bytes(cls, data: bytes | memoryview) -> MergedUniverse:
         """Load a universe written by ``to_bytes`` (``ValueError`` if it is not one)."""
-        if not data.startswith(_MAGIC_UNIVERSE):
+        if bytes(data[: len(_MAGIC_UNIVERSE)]) != _MAGIC_UNIVERSE:
             raise ValueError("not a kiln package universe")
         try:
             # Our own cache file, integrity-checked by the cache before it gets here.
@@ -405,14 +437,13 @@ class MergedUniverse:
             raise ValueError(f"truncated or corrupt package universe: {exc}") from exc
         if version != FORMAT_VERSION:
             raise ValueError("package universe of another format")
-        provides = dict(zip(virtuals.split("\n"), providers.split("\n"), strict=True))
         return cls(
             arch,
             suites=suites.split("\n"),
             names=names.split("\n") if names else [],
             offsets=_offsets_from_bytes(offsets),
             blob=blob,
-            provides=provides if virtuals else {},
+            provides=(virtuals, providers),
         )
 
 
