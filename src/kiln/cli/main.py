@@ -12,6 +12,7 @@ def _register() -> None:
     # Each module adds its commands to ``app`` on import; keep this list sorted.
     import kiln.cli.build  # noqa: F401
     import kiln.cli.lock  # noqa: F401
+    import kiln.cli.registry  # noqa: F401
     import kiln.cli.spec  # noqa: F401
     import kiln.cli.vuln  # noqa: F401
 
