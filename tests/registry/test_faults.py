@@ -30,6 +30,7 @@ from kiln.registry import (
     OCI_MANIFEST,
     Anonymous,
     Digest,
+    ImageIndex,
     ImageManifest,
     Manifest,
     Reference,
@@ -295,3 +296,47 @@ def test_https_is_used_for_non_loopback_hosts_unless_insecure() -> None:
     assert RegistrySession("reg.example.test", insecure=True).base_url == "http://reg.example.test"
     assert RegistrySession("127.0.0.1:5000").base_url == "http://127.0.0.1:5000"
     assert RegistrySession("[::1]:5000").base_url == "http://[::1]:5000"
+
+
+def test_truncated_blob_is_refused(registry: RunningRegistry, tmp_path: Path) -> None:
+    source = write_layout(tmp_path / "src", seed="truncated")
+    layer = source.blobs[1]
+    original = (source.path / "blobs/sha256" / layer.digest.encoded).read_bytes()
+    with client_for(registry) as client:
+        push_layout(client, source.path, Reference.parse(f"{registry.host}/kiln/truncated:1.0"))
+    hook = _swap_body(str(layer.digest), original[:100])
+    with (
+        FaultProxy(registry.host, response_hook=hook) as proxy,
+        client_for(proxy.host) as client,
+        pytest.raises(IntegrityError) as caught,
+    ):
+        pull_layout(client, Reference.parse(f"{proxy.host}/kiln/truncated:1.0"), tmp_path / "out")
+    assert f"blob {layer.digest}: got 100 bytes, the descriptor says {layer.size}" in str(
+        caught.value
+    )
+    assert f"expected {layer.digest}" in caught.value.diagnostics()
+
+
+def test_index_lying_about_a_child_size_is_refused(
+    registry: RunningRegistry, tmp_path: Path
+) -> None:
+    source = write_layout(tmp_path / "src", seed="index-size")
+    with client_for(registry) as client:
+        push_layout(client, source.path, Reference.parse(f"{registry.host}/kiln/sizes:1.0"))
+        wrong = ImageIndex.model_validate(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": [
+                    source.manifests[0].to_json() | {"size": source.manifests[0].size + 1}
+                ],
+            }
+        )
+        client.tag("kiln/sizes", Manifest.from_model(wrong), "lying")
+        with pytest.raises(IntegrityError) as caught:
+            pull_layout(
+                client, Reference.parse(f"{registry.host}/kiln/sizes:lying"), tmp_path / "o"
+            )
+    assert f"manifest {source.manifests[0].digest}: got {source.manifests[0].size} bytes" in str(
+        caught.value
+    )
