@@ -99,6 +99,20 @@ def test_good_signature_loads_merged_snapshot(debrepo: DebRepo, tmp_path: Path) 
         snapshot.universe("s390x")
 
 
+def test_naive_clock_and_missing_arch_are_programming_errors(
+    debrepo: DebRepo, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        _load(debrepo, Cache(tmp_path), now=NOW.replace(tzinfo=None))
+    with pytest.raises(ValueError, match="at least one architecture"):
+        _load(debrepo, Cache(tmp_path), archs=())
+    with pytest.raises(ValueError, match="no mirror URL for suite 'trixie-updates'"):
+        load_snapshot(
+            debrepo.distro, ["amd64"], cache=Cache(tmp_path), fetcher=_fetcher(),
+            mirrors={"trixie": debrepo.mirrors["trixie"]}, keyring=debrepo.keyring, now=NOW,
+        )  # fmt: skip
+
+
 def test_detached_signature_fallback_when_inrelease_is_missing(
     debrepo: DebRepo, tmp_path: Path
 ) -> None:

@@ -108,6 +108,8 @@ def load_snapshot(
     """
     if not archs:
         raise ValueError("load_snapshot needs at least one architecture")
+    if now.tzinfo is None:
+        raise ValueError("load_snapshot needs a timezone-aware 'now' (e.g. datetime.now(UTC))")
     suite_urls = mirrors.suite_urls(distro) if isinstance(mirrors, Mirrors) else dict(mirrors)
     ring = keyring if keyring is not None else Path(distro.keyring)
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="kiln-fetch") as pool:
