@@ -8,7 +8,7 @@ Timeouts and resets inside the HTTP client are simulated with httpx's MockTransp
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -340,3 +340,42 @@ def test_index_lying_about_a_child_size_is_refused(
     assert f"manifest {source.manifests[0].digest}: got {source.manifests[0].size} bytes" in str(
         caught.value
     )
+
+
+def test_blob_download_interrupted_mid_stream_is_restarted() -> None:
+    data = b"0123456789" * 1000
+    digest = Digest.of(data)
+    calls = {"n": 0}
+
+    class Broken(httpx.SyncByteStream):
+        def __iter__(self) -> Iterator[bytes]:
+            yield data[:500]
+            raise httpx.ReadError("connection reset by peer")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return httpx.Response(200, stream=Broken())
+        return httpx.Response(200, content=data)
+
+    with _mock_client(handler) as client:
+        assert client.fetch_blob("kiln/x", digest, max_bytes=len(data)) == data
+    assert calls["n"] == 2
+
+
+def test_blob_download_that_keeps_breaking_is_a_transport_error(tmp_path: Path) -> None:
+    class Broken(httpx.SyncByteStream):
+        def __iter__(self) -> Iterator[bytes]:
+            yield b"partial"
+            raise httpx.ReadError("connection reset by peer")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=Broken())
+
+    digest = Digest.of(b"whatever")
+    target = tmp_path / "blob"
+    with _mock_client(handler) as client, pytest.raises(TransportError) as caught:
+        client.pull_blob("kiln/x", digest, target, size=8)
+    assert f"repository kiln/x, blob {digest}: download interrupted: ReadError" in str(caught.value)
+    assert "gave up after 4 attempts" in str(caught.value)
+    assert list(tmp_path.iterdir()) == []  # the partial file is gone

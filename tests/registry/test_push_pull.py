@@ -204,3 +204,29 @@ def test_manifest_model_round_trip(registry: RunningRegistry, tmp_path: Path) ->
         "amd64",
         "arm64",
     ]
+
+
+def test_layout_naming_the_index_and_its_platforms_pushes_the_index(
+    registry: RunningRegistry, tmp_path: Path
+) -> None:
+    """kiln's builds name the index ``<tag>`` and each platform ``<tag>-<arch>``."""
+    source = write_layout(tmp_path / "src", seed="named-platforms", tag="1.0")
+    index = json.loads((source.path / "index.json").read_bytes())
+    for arch, manifest in zip(("amd64", "arm64"), source.manifests, strict=True):
+        index["manifests"].append(
+            manifest.to_json()
+            | {"annotations": {"org.opencontainers.image.ref.name": f"1.0-{arch}"}}
+        )
+    (source.path / "index.json").write_text(json.dumps(index))
+    with client_for(registry) as client:
+        pushed = push_layout(
+            client, source.path, Reference.parse(f"{registry.host}/kiln/named:1.0")
+        )
+        arm64 = push_layout(
+            client,
+            source.path,
+            Reference.parse(f"{registry.host}/kiln/named:arm64"),
+            ref_name="1.0-arm64",
+        )
+    assert pushed.digest == source.index.digest
+    assert arm64.digest == source.manifests[1].digest

@@ -365,7 +365,7 @@ class RegistryClient:
         restart: Callable[[], object] | None = None,
     ) -> None:
         where = f"registry {self.registry}: {self._where(repository, f'blob {digest}')}"
-        attempts = 3
+        attempts = self._session.retry.attempts
         for attempt in range(attempts):
             hasher = digest.hasher()
             total = 0
@@ -384,8 +384,12 @@ class RegistryClient:
                 break
             except httpx.TransportError as exc:
                 if attempt + 1 == attempts or restart is None:
-                    raise TransportError(f"{where}: download interrupted: {exc}") from exc
+                    raise TransportError(
+                        f"{where}: download interrupted: {type(exc).__name__}: {exc} "
+                        f"(gave up after {attempt + 1} attempts)"
+                    ) from exc
                 restart()
+                self._session.backoff(attempt)
         self._count(bytes_downloaded=total)
         if expected_size is not None and total != expected_size:
             raise IntegrityError(

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from kiln.errors import InputError, IntegrityError, Location
 from kiln.registry._digest import Digest
 from kiln.registry._model import (
+    INDEX_TYPES,
     MAX_MANIFEST_BYTES,
     OCI_INDEX,
     Descriptor,
@@ -99,7 +100,12 @@ class ImageLayout:
         )
 
     def select(self, ref_name: str | None = None) -> Descriptor:
-        """The image to push: the one named ``ref_name``, else the only one in index.json."""
+        """The image to push: the one named ``ref_name``, else the only image in index.json.
+
+        A layout whose index.json lists one image index plus some of that index's own
+        platform manifests (kiln's builds name them ``<tag>-<arch>`` for tools that
+        cannot pick a platform) holds one image: the index.
+        """
         entries = self.index.manifests
         if ref_name is not None:
             named = [d for d in entries if (d.annotations or {}).get(REF_NAME) == ref_name]
@@ -108,6 +114,17 @@ class ImageLayout:
                     f"{self.path}/index.json has {len(named)} manifests named {ref_name!r}"
                 )
             return named[0]
+        if len(entries) > 1:
+            indexes = [d for d in entries if d.media_type in INDEX_TYPES]
+            if len(indexes) == 1:
+                parsed = self.manifest(indexes[0]).parsed
+                children = (
+                    {c.digest for c in parsed.manifests}
+                    if isinstance(parsed, ImageIndex)
+                    else set()
+                )
+                if all(d is indexes[0] or d.digest in children for d in entries):
+                    return indexes[0]
         if len(entries) != 1:
             names = sorted((d.annotations or {}).get(REF_NAME, str(d.digest)) for d in entries)
             raise InputError(

@@ -217,6 +217,14 @@ class RegistrySession:
         self._sleep = sleep
         self._auth = _Authenticator(self, credentials or Anonymous(), insecure=insecure)
 
+    @property
+    def retry(self) -> RetryPolicy:
+        return self._retry
+
+    def backoff(self, attempt: int) -> None:
+        """Wait before retry number ``attempt + 1`` (the injected sleep)."""
+        self._sleep(self._retry.delay(attempt))
+
     def close(self) -> None:
         if self._owns_client:
             self._client.close()
