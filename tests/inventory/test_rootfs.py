@@ -190,11 +190,6 @@ def test_package_lock_versions(tmp_path: Path, lock: str, expected: set[str] | N
     )
 
 
-def test_registry_reference_is_refused_clearly() -> None:
-    with pytest.raises(InputError, match="registry references are not supported yet"):
-        load_target("registry.example.org/kiln/python:3.13")
-
-
 def test_missing_target(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such file or directory"):
         load_target(tmp_path / "nope")

@@ -4,8 +4,9 @@ Detects the kind of target from what is on disk, reads only package metadata, an
 returns an ``Inventory``. Kinds: an OCI image layout directory (``oci-layout`` +
 ``index.json``), an OCI archive or docker-archive tar, a plain rootfs tar, a rootfs
 directory, an SBOM (SPDX 2.3 / CycloneDX JSON), a dpkg ``status`` file or a
-``status.d/`` directory. Registry references are recognised and refused until the
-registry client exists.
+``status.d/`` directory. A registry reference (``HOST[:PORT]/REPO[:TAG][@DIGEST]``,
+optionally ``docker://``-prefixed) that names no local path is pulled, every blob
+digest-verified, into a temporary OCI layout and read from there.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import os
 import re
 import tarfile
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from kiln.errors import InputError
@@ -24,30 +27,33 @@ from kiln.inventory.osrelease import distro_from_tree
 from kiln.inventory.python import parse_core_metadata
 from kiln.inventory.sbom import parse_sbom
 from kiln.inventory.tree import STATUS, STATUS_D, DirTree, FileTree
+from kiln.registry import Reference, RegistryClient, pull_layout
+
+RegistryClientFactory = Callable[[Reference], RegistryClient]
 
 _MAX_FILE_BYTES = 256 * 1024 * 1024
-# name[:tag][@digest] with a registry host (has a dot or port, or is localhost)
-_REFERENCE = re.compile(
-    r"^(?:docker://|oci://)?(?:[a-z0-9.-]+(?:\.[a-z0-9-]+|:[0-9]+)|localhost)(?:/[a-z0-9._/-]+)"
-    r"(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
-)
+# HOST[:PORT]/...: the first path component names a registry host (dot, port, localhost)
+_REFERENCE = re.compile(r"^(?:docker://)?(?:[^/.~][^/]*[.:][^/]*|localhost)/.")
 
 
-def load_target(target: str | Path, platform: str | None = None) -> Inventory:
+def load_target(
+    target: str | Path,
+    platform: str | None = None,
+    *,
+    registry_client: RegistryClientFactory | None = None,
+) -> Inventory:
     """Read everything installed in ``target``; see the module docstring for the kinds.
 
     ``platform`` (``os/arch[/variant]``) picks the image of a multi-platform index;
-    the default is the only image, else ``linux/amd64``.
+    the default is the only image, else ``linux/amd64``. ``registry_client`` makes
+    the client for a registry reference (default: ``RegistryClient.for_host`` with
+    the user's credentials).
     """
     text = os.fspath(target)
     path = Path(text)
     if not path.exists():
         if _REFERENCE.match(text):
-            raise InputError(
-                f"{text}: registry references are not supported yet",
-                hint="pull the image to an OCI layout (skopeo copy docker://REF oci:DIR) "
-                "and scan the directory",
-            )
+            return _pull_and_load(text, platform, registry_client)
         raise InputError(f"{text}: no such file or directory")
     if path.is_dir():
         if (path / "oci-layout").is_file():
@@ -72,6 +78,25 @@ def load_target(target: str | Path, platform: str | None = None) -> Inventory:
             details=warnings[:5],
         )
     return build_inventory(text, None, packages, warnings)
+
+
+def _pull_and_load(
+    text: str, platform: str | None, registry_client: RegistryClientFactory | None
+) -> Inventory:
+    try:
+        reference = Reference.parse(text.removeprefix("docker://"))
+    except InputError as exc:
+        raise InputError(
+            f"{text}: no such file or directory, nor a valid registry reference: {exc.message}",
+            hint=exc.hint,
+        ) from exc
+    factory = registry_client or (lambda ref: RegistryClient.for_host(ref.registry))
+    with tempfile.TemporaryDirectory(prefix="kiln-scan-") as scratch:
+        layout = Path(scratch) / "layout"
+        with factory(reference) as client:
+            pull_layout(client, reference, layout)
+        tree = tree_from_layout(str(layout), platform)
+    return inventory_from_tree(text, tree)
 
 
 def _read(path: Path) -> bytes:
