@@ -121,3 +121,21 @@ def test_docker_config_location_honours_docker_config_env(tmp_path: Path) -> Non
 
 def test_credentials_repr_hides_the_password() -> None:
     assert "hunter2" not in repr(Credentials("u", "hunter2"))
+
+
+def test_podman_auth_file_comes_before_docker_config(tmp_path: Path) -> None:
+    docker = _config(tmp_path, {"localhost:1": {"username": "docker", "password": "d"}})
+    podman = tmp_path / "run" / "containers" / "auth.json"
+    podman.parent.mkdir(parents=True)
+    podman.write_text(
+        json.dumps({"auths": {"localhost:1": {"username": "podman", "password": "p"}}})
+    )
+    explicit = tmp_path / "explicit.json"
+    explicit.write_text(json.dumps({"auths": {"localhost:2": {"username": "x", "password": "y"}}}))
+    env = {"XDG_RUNTIME_DIR": str(tmp_path / "run"), "REGISTRY_AUTH_FILE": str(explicit)}
+    source = default_credentials(env, docker_config=docker)
+    assert source.lookup("localhost:1") == Credentials("podman", "p")
+    assert source.lookup("localhost:2") == Credentials("x", "y")
+    assert default_credentials({}, docker_config=docker).lookup("localhost:1") == Credentials(
+        "docker", "d"
+    )

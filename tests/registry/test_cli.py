@@ -20,6 +20,8 @@ def _no_user_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
     monkeypatch.delenv("KILN_REGISTRY_USERNAME", raising=False)
     monkeypatch.delenv("KILN_REGISTRY_PASSWORD", raising=False)
+    monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
 
 
 def test_push_inspect_referrers_pull(

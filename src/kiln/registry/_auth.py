@@ -1,8 +1,9 @@
 """Registry credentials and the auth schemes registries challenge with.
 
-Credentials come from ``KILN_REGISTRY_USERNAME``/``KILN_REGISTRY_PASSWORD`` or Docker's
-``config.json`` (``auths`` entries with a base64 ``auth`` or ``username``/``password``;
-``$DOCKER_CONFIG`` or ``~/.docker/config.json``). Credential helpers (``credsStore``,
+Credentials come from ``KILN_REGISTRY_USERNAME``/``KILN_REGISTRY_PASSWORD``, podman's
+``auth.json`` (``$REGISTRY_AUTH_FILE``, ``$XDG_RUNTIME_DIR/containers/auth.json``) or
+Docker's ``config.json`` (``$DOCKER_CONFIG`` or ``~/.docker/config.json``): ``auths``
+entries with a base64 ``auth`` or ``username``/``password``. Credential helpers (``credsStore``,
 ``credHelpers``) are not run. The challenge parser and token response model implement
 https://distribution.github.io/distribution/spec/auth/token/ and RFC 7235 auth-params.
 """
@@ -167,13 +168,25 @@ class ChainedCredentials:
         return None
 
 
+def containers_auth_paths(env: Mapping[str, str]) -> tuple[Path, ...]:
+    """Where podman/skopeo keep logins: ``$REGISTRY_AUTH_FILE``, then
+    ``$XDG_RUNTIME_DIR/containers/auth.json`` (same ``auths`` format as Docker's)."""
+    paths: list[Path] = []
+    if env.get("REGISTRY_AUTH_FILE"):
+        paths.append(Path(env["REGISTRY_AUTH_FILE"]))
+    if env.get("XDG_RUNTIME_DIR"):
+        paths.append(Path(env["XDG_RUNTIME_DIR"]) / "containers" / "auth.json")
+    return tuple(paths)
+
+
 def default_credentials(
     env: Mapping[str, str] | None = None, *, docker_config: Path | None = None
 ) -> CredentialSource:
-    """Environment variables first, then Docker's ``config.json``."""
+    """``KILN_REGISTRY_USERNAME``/``PASSWORD``, then podman's auth file, then Docker's."""
     env = os.environ if env is None else env
     path = docker_config or docker_config_path(env)
-    return ChainedCredentials((EnvCredentials(env), DockerConfigCredentials(path)))
+    files = (*containers_auth_paths(env), path)
+    return ChainedCredentials((EnvCredentials(env), *map(DockerConfigCredentials, files)))
 
 
 @dataclass(frozen=True)

@@ -115,14 +115,14 @@ class _Authenticator:
         if credentials is None:
             return RegistryAuthError(
                 f"registry {registry} requires credentials for {what} ({status})",
-                hint="set KILN_REGISTRY_USERNAME and KILN_REGISTRY_PASSWORD, or log in with "
-                "docker/podman so ~/.docker/config.json has an entry for this registry",
+                hint="set KILN_REGISTRY_USERNAME and KILN_REGISTRY_PASSWORD, or `docker login` "
+                "/ `podman login` to this registry",
             )
         return RegistryAuthError(
             f"registry {registry} rejected the credentials for user {credentials.username} "
             f"({status}) for {what}",
-            hint="check the user name and password (KILN_REGISTRY_USERNAME/PASSWORD or "
-            "~/.docker/config.json) and that the user may access this repository",
+            hint="check the user name and password (KILN_REGISTRY_USERNAME/PASSWORD, podman's "
+            "auth.json or ~/.docker/config.json) and that the user may access this repository",
         )
 
     def challenged(self, response: httpx.Response, scopes: tuple[str, ...], what: str) -> None:
