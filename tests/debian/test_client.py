@@ -286,6 +286,31 @@ def test_second_load_only_revalidates_inrelease(debrepo: DebRepo, tmp_path: Path
     assert second.universe("arm64").get("libssl3t64") == first.universe("arm64").get("libssl3t64")
 
 
+def test_cached_verification_is_reused_until_the_keyring_changes(
+    debrepo: DebRepo,
+    debrepo_stranger_key: GpgKey,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import kiln.debian.release as release_module
+
+    cache = Cache(tmp_path)
+    _load(debrepo, cache)
+    calls: list[object] = []
+    real = release_module._run_gpgv
+
+    def counting(*args: object, **kwargs: object) -> tuple[str, ...]:
+        calls.append(args)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(release_module, "_run_gpgv", counting)
+    _load(debrepo, cache)
+    assert calls == []  # bytes already verified against this keyring: no gpgv run
+    with pytest.raises(SignatureError, match="not in the keyring"):
+        _load(debrepo, cache, keyring=debrepo_stranger_key.keyring)
+    assert calls
+
+
 def test_recent_cache_makes_no_requests_within_max_age(debrepo: DebRepo, tmp_path: Path) -> None:
     cache = Cache(tmp_path)
     _load(debrepo, cache)

@@ -204,3 +204,21 @@ def test_verify_release_identity(debrepo_key: GpgKey, tmp_path: Path) -> None:
 def test_missing_keyring_is_an_environment_problem(tmp_path: Path) -> None:
     with pytest.raises(EnvironmentProblem, match="does not exist"):
         verify_clearsigned(SIGNED, keyring=tmp_path / "none.gpg", source="S")
+
+
+def test_verified_release_record_round_trip(debrepo_key: GpgKey, tmp_path: Path) -> None:
+    from kiln.debian.release import VerifiedRelease
+
+    signed = clearsign(debrepo_key, _release(), workdir=tmp_path)
+    verified = verify_release(
+        suite="trixie", base_url="u", keyring=debrepo_key.keyring, now=DATE,
+        inrelease=signed, source="InRelease",
+    )  # fmt: skip
+    again = VerifiedRelease.from_json(verified.to_json())
+    assert again.identity == verified.identity
+    assert again.signers == verified.signers
+    assert again.release.valid_until == verified.release.valid_until
+    assert dict(again.release.files) == dict(verified.release.files)
+    for garbage in (b"", b"[]", b'{"release": {}}', verified.to_json()[:-5]):
+        with pytest.raises(ValueError, match="not a verified Release record"):
+            VerifiedRelease.from_json(garbage)

@@ -42,7 +42,7 @@ from kiln.debian.index import (
     parse_packages,
 )
 from kiln.debian.model import BinaryPackage, ReleaseIdentity
-from kiln.debian.release import VerifiedRelease, verify_release
+from kiln.debian.release import VerifiedRelease, check_release, verify_release
 from kiln.debian.sources import Mirrors
 from kiln.errors import IntegrityError, RemoteContentError, SignatureError
 from kiln.net import Fetcher, HttpStatusError
@@ -298,12 +298,14 @@ def _load_release(
         source=inrelease_url,
     )
     _check_rollback(cached, verified, source=inrelease_url)
+    digest = cache.add_blob(result.body)
+    _remember(cache, verified, sha256=digest, signature_sha256=None, keyring=keyring)
     cache.put_record(
         key,
         FetchRecord(
             url=inrelease_url,
             kind="InRelease",
-            sha256=cache.add_blob(result.body),
+            sha256=digest,
             etag=result.etag,
             last_modified=result.last_modified,
             checked_at=now.timestamp(),
@@ -321,17 +323,35 @@ def _cached_release(
     keyring: Path,
     now: datetime,
 ) -> VerifiedRelease | None:
-    """The cached Release of ``suite``, verified again; ``None`` if absent or unusable."""
+    """The cached Release of ``suite``, checked again; ``None`` if absent or unusable.
+
+    gpgv's verdict on cached bytes is remembered under the digests of those bytes and
+    of the keyring (a keyring update re-verifies); suite and Valid-Until are checked
+    against ``now`` every time.
+    """
     if record is None:
         return None
+    source = f"{base_url}/dists/{suite}/{record.kind} (cached)"
+    memo = _verification_key(record.sha256, record.signature_sha256, suite, base_url, keyring)
+    remembered = cache.get_derived(memo)
+    if remembered is not None:
+        try:
+            verified = VerifiedRelease.from_json(bytes(remembered))
+        except ValueError:
+            cache.discard_derived(memo)
+        else:
+            try:
+                check_release(verified.release, suite=suite, now=now, source=source)
+            except RemoteContentError:
+                return None
+            return verified
     text = cache.read_blob(record.sha256)
     signature = cache.read_blob(record.signature_sha256) if record.signature_sha256 else None
     if text is None or (record.kind != "InRelease" and signature is None):
         return None
-    source = f"{base_url}/dists/{suite}/{record.kind} (cached)"
     try:
         if record.kind == "InRelease":
-            return verify_release(
+            verified = verify_release(
                 suite=suite,
                 base_url=base_url,
                 keyring=keyring,
@@ -339,18 +359,45 @@ def _cached_release(
                 inrelease=text,
                 source=source,
             )
-        return verify_release(
-            suite=suite,
-            base_url=base_url,
-            keyring=keyring,
-            now=now,
-            release=text,
-            release_gpg=signature,
-            source=source,
-        )
+        else:
+            verified = verify_release(
+                suite=suite,
+                base_url=base_url,
+                keyring=keyring,
+                now=now,
+                release=text,
+                release_gpg=signature,
+                source=source,
+            )
     except RemoteContentError:
         # Expired since it was cached, or the keyring changed: fetch it anew.
         return None
+    cache.put_derived(memo, verified.to_json())
+    return verified
+
+
+def _verification_key(
+    sha256: str, signature_sha256: str | None, suite: str, base_url: str, keyring: Path
+) -> str:
+    try:
+        ring = hashlib.sha256(keyring.read_bytes()).hexdigest()
+    except OSError:
+        ring = "unreadable"
+    parts = ["verified-v1", sha256, signature_sha256 or "", suite, base_url, ring]
+    return "verified-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _remember(
+    cache: Cache,
+    verified: VerifiedRelease,
+    *,
+    sha256: str,
+    signature_sha256: str | None,
+    keyring: Path,
+) -> None:
+    identity = verified.identity
+    key = _verification_key(sha256, signature_sha256, identity.suite, identity.base_url, keyring)
+    cache.put_derived(key, verified.to_json())
 
 
 def _load_detached(
@@ -384,13 +431,15 @@ def _load_detached(
         source=release_url,
     )
     _check_rollback(cached, verified, source=release_url)
+    digest, signature_digest = cache.add_blob(release.body), cache.add_blob(signature)
+    _remember(cache, verified, sha256=digest, signature_sha256=signature_digest, keyring=keyring)
     cache.put_record(
         _record_key(f"{base_url}/dists/{suite}/InRelease"),
         FetchRecord(
             url=release_url,
             kind="Release",
-            sha256=cache.add_blob(release.body),
-            signature_sha256=cache.add_blob(signature),
+            sha256=digest,
+            signature_sha256=signature_digest,
             checked_at=now.timestamp(),
         ),
     )

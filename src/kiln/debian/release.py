@@ -12,7 +12,9 @@ Everything here is pure apart from running ``gpgv``: bytes in, verified values o
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -87,6 +89,49 @@ class VerifiedRelease:
     release: Release
     identity: ReleaseIdentity
     signers: tuple[str, ...]
+
+    def to_json(self) -> bytes:
+        """Serialise (for kiln's cache of verification results)."""
+        r = self.release
+        return json.dumps(
+            {
+                "release": {
+                    "suite": r.suite,
+                    "codename": r.codename,
+                    "date": r.date,
+                    "date_parsed": r.date_parsed.isoformat(),
+                    "valid_until": r.valid_until.isoformat() if r.valid_until else None,
+                    "acquire_by_hash": r.acquire_by_hash,
+                    "architectures": list(r.architectures),
+                    "components": list(r.components),
+                    "files": [[e.path, e.size, e.sha256] for e in r.files.values()],
+                },
+                "identity": dataclasses.asdict(self.identity),
+                "signers": list(self.signers),
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> VerifiedRelease:
+        """Read what ``to_json`` wrote; ``ValueError`` if it is not that."""
+        try:
+            doc = json.loads(data)
+            r = doc["release"]
+            release = Release(
+                suite=r["suite"],
+                codename=r["codename"],
+                date=r["date"],
+                date_parsed=datetime.fromisoformat(r["date_parsed"]),
+                valid_until=datetime.fromisoformat(r["valid_until"]) if r["valid_until"] else None,
+                acquire_by_hash=bool(r["acquire_by_hash"]),
+                architectures=tuple(r["architectures"]),
+                components=tuple(r["components"]),
+                files=MappingProxyType({p: ReleaseEntry(p, int(n), h) for p, n, h in r["files"]}),
+            )
+            return cls(release, ReleaseIdentity(**doc["identity"]), tuple(doc["signers"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a verified Release record: {exc}") from exc
 
 
 def check_clearsigned_structure(data: bytes, *, source: str) -> None:
