@@ -554,10 +554,44 @@ def test_install_time_only_edges_are_cut_and_recorded() -> None:
     result = resolve(["app"], universe(DEBCONF), drop_install_time_only=True)
     assert result.names == ("app", "libfoo")
     assert result.cut_edges == (
-        CutEdge("app", "adduser", INSTALL_TIME_ONLY["adduser"]),
-        CutEdge("app", "debconf (>= 0.5) | debconf-2.0", INSTALL_TIME_ONLY["debconf"]),
-        CutEdge("app", "dpkg (>= 1.15)", INSTALL_TIME_ONLY["dpkg"]),
+        CutEdge("app", "adduser", "install-time only: " + INSTALL_TIME_ONLY["adduser"]),
+        CutEdge(
+            "app",
+            "debconf (>= 0.5) | debconf-2.0",
+            "install-time only: " + INSTALL_TIME_ONLY["debconf"],
+        ),
+        CutEdge("app", "dpkg (>= 1.15)", "install-time only: " + INSTALL_TIME_ONLY["dpkg"]),
     )
+
+
+def test_a_dependency_an_install_time_only_package_can_satisfy_is_cut() -> None:
+    text = """
+Package: daemon
+Depends: systemd | systemd-standalone-sysusers | systemd-sysusers, passwd | adduser, libfoo
+
+Package: systemd
+
+Package: systemd-standalone-sysusers
+Provides: systemd-sysusers
+
+Package: passwd
+
+Package: adduser
+
+Package: libfoo
+"""
+    dropped = resolve(["daemon"], universe(text), drop_install_time_only=True)
+    assert dropped.names == ("daemon", "libfoo")
+    assert [e.relation for e in dropped.cut_edges] == [
+        "passwd | adduser",
+        "systemd | systemd-standalone-sysusers | systemd-sysusers",
+    ]
+    kept = resolve(["daemon"], universe(text), drop_install_time_only=False)
+    assert kept.names == ("daemon", "libfoo", "passwd", "systemd")
+    # A requested package satisfies the dependency: nothing is cut.
+    wanted = resolve(["daemon", "systemd"], universe(text), drop_install_time_only=True)
+    assert wanted.names == ("daemon", "libfoo", "systemd")
+    assert [e.relation for e in wanted.cut_edges] == ["passwd | adduser"]
 
 
 def test_a_requested_install_time_only_package_is_kept() -> None:

@@ -21,19 +21,39 @@ from types import MappingProxyType
 
 INSTALL_TIME_ONLY: MappingProxyType[str, str] = MappingProxyType(
     {
-        "adduser": "creates system users and groups from postinst; kiln writes the accounts",
-        "cdebconf": "alternative debconf frontend, only used to ask install-time questions",
-        "debconf": "asks and stores configuration questions for maintainer scripts",
-        "debconf-2.0": "virtual name of a debconf implementation (maintainer-script prompts)",
-        "dpkg": "package manager; only pre-depended on to run maintainer scripts safely",
-        "init-system-helpers": "deb-systemd-helper/update-rc.d, called only by maintainer "
-        "scripts to register services; containers run no init system",
-        "install-info": "updates the info directory from maintainer scripts; info is pruned",
-        "libdebconfclient0": "cdebconf client library, used by base-passwd's postinst only",
-        "lsb-base": "init-script helper functions, only for SysV init scripts",
-        "sensible-utils": "sensible-editor/pager for interactive maintainer-script prompts",
-        "sysvinit-utils": "service/start-stop-daemon helpers for init scripts run from postinst",
-        "ucf": "merges configuration files during upgrades, from maintainer scripts",
+        # Accounts: created from postinst (adduser, useradd via passwd, sysusers.d);
+        # kiln writes /etc/passwd and /etc/group itself.
+        "adduser": "creates system users and groups from postinst (kiln writes the accounts); "
+        "pulls passwd, base-passwd and PAM only for that",
+        "opensysusers": "a sysusers.d implementation, run from postinst to create accounts",
+        "systemd-standalone-sysusers": "systemd-sysusers without systemd, run from postinst",
+        "systemd-sysusers": "virtual sysusers.d implementation, run from postinst to create "
+        "accounts (systemd | systemd-standalone-sysusers | systemd-sysusers)",
+        # Configuration questions and files, asked and merged by maintainer scripts.
+        "cdebconf": "the C debconf frontend, only asks install-time questions",
+        "debconf": "asks and stores configuration questions for maintainer scripts "
+        "(it relies on the Essential perl-base, so it pulls no perl)",
+        "debconf-2.0": "virtual debconf implementation, for maintainer-script questions",
+        "libdebconfclient0": "debconf client library, linked only by base-passwd's "
+        "update-passwd and cdebconf, both run at install time",
+        "ucf": "merges configuration files on upgrade from postinst; pulls procps, "
+        "sensible-utils and libtext-wrapi18n-perl only for that",
+        # Service registration: containers run no init system.
+        "init-system-helpers": "deb-systemd-helper, deb-systemd-invoke and update-rc.d, "
+        "called only by maintainer scripts to register services",
+        "lsb-base": "transitional: init-script helper functions (now in sysvinit-utils)",
+        "opentmpfiles": "a tmpfiles.d implementation, run from postinst",
+        "systemd-standalone-tmpfiles": "systemd-tmpfiles without systemd, run from postinst",
+        "systemd-tmpfiles": "virtual tmpfiles.d implementation, run from postinst (kiln "
+        "creates the image's paths itself)",
+        "sysvinit-utils": "lsb init-functions, pidof and killall5 for SysV init scripts "
+        "(Depends: sysvinit-utils | lsb-base)",
+        # Packaging machinery.
+        "dpkg": "the package manager; depended on for maintainer-script features and "
+        "trigger support, never called by the installed programs",
+        "install-info": "updates the info directory from maintainer scripts; kiln prunes info",
+        "sensible-utils": "/bin/sh scripts choosing an editor or pager for interactive "
+        "prompts (ucf, debconf); a runtime variant has no shell to run them",
         "usrmerge": "converts a root filesystem to merged-/usr at install time",
     }
 )

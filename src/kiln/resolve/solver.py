@@ -32,8 +32,13 @@ algorithm (``pkgDepCache::MarkInstall`` in apt-pkg/depcache.cc):
 - ``Conflicts`` and ``Breaks`` between selected packages (directly or through
   ``Provides``, versions respected) are errors; a package never conflicts with itself,
   which is what lets a package provide, conflict with and replace a virtual name.
-- ``exclude`` cuts every edge to the excluded names; with ``drop_install_time_only`` the
-  edges to ``INSTALL_TIME_ONLY`` are cut too. Each cut edge is recorded.
+- ``exclude`` cuts every edge to the excluded names: an or-group is cut when all its
+  names (or all the packages that could satisfy it) are excluded, otherwise the other
+  alternatives are used. With ``drop_install_time_only``, an or-group that any
+  ``INSTALL_TIME_ONLY`` name can satisfy is cut: a dependency that a maintainer-script
+  tool satisfies exists for maintainer scripts (``debconf | debconf-2.0``,
+  ``systemd | systemd-standalone-sysusers | systemd-sysusers``, ``passwd | adduser``).
+  Each cut edge is recorded with its reason.
 """
 
 from __future__ import annotations
@@ -164,11 +169,11 @@ def resolve(
     both = sorted(set(names) & set(exclude))
     if both:
         raise ResolutionError(f"{', '.join(both)} is both requested and excluded")
-    cut: dict[str, str] = {}
+    install_time: dict[str, str] = {}
     if drop_install_time_only:
-        cut.update(INSTALL_TIME_ONLY)
-    cut.update(dict.fromkeys(exclude, EXCLUDED_BY_SPEC))
-    solver = _Solver(universe, cut, suites)
+        install_time = {k: f"install-time only: {v}" for k, v in INSTALL_TIME_ONLY.items()}
+    excluded = dict.fromkeys(sorted(exclude), EXCLUDED_BY_SPEC)
+    solver = _Solver(universe, excluded, install_time, suites)
     roots = [_requested_package(name, universe, label) for name in names]
     failure = solver.solve(roots)
     if failure is not None:
@@ -237,10 +242,17 @@ class _Solver:
     can be rolled back exactly.
     """
 
-    def __init__(self, universe: PackageUniverse, cut: dict[str, str], suites: str) -> None:
+    def __init__(
+        self,
+        universe: PackageUniverse,
+        excluded: dict[str, str],
+        install_time: dict[str, str],
+        suites: str,
+    ) -> None:
         self.universe = universe
         self.arch = universe.arch
-        self.cut = cut
+        self.install_time = install_time
+        self.cut = {**install_time, **excluded}  # every name no edge may lead to
         self.suites = suites
         self.selected: dict[str, BinaryPackage] = {}
         self.pulls: dict[str, Pull] = {}
@@ -422,7 +434,10 @@ class _Solver:
         ]
 
     def _cut_reason(self, group: OrGroup) -> str | None:
-        """Why ``group`` is cut: every name in it, or every package satisfying it, is cut."""
+        """Why ``group`` is cut: it serves maintainer scripts, or nothing left satisfies it."""
+        for name in group.names:
+            if name in self.install_time:
+                return self.install_time[name]
         if all(name in self.cut for name in group.names):
             return self.cut[group.names[0]]
         solutions = self._solutions(group)
