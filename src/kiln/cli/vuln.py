@@ -110,7 +110,10 @@ def db_status(
 
     store = VulnDB.open(db)
     try:
-        table = Table("source", "snapshot", "digest", "imported", "records", "origin")
+        table = Table(title="vulnerability database snapshots")
+        table.add_column("source", no_wrap=True)
+        for col in ("snapshot", "digest", "imported", "records", "origin"):
+            table.add_column(col, overflow="fold")
         for s in sorted(store.current().values(), key=lambda s: s.source):
             records = sum(v for k, v in s.counts.items() if k != "warnings")
             table.add_row(s.source, str(s.id), s.digest[:19], s.created_at, str(records), s.origin)

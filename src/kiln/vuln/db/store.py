@@ -54,11 +54,16 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 T = TypeVar("T")
 
 
+def as_db_url(value: str) -> str:
+    """A database given as a file path or an SQLAlchemy URL -> an SQLAlchemy URL."""
+    return value if "://" in value else f"sqlite:///{Path(value).expanduser().resolve()}"
+
+
 def default_db_url() -> str:
     """``$KILN_DB`` (a path or an SQLAlchemy URL), else ``$KILN_CACHE/vuln.db``."""
     configured = os.environ.get("KILN_DB")
     if configured:
-        return configured if "://" in configured else f"sqlite:///{Path(configured).expanduser()}"
+        return as_db_url(configured)
     cache = Path(os.environ.get("KILN_CACHE", "~/.cache/kiln")).expanduser()
     return f"sqlite:///{cache / 'vuln.db'}"
 
@@ -117,7 +122,7 @@ class VulnDB:
     @classmethod
     def open(cls, url: str | None = None) -> VulnDB:
         """Open (creating the file's folder) and bring the schema to the newest migration."""
-        url = url or default_db_url()
+        url = as_db_url(url) if url else default_db_url()
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         try:
