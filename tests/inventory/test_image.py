@@ -276,3 +276,41 @@ def test_layer_cut_at_a_header_boundary_is_reported(tmp_path: Path) -> None:
     cut = full[: last.offset]  # the digest is over the cut bytes, so only the tar shows it
     inventory = load_target(single_image_layout(tmp_path / "layout", [cut], "gzip"))
     assert any("no end-of-archive marker" in w for w in inventory.warnings)
+
+
+def test_members_under_a_symlinked_directory_follow_it_inside_the_root(tmp_path: Path) -> None:
+    lower = [
+        *BASE_LAYER,
+        Entry("usr/lib", kind="dir"),
+        Entry("tmp", kind="dir"),
+        Entry("lib", kind="symlink", target="usr/lib"),
+        Entry("evil", kind="symlink", target="../../../../tmp"),
+        Entry("loop", kind="symlink", target="loop"),
+    ]
+    upper = [
+        Entry("lib/python3/dist-packages/x-1.dist-info/METADATA", metadata("x", "1")),
+        Entry("evil/y-1.dist-info/METADATA", metadata("y", "1")),
+        Entry("loop/z-1.dist-info/METADATA", metadata("z", "1")),
+    ]
+    inventory = load_target(
+        single_image_layout(tmp_path / "layout", [layer_tar(lower), layer_tar(upper)])
+    )
+    by_name = {p.name: p for p in inventory.packages}
+    assert by_name["x"].locations == ("/usr/lib/python3/dist-packages/x-1.dist-info/METADATA",)
+    assert by_name["y"].locations == ("/tmp/y-1.dist-info/METADATA",)  # the root's own /tmp
+    assert "z" not in by_name
+    assert any(
+        "'loop/z-1.dist-info/METADATA' lies under a symlink loop" in w for w in inventory.warnings
+    )
+
+
+def test_docker_archive_without_its_config(tmp_path: Path) -> None:
+    archive = docker_archive(tmp_path / "docker.tar", [layer_tar(BASE_LAYER)])
+    with tarfile.open(archive) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]  # type: ignore[union-attr]
+    with tarfile.open(archive, "w") as tar:
+        for member, data in members:
+            if not member.name.endswith(".json") or member.name == "manifest.json":
+                tar.addfile(member, io.BytesIO(data))
+    with pytest.raises(InputError, match=r"config .* is missing"):
+        load_target(archive)

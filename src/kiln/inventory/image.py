@@ -264,7 +264,7 @@ def _layer_tree_from_oci(archive: Archive, platform: str | None, tree: LayerTree
     descriptor = _select(archive, index, platform, where)
     for _ in range(4):  # index -> (nested index ->) manifest; bounded against cycles
         data = _read_blob(archive, descriptor, "manifest")
-        kind = descriptor.media_type or json.loads(data).get("mediaType")
+        kind = descriptor.media_type or _media_type(data, f"{archive.label}: {descriptor.digest}")
         if kind in _INDEX_TYPES:
             nested = _load_json_model(archive, _blob_path(descriptor.digest), ImageIndex, data)
             descriptor = _select(archive, nested, platform, descriptor.digest)
@@ -288,6 +288,15 @@ def _layer_tree_from_oci(archive: Archive, platform: str | None, tree: LayerTree
     raise InputError(f"{archive.label}: image indexes nest deeper than 4 levels")
 
 
+def _media_type(data: bytes, where: str) -> str | None:
+    try:
+        document = json.loads(data)
+    except ValueError as exc:
+        raise InputError(f"{where}: manifest is not JSON: {exc}") from exc
+    kind = document.get("mediaType") if isinstance(document, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
 def _digest_from_name(name: str) -> str | None:
     """``blobs/sha256/<hex>`` or ``<hex>.json`` in a docker-archive names its digest."""
     match = re.search(r"(?:^|/)(?:blobs/sha256/)?([a-f0-9]{64})(?:\.json)?$", name)
@@ -306,8 +315,11 @@ def _layer_tree_from_docker(archive: Archive, platform: str | None, tree: LayerT
         raise InputError(f"{where}: lists no images")
     configs: list[tuple[DockerArchiveEntry, ImageConfig]] = []
     for entry in entries:
-        with archive.open(entry.config) as handle:
-            data = handle.read(_MAX_JSON_BYTES)
+        try:
+            with archive.open(entry.config) as handle:
+                data = handle.read(_MAX_JSON_BYTES)
+        except OSError as exc:
+            raise InputError(f"{where}: config {entry.config!r} is missing") from exc
         expected = _digest_from_name(entry.config)
         if expected is not None:
             _check(archive, "config", expected, None, data)

@@ -49,10 +49,10 @@ _PRUNED_DIRS = frozenset(
 def is_metadata_path(path: str) -> bool:
     """Whether a root-relative path is a file some cataloger reads."""
     parent, _, name = path.rpartition("/")
-    if name == "status":
-        return path == STATUS
     if parent == STATUS_D:
         return not name.endswith((".md5sums", ".list", ".conffiles"))
+    if name == "status":
+        return path == STATUS
     if name == "os-release":
         return True
     if name not in _WANTED_NAMES:
@@ -252,10 +252,20 @@ class LayerTree:
 
     # -- building --------------------------------------------------------------
     def _parent(self, parts: list[str], layer: int) -> _Node:
-        """The directory holding ``parts[-1]``, creating missing parents (tar allows it)."""
+        """The directory holding ``parts[-1]``, creating missing parents (tar allows it).
+
+        A symlinked parent directory is followed inside the root, as containerd does
+        when it applies a layer (``lib -> usr/lib`` in merged-/usr images).
+        """
         node = self._root
-        for part in parts[:-1]:
+        for depth, part in enumerate(parts[:-1]):
             child = node.children.get(part)
+            if child is not None and child.kind == _LINK:
+                real = resolve_in_root("/".join(parts[: depth + 1]), self._lookup)
+                target = None if real is None else self._node(real)
+                if target is not None and target.kind == _DIR:
+                    node = target
+                    continue
             if child is None or child.kind != _DIR:
                 child = _Node(_DIR, layer)
                 node.children[part] = child
@@ -263,13 +273,16 @@ class LayerTree:
         return node
 
     @staticmethod
-    def _drop_lower(node: _Node, layer: int) -> None:
-        for name in list(node.children):
-            child = node.children[name]
-            if child.layer < layer:
-                del node.children[name]
-            elif child.kind == _DIR:
-                LayerTree._drop_lower(child, layer)
+    def _drop_lower(top: _Node, layer: int) -> None:
+        stack = [top]
+        while stack:  # iterative: a hostile layer may nest directories very deep
+            node = stack.pop()
+            for name in list(node.children):
+                child = node.children[name]
+                if child.layer < layer:
+                    del node.children[name]
+                elif child.kind == _DIR:
+                    stack.append(child)
 
     def apply_layer(self, tar: tarfile.TarFile, layer: int, label: str) -> None:
         """Apply one layer's changeset; ``label`` names the layer in warnings."""
@@ -283,7 +296,11 @@ class LayerTree:
             if not parts:
                 continue
             name = parts[-1]
-            parent = self._parent(parts, layer)
+            try:
+                parent = self._parent(parts, layer)
+            except SymlinkLoopError:
+                self.warnings.append(f"{label}: {member.name!r} lies under a symlink loop, skipped")
+                continue
             if name == ".wh..wh..opq":
                 self._drop_lower(parent, layer)
                 continue
