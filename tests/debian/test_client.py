@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -224,14 +225,24 @@ def test_packages_hash_mismatch_is_refused_without_retry(debrepo: DebRepo, tmp_p
     assert debrepo.server.paths().count(by_hash) == 1
 
 
-def test_packages_size_mismatch_is_refused(debrepo: DebRepo, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda b: b[:-1], "size"),
+        (lambda b: b + b"\0", "more than the .* bytes promised"),
+    ],
+)
+def test_packages_size_mismatch_is_refused(
+    debrepo: DebRepo, tmp_path: Path, damage: Callable[[bytes], bytes], message: str
+) -> None:
     listed = debrepo.file("trixie", "main/binary-arm64/Packages.xz")
     by_hash = debrepo.url_path(
         "trixie", f"main/binary-arm64/by-hash/SHA256/{hashlib.sha256(listed).hexdigest()}"
     )
-    debrepo.server.override(by_hash, listed[:-1])
-    with pytest.raises(IntegrityError, match="size"):
+    debrepo.server.override(by_hash, damage(listed))
+    with pytest.raises(IntegrityError, match=message):
         _load(debrepo, Cache(tmp_path), archs=("arm64",))
+    assert debrepo.server.paths().count(by_hash) == 1
 
 
 def test_packages_taken_by_hash_and_canonical_name_as_fallback(
@@ -396,6 +407,10 @@ def test_deb_sha256_mismatch_is_refused_and_never_visible(debrepo: DebRepo, tmp_
     assert not cache.blob_path(package.sha256).exists()
     assert not [p for p in (tmp_path / "sha256").iterdir() if p.name.endswith(".tmp")]
     assert debrepo.server.paths().count(f"/debian/{package.filename}") == 1
+    debrepo.server.override(f"/debian/{package.filename}", real + b"trailing")
+    with pytest.raises(IntegrityError, match="more than the"):
+        fetch_debs([package], base_urls=snapshot.base_urls, cache=cache, fetcher=_fetcher())
+    assert not cache.blob_path(package.sha256).exists()
 
 
 # -- the real archive ----------------------------------------------------------------

@@ -45,7 +45,7 @@ from kiln.debian.model import BinaryPackage, ReleaseIdentity
 from kiln.debian.release import VerifiedRelease, check_release, verify_release
 from kiln.debian.sources import Mirrors
 from kiln.errors import IntegrityError, RemoteContentError, SignatureError
-from kiln.net import Fetcher, HttpStatusError
+from kiln.net import Fetcher, HttpStatusError, ResponseTooLargeError
 
 DEFAULT_WORKERS = 4
 _MAX_RELEASE_BYTES = 64 * 1024 * 1024
@@ -186,13 +186,9 @@ def fetch_debs(
         if found is not None:
             return found
         url = f"{_base_url(base_urls, package.suite)}/{package.filename}"
-        result = fetcher.fetch(url, max_bytes=package.size)
-        return cache.put_blob(
-            result.body,
-            sha256=package.sha256,
-            size=package.size,
-            source=f"{url} ({package.name} {package.version} {package.architecture})",
-        )
+        source = f"{url} ({package.name} {package.version} {package.architecture})"
+        body = _fetch_promised(fetcher, url, size=package.size, source=source)
+        return cache.put_blob(body, sha256=package.sha256, size=package.size, source=source)
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="kiln-deb") as pool:
         return _map(pool, one, packages)
@@ -219,6 +215,17 @@ class _IndexRef:
     @property
     def source(self) -> str:
         return f"{self.release.identity.base_url}/dists/{self.suite}/{self.path}"
+
+
+def _fetch_promised(fetcher: Fetcher, url: str, *, size: int, source: str) -> bytes:
+    """Download a file whose size the signed index promises; larger is an integrity fault."""
+    try:
+        return fetcher.fetch(url, max_bytes=size).body
+    except ResponseTooLargeError as exc:
+        raise IntegrityError(
+            f"{source}: the server sends more than the {size} bytes promised by the signed index",
+            hint="this is corruption or an attack; kiln does not retry it",
+        ) from exc
 
 
 def _map(pool: ThreadPoolExecutor, fn: Callable[[_T], _R], items: Iterable[_T]) -> list[_R]:
@@ -479,14 +486,13 @@ def _load_table(ref: _IndexRef, *, cache: Cache, fetcher: Fetcher) -> PackagesTa
         if release.acquire_by_hash:
             url = f"{ref.source.rsplit('/', 1)[0]}/by-hash/SHA256/{entry.sha256}"
         try:
-            body = fetcher.fetch(url, max_bytes=entry.size).body
+            body = _fetch_promised(fetcher, url, size=entry.size, source=url)
         except HttpStatusError as exc:
             if not release.acquire_by_hash or exc.status not in _NOT_FOUND:
                 raise
             # apt falls back to the canonical name when a by-hash file is missing.
-            body = fetcher.fetch(ref.source, max_bytes=entry.size).body
             url = ref.source
-        verify_bytes(body, sha256=entry.sha256, size=entry.size, source=url)
+            body = _fetch_promised(fetcher, url, size=entry.size, source=url)
         cache.put_blob(body, sha256=entry.sha256, size=entry.size, source=url)
         compressed = body
     plain = _decompress(compressed, source=ref.source)

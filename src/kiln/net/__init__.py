@@ -10,6 +10,7 @@ from kiln.net._http import (
     FetchResult,
     HttpFetcher,
     HttpStatusError,
+    ResponseTooLargeError,
     RetryPolicy,
     http_client,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "Fetcher",
     "HttpFetcher",
     "HttpStatusError",
+    "ResponseTooLargeError",
     "RetryPolicy",
     "http_client",
 ]

@@ -24,6 +24,13 @@ class HttpStatusError(TransportError):
     status: int = 0
 
 
+@dataclass
+class ResponseTooLargeError(TransportError):
+    """The body is (or is declared) larger than the caller's ``max_bytes`` bound."""
+
+    limit: int = 0
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How often and how patiently to retry transport failures and 5xx answers."""
@@ -148,12 +155,16 @@ class HttpFetcher:
 def _read_bounded(response: httpx.Response, url: str, max_bytes: int) -> bytes:
     declared = response.headers.get("Content-Length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise TransportError(f"{url}: {declared} bytes exceeds the limit of {max_bytes}")
+        raise ResponseTooLargeError(
+            f"{url}: {declared} bytes exceeds the limit of {max_bytes}", limit=max_bytes
+        )
     chunks: list[bytes] = []
     total = 0
     for chunk in response.iter_bytes():
         total += len(chunk)
         if total > max_bytes:
-            raise TransportError(f"{url}: body exceeds the limit of {max_bytes} bytes")
+            raise ResponseTooLargeError(
+                f"{url}: body exceeds the limit of {max_bytes} bytes", limit=max_bytes
+            )
         chunks.append(chunk)
     return b"".join(chunks)
