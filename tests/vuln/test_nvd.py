@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -92,8 +93,8 @@ def _cve(n: int) -> dict[str, object]:
 
 
 class _Nvd(BaseHTTPRequestHandler):
-    records = [_cve(n) for n in range(3)]
-    seen: list[tuple[dict[str, list[str]], str | None]] = []
+    records: ClassVar[list[dict[str, object]]] = [_cve(n) for n in range(3)]
+    seen: ClassVar[list[tuple[dict[str, list[str]], str | None]]] = []
     fail_first = 0
     garbage = False
 
@@ -220,7 +221,7 @@ def test_retries_5xx_and_refuses_garbage(nvd_url: str) -> None:
     assert src.kind == "zip"
     assert "lastModStartDate" not in _Nvd.seen[-1][0]  # no start: a full download
     _Nvd.garbage = True
-    with pytest.raises(RemoteContentError, match="not an NVD API 2.0 page"):
+    with pytest.raises(RemoteContentError, match=r"not an NVD API 2\.0 page"):
         _client(nvd_url, _Clock()).download(None, datetime(2024, 3, 1, tzinfo=UTC))
 
 
