@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,16 +147,20 @@ def build_image(
     annotated = image_annotations(first, annotations or {})
     staging = new_staging_dir(out)
     try:
-        built = [
-            _build_arch(
-                staging,
-                inp,
-                compression=compression,
-                base_packages=base_packages,
-                annotations=annotated,
-            )
-            for inp in sorted(inputs, key=lambda i: i.arch)
-        ]
+        # one thread per architecture: compression and hashing release the GIL
+        with ThreadPoolExecutor(max_workers=len(inputs), thread_name_prefix="kiln-arch") as pool:
+            futures = [
+                pool.submit(
+                    _build_arch,
+                    staging,
+                    inp,
+                    compression=compression,
+                    base_packages=base_packages,
+                    annotations=annotated,
+                )
+                for inp in sorted(inputs, key=lambda i: i.arch)
+            ]
+            built = [f.result() for f in futures]
         images = tuple(b[0] for b in built)
         reports = tuple(b[1] for b in built)
         index_bytes = index_json([img.manifest for img in images], annotated)

@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import io
 import os
+import secrets
 import tarfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,8 +32,8 @@ MEDIA_TYPES: dict[Compression, str] = {
     "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
     "none": "application/vnd.oci.image.layer.v1.tar",
 }
-GZIP_LEVEL = 9
-ZSTD_LEVEL = 9
+GZIP_LEVEL = 6  # level 9 is ~3x slower for <1% smaller layers
+ZSTD_LEVEL = 3
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ def write_layer(
     """Stream a layer into ``blobs_dir/sha256/<digest>`` and describe it."""
     blobs = blobs_dir / "sha256"
     blobs.mkdir(parents=True, exist_ok=True)
-    partial = blobs / f".partial-{os.getpid()}-{id(entries)}"
+    partial = blobs / f".partial-{secrets.token_hex(8)}"
     with partial.open("wb") as fh:
         stored = _HashingSink(fh)
         table = lookup if lookup is not None else {e.path: e for e in entries}
