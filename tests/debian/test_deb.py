@@ -835,3 +835,7 @@ def test_fuzz_tar_payloads(payload: bytes, compression: str) -> None:
 def test_a_missing_path_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="cannot open"):
         read_deb(tmp_path / "absent.deb")
+
+
+def test_rejects_negative_owners() -> None:
+    rejects(make_deb([entry("./f", data=b"x", uid=-1)]), "'./f' has a negative owner -1:0")

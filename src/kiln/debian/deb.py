@@ -144,7 +144,8 @@ class DebMember:
     ``path`` is relative POSIX without ``./`` or a trailing ``/`` (``usr/bin/env``);
     the archive root entry ``./`` is not reported. ``mode`` holds the permission bits
     including setuid/setgid/sticky. ``link_target`` is the symlink target verbatim, or
-    the normalised path of the earlier member a hard link refers to.
+    the normalised path of the earlier member a hard link refers to. Names that are not
+    UTF-8 keep their bytes as surrogate escapes (``os.fsencode`` restores them).
     """
 
     path: str
@@ -715,6 +716,8 @@ class _TarWalk:
                 f"member {shown!r} is a {kind.value} device node; device nodes are not "
                 "allowed in packages"
             )
+        if info.uid < 0 or info.gid < 0:
+            raise self._fail(f"member {shown!r} has a negative owner {info.uid}:{info.gid}")
         self._seen[path] = kind
         cut = path.rfind("/")
         while cut > 0 and path[:cut] not in self._parents:
@@ -1042,7 +1045,9 @@ def read_deb(
 
     Returns only after every check passed, including those at the very end (compressed
     stream checksums, trailing data). ``read_content`` selects which regular files'
-    bytes are kept (all by default); every member is listed either way.
+    bytes are kept (all by default); every member is listed either way. Changelogs at
+    the paths of :func:`changelog_paths` are always kept, so :meth:`DebPackage.changelog`
+    works whatever was selected.
     """
     deb = _deb_name(source, name)
     state = _Pass(deb=deb, limits=limits, allow_devices=allow_devices)
