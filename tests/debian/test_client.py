@@ -317,6 +317,13 @@ def test_cached_verification_is_reused_until_the_keyring_changes(
     monkeypatch.setattr(release_module, "_run_gpgv", counting)
     _load(debrepo, cache)
     assert calls == []  # bytes already verified against this keyring: no gpgv run
+    # Also when the mirror sends no validators and the same bytes come again in full.
+    debrepo.server.send_validators = False
+    debrepo.server.requests.clear()
+    _load(debrepo, cache)
+    assert calls == []
+    assert {r.status for r in debrepo.server.requests} == {200}
+    assert len(debrepo.server.requests) == 3
     with pytest.raises(SignatureError, match="not in the keyring"):
         _load(debrepo, cache, keyring=debrepo_stranger_key.keyring)
     assert calls

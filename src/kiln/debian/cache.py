@@ -169,6 +169,8 @@ class Cache:
     def add_blob(self, data: bytes) -> str:
         """Store bytes that were verified some other way (e.g. by signature); return sha256."""
         digest = hashlib.sha256(data).hexdigest()
+        if self.find_blob(digest, size=len(data)) is not None:
+            return digest
         try:
             atomic_write(self.blob_path(digest), data)
         except OSError as exc:

@@ -296,17 +296,18 @@ def _load_release(
             return cached
         # A 304 we did not ask for: ask again without validators.
         result = fetcher.fetch(inrelease_url, max_bytes=_MAX_RELEASE_BYTES)
-    verified = verify_release(
+    verified = _verify(
+        cache,
+        result.body,
+        None,
         suite=suite,
         base_url=base_url,
         keyring=keyring,
         now=now,
-        inrelease=result.body,
         source=inrelease_url,
     )
     _check_rollback(cached, verified, source=inrelease_url)
     digest = cache.add_blob(result.body)
-    _remember(cache, verified, sha256=digest, signature_sha256=None, keyring=keyring)
     cache.put_record(
         key,
         FetchRecord(
@@ -330,16 +331,47 @@ def _cached_release(
     keyring: Path,
     now: datetime,
 ) -> VerifiedRelease | None:
-    """The cached Release of ``suite``, checked again; ``None`` if absent or unusable.
-
-    gpgv's verdict on cached bytes is remembered under the digests of those bytes and
-    of the keyring (a keyring update re-verifies); suite and Valid-Until are checked
-    against ``now`` every time.
-    """
+    """The cached Release of ``suite``, checked again; ``None`` if absent or unusable."""
     if record is None:
         return None
-    source = f"{base_url}/dists/{suite}/{record.kind} (cached)"
-    memo = _verification_key(record.sha256, record.signature_sha256, suite, base_url, keyring)
+    text = cache.read_blob(record.sha256)
+    signature = cache.read_blob(record.signature_sha256) if record.signature_sha256 else None
+    if text is None or (record.kind != "InRelease" and signature is None):
+        return None
+    try:
+        return _verify(
+            cache,
+            text,
+            signature,
+            suite=suite,
+            base_url=base_url,
+            keyring=keyring,
+            now=now,
+            source=f"{base_url}/dists/{suite}/{record.kind} (cached)",
+        )
+    except RemoteContentError:
+        # Expired since it was cached, or the keyring changed: fetch it anew.
+        return None
+
+
+def _verify(
+    cache: Cache,
+    text: bytes,
+    signature: bytes | None,
+    *,
+    suite: str,
+    base_url: str,
+    keyring: Path,
+    now: datetime,
+    source: str,
+) -> VerifiedRelease:
+    """Verify an InRelease (``signature`` None) or a Release + Release.gpg.
+
+    gpgv's verdict is remembered under the digests of the bytes and of the keyring, so
+    bytes already verified against this keyring are not verified again (a keyring
+    update verifies anew); suite and Valid-Until are checked against ``now`` every time.
+    """
+    memo = _verification_key(text, signature, suite, base_url, keyring)
     remembered = cache.get_derived(memo)
     if remembered is not None:
         try:
@@ -347,64 +379,42 @@ def _cached_release(
         except ValueError:
             cache.discard_derived(memo)
         else:
-            try:
-                check_release(verified.release, suite=suite, now=now, source=source)
-            except RemoteContentError:
-                return None
+            check_release(verified.release, suite=suite, now=now, source=source)
             return verified
-    text = cache.read_blob(record.sha256)
-    signature = cache.read_blob(record.signature_sha256) if record.signature_sha256 else None
-    if text is None or (record.kind != "InRelease" and signature is None):
-        return None
-    try:
-        if record.kind == "InRelease":
-            verified = verify_release(
-                suite=suite,
-                base_url=base_url,
-                keyring=keyring,
-                now=now,
-                inrelease=text,
-                source=source,
-            )
-        else:
-            verified = verify_release(
-                suite=suite,
-                base_url=base_url,
-                keyring=keyring,
-                now=now,
-                release=text,
-                release_gpg=signature,
-                source=source,
-            )
-    except RemoteContentError:
-        # Expired since it was cached, or the keyring changed: fetch it anew.
-        return None
+    if signature is None:
+        verified = verify_release(
+            suite=suite, base_url=base_url, keyring=keyring, now=now, inrelease=text, source=source
+        )
+    else:
+        verified = verify_release(
+            suite=suite,
+            base_url=base_url,
+            keyring=keyring,
+            now=now,
+            release=text,
+            release_gpg=signature,
+            source=source,
+        )
     cache.put_derived(memo, verified.to_json())
     return verified
 
 
 def _verification_key(
-    sha256: str, signature_sha256: str | None, suite: str, base_url: str, keyring: Path
+    text: bytes, signature: bytes | None, suite: str, base_url: str, keyring: Path
 ) -> str:
     try:
         ring = hashlib.sha256(keyring.read_bytes()).hexdigest()
     except OSError:
         ring = "unreadable"
-    parts = ["verified-v1", sha256, signature_sha256 or "", suite, base_url, ring]
+    parts = [
+        "verified-v1",
+        hashlib.sha256(text).hexdigest(),
+        hashlib.sha256(signature).hexdigest() if signature is not None else "-",
+        suite,
+        base_url,
+        ring,
+    ]
     return "verified-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
-
-
-def _remember(
-    cache: Cache,
-    verified: VerifiedRelease,
-    *,
-    sha256: str,
-    signature_sha256: str | None,
-    keyring: Path,
-) -> None:
-    identity = verified.identity
-    key = _verification_key(sha256, signature_sha256, identity.suite, identity.base_url, keyring)
-    cache.put_derived(key, verified.to_json())
 
 
 def _load_detached(
@@ -428,18 +438,18 @@ def _load_detached(
             f"{base_url}/dists/{suite}: not signed (no InRelease and no Release.gpg)",
             hint="kiln refuses unsigned indexes; check the mirror URL",
         ) from exc
-    verified = verify_release(
+    verified = _verify(
+        cache,
+        release.body,
+        signature,
         suite=suite,
         base_url=base_url,
         keyring=keyring,
         now=now,
-        release=release.body,
-        release_gpg=signature,
         source=release_url,
     )
     _check_rollback(cached, verified, source=release_url)
     digest, signature_digest = cache.add_blob(release.body), cache.add_blob(signature)
-    _remember(cache, verified, sha256=digest, signature_sha256=signature_digest, keyring=keyring)
     cache.put_record(
         _record_key(f"{base_url}/dists/{suite}/InRelease"),
         FetchRecord(
