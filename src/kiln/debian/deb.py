@@ -1092,11 +1092,11 @@ def iter_data(
 ) -> Iterator[tuple[DebMember, bytes | None]]:
     """Stream the data members of a .deb with the content of each wanted regular file.
 
-    Content is ``None`` for anything but regular files and for files ``read_content``
-    declines. Memory stays bounded by the largest wanted file. Checks that can only
-    happen at the end (trailing data, the compressed stream's checksum) raise when the
-    iterator is exhausted: consume it fully before trusting what it yielded, or use
-    :func:`read_deb`.
+    Content is ``None`` for anything but regular files (a hard link's bytes are those of
+    its ``link_target``) and for files ``read_content`` declines. Memory stays bounded by
+    the largest wanted file. Checks that can only happen at the end (trailing data, the
+    compressed stream's checksum) raise when the iterator is exhausted: consume it fully
+    before trusting what it yielded, or use :func:`read_deb`.
     """
     state = _Pass(deb=_deb_name(source, name), limits=limits, allow_devices=allow_devices)
     return _walk(source, state, want_data=True, want=_wanted(read_content))
