@@ -54,7 +54,8 @@ def test_os_release_fallback_and_quoting(tmp_path: Path) -> None:
         "VERSION_CODENAME=trixie\nnot a line\n",
     )
     inventory = load_target(root)
-    assert inventory.distro == Distro("debian", None, "trixie", "Debian GNU/Linux trixie/sid")
+    # testing has no VERSION_ID; the codename names the release it will become
+    assert inventory.distro == Distro("debian", "13", "trixie", "Debian GNU/Linux trixie/sid")
     assert "/usr/lib/os-release:5: not a KEY=value line, ignored" in inventory.warnings
 
 
@@ -202,3 +203,20 @@ def test_special_files_are_not_read(tmp_path: Path) -> None:
     os.mkfifo(root / "etc/os-release")  # opening a fifo would block forever
     inventory = load_target(root)
     assert inventory.distro is not None
+
+
+@pytest.mark.parametrize(
+    ("debian_version", "expected"),
+    [
+        ("12.11\n", Distro("debian", "12", "bookworm", None)),
+        ("trixie/sid\n", Distro("debian", "13", "trixie", None)),
+    ],
+)
+def test_debian_version_is_the_fallback_without_os_release(
+    tmp_path: Path, debian_version: str, expected: Distro
+) -> None:
+    root = tmp_path / "root"
+    write(root, "etc/debian_version", debian_version)
+    inventory = load_target(root)
+    assert inventory.distro == expected
+    assert any("distro taken from /etc/debian_version" in w for w in inventory.warnings)

@@ -26,7 +26,7 @@ from kiln.inventory.npm import load_json, parse_package_json, parse_package_lock
 from kiln.inventory.osrelease import distro_from_tree
 from kiln.inventory.python import parse_core_metadata
 from kiln.inventory.sbom import parse_sbom
-from kiln.inventory.tree import STATUS, STATUS_D, DirTree, FileTree
+from kiln.inventory.tree import DEBIAN_VERSION, STATUS, STATUS_D, DirTree, FileTree
 from kiln.registry import Reference, RegistryClient, pull_layout
 
 RegistryClientFactory = Callable[[Reference], RegistryClient]
@@ -132,7 +132,7 @@ def inventory_from_tree(target: str, tree: FileTree) -> Inventory:
             if data is not None:
                 packages += parse_status(data, location, distro, warnings, require_status=False)
             continue
-        if path == STATUS or name == "os-release":
+        if path in (STATUS, DEBIAN_VERSION) or name == "os-release":
             continue
         data = tree.read(path)
         if data is None:

@@ -29,6 +29,7 @@ DEBIAN_CODENAMES: dict[str, str] = {
     "15": "duke",
 }
 
+_DEBIAN_VERSIONS = {codename: version for version, codename in DEBIAN_CODENAMES.items()}
 _PEP503_RUN = re.compile(r"[-_.]+")
 
 
@@ -65,6 +66,8 @@ class Distro:
             version = version.split(".", 1)[0]
             if codename is None:
                 codename = DEBIAN_CODENAMES.get(version)
+        elif distro_id == "debian" and codename:
+            version = _DEBIAN_VERSIONS.get(codename)
         return cls(distro_id, version, codename or None, pretty_name or None)
 
     @property

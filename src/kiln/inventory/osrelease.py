@@ -3,6 +3,8 @@
 Implements the file format of https://www.freedesktop.org/software/systemd/man/os-release.html:
 ``KEY=value`` lines, values optionally quoted with shell quoting rules. ``/etc/os-release``
 wins, ``/usr/lib/os-release`` is the fallback; symlinks are resolved inside the root.
+Without either, ``/etc/debian_version`` (``12.11`` or ``trixie/sid``) still names a
+Debian release, as trivy also assumes.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import shlex
 
 from kiln.inventory.model import Distro
-from kiln.inventory.tree import OS_RELEASE_PATHS, FileTree
+from kiln.inventory.tree import DEBIAN_VERSION, OS_RELEASE_PATHS, FileTree
 
 
 def parse_os_release(text: str, location: str, warnings: list[str]) -> dict[str, str]:
@@ -50,5 +52,12 @@ def distro_from_tree(tree: FileTree, warnings: list[str]) -> Distro | None:
             values.get("VERSION_CODENAME"),
             values.get("PRETTY_NAME"),
         )
+    version = tree.read(DEBIAN_VERSION)
+    if version is not None:  # trivy's fallback too: "12.11", or "trixie/sid" on testing
+        text = version.decode("utf-8", "replace").strip()
+        warnings.append(f"no os-release: distro taken from /{DEBIAN_VERSION} ({text!r})")
+        if text[:1].isdigit():
+            return Distro.from_parts("debian", text)
+        return Distro.from_parts("debian", None, text.split("/", 1)[0] or None)
     warnings.append("no /etc/os-release or /usr/lib/os-release: distro unknown")
     return None

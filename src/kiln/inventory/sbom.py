@@ -213,6 +213,8 @@ def _distro_from_purls(parsed: list[tuple[_Entry, PackageURL]]) -> Distro | None
     for _, purl in parsed:
         qualifiers = purl.qualifiers if isinstance(purl.qualifiers, dict) else {}
         value = qualifiers.get("distro")
+        if purl.type == "deb" and isinstance(value, str) and value.isalpha():  # distro=bookworm
+            return Distro.from_parts(purl.namespace or "debian", None, value)
         if purl.type == "deb" and isinstance(value, str) and "-" in value:
             distro_id, _, version = value.rpartition("-")
             if version and not version[0].isdigit():

@@ -26,6 +26,7 @@ MAX_METADATA_BYTES = 64 * 1024 * 1024  # a dpkg status of 10k packages is ~10 Mi
 STATUS = "var/lib/dpkg/status"
 STATUS_D = "var/lib/dpkg/status.d"
 OS_RELEASE_PATHS = ("etc/os-release", "usr/lib/os-release")
+DEBIAN_VERSION = "etc/debian_version"
 
 _WANTED_NAMES = frozenset({"METADATA", "PKG-INFO", "package.json", "package-lock.json"})
 # Top-level pseudo filesystems of a live root, and trees that never hold package metadata.
@@ -53,7 +54,7 @@ def is_metadata_path(path: str) -> bool:
         return not name.endswith((".md5sums", ".list", ".conffiles"))
     if name == "status":
         return path == STATUS
-    if name == "os-release":
+    if name == "os-release" or path == DEBIAN_VERSION:
         return True
     if name not in _WANTED_NAMES:
         return name.endswith(".egg-info")
