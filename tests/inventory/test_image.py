@@ -314,3 +314,17 @@ def test_docker_archive_without_its_config(tmp_path: Path) -> None:
                 tar.addfile(member, io.BytesIO(data))
     with pytest.raises(InputError, match=r"config .* is missing"):
         load_target(archive)
+
+
+def test_layout_and_unpacked_rootfs_agree_on_pruned_doc_trees(tmp_path: Path) -> None:
+    doc = [
+        *BASE_LAYER,
+        Entry("usr/share/doc/node/example/package.json", '{"name":"ex","version":"1.0.0"}'),
+    ]
+    layout = single_image_layout(tmp_path / "layout", [layer_tar(doc)])
+    root = tmp_path / "root"
+    with tarfile.open(fileobj=io.BytesIO(layer_tar(doc))) as tar:
+        tar.extractall(root, filter="tar")
+    from_layout, from_dir = load_target(layout), load_target(root)
+    assert "npm:ex@1.0.0" not in _names(from_layout)
+    assert [p.purl for p in from_layout.packages] == [p.purl for p in from_dir.packages]

@@ -233,7 +233,8 @@ class LayerTree:
             for name, child in node.children.items():
                 path = f"{rel}/{name}" if rel else name
                 if child.kind == _DIR:
-                    stack.append((path, child))
+                    if path not in _PRUNED_DIRS:  # same view as DirTree
+                        stack.append((path, child))
                 elif child.kind == _FILE and is_metadata_path(path):
                     found.append(path)
         return iter(sorted(found))
