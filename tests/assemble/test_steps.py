@@ -260,6 +260,11 @@ def test_a_spec_path_may_not_silently_replace_a_package_file() -> None:
     clash = make_input((), paths=(PathSpec("/usr/bin/x", "symlink", target="y"),))
     with pytest.raises(InputError, match="package p already ships /usr/bin/x"):
         spec_paths(plan, clash)
+    same = plan_from_packages(
+        [pkg("q", member("usr/bin/l", "symlink", link_target="x"))], arch="amd64"
+    )
+    kept = spec_paths(same, make_input((), paths=(PathSpec("/usr/bin/l", "symlink", target="x"),)))
+    assert kept.get("usr/bin/l").package == "q"  # type: ignore[union-attr]
     allowed = make_input((), paths=(PathSpec("/usr/bin/x", "symlink", target="y", replace=True),))
     assert spec_paths(plan, allowed).get("usr/bin/x").kind == "symlink"  # type: ignore[union-attr]
     with pytest.raises(InputError, match="leaves the image root"):
@@ -303,7 +308,9 @@ def test_dev_dpkg_database_is_readable_by_the_real_dpkg_query(
         {"usr/bin/alpha": (b"a", 0o755), "etc/alpha.conf": b"k=1\n"},
         conffiles=("/etc/alpha.conf",),
     )
-    b = make_deb("beta", {"usr/share/beta/data": b"b"}, version="2:3.1-4")
+    b = make_deb(
+        "beta", {"usr/share/beta/data": b"b"}, version="2:3.1-4", fields={"Multi-Arch": "same"}
+    )
     inp = make_input((a, b), variant="dev")
     plan = dpkg_metadata(plan_from_packages([a, b], arch="amd64"), inp)
     admin = _dpkg_tree(plan, tmp_path)
@@ -324,6 +331,14 @@ def test_dev_dpkg_database_is_readable_by_the_real_dpkg_query(
         text=True,
     ).stdout.splitlines()
     assert "/usr/bin/alpha" in files
+    beta = subprocess.run(
+        ["dpkg-query", f"--admindir={admin}", "-L", "beta"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert "/usr/share/beta/data" in beta.stdout.splitlines()
+    assert "warning" not in beta.stderr
     assert "/etc/alpha.conf" in files
     conffiles = subprocess.run(
         ["dpkg-query", f"--admindir={admin}", "-W", "-f", "${Conffiles}", "alpha"],

@@ -252,6 +252,13 @@ def spec_paths(plan: Plan, inp: AssemblyInput) -> Plan:
         if not path:
             raise InputError(f"{where}: cannot replace the image root")
         existing = plan.get(path)
+        if (
+            existing is not None
+            and spec.kind == "symlink"
+            and existing.kind == "symlink"
+            and existing.link_target == spec.target
+        ):
+            continue  # the package already made exactly this link (e.g. in -dev variants)
         both_dirs = existing is not None and spec.kind == "dir" and existing.kind == "dir"
         if existing is not None and existing.package != KILN and not spec.replace and not both_dirs:
             raise InputError(
@@ -343,6 +350,9 @@ def dpkg_metadata(plan: Plan, inp: AssemblyInput) -> Plan:
     for name in ("updates", "triggers", "alternatives", "parts", "info"):
         new.append(dir_entry(f"{DPKG}/{name}"))
     new.append(file_entry(f"{DPKG}/triggers/Unincorp", b""))
+    # info/format 1: ``<pkg>:<arch>.list`` names for Multi-Arch: same packages
+    new.append(file_entry(f"{DPKG}/info/format", b"1\n"))
+    new.append(file_entry(f"{DPKG}/arch", f"{inp.arch}\n".encode()))
     for pkg in packages:
         base = f"{DPKG}/info/{_info_name(pkg)}"
         new.append(file_entry(f"{base}.list", _dpkg_list(pkg)))
