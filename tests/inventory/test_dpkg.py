@@ -127,3 +127,13 @@ def test_this_machines_dpkg_status_parses_cleanly_and_agrees_with_dpkg_query() -
     }
     assert ours == expected
     assert len(ours) > 100
+
+
+def test_dpkg_admin_directory_target(tmp_path: Path) -> None:
+    admin = tmp_path / "dpkg"
+    write(admin, "status", STATUS)
+    write(admin, "status.d/tzdata", "Package: tzdata\nVersion: 2024a-0\nArchitecture: all\n")
+    (admin / "info").mkdir()
+    inventory = load_target(admin)
+    assert inventory.warnings == ()
+    assert [p.name for p in inventory.packages] == ["bash", "libc6", "openssl", "tzdata", "zlib1g"]

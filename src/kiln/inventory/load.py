@@ -3,10 +3,11 @@
 Detects the kind of target from what is on disk, reads only package metadata, and
 returns an ``Inventory``. Kinds: an OCI image layout directory (``oci-layout`` +
 ``index.json``), an OCI archive or docker-archive tar, a plain rootfs tar, a rootfs
-directory, an SBOM (SPDX 2.3 / CycloneDX JSON), a dpkg ``status`` file or a
-``status.d/`` directory. A registry reference (``HOST[:PORT]/REPO[:TAG][@DIGEST]``,
-optionally ``docker://``-prefixed) that names no local path is pulled, every blob
-digest-verified, into a temporary OCI layout and read from there.
+directory, an SBOM (SPDX 2.3 / CycloneDX JSON), a dpkg ``status`` file, a ``status.d/``
+directory, or dpkg's admin directory holding them. A registry reference
+(``HOST[:PORT]/REPO[:TAG][@DIGEST]``, optionally ``docker://``-prefixed) that names no
+local path is pulled, every blob digest-verified, into a temporary OCI layout and read
+from there.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ def load_target(
             return inventory_from_tree(text, tree_from_layout(text, platform))
         if path.name == "status.d":
             return _status_d(text, path)
+        if (path / "status").is_file() and not (path / "etc").exists():
+            return _dpkg_admin_dir(text, path)  # /var/lib/dpkg itself
         return inventory_from_tree(text, DirTree(path))
     if not path.is_file():
         raise InputError(f"{text}: not a regular file or directory")
@@ -113,6 +116,17 @@ def _status_d(text: str, path: Path) -> Inventory:
         if entry.name.endswith((".md5sums", ".list", ".conffiles")) or not entry.is_file():
             continue
         packages += parse_status(_read(entry), str(entry), None, warnings, require_status=False)
+    return build_inventory(text, None, packages, warnings)
+
+
+def _dpkg_admin_dir(text: str, path: Path) -> Inventory:
+    warnings: list[str] = []
+    status = path / "status"
+    packages = parse_status(_read(status), str(status), None, warnings)
+    if (path / "status.d").is_dir():
+        extra = _status_d(str(path / "status.d"), path / "status.d")
+        packages += extra.packages
+        warnings += extra.warnings
     return build_inventory(text, None, packages, warnings)
 
 
