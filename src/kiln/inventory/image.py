@@ -418,9 +418,10 @@ def _apply_layer(
         algo, _, expected = digest.partition(":")
         actual = compressed.hash.hexdigest()
         if actual != expected or (size is not None and compressed.size != size):
+            promised = f"; the manifest says {size} bytes" if size is not None else ""
             raise IntegrityError(
                 f"{archive.label}: {label} does not match its digest "
-                f"(got {algo}:{actual}, {compressed.size} bytes; expected {size} bytes)"
+                f"(got {algo}:{actual}, {compressed.size} bytes{promised})"
             )
     if broken is not None:
         raise InputError(f"{archive.label}: {label} is not a readable tar: {broken}") from broken
