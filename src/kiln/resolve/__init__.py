@@ -1,10 +1,10 @@
 """Dependency resolution: requested packages + signed indexes -> the exact closure and its lock."""
 
+from kiln.debian.index import PackageUniverse
 from kiln.resolve.install_time import INSTALL_TIME_ONLY
 from kiln.resolve.solver import (
     EXCLUDED_BY_SPEC,
     ConflictError,
-    PackageUniverse,
     Pull,
     Resolution,
     ResolutionError,

@@ -45,12 +45,12 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Collection, Generator, Iterable, Sequence
+from collections.abc import Collection, Generator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol
 
 from kiln.debian.distro import Distro
+from kiln.debian.index import PackageUniverse
 from kiln.debian.model import BinaryPackage
 from kiln.debian.version import satisfies
 from kiln.errors import InputError
@@ -64,24 +64,6 @@ _REQUEST_RE = re.compile(r"^[a-z0-9][a-z0-9+.\-]+$")
 _PRIORITY_RANK = {"required": 1, "important": 2, "standard": 3, "optional": 4, "extra": 5}
 # The same few relations (``libc6 (>= 2.38)``) are checked again and again.
 _satisfies = lru_cache(maxsize=65536)(satisfies)
-
-
-class PackageUniverse(Protocol):
-    """The candidate packages of one architecture, as the repository client serves them."""
-
-    arch: str
-
-    def get(self, name: str) -> BinaryPackage | None:
-        """The candidate (highest version) real package ``name``, of ``arch`` or ``all``."""
-        ...
-
-    def providers(self, name: str) -> Sequence[BinaryPackage]:
-        """Candidates whose ``Provides`` names ``name``, sorted by name."""
-        ...
-
-    def names(self) -> Iterable[str]:
-        """Every real package name (used for did-you-mean suggestions)."""
-        ...
 
 
 class ResolutionError(InputError):
