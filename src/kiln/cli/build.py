@@ -8,7 +8,7 @@ in ``kiln.sandbox``. The CTRF report is written into the layout directory
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +17,8 @@ from rich.table import Table
 
 from kiln.assemble import (
     AssemblyInput,
+    BuiltImage,
+    Compression,
     Group,
     HardeningReport,
     ImageFacts,
@@ -24,10 +26,14 @@ from kiln.assemble import (
     PackageInput,
     PathSpec,
     User,
+    build_image,
+    package_input,
 )
 from kiln.assemble.model import NONROOT_GID, NONROOT_UID
 from kiln.cli.app import app, console, err_console
+from kiln.debian.deb import read_deb
 from kiln.errors import InputError, PolicyError
+from kiln.resolve.lockfile import Lock
 from kiln.sandbox import (
     ctrf_report,
     failure_text,
@@ -39,7 +45,7 @@ from kiln.sandbox import (
     write_ctrf,
 )
 from kiln.sandbox.unpack import host_arch, read_embedded_facts
-from kiln.spec import ImageSpec, load_spec
+from kiln.spec import ImageSpec, LoadedSpec, load_spec
 
 CTRF_REPORT = "ctrf-report.json"
 DEFAULT_OUTPUT = Path("out")
@@ -162,6 +168,81 @@ def assembly_input(
         workdir=spec.workdir,
         user=user,
         tests=tests,
+    )
+
+
+def upstream_version(version: str) -> str:
+    """``1:3.13.5-2+deb13u1`` -> ``3.13.5``: the part users recognise as the version."""
+    upstream = version.split(":", 1)[-1]
+    return upstream.rsplit("-", 1)[0] if "-" in upstream else upstream
+
+
+def layout_dir(output: Path, name: str, variant: str) -> Path:
+    """Where a variant's layout goes: ``out/<name>`` for runtime, ``out/<name>-<variant>``."""
+    return output / (name if variant == "runtime" else f"{name}-{variant}")
+
+
+def build_variant(
+    loaded: LoadedSpec,
+    lock: Lock,
+    variant: str,
+    debs: Mapping[str, Sequence[Path]],
+    *,
+    output: Path = DEFAULT_OUTPUT,
+    compression: Compression = "gzip",
+    base_packages: frozenset[str] = frozenset(),
+    oci_archive: bool = False,
+    docker_archive: bool = False,
+) -> BuiltImage:
+    """Build one variant of a locked spec from its verified .debs (per architecture).
+
+    ``debs`` maps each architecture to the cached .deb files of the lock's packages for
+    that variant (``Repository.fetch``). SOURCE_DATE_EPOCH defaults to the newest
+    changelog among them; the image version is the ``version-package``'s upstream
+    version. Writes ``out/<name>[-<variant>]/`` (+ ``.oci.tar`` / ``.docker.tar``).
+    """
+    spec = loaded.spec
+    read = {
+        arch: [read_deb(path, name=path.name) for path in paths] for arch, paths in debs.items()
+    }
+    epoch = source_date_epoch(
+        (log.timestamp if (log := d.changelog()) is not None else None)
+        for pkgs in read.values()
+        for d in pkgs
+    )
+    version = ""
+    if spec.version_package:
+        for pkgs in read.values():
+            for d in pkgs:
+                if d.control.package == spec.version_package:
+                    version = upstream_version(d.control.version)
+    inputs = [
+        assembly_input(
+            spec,
+            variant=variant,
+            arch=arch,
+            packages=[package_input(d) for d in pkgs],
+            source_date_epoch=epoch,
+            lock_digest=lock.digest,
+            version=version,
+        )
+        for arch, pkgs in sorted(read.items())
+    ]
+    out = layout_dir(output, spec.name, variant)
+    tag = version or "latest"
+    if variant != "runtime":
+        tag = f"{tag}-{variant}"
+    return build_image(
+        inputs,
+        out,
+        tag=tag,
+        compression=compression,
+        base_packages=base_packages,
+        annotations=spec.annotations,
+        oci_archive=out.with_name(out.name + ".oci.tar") if oci_archive else None,
+        docker_archive=out.with_name(out.name + ".docker.tar") if docker_archive else None,
+        docker_archive_arch=host_arch() if host_arch() in debs else None,
+        repo_tags=[f"{spec.name}:{tag}"],
     )
 
 
