@@ -10,6 +10,7 @@ from kiln.errors import KilnError
 
 def _register() -> None:
     # Each module adds its commands to ``app`` on import; keep this list sorted.
+    import kiln.cli.attest  # noqa: F401
     import kiln.cli.build  # noqa: F401
     import kiln.cli.lock  # noqa: F401
     import kiln.cli.registry  # noqa: F401
