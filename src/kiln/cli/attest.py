@@ -1,0 +1,287 @@
+"""``kiln keygen``, ``kiln sign``, ``kiln attest``, ``kiln verify``: keys, signatures, policy.
+
+* ``keygen [--out PREFIX]`` writes ``PREFIX.key`` (encrypted PKCS#8, passphrase from
+  ``KILN_KEY_PASSWORD`` or ``--password-file``) and ``PREFIX.pub``;
+* ``sign LAYOUT --key KEY`` signs the image index and each platform manifest of an OCI
+  layout (an image-signature statement per digest) into Sigstore bundles;
+* ``attest LAYOUT PREDICATE.json --key KEY`` wraps an SBOM, VEX document, CTRF test
+  report or provenance predicate in a signed statement about the layout's image;
+* ``verify TARGET --key PUB`` checks a registry reference (bundles found as OCI
+  referrers) or a local layout (``--bundles DIR``) against the verification policy.
+
+``--keyless`` signs through sigstore-python with the CI's ambient OIDC identity instead
+of a key (see ``kiln.attest.keyless``). Bundles are written to ``--output DIR``
+(default ``LAYOUT/attestations``) as ``*.sigstore.json``.
+"""
+
+# ruff: noqa: PLR0917 - typer commands take their options as parameters
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kiln.attest import (
+    CYCLONEDX_1_6,
+    IMAGE_SIGNATURE,
+    OPENVEX_0_2,
+    PROVENANCE_V1,
+    SPDX_2_3,
+    TEST_REPORT_CTRF,
+    BundleSigner,
+    ImageDigests,
+    KeyBundleSigner,
+    Statement,
+    default_policy,
+    image_signature_statement,
+    load_signer,
+    load_verifier,
+    predicate_name,
+    read_bundle_dir,
+    read_password,
+    statement_for,
+    verify_image,
+    verify_reference,
+    write_key_pair,
+)
+from kiln.attest.verify import VerificationReport
+from kiln.cli.app import app, console
+from kiln.errors import InputError, Location
+from kiln.registry import OCI_INDEX, OCI_MANIFEST, Reference, RegistryClient
+
+KIND_TYPES = {
+    "provenance": PROVENANCE_V1,
+    "spdx": SPDX_2_3,
+    "cyclonedx": CYCLONEDX_1_6,
+    "vex": OPENVEX_0_2,
+    "test-report": TEST_REPORT_CTRF,
+}
+_DURATION = re.compile(r"(\d+)([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+PasswordFile = Annotated[
+    Path | None,
+    typer.Option("--password-file", help="read the key passphrase from this file's first line"),
+]
+KeyOption = Annotated[
+    Path | None, typer.Option("--key", help="private key PEM (encrypted or PKCS#8)")
+]
+Keyless = Annotated[
+    bool, typer.Option("--keyless", help="sign with the CI's ambient OIDC identity (Sigstore)")
+]
+Output = Annotated[
+    Path | None, typer.Option("--output", help="where bundles go (default LAYOUT/attestations)")
+]
+LayoutArg = Annotated[Path, typer.Argument(help="OCI image layout directory")]
+NameOption = Annotated[
+    str | None, typer.Option("--name", help="image name in subjects (default: the layout dir)")
+]
+
+
+def _say(text: str) -> None:
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def keygen(
+    out: Annotated[Path, typer.Option("--out", help="write PREFIX.key and PREFIX.pub")] = Path(
+        "kiln"
+    ),
+    password_file: PasswordFile = None,
+) -> None:
+    """Create an ECDSA P-256 key pair; the private key encrypted with a passphrase."""
+    password = read_password(password_file)
+    if password is None:
+        raise InputError(
+            "no passphrase for the new private key",
+            hint="set KILN_KEY_PASSWORD or pass --password-file",
+        )
+    private_path, public_path, pair = write_key_pair(out, password)
+    _say(f"private key: {private_path}")
+    _say(f"public key:  {public_path}")
+    _say(f"key id:      {pair.key_id}")
+
+
+def _bundle_signer(key: Path | None, keyless: bool, password_file: Path | None) -> BundleSigner:
+    if keyless == (key is not None):
+        raise InputError("say how to sign: either --key KEY or --keyless")
+    if key is not None:
+        return KeyBundleSigner(load_signer(key, password=read_password(password_file)))
+    from kiln.attest.keyless import KeylessBundleSigner  # noqa: PLC0415 - needs network setup
+
+    return KeylessBundleSigner.from_ambient()
+
+
+def _write_bundle(directory: Path, name: str, bundle: bytes) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"{name}.sigstore.json"
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_bytes(bundle)
+    tmp.replace(target)
+    return target
+
+
+@app.command()
+def sign(
+    layout: LayoutArg,
+    key: KeyOption = None,
+    keyless: Keyless = False,
+    password_file: PasswordFile = None,
+    output: Output = None,
+    name: NameOption = None,
+) -> None:
+    """Sign an image: one image-signature bundle for the index and each platform manifest."""
+    digests = ImageDigests.from_layout(layout, name=name)
+    signer = _bundle_signer(key, keyless, password_file)
+    directory = output or layout / "attestations"
+    targets = [("index", digests.name, digests.index_digest, OCI_INDEX)]
+    targets += [
+        (arch.replace("/", "-"), f"{digests.name}@linux/{arch}", digest, OCI_MANIFEST)
+        for arch, digest in sorted(digests.manifests.items())
+    ]
+    if not digests.manifests:
+        targets = [("image", digests.name, digests.index_digest, OCI_MANIFEST)]
+    for label, subject_name, digest, media_type in targets:
+        statement = image_signature_statement(subject_name, digest, media_type=media_type)
+        path = _write_bundle(
+            directory, f"image-signature-{label}", signer.sign_statement(statement)
+        )
+        _say(f"signed {digest} -> {path}")
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_bytes())
+    except FileNotFoundError as exc:
+        raise InputError(f"{path} does not exist") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"not JSON: {exc}", location=Location(str(path))) from exc
+    if not isinstance(value, dict):
+        raise InputError("not a JSON object", location=Location(str(path)))
+    return value
+
+
+def _detect_type(document: dict[str, Any], path: Path) -> str:
+    if "spdxVersion" in document:
+        return SPDX_2_3
+    if document.get("bomFormat") == "CycloneDX":
+        return CYCLONEDX_1_6
+    if str(document.get("@context", "")).startswith("https://openvex.dev/ns"):
+        return OPENVEX_0_2
+    if document.get("reportFormat") == "CTRF":
+        return TEST_REPORT_CTRF
+    if "buildDefinition" in document and "runDetails" in document:
+        return PROVENANCE_V1
+    raise InputError(
+        "cannot tell what kind of document this is",
+        location=Location(str(path)),
+        hint=f"pass --type ({', '.join(KIND_TYPES)}) or a predicate type URI",
+    )
+
+
+@app.command()
+def attest(
+    layout: LayoutArg,
+    predicate: Annotated[Path, typer.Argument(help="the predicate document (JSON)")],
+    kind: Annotated[
+        str | None,
+        typer.Option("--type", help=f"{', '.join(KIND_TYPES)} or a predicate type URI"),
+    ] = None,
+    key: KeyOption = None,
+    keyless: Keyless = False,
+    password_file: PasswordFile = None,
+    output: Output = None,
+    name: NameOption = None,
+) -> None:
+    """Sign a predicate (SBOM, VEX, test report, provenance) about an image layout."""
+    document = _load_json(predicate)
+    if kind is None:
+        predicate_type = _detect_type(document, predicate)
+    elif kind in KIND_TYPES:
+        predicate_type = KIND_TYPES[kind]
+    elif "://" in kind:
+        predicate_type = kind
+    else:
+        raise InputError(f"--type {kind!r}: use one of {', '.join(KIND_TYPES)} or a URI")
+    if predicate_type == IMAGE_SIGNATURE:
+        raise InputError("image signatures are made by `kiln sign`, not `kiln attest`")
+    digests = ImageDigests.from_layout(layout, name=name)
+    statement: Statement = statement_for(predicate_type, digests.subjects(), document)
+    signer = _bundle_signer(key, keyless, password_file)
+    label = next((k for k, v in KIND_TYPES.items() if v == predicate_type), "attestation")
+    path = _write_bundle(output or layout / "attestations", label, signer.sign_statement(statement))
+    _say(f"{predicate_name(predicate_type)} for {digests.index_digest} -> {path}")
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """``30d``, ``12h``, ``1w2d``: a positive duration."""
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise InputError(f"duration {text!r} is not like 30d, 12h or 1w2d")
+    total = dt.timedelta()
+    for number, unit in parts:
+        total += dt.timedelta(**{_UNITS[unit]: int(number)})
+    if total <= dt.timedelta(0):
+        raise InputError(f"duration {text!r} is not positive")
+    return total
+
+
+def _report(report: VerificationReport) -> None:
+    _say(f"verified {report.image_digest} with key {report.key_id}")
+    for line in report.outcome.passes:
+        _say(f"  ok: {line}")
+    for line in report.outcome.warnings:
+        _say(f"  warning: {line}")
+
+
+@app.command()
+def verify(
+    target: Annotated[str, typer.Argument(help="HOST[:PORT]/REPO[:TAG][@DIGEST] or a layout dir")],
+    key: Annotated[Path, typer.Option("--key", help="the signer's PEM public key")],
+    bundles: Annotated[
+        Path | None, typer.Option("--bundles", help="read bundles from this directory")
+    ] = None,
+    require: Annotated[
+        list[str] | None,
+        typer.Option("--require", help=f"also require: {', '.join(KIND_TYPES)} or a URI"),
+    ] = None,
+    builder_id: Annotated[
+        list[str] | None, typer.Option("--builder-id", help="allowed provenance builder ids")
+    ] = None,
+    max_age: Annotated[
+        str | None, typer.Option("--max-age", help="newest provenance at most this old (30d)")
+    ] = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="plain HTTP to a non-loopback registry")
+    ] = False,
+) -> None:
+    """Check signatures, provenance and required attestations against the policy."""
+    verifier = load_verifier(key)
+    required = [KIND_TYPES.get(r, r) for r in (require or [])]
+    policy = default_policy(
+        required=required,
+        builder_ids=builder_id or None,
+        max_age=parse_duration(max_age) if max_age else None,
+        now=dt.datetime.now(dt.UTC),
+    )
+    local = Path(target)
+    if local.is_dir():
+        digests = ImageDigests.from_layout(local)
+        found = read_bundle_dir(bundles or local / "attestations")
+        _report(verify_image(found, digests.index_digest, verifier, policy))
+        return
+    reference = Reference.parse(target)
+    with RegistryClient.for_host(reference.registry, insecure=insecure) as client:
+        if bundles is not None:
+            digest = (
+                reference.digest
+                or client.get_manifest(reference.repository, reference.identifier).digest
+            )
+            _report(verify_image(read_bundle_dir(bundles), str(digest), verifier, policy))
+            return
+        _report(verify_reference(client, reference, verifier, policy))
