@@ -295,3 +295,46 @@ def test_output_order_is_deterministic(loaded_db: VulnDB) -> None:
     again = match_packages(list(reversed(pkgs)), data, context=BOOKWORM)
     assert first == again
     assert [f.severity for f in first] == sorted((f.severity for f in first), reverse=True)
+
+
+def test_dpkg_key_orders_like_dpkg_on_real_versions() -> None:
+    """Our fast sort key agrees with python-debian on every pair of real versions from
+    the shared changelogs, and with ``dpkg --compare-versions`` on a sample of them."""
+    import itertools
+    import random
+    import shutil
+    import subprocess
+
+    from kiln.debian.version import compare_versions
+    from kiln.vuln.ecosystems import dpkg_key
+
+    index = json.loads(
+        vulndata("debian-changelog-cves/bookworm_changelog_cve_index.json").read_text()
+    )
+    versions = sorted({e["version"] for p in index for e in p["entries"]})
+    versions += [
+        "1.0~rc1",
+        "1.0",
+        "1.0-0",
+        "1.0+b1",
+        "1:0.9",
+        "1.0a",
+        "1.0~",
+        "1.0~~",
+        "1.00",
+        "1.0.0",
+    ]
+    rng = random.Random(5)
+    pairs = [tuple(rng.sample(versions, 2)) for _ in range(20000)]
+    pairs += list(itertools.combinations(versions[-10:], 2))
+    for a, b in pairs:
+        want = compare_versions(a, b)
+        ka, kb = dpkg_key(a), dpkg_key(b)
+        got = (ka > kb) - (ka < kb)
+        assert got == want, (a, b)
+    dpkg = shutil.which("dpkg")
+    if dpkg is None:
+        return
+    for a, b in pairs[:150] + pairs[-45:]:
+        lt = subprocess.run([dpkg, "--compare-versions", a, "lt", b], check=False).returncode == 0
+        assert lt == (dpkg_key(a) < dpkg_key(b)), (a, b)

@@ -8,6 +8,7 @@ inventories use purl types. Ordering: PEP 440 via ``packaging`` for PyPI, SemVer
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -74,9 +75,52 @@ def _pep440(text: str) -> Version:
 
 def _dpkg(text: str) -> Any:
     try:
-        return parse_dpkg_version(text)
+        return dpkg_key(text)
     except InputError as exc:
         raise BadVersionError(f"{text!r} is not a Debian version") from exc
+
+
+_DPKG_PART = re.compile(r"(\D*)(\d*)")
+
+
+def _dpkg_weight(c: str) -> int:
+    # dpkg's order(): "~" before the end of the string, letters before everything else.
+    if c == "~":
+        return -1
+    if c.isalpha():
+        return ord(c)
+    return ord(c) + 256
+
+
+def _dpkg_part_key(text: str) -> tuple[tuple[tuple[int, ...], int], ...]:
+    pairs: list[tuple[tuple[int, ...], int]] = []
+    for m in _DPKG_PART.finditer(text):
+        if not m.group(0):
+            continue
+        pairs.append(((*(_dpkg_weight(c) for c in m.group(1)), 0), int(m.group(2) or 0)))
+    while pairs and pairs[-1] == ((0,), 0):
+        pairs.pop()  # trailing "" / 0 compare equal to nothing at all
+    # The sentinel stands for "the string ended": it sorts after a "~" part and before
+    # any other, exactly as dpkg compares a longer string with a shorter one.
+    pairs.append(((0,), 0))
+    return tuple(pairs)
+
+
+@lru_cache(maxsize=200_000)
+def dpkg_key(
+    text: str,
+) -> tuple[int, tuple[tuple[tuple[int, ...], int], ...], tuple[tuple[tuple[int, ...], int], ...]]:
+    """A sort key equal to dpkg's ordering (Debian Policy §5.6.12); validates via
+    ``kiln.debian.version`` once per distinct string. Comparing keys is much cheaper
+    than python-debian's comparison, which re-parses both strings every time."""
+    parse_dpkg_version(text)  # raises InputError on an invalid version
+    epoch, sep, rest = text.partition(":")
+    if not sep:
+        epoch, rest = "0", text
+    upstream, hyphen, revision = rest.rpartition("-")
+    if not hyphen:
+        upstream, revision = rest, ""
+    return (int(epoch), _dpkg_part_key(upstream), _dpkg_part_key(revision))
 
 
 VersionParser = Callable[[str], Any]

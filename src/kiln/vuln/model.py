@@ -25,7 +25,7 @@ class Severity(enum.IntEnum):
 
     @property
     def label(self) -> str:
-        return self.name.lower()
+        return _LABELS[self]
 
     @classmethod
     def parse(cls, text: str) -> Severity:
@@ -51,6 +51,9 @@ class Severity(enum.IntEnum):
         if score > 0.0:
             return cls.LOW
         return cls.NEGLIGIBLE
+
+
+_LABELS = {s: s.name.lower() for s in Severity}
 
 
 class FindingStatus(enum.StrEnum):

@@ -8,12 +8,10 @@ rates severity, flags KEV, attaches EPSS, applies VEX, and sorts deterministical
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from functools import cmp_to_key
 
-from kiln.debian.version import compare_versions
 from kiln.errors import InputError
 from kiln.vuln.db.store import VulnData
-from kiln.vuln.ecosystems import BadVersionError, osv_ecosystem, version_parser
+from kiln.vuln.ecosystems import BadVersionError, dpkg_key, osv_ecosystem, version_parser
 from kiln.vuln.match.debian import DebianMatcher
 from kiln.vuln.match.interface import Candidate, MatchContext, Matcher
 from kiln.vuln.match.osv import OsvMatcher
@@ -33,7 +31,7 @@ def _highest_version(ecosystem: str, versions: Iterable[str]) -> str | None:
         return None
     if ecosystem == "deb":
         try:
-            return sorted(vs, key=cmp_to_key(compare_versions))[-1]
+            return max(vs, key=dpkg_key)
         except InputError:
             return vs[-1]
     parse = version_parser(osv_ecosystem(ecosystem))
@@ -132,5 +130,5 @@ def match_packages(
         for group in _groups(cands):
             findings.append(_finding(package, group, data))
     applied = apply_vex(findings, vex)
-    unique = {(f.package_purl, f.locations, f.id): f for f in applied}
-    return tuple(sorted(unique.values(), key=lambda f: (*f.sort_key, f.package_purl, f.locations)))
+    # One finding per (package, vulnerability): the inventory already merged duplicates.
+    return tuple(sorted(applied, key=lambda f: (*f.sort_key, f.package_purl, f.locations)))

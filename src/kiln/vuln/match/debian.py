@@ -11,9 +11,9 @@ naming the CVE) marks it fixed from that version on.
 
 from __future__ import annotations
 
-from kiln.debian.version import compare_versions
 from kiln.errors import InputError
 from kiln.vuln.db.store import Held, VulnData
+from kiln.vuln.ecosystems import dpkg_key
 from kiln.vuln.match.interface import Candidate, MatchContext, Matcher
 from kiln.vuln.model import ChangelogFix, FindingStatus, MatchDetail, PackageLike, TrackerStatus
 
@@ -23,7 +23,7 @@ TRACKER_URL = "https://security-tracker.debian.org/tracker/"
 def _older(a: str, b: str) -> bool | None:
     """a < b in dpkg order; ``None`` when either is not a Debian version."""
     try:
-        return compare_versions(a, b) < 0
+        return dpkg_key(a) < dpkg_key(b)
     except InputError:
         return None
 

@@ -84,6 +84,8 @@ def rate(
         return Rated(Severity.from_cvss_score(score), "osv", vector, score)
     labels = []
     for text in osv_database_severity:
+        if not text:
+            continue
         try:
             labels.append(Severity.parse(text or ""))
         except ValueError:
