@@ -494,12 +494,22 @@ Package: base
 Depends: core
 
 Package: core
+Depends: libshared
 Conflicts: core-nogui
 
 Package: core-nogui
+Depends: libshared, libnogui-only
 Conflicts: core
+
+Package: libshared
+
+Package: libnogui-only
 """
-    assert names(["office"], text) == {"office", "base-core", "base", "core"}
+    result = resolve(["office"], universe(text), drop_install_time_only=False)
+    # Like apt, what `core-nogui` pulled stays selected when it is kept back.
+    assert result.names == ("base", "base-core", "core", "libnogui-only", "libshared", "office")
+    assert [p.package for p in result.why("libshared")] == ["office", "base", "core", "libshared"]
+    assert result.why("libnogui-only") == (Pull("libnogui-only", "core-nogui", "libnogui-only"),)
 
 
 # --- excludes and install-time-only packages -----------------------------------------

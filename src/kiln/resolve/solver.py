@@ -122,7 +122,7 @@ class Resolution:
             raise InputError(f"{name!r} is not in the resolved set")
         chain: list[Pull] = []
         current: str | None = name
-        while current is not None and len(chain) <= len(by_name):
+        while current is not None and current in by_name and len(chain) <= len(by_name):
             pull = by_name[current]
             chain.append(pull)
             current = pull.parent
@@ -295,8 +295,55 @@ class _Solver:
         edges = tuple(
             sorted(set(self.cut_edges), key=lambda e: (e.from_package, e.relation, e.reason))
         )
-        pulls = tuple(self.pulls[p.name] for p in packages)
-        return Resolution(packages=packages, cut_edges=edges, pulls=pulls)
+        pulls = self._rooted_pulls()
+        return Resolution(
+            packages=packages, cut_edges=edges, pulls=tuple(pulls[p.name] for p in packages)
+        )
+
+    def _rooted_pulls(self) -> dict[str, Pull]:
+        """The walk's pulls, with packages whose puller was kept back re-attached.
+
+        When apt keeps back a package for a conflicting one, what it pulled stays
+        selected; such a package is attached to the nearest selected package that
+        depends on it (breadth-first from the requested ones). One nothing selected
+        depends on (apt installs it all the same) keeps its original puller.
+        """
+        rooted: dict[str, bool] = {}
+
+        def is_rooted(name: str) -> bool:
+            trail = []
+            current: str | None = name
+            while current is not None and current in self.pulls and current not in rooted:
+                trail.append(current)
+                current = self.pulls[current].parent
+                if len(trail) > len(self.pulls):
+                    break
+            ok = rooted.get(current, False) if current is not None else True
+            ok = ok and (current is None or current in self.pulls)
+            for item in trail:
+                rooted[item] = ok
+            return rooted[name]
+
+        pulls = dict(self.pulls)
+        orphans = {name for name in self.selected if not is_rooted(name)}
+        if not orphans:
+            return pulls
+        queue = sorted(n for n, p in self.pulls.items() if p.parent is None)
+        seen = set(queue)
+        while queue and orphans:
+            parent = self.selected[queue.pop(0)]
+            for group in self._critical_groups(parent):
+                for name in sorted(self.selected):
+                    if name in seen or not any(
+                        self._matches(self.selected[name], alt) for alt in group.alternatives
+                    ):
+                        continue
+                    seen.add(name)
+                    queue.append(name)
+                    if name in orphans:
+                        pulls[name] = Pull(name, parent.name, str(group))
+                        orphans.discard(name)
+        return pulls
 
     # --- matching --------------------------------------------------------------------
 
