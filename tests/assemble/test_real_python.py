@@ -16,8 +16,7 @@ from kiln.cli.build import build_variant
 from kiln.debian import get_distro
 from kiln.pipeline import Repository, locked_to_binary
 from kiln.resolve.lockfile import read_lock
-from kiln.sandbox import resolve_image, run_in_rootfs, unpack_image
-from kiln.sandbox import runner
+from kiln.sandbox import resolve_image, run_in_rootfs, runner, unpack_image
 from kiln.spec import load_spec
 
 SPEC = Path(__file__).resolve().parents[2] / "images" / "python.yaml"
