@@ -14,6 +14,7 @@ def _register() -> None:
     import kiln.cli.build  # noqa: F401
     import kiln.cli.lock  # noqa: F401
     import kiln.cli.registry  # noqa: F401
+    import kiln.cli.sbom  # noqa: F401
     import kiln.cli.spec  # noqa: F401
     import kiln.cli.vuln  # noqa: F401
 
