@@ -8,10 +8,15 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from rich.console import Console
 
 from assemble.helpers import make_input, member, pkg
 from kiln.assemble import ImageTest, build_image
+from kiln.assemble.fs import Plan, file_entry
+from kiln.assemble.harden import harden
+from kiln.cli.build import hardening_table
 from kiln.cli.main import main
+from kiln.errors import EnvironmentProblem
 from kiln.sandbox import (
     bwrap_argv,
     parse_user,
@@ -183,6 +188,36 @@ def test_kiln_test_reports_a_failure_with_command_exit_code_and_output(
     jsonschema.validate(report, CTRF_SCHEMA)
     statuses = [t["status"] for t in report["results"]["tests"]]
     assert statuses == ["failed", "passed"]
+
+
+def test_a_sandbox_that_cannot_start_is_an_environment_problem(tmp_path: Path) -> None:
+    _need_bwrap()
+    with pytest.raises(EnvironmentProblem, match="bubblewrap could not set up the sandbox"):
+        run_in_rootfs(tmp_path / "missing", ["/x"], uid=0, gid=0, env={})
+
+
+def test_hardening_table_renders(static_hello: bytes) -> None:
+    plan = Plan.empty().with_entries(file_entry("usr/bin/hello", static_hello, mode=0o755))
+    _, report = harden(plan, make_input(()))
+    console = Console(record=True, width=200)
+    console.print(hardening_table([report]))
+    text = console.export_text()
+    assert "amd64" in text
+    assert "1/1" in text  # PIE executables
+
+
+def test_kiln_test_finds_the_layout_of_a_spec(
+    tmp_path: Path, static_hello: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _need_bwrap()
+    tests = (ImageTest("greets", ("/usr/bin/hello",), stdout_pattern="hello"),)
+    layout = _layout(tmp_path, static_hello, tests)  # out/tiny
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text("name: tiny\npackages: [hello]\n")
+    assert main(["test", str(spec), "--output", str(layout.parent), "--arch", "amd64"]) == 0
+    assert (layout / "ctrf-report.json").is_file()
+    assert main(["test", str(spec), "--output", str(tmp_path / "nowhere")]) == 2
+    assert "no built layout for image 'tiny'" in capsys.readouterr().err
 
 
 def test_kiln_test_on_something_that_is_not_an_image(tmp_path: Path) -> None:

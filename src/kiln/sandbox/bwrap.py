@@ -156,6 +156,19 @@ def run_in_rootfs(
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
     duration = time.monotonic() - start
+    setup_error = err.decode("utf-8", "replace").strip()
+    if (
+        not timed_out
+        and proc.returncode != 0
+        and setup_error.startswith("bwrap: ")
+        and not setup_error.startswith("bwrap: execvp ")
+    ):
+        # bubblewrap itself failed (namespaces, mounts): no test ran, so this is not a result
+        raise EnvironmentProblem(
+            f"bubblewrap could not set up the sandbox for {rootfs}: {setup_error[:500]}",
+            hint="kiln test needs unprivileged user namespaces "
+            "(sysctl kernel.unprivileged_userns_clone=1, no seccomp filter blocking them)",
+        )
     return RunResult(
         argv=tuple(argv),
         exit_code=-1 if timed_out else proc.returncode,
