@@ -73,7 +73,7 @@ def sbom(
     )
     for warning in inp.warnings:
         err_console.print(f"warning: {warning}", markup=False, highlight=False)
-    data = render_sbom(inp, fmt)  # type: ignore[arg-type]  # checked against FORMATS above
+    data = render_sbom(inp, fmt)  # narrowed to SbomFormat by the FORMATS check
     if output is None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
