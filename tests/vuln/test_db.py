@@ -1,15 +1,23 @@
 """The vulnerability database: migrations, one-transaction imports, snapshots, PostgreSQL.
 
-The PostgreSQL test runs when ``KILN_TEST_POSTGRES`` holds an SQLAlchemy URL of a
-scratch database (e.g. ``postgresql+psycopg://kiln@127.0.0.1:5432/kiln_test``); it is
-skipped otherwise. ``make test`` does not start PostgreSQL: CI sets the variable
-where a server is available.
+The PostgreSQL test uses ``KILN_TEST_POSTGRES`` when it holds an SQLAlchemy URL of a
+scratch database (e.g. ``postgresql+psycopg://kiln@127.0.0.1:5432/kiln_test``; every
+table is emptied). Without it, the test starts a throwaway PostgreSQL cluster on a free
+loopback port when Debian's server binaries are installed (``initdb``/``pg_ctl`` from the
+``postgresql`` package; as root it runs them as the ``postgres`` user), and is skipped
+when they are not.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -121,10 +129,76 @@ def test_db_location_follows_kiln_db_and_kiln_cache(
     assert default_db_url() == "postgresql+psycopg://u:p@h/db"
 
 
-@pytest.mark.skipif(not os.environ.get("KILN_TEST_POSTGRES"), reason="KILN_TEST_POSTGRES not set")
-def test_same_models_on_postgresql() -> None:
-    url = os.environ["KILN_TEST_POSTGRES"]
-    db = VulnDB.open(url)
+def _pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    return str(candidates[-1]) if candidates else None
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    configured = os.environ.get("KILN_TEST_POSTGRES")
+    if configured:
+        yield configured
+        return
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not (initdb and pg_ctl):
+        pytest.skip("no KILN_TEST_POSTGRES and no PostgreSQL server binaries (initdb, pg_ctl)")
+    as_user: list[str] = []
+    # Not under pytest's tmp dir: that is private to root, and the server runs as postgres.
+    base = Path(tempfile.mkdtemp(prefix="kiln-test-pg-"))
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root without a 'postgres' user to run the server")
+        as_user = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(base, "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = base / "data"
+    subprocess.run(
+        [*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "kiln"],
+        check=True,
+        capture_output=True,
+    )
+    opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run(
+        [*as_user, pg_ctl, "-D", str(data), "-o", opts, "-l", str(base / "log"), "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        subprocess.run(
+            [
+                *as_user,
+                _pg_bin("createdb") or "createdb",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "kiln",
+                "kiln_test",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        yield f"postgresql+psycopg://kiln@127.0.0.1:{port}/kiln_test"
+    finally:
+        subprocess.run(
+            [*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
+            check=False,
+            capture_output=True,
+        )
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_same_models_on_postgresql(postgres_url: str) -> None:
+    db = VulnDB.open(postgres_url)
     try:
         with db.engine.begin() as conn:
             for table in reversed(Base.metadata.sorted_tables):
