@@ -22,6 +22,7 @@ from assemble.helpers import EPOCH, build_deb, compile_static, make_input
 from kiln.assemble import (
     BuiltImage,
     DataMember,
+    ImageFacts,
     ImageTest,
     PackageInput,
     PathSpec,
@@ -29,6 +30,7 @@ from kiln.assemble import (
     package_input,
 )
 from kiln.assemble.build import HARDENING_REPORT
+from kiln.assemble.oci import image_annotations
 from kiln.debian.deb import read_deb
 
 TRIXIE_OS_RELEASE = b'PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\nID=debian\nVERSION_ID="13"\n'
@@ -303,3 +305,19 @@ def test_a_failed_build_leaves_the_previous_layout_intact(tmp_path: Path) -> Non
     second = build_image(_inputs(tmp_path / "c", None), out)
     assert second.index_digest == first.index_digest
     assert sorted(p.name for p in out.parent.iterdir()) == ["tiny"]
+
+
+def test_annotations_prefix_oci_keys_and_keep_created_from_the_epoch() -> None:
+    inp = make_input((), facts=ImageFacts(name="tiny", version="1.2", description="d"))
+    notes = image_annotations(
+        inp,
+        {"base.name": "kiln/base", "created": "2000-01-01T00:00:00Z", "com.example.team": "x"},
+    )
+    assert notes == {
+        "org.opencontainers.image.created": "2023-11-14T22:13:20Z",
+        "org.opencontainers.image.title": "tiny",
+        "org.opencontainers.image.description": "d",
+        "org.opencontainers.image.version": "1.2",
+        "org.opencontainers.image.base.name": "kiln/base",
+        "com.example.team": "x",
+    }

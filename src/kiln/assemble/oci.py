@@ -99,7 +99,12 @@ def platform_of(arch: str) -> tuple[tuple[str, str], ...]:
 
 
 def image_annotations(inp: AssemblyInput, extra: Mapping[str, str]) -> dict[str, str]:
-    """``org.opencontainers.image.*`` annotations: computed ones, then the spec's."""
+    """``org.opencontainers.image.*`` annotations: computed ones, then the spec's.
+
+    Spec keys from the OCI list (``source``, ``licenses``, ``base.name``...) get the
+    ``org.opencontainers.image.`` prefix; other keys are used as written. ``created``
+    always comes from SOURCE_DATE_EPOCH so that it cannot break reproducibility.
+    """
     out = {
         ANNOTATION_PREFIX + "created": rfc3339(inp.source_date_epoch),
         ANNOTATION_PREFIX + "title": inp.facts.name,
@@ -109,8 +114,9 @@ def image_annotations(inp: AssemblyInput, extra: Mapping[str, str]) -> dict[str,
     if inp.facts.version:
         out[ANNOTATION_PREFIX + "version"] = inp.facts.version
     for key, value in extra.items():
-        full = key if "." in key and not key.startswith("base.") else ANNOTATION_PREFIX + key
-        out[full] = value
+        full = ANNOTATION_PREFIX + key if key in ANNOTATION_KEYS else key
+        if full != ANNOTATION_PREFIX + "created":
+            out[full] = value
     return out
 
 
