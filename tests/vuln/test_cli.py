@@ -253,3 +253,14 @@ def test_failed_update_exits_2_and_keeps_the_database(
     assert main(["db", "status", "--db", cli_db]) == 0
     assert capsys.readouterr().out == before
     assert main(["db", "update", "--source", "nope", "--from", str(bad), "--db", cli_db]) == 2
+
+
+def test_rootfs_with_symlink_loops_scans_like_without(
+    cli_db: str, rootfs: Path, tmp_path: Path
+) -> None:
+    want = _keys(_scan_json(rootfs, cli_db, tmp=tmp_path))
+    (rootfs / "app/node_modules/b").symlink_to("a")
+    (rootfs / "app/node_modules/a").symlink_to("b")
+    (rootfs / "usr/lib/python3/dist-packages/self").symlink_to(".")
+    (rootfs / "usr/lib/python3/dist-packages/up").symlink_to("../../../..")
+    assert _keys(_scan_json(rootfs, cli_db, tmp=tmp_path)) == want

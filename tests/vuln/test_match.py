@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from packaging.version import Version
@@ -338,3 +339,78 @@ def test_dpkg_key_orders_like_dpkg_on_real_versions() -> None:
     for a, b in pairs[:150] + pairs[-45:]:
         lt = subprocess.run([dpkg, "--compare-versions", a, "lt", b], check=False).returncode == 0
         assert lt == (dpkg_key(a) < dpkg_key(b)), (a, b)
+
+
+def test_osv_debian_records_match_by_source_package() -> None:
+    from kiln.vuln.model import OsvAffected, OsvRecord
+
+    rec = OsvRecord(
+        id="DSA-5000-1",
+        aliases=("CVE-2024-0001",),
+        summary="openssl security update",
+        details="",
+        modified="2024-01-01T00:00:00Z",
+        published=None,
+        severity=(),
+        database_severity=None,
+        references=(),
+        affected=(
+            OsvAffected(
+                "Debian:12",
+                "openssl",
+                (
+                    OsvRange(
+                        "ECOSYSTEM", (OsvEvent(introduced="0"), OsvEvent(fixed="3.0.13-1~deb12u1"))
+                    ),
+                ),
+                (),
+            ),
+        ),
+    )
+    data = VulnData(osv={("Debian:12", "openssl"): (Held(rec, 7),)})
+    (f,) = match_packages([deb("libssl3", "3.0.11-1~deb12u2", "openssl")], data, context=BOOKWORM)
+    assert (f.id, f.fixed_version, f.matches[0].namespace, f.matches[0].snapshot_id) == (
+        "CVE-2024-0001",
+        "3.0.13-1~deb12u1",
+        "Debian:12",
+        7,
+    )
+    assert (
+        match_packages([deb("libssl3", "3.0.13-1~deb12u1", "openssl")], data, context=BOOKWORM)
+        == ()
+    )
+
+
+def test_kev_and_epss_feeds_enrich_findings(db: VulnDB, tmp_path: Path) -> None:
+    from kiln.vuln.feeds import EpssFeed, KevFeed, OsvFeed, from_path
+
+    db.import_feed(OsvFeed(), from_path(vulndata("osv-npm-sample/osv")))
+    kev = tmp_path / "kev.json"
+    kev.write_text(
+        json.dumps(
+            {
+                "catalogVersion": "1",
+                "vulnerabilities": [
+                    {
+                        "cveID": "CVE-2021-23337",
+                        "vendorProject": "lodash",
+                        "product": "lodash",
+                        "vulnerabilityName": "x",
+                        "dateAdded": "2024-01-01",
+                    }
+                ],
+            }
+        )
+    )
+    db.import_feed(KevFeed(), from_path(kev))
+    epss = tmp_path / "epss.csv"
+    epss.write_text("cve,epss,percentile\nCVE-2021-23337,0.25,0.97\n")
+    db.import_feed(EpssFeed(), from_path(epss))
+    data = db.load(osv_keys=[("npm", "lodash")])
+    f = next(
+        f
+        for f in match_packages([npm("lodash", "4.17.15")], data, context=MatchContext())
+        if f.id == "CVE-2021-23337"
+    )
+    assert (f.kev, f.epss) == (True, 0.25)
+    assert {s.source for s in data.snapshots} == {"osv", "kev", "epss"}
