@@ -74,7 +74,7 @@ class Envelope(BaseModel):
             raise RemoteContentError(
                 f"{where}: DSSE envelope field {path}: {first['msg']}"
             ) from exc
-        envelope.payload_bytes()  # reject bad base64 up front
+        b64decode_strict(envelope.payload, what=f"{where}: DSSE payload")  # refuse it early
         for i, signature in enumerate(envelope.signatures):
             b64decode_strict(signature.sig, what=f"{where}: DSSE signatures[{i}].sig")
         return envelope

@@ -25,7 +25,7 @@ from sigstore import dsse as sigstore_dsse
 from sigstore.errors import Error as SigstoreError
 from sigstore.errors import NetworkError as SigstoreNetworkError
 from sigstore.models import ClientTrustConfig
-from sigstore.oidc import IdentityError, IdentityToken, detect_credential
+from sigstore.oidc import ExpiredIdentity, IdentityError, IdentityToken, detect_credential
 from sigstore.sign import SigningContext
 
 from kiln.attest.statement import Statement
@@ -60,7 +60,7 @@ def ambient_identity(detect: CredentialDetector = detect_credential) -> Identity
         )
     try:
         return IdentityToken(raw)
-    except IdentityError as exc:
+    except (IdentityError, ExpiredIdentity) as exc:
         raise NoAmbientCredential(
             f"keyless signing: the ambient OIDC token is unusable: {exc}"
         ) from exc

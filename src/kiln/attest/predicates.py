@@ -23,11 +23,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kiln.attest.statement import Statement, Subject, make_statement
 from kiln.errors import InputError
 from kiln.registry import OCI_INDEX, OCI_MANIFEST, ImageIndex, ImageLayout
+
+if TYPE_CHECKING:
+    from kiln.assemble import BuiltImage
 
 PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
 SPDX_2_3 = "https://spdx.dev/Document/v2.3"
@@ -51,13 +54,32 @@ def predicate_name(predicate_type: str) -> str:
     return PREDICATE_NAMES.get(predicate_type, predicate_type)
 
 
+def _debian_arch(architecture: str, variant: str | None) -> str:
+    """OCI (architecture, variant) -> Debian architecture, the inverse of assembly's map."""
+    # imported here: kiln.assemble is heavy and only layouts need this
+    from kiln.assemble.model import OCI_PLATFORMS  # noqa: PLC0415
+
+    for arch, platform in OCI_PLATFORMS.items():
+        if platform == (architecture, variant):
+            return arch
+    for arch, (oci_arch, _) in OCI_PLATFORMS.items():
+        if oci_arch == architecture:
+            return arch
+    return f"{architecture}/{variant}" if variant else architecture
+
+
 @dataclass(frozen=True)
 class ImageDigests:
     """What was built: the image index digest and each architecture's manifest digest."""
 
     name: str
     index_digest: str
-    manifests: Mapping[str, str] = field(default_factory=dict)  # arch -> digest
+    manifests: Mapping[str, str] = field(default_factory=dict)  # Debian arch -> digest
+
+    @classmethod
+    def from_built(cls, built: BuiltImage, name: str) -> ImageDigests:
+        """The digests ``kiln.assemble.build_image`` reported."""
+        return cls(name, built.index_digest, {i.arch: i.manifest.digest for i in built.images})
 
     def subjects(self) -> tuple[Subject, ...]:
         """Index first, then each platform manifest (``<name>@linux/<arch>``), by arch."""
@@ -85,9 +107,7 @@ class ImageDigests:
         for child in parsed.manifests:
             if child.media_type != OCI_MANIFEST or child.platform is None:
                 continue
-            arch = child.platform.architecture
-            if child.platform.variant:
-                arch = f"{arch}/{child.platform.variant}"
+            arch = _debian_arch(child.platform.architecture, child.platform.variant)
             if arch in per_arch:
                 raise InputError(f"{path}: the image index lists {arch} twice")
             per_arch[arch] = str(child.digest)

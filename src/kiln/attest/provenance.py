@@ -107,6 +107,8 @@ def _deb_dependencies(inputs: ProvenanceInputs) -> list[dict[str, Any]]:
 
 def provenance_predicate(inputs: ProvenanceInputs) -> dict[str, Any]:
     """The SLSA Provenance v1 predicate (a JSON object)."""
+    started = _rfc3339(inputs.started_on, "startedOn")
+    finished = _rfc3339(inputs.finished_on, "finishedOn")
     if inputs.finished_on < inputs.started_on:
         raise InputError("provenance finishedOn is before startedOn")
     external: dict[str, Any] = {"spec": inputs.source.path if inputs.source else inputs.spec_path}
@@ -163,8 +165,8 @@ def provenance_predicate(inputs: ProvenanceInputs) -> dict[str, Any]:
             "builder": {"id": inputs.builder_id, "version": {"kiln": inputs.kiln_version}},
             "metadata": {
                 "invocationId": inputs.invocation_id,
-                "startedOn": _rfc3339(inputs.started_on, "startedOn"),
-                "finishedOn": _rfc3339(inputs.finished_on, "finishedOn"),
+                "startedOn": started,
+                "finishedOn": finished,
             },
         },
     }
