@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from assemble.helpers import build_deb
+from kiln.assemble.cache import LayoutCache
 from kiln.cli.build import (
     assembly_input,
     build_variant,
@@ -16,6 +17,7 @@ from kiln.cli.build import (
     source_date_epoch,
     upstream_version,
 )
+from kiln.debian.deb import DebFormatError
 from kiln.errors import InputError
 from kiln.resolve.lockfile import ArchLock, Lock
 from kiln.spec import parse_spec
@@ -134,3 +136,32 @@ def test_build_variant_from_debs(
     assert notes["org.opencontainers.image.created"] == "2023-11-14T22:13:20Z"
     assert notes["org.opencontainers.image.source"] == "https://example.invalid/demo"
     assert notes["org.opencontainers.image.description"] == "a demo image"
+
+
+def test_an_unchanged_build_is_restored_from_the_layout_cache(
+    tmp_path: Path, static_hello: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    deb = build_deb(tmp_path, "hello", {"usr/bin/hello": (static_hello, 0o755)}, version="2.12-1")
+    loaded = _loaded(tmp_path)
+    lock = Lock(
+        image="demo",
+        distro="debian-13",
+        spec_sha256="0" * 64,
+        releases=(),
+        variants={"runtime": {"amd64": ArchLock(packages=())}},
+    )
+    cache = LayoutCache(tmp_path / "cache")
+    out = tmp_path / "out"
+    first = build_variant(loaded, lock, "runtime", {"amd64": [deb]}, output=out, cache=cache)
+    deb.write_bytes(b"not read on a cache hit")  # same name: same content-addressed input
+    again = build_variant(
+        loaded, lock, "runtime", {"amd64": [deb]}, output=out, cache=cache, docker_archive=True
+    )
+    assert again == first
+    assert (out / "demo.docker.tar").is_file()
+    assert json.loads((out / "demo" / "hardening.json").read_text())["image"] == "demo"
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000001")
+    with pytest.raises(DebFormatError):  # a cache miss reads the (now broken) .deb
+        build_variant(loaded, lock, "runtime", {"amd64": [deb]}, output=out, cache=cache)
+    assert (out / "demo" / "index.json").is_file()  # the failed rebuild left the old layout

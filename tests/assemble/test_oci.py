@@ -124,6 +124,13 @@ def _run(*argv: str) -> str:
     return result.stdout
 
 
+def test_layer_paths_point_into_the_final_layout(built: BuiltImage) -> None:
+    for img in built.images:
+        for layer in img.layers:
+            assert layer.path.parent == built.layout / "blobs" / "sha256"
+            assert layer.path.is_file()
+
+
 def test_skopeo_inspects_both_platforms(image: Path) -> None:
     skopeo = _tool("skopeo")
     amd = json.loads(_run(skopeo, "inspect", f"oci:{image}:latest"))

@@ -10,7 +10,7 @@ import json
 import shutil
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kiln.assemble.fs import Plan
@@ -72,6 +72,7 @@ class BuiltImage:
     index: Descriptor
     images: tuple[ArchImage, ...]
     reports: tuple[HardeningReport, ...] = field(default=())
+    source_date_epoch: int = 0
 
     @property
     def index_digest(self) -> str:
@@ -184,20 +185,45 @@ def build_image(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    result = BuiltImage(out, tag, index, images, reports)
+    # the layers were streamed into the staging directory, which is now ``out``
+    images = tuple(
+        replace(
+            img,
+            layers=tuple(
+                replace(layer, path=out / "blobs" / "sha256" / layer.path.name)
+                for layer in img.layers
+            ),
+        )
+        for img in images
+    )
+    result = BuiltImage(out, tag, index, images, reports, first.source_date_epoch)
+    write_archives(
+        result,
+        oci_archive=oci_archive,
+        docker_archive=docker_archive,
+        docker_archive_arch=docker_archive_arch,
+        repo_tags=list(repo_tags) or [f"{first.facts.name}:{tag}"],
+    )
+    return result
+
+
+def write_archives(
+    built: BuiltImage,
+    *,
+    oci_archive: Path | None = None,
+    docker_archive: Path | None = None,
+    docker_archive_arch: str | None = None,
+    repo_tags: Sequence[str] = (),
+) -> None:
+    """The optional oci-archive and (single-arch) docker-archive of a built layout."""
+    epoch = built.source_date_epoch
     if oci_archive is not None:
-        write_oci_archive(out, oci_archive, epoch=first.source_date_epoch)
+        write_oci_archive(built.layout, oci_archive, epoch=epoch)
     if docker_archive is not None:
-        wanted = docker_archive_arch or images[0].arch
-        chosen = [img for img in images if img.arch == wanted]
+        wanted = docker_archive_arch or built.images[0].arch
+        chosen = [img for img in built.images if img.arch == wanted]
         if not chosen:
             raise InputError(f"docker archive: the image has no {wanted} manifest")
-        tags = list(repo_tags) or [f"{first.facts.name}:{tag}"]
-        write_docker_archive(
-            out,
-            chosen[0].manifest.digest,
-            docker_archive,
-            repo_tags=tags,
-            epoch=first.source_date_epoch,
-        )
-    return result
+        tags = list(repo_tags) or [f"{built.layout.name}:{built.tag}"]
+        digest = chosen[0].manifest.digest
+        write_docker_archive(built.layout, digest, docker_archive, repo_tags=tags, epoch=epoch)

@@ -29,6 +29,8 @@ from kiln.assemble import (
     build_image,
     package_input,
 )
+from kiln.assemble.build import write_archives
+from kiln.assemble.cache import LayoutCache, build_key
 from kiln.assemble.model import NONROOT_GID, NONROOT_UID
 from kiln.cli.app import app, console, err_console
 from kiln.debian.deb import read_deb
@@ -193,6 +195,7 @@ def build_variant(
     base_packages: frozenset[str] = frozenset(),
     oci_archive: bool = False,
     docker_archive: bool = False,
+    cache: LayoutCache | None = None,
 ) -> BuiltImage:
     """Build one variant of a locked spec from its verified .debs (per architecture).
 
@@ -200,8 +203,32 @@ def build_variant(
     that variant (``Repository.fetch``). SOURCE_DATE_EPOCH defaults to the newest
     changelog among them; the image version is the ``version-package``'s upstream
     version. Writes ``out/<name>[-<variant>]/`` (+ ``.oci.tar`` / ``.docker.tar``).
+    With a ``cache``, an unchanged build (same spec, lock, .debs, options, epoch
+    override and kiln code) is restored instead of rebuilt.
     """
     spec = loaded.spec
+    out = layout_dir(output, spec.name, variant)
+    archives = {
+        "oci_archive": out.with_name(out.name + ".oci.tar") if oci_archive else None,
+        "docker_archive": out.with_name(out.name + ".docker.tar") if docker_archive else None,
+        "docker_archive_arch": host_arch() if host_arch() in debs else None,
+    }
+    key = build_key(
+        {
+            "spec": loaded.sha256,
+            "lock": lock.digest,
+            "variant": variant,
+            "debs": {arch: sorted(p.name for p in paths) for arch, paths in debs.items()},
+            "compression": compression,
+            "base": sorted(base_packages),
+            "epoch": os.environ.get("SOURCE_DATE_EPOCH", ""),
+        }
+    )
+    if cache is not None:
+        restored = cache.lookup(key, out)
+        if restored is not None:
+            write_archives(restored, repo_tags=[f"{spec.name}:{restored.tag}"], **archives)  # type: ignore[arg-type]
+            return restored
     read = {
         arch: [read_deb(path, name=path.name) for path in paths] for arch, paths in debs.items()
     }
@@ -228,22 +255,22 @@ def build_variant(
         )
         for arch, pkgs in sorted(read.items())
     ]
-    out = layout_dir(output, spec.name, variant)
     tag = version or "latest"
     if variant != "runtime":
         tag = f"{tag}-{variant}"
-    return build_image(
+    built = build_image(
         inputs,
         out,
         tag=tag,
         compression=compression,
         base_packages=base_packages,
         annotations=spec.annotations,
-        oci_archive=out.with_name(out.name + ".oci.tar") if oci_archive else None,
-        docker_archive=out.with_name(out.name + ".docker.tar") if docker_archive else None,
-        docker_archive_arch=host_arch() if host_arch() in debs else None,
         repo_tags=[f"{spec.name}:{tag}"],
+        **archives,  # type: ignore[arg-type]
     )
+    if cache is not None:
+        cache.store(key, built)
+    return built
 
 
 # -------------------------------------------------------------------------- rendering

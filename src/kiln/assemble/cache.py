@@ -1,0 +1,182 @@
+"""A cache of finished image layouts, keyed by everything that determines their bytes.
+
+Builds are reproducible, so a build whose inputs (spec, lock, variant, architectures,
+options, SOURCE_DATE_EPOCH and kiln's own code) did not change yields the same layout:
+a warm build restores it instead of re-reading .debs and recompressing layers. Entries
+are written atomically (a crash leaves no half entry) and restored by hard-linking the
+content-addressed blobs (copying where links are impossible).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import asdict
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import kiln
+from kiln.assemble.build import ArchImage, BuiltImage
+from kiln.assemble.harden import ElfAudit, HardeningReport
+from kiln.assemble.layers import LayerBlob
+from kiln.assemble.oci import Descriptor, canonical_json, commit_directory, new_staging_dir
+
+_SUMMARY = "build.json"
+_LAYOUT = "layout"
+
+
+@lru_cache(maxsize=1)
+def code_digest() -> str:
+    """sha256 over kiln's source files: a code change invalidates every cached build."""
+    root = Path(kiln.__file__).parent
+    digest = hashlib.sha256(kiln.__version__.encode())
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def build_key(facts: Mapping[str, object]) -> str:
+    """The cache key of a build: its identifying facts plus kiln's code digest."""
+    return hashlib.sha256(canonical_json({"code": code_digest(), **facts})).hexdigest()
+
+
+def _descriptor(d: Descriptor) -> dict[str, object]:
+    return {
+        "media_type": d.media_type,
+        "digest": d.digest,
+        "size": d.size,
+        "annotations": [list(p) for p in d.annotations],
+        "platform": [list(p) for p in d.platform],
+    }
+
+
+def _undescriptor(doc: Mapping[str, Any]) -> Descriptor:
+    def pairs(key: str) -> tuple[tuple[str, str], ...]:
+        return tuple((str(a), str(b)) for a, b in doc[key])
+
+    return Descriptor(
+        str(doc["media_type"]),
+        str(doc["digest"]),
+        int(doc["size"]),
+        annotations=pairs("annotations"),
+        platform=pairs("platform"),
+    )
+
+
+def _summary(built: BuiltImage) -> dict[str, object]:
+    return {
+        "tag": built.tag,
+        "source_date_epoch": built.source_date_epoch,
+        "index": _descriptor(built.index),
+        "images": [
+            {
+                "arch": img.arch,
+                "manifest": _descriptor(img.manifest),
+                "config": _descriptor(img.config),
+                "files": img.files,
+                "layers": [
+                    {k: v for k, v in asdict(layer).items() if k != "path"} for layer in img.layers
+                ],
+            }
+            for img in built.images
+        ],
+        "reports": [asdict(r) for r in built.reports],
+    }
+
+
+def _restore(doc: dict[str, Any], layout: Path) -> BuiltImage:
+    blobs = layout / "blobs" / "sha256"
+    images = []
+    for img in doc["images"]:
+        layers = tuple(
+            LayerBlob(**{**layer, "path": blobs / layer["digest"].split(":", 1)[1]})
+            for layer in img["layers"]
+        )
+        images.append(
+            ArchImage(
+                img["arch"],
+                _undescriptor(img["manifest"]),
+                _undescriptor(img["config"]),
+                layers,
+                img["files"],
+            )
+        )
+    reports = tuple(
+        HardeningReport(
+            **{
+                **r,
+                "setid_stripped": tuple(r["setid_stripped"]),
+                "world_writable_fixed": tuple(r["world_writable_fixed"]),
+                "elf": tuple(ElfAudit(**e) for e in r["elf"]),
+            }
+        )
+        for r in doc["reports"]
+    )
+    return BuiltImage(
+        layout,
+        str(doc["tag"]),
+        _undescriptor(doc["index"]),
+        tuple(images),
+        reports,
+        int(doc["source_date_epoch"]),
+    )
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    for path in sorted(source.rglob("*")):
+        dest = target / path.relative_to(source)
+        if path.is_dir():
+            dest.mkdir(parents=True, exist_ok=True)
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if path.parent.name == "sha256":
+            try:
+                os.link(path, dest)
+                continue
+            except OSError:
+                pass
+        shutil.copyfile(path, dest)
+
+
+class LayoutCache:
+    """Finished layouts under ``root/<key>/``, restored atomically into place."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def lookup(self, key: str, out: Path) -> BuiltImage | None:
+        """Restore the layout cached under ``key`` at ``out``; None when absent or damaged."""
+        entry = self.root / key
+        try:
+            doc = json.loads((entry / _SUMMARY).read_bytes())
+            staging = new_staging_dir(out)
+        except (OSError, ValueError):
+            return None
+        try:
+            _link_tree(entry / _LAYOUT, staging)
+            built = _restore(doc, out)
+            commit_directory(staging, out)
+        except (OSError, KeyError, TypeError, ValueError):
+            shutil.rmtree(staging, ignore_errors=True)
+            return None
+        return built
+
+    def store(self, key: str, built: BuiltImage) -> None:
+        """Keep a copy of ``built`` (best effort: a full disk only loses the cache entry)."""
+        entry = self.root / key
+        if (entry / _SUMMARY).exists():
+            return
+        try:
+            staging = new_staging_dir(entry)
+        except OSError:
+            return
+        try:
+            _link_tree(built.layout, staging / _LAYOUT)
+            (staging / _SUMMARY).write_bytes(canonical_json(_summary(built)))
+            commit_directory(staging, entry)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
