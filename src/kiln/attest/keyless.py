@@ -49,7 +49,7 @@ def ambient_identity(detect: CredentialDetector = detect_credential) -> Identity
         raw = detect()
     except IdentityError as exc:
         raise NoAmbientCredential(
-            f"keyless signing: the CI OIDC credential could not be fetched: {exc}",
+            f"keyless signing: the CI OIDC credential is unavailable or malformed: {exc}",
             hint="check the job's OIDC permissions (GitHub: permissions: id-token: write)",
         ) from exc
     if not raw:
