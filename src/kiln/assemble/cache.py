@@ -29,12 +29,20 @@ _SUMMARY = "build.json"
 _LAYOUT = "layout"
 
 
+#: The parts of kiln whose code decides a layout's bytes (relative to the package).
+OUTPUT_CODE = ("assemble", "spec", "debian/deb.py", "debian/_ar.py", "cli/build.py")
+
+
 @lru_cache(maxsize=1)
 def code_digest() -> str:
-    """sha256 over kiln's source files: a code change invalidates every cached build."""
+    """sha256 over the source that shapes layouts: changing it invalidates cached builds."""
     root = Path(kiln.__file__).parent
     digest = hashlib.sha256(kiln.__version__.encode())
-    for path in sorted(root.rglob("*.py")):
+    files: set[Path] = set()
+    for part in OUTPUT_CODE:
+        path = root / part
+        files.update(path.rglob("*.py") if path.is_dir() else [path])
+    for path in sorted(files):
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
