@@ -20,6 +20,7 @@ from typing import cast
 
 from license_expression import (  # type: ignore[import-untyped]
     ExpressionError,
+    LicenseExpression,
     Licensing,
     get_spdx_licensing,
 )
@@ -58,6 +59,10 @@ def licensing() -> Licensing:
     return get_spdx_licensing()
 
 
+# Syntax only: normalising with the SPDX list would rewrite aliases (even LicenseRefs).
+_SYNTAX = Licensing()
+
+
 @functools.cache
 def _spdx_ids() -> tuple[dict[str, str], dict[str, str]]:
     """Case-folded SPDX licence ids and exception ids -> their canonical spelling."""
@@ -79,7 +84,8 @@ class PackageLicense:
 
 
 def _ref_id(name: str) -> str:
-    return "LicenseRef-" + (_ID_CHARS.sub("-", name).strip("-") or "unnamed")
+    idstring = _ID_CHARS.sub("-", name.replace("+", "-plus")).strip("-")
+    return "LicenseRef-" + (idstring or "unnamed")
 
 
 def _map_name(name: str) -> str | None:
@@ -112,6 +118,17 @@ def _map_name(name: str) -> str | None:
     return licenses.get(f"{canonical}-or-later".lower())
 
 
+def _exception_id(name: str) -> str | None:
+    """The SPDX exception id DEP-5's ``with <name> exception`` means, if exactly one fits."""
+    _, exceptions = _spdx_ids()
+    key = name.replace(" ", "-").lower()
+    for candidate in (key, f"{key}-exception"):
+        if candidate in exceptions:
+            return exceptions[candidate]
+    versions = [v for k, v in exceptions.items() if k.startswith(f"{key}-exception-")]
+    return versions[0] if len(versions) == 1 else None  # Classpath -> Classpath-exception-2.0
+
+
 def _term(words: list[str], texts: dict[str, str], refs: dict[str, LicenseRef]) -> str:
     """One licence term: ``name`` or ``name with <exception> exception``."""
     name = words[0]
@@ -122,11 +139,9 @@ def _term(words: list[str], texts: dict[str, str], refs: dict[str, LicenseRef]) 
         exception = " ".join(w for w in words[2:] if w.lower() != "exception")
     mapped = _map_name(name)
     if exception is not None and mapped is not None and " " not in mapped:
-        _, exceptions = _spdx_ids()
-        for candidate in (exception, f"{exception}-exception"):
-            found = exceptions.get(candidate.replace(" ", "-").lower())
-            if found is not None:
-                return f"{mapped} WITH {found}"
+        found = _exception_id(exception)
+        if found is not None:
+            return f"{mapped} WITH {found}"
     if exception is None and mapped is not None:
         return f"({mapped})" if " " in mapped else mapped
     full = " ".join(words)
@@ -164,6 +179,11 @@ def _synopsis_expression(synopsis: str, texts: dict[str, str], refs: dict[str, L
 def _license(paragraph: dep5.FilesParagraph | dep5.LicenseParagraph) -> dep5.License | None:
     # python-debian declares the field as a descriptor type; its value is a License
     return cast("dep5.License | None", getattr(paragraph, "license", None))
+
+
+def parse_expression(expression: str) -> LicenseExpression:
+    """An expression this module produced, as a ``license-expression`` object (no aliasing)."""
+    return _SYNTAX.parse(expression, simple=False)
 
 
 def spdx_license_id(expression: str) -> str | None:
@@ -208,7 +228,7 @@ def license_from_copyright(text: str, where: str, warnings: list[str]) -> Packag
     ordered = sorted(terms)
     expression = " AND ".join(f"({t})" if len(ordered) > 1 and " " in t else t for t in ordered)
     try:
-        normalised = str(licensing().parse(expression, validate=False, simple=False))
+        normalised = str(_SYNTAX.parse(expression, simple=False))
     except ExpressionError as exc:
         warnings.append(f"{where}: licence expression {expression!r} is invalid ({exc})")
         return PackageLicense(None)

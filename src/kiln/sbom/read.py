@@ -134,6 +134,15 @@ def _kiln_facts(rootfs: RootFS) -> dict[str, object]:
     return facts
 
 
+def _repository_of(ref_name: str | None) -> str | None:
+    """The image name in a ref name: ``registry/repo:tag`` names one, a bare tag does not."""
+    if not ref_name or "/" not in ref_name:
+        return None  # "latest", "1.2": a tag inside the layout, not the image's name
+    name = ref_name.partition("@")[0]
+    head, _, last = name.rpartition("/")
+    return f"{head}/{last.partition(':')[0]}"  # a tag's colon comes after the last slash
+
+
 def _identity(
     files: ImageFiles, source_date_epoch: int | None, default_supplier: str
 ) -> ImageIdentity:
@@ -141,7 +150,7 @@ def _identity(
     name = (
         files.annotations.get(ANNOTATION + "title")
         or (str(facts.get("name")) if facts.get("name") else None)
-        or files.ref_name
+        or _repository_of(files.ref_name)
         or files.layout.resolve().name
     )
     lock_digest = facts.get("lock_digest")

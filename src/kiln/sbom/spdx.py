@@ -39,7 +39,7 @@ from spdx_tools.spdx.writer.json.json_writer import write_document_to_stream
 from kiln import __version__
 from kiln.errors import KilnError
 from kiln.sbom._ids import document_uuid, image_purl, image_version, os_supplier, os_version
-from kiln.sbom.licenses import licensing
+from kiln.sbom.licenses import parse_expression
 from kiln.sbom.model import GeneratedFile, SbomInput, SbomPackage, Supplier
 
 SPDX_VERSION = "SPDX-2.3"
@@ -140,7 +140,7 @@ def _os_package(inp: SbomInput) -> Package:
 
 def _deb_package(package: SbomPackage) -> Package:
     declared = (
-        licensing().parse(package.license) if package.license is not None else SpdxNoAssertion()
+        parse_expression(package.license) if package.license is not None else SpdxNoAssertion()
     )
     checksums = (
         [Checksum(ChecksumAlgorithm.SHA256, package.deb_sha256)] if package.deb_sha256 else []
