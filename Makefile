@@ -5,7 +5,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_STAMP := .venv/.apt-installed
 # Debian packages the tests and the demo drive for real.
 APT_PACKAGES := gpg gpgv dpkg-dev debian-archive-keyring apt xz-utils zstd bzip2 \
 	bubblewrap skopeo umoci mmdebstrap ca-certificates docker-registry podman gcc libc6-dev postgresql \
@@ -15,14 +14,12 @@ APT_PACKAGES := gpg gpgv dpkg-dev debian-archive-keyring apt xz-utils zstd bzip2
 
 setup: apt venv
 
-apt: $(APT_STAMP)
-$(APT_STAMP):
-	@mkdir -p $(VENV)
+# Checked on every run (dpkg -s is quick), so a package added to the list is installed.
+apt:
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get update -qq && apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
 	fi
-	@touch $@
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
