@@ -242,27 +242,35 @@ class VulnDB:
         with self.engine.connect() as conn:
             for chunk in _chunks(sources, _IN_CHUNK):
                 if release:
-                    stmt = select(TrackerRow).where(
-                        TrackerRow.release == release, TrackerRow.source_package.in_(chunk)
-                    )
-                    for r in _rows(conn, stmt):
-                        rec = TrackerStatus(
-                            r.source_package,
-                            r.cve,
-                            r.release,
-                            r.status,
-                            r.fixed_version,
-                            r.urgency,
-                            r.nodsa,
-                            r.nodsa_reason,
-                        )
-                        tracker.setdefault(r.source_package, []).append(Held(rec, r.snapshot_id))
-                        cves.add(r.cve)
-                stmt2 = select(ChangelogRow).where(ChangelogRow.source_package.in_(chunk))
-                for r in _rows(conn, stmt2):
-                    fix = ChangelogFix(r.source_package, r.cve, r.version, r.distribution)
-                    changelog.setdefault(r.source_package, []).append(Held(fix, r.snapshot_id))
-                    cves.add(r.cve)
+                    # Plain column tuples: this is the hot query of every Debian scan.
+                    stmt = select(
+                        TrackerRow.source_package,
+                        TrackerRow.cve,
+                        TrackerRow.release,
+                        TrackerRow.status,
+                        TrackerRow.fixed_version,
+                        TrackerRow.urgency,
+                        TrackerRow.nodsa,
+                        TrackerRow.nodsa_reason,
+                        TrackerRow.snapshot_id,
+                    ).where(TrackerRow.release == release, TrackerRow.source_package.in_(chunk))
+                    for src, cve, rel, status, fixed, urgency, nodsa, reason, snap in conn.execute(
+                        stmt
+                    ):
+                        rec = TrackerStatus(src, cve, rel, status, fixed, urgency, nodsa, reason)
+                        tracker.setdefault(rec.source, []).append(Held(rec, snap))
+                        cves.add(rec.cve)
+                stmt2 = select(
+                    ChangelogRow.source_package,
+                    ChangelogRow.cve,
+                    ChangelogRow.version,
+                    ChangelogRow.distribution,
+                    ChangelogRow.snapshot_id,
+                ).where(ChangelogRow.source_package.in_(chunk))
+                for src, cve, version, dist, snap in conn.execute(stmt2):
+                    fix = ChangelogFix(src, cve, version, dist)
+                    changelog.setdefault(src, []).append(Held(fix, snap))
+                    cves.add(cve)
             by_eco: dict[str, list[str]] = {}
             for eco, name in keys:
                 by_eco.setdefault(eco, []).append(name)
