@@ -37,11 +37,11 @@ def _copyright(*licenses: str, extra: str = "") -> str:
         ("Zlib", "Zlib"),
         ("MPL-2.0", "MPL-2.0"),
         ("Artistic", "Artistic-1.0-Perl"),
-        ("GPL-1+ or Artistic", "GPL-1.0-or-later OR Artistic-1.0-Perl"),
+        ("GPL-1+ or Artistic", "Artistic-1.0-Perl OR GPL-1.0-or-later"),
         ("Perl", "Artistic-1.0-Perl OR GPL-1.0-or-later"),
         ("GPL-3+ with GCC-exception-3.1 exception", "GPL-3.0-or-later WITH GCC-exception-3.1"),
         ("GPL-2+ with Classpath exception", "GPL-2.0-or-later WITH Classpath-exception-2.0"),
-        ("Expat and ISC, or BSD-2-clause", "(MIT AND ISC) OR BSD-2-Clause"),
+        ("Expat and ISC, or BSD-2-clause", "BSD-2-Clause OR (ISC AND MIT)"),
     ],
 )
 def test_dep5_names_map_to_spdx(field: str, expected: str) -> None:
@@ -55,7 +55,7 @@ def test_dep5_names_map_to_spdx(field: str, expected: str) -> None:
 def test_paragraphs_are_combined_with_and_sorted_and_deduplicated() -> None:
     text = _copyright("GPL-2+", "MIT or Apache-2.0", "GPL-2+", "Zlib")
     result = license_from_copyright(text, "c", [])
-    assert result.expression == "GPL-2.0-or-later AND (MIT OR Apache-2.0) AND Zlib"
+    assert result.expression == "GPL-2.0-or-later AND Zlib AND (Apache-2.0 OR MIT)"
 
 
 def test_a_name_without_spdx_id_becomes_a_licenseref_with_its_text() -> None:
@@ -115,3 +115,16 @@ def test_spdx_license_id() -> None:
     assert spdx_license_id("mit") == "MIT"
     assert spdx_license_id("MIT OR Apache-2.0") is None
     assert spdx_license_id("LicenseRef-x") is None
+
+
+def test_nested_and_duplicate_terms_are_flattened() -> None:
+    result = license_from_copyright(_copyright("ISC and MIT", "MIT", "ISC", "Zlib"), "c", [])
+    assert result.expression == "ISC AND MIT AND Zlib"
+
+
+def test_an_http_format_url_is_read_without_log_noise(caplog: pytest.LogCaptureFixture) -> None:
+    text = _copyright("MIT").replace("https://", "http://")
+    with caplog.at_level("WARNING"):
+        result = license_from_copyright(text, "c", [])
+    assert result.expression == "MIT"
+    assert caplog.records == []

@@ -68,7 +68,7 @@ def test_licences_from_machine_readable_copyright_files(sbom_input: SbomInput) -
     pkgs = {p.name: p for p in sbom_input.packages}
     assert pkgs["base-files"].license == "GPL-2.0-or-later"
     assert pkgs["libssl3t64"].license == "Apache-2.0"
-    assert pkgs["libexpat1"].license == "MIT OR BSD-3-Clause"
+    assert pkgs["libexpat1"].license == "BSD-3-Clause OR MIT"
     assert pkgs["ca-certificates"].license == "GPL-2.0-or-later AND MPL-2.0"
     libc = pkgs["libc6"]
     assert libc.license == "LGPL-2.1-or-later AND LicenseRef-public-domain"

@@ -7,13 +7,16 @@ copy of the list): DEP-5's own names first (``GPL-2+`` -> ``GPL-2.0-or-later``,
 ``Expat`` -> ``MIT``, ``BSD-3-clause`` -> ``BSD-3-Clause``), then a case-insensitive
 match against the list. A name with no SPDX identifier (``public-domain``) becomes a
 ``LicenseRef-`` carrying the file's licence text. The package's expression is the
-``AND`` of its ``Files:`` paragraphs' licences. A file that is not machine-readable, or
-an expression that cannot be parsed, gives no expression (NOASSERTION), never an error.
+``AND`` of its ``Files:`` paragraphs' licences, simplified (nested ``AND``s flattened,
+duplicates dropped, operands in a fixed order) so equal files give equal expressions.
+A file that is not machine-readable, or an expression that cannot be parsed, gives no
+expression (NOASSERTION), never an error.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from dataclasses import dataclass
 from typing import cast
@@ -58,6 +61,13 @@ def licensing() -> Licensing:
     """The SPDX licence list (cached: building it takes ~0.1 s)."""
     return get_spdx_licensing()
 
+
+def _not_format_fixes(record: logging.LogRecord) -> bool:
+    return record.getMessage() != "Fixing Format URL"  # http:// for https:// is harmless
+
+
+# python-debian logs every DEP-5 file whose Format URL says http: (most of Debian)
+logging.getLogger(dep5.__name__).addFilter(_not_format_fixes)
 
 # Syntax only: normalising with the SPDX list would rewrite aliases (even LicenseRefs).
 _SYNTAX = Licensing()
@@ -228,7 +238,8 @@ def license_from_copyright(text: str, where: str, warnings: list[str]) -> Packag
     ordered = sorted(terms)
     expression = " AND ".join(f"({t})" if len(ordered) > 1 and " " in t else t for t in ordered)
     try:
-        normalised = str(_SYNTAX.parse(expression, simple=False))
+        # simplify: flatten nested ANDs, drop duplicates, order operands (deterministic)
+        normalised = str(_SYNTAX.parse(expression, simple=False).simplify())
     except ExpressionError as exc:
         warnings.append(f"{where}: licence expression {expression!r} is invalid ({exc})")
         return PackageLicense(None)
