@@ -174,6 +174,18 @@ def test_changelog_from_a_deb(tmp_path: Path) -> None:
     )
     recs, _ = _records(DebianChangelogFeed(), from_path(debs))
     assert recs == [ChangelogFix("demo", "CVE-2024-1111", "1.0-2", "unstable")]
+    # kiln's download cache: blobs named by their sha256, .debs beside Packages indexes
+    import hashlib
+
+    cache = tmp_path / "cache" / "sha256"
+    cache.mkdir(parents=True)
+    deb_bytes = (debs / "libdemo1_1.0-2_all.deb").read_bytes()
+    (cache / hashlib.sha256(deb_bytes).hexdigest()).write_bytes(deb_bytes)
+    index = b"Package: libdemo1\nVersion: 1.0-2\n"
+    (cache / hashlib.sha256(index).hexdigest()).write_bytes(index)
+    recs, warnings = _records(DebianChangelogFeed(), from_path(cache))
+    assert recs == [ChangelogFix("demo", "CVE-2024-1111", "1.0-2", "unstable")]
+    assert warnings == []
 
 
 def test_changelog_garbage_is_a_clear_error(tmp_path: Path) -> None:

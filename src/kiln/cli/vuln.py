@@ -74,6 +74,16 @@ def db_update(
             nvd = NvdClient(fetcher, base_url=from_ or NvdFeed.default_url or "", api_key=bool(key))
             data = nvd.download(start, end)
             cursor = end.isoformat(timespec="seconds")
+        elif from_ is None and source == "debian-changelog":
+            from kiln.debian.cache import default_cache_root
+
+            blobs = default_cache_root() / "sha256"
+            if not blobs.is_dir():
+                raise InputError(
+                    f"no cached .deb files under {blobs}",
+                    hint="pass --from DIR of <source>.changelog.Debian files or .debs",
+                )
+            data = resolve_input(str(blobs))
         elif from_ is None:
             if feed.default_url is None:
                 raise InputError(

@@ -1,7 +1,8 @@
 """Changelog-derived Debian fixes: a version whose changelog entry names a CVE fixes it.
 
-Input: a directory (or zip) of ``<source>.changelog.Debian`` files, or ``.deb`` files
-whose ``usr/share/doc/<pkg>/changelog.Debian.gz`` is read with python-debian. The first
+Input: a directory (or zip) of ``<source>.changelog.Debian`` files, or of ``.deb`` files
+(recognised by content, so kiln's content-addressed download cache works as is) whose
+``usr/share/doc/<pkg>/changelog.Debian.gz`` is read with python-debian. The first
 (oldest) version that names a CVE fixes it for every later version of that source
 package (Debian Policy §4.4 for the changelog format).
 """
@@ -24,6 +25,8 @@ from kiln.vuln.model import ChangelogFix, FeedRecord
 
 CVE_RE = re.compile(r"\bCVE-\d{4}-\d{4,}\b")
 _CHANGELOG_RE = re.compile(r"(^|/)([^/]+\.)?changelog(\.Debian)?(\.gz)?$")
+_BLOB_RE = re.compile(r"(^|/)[0-9a-f]{64}$")
+_AR_MAGIC = b"!<arch>\n"  # a .deb is an ar archive (deb(5))
 
 
 def fixes_from_changelog(text: bytes, display: str) -> list[ChangelogFix]:
@@ -77,19 +80,25 @@ class DebianChangelogFeed(Feed):
     mode: ClassVar[ImportMode] = "upsert"
 
     def records(self, source: FeedInput) -> Iterator[FeedRecord | FeedWarning]:
-        members = source.members()
-        for member in members:
+        for member in source.members():
             display = source.display(member)
             with source.open(member if source.kind in ("dir", "zip") else None) as fh:
-                data = fh.read()
-            if member.endswith(".deb"):
+                head = fh.read(8)
+                is_deb = head == _AR_MAGIC
+                wanted = is_deb or _CHANGELOG_RE.search(member) or source.kind in ("file", "bytes")
+                if not wanted:
+                    # kiln's download cache names blobs by sha256: indexes sit beside .debs.
+                    if not _BLOB_RE.search(member):
+                        yield FeedWarning(
+                            "skipped: neither a changelog nor a .deb", Location(display)
+                        )
+                    continue
+                data = head + fh.read()
+            if is_deb:
                 text = _changelog_from_deb(data, display)
                 if text is None:
                     yield FeedWarning("no changelog.Debian.gz inside", Location(display))
                     continue
-            elif _CHANGELOG_RE.search(member) or source.kind in ("file", "bytes"):
-                text = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
             else:
-                yield FeedWarning("skipped: neither a changelog nor a .deb", Location(display))
-                continue
+                text = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
             yield from fixes_from_changelog(text, display)
