@@ -15,7 +15,9 @@ Public interface:
 * verification — policies (``AllOf``, ``AnyOf``, ``UnsafeNoOp``, ``ImageSignature``,
   ``ProvenanceForImage``, ``RequiredAttestations``, ``BuilderIdAllowed``, ``MaxAge``,
   ``default_policy``), ``verify_image`` (pure), ``fetch_bundles``, ``read_bundle_dir``,
-  ``verify_reference`` and ``attach_bundle`` (registry edges).
+  ``verify_reference`` and ``attach_bundle`` (registry edges);
+* publishing — ``sign_image`` and ``attest_image`` (signed ``Attestation`` values),
+  ``attach_attestations`` (referrers of the index and each platform manifest).
 """
 
 from kiln.attest.bundle import (
@@ -83,6 +85,7 @@ from kiln.attest.provenance import (
     provenance_predicate,
     provenance_statement,
 )
+from kiln.attest.publish import Attestation, attach_attestations, attest_image, sign_image
 from kiln.attest.statement import (
     IN_TOTO_PAYLOAD_TYPE,
     STATEMENT_TYPE,
@@ -118,6 +121,7 @@ __all__ = [
     "TEST_REPORT_CTRF",
     "AllOf",
     "AnyOf",
+    "Attestation",
     "BuilderIdAllowed",
     "BundleSigner",
     "CheckedBundle",
@@ -146,7 +150,9 @@ __all__ = [
     "VerificationError",
     "VerificationReport",
     "Verifier",
+    "attach_attestations",
     "attach_bundle",
+    "attest_image",
     "check_bundles",
     "ctrf_statement",
     "default_policy",
@@ -170,6 +176,7 @@ __all__ = [
     "read_password",
     "sbom_statement",
     "sign_envelope",
+    "sign_image",
     "sign_statement",
     "statement_for",
     "verify_image",

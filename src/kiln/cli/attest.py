@@ -38,12 +38,12 @@ from kiln.attest import (
     KeyBundleSigner,
     Statement,
     default_policy,
-    image_signature_statement,
     load_signer,
     load_verifier,
     predicate_name,
     read_bundle_dir,
     read_password,
+    sign_image,
     statement_for,
     verify_image,
     verify_reference,
@@ -52,7 +52,7 @@ from kiln.attest import (
 from kiln.attest.verify import VerificationReport
 from kiln.cli.app import app, console
 from kiln.errors import InputError, Location
-from kiln.registry import OCI_INDEX, OCI_MANIFEST, Reference, RegistryClient
+from kiln.registry import Reference, RegistryClient
 
 KIND_TYPES = {
     "provenance": PROVENANCE_V1,
@@ -139,18 +139,11 @@ def sign(
     digests = ImageDigests.from_layout(layout, name=name)
     signer = _bundle_signer(key, keyless, password_file)
     directory = output or layout / "attestations"
-    targets = [("index", digests.name, digests.index_digest, OCI_INDEX)]
-    targets += [
-        (arch.replace("/", "-"), f"{digests.name}@linux/{arch}", digest, OCI_MANIFEST)
-        for arch, digest in sorted(digests.manifests.items())
-    ]
-    if not digests.manifests:
-        targets = [("image", digests.name, digests.index_digest, OCI_MANIFEST)]
-    for label, subject_name, digest, media_type in targets:
-        statement = image_signature_statement(subject_name, digest, media_type=media_type)
-        path = _write_bundle(
-            directory, f"image-signature-{label}", signer.sign_statement(statement)
-        )
+    labels = {digest: arch.replace("/", "-") for arch, digest in digests.manifests.items()}
+    labels[digests.index_digest] = "index" if digests.manifests else "image"
+    for attestation in sign_image(digests, signer):
+        digest = attestation.attach_to[0]
+        path = _write_bundle(directory, f"image-signature-{labels[digest]}", attestation.bundle)
         _say(f"signed {digest} -> {path}")
 
 
