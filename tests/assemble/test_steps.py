@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -103,7 +104,7 @@ def _cert_plan(certs: dict[str, bytes], conf: bytes | None, local: dict[str, byt
 
 def _update_ca_certificates(
     tmp_path: Path, certs: dict[str, bytes], conf: bytes, local: dict[str, bytes]
-) -> bytes:
+) -> tuple[bytes, dict[str, str]]:
     """Run the host's real update-ca-certificates over a private tree."""
     tool = shutil.which("update-ca-certificates")
     if tool is None or shutil.which("openssl") is None:
@@ -134,7 +135,8 @@ def _update_ca_certificates(
         check=True,
         capture_output=True,
     )
-    return (etcdir / "ca-certificates.crt").read_bytes()
+    links = {p.name: os.readlink(p) for p in etcdir.iterdir() if p.is_symlink()}
+    return (etcdir / "ca-certificates.crt").read_bytes(), links
 
 
 def _host_certs(count: int) -> dict[str, bytes]:
@@ -155,9 +157,19 @@ def test_ca_bundle_equals_update_ca_certificates_output(tmp_path: Path) -> None:
     conf_lines = ["# a comment", f"!{reordered[0]}", *reordered[1:], "mozilla/missing.crt", ""]
     conf = "\n".join(conf_lines).encode()
     local = {"zz-corp.crt": certs[names[0]], "aa-corp.crt": certs[names[1]]}
-    expected = _update_ca_certificates(tmp_path, certs, conf, local)
+    expected, links = _update_ca_certificates(tmp_path, certs, conf, local)
     plan = ca_certificates(_cert_plan(certs, conf, local), make_input(()))
     assert plan.read(CA_BUNDLE) == expected
+    # the subject-hash links of `openssl rehash`, name for name and target for target
+    ours = {
+        e.path.rsplit("/", 1)[1]: e.link_target
+        for e in plan.children("etc/ssl/certs")
+        if e.kind == "symlink"
+    }
+    assert {k for k in ours if k.endswith(".pem")} == {k for k in links if k.endswith(".pem")}
+    hashed = {k: v for k, v in links.items() if not k.endswith(".pem")}
+    assert len(hashed) > 100
+    assert {k: v for k, v in ours.items() if not k.endswith(".pem")} == hashed
     pem = plan.get(f"etc/ssl/certs/{reordered[1].split('/')[1].removesuffix('.crt')}.pem")
     assert pem is not None
     assert pem.link_target == f"/usr/share/ca-certificates/{reordered[1]}"
@@ -172,7 +184,7 @@ def test_without_a_conf_every_certificate_is_trusted_like_the_postinst_does(
     assert conf is not None
     listed = [line for line in conf.decode().splitlines() if line and not line.startswith("#")]
     assert listed == sorted(certs)
-    assert plan.read(CA_BUNDLE) == _update_ca_certificates(tmp_path, certs, conf, {})
+    assert plan.read(CA_BUNDLE) == _update_ca_certificates(tmp_path, certs, conf, {})[0]
     assert plan.resolve("usr/lib/ssl/cert.pem") == CA_BUNDLE
 
 

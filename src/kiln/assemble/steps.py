@@ -16,8 +16,11 @@ from collections.abc import Callable
 
 from debian.deb822 import Deb822
 
+from kiln.assemble.certhash import fingerprint as _fingerprint
+from kiln.assemble.certhash import subject_hash
 from kiln.assemble.fs import (
     KILN,
+    Entry,
     Plan,
     dir_entry,
     file_entry,
@@ -140,6 +143,27 @@ def _pem_name(crt_path: str) -> str:
     return base + ".pem"
 
 
+def _hash_links(pems: dict[str, bytes]) -> list[Entry]:
+    """What ``openssl rehash /etc/ssl/certs`` adds: ``<subject hash>.<n>`` -> ``<name>.pem``.
+
+    Files are visited in sorted order; a certificate identical to one already linked is
+    skipped, as rehash does.
+    """
+    links = []
+    seen: set[bytes] = set()
+    counts: dict[str, int] = {}
+    for name in sorted(pems, key=lambda n: n.encode()):
+        digest = subject_hash(pems[name])
+        fingerprint = _fingerprint(pems[name])
+        if digest is None or fingerprint is None or fingerprint in seen:
+            continue
+        seen.add(fingerprint)
+        n = counts.get(digest, 0)
+        counts[digest] = n + 1
+        links.append(symlink_entry(f"etc/ssl/certs/{digest}.{n}", name))
+    return links
+
+
 def ca_certificates(plan: Plan, inp: AssemblyInput) -> Plan:
     """Build /etc/ssl/certs/ca-certificates.crt as ``update-ca-certificates`` would.
 
@@ -173,13 +197,17 @@ def ca_certificates(plan: Plan, inp: AssemblyInput) -> Plan:
         chosen.append(path)
     chosen.extend(_crt_files(plan, CA_LOCAL_DIR))
     bundle = bytearray()
+    pems: dict[str, bytes] = {}
     for path in chosen:
         data = plan.read(path) or b""
         bundle += data
         if data and not data.endswith(b"\n"):
             bundle += b"\n"
-        new.append(symlink_entry(f"etc/ssl/certs/{_pem_name(path)}", "/" + path))
+        name = _pem_name(path)
+        new.append(symlink_entry(f"etc/ssl/certs/{name}", "/" + path))
+        pems[name] = data
     new.append(file_entry(CA_BUNDLE, bytes(bundle)))
+    new.extend(_hash_links(pems))
     if plan.resolve("usr/lib/ssl/cert.pem") is None:
         new.append(symlink_entry("usr/lib/ssl/cert.pem", "/" + CA_BUNDLE))
     if "usr/lib/ssl/certs" not in plan:
