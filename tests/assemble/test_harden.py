@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from assemble.helpers import compile_static, make_input, member, pkg
+from assemble.helpers import MakeDeb, compile_static, make_input, member, pkg
 from kiln.assemble import assemble
 from kiln.assemble.fs import Plan, dir_entry, file_entry, symlink_entry
 from kiln.assemble.harden import audit_elf, harden
-from kiln.errors import PolicyError
+from kiln.errors import InputError, PolicyError
 
 
 def _plan(*entries: object) -> Plan:
@@ -171,3 +171,26 @@ def test_report_serialises_with_a_summary(static_hello: bytes) -> None:
     assert doc["summary"]["elf_files"] == 1
     assert doc["summary"]["setid_stripped"] == 1
     assert doc["elf"][0]["path"] == "/usr/bin/hello"
+
+
+def test_hostile_real_debs_are_neutralised_or_refused(make_deb: MakeDeb, tmp_path: Path) -> None:
+    """A setuid binary and an escaping absolute symlink from real .debs; a path conflict."""
+    evil = make_deb(
+        "evil",
+        {
+            "usr/bin/suid": (b"\x7fELF-not-really", 0o4755),
+            "usr/bin/sgid": (b"x", 0o2711),
+            "etc/escape": "->/../../../../etc/shadow",
+            "etc/open": (b"x", 0o666),
+        },
+    )
+    rootfs = assemble(make_input((evil,)))
+    assert rootfs.plan.get("usr/bin/suid").mode == 0o755  # type: ignore[union-attr]
+    assert rootfs.plan.get("usr/bin/sgid").mode == 0o711  # type: ignore[union-attr]
+    assert rootfs.plan.get("etc/open").mode == 0o664  # type: ignore[union-attr]
+    assert rootfs.plan.get("etc/escape").link_target == "/../../../../etc/shadow"  # type: ignore[union-attr]
+    assert rootfs.plan.resolve("etc/escape") is None  # resolved inside the image: nothing there
+    assert rootfs.report.setid_stripped == ("/usr/bin/sgid", "/usr/bin/suid")
+    twin = make_deb("twin", {"usr/bin/suid": (b"other", 0o755)})
+    with pytest.raises(InputError, match="packages evil and twin both ship /usr/bin/suid"):
+        assemble(make_input((evil, twin)))
