@@ -11,7 +11,7 @@ import pytest
 
 from fixtures.registry import RunningRegistry
 from kiln.attest import ImageDigests, ProvenanceInputs, provenance_predicate
-from kiln.cli.attest import parse_duration
+from kiln.attest.policy_file import parse_duration
 from kiln.cli.main import main
 from kiln.errors import InputError
 from kiln.registry import Reference, push_layout
@@ -94,6 +94,16 @@ def test_verify_failures_exit_1_with_the_reason(
     argv = ["verify", str(layout), "--key", str(keys[1]), "--max-age", "1d"]
     assert main(argv) == 1  # built 2026-11-20 per the injected provenance clock
     assert "image too old" in capsys.readouterr().err
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "requireAttestations: [spdx]\nbuilderIds: [https://kiln.dev/builders/ci/v1]\n"
+    )
+    assert main(["verify", str(layout), "--key", str(keys[1]), "--policy", str(policy)]) == 1
+    assert (
+        "builder id 'https://kiln.dev/builders/test/v1' is not allowed" in capsys.readouterr().err
+    )
+    argv = ["verify", str(layout), "--key", str(keys[1]), "--policy", str(policy)]
+    assert main([*argv, "--builder-id", "https://kiln.dev/builders/test/v1"]) == 0
 
 
 def test_signing_usage_errors(

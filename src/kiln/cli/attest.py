@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -49,20 +48,18 @@ from kiln.attest import (
     verify_reference,
     write_key_pair,
 )
+from kiln.attest.policy_file import (
+    ATTESTATION_NAMES,
+    attestation_type,
+    load_policy_file,
+    parse_duration,
+)
 from kiln.attest.verify import VerificationReport
 from kiln.cli.app import app, console
 from kiln.errors import InputError, Location
 from kiln.registry import Reference, RegistryClient
 
-KIND_TYPES = {
-    "provenance": PROVENANCE_V1,
-    "spdx": SPDX_2_3,
-    "cyclonedx": CYCLONEDX_1_6,
-    "vex": OPENVEX_0_2,
-    "test-report": TEST_REPORT_CTRF,
-}
-_DURATION = re.compile(r"(\d+)([smhdw])")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+KIND_TYPES = ATTESTATION_NAMES
 
 PasswordFile = Annotated[
     Path | None,
@@ -211,19 +208,6 @@ def attest(
     _say(f"{predicate_name(predicate_type)} for {digests.index_digest} -> {path}")
 
 
-def parse_duration(text: str) -> dt.timedelta:
-    """``30d``, ``12h``, ``1w2d``: a positive duration."""
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise InputError(f"duration {text!r} is not like 30d, 12h or 1w2d")
-    total = dt.timedelta()
-    for number, unit in parts:
-        total += dt.timedelta(**{_UNITS[unit]: int(number)})
-    if total <= dt.timedelta(0):
-        raise InputError(f"duration {text!r} is not positive")
-    return total
-
-
 def _report(report: VerificationReport) -> None:
     _say(f"verified {report.image_digest} with key {report.key_id}")
     for line in report.outcome.passes:
@@ -249,17 +233,25 @@ def verify(
     max_age: Annotated[
         str | None, typer.Option("--max-age", help="newest provenance at most this old (30d)")
     ] = None,
+    policy_file: Annotated[
+        Path | None, typer.Option("--policy", help="a policy file (YAML/JSON); flags add to it")
+    ] = None,
     insecure: Annotated[
         bool, typer.Option("--insecure", help="plain HTTP to a non-loopback registry")
     ] = False,
 ) -> None:
     """Check signatures, provenance and required attestations against the policy."""
     verifier = load_verifier(key)
-    required = [KIND_TYPES.get(r, r) for r in (require or [])]
+    base = load_policy_file(policy_file) if policy_file else None
+    required = [
+        attestation_type(r)
+        for r in (*(base.require_attestations if base else ()), *(require or []))
+    ]
+    age = max_age or (base.max_age if base else None)
     policy = default_policy(
         required=required,
-        builder_ids=builder_id or None,
-        max_age=parse_duration(max_age) if max_age else None,
+        builder_ids=builder_id or (base.builder_ids if base else None),
+        max_age=parse_duration(age) if age else None,
         now=dt.datetime.now(dt.UTC),
     )
     local = Path(target)

@@ -1,0 +1,113 @@
+"""The verification policy file (``kiln verify --policy FILE``), YAML or JSON.
+
+    # what an image must prove before it is deployed
+    requireAttestations: [spdx, cyclonedx, test-report]   # names or predicate type URIs
+    builderIds: [https://kiln.dev/builders/ci/v1]          # allowed runDetails.builder.id
+    maxAge: 30d                                             # newest provenance at most this old
+
+The image signature and provenance for the image are always required. Durations are
+``<n><unit>`` groups with units s, m, h, d, w (``1w2d``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from kiln.attest.policy import AllOf, default_policy
+from kiln.attest.predicates import (
+    CYCLONEDX_1_6,
+    OPENVEX_0_2,
+    PROVENANCE_V1,
+    SPDX_2_3,
+    TEST_REPORT_CTRF,
+)
+from kiln.errors import InputError, Location
+
+ATTESTATION_NAMES = {
+    "provenance": PROVENANCE_V1,
+    "spdx": SPDX_2_3,
+    "cyclonedx": CYCLONEDX_1_6,
+    "vex": OPENVEX_0_2,
+    "test-report": TEST_REPORT_CTRF,
+}
+_DURATION = re.compile(r"(\d+)([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_MAX_POLICY_BYTES = 1024 * 1024
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """``30d``, ``12h``, ``1w2d``: a positive duration, else ``InputError``."""
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise InputError(f"duration {text!r} is not like 30d, 12h or 1w2d")
+    total = dt.timedelta()
+    for number, unit in parts:
+        total += dt.timedelta(**{_UNITS[unit]: int(number)})
+    if total <= dt.timedelta(0):
+        raise InputError(f"duration {text!r} is not positive")
+    return total
+
+
+def attestation_type(name: str) -> str:
+    """A predicate type from a short name (``spdx``) or a URI, else ``InputError``."""
+    if name in ATTESTATION_NAMES:
+        return ATTESTATION_NAMES[name]
+    if "://" in name:
+        return name
+    raise InputError(
+        f"attestation {name!r} is neither one of {', '.join(ATTESTATION_NAMES)} nor a URI"
+    )
+
+
+class PolicyFile(BaseModel):
+    """The parsed file; ``to_policy`` turns it into composable policies."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    require_attestations: tuple[str, ...] = Field(default=(), alias="requireAttestations")
+    builder_ids: tuple[str, ...] | None = Field(default=None, alias="builderIds", min_length=1)
+    max_age: str | None = Field(default=None, alias="maxAge")
+
+    def to_policy(self, *, now: dt.datetime) -> AllOf:
+        return default_policy(
+            required=[attestation_type(n) for n in self.require_attestations],
+            builder_ids=self.builder_ids,
+            max_age=parse_duration(self.max_age) if self.max_age else None,
+            now=now,
+        )
+
+
+def load_policy_file(path: Path) -> PolicyFile:
+    """Read and check a policy file, naming the file and field on any problem."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read policy file {path}: {exc.strerror}") from exc
+    if len(data) > _MAX_POLICY_BYTES:
+        raise InputError(f"policy file {path} is larger than {_MAX_POLICY_BYTES} bytes")
+    try:
+        raw = YAML(typ="safe").load(data)  # JSON is YAML too
+    except YAMLError as exc:
+        raise InputError(f"not YAML or JSON: {exc}", location=Location(str(path))) from exc
+    if not isinstance(raw, dict):
+        raise InputError("a policy file is a mapping", location=Location(str(path)))
+    try:
+        policy = PolicyFile.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise InputError(first["msg"], location=Location(str(path), field=field)) from exc
+    try:  # refuse unknown names and bad durations now, not at verification time
+        for name in policy.require_attestations:
+            attestation_type(name)
+        if policy.max_age:
+            parse_duration(policy.max_age)
+    except InputError as exc:
+        raise InputError(exc.message, location=Location(str(path))) from exc
+    return policy
