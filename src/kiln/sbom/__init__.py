@@ -9,9 +9,8 @@ spdx-tools and cyclonedx-python-lib; ``generate_sbom`` does both steps for one f
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, assert_never
+from typing import TYPE_CHECKING, Literal, assert_never
 
-from kiln.resolve.lockfile import Lock
 from kiln.sbom.cyclonedx import generate_cyclonedx
 from kiln.sbom.licenses import PackageLicense, license_from_copyright
 from kiln.sbom.model import (
@@ -24,6 +23,9 @@ from kiln.sbom.model import (
 )
 from kiln.sbom.read import read_sbom_input
 from kiln.sbom.spdx import SbomGenerationError, generate_spdx
+
+if TYPE_CHECKING:
+    from kiln.resolve.lockfile import Lock
 
 SbomFormat = Literal["spdx-json", "cyclonedx-json"]
 FORMATS: tuple[SbomFormat, ...] = ("spdx-json", "cyclonedx-json")

@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parseaddr
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from debian.deb822 import Deb822, PkgRelation
 
@@ -36,7 +37,6 @@ from kiln.errors import InputError
 from kiln.inventory.dpkg import parse_status
 from kiln.inventory.model import Distro, InstalledPackage
 from kiln.inventory.osrelease import parse_os_release
-from kiln.resolve.lockfile import Lock, LockedPackage
 from kiln.sbom._image import (
     GENERATED_PATHS,
     IMAGE_JSON,
@@ -49,6 +49,9 @@ from kiln.sbom._image import (
 )
 from kiln.sbom.licenses import license_from_copyright
 from kiln.sbom.model import GeneratedFile, ImageIdentity, SbomInput, SbomPackage, Supplier
+
+if TYPE_CHECKING:  # kiln.resolve pulls in the Debian client; the lock is only passed in
+    from kiln.resolve.lockfile import Lock, LockedPackage
 
 ANNOTATION = "org.opencontainers.image."
 DEFAULT_SUPPLIER = "kiln"
