@@ -229,9 +229,9 @@ def build_variant(
         if restored is not None:
             write_archives(restored, repo_tags=[f"{spec.name}:{restored.tag}"], **archives)  # type: ignore[arg-type]
             return restored
-    read = {
-        arch: [read_deb(path, name=path.name) for path in paths] for arch, paths in debs.items()
-    }
+    unique = {path for paths in debs.values() for path in paths}  # arch: all ones repeat
+    by_path = {path: read_deb(path, name=path.name) for path in sorted(unique)}
+    read = {arch: [by_path[path] for path in paths] for arch, paths in debs.items()}
     epoch = source_date_epoch(
         (log.timestamp if (log := d.changelog()) is not None else None)
         for pkgs in read.values()
