@@ -15,6 +15,7 @@ import os
 import pwd
 import shutil
 import socket
+import sqlite3
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -224,3 +225,25 @@ def test_full_pypa_snapshot_imports_with_its_known_bad_ranges_as_warnings(db: Vu
         "PYSEC-2019-125.yaml",
     }
     assert _count(db, OsvAdvisoryRow) == 2651
+
+
+def test_a_locked_database_is_an_environment_error(db: VulnDB, tmp_path: Path) -> None:
+    from kiln.errors import EnvironmentProblem
+
+    path = db.engine.url.database
+    assert path is not None
+    slow = VulnDB.open(f"sqlite:///{path}?timeout=0.1")
+    blocker = sqlite3.connect(path)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(EnvironmentProblem, match="cannot open the vulnerability database"):
+            VulnDB.open(f"sqlite:///{path}?timeout=0.1")
+        with pytest.raises(EnvironmentProblem, match="refused the debian-tracker import"):
+            slow.import_feed(
+                DebianTrackerFeed(), from_path(vulndata("debian-tracker-json/debian.json"))
+            )
+    finally:
+        blocker.rollback()
+        blocker.close()
+        slow.close()
+    assert db.snapshots() == []

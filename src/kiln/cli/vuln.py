@@ -12,12 +12,15 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from kiln.cli.app import app, console, err_console
 from kiln.errors import InputError, PolicyError
+
+if TYPE_CHECKING:
+    from kiln.vuln.scan import ScanResult
 
 db_app = typer.Typer(help="Manage the vulnerability database ($KILN_DB).", no_args_is_help=True)
 vex_app = typer.Typer(help="Write and inspect OpenVEX documents.", no_args_is_help=True)
@@ -132,7 +135,7 @@ def db_status(
         store.close()
 
 
-def _scan_one(target: str, vex: list[Path], db: str | None, platform: str | None):  # type: ignore[no-untyped-def]
+def _scan_one(target: str, vex: list[Path], db: str | None, platform: str | None) -> ScanResult:
     from kiln.inventory import load_target
     from kiln.vuln.db import VulnDB
     from kiln.vuln.scan import scan_inventory

@@ -133,7 +133,8 @@ class VulnDB:
             db.migrate()
         except SQLAlchemyError as exc:
             raise EnvironmentProblem(
-                f"cannot open the vulnerability database {engine_safe(url)}: {exc}",
+                f"cannot open the vulnerability database {engine_safe(url)}: "
+                f"{str(exc).splitlines()[0]}",
                 hint="check $KILN_DB (a file path or an SQLAlchemy URL)",
             ) from exc
         return db
@@ -184,6 +185,24 @@ class VulnDB:
         force: bool = False,
     ) -> ImportResult:
         """Import ``source`` through ``feed`` as one new snapshot, in one transaction."""
+        try:
+            return self._import(feed, source, now=now, cursor=cursor, force=force)
+        except SQLAlchemyError as exc:
+            first = str(exc).splitlines()[0]
+            raise EnvironmentProblem(
+                f"the vulnerability database refused the {feed.name} import: {first}",
+                hint="another kiln process may be writing it; the previous snapshot is unchanged",
+            ) from exc
+
+    def _import(
+        self,
+        feed: Feed,
+        source: FeedInput,
+        *,
+        now: Callable[[], datetime],
+        cursor: str | None,
+        force: bool,
+    ) -> ImportResult:
         latest = self.current().get(feed.name)
         if latest is not None and latest.digest == source.digest and not force:
             return ImportResult(latest, (), unchanged=True)
