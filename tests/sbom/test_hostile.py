@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
 
 from kiln.errors import InputError, IntegrityError
 from kiln.sbom import generate_cyclonedx, generate_spdx, read_sbom_input
@@ -18,6 +20,7 @@ from sandbox.layouts import Member, file, info, write_layout
 OS_RELEASE = b'ID=debian\nVERSION_ID="13"\nPRETTY_NAME="Debian GNU/Linux 13 (trixie)"\n'
 STANZA = b"Package: hello\nVersion: 2.10-3\nArchitecture: amd64\nMaintainer: A <a@b.c>\n"
 EPOCH = 1_700_000_000
+HEADER_DEP5 = b"Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n"
 
 
 def _layout(tmp_path: Path, *layers: list[Member]) -> Path:
@@ -160,3 +163,38 @@ def test_copyright_files_that_are_not_machine_readable_give_noassertion(tmp_path
     inp = read_sbom_input(layout, source_date_epoch=EPOCH)
     assert inp.packages[0].license is None
     assert b'"licenseDeclared": "NOASSERTION"' in generate_spdx(inp)
+
+
+def test_odd_but_valid_dpkg_fields_still_give_valid_documents(tmp_path: Path) -> None:
+    stanzas = {
+        "libstdc++6": (
+            b"Package: libstdc++6\nVersion: 14.2.0-19\nArchitecture: amd64\n"
+            b"Source: gcc-14 (14.2.0-19!)\nMaintainer: Weird (Name) <>\n"
+            b"Homepage: https://exa mple.invalid/<x>\nDepends: libc6, missing-pkg | other\n"
+        ),
+        "g++": (
+            b"Package: g++\nVersion: 4:14.2.0-1\nArchitecture: amd64\n"
+            b"Maintainer: \xc3\x89milie <e@x>\nHomepage: javascript:alert(1)\n"
+        ),
+    }
+    layout = _layout(
+        tmp_path,
+        [
+            file("etc/os-release", OS_RELEASE),
+            *(file(f"var/lib/dpkg/status.d/{n}", s) for n, s in stanzas.items()),
+            file(
+                "usr/share/doc/g++/copyright",
+                HEADER_DEP5 + b"\nFiles: *\nCopyright: x\nLicense: MIT\n",
+            ),
+        ],
+    )
+    inp = read_sbom_input(layout, source_date_epoch=EPOCH)
+    assert [p.name for p in inp.packages] == ["g++", "libstdc++6"]
+    assert inp.packages[1].source_version == "14.2.0-19!"
+    assert inp.packages[1].depends == ()
+    spdx = json.loads(generate_spdx(inp))  # generate_spdx validates with spdx-tools
+    ids = [p["SPDXID"] for p in spdx["packages"]]
+    assert len(set(ids)) == len(ids)
+    assert all("homepage" not in p for p in spdx["packages"])
+    bom = generate_cyclonedx(inp)
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(bom.decode()) is None

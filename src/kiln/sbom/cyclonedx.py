@@ -15,6 +15,7 @@ serial number (UUIDv5) and timestamp derive from the image: equal inputs, equal 
 
 from __future__ import annotations
 
+from cyclonedx.exception.model import InvalidUriException
 from cyclonedx.model import (
     ExternalReference,
     ExternalReferenceType,
@@ -34,6 +35,7 @@ from packageurl import PackageURL
 
 from kiln import __version__
 from kiln.debian.version import parse_version
+from kiln.errors import InputError
 from kiln.sbom._ids import document_uuid, image_purl, image_version, os_supplier, os_version
 from kiln.sbom.licenses import spdx_license_id
 from kiln.sbom.model import GeneratedFile, SbomInput, SbomPackage, Supplier
@@ -62,11 +64,12 @@ def _licenses(package: SbomPackage) -> list[DisjunctiveLicense | LicenseExpressi
 
 def _trivy_source(package: SbomPackage) -> list[Property]:
     """The source package as trivy records it: epoch, upstream version, revision apart."""
-    version = parse_version(package.source_version)
-    props = [
-        Property(name=TRIVY + "SrcName", value=package.source_name),
-        Property(name=TRIVY + "SrcVersion", value=version.upstream_version),
-    ]
+    props = [Property(name=TRIVY + "SrcName", value=package.source_name)]
+    try:
+        version = parse_version(package.source_version)
+    except InputError:  # a Source: field with a malformed version: pass it on verbatim
+        return [*props, Property(name=TRIVY + "SrcVersion", value=package.source_version)]
+    props.append(Property(name=TRIVY + "SrcVersion", value=version.upstream_version))
     if version.debian_revision:
         props.append(Property(name=TRIVY + "SrcRelease", value=version.debian_revision))
     if version.epoch and version.epoch != "0":
@@ -82,9 +85,12 @@ def _package(package: SbomPackage) -> Component:
     )
     refs = []
     if package.homepage and package.homepage.startswith(("http://", "https://")):
-        refs.append(
-            ExternalReference(type=ExternalReferenceType.WEBSITE, url=XsUri(package.homepage))
-        )
+        try:
+            url = XsUri(package.homepage)
+        except InvalidUriException:
+            url = None  # a Homepage that is not a URI is left out, not fatal
+        if url is not None:
+            refs.append(ExternalReference(type=ExternalReferenceType.WEBSITE, url=url))
     props = [*_trivy_source(package), Property(name="kiln:dpkg:database", value=package.location)]
     if package.deb_filename:
         props.append(Property(name="kiln:deb:filename", value=package.deb_filename))
