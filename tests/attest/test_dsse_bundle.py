@@ -137,6 +137,10 @@ def _mutated(signer: EcdsaSigner, change) -> bytes:  # type: ignore[no-untyped-d
         (lambda d: d["dsseEnvelope"].update(payload="aGk=!!"), "not valid base64"),
         (lambda d: d["dsseEnvelope"].update(signatures=[]), "signatures"),
         (
+            lambda d: d["dsseEnvelope"].update(signatures=d["dsseEnvelope"]["signatures"] * 17),
+            "signatures: Tuple should have at most 16 items",
+        ),
+        (
             lambda d: d["dsseEnvelope"]["signatures"][0].update(sig="***"),
             "signatures.0.sig|not valid base64",
         ),

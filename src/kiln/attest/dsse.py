@@ -19,6 +19,8 @@ from kiln.attest.keys import Signer, Verifier
 from kiln.attest.statement import IN_TOTO_PAYLOAD_TYPE
 from kiln.errors import RemoteContentError
 
+MAX_SIGNATURES = 16
+
 
 def pae(payload_type: str, payload: bytes) -> bytes:
     """``"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body``; LEN = ASCII decimal bytes."""
@@ -56,7 +58,8 @@ class Envelope(BaseModel):
 
     payload: str
     payload_type: str = Field(alias="payloadType", min_length=1)
-    signatures: tuple[EnvelopeSignature, ...] = Field(min_length=1)
+    # a few signers at most; the cap bounds the work a hostile envelope can cause
+    signatures: tuple[EnvelopeSignature, ...] = Field(min_length=1, max_length=MAX_SIGNATURES)
 
     def payload_bytes(self) -> bytes:
         return b64decode_strict(self.payload, what="DSSE payload")

@@ -138,7 +138,11 @@ def fetch_bundles(
 def verify_reference(
     client: RegistryClient, reference: Reference, verifier: Verifier, policy: Policy
 ) -> VerificationReport:
-    """Resolve ``reference`` to a digest, fetch its bundles and verify them."""
+    """Resolve ``reference`` to a digest, fetch its bundles and verify them.
+
+    A tag can move after this call: deploy ``report.image_digest``, the digest that
+    was verified, never the tag.
+    """
     digest = (
         reference.digest or client.get_manifest(reference.repository, reference.identifier).digest
     )
