@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,30 @@ def test_image_digests_of_a_real_kiln_layout(tmp_path: Path) -> None:
 def test_image_digests_refuse_broken_layouts(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no oci-layout file"):
         ImageDigests.from_layout(tmp_path)
+
+
+def _official_statement_check(statement_json: bytes) -> None:
+    from google.protobuf import json_format
+    from in_toto_attestation.v1.statement import Statement as PbStatement
+
+    pb = json_format.ParseDict(
+        json.loads(statement_json), PbStatement([], "", {}).pb, ignore_unknown_fields=False
+    )
+    PbStatement.copy_from_pb(pb).validate()
+
+
+def test_every_kind_of_statement_is_a_valid_in_toto_statement() -> None:
+    from kiln.attest import ctrf_statement, image_signature_statement
+    from kiln.sandbox import ctrf_report
+
+    subjects = IMAGE.subjects()
+    statements = [
+        image_signature_statement("tiny", IMAGE.index_digest, media_type="m", repository="r/tiny"),
+        sbom_statement(subjects, {"spdxVersion": "SPDX-2.3"}),
+        sbom_statement(subjects, {"bomFormat": "CycloneDX", "specVersion": "1.6"}),
+        vex_statement(subjects, {"@context": "https://openvex.dev/ns/v0.2.0", "statements": []}),
+        # the report `kiln test` writes, from the sandbox module that writes it
+        ctrf_statement(subjects, ctrf_report([], app_name="tiny")),
+    ]
+    for statement in statements:
+        _official_statement_check(statement.to_json())

@@ -214,6 +214,9 @@ def _report(report: VerificationReport) -> None:
         _say(f"  ok: {line}")
     for line in report.outcome.warnings:
         _say(f"  warning: {line}")
+    for bundle in report.bundles:
+        if bundle.problem:
+            _say(f"  warning: unreadable bundle: {bundle.problem}")
 
 
 @app.command()
