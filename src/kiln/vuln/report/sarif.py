@@ -113,7 +113,6 @@ class SarifFormatter(Formatter):
                         "driver": {
                             "name": "kiln",
                             "version": __version__,
-                            "informationUri": "https://github.com/kiln-images/kiln",
                             "rules": [rules[k] for k in sorted(rules)],
                         }
                     },
