@@ -7,9 +7,8 @@ one, layers are written from the final plan. The root directory itself is implic
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from kiln.assemble.model import Content, EntryKind, read_content
@@ -191,12 +190,3 @@ def dir_entry(
 
 def symlink_entry(path: str, target: str, *, package: str = KILN) -> Entry:
     return Entry(path, "symlink", 0o777, link_target=target, package=package)
-
-
-def relative_link(path: str, target: str) -> str:
-    """A relative symlink target from plan path ``path`` to plan path ``target``."""
-    return posixpath.relpath(target, posixpath.dirname(path) or ".")
-
-
-def with_mode(entry: Entry, mode: int) -> Entry:
-    return replace(entry, mode=mode)

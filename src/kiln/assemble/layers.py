@@ -23,7 +23,7 @@ from typing import Literal
 
 import zstandard
 
-from kiln.assemble.fs import USRMERGE, Entry, Plan, parents, sort_key
+from kiln.assemble.fs import USRMERGE, Entry, Plan, parents
 from kiln.errors import InputError
 
 Compression = Literal["gzip", "zstd", "none"]
@@ -191,7 +191,3 @@ def split_layers(plan: Plan, base_packages: frozenset[str] = frozenset()) -> lis
     if not base:
         raise InputError("layering: none of the base packages is in this image")
     return [base, rest] if rest_paths else [base]
-
-
-def layer_entries_sorted(entries: Iterable[Entry]) -> list[Entry]:
-    return sorted(entries, key=lambda e: sort_key(e.path))

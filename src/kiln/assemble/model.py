@@ -205,7 +205,7 @@ class AssemblyInput:
     user: str | None = None  # default: 65532:65532 for runtime, 0:0 for dev
     labels: tuple[tuple[str, str], ...] = ()
     tests: tuple[ImageTest, ...] = ()
-    #: Runtime variants must not contain these; a spec may opt a path out explicitly.
+    #: Paths exempt from the runtime check for shells and package managers (explicit opt-out).
     allow_paths: tuple[str, ...] = field(default=())
 
     @property
