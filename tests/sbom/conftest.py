@@ -129,10 +129,12 @@ def build_test_image(
     version: str = "1.2.3",
     record_lock: bool = True,
     arches: tuple[str, ...] = ("amd64",),
+    variant: str = "runtime",
 ) -> Image:
     """Build the fixture packages into ``work/out/<name>`` with a matching lock.
 
-    ``record_lock=False`` leaves the lock digest out of the image's image.json.
+    ``record_lock=False`` leaves the lock digest out of the image's image.json; a ``dev``
+    variant records the packages in ``/var/lib/dpkg/status`` instead of ``status.d/``.
     """
     if shutil.which("dpkg-deb") is None:
         pytest.skip("dpkg-deb is needed (make apt)")
@@ -178,7 +180,7 @@ def build_test_image(
         spec_sha256="0" * 64,
         releases=(),
         variants={
-            "runtime": {
+            variant: {
                 arch: ArchLock(
                     packages=tuple(p for p in unique.values() if p.arch in (arch, "all"))
                 )
@@ -190,7 +192,7 @@ def build_test_image(
     out = work / "out" / name
     build_image(
         [
-            make_input(tuple(debs), facts=facts, arch=arch)
+            make_input(tuple(debs), facts=facts, arch=arch, variant=variant)
             for arch, debs in zip(arches, inputs, strict=True)
         ],
         out,

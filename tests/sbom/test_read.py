@@ -168,6 +168,18 @@ def test_platform_of_a_two_arch_image(tmp_path: Path) -> None:
         read_sbom_input(image.layout, platform="linux/s390x")
 
 
+def test_a_dev_image_is_read_from_the_full_status_file(
+    tmp_path: Path, sbom_input: SbomInput
+) -> None:
+    dev = build_test_image(tmp_path, variant="dev")
+    inp = read_sbom_input(dev.layout, lock=dev.lock)
+    assert {p.location for p in inp.packages} == {"/var/lib/dpkg/status"}
+    strip = {"location": ""}
+    assert [replace(p, **strip) for p in inp.packages] == [
+        replace(p, **strip) for p in sbom_input.packages
+    ]
+
+
 def test_reading_is_deterministic(image: Image, sbom_input: SbomInput) -> None:
     assert read_sbom_input(image.layout, lock=image.lock) == sbom_input
     assert replace(sbom_input, warnings=()) == sbom_input
