@@ -264,3 +264,39 @@ def test_rootfs_with_symlink_loops_scans_like_without(
     (rootfs / "usr/lib/python3/dist-packages/self").symlink_to(".")
     (rootfs / "usr/lib/python3/dist-packages/up").symlink_to("../../../..")
     assert _keys(_scan_json(rootfs, cli_db, tmp=tmp_path)) == want
+
+
+def test_update_from_a_url(tmp_path: Path) -> None:
+    """A feed file served over HTTP (a loopback server standing in for the feed's host)."""
+    import functools
+    import threading
+    import zipfile
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    served = tmp_path / "served"
+    served.mkdir()
+    with zipfile.ZipFile(served / "npm.zip", "w") as zf:
+        for p in sorted(vulndata("osv-npm-sample/osv").iterdir()):
+            zf.write(p, p.name)
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(served)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/npm.zip"
+        db = str(tmp_path / "v.db")
+        assert main(["db", "update", "--source", "osv", "--from", url, "--db", db]) == 0
+        missing = url.replace("npm.zip", "gone.zip")
+        assert main(["db", "update", "--source", "osv", "--from", missing, "--db", db]) == 3
+    finally:
+        server.shutdown()
+        server.server_close()
+    from kiln.vuln.db import VulnDB
+
+    store = VulnDB.open(db)
+    (snap,) = store.snapshots("osv")
+    store.close()
+    assert (snap.origin, snap.counts["OsvRecord"]) == (url, 17)

@@ -42,7 +42,14 @@ class TableFormatter(Formatter):
                 title_justify="left",
                 expand=False,
             )
-            for col in ("Vulnerability", "Package", "Installed", "Fixed in", "Status", "Title"):
+            for col in (
+                "Vulnerability",
+                "Package",
+                "Installed",
+                "Fix available",
+                "Status",
+                "Title",
+            ):
                 table.add_column(col, overflow="fold")
             for f in rows:
                 vid = f.id + (" [KEV]" if f.kev else "")
@@ -50,7 +57,7 @@ class TableFormatter(Formatter):
                     vid,
                     f.package_name,
                     f.package_version,
-                    f.fixed_version or "-",
+                    f.fixed_version if f.fix_available else "no",
                     f.status.value,
                     f.title[:80],
                 )
