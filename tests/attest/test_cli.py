@@ -185,3 +185,21 @@ def test_parse_duration() -> None:
     for bad in ("", "5", "1y", "0d", "1d 2h"):
         with pytest.raises(InputError):
             parse_duration(bad)
+
+
+def test_the_cli_names_every_attestation_kind() -> None:
+    from kiln.attest.policy_file import ATTESTATION_NAMES
+    from kiln.cli.attest import KIND_NAMES
+
+    assert tuple(ATTESTATION_NAMES) == KIND_NAMES
+
+
+def test_attest_refuses_an_unknown_type(
+    keys: tuple[Path, Path], layout: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = tmp_path / "doc.json"
+    document.write_text("{}")
+    assert (
+        main(["attest", str(layout), str(document), "--type", "sbom", "--key", str(keys[0])]) == 2
+    )
+    assert "attestation 'sbom' is neither one of" in capsys.readouterr().err

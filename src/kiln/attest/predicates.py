@@ -153,6 +153,21 @@ def image_signature_statement(
     return make_statement([Subject.of(name, digest)], IMAGE_SIGNATURE, predicate)
 
 
+def detect_predicate_type(document: Mapping[str, Any]) -> str | None:
+    """The predicate type a JSON document reads as (SBOM, VEX, CTRF, provenance), or None."""
+    if "spdxVersion" in document:
+        return SPDX_2_3
+    if document.get("bomFormat") == "CycloneDX":
+        return CYCLONEDX_1_6
+    if str(document.get("@context", "")).startswith("https://openvex.dev/ns"):
+        return OPENVEX_0_2
+    if document.get("reportFormat") == "CTRF":
+        return TEST_REPORT_CTRF
+    if "buildDefinition" in document and "runDetails" in document:
+        return PROVENANCE_V1
+    return None
+
+
 def statement_for(
     predicate_type: str, subjects: Sequence[Subject], document: Mapping[str, Any]
 ) -> Statement:

@@ -14,52 +14,28 @@ of a key (see ``kiln.attest.keyless``). Bundles are written to ``--output DIR``
 (default ``LAYOUT/attestations``) as ``*.sigstore.json``.
 """
 
-# ruff: noqa: PLR0917 - typer commands take their options as parameters
+# kiln.attest (cryptography, sigstore models, the registry client) is imported inside the
+# commands so that every other kiln command starts without loading it; typer commands
+# take their options as parameters.
+# ruff: noqa: PLC0415, PLR0917
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kiln.attest import (
-    CYCLONEDX_1_6,
-    IMAGE_SIGNATURE,
-    OPENVEX_0_2,
-    PROVENANCE_V1,
-    SPDX_2_3,
-    TEST_REPORT_CTRF,
-    BundleSigner,
-    ImageDigests,
-    KeyBundleSigner,
-    Statement,
-    default_policy,
-    load_signer,
-    load_verifier,
-    predicate_name,
-    read_bundle_dir,
-    read_password,
-    sign_image,
-    statement_for,
-    verify_image,
-    verify_reference,
-    write_key_pair,
-)
-from kiln.attest.policy_file import (
-    ATTESTATION_NAMES,
-    attestation_type,
-    load_policy_file,
-    parse_duration,
-)
-from kiln.attest.verify import VerificationReport
 from kiln.cli.app import app, console
 from kiln.errors import InputError, Location
-from kiln.registry import Reference, RegistryClient
 
-KIND_TYPES = ATTESTATION_NAMES
+if TYPE_CHECKING:
+    from kiln.attest import BundleSigner, VerificationReport
+
+# the short names of kiln.attest.policy_file.ATTESTATION_NAMES (a test keeps them equal)
+KIND_NAMES = ("provenance", "spdx", "cyclonedx", "vex", "test-report")
 
 PasswordFile = Annotated[
     Path | None,
@@ -92,6 +68,8 @@ def keygen(
     password_file: PasswordFile = None,
 ) -> None:
     """Create an ECDSA P-256 key pair; the private key encrypted with a passphrase."""
+    from kiln.attest import read_password, write_key_pair
+
     password = read_password(password_file)
     if password is None:
         raise InputError(
@@ -105,11 +83,13 @@ def keygen(
 
 
 def _bundle_signer(key: Path | None, keyless: bool, password_file: Path | None) -> BundleSigner:
+    from kiln.attest import KeyBundleSigner, load_signer, read_password
+
     if keyless == (key is not None):
         raise InputError("say how to sign: either --key KEY or --keyless")
     if key is not None:
         return KeyBundleSigner(load_signer(key, password=read_password(password_file)))
-    from kiln.attest.keyless import KeylessBundleSigner  # noqa: PLC0415 - needs network setup
+    from kiln.attest.keyless import KeylessBundleSigner
 
     return KeylessBundleSigner.from_ambient()
 
@@ -133,6 +113,8 @@ def sign(
     name: NameOption = None,
 ) -> None:
     """Sign an image: one image-signature bundle for the index and each platform manifest."""
+    from kiln.attest import ImageDigests, sign_image
+
     digests = ImageDigests.from_layout(layout, name=name)
     signer = _bundle_signer(key, keyless, password_file)
     directory = output or layout / "attestations"
@@ -156,31 +138,13 @@ def _load_json(path: Path) -> dict[str, Any]:
     return value
 
 
-def _detect_type(document: dict[str, Any], path: Path) -> str:
-    if "spdxVersion" in document:
-        return SPDX_2_3
-    if document.get("bomFormat") == "CycloneDX":
-        return CYCLONEDX_1_6
-    if str(document.get("@context", "")).startswith("https://openvex.dev/ns"):
-        return OPENVEX_0_2
-    if document.get("reportFormat") == "CTRF":
-        return TEST_REPORT_CTRF
-    if "buildDefinition" in document and "runDetails" in document:
-        return PROVENANCE_V1
-    raise InputError(
-        "cannot tell what kind of document this is",
-        location=Location(str(path)),
-        hint=f"pass --type ({', '.join(KIND_TYPES)}) or a predicate type URI",
-    )
-
-
 @app.command()
 def attest(
     layout: LayoutArg,
     predicate: Annotated[Path, typer.Argument(help="the predicate document (JSON)")],
     kind: Annotated[
         str | None,
-        typer.Option("--type", help=f"{', '.join(KIND_TYPES)} or a predicate type URI"),
+        typer.Option("--type", help=f"{', '.join(KIND_NAMES)} or a predicate type URI"),
     ] = None,
     key: KeyOption = None,
     keyless: Keyless = False,
@@ -189,21 +153,33 @@ def attest(
     name: NameOption = None,
 ) -> None:
     """Sign a predicate (SBOM, VEX, test report, provenance) about an image layout."""
+    from kiln.attest import (
+        IMAGE_SIGNATURE,
+        ImageDigests,
+        detect_predicate_type,
+        predicate_name,
+        statement_for,
+    )
+    from kiln.attest.policy_file import ATTESTATION_NAMES, attestation_type
+
     document = _load_json(predicate)
     if kind is None:
-        predicate_type = _detect_type(document, predicate)
-    elif kind in KIND_TYPES:
-        predicate_type = KIND_TYPES[kind]
-    elif "://" in kind:
-        predicate_type = kind
+        detected = detect_predicate_type(document)
+        if detected is None:
+            raise InputError(
+                "cannot tell what kind of document this is",
+                location=Location(str(predicate)),
+                hint=f"pass --type ({', '.join(KIND_NAMES)}) or a predicate type URI",
+            )
+        predicate_type = detected
     else:
-        raise InputError(f"--type {kind!r}: use one of {', '.join(KIND_TYPES)} or a URI")
+        predicate_type = attestation_type(kind)
     if predicate_type == IMAGE_SIGNATURE:
         raise InputError("image signatures are made by `kiln sign`, not `kiln attest`")
     digests = ImageDigests.from_layout(layout, name=name)
-    statement: Statement = statement_for(predicate_type, digests.subjects(), document)
+    statement = statement_for(predicate_type, digests.subjects(), document)
     signer = _bundle_signer(key, keyless, password_file)
-    label = next((k for k, v in KIND_TYPES.items() if v == predicate_type), "attestation")
+    label = next((k for k, v in ATTESTATION_NAMES.items() if v == predicate_type), "attestation")
     path = _write_bundle(output or layout / "attestations", label, signer.sign_statement(statement))
     _say(f"{predicate_name(predicate_type)} for {digests.index_digest} -> {path}")
 
@@ -228,7 +204,7 @@ def verify(
     ] = None,
     require: Annotated[
         list[str] | None,
-        typer.Option("--require", help=f"also require: {', '.join(KIND_TYPES)} or a URI"),
+        typer.Option("--require", help=f"also require: {', '.join(KIND_NAMES)} or a URI"),
     ] = None,
     builder_id: Annotated[
         list[str] | None, typer.Option("--builder-id", help="allowed provenance builder ids")
@@ -244,6 +220,17 @@ def verify(
     ] = False,
 ) -> None:
     """Check signatures, provenance and required attestations against the policy."""
+    from kiln.attest import (
+        ImageDigests,
+        default_policy,
+        load_verifier,
+        read_bundle_dir,
+        verify_image,
+        verify_reference,
+    )
+    from kiln.attest.policy_file import attestation_type, load_policy_file, parse_duration
+    from kiln.registry import Reference, RegistryClient
+
     verifier = load_verifier(key)
     base = load_policy_file(policy_file) if policy_file else None
     required = [
