@@ -194,3 +194,22 @@ def test_hostile_real_debs_are_neutralised_or_refused(make_deb: MakeDeb, tmp_pat
     twin = make_deb("twin", {"usr/bin/suid": (b"other", 0o755)})
     with pytest.raises(InputError, match="packages evil and twin both ship /usr/bin/suid"):
         assemble(make_input((evil, twin)))
+
+
+def test_library_dirs_the_loader_cannot_see_are_reported() -> None:
+    plan = _plan(
+        file_entry(
+            "etc/ld.so.conf.d/x86_64-linux-gnu.conf",
+            b"# multiarch\n/usr/lib/x86_64-linux-gnu\n/lib/x86_64-linux-gnu\n",
+        ),
+        file_entry(
+            "etc/ld.so.conf.d/zz-private.conf", b"/opt/vendor/lib  # private\ninclude /x\n/empty\n"
+        ),
+        file_entry("usr/lib/x86_64-linux-gnu/libz.so.1", b"so"),
+        file_entry("opt/vendor/lib/libvendor.so.2", b"so"),
+        dir_entry("empty"),
+        symlink_entry("lib", "usr/lib"),
+    )
+    _, report = harden(plan, make_input(()))
+    assert report.library_dirs_without_cache == ("/opt/vendor/lib",)
+    assert report.to_json()["library_dirs_without_cache"] == ["/opt/vendor/lib"]

@@ -119,6 +119,7 @@ def _restore(doc: dict[str, Any], layout: Path) -> BuiltImage:
                 **r,
                 "setid_stripped": tuple(r["setid_stripped"]),
                 "world_writable_fixed": tuple(r["world_writable_fixed"]),
+                "library_dirs_without_cache": tuple(r["library_dirs_without_cache"]),
                 "elf": tuple(ElfAudit(**e) for e in r["elf"]),
             }
         )

@@ -28,6 +28,7 @@ from elftools.elf.dynamic import DynamicSegment
 from elftools.elf.elffile import ELFFile
 
 from kiln.assemble.fs import Entry, Plan
+from kiln.assemble.ldso import uncached_library_dirs
 from kiln.assemble.model import AssemblyInput
 from kiln.errors import PolicyError
 
@@ -68,6 +69,8 @@ class HardeningReport:
     pruned_files: int = 0
     pruned_bytes: int = 0
     dev_files_removed: int = 0
+    #: ld.so.conf.d directories with libraries the loader will not search (no ld.so.cache)
+    library_dirs_without_cache: tuple[str, ...] = ()
     elf: tuple[ElfAudit, ...] = field(default=())
 
     def summary(self) -> dict[str, int]:
@@ -95,6 +98,7 @@ class HardeningReport:
             "variant": self.variant,
             "summary": self.summary(),
             "setid_stripped": list(self.setid_stripped),
+            "library_dirs_without_cache": list(self.library_dirs_without_cache),
             "world_writable_fixed": list(self.world_writable_fixed),
             "elf": [asdict(e) for e in self.elf],
         }
@@ -293,6 +297,7 @@ def harden(plan: Plan, inp: AssemblyInput) -> tuple[Plan, HardeningReport]:
         pruned_files=pruned_files,
         pruned_bytes=pruned_bytes,
         dev_files_removed=dev_removed,
+        library_dirs_without_cache=uncached_library_dirs(plan, inp.arch),
         elf=tuple(audit_plan(plan)),
     )
     return plan, report
