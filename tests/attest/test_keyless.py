@@ -12,7 +12,7 @@ from __future__ import annotations
 import jwt
 import pytest
 
-from kiln.attest.keyless import KeylessBundleSigner, NoAmbientCredential, ambient_identity
+from kiln.attest.keyless import KeylessBundleSigner, NoAmbientCredentialError, ambient_identity
 
 CI_VARIABLES = (
     "GITHUB_ACTIONS",
@@ -34,7 +34,9 @@ def no_ci(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 
 def test_no_ambient_credential_is_a_clear_environment_error(no_ci: pytest.MonkeyPatch) -> None:
-    with pytest.raises(NoAmbientCredential, match="no ambient OIDC credential found") as caught:
+    with pytest.raises(
+        NoAmbientCredentialError, match="no ambient OIDC credential found"
+    ) as caught:
         KeylessBundleSigner.from_ambient()
     assert caught.value.exit_code == 3
     assert "--key" in (caught.value.hint or "")
@@ -42,14 +44,16 @@ def test_no_ambient_credential_is_a_clear_environment_error(no_ci: pytest.Monkey
 
 def test_a_ci_without_the_token_variable(no_ci: pytest.MonkeyPatch) -> None:
     no_ci.setenv("GITLAB_CI", "true")
-    with pytest.raises(NoAmbientCredential, match=r"unavailable or malformed: .*SIGSTORE_ID_TOKEN"):
+    with pytest.raises(
+        NoAmbientCredentialError, match=r"unavailable or malformed: .*SIGSTORE_ID_TOKEN"
+    ):
         ambient_identity()
 
 
 def test_a_malformed_ambient_token(no_ci: pytest.MonkeyPatch) -> None:
     no_ci.setenv("GITLAB_CI", "true")
     no_ci.setenv("SIGSTORE_ID_TOKEN", "not-a-jwt")
-    with pytest.raises(NoAmbientCredential, match="unavailable or malformed: Malformed token"):
+    with pytest.raises(NoAmbientCredentialError, match="unavailable or malformed: Malformed token"):
         ambient_identity()
 
 
@@ -57,12 +61,12 @@ def test_an_expired_ambient_token(no_ci: pytest.MonkeyPatch) -> None:
     claims = {"iss": "https://ci.invalid", "sub": "job", "aud": "sigstore", "iat": 1, "exp": 2}
     no_ci.setenv("GITLAB_CI", "true")
     no_ci.setenv("SIGSTORE_ID_TOKEN", jwt.encode(claims, "k" * 32, algorithm="HS256"))
-    with pytest.raises(NoAmbientCredential, match="ambient OIDC token is unusable"):
+    with pytest.raises(NoAmbientCredentialError, match="ambient OIDC token is unusable"):
         ambient_identity()
 
 
 def test_the_github_actions_path_needs_the_job_permission(no_ci: pytest.MonkeyPatch) -> None:
     no_ci.setenv("GITHUB_ACTIONS", "true")
-    with pytest.raises(NoAmbientCredential, match="ACTIONS_ID_TOKEN_REQUEST_TOKEN") as caught:
+    with pytest.raises(NoAmbientCredentialError, match="ACTIONS_ID_TOKEN_REQUEST_TOKEN") as caught:
         ambient_identity()
     assert "id-token: write" in (caught.value.hint or "")

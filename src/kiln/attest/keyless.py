@@ -34,7 +34,7 @@ from kiln.errors import EnvironmentProblem, SignatureError, TransportError
 CredentialDetector = Callable[[], str | None]
 
 
-class NoAmbientCredential(EnvironmentProblem):
+class NoAmbientCredentialError(EnvironmentProblem):
     """Keyless signing was asked for, but no CI OIDC token is available here."""
 
 
@@ -44,16 +44,16 @@ def _trust_config(staging: bool) -> ClientTrustConfig:
 
 
 def ambient_identity(detect: CredentialDetector = detect_credential) -> IdentityToken:
-    """The ambient OIDC identity token, or ``NoAmbientCredential`` saying what to set."""
+    """The ambient OIDC identity token, or ``NoAmbientCredentialError`` saying what to set."""
     try:
         raw = detect()
     except IdentityError as exc:
-        raise NoAmbientCredential(
+        raise NoAmbientCredentialError(
             f"keyless signing: the CI OIDC credential is unavailable or malformed: {exc}",
             hint="check the job's OIDC permissions (GitHub: permissions: id-token: write)",
         ) from exc
     if not raw:
-        raise NoAmbientCredential(
+        raise NoAmbientCredentialError(
             "keyless signing: no ambient OIDC credential found "
             "(GitHub Actions, GitLab SIGSTORE_ID_TOKEN, Buildkite, CircleCI, Google Cloud)",
             hint="run in a CI job that issues OIDC tokens, or sign with --key KEY",
@@ -61,7 +61,7 @@ def ambient_identity(detect: CredentialDetector = detect_credential) -> Identity
     try:
         return IdentityToken(raw)
     except (IdentityError, ExpiredIdentity) as exc:
-        raise NoAmbientCredential(
+        raise NoAmbientCredentialError(
             f"keyless signing: the ambient OIDC token is unusable: {exc}"
         ) from exc
 
