@@ -279,18 +279,19 @@ def build_variant(
 def hardening_table(reports: Sequence[HardeningReport], title: str = "hardening") -> Table:
     """One row per architecture: how many ELF files have each protection."""
     table = Table(title=title)
+    table.caption = "SSP: stack protector; RELRO: full RELRO; NOW: BIND_NOW; PIE: executables"
     for column in (
         "arch",
         "variant",
         "ELF",
         "PIE",
-        "RELRO full",
-        "BIND_NOW",
-        "stack prot.",
+        "RELRO",
+        "NOW",
+        "SSP",
         "FORTIFY",
-        "NX stack",
-        "setid stripped",
-        "pruned files",
+        "NX",
+        "setid",
+        "pruned",
     ):
         table.add_column(column, justify="right" if column not in ("arch", "variant") else "left")
     for r in reports:
