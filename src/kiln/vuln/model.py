@@ -273,6 +273,8 @@ class Finding:
 
 def canonical_id(ids: set[str] | frozenset[str]) -> str:
     """Prefer the CVE id, then a GHSA, then any other id (alphabetically, for stability)."""
+    if len(ids) == 1:
+        return next(iter(ids))
     for prefix in ("CVE-", "GHSA-"):
         chosen = sorted(i for i in ids if i.startswith(prefix))
         if chosen:

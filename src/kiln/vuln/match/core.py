@@ -16,7 +16,7 @@ from kiln.vuln.match.debian import DebianMatcher
 from kiln.vuln.match.interface import Candidate, MatchContext, Matcher
 from kiln.vuln.match.osv import OsvMatcher
 from kiln.vuln.match.severity import rate
-from kiln.vuln.model import Finding, FindingStatus, PackageLike, canonical_id
+from kiln.vuln.model import Finding, FindingStatus, MatchDetail, PackageLike, canonical_id
 from kiln.vuln.vex.apply import apply_vex
 from kiln.vuln.vex.model import VexStatement
 
@@ -67,31 +67,43 @@ def _groups(cands: list[Candidate]) -> list[list[Candidate]]:
 
 
 def _finding(package: PackageLike, group: list[Candidate], data: VulnData) -> Finding:
-    ids = frozenset(i for c in group for i in (c.vuln_id, *c.aliases))
+    ids: set[str] = set()
+    for c in group:
+        ids.add(c.vuln_id)
+        ids.update(c.aliases)
     main = canonical_id(ids)
-    best = max(_STATUS_RANK[c.status] for c in group)
-    status = next(s for s, r in _STATUS_RANK.items() if r == best)
-    fixed = (
-        _highest_version(package.ecosystem, (c.fixed_version for c in group if c.fixed_version))
-        if status is FindingStatus.FIXED
-        else None
-    )
+    if len(group) == 1:  # the common case, kept cheap: one advisory, one rule
+        (only,) = group
+        status, fixed = only.status, only.fixed_version
+        details: tuple[MatchDetail, ...] = (only.detail,)
+    else:
+        best = max(_STATUS_RANK[c.status] for c in group)
+        status = next(s for s, r in _STATUS_RANK.items() if r == best)
+        fixed = _highest_version(
+            package.ecosystem, (c.fixed_version for c in group if c.fixed_version)
+        )
+        details = tuple(
+            sorted({c.detail for c in group}, key=lambda d: (d.feed, d.advisory_id, d.rule))
+        )
+    if status is not FindingStatus.FIXED:
+        fixed = None
     rated = rate(
         ids,
         data.nvd,
-        (c.urgency for c in group),
-        (s for c in group for s in c.osv_severity),
-        (c.osv_database_severity for c in group),
+        [c.urgency for c in group],
+        [s for c in group for s in c.osv_severity],
+        [c.osv_database_severity for c in group],
     )
     cves = sorted(i for i in ids if i.startswith("CVE-"))
     title = next((c.title for c in group if c.title), "")
     if not title:
         title = next((data.nvd[c].description for c in cves if c in data.nvd), "")
+    title = title.strip()
     epss = [data.epss[c].epss for c in cves if c in data.epss]
-    urls = sorted({u for c in group for u in c.urls})
+    ids.discard(main)
     return Finding(
         id=main,
-        aliases=tuple(sorted(ids - {main})),
+        aliases=tuple(sorted(ids)),
         package_ecosystem=package.ecosystem,
         package_name=package.name,
         package_version=package.version,
@@ -107,11 +119,9 @@ def _finding(package: PackageLike, group: list[Candidate], data: VulnData) -> Fi
         cvss_score=rated.score,
         kev=any(c in data.kev for c in cves),
         epss=max(epss) if epss else None,
-        title=title.strip().splitlines()[0][:200] if title.strip() else "",
-        urls=tuple(urls),
-        matches=tuple(
-            sorted({c.detail for c in group}, key=lambda d: (d.feed, d.advisory_id, d.rule))
-        ),
+        title=title.split("\n", 1)[0][:200] if title else "",
+        urls=tuple(sorted({u for c in group for u in c.urls})),
+        matches=details,
     )
 
 
