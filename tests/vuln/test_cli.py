@@ -300,3 +300,42 @@ def test_update_from_a_url(tmp_path: Path) -> None:
     (snap,) = store.snapshots("osv")
     store.close()
     assert (snap.origin, snap.counts["OsvRecord"]) == (url, 17)
+
+
+@pytest.mark.parametrize("fmt", ["sarif", "cyclonedx", "openvex"])
+def test_every_format_through_the_cli(cli_db: str, rootfs: Path, tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / f"report.{fmt}.json"
+    assert main(["scan", str(rootfs), "--db", cli_db, "--format", fmt, "-o", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    text = json.dumps(doc)
+    assert "CVE-2018-18074" in text
+    assert "CVE-2021-23337" in text
+
+
+def test_vex_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    vex = tmp_path / "v.json"
+    assert (
+        main(
+            [
+                "vex",
+                "create",
+                "--vuln",
+                "CVE-2024-1",
+                "--product",
+                "pkg:npm/a@1",
+                "--status",
+                "fixed",
+                "--timestamp",
+                "2024-01-01T00:00:00Z",
+                "-o",
+                str(vex),
+            ]
+        )
+        == 0
+    )
+    assert main(["vex", "show", str(vex)]) == 0
+    out = capsys.readouterr().out
+    assert "CVE-2024-1" in out
+    assert "fixed" in out
+    vex.write_text("[]")
+    assert main(["vex", "show", str(vex)]) == 2
