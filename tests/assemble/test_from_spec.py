@@ -10,7 +10,7 @@ import pytest
 
 from assemble.helpers import build_deb
 from kiln.assemble.cache import LayoutCache
-from kiln.cli.build import (
+from kiln.pipeline.build import (
     assembly_input,
     build_variant,
     layout_dir,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kiln.cli.build import build_variant
+from kiln.pipeline.build import build_variant
 from kiln.debian import get_distro
 from kiln.pipeline import Repository, locked_to_binary
 from kiln.resolve.lockfile import read_lock

@@ -30,7 +30,7 @@ _LAYOUT = "layout"
 
 
 #: The parts of kiln whose code decides a layout's bytes (relative to the package).
-OUTPUT_CODE = ("assemble", "spec", "debian/deb.py", "debian/_ar.py", "cli/build.py")
+OUTPUT_CODE = ("assemble", "spec", "debian/deb.py", "debian/_ar.py", "pipeline/build.py")
 
 
 @lru_cache(maxsize=1)

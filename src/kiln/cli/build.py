@@ -1,41 +1,29 @@
-"""``kiln test SPEC|LAYOUT`` and the adapters ``kiln build`` uses (spec -> assembly input).
+"""``kiln build SPEC...`` and ``kiln test SPEC|LAYOUT``: thin adapters over the pipeline.
 
-Thin: the spec is mapped onto ``kiln.assemble`` values here, the work happens there and
-in ``kiln.sandbox``. The CTRF report is written into the layout directory
+The work happens in ``kiln.pipeline.build`` (spec + lock -> layouts) and
+``kiln.sandbox``. The CTRF report is written into the layout directory
 (``out/<name>/ctrf-report.json``, next to ``hardening.json``).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from kiln.assemble import (
-    AssemblyInput,
-    BuiltImage,
-    Compression,
-    Group,
-    HardeningReport,
-    ImageFacts,
-    ImageTest,
-    PackageInput,
-    PathSpec,
-    User,
-    build_image,
-    package_input,
-)
-from kiln.assemble.build import write_archives
-from kiln.assemble.cache import LayoutCache, build_key
-from kiln.assemble.model import NONROOT_GID, NONROOT_UID
+from kiln.assemble import BuiltImage, Compression, HardeningReport
+from kiln.assemble.cache import LayoutCache
 from kiln.cli.app import app, console, err_console
-from kiln.debian.deb import read_deb
+from kiln.debian import get_distro
 from kiln.errors import InputError, PolicyError
-from kiln.resolve.lockfile import Lock
+from kiln.pipeline import Repository, lock_spec, locked_to_binary
+from kiln.pipeline.build import DEFAULT_OUTPUT, build_variant
+from kiln.resolve.lockfile import Lock, LockError, diff_locks, read_lock, write_lock
 from kiln.sandbox import (
     ctrf_report,
     failure_text,
@@ -47,230 +35,131 @@ from kiln.sandbox import (
     write_ctrf,
 )
 from kiln.sandbox.unpack import host_arch, read_embedded_facts
-from kiln.spec import ImageSpec, LoadedSpec, load_spec
+from kiln.spec import LoadedSpec, load_spec
 
 CTRF_REPORT = "ctrf-report.json"
-DEFAULT_OUTPUT = Path("out")
 
-# ------------------------------------------------------------------ spec -> assembly input
-
-
-def source_date_epoch(changelog_times: Iterable[int | None]) -> int:
-    """SOURCE_DATE_EPOCH from the environment, else the newest package changelog date."""
-    env = os.environ.get("SOURCE_DATE_EPOCH")
-    if env:
-        if not env.isdigit():
-            raise InputError(f"SOURCE_DATE_EPOCH={env!r} is not a number of seconds")
-        return int(env)
-    times = [t for t in changelog_times if t is not None]
-    if not times:
-        raise InputError(
-            "no package carries a dated changelog; set SOURCE_DATE_EPOCH to build reproducibly"
-        )
-    return max(times)
+# ----------------------------------------------------------------------------- kiln build
 
 
-def _run_as(name: str | None, spec: ImageSpec, variant: str) -> str:
-    """A spec's ``run-as`` (name or uid) as the numeric ``uid:gid`` the config carries."""
-    if name is None:
-        return f"{NONROOT_UID}:{NONROOT_GID}" if variant == "runtime" else "0:0"
-    if name.isdigit():
-        return f"{name}:{name}"
-    if name == "root":
-        return "0:0"
-    if name == "nonroot":
-        return f"{NONROOT_UID}:{NONROOT_GID}"
-    for user in spec.accounts.users:
-        if user.name == name:
-            return f"{user.uid}:{user.gid if user.gid is not None else user.uid}"
-    raise InputError(f"run-as: user {name!r} is not defined in accounts.users")
+def _csv(values: list[str] | None) -> list[str]:
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 
 
-def assembly_input(
-    spec: ImageSpec,
-    *,
-    variant: str,
-    arch: str,
-    packages: Sequence[PackageInput],
-    source_date_epoch: int,
-    lock_digest: str = "",
-    version: str = "",
-) -> AssemblyInput:
-    """Map an ``ImageSpec`` and one variant/arch's packages onto assembly's input."""
-    overlay = spec.variant(variant)
-    users = tuple(
-        User(
-            name=u.name,
-            uid=u.uid,
-            gid=u.gid if u.gid is not None else u.uid,
-            home=u.home or f"/home/{u.name}",
-            shell=u.shell,
-            gecos=u.name,
-        )
-        for u in spec.accounts.users
-    )
-    groups = tuple(Group(g.name, g.gid, tuple(g.members)) for g in spec.accounts.groups)
-    known_gids = {g.gid for g in groups} | {0, NONROOT_GID, 65534}
-    groups += tuple(
-        Group(u.name, u.gid) for u in users if u.gid not in known_gids and u.gid == u.uid
-    )
-    paths = []
-    for p in (*spec.paths, *overlay.paths):
-        kind = {"directory": "dir", "symlink": "symlink", "file": "file"}[p.type]
-        default_mode = 0o755 if kind == "dir" else 0o644
-        paths.append(
-            PathSpec(
-                path=p.path,
-                kind=kind,  # type: ignore[arg-type]
-                mode=p.mode if p.mode is not None else default_mode,
-                uid=p.uid,
-                gid=p.gid,
-                target=p.target,
-                content=(p.content or "").encode(),
+def _current_lock(item: LoadedSpec, repo: Repository, *, frozen: bool) -> Lock:
+    """The lock to build from: refuse drift when frozen, else (re)lock when needed."""
+    path = item.lock_path
+    if frozen:
+        existing = read_lock(path)
+        fresh = lock_spec(item, repo.snapshot(get_distro(item.spec.distro), item.spec.archs))
+        changes = diff_locks(existing, fresh.lock)
+        if changes:
+            raise PolicyError(
+                f"{path} is stale; --frozen refuses to build from it",
+                details=changes,
+                hint=f"run `kiln lock {item.path}` and review the change",
             )
-        )
-    env = dict(spec.env)
-    env.update(overlay.env)
-    run_as = overlay.run_as if overlay.run_as is not None else spec.accounts.run_as
-    if variant == "runtime" or overlay.run_as is not None:
-        user = _run_as(run_as, spec, variant)
-    else:
-        user = "0:0"
-    tests = tuple(
-        ImageTest(
-            name=t.name,
-            command=tuple(t.command),
-            exit_code=t.exit_code,
-            stdout_pattern=t.stdout,
-            stderr_pattern=t.stderr,
-            timeout=t.timeout,
-            network=t.network,
-            user=_run_as(t.user, spec, variant) if t.user else None,
-        )
-        for t in spec.tests
-        if variant in t.variants
-    )
-    return AssemblyInput(
-        facts=ImageFacts(
-            name=spec.name if variant == "runtime" else f"{spec.name}-{variant}",
-            version=version,
-            lock_digest=lock_digest,
-            description=spec.description,
-        ),
-        arch=arch,
-        variant="runtime" if variant == "runtime" else "dev",
-        packages=tuple(packages),
-        source_date_epoch=source_date_epoch,
-        users=users,
-        groups=groups,
-        paths=tuple(paths),
-        env=tuple(sorted(env.items())),
-        entrypoint=tuple(overlay.entrypoint if overlay.entrypoint is not None else spec.entrypoint),
-        cmd=tuple(overlay.cmd if overlay.cmd is not None else spec.cmd),
-        workdir=spec.workdir,
-        user=user,
-        tests=tests,
-    )
+        return existing
+    current: Lock | None = None
+    try:
+        current = read_lock(path)
+    except LockError:
+        if path.exists():
+            raise
+    if current is not None and current.spec_sha256 == item.sha256:
+        return current
+    console.print(f"locking {item.path} ({'spec changed' if current else 'no lock yet'})")
+    relocked = lock_spec(item, repo.snapshot(get_distro(item.spec.distro), item.spec.archs)).lock
+    write_lock(relocked, path)
+    return relocked
 
 
-def upstream_version(version: str) -> str:
-    """``1:3.13.5-2+deb13u1`` -> ``3.13.5``: the part users recognise as the version."""
-    upstream = version.split(":", 1)[-1]
-    return upstream.rsplit("-", 1)[0] if "-" in upstream else upstream
+def _summary_table(built: Sequence[tuple[str, Lock, str, BuiltImage]]) -> Table:
+    table = Table(title="images")
+    for column in ("image", "tag", "arch", "packages", "files", "compressed", "uncompressed"):
+        table.add_column(column, justify="left" if column in ("image", "tag", "arch") else "right")
+    for label, lock, variant, image in built:
+        for arch_image in image.images:
+            table.add_row(
+                label,
+                image.tag,
+                arch_image.arch,
+                str(len(lock.packages(variant, arch_image.arch))),
+                str(arch_image.files),
+                _mib(sum(layer.size for layer in arch_image.layers)),
+                _mib(sum(layer.uncompressed_size for layer in arch_image.layers)),
+            )
+    return table
 
 
-def layout_dir(output: Path, name: str, variant: str) -> Path:
-    """Where a variant's layout goes: ``out/<name>`` for runtime, ``out/<name>-<variant>``."""
-    return output / (name if variant == "runtime" else f"{name}-{variant}")
+def _mib(size: int) -> str:
+    return f"{size / 1024**2:.1f} MiB"
 
 
-def build_variant(
-    loaded: LoadedSpec,
-    lock: Lock,
-    variant: str,
-    debs: Mapping[str, Sequence[Path]],
-    *,
-    output: Path = DEFAULT_OUTPUT,
-    compression: Compression = "gzip",
-    base_packages: frozenset[str] = frozenset(),
-    oci_archive: bool = False,
-    docker_archive: bool = False,
-    cache: LayoutCache | None = None,
-) -> BuiltImage:
-    """Build one variant of a locked spec from its verified .debs (per architecture).
-
-    ``debs`` maps each architecture to the cached .deb files of the lock's packages for
-    that variant (``Repository.fetch``). SOURCE_DATE_EPOCH defaults to the newest
-    changelog among them; the image version is the ``version-package``'s upstream
-    version. Writes ``out/<name>[-<variant>]/`` (+ ``.oci.tar`` / ``.docker.tar``).
-    With a ``cache``, an unchanged build (same spec, lock, .debs, options, epoch
-    override and kiln code) is restored instead of rebuilt.
-    """
-    spec = loaded.spec
-    out = layout_dir(output, spec.name, variant)
-    archives = {
-        "oci_archive": out.with_name(out.name + ".oci.tar") if oci_archive else None,
-        "docker_archive": out.with_name(out.name + ".docker.tar") if docker_archive else None,
-        "docker_archive_arch": host_arch() if host_arch() in debs else None,
-    }
-    key = build_key(
-        {
-            "spec": loaded.sha256,
-            "lock": lock.digest,
-            "variant": variant,
-            "debs": {arch: sorted(p.name for p in paths) for arch, paths in debs.items()},
-            "compression": compression,
-            "base": sorted(base_packages),
-            "epoch": os.environ.get("SOURCE_DATE_EPOCH", ""),
-        }
-    )
-    if cache is not None:
-        restored = cache.lookup(key, out)
-        if restored is not None:
-            write_archives(restored, repo_tags=[f"{spec.name}:{restored.tag}"], **archives)  # type: ignore[arg-type]
-            return restored
-    unique = {path for paths in debs.values() for path in paths}  # arch: all ones repeat
-    by_path = {path: read_deb(path, name=path.name) for path in sorted(unique)}
-    read = {arch: [by_path[path] for path in paths] for arch, paths in debs.items()}
-    epoch = source_date_epoch(
-        (log.timestamp if (log := d.changelog()) is not None else None)
-        for pkgs in read.values()
-        for d in pkgs
-    )
-    version = ""
-    if spec.version_package:
-        for pkgs in read.values():
-            for d in pkgs:
-                if d.control.package == spec.version_package:
-                    version = upstream_version(d.control.version)
-    inputs = [
-        assembly_input(
-            spec,
-            variant=variant,
-            arch=arch,
-            packages=[package_input(d) for d in pkgs],
-            source_date_epoch=epoch,
-            lock_digest=lock.digest,
-            version=version,
-        )
-        for arch, pkgs in sorted(read.items())
-    ]
-    tag = version or "latest"
-    if variant != "runtime":
-        tag = f"{tag}-{variant}"
-    built = build_image(
-        inputs,
-        out,
-        tag=tag,
-        compression=compression,
-        base_packages=base_packages,
-        annotations=spec.annotations,
-        repo_tags=[f"{spec.name}:{tag}"],
-        **archives,  # type: ignore[arg-type]
-    )
-    if cache is not None:
-        cache.store(key, built)
-    return built
+@app.command()
+def build(
+    specs: Annotated[list[Path], typer.Argument(help="image spec files (images/<name>.yaml)")],
+    output: Annotated[Path, typer.Option(help="where layouts go")] = DEFAULT_OUTPUT,
+    arch: Annotated[
+        list[str] | None, typer.Option("--arch", help="only these archs, e.g. amd64,arm64")
+    ] = None,
+    variant: Annotated[
+        list[str] | None, typer.Option("--variant", help="only these variants, e.g. runtime")
+    ] = None,
+    frozen: Annotated[
+        bool, typer.Option("--frozen", help="refuse to build if the lock is stale")
+    ] = False,
+    tar: Annotated[bool, typer.Option("--tar", help="also write an oci-archive")] = False,
+    docker_archive: Annotated[
+        bool, typer.Option("--docker-archive", help="also write a docker load / podman load tar")
+    ] = False,
+    compression: Annotated[str, typer.Option(help="gzip, zstd or none")] = "gzip",
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="always assemble anew")] = False,
+) -> None:
+    """Build OCI image layouts (out/<name>/, out/<name>-dev/) from locked specs."""
+    if compression not in ("gzip", "zstd", "none"):
+        raise InputError(f"--compression {compression!r}: use gzip, zstd or none")
+    comp: Compression = compression  # type: ignore[assignment]
+    repo = Repository.from_environment()
+    cache = None if no_cache else LayoutCache(repo.cache.root / "layouts")
+    wanted_archs, wanted_variants = _csv(arch), _csv(variant)
+    built: list[tuple[str, Lock, str, BuiltImage]] = []
+    for path in specs:
+        item = load_spec(path)
+        lock = _current_lock(item, repo, frozen=frozen)
+        distro = get_distro(lock.distro)
+        archs = [a for a in item.spec.archs if not wanted_archs or a in wanted_archs]
+        unknown = sorted(set(wanted_archs) - set(item.spec.archs))
+        if unknown:
+            raise InputError(f"{path}: the spec does not build {', '.join(unknown)}")
+        for name in item.spec.variant_names():
+            if wanted_variants and name not in wanted_variants:
+                continue
+            started = time.perf_counter()
+            debs: dict[str, Sequence[Path]] = {
+                a: repo.fetch(distro, [locked_to_binary(p) for p in lock.packages(name, a)])
+                for a in archs
+            }
+            image = build_variant(
+                item,
+                lock,
+                name,
+                debs,
+                output=output,
+                compression=comp,
+                oci_archive=tar,
+                docker_archive=docker_archive,
+                cache=cache,
+            )
+            elapsed = time.perf_counter() - started
+            label = item.spec.name if name == "runtime" else f"{item.spec.name}-{name}"
+            console.print(
+                f"built {label}:{image.tag} → {image.layout} "
+                f"({image.index_digest[:19]}, {elapsed:.2f}s)"
+            )
+            console.print(hardening_table(image.reports, title=f"{label} hardening"))
+            built.append((label, lock, name, image))
+    console.print(_summary_table(built))
 
 
 # -------------------------------------------------------------------------- rendering

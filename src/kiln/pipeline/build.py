@@ -1,0 +1,254 @@
+"""Build a locked spec: map it onto assembly inputs and assemble every variant.
+
+The spec and lock are mapped onto ``kiln.assemble`` values here; the work happens in
+``kiln.assemble``. SOURCE_DATE_EPOCH defaults to the newest changelog date among the
+packages, so the same lock gives the same digests on any machine.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from kiln.assemble import (
+    AssemblyInput,
+    BuiltImage,
+    Compression,
+    Group,
+    ImageFacts,
+    ImageTest,
+    PackageInput,
+    PathSpec,
+    User,
+    build_image,
+    package_input,
+)
+from kiln.assemble.build import write_archives
+from kiln.assemble.cache import LayoutCache, build_key
+from kiln.assemble.model import NONROOT_GID, NONROOT_UID
+from kiln.debian.deb import read_deb
+from kiln.errors import InputError
+from kiln.resolve.lockfile import Lock
+from kiln.sandbox.unpack import host_arch
+from kiln.spec import ImageSpec, LoadedSpec
+
+DEFAULT_OUTPUT = Path("out")
+
+
+def source_date_epoch(changelog_times: Iterable[int | None]) -> int:
+    """SOURCE_DATE_EPOCH from the environment, else the newest package changelog date."""
+    env = os.environ.get("SOURCE_DATE_EPOCH")
+    if env:
+        if not env.isdigit():
+            raise InputError(f"SOURCE_DATE_EPOCH={env!r} is not a number of seconds")
+        return int(env)
+    times = [t for t in changelog_times if t is not None]
+    if not times:
+        raise InputError(
+            "no package carries a dated changelog; set SOURCE_DATE_EPOCH to build reproducibly"
+        )
+    return max(times)
+
+
+def _run_as(name: str | None, spec: ImageSpec, variant: str) -> str:
+    """A spec's ``run-as`` (name or uid) as the numeric ``uid:gid`` the config carries."""
+    if name is None:
+        return f"{NONROOT_UID}:{NONROOT_GID}" if variant == "runtime" else "0:0"
+    if name.isdigit():
+        return f"{name}:{name}"
+    if name == "root":
+        return "0:0"
+    if name == "nonroot":
+        return f"{NONROOT_UID}:{NONROOT_GID}"
+    for user in spec.accounts.users:
+        if user.name == name:
+            return f"{user.uid}:{user.gid if user.gid is not None else user.uid}"
+    raise InputError(f"run-as: user {name!r} is not defined in accounts.users")
+
+
+def assembly_input(
+    spec: ImageSpec,
+    *,
+    variant: str,
+    arch: str,
+    packages: Sequence[PackageInput],
+    source_date_epoch: int,
+    lock_digest: str = "",
+    version: str = "",
+) -> AssemblyInput:
+    """Map an ``ImageSpec`` and one variant/arch's packages onto assembly's input."""
+    overlay = spec.variant(variant)
+    users = tuple(
+        User(
+            name=u.name,
+            uid=u.uid,
+            gid=u.gid if u.gid is not None else u.uid,
+            home=u.home or f"/home/{u.name}",
+            shell=u.shell,
+            gecos=u.name,
+        )
+        for u in spec.accounts.users
+    )
+    groups = tuple(Group(g.name, g.gid, tuple(g.members)) for g in spec.accounts.groups)
+    known_gids = {g.gid for g in groups} | {0, NONROOT_GID, 65534}
+    groups += tuple(
+        Group(u.name, u.gid) for u in users if u.gid not in known_gids and u.gid == u.uid
+    )
+    paths = []
+    for p in (*spec.paths, *overlay.paths):
+        kind = {"directory": "dir", "symlink": "symlink", "file": "file"}[p.type]
+        default_mode = 0o755 if kind == "dir" else 0o644
+        paths.append(
+            PathSpec(
+                path=p.path,
+                kind=kind,  # type: ignore[arg-type]
+                mode=p.mode if p.mode is not None else default_mode,
+                uid=p.uid,
+                gid=p.gid,
+                target=p.target,
+                content=(p.content or "").encode(),
+            )
+        )
+    env = dict(spec.env)
+    env.update(overlay.env)
+    run_as = overlay.run_as if overlay.run_as is not None else spec.accounts.run_as
+    if variant == "runtime" or overlay.run_as is not None:
+        user = _run_as(run_as, spec, variant)
+    else:
+        user = "0:0"
+    tests = tuple(
+        ImageTest(
+            name=t.name,
+            command=tuple(t.command),
+            exit_code=t.exit_code,
+            stdout_pattern=t.stdout,
+            stderr_pattern=t.stderr,
+            timeout=t.timeout,
+            network=t.network,
+            user=_run_as(t.user, spec, variant) if t.user else None,
+        )
+        for t in spec.tests
+        if variant in t.variants
+    )
+    return AssemblyInput(
+        facts=ImageFacts(
+            name=spec.name if variant == "runtime" else f"{spec.name}-{variant}",
+            version=version,
+            lock_digest=lock_digest,
+            description=spec.description,
+        ),
+        arch=arch,
+        variant="runtime" if variant == "runtime" else "dev",
+        packages=tuple(packages),
+        source_date_epoch=source_date_epoch,
+        users=users,
+        groups=groups,
+        paths=tuple(paths),
+        env=tuple(sorted(env.items())),
+        entrypoint=tuple(overlay.entrypoint if overlay.entrypoint is not None else spec.entrypoint),
+        cmd=tuple(overlay.cmd if overlay.cmd is not None else spec.cmd),
+        workdir=spec.workdir,
+        user=user,
+        tests=tests,
+    )
+
+
+def upstream_version(version: str) -> str:
+    """``1:3.13.5-2+deb13u1`` -> ``3.13.5``: the part users recognise as the version."""
+    upstream = version.split(":", 1)[-1]
+    return upstream.rsplit("-", 1)[0] if "-" in upstream else upstream
+
+
+def layout_dir(output: Path, name: str, variant: str) -> Path:
+    """Where a variant's layout goes: ``out/<name>`` for runtime, ``out/<name>-<variant>``."""
+    return output / (name if variant == "runtime" else f"{name}-{variant}")
+
+
+def build_variant(
+    loaded: LoadedSpec,
+    lock: Lock,
+    variant: str,
+    debs: Mapping[str, Sequence[Path]],
+    *,
+    output: Path = DEFAULT_OUTPUT,
+    compression: Compression = "gzip",
+    base_packages: frozenset[str] = frozenset(),
+    oci_archive: bool = False,
+    docker_archive: bool = False,
+    cache: LayoutCache | None = None,
+) -> BuiltImage:
+    """Build one variant of a locked spec from its verified .debs (per architecture).
+
+    ``debs`` maps each architecture to the cached .deb files of the lock's packages for
+    that variant (``Repository.fetch``). SOURCE_DATE_EPOCH defaults to the newest
+    changelog among them; the image version is the ``version-package``'s upstream
+    version. Writes ``out/<name>[-<variant>]/`` (+ ``.oci.tar`` / ``.docker.tar``).
+    With a ``cache``, an unchanged build (same spec, lock, .debs, options, epoch
+    override and kiln code) is restored instead of rebuilt.
+    """
+    spec = loaded.spec
+    out = layout_dir(output, spec.name, variant)
+    archives = {
+        "oci_archive": out.with_name(out.name + ".oci.tar") if oci_archive else None,
+        "docker_archive": out.with_name(out.name + ".docker.tar") if docker_archive else None,
+        "docker_archive_arch": host_arch() if host_arch() in debs else None,
+    }
+    key = build_key(
+        {
+            "spec": loaded.sha256,
+            "lock": lock.digest,
+            "variant": variant,
+            "debs": {arch: sorted(p.name for p in paths) for arch, paths in debs.items()},
+            "compression": compression,
+            "base": sorted(base_packages),
+            "epoch": os.environ.get("SOURCE_DATE_EPOCH", ""),
+        }
+    )
+    if cache is not None:
+        restored = cache.lookup(key, out)
+        if restored is not None:
+            write_archives(restored, repo_tags=[f"{spec.name}:{restored.tag}"], **archives)  # type: ignore[arg-type]
+            return restored
+    unique = {path for paths in debs.values() for path in paths}  # arch: all ones repeat
+    by_path = {path: read_deb(path, name=path.name) for path in sorted(unique)}
+    read = {arch: [by_path[path] for path in paths] for arch, paths in debs.items()}
+    epoch = source_date_epoch(
+        (log.timestamp if (log := d.changelog()) is not None else None)
+        for pkgs in read.values()
+        for d in pkgs
+    )
+    version = ""
+    if spec.version_package:
+        for pkgs in read.values():
+            for d in pkgs:
+                if d.control.package == spec.version_package:
+                    version = upstream_version(d.control.version)
+    inputs = [
+        assembly_input(
+            spec,
+            variant=variant,
+            arch=arch,
+            packages=[package_input(d) for d in pkgs],
+            source_date_epoch=epoch,
+            lock_digest=lock.digest,
+            version=version,
+        )
+        for arch, pkgs in sorted(read.items())
+    ]
+    tag = version or "latest"
+    if variant != "runtime":
+        tag = f"{tag}-{variant}"
+    built = build_image(
+        inputs,
+        out,
+        tag=tag,
+        compression=compression,
+        base_packages=base_packages,
+        annotations=spec.annotations,
+        repo_tags=[f"{spec.name}:{tag}"],
+        **archives,  # type: ignore[arg-type]
+    )
+    if cache is not None:
+        cache.store(key, built)
+    return built
