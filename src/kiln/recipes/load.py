@@ -1,0 +1,187 @@
+"""Read a recipe from YAML (errors as ``file:line:column``) and check it against Debian.
+
+The YAML is read with ruamel.yaml's round-trip loader, as image specs are
+(kiln.spec.load), so a pydantic error on ``patches[1].path`` points at that line.
+Each patch named by the recipe is read and its DEP-3 header checked. ``check_base``
+refuses a recipe whose base version is not the newest in ``<codename>`` /
+``<codename>-security``: ``+kiln1`` sorts above its base, and would shadow a newer
+Debian (security) update if the base were older.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import MarkedYAMLError
+
+from kiln.debian.version import compare_versions
+from kiln.errors import InputError, Location, PolicyError
+from kiln.recipes.dep3 import Dep3Header, parse_dep3
+from kiln.recipes.index import SourcePackage, SourceUniverse
+from kiln.recipes.model import Recipe
+from kiln.spec.load import _plain, _position, _render_path, _sentence  # shared YAML machinery
+
+MAX_RECIPE_BYTES = 1024 * 1024
+MAX_PATCH_BYTES = 8 * 1024 * 1024
+
+
+class RecipeError(InputError):
+    """A recipe is not valid YAML, does not fit the recipe model, or names a bad patch."""
+
+
+class StaleBaseError(PolicyError):
+    """The recipe starts from a Debian version older than the newest one published."""
+
+
+@dataclass(frozen=True)
+class LoadedPatch:
+    """A patch file of a recipe: where it is, its bytes' digest and its DEP-3 header."""
+
+    path: Path
+    name: str  # file name, as it will appear in debian/patches/
+    sha256: str
+    header: Dep3Header
+    text: str
+
+
+@dataclass(frozen=True)
+class LoadedRecipe:
+    """A parsed recipe with its file, digest, patches and a way to locate fields."""
+
+    path: Path
+    recipe: Recipe
+    sha256: str
+    patches: tuple[LoadedPatch, ...]
+    _tree: Any
+
+    def locate(self, field_path: Sequence[str | int]) -> Location:
+        line, column = _position(self._tree, field_path)
+        return Location(str(self.path), line, column, _render_path(field_path))
+
+    @property
+    def cves(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for patch in self.patches:
+            seen.update(dict.fromkeys(patch.header.cves))
+        return tuple(seen)
+
+
+def load_recipe(path: str | Path) -> LoadedRecipe:
+    """Parse, validate and read the patches of the recipe at ``path``."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise RecipeError(f"recipe file {path} does not exist") from None
+    except OSError as exc:
+        raise RecipeError(f"cannot read recipe file {path}: {exc.strerror}") from exc
+    if len(data) > MAX_RECIPE_BYTES:
+        raise RecipeError(f"{path} is {len(data)} bytes; recipes are limited to {MAX_RECIPE_BYTES}")
+    return parse_recipe(data, path, base_dir=path.parent)
+
+
+def parse_recipe(data: bytes, path: Path, *, base_dir: Path) -> LoadedRecipe:
+    """Parse recipe bytes; patches are read relative to ``base_dir`` (``recipes/``)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{path} is not UTF-8 text (byte {exc.start})") from exc
+    try:
+        tree = YAML(typ="rt").load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        loc = Location(str(path), mark.line + 1, mark.column + 1) if mark else Location(str(path))
+        raise RecipeError(f"invalid YAML: {exc.problem or exc.context or 'invalid'}", loc) from exc
+    if not isinstance(tree, CommentedMap):
+        raise RecipeError("a recipe must be a YAML mapping of fields", Location(str(path), 1, 1))
+    try:
+        recipe = Recipe.model_validate(_plain(tree))
+    except ValidationError as exc:
+        raise _recipe_error(exc, tree, path) from exc
+    if path.stem != recipe.source:
+        line, column = _position(tree, ("source",))
+        raise RecipeError(
+            f"recipe file {path.name} builds {recipe.source!r}; name it {recipe.source}.yaml",
+            Location(str(path), line, column, "source"),
+        )
+    patches = []
+    for index, patch in enumerate(recipe.patches):
+        line, column = _position(tree, ("patches", index, "path"))
+        patches.append(_read_patch(base_dir, patch.path, Location(str(path), line, column)))
+    names = [p.name for p in patches]
+    if len(set(names)) != len(names):
+        raise RecipeError(
+            "two patches have the same file name", Location(str(path), field="patches")
+        )
+    return LoadedRecipe(path, recipe, hashlib.sha256(data).hexdigest(), tuple(patches), tree)
+
+
+def _read_patch(base_dir: Path, relative: str, where: Location) -> LoadedPatch:
+    target = base_dir / relative
+    try:
+        resolved = target.resolve(strict=True)
+    except (FileNotFoundError, OSError):
+        raise RecipeError(f"patch {relative} does not exist (under {base_dir})", where) from None
+    if not resolved.is_relative_to(base_dir.resolve()):
+        raise RecipeError(f"patch {relative} leads outside {base_dir}", where)
+    data = resolved.read_bytes()
+    if len(data) > MAX_PATCH_BYTES:
+        raise RecipeError(f"patch {relative} is larger than {MAX_PATCH_BYTES} bytes", where)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"patch {relative} is not UTF-8 (byte {exc.start})", where) from exc
+    header = parse_dep3(text, path=str(target))
+    return LoadedPatch(target, target.name, hashlib.sha256(data).hexdigest(), header, text)
+
+
+def _recipe_error(exc: ValidationError, tree: Any, path: Path) -> RecipeError:
+    errors = exc.errors()
+    first, rest = errors[0], errors[1:]
+    loc = tuple(first["loc"])
+    line, column = _position(tree, loc)
+    details = []
+    for err in rest:
+        other = tuple(err["loc"])
+        l2, c2 = _position(tree, other)
+        details.append(f"{path}:{l2}:{c2}: {_render_path(other)}: {_sentence(err, other, Recipe)}")
+    return RecipeError(
+        _sentence(first, loc, Recipe),
+        Location(str(path), line, column, _render_path(loc) or None),
+        details=details,
+    )
+
+
+def check_base(loaded: LoadedRecipe, universe: SourceUniverse) -> SourcePackage:
+    """The index entry the recipe starts from; refuse it unless it is Debian's newest."""
+    recipe = loaded.recipe
+    versions = universe.versions(recipe.source)
+    suites = ", ".join(universe.base_urls)
+    if not versions:
+        raise RecipeError(
+            f"source package {recipe.source!r} is not in {suites}",
+            loaded.locate(("source",)),
+        )
+    newest = versions[0]
+    if compare_versions(recipe.version, newest.version) != 0:
+        older = compare_versions(recipe.version, newest.version) < 0
+        raise StaleBaseError(
+            f"recipe starts from {recipe.source} {recipe.version}, but the newest version in "
+            f"{suites} is {newest.version} ({newest.suite})",
+            loaded.locate(("version",)),
+            hint=(
+                f"{recipe.kiln_version} would sort above {recipe.version} and shadow Debian's "
+                f"newer {newest.version} (possibly a security update); rebase the recipe on "
+                f"{newest.version}"
+                if older
+                else f"{recipe.version} is not published; use {newest.version}"
+            ),
+        )
+    return newest
