@@ -17,7 +17,7 @@ of a key (see ``kiln.attest.keyless``). Bundles are written to ``--output DIR``
 # kiln.attest (cryptography, sigstore models, the registry client) is imported inside the
 # commands so that every other kiln command starts without loading it; typer commands
 # take their options as parameters.
-# ruff: noqa: PLC0415, PLR0917
+# ruff: noqa: PLC0415
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def keygen(
     _say(f"key id:      {pair.key_id}")
 
 
-def _bundle_signer(key: Path | None, keyless: bool, password_file: Path | None) -> BundleSigner:
+def bundle_signer(key: Path | None, keyless: bool, password_file: Path | None) -> BundleSigner:
     from kiln.attest import KeyBundleSigner, load_signer, read_password
 
     if keyless == (key is not None):
@@ -116,7 +116,7 @@ def sign(
     from kiln.attest import ImageDigests, sign_image
 
     digests = ImageDigests.from_layout(layout, name=name)
-    signer = _bundle_signer(key, keyless, password_file)
+    signer = bundle_signer(key, keyless, password_file)
     directory = output or layout / "attestations"
     labels = {digest: arch.replace("/", "-") for arch, digest in digests.manifests.items()}
     labels[digests.index_digest] = "index" if digests.manifests else "image"
@@ -178,7 +178,7 @@ def attest(
         raise InputError("image signatures are made by `kiln sign`, not `kiln attest`")
     digests = ImageDigests.from_layout(layout, name=name)
     statement = statement_for(predicate_type, digests.subjects(), document)
-    signer = _bundle_signer(key, keyless, password_file)
+    signer = bundle_signer(key, keyless, password_file)
     label = next((k for k, v in ATTESTATION_NAMES.items() if v == predicate_type), "attestation")
     path = _write_bundle(output or layout / "attestations", label, signer.sign_statement(statement))
     _say(f"{predicate_name(predicate_type)} for {digests.index_digest} -> {path}")

@@ -7,9 +7,10 @@ The work happens in ``kiln.pipeline.build`` (spec + lock -> layouts) and
 
 from __future__ import annotations
 
+import datetime as dt
 import os
-import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -74,17 +75,17 @@ def _current_lock(item: LoadedSpec, repo: Repository, *, frozen: bool) -> Lock:
     return relocked
 
 
-def _summary_table(built: Sequence[tuple[str, Lock, str, BuiltImage]]) -> Table:
+def _summary_table(built: Sequence[BuiltVariant]) -> Table:
     table = Table(title="images")
     for column in ("image", "tag", "arch", "packages", "files", "compressed", "uncompressed"):
         table.add_column(column, justify="left" if column in ("image", "tag", "arch") else "right")
-    for label, lock, variant, image in built:
-        for arch_image in image.images:
+    for b in built:
+        for arch_image in b.image.images:
             table.add_row(
-                label,
-                image.tag,
+                b.label,
+                b.image.tag,
                 arch_image.arch,
-                str(len(lock.packages(variant, arch_image.arch))),
+                str(len(b.lock.packages(b.variant, arch_image.arch))),
                 str(arch_image.files),
                 _mib(sum(layer.size for layer in arch_image.layers)),
                 _mib(sum(layer.uncompressed_size for layer in arch_image.layers)),
@@ -117,49 +118,98 @@ def build(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="always assemble anew")] = False,
 ) -> None:
     """Build OCI image layouts (out/<name>/, out/<name>-dev/) from locked specs."""
-    if compression not in ("gzip", "zstd", "none"):
-        raise InputError(f"--compression {compression!r}: use gzip, zstd or none")
-    comp: Compression = compression  # type: ignore[assignment]
+    options = BuildOptions(
+        output=output,
+        archs=tuple(_csv(arch)),
+        variants=tuple(_csv(variant)),
+        frozen=frozen,
+        compression=_compression(compression),
+        oci_archive=tar,
+        docker_archive=docker_archive,
+        cache=not no_cache,
+    )
     repo = Repository.from_environment()
-    cache = None if no_cache else LayoutCache(repo.cache.root / "layouts")
-    wanted_archs, wanted_variants = _csv(arch), _csv(variant)
-    built: list[tuple[str, Lock, str, BuiltImage]] = []
-    for path in specs:
-        item = load_spec(path)
-        lock = _current_lock(item, repo, frozen=frozen)
-        distro = get_distro(lock.distro)
-        archs = [a for a in item.spec.archs if not wanted_archs or a in wanted_archs]
-        unknown = sorted(set(wanted_archs) - set(item.spec.archs))
-        if unknown:
-            raise InputError(f"{path}: the spec does not build {', '.join(unknown)}")
-        for name in item.spec.variant_names():
-            if wanted_variants and name not in wanted_variants:
-                continue
-            started = time.perf_counter()
-            debs: dict[str, Sequence[Path]] = {
-                a: repo.fetch(distro, [locked_to_binary(p) for p in lock.packages(name, a)])
-                for a in archs
-            }
-            image = build_variant(
-                item,
-                lock,
-                name,
-                debs,
-                output=output,
-                compression=comp,
-                oci_archive=tar,
-                docker_archive=docker_archive,
-                cache=cache,
-            )
-            elapsed = time.perf_counter() - started
-            label = item.spec.name if name == "runtime" else f"{item.spec.name}-{name}"
-            console.print(
-                f"built {label}:{image.tag} → {image.layout} "
-                f"({image.index_digest[:19]}, {elapsed:.2f}s)"
-            )
-            console.print(hardening_table(image.reports, title=f"{label} hardening"))
-            built.append((label, lock, name, image))
+    built = [b for path in specs for b in build_spec(load_spec(path), repo, options)]
     console.print(_summary_table(built))
+
+
+def _compression(text: str) -> Compression:
+    match text:
+        case "gzip" | "zstd" | "none":
+            return text
+        case _:
+            raise InputError(f"--compression {text!r}: use gzip, zstd or none")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What ``kiln build`` (and ``kiln publish``) was asked for."""
+
+    output: Path = DEFAULT_OUTPUT
+    archs: tuple[str, ...] = ()  # empty: every arch of the spec
+    variants: tuple[str, ...] = ()  # empty: every variant
+    frozen: bool = False
+    compression: Compression = "gzip"
+    oci_archive: bool = False
+    docker_archive: bool = False
+    cache: bool = True
+
+
+@dataclass(frozen=True)
+class BuiltVariant:
+    """One built variant and what the orchestrator observed while building it."""
+
+    loaded: LoadedSpec
+    lock: Lock
+    variant: str
+    image: BuiltImage
+    started_on: dt.datetime
+    finished_on: dt.datetime
+
+    @property
+    def label(self) -> str:
+        name = self.loaded.spec.name
+        return name if self.variant == "runtime" else f"{name}-{self.variant}"
+
+
+def build_spec(item: LoadedSpec, repo: Repository, options: BuildOptions) -> list[BuiltVariant]:
+    """Lock (as needed), fetch and build every requested variant of one spec."""
+    cache = LayoutCache(repo.cache.root / "layouts") if options.cache else None
+    lock = _current_lock(item, repo, frozen=options.frozen)
+    distro = get_distro(lock.distro)
+    unknown = sorted(set(options.archs) - set(item.spec.archs))
+    if unknown:
+        raise InputError(f"{item.path}: the spec does not build {', '.join(unknown)}")
+    archs = [a for a in item.spec.archs if not options.archs or a in options.archs]
+    built = []
+    for name in item.spec.variant_names():
+        if options.variants and name not in options.variants:
+            continue
+        started = dt.datetime.now(dt.UTC)
+        debs: dict[str, Sequence[Path]] = {
+            a: repo.fetch(distro, [locked_to_binary(p) for p in lock.packages(name, a)])
+            for a in archs
+        }
+        image = build_variant(
+            item,
+            lock,
+            name,
+            debs,
+            output=options.output,
+            compression=options.compression,
+            oci_archive=options.oci_archive,
+            docker_archive=options.docker_archive,
+            cache=cache,
+        )
+        done = BuiltVariant(item, lock, name, image, started, dt.datetime.now(dt.UTC))
+        elapsed = (done.finished_on - done.started_on).total_seconds()
+        console.print(
+            f"built {done.label}:{image.tag} → {image.layout} "
+            f"({image.index_digest[:19]}, {elapsed:.2f}s)"
+        )
+        console.print(hardening_table(image.reports, title=f"{done.label} hardening"))
+        built.append(done)
+    return built
 
 
 # -------------------------------------------------------------------------- rendering

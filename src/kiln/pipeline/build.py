@@ -20,6 +20,7 @@ from kiln.assemble import (
     ImageTest,
     PackageInput,
     PathSpec,
+    Probe,
     User,
     build_image,
     package_input,
@@ -127,9 +128,14 @@ def assembly_input(
             timeout=t.timeout,
             network=t.network,
             user=_run_as(t.user, spec, variant) if t.user else None,
+            probe=(
+                None
+                if t.probe is None
+                else Probe(port=t.probe.port, expect=t.probe.expect, send=t.probe.send)
+            ),
         )
         for t in spec.tests
-        if variant in t.variants
+        if variant in t.variants and (not t.archs or arch in t.archs)
     )
     return AssemblyInput(
         facts=ImageFacts(

@@ -1,0 +1,85 @@
+"""``kiln publish``: build, test, sign, attest and push images with their attestations."""
+
+# The registry, attestation and SBOM stacks load inside the command so that other
+# commands start fast.
+# ruff: noqa: PLC0415
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kiln.cli.app import app, console
+from kiln.cli.attest import Keyless, KeyOption, PasswordFile, bundle_signer
+from kiln.cli.build import CTRF_REPORT, BuildOptions, _csv, build_spec, check_layout
+from kiln.errors import PolicyError
+from kiln.pipeline import Repository
+from kiln.pipeline.build import DEFAULT_OUTPUT
+from kiln.sandbox.unpack import host_arch
+from kiln.spec import load_spec
+
+
+@app.command()
+def publish(
+    specs: Annotated[list[Path], typer.Argument(help="image spec files (images/<name>.yaml)")],
+    registry: Annotated[
+        str, typer.Option("--registry", help="HOST[:PORT][/PREFIX]; images go to PREFIX/<name>")
+    ],
+    key: KeyOption = None,
+    keyless: Keyless = False,
+    password_file: PasswordFile = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="plain HTTP to a registry that is not loopback")
+    ] = False,
+    arch: Annotated[list[str] | None, typer.Option("--arch", help="only these archs")] = None,
+    variant: Annotated[
+        list[str] | None, typer.Option("--variant", help="only these variants")
+    ] = None,
+    frozen: Annotated[bool, typer.Option("--frozen", help="refuse a stale lock")] = False,
+    output: Annotated[Path, typer.Option(help="where layouts go")] = DEFAULT_OUTPUT,
+) -> None:
+    """Build (or reuse), test, sign and push each spec's images with SBOMs and provenance."""
+    from kiln.pipeline.publish import BuildObservation, Destination, attestations_for
+    from kiln.pipeline.publish import publish as push_image
+    from kiln.registry import RegistryClient
+
+    destination = Destination.parse(registry)
+    signer = bundle_signer(key, keyless, password_file)
+    options = BuildOptions(
+        output=output, archs=tuple(_csv(arch)), variants=tuple(_csv(variant)), frozen=frozen
+    )
+    repo = Repository.from_environment()
+    with RegistryClient.for_host(destination.registry, insecure=insecure) as client:
+        for path in specs:
+            for built in build_spec(load_spec(path), repo, options):
+                layout = built.image.layout
+                test_arch = host_arch()
+                if test_arch in {i.arch for i in built.image.images}:
+                    if not check_layout(layout, arch=test_arch, tag=built.image.tag):
+                        raise PolicyError(f"{built.label}: image tests failed; nothing was pushed")
+                    report = json.loads((layout / CTRF_REPORT).read_bytes())
+                else:
+                    report = None
+                seen = BuildObservation(
+                    loaded=built.loaded,
+                    lock=built.lock,
+                    variant=built.variant,
+                    built=built.image,
+                    started_on=built.started_on,
+                    finished_on=built.finished_on,
+                    test_report=report,
+                    options={"tests_ran_on": test_arch if report is not None else "none"},
+                )
+                result = push_image(
+                    seen, attestations_for(seen, signer), client=client, destination=destination
+                )
+                console.print(
+                    f"published {built.label} as {', '.join(result.tags)}: {result.reference} "
+                    f"({result.image_blobs_sent} new image blobs, {result.attestations} "
+                    f"attestations, {result.uploaded_bytes / 1024**2:.2f} MiB sent)",
+                    soft_wrap=True,
+                    highlight=False,
+                )

@@ -1,0 +1,188 @@
+"""Publish a built image: attest what was observed, push it, attach the attestations.
+
+The orchestrator (this module), not the build, writes the provenance: it records the
+lock, the spec digest, the image digests it read back from the layout and the times it
+measured. Signing keys never enter the build sandbox. Every statement is DSSE-signed
+into a Sigstore bundle and attached as an OCI referrer (referrers API, or the
+``sha256-<hex>`` tag fallback): image signatures, SLSA provenance, SPDX and CycloneDX
+SBOMs per platform, and the CTRF test report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kiln.assemble import BuiltImage
+from kiln.attest import (
+    CYCLONEDX_1_6,
+    LOCAL_BUILDER_ID,
+    SPDX_2_3,
+    TEST_REPORT_CTRF,
+    Attestation,
+    BundleSigner,
+    ImageDigests,
+    ProvenanceInputs,
+    Subject,
+    attach_attestations,
+    attest_image,
+    detect_git_source,
+    sign_image,
+    statement_for,
+)
+from kiln.errors import InputError
+from kiln.registry import Reference, RegistryClient, TransferStats, push_layout
+from kiln.resolve.lockfile import Lock
+from kiln.sbom import generate_sbom
+from kiln.spec import LoadedSpec
+
+_VERSION_TAG = re.compile(r"^(?P<major>\d+)\.(?P<minor>\d+)(?:\.\d+)?")
+
+
+@dataclass(frozen=True)
+class Destination:
+    """``HOST[:PORT][/PREFIX]``: images go to ``HOST/PREFIX/<image-name>``."""
+
+    registry: str
+    prefix: str
+
+    @classmethod
+    def parse(cls, text: str) -> Destination:
+        host, _, prefix = text.strip("/").partition("/")
+        if not host:
+            raise InputError(f"--registry {text!r}: expected HOST[:PORT][/PREFIX]")
+        probe = Reference.parse(f"{host}/{prefix + '/' if prefix else ''}x:probe")
+        return cls(probe.registry, prefix)
+
+    def repository(self, image: str) -> str:
+        return f"{self.prefix}/{image}" if self.prefix else image
+
+
+def tags_for(tag: str, variant: str) -> tuple[str, ...]:
+    """The convention: full version, major.minor, ``latest`` (each with ``-dev``)."""
+    suffix = "" if variant == "runtime" else f"-{variant}"
+    version = tag.removesuffix(suffix)
+    tags = [tag]
+    match = _VERSION_TAG.match(version)
+    if match and version != "latest":
+        tags.append(f"{match['major']}.{match['minor']}{suffix}")
+    tags.append(f"latest{suffix}")
+    return tuple(dict.fromkeys(tags))
+
+
+@dataclass(frozen=True)
+class BuildObservation:
+    """What the orchestrator saw while building and testing one variant."""
+
+    loaded: LoadedSpec
+    lock: Lock
+    variant: str
+    built: BuiltImage
+    started_on: dt.datetime
+    finished_on: dt.datetime
+    test_report: Mapping[str, Any] | None
+    options: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Published:
+    reference: str  # repository@digest
+    tags: tuple[str, ...]
+    attestations: int
+    uploaded_bytes: int  # blobs + manifests, image and attestations
+    image_blobs_sent: int  # layers/configs the registry did not have yet
+
+
+def _sent_of(stats: TransferStats) -> int:
+    return stats.blob_bytes_uploaded + stats.manifest_bytes_uploaded
+
+
+def _sent(client: RegistryClient) -> int:
+    return _sent_of(client.stats)
+
+
+def attestations_for(
+    seen: BuildObservation, signer: BundleSigner, *, builder_id: str = LOCAL_BUILDER_ID
+) -> tuple[Attestation, ...]:
+    """Every signed statement about one built variant (pure apart from reading the layout)."""
+    spec = seen.loaded.spec
+    name = spec.name if seen.variant == "runtime" else f"{spec.name}-{seen.variant}"
+    digests = ImageDigests.from_built(seen.built, name)
+    provenance = ProvenanceInputs(
+        image=digests,
+        lock=seen.lock,
+        variant=seen.variant,
+        spec_path=str(seen.loaded.path),
+        spec_sha256=seen.loaded.sha256,
+        builder_id=builder_id,
+        invocation_id=str(uuid.uuid4()),
+        started_on=seen.started_on,
+        finished_on=seen.finished_on,
+        source_date_epoch=seen.built.source_date_epoch,
+        source=detect_git_source(seen.loaded.path),
+        options=dict(seen.options),
+    )
+    documents: list[tuple[str, Mapping[str, Any]]] = []
+    if seen.test_report is not None:
+        documents.append((TEST_REPORT_CTRF, seen.test_report))
+    found = [
+        *sign_image(digests, signer),
+        *attest_image(digests, signer, provenance=provenance, documents=documents),
+    ]
+    for image in seen.built.images:
+        # One SBOM per platform, about that platform's manifest within this index.
+        subjects = [
+            Subject.of(name, digests.index_digest),
+            Subject.of(f"{name}@linux/{image.arch}", image.manifest.digest),
+        ]
+        for fmt, predicate_type in (("spdx-json", SPDX_2_3), ("cyclonedx-json", CYCLONEDX_1_6)):
+            sbom = generate_sbom(
+                seen.built.layout,
+                fmt=fmt,  # type: ignore[arg-type]
+                lock=seen.lock,
+                platform=f"linux/{image.arch}",
+            )
+            statement = statement_for(predicate_type, subjects, json.loads(sbom))
+            found.append(
+                Attestation(
+                    predicate_type,
+                    signer.sign_statement(statement),
+                    (digests.index_digest, image.manifest.digest),
+                )
+            )
+    return tuple(found)
+
+
+def publish(
+    seen: BuildObservation,
+    attestations: Sequence[Attestation],
+    *,
+    client: RegistryClient,
+    destination: Destination,
+) -> Published:
+    """Push the layout under every conventional tag, then attach the attestations.
+
+    Tags are written only after all blobs and manifests are stored (``push_layout``);
+    attestations go up after the image they refer to exists.
+    """
+    repository = destination.repository(seen.loaded.spec.name)
+    tags = tags_for(seen.built.tag, seen.variant)
+    target = Reference.parse(f"{destination.registry}/{repository}:{tags[0]}")
+    before = client.stats
+    result = push_layout(
+        client, Path(seen.built.layout), target, ref_name=seen.built.tag, extra_tags=tags[1:]
+    )
+    attach_attestations(client, repository, attestations)
+    return Published(
+        reference=f"{destination.registry}/{repository}@{result.digest}",
+        tags=result.tags,
+        attestations=len(attestations),
+        uploaded_bytes=_sent(client) - _sent_of(before),
+        image_blobs_sent=result.stats.blobs_uploaded,
+    )

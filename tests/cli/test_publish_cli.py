@@ -1,0 +1,100 @@
+"""`kiln publish` then `kiln verify` end to end: the signed fixture archive, the real
+Debian docker-registry (no referrers API: the tag fallback runs for real), skopeo as a
+third-party client."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from cli.conftest import SPEC, Env
+from fixtures.registry import RunningRegistry, registry
+from kiln.cli.main import main
+
+__all__ = ["registry"]
+
+# The fixture archive has no base-files: the spec writes the os-release SBOMs need.
+SPEC_WITH_VERSION = SPEC.replace(
+    "name: demo\n",
+    "name: demo\nversion-package: python3.13-minimal\n"
+    "paths:\n"
+    "  - path: /etc/os-release\n"
+    "    type: file\n"
+    '    content: "ID=debian\\nVERSION_ID=13\\nVERSION_CODENAME=trixie\\n"\n',
+)
+
+
+@pytest.fixture(autouse=True)
+def _epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
+
+
+@pytest.fixture
+def keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    monkeypatch.setenv("KILN_KEY_PASSWORD", "correct horse")
+    assert main(["keygen", "--out", str(tmp_path / "kiln")]) == 0
+    return tmp_path / "kiln.key", tmp_path / "kiln.pub"
+
+
+def test_publish_then_verify(
+    env: Env,
+    registry: RunningRegistry,
+    keys: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    env.spec.write_text(SPEC_WITH_VERSION)
+    key, pub = keys
+    out = tmp_path / "out"
+    destination = f"{registry.host}/kiln-{tmp_path.name[-12:].lower()}"
+    args = ["publish", str(env.spec), "--registry", destination, "--key", str(key)]
+    assert main([*args, "--output", str(out)]) == 0
+    published = capsys.readouterr().out
+    assert "3.13.5, 3.13, latest" in published
+    assert "3.13.5-dev, 3.13-dev, latest-dev" in published
+
+    # every tag of the convention is pullable, by a third-party client too
+    for tag in ("3.13.5", "3.13", "latest", "3.13.5-dev", "3.13-dev", "latest-dev"):
+        raw = subprocess.run(
+            ["skopeo", "inspect", "--tls-verify=false", "--raw", f"docker://{destination}/demo:{tag}"],
+            check=True, capture_output=True,
+        ).stdout  # fmt: skip
+        assert json.loads(raw)["mediaType"] == "application/vnd.oci.image.index.v1+json"
+
+    required = ["--require", "provenance", "--require", "spdx", "--require", "cyclonedx",
+                "--require", "test-report"]  # fmt: skip
+    assert main(["verify", f"{destination}/demo:3.13", "--key", str(pub), *required]) == 0
+    assert main(["verify", f"{destination}/demo:latest-dev", "--key", str(pub)]) == 0
+
+    # another key: refused
+    assert main(["keygen", "--out", str(tmp_path / "other")]) == 0
+    capsys.readouterr()
+    assert main(["verify", f"{destination}/demo:3.13", "--key", str(tmp_path / "other.pub")]) == 1
+    assert "wrong key" in capsys.readouterr().err
+
+    # a warm publish re-sends no layer: only manifests and attestations
+    capsys.readouterr()
+    assert main([*args, "--output", str(out), "--variant", "runtime"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("published"))
+    assert "(0 new image blobs," in line, line  # layers and configs were there already
+
+
+def test_publish_refuses_without_a_key(
+    env: Env, registry: RunningRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["publish", str(env.spec), "--registry", registry.host]) == 2
+    assert "--key KEY or --keyless" in capsys.readouterr().err
+
+
+def test_publish_to_an_unreachable_registry(
+    env: Env, keys: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key, _ = keys
+    env.spec.write_text(SPEC_WITH_VERSION)
+    code = main(["publish", str(env.spec), "--registry", "127.0.0.1:9/kiln", "--key", str(key),
+                 "--output", str(tmp_path / "out")])  # fmt: skip
+    assert code == 3
+    assert "127.0.0.1:9" in capsys.readouterr().err
