@@ -1,0 +1,186 @@
+"""Sandboxed builds of a fixture source package, with the host's / as the read-only root.
+
+The host has dpkg-dev and build-essential, which is all the fixture package needs, so
+these run offline; the real build root (mmdebstrap) is exercised by test_jq.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+from srcrepo import SourceSpec, build_source_package, sources_stanza
+
+from kiln.debian.deb import read_deb
+from kiln.recipes import (
+    BuildError,
+    FetchedSource,
+    PatchError,
+    build_in_sandbox,
+    load_recipe,
+    parse_sources,
+)
+from kiln.recipes.build import BUILD_PATH, root_entries, sandbox_argv
+
+PATCH = """\
+Description: Greet kiln instead of the world
+ A harmless fixture change standing in for a security backport.
+Origin: vendor
+Bug: https://bugs.kiln.invalid/1
+CVE: CVE-2026-0001
+Forwarded: not-needed
+---
+--- a/hello.txt
++++ b/hello.txt
+@@ -1 +1 @@
+-hello world
++hello kiln
+"""
+
+
+def fetched_for(spec: SourceSpec, tmp_path: Path) -> FetchedSource:
+    pool = tmp_path / "pool"
+    pool.mkdir(exist_ok=True)
+    files = build_source_package(spec, pool)
+    dsc = next(p for p in files if p.suffix == ".dsc")
+    (package,) = parse_sources(
+        sources_stanza(dsc, "pool/main/h/hello").encode(), suite="trixie", source="test"
+    )
+    return FetchedSource(package, pool, dsc, False, "test")
+
+
+def write_recipe(tmp_path: Path, *, patch: str = PATCH, version: str = "1.0-1") -> Path:
+    recipes = tmp_path / "recipes"
+    (recipes / "patches" / "hello").mkdir(parents=True, exist_ok=True)
+    (recipes / "patches" / "hello" / "0001-greet-kiln.patch").write_text(patch)
+    path = recipes / "hello.yaml"
+    path.write_text(
+        f"source: hello\nversion: '{version}'\n"
+        "patches:\n  - path: patches/hello/0001-greet-kiln.patch\n"
+        "maintainer: kiln tests <tests@kiln.invalid>\n"
+    )
+    return path
+
+
+def build(fetched: FetchedSource, tmp_path: Path, recipe: Path | None = None) -> Path:
+    out = tmp_path / "out"
+    build_in_sandbox(
+        fetched,
+        root_tarball=Path("/nonexistent"),
+        root_sha256="host",
+        out_dir=out,
+        loaded=load_recipe(recipe) if recipe else None,
+        root_dir=Path("/"),
+        work_root=tmp_path,
+    )
+    return out
+
+
+def test_patched_build_is_kiln_versioned_and_its_changelog_names_the_cve(
+    tmp_path: Path,
+) -> None:
+    fetched = fetched_for(SourceSpec("1.0-1"), tmp_path)
+    out = build(fetched, tmp_path, write_recipe(tmp_path))
+    (deb,) = sorted(out.glob("*.deb"))
+    assert deb.name == "hello_1.0-1+kiln1_all.deb"
+    package = read_deb(deb)
+    assert package.control.version == "1.0-1+kiln1"
+    data = _member(deb, "usr/share/doc/hello/changelog.Debian.gz")
+    changelog = gzip.decompress(data).decode()
+    assert changelog.startswith("hello (1.0-1+kiln1) trixie; urgency=medium")
+    assert "CVE-2026-0001" in changelog.split("\n -- ")[0]
+    assert _member(deb, "usr/share/hello/hello.txt") == b"hello kiln\n"
+
+
+def test_same_recipe_built_twice_gives_identical_debs(tmp_path: Path) -> None:
+    fetched = fetched_for(SourceSpec("1.0-1"), tmp_path)
+    recipe = write_recipe(tmp_path)
+    first = build(fetched, tmp_path / "one", recipe)
+    second = build(fetched, tmp_path / "two", recipe)
+    (a,) = first.glob("*.deb")
+    (b,) = second.glob("*.deb")
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_patch_that_does_not_apply_is_refused_with_its_position(tmp_path: Path) -> None:
+    fetched = fetched_for(SourceSpec("1.0-1", text="something else\n"), tmp_path)
+    with pytest.raises(PatchError) as caught:
+        build(fetched, tmp_path, write_recipe(tmp_path))
+    assert "0001-greet-kiln.patch does not apply to hello 1.0-1" in str(caught.value)
+    assert caught.value.location is not None
+    assert caught.value.location.line == 4
+
+
+def test_build_that_writes_outside_its_tree_fails(tmp_path: Path) -> None:
+    victim = tmp_path / "outside"
+    hook = f"echo escaped > {victim}\necho escaped > /usr/kiln-escape\n"
+    fetched = fetched_for(SourceSpec("1.0-1", hook=hook), tmp_path)
+    with pytest.raises(BuildError) as caught:
+        build(fetched, tmp_path)
+    assert "failed to build" in str(caught.value)
+    assert any("Read-only file system" in line for line in caught.value.details)
+    assert not victim.exists()
+    assert not Path("/usr/kiln-escape").exists()
+
+
+def test_build_cannot_reach_the_network(tmp_path: Path) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    accepted: list[object] = []
+    listener.settimeout(10)
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            accepted.append(listener.accept())
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    hook = (
+        "python3 -c 'import socket,sys; "
+        f'socket.create_connection(("127.0.0.1", {port}), timeout=5); '
+        'print("NETWORK-REACHED")\'\n'
+    )
+    fetched = fetched_for(SourceSpec("1.0-1", hook=hook), tmp_path)
+    try:
+        with pytest.raises(BuildError) as caught:
+            build(fetched, tmp_path)
+    finally:
+        listener.close()
+        thread.join(timeout=15)
+    assert accepted == []
+    log = "\n".join(caught.value.details)
+    assert "NETWORK-REACHED" not in log
+    assert "Connection refused" in log or "unreachable" in log
+
+
+def test_sandbox_argv_binds_root_read_only_and_only_the_tree_writable(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "usr").mkdir(parents=True)
+    (root / "bin").symlink_to("usr/bin")
+    (root / "proc").mkdir()
+    argv = sandbox_argv(root, root_entries(root), tmp_path / "b", ["true"], bwrap="bwrap")
+    text = " ".join(argv)
+    assert f"--ro-bind {root}/usr /usr" in text
+    assert "--symlink usr/bin /bin" in text
+    assert f"--bind {tmp_path}/b {BUILD_PATH}" in text
+    assert "--remount-ro /" in text
+    assert "--unshare-all" in argv
+    assert "--share-net" not in argv
+    assert argv[argv.index("--uid") + 1] == "1000"
+    assert f"{root}/proc" not in text
+
+
+def _member(deb: Path, name: str) -> bytes:
+    proc = subprocess.run(
+        ["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True, check=True, timeout=60
+    )
+    tar = subprocess.run(
+        ["tar", "-xO", f"./{name}"], input=proc.stdout, capture_output=True, check=True,
+        timeout=60,
+    )  # fmt: skip
+    return tar.stdout
