@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ from kiln.debian.model import BinaryPackage
 from kiln.debian.sources import discover_mirrors
 from kiln.resolve import INSTALL_TIME_ONLY, resolve
 from kiln.resolve._relations import parse_provides, parse_relations
+from kiln.resolve.apt_order import apt_cache_order
 
 pytestmark = pytest.mark.network
 
@@ -40,8 +41,10 @@ SETS = [
     ["nginx"],
     ["redis-server"],
     ["postgresql-17"],
-    # Beyond the six: apt keeps back libreoffice-core-nogui for libreoffice-core here.
+    # Beyond the six: apt keeps back libreoffice-core-nogui for libreoffice-core here,
     ["libreoffice"],
+    # and picks php8.4-phpdbg among six equal providers of phpapi-20240924 (cache order).
+    ["php-mailparse"],
 ]
 # (set, arch): every set on amd64, and the python and nginx images on arm64 too.
 CASES = [(s, "amd64") for s in SETS] + [(SETS[0], "arm64"), (SETS[3], "arm64")]
@@ -76,19 +79,20 @@ class AptRoot:
         assert installs, done.stdout
         return installs
 
-    def universe(self) -> MergedUniverse:
-        """kiln's own universe over the Packages files apt downloaded and verified."""
+    def universe(self) -> tuple[MergedUniverse, Mapping[str, int]]:
+        """kiln's universe over the Packages files apt downloaded, and apt's cache order."""
         lists = self.path / "var/lib/apt/lists"
         files = {
             path.name.split("_dists_", 1)[1].split("_", 1)[0]: path
             for path in lists.glob(f"*_dists_*_binary-{self.arch}_Packages")
         }
         assert set(files) == set(TRIXIE.suites), files
+        texts = [files[suite].read_text(encoding="utf-8") for suite in TRIXIE.suites]
         tables = [
-            (suite, parse_packages(files[suite].read_bytes(), arch=self.arch, source=suite))
-            for suite in TRIXIE.suites  # lowest precedence first
+            (suite, parse_packages(text, arch=self.arch, source=suite))
+            for suite, text in zip(TRIXIE.suites, texts, strict=True)  # lowest first
         ]
-        return merge_tables(self.arch, tables)
+        return merge_tables(self.arch, tables), apt_cache_order(texts, arch=self.arch)
 
 
 def make_apt_root(root: Path, arch: str) -> AptRoot:
@@ -148,7 +152,9 @@ def apt_answers(apt_roots: dict[str, AptRoot]) -> Answers:
 
 
 @pytest.fixture(scope="session")
-def universes(apt_roots: dict[str, AptRoot]) -> dict[str, MergedUniverse]:
+def universes(
+    apt_roots: dict[str, AptRoot],
+) -> dict[str, tuple[MergedUniverse, Mapping[str, int]]]:
     return {arch: root.universe() for arch, root in apt_roots.items()}
 
 
@@ -186,18 +192,22 @@ def _reachable_without_install_time(
 @pytest.mark.parametrize(("requested", "arch"), CASES, ids=[f"{'+'.join(s)}-{a}" for s, a in CASES])
 def test_closure_equals_apt(
     apt_answers: Answers,
-    universes: dict[str, MergedUniverse],
+    universes: dict[str, tuple[MergedUniverse, Mapping[str, int]]],
     requested: list[str],
     arch: str,
 ) -> None:
     apt = apt_answers[(tuple(requested), arch)]
-    universe = universes[arch]
+    universe, order = universes[arch]
 
-    full = resolve(requested, universe, drop_install_time_only=False, distro=TRIXIE)
+    full = resolve(
+        requested, universe, drop_install_time_only=False, distro=TRIXIE, apt_order=order
+    )
     assert {p.name: p.version for p in full.packages} == apt
     assert full.cut_edges == ()
 
-    runtime = resolve(requested, universe, drop_install_time_only=True, distro=TRIXIE)
+    runtime = resolve(
+        requested, universe, drop_install_time_only=True, distro=TRIXIE, apt_order=order
+    )
     installed = {name: universe.get(name) for name in apt}
     expected = _reachable_without_install_time(
         requested, {k: v for k, v in installed.items() if v is not None}
@@ -211,10 +221,10 @@ def test_closure_equals_apt(
 
 
 def test_apt_adds_no_essential_package_nothing_depends_on(
-    apt_answers: Answers, universes: dict[str, MergedUniverse]
+    apt_answers: Answers, universes: dict[str, tuple[MergedUniverse, Mapping[str, int]]]
 ) -> None:
     apt = apt_answers[(("nodejs",), "amd64")]
-    universe = universes["amd64"]
+    universe, _ = universes["amd64"]
     essential = sorted(n for n in apt if (p := universe.get(n)) is not None and p.essential)
     assert essential == []
     assert "coreutils" not in apt

@@ -770,3 +770,27 @@ def test_result_does_not_depend_on_request_or_index_order() -> None:
     (result,) = results
     # `web` is processed first (requested names are sorted): it takes libssl.
     assert result.names == ("exim", "httpd-common", "libc", "libssl", "libtls", "web", "worker")
+
+
+def test_packages_keeping_each_other_back_end_in_an_error_not_a_loop() -> None:
+    text = """
+Package: app
+Depends: left | left-alt, right | right-alt
+
+Package: left
+Conflicts: right
+
+Package: right
+Conflicts: left
+
+Package: left-alt
+Depends: missing
+
+Package: right-alt
+Depends: missing
+"""
+    with pytest.raises(ConflictError) as info:
+        names(["app"], text)
+    assert str(info.value) == (
+        "app → left: left was kept back: right conflicts with left (Conflicts: left)"
+    )

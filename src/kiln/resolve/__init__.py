@@ -1,6 +1,7 @@
 """Dependency resolution: requested packages + signed indexes -> the exact closure and its lock."""
 
 from kiln.debian.index import PackageUniverse
+from kiln.resolve.apt_order import apt_cache_order
 from kiln.resolve.install_time import INSTALL_TIME_ONLY
 from kiln.resolve.solver import (
     EXCLUDED_BY_SPEC,
@@ -23,5 +24,6 @@ __all__ = [
     "ResolutionError",
     "UnknownPackageError",
     "UnsatisfiableError",
+    "apt_cache_order",
     "resolve",
 ]

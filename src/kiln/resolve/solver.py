@@ -20,18 +20,25 @@ algorithm (``pkgDepCache::MarkInstall`` in apt-pkg/depcache.cc):
   versioned provide, ``Provides: foo (= 1.2)``). Within one alternative apt's provider
   order applies (``CompareProviders``): the real package named by the dependency first,
   then Essential providers, then by ``Priority`` (required, important, standard,
-  optional, extra); apt breaks remaining ties by its internal cache id, kiln by package
-  name, so the choice is the same on every machine. The first solution that can be
-  installed wins; one whose own critical dependencies have no candidate at all is
-  skipped (apt's ``IsInstallOkDependenciesSatisfiableByCandidates``), and one whose
-  subtree fails is rolled back and the next one is tried.
+  optional, extra); apt breaks remaining ties by its cache id (the later a name is
+  first mentioned in the indexes, the higher), which ``apt_order`` reproduces
+  (``kiln.resolve.apt_order``); without it kiln takes the first name alphabetically.
+  The first solution that can be installed wins; one whose own critical dependencies
+  have no candidate at all is skipped (apt's
+  ``IsInstallOkDependenciesSatisfiableByCandidates``), and one whose subtree fails is
+  rolled back and the next one is tried.
 - Only the candidate (highest) version of a name exists, as for apt with default pins.
 - Architecture qualifiers (multiarch spec): ``:any`` is satisfied only by a package that
   is ``Multi-Arch: allowed``; ``:native`` and ``:<arch>`` by a package of that
   architecture; ``Architecture: all`` packages count as the native architecture.
-- ``Conflicts`` and ``Breaks`` between selected packages (directly or through
-  ``Provides``, versions respected) are errors; a package never conflicts with itself,
-  which is what lets a package provide, conflict with and replace a virtual name.
+- ``Conflicts`` and ``Breaks`` (directly or through ``Provides``, versions respected;
+  a package never conflicts with itself, which is what lets a package provide,
+  conflict with and replace a virtual name): when a package to install conflicts with
+  a selected one, apt keeps the selected one back if it was pulled automatically (what
+  relied on it is satisfied again at the end), but not if it is *protected* (requested,
+  or the only solution of a protected package's dependency): then the new package is
+  not installable, the next alternative is tried, else ``ConflictError`` names both
+  packages and the relation.
 - ``exclude`` cuts every edge to the excluded names: an or-group is cut when all its
   names (or all the packages that could satisfy it) are excluded, otherwise the other
   alternatives are used. With ``drop_install_time_only``, an or-group that any
@@ -45,7 +52,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Collection, Generator, Sequence
+from collections.abc import Collection, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -95,7 +102,9 @@ class CutEdge:
 class Pull:
     """Why a package is in the closure: the package and relation that pulled it.
 
-    ``parent`` is ``None`` (and ``relation`` empty) for a requested package.
+    ``parent`` is ``None`` (and ``relation`` empty) for a requested package. It names a
+    package outside the resolved set in one case: apt kept that package back for a
+    conflicting one after it had pulled this one, which apt installs all the same.
     """
 
     package: str
@@ -136,10 +145,14 @@ def resolve(
     exclude: Collection[str] = (),
     drop_install_time_only: bool,
     distro: Distro | None = None,
+    apt_order: Mapping[str, int] | None = None,
 ) -> Resolution:
     """Resolve ``requested`` and their dependencies against ``universe``.
 
     ``distro`` only names things in error messages (``debian-13``, its suites).
+    ``apt_order`` is apt's cache order of the names (``kiln.resolve.apt_order``): with
+    it, ties between equally good providers go the way apt's go; without it, to the
+    first name in alphabetical order.
     Raises ``UnknownPackageError``, ``UnsatisfiableError`` or ``ConflictError``.
     """
     label = distro.id if distro is not None else "the archive"
@@ -155,7 +168,7 @@ def resolve(
     if drop_install_time_only:
         install_time = {k: f"install-time only: {v}" for k, v in INSTALL_TIME_ONLY.items()}
     excluded = dict.fromkeys(sorted(exclude), EXCLUDED_BY_SPEC)
-    solver = _Solver(universe, excluded, install_time, suites)
+    solver = _Solver(universe, excluded, install_time, suites, apt_order or {})
     roots = [_requested_package(name, universe, label) for name in names]
     failure = solver.solve(roots)
     if failure is not None:
@@ -230,8 +243,10 @@ class _Solver:
         excluded: dict[str, str],
         install_time: dict[str, str],
         suites: str,
+        apt_order: Mapping[str, int],
     ) -> None:
         self.universe = universe
+        self.apt_order = apt_order
         self.arch = universe.arch
         self.install_time = install_time
         self.cut = {**install_time, **excluded}  # every name no edge may lead to
@@ -244,13 +259,16 @@ class _Solver:
         self.provided: dict[str, list[tuple[BinaryPackage, str | None]]] = {}
         self.negatives: dict[str, list[_Negative]] = {}
         self.cut_edges: list[CutEdge] = []
-        self.journal: list[tuple[str, BinaryPackage, Pull | None]] = []
+        # Packages kept back for a conflicting one, and why: never selected again, so
+        # two packages that keep each other back cannot loop.
+        self.kept_back: dict[str, str] = {}
+        self.journal: list[tuple[str, BinaryPackage, Pull | None, str]] = []
         # The universe does not change during one resolution.
         self.solution_cache: dict[OrGroup, list[BinaryPackage]] = {}
 
     # --- state -----------------------------------------------------------------------
 
-    def _apply(self, action: str, pkg: BinaryPackage, pull: Pull | None) -> None:
+    def _apply(self, action: str, pkg: BinaryPackage, pull: Pull | None, note: str) -> None:
         match action:
             case "mark":
                 if pull is None:
@@ -272,22 +290,33 @@ class _Solver:
                 self.protected.add(pkg.name)
             case "unprotect":
                 self.protected.discard(pkg.name)
+            case "keep-back":
+                self.kept_back[pkg.name] = note
+            case "unkeep-back":
+                del self.kept_back[pkg.name]
             case _:
                 raise AssertionError(action)
 
-    def _do(self, action: str, pkg: BinaryPackage, pull: Pull | None = None) -> None:
-        self._apply(action, pkg, pull)
-        self.journal.append((action, pkg, pull))
+    def _do(
+        self, action: str, pkg: BinaryPackage, pull: Pull | None = None, note: str = ""
+    ) -> None:
+        self._apply(action, pkg, pull, note)
+        self.journal.append((action, pkg, pull, note))
 
     def _snapshot(self) -> tuple[int, int]:
         return len(self.journal), len(self.cut_edges)
 
     def _rollback(self, snapshot: tuple[int, int]) -> None:
-        undo = {"mark": "unmark", "unmark": "mark", "protect": "unprotect"}
+        undo = {
+            "mark": "unmark",
+            "unmark": "mark",
+            "protect": "unprotect",
+            "keep-back": "unkeep-back",
+        }
         entries, cuts = snapshot
         while len(self.journal) > entries:
-            action, pkg, pull = self.journal.pop()
-            self._apply(undo[action], pkg, pull)
+            action, pkg, pull, note = self.journal.pop()
+            self._apply(undo[action], pkg, pull, note)
         del self.cut_edges[cuts:]
 
     def resolution(self) -> Resolution:
@@ -403,8 +432,15 @@ class _Solver:
             for p in self.universe.providers(alt.name)
             if p.name != alt.name and self._matches(p, alt)
         ]
-        providers.sort(key=lambda p: (not p.essential, _PRIORITY_RANK.get(p.priority, 6), p.name))
+        providers.sort(key=self._provider_key)
         return found + providers
+
+    def _provider_key(self, pkg: BinaryPackage) -> tuple[bool, int, int, str]:
+        """apt's ``CompareProviders`` after the real package: Essential, Priority, cache id."""
+        # apt prefers the higher cache id; names apt never saw sort after the others.
+        position = self.apt_order.get(pkg.name)
+        later_first = -position if position is not None else 0
+        return (not pkg.essential, _PRIORITY_RANK.get(pkg.priority, 6), later_first, pkg.name)
 
     def _solutions(self, group: OrGroup) -> list[BinaryPackage]:
         """Every package that could satisfy ``group``, alternative by alternative."""
@@ -507,7 +543,12 @@ class _Solver:
                 failure = yield self._install_dependencies(pkg, self._chain(pkg.name))
                 if failure is not None:
                     return failure
-        raise AssertionError("repair did not converge")  # pragma: no cover
+        # Unreachable while kept-back packages stay out; reported, never looped on.
+        pkg = broken[0]
+        group = next(g for g in self._critical_groups(pkg) if not self._satisfied_by_selected(g))
+        return _Failure(
+            self._chain(pkg.name), str(group), "cannot be satisfied together with the rest"
+        )
 
     def _chain(self, name: str) -> tuple[str, ...]:
         chain = [name]
@@ -551,6 +592,9 @@ class _Solver:
         protect: bool,
     ) -> _Step:
         """apt's ``MarkInstall`` of one dependency solution, then its dependencies."""
+        if pkg.name in self.kept_back:
+            reason = f"{pkg.name} was kept back: {self.kept_back[pkg.name]}"
+            return _Failure((*chain, pkg.name), "", reason, conflict=True)
         failure = self._lookahead(pkg, chain)
         if failure is not None:
             return failure
@@ -561,6 +605,7 @@ class _Solver:
             # what the kept-back package satisfied is repaired at the end.
             if other.name in self.selected:  # found once per direction of the conflict
                 self._do("unmark", other, self.pulls[other.name])
+                self._do("keep-back", other, note=description)
         self._do("mark", pkg, Pull(pkg.name, parent, relation))
         if protect:
             self._do("protect", pkg)
