@@ -3,16 +3,22 @@
 kiln never runs maintainer scripts (ARCHITECTURE.md, "Image conventions"): what they
 would do is done by kiln itself. A package whose only purpose in a closure is to serve
 ``preinst``/``postinst``/``prerm``/``postrm`` or ``config`` scripts is therefore dead
-weight in a runtime variant, and often a shell-script interpreter kiln promises not to
-ship. The resolver cuts every dependency edge to a name listed here when asked to
-(``drop_install_time_only=True``), and records the cut edge in the lock.
+weight in a runtime variant, and often a script for an interpreter (sh, perl) a runtime
+variant does not ship. With ``drop_install_time_only=True`` the resolver cuts every
+dependency that one of these names can satisfy (``debconf (>= 0.5) | debconf-2.0``,
+``passwd | adduser``, ``systemd | systemd-standalone-sysusers | systemd-sysusers``),
+and records the cut edge in the lock.
 
 Each entry was checked against trixie's relations: who depends on it, and whether any
-program outside maintainer scripts needs it at run time. Packages only reached through
-these (``perl-base`` through ``debconf``, ``passwd``/``login.defs`` through ``adduser``,
-``libdebconfclient0`` through ``base-passwd``'s scripts...) disappear with the edge and
-need no entry of their own. A user who wants one of them in a runtime image lists it in
-the spec's ``packages``: a requested package is never dropped.
+program outside maintainer scripts needs it at run time. Packages reached only through
+these disappear with the edge and need no entry of their own: ``passwd``,
+``base-passwd``, ``login.defs`` and PAM through ``adduser``; ``procps`` and the
+``libtext-*-perl`` modules through ``ucf``. ``perl-base`` needs no entry: trixie's
+``debconf`` relies on it being Essential and does not depend on it. The apt peer test
+(``tests/resolve/test_apt_peer.py``) checks that the runtime closure is apt's closure
+minus exactly what is reachable only through these edges. A user who wants one of them
+in a runtime image lists it in the spec's ``packages``: a requested package is never
+dropped.
 """
 
 from __future__ import annotations
