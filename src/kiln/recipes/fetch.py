@@ -182,7 +182,7 @@ def synthesise_dsc(package: SourcePackage, *, md5: Mapping[str, str] | None = No
             dsc[name] = index[name]
     for name in ("Checksums-Sha256", "Checksums-Sha1", "Files"):
         if name in index:
-            dsc[name] = [e for e in index[name] if not str(e.get("name", "")).endswith(".dsc")]
+            dsc[name] = [e for e in index[name] if not str(e.get("name", "")).endswith(".dsc")]  # type: ignore[assignment]
     if "Files" not in dsc and md5 is not None:
         dsc["Files"] = [  # type: ignore[assignment]
             {"md5sum": md5[f.name], "size": str(f.size), "name": f.name}

@@ -1,0 +1,201 @@
+"""Production wiring of source builds: mirrors, cache, Sources, build roots, the sandbox.
+
+The I/O edge that the ``kiln source`` / ``kiln package`` / ``kiln rebuild`` commands
+call: it reads the signed indexes through kiln.pipeline.repo's ``Repository``, keeps
+fetched sources and build roots in ``$KILN_CACHE``, and records what each build was
+made from (source digests, recipe digest, build-root digest, hardening flags, outputs)
+in a JSON build record next to the .debs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+from kiln.debian.distro import Distro, get_distro
+from kiln.errors import InputError
+from kiln.pipeline.repo import Repository
+from kiln.recipes.build import BuildOutput, build_in_sandbox
+from kiln.recipes.buildroot import BuildRoot, BuildRootSpec, ensure_build_root
+from kiln.recipes.fetch import FetchedSource, fetch_source
+from kiln.recipes.index import SourcePackage, SourceUniverse, load_sources
+from kiln.recipes.load import LoadedRecipe, check_base, load_recipe
+from kiln.recipes.verify import RebuildComparison, compare_debs, debs_by_package
+
+# Fixed, so the same inputs give the same build-root tarball (mmdebstrap honours it).
+ROOT_EPOCH = 1_700_000_000
+_MACHINE_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+def host_arch() -> str:
+    machine = platform.machine()
+    return _MACHINE_ARCH.get(machine, machine)
+
+
+@dataclass
+class SourceBuilder:
+    """Fetch, build and verify Debian source packages with kiln's cache and mirrors."""
+
+    repository: Repository
+
+    @classmethod
+    def from_environment(cls) -> SourceBuilder:
+        return cls(Repository.from_environment())
+
+    @property
+    def cache_root(self) -> Path:
+        return self.repository.cache.root
+
+    def universe(self, distro: Distro, names: tuple[str, ...]) -> SourceUniverse:
+        return load_sources(
+            distro,
+            cache=self.repository.cache,
+            fetcher=self.repository.fetcher,
+            mirrors=self.repository.mirrors,
+            now=self.repository.clock(),
+            keyring=self.repository.keyring,
+            names=names,
+        )
+
+    def fetch(
+        self, distro: Distro, name: str, *, version: str | None = None
+    ) -> tuple[FetchedSource, SourceUniverse]:
+        universe = self.universe(distro, (name,))
+        package = self._pick(universe, name, version)
+        dest = self.cache_root / "sources" / distro.codename / f"{name}_{package.version}"
+        fetched = fetch_source(
+            package,
+            dest,
+            universe=universe,
+            cache=self.repository.cache,
+            fetcher=self.repository.fetcher,
+        )
+        return fetched, universe
+
+    def build_root(
+        self, distro: Distro, arch: str, package: SourcePackage, profiles: tuple[str, ...]
+    ) -> BuildRoot:
+        spec = BuildRootSpec(
+            distro, arch, package.build_relations(arch_only=False), profiles, ROOT_EPOCH
+        )
+        log = self.cache_root / "buildroots" / f"{spec.digest}.log"
+        return ensure_build_root(
+            spec,
+            cache_root=self.cache_root,
+            suite_urls=self.repository.suite_urls(distro),
+            log=log,
+        )
+
+    def build_recipe(self, recipe_path: Path, *, arch: str, out_dir: Path) -> BuildOutput:
+        """Check the recipe against Debian, fetch, build in the sandbox, write the record."""
+        loaded = load_recipe(recipe_path)
+        distro = get_distro(loaded.recipe.distro)
+        _check_arch(arch)
+        universe = self.universe(distro, (loaded.recipe.source,))
+        package = check_base(loaded, universe)
+        fetched, _ = self.fetch(distro, package.name, version=package.version)
+        root = self.build_root(distro, arch, package, loaded.recipe.profile_names)
+        output = build_in_sandbox(
+            fetched,
+            root_tarball=root.tarball,
+            root_sha256=root.sha256,
+            out_dir=out_dir,
+            loaded=loaded,
+            codename=distro.codename,
+        )
+        write_build_record(output, fetched, root, loaded)
+        return output
+
+    def rebuild_verify(self, name: str, *, arch: str, out_dir: Path) -> RebuildComparison:
+        """Rebuild Debian's newest ``name`` unpatched and compare with Debian's .debs."""
+        _check_arch(arch)
+        distro = get_distro("debian-13")
+        fetched, _ = self.fetch(distro, name)
+        package = fetched.package
+        root = self.build_root(distro, arch, package, ())
+        output = build_in_sandbox(
+            fetched,
+            root_tarball=root.tarball,
+            root_sha256=root.sha256,
+            out_dir=out_dir,
+            codename=distro.codename,
+        )
+        write_build_record(output, fetched, root, None)
+        snapshot = self.repository.snapshot(distro, [arch])
+        universe = snapshot.universe(arch)
+        ours = debs_by_package(list(output.debs))
+        theirs_packages = []
+        for binary in sorted(ours):
+            candidate = universe.get(binary)
+            if (
+                candidate is not None
+                and candidate.source == package.name
+                and candidate.version == package.version
+            ):
+                theirs_packages.append(candidate)
+        paths = self.repository.fetch(distro, theirs_packages)
+        theirs = {p.name: path for p, path in zip(theirs_packages, paths, strict=True)}
+        return compare_debs(package.name, package.version, ours, theirs)
+
+    @staticmethod
+    def _pick(universe: SourceUniverse, name: str, version: str | None) -> SourcePackage:
+        if version is None:
+            return universe.newest(name)
+        for candidate in universe.versions(name):
+            if candidate.version == version:
+                return candidate
+        known = ", ".join(p.version for p in universe.versions(name)) or "none"
+        raise InputError(f"{name} {version} is not in the signed indexes (they have {known})")
+
+
+def _check_arch(arch: str) -> None:
+    native = host_arch()
+    if arch != native:
+        raise InputError(
+            f"cannot build for {arch} on this {native} machine",
+            hint="kiln builds natively (no emulation); run the build on an "
+            f"{arch} machine or pass --arch {native}",
+        )
+
+
+def write_build_record(
+    output: BuildOutput, fetched: FetchedSource, root: BuildRoot, loaded: LoadedRecipe | None
+) -> Path:
+    """What the orchestrator observed, for provenance: inputs, environment, outputs."""
+    record = {
+        "source": output.source,
+        "version": output.version,
+        "base": {"name": fetched.package.name, "version": fetched.package.version},
+        "sourceFiles": dict(sorted(fetched.digests.items())),
+        "dscSynthesised": fetched.dsc_synthesised,
+        "mirror": fetched.mirror,
+        "recipe": _recipe_record(loaded),
+        "buildRoot": {
+            "sha256": root.sha256,
+            "key": root.spec.key_document(),
+        },
+        "buildflags": output.buildflags,
+        "profiles": list(output.profiles),
+        "outputs": {p.name: _sha(p) for p in output.debs},
+    }
+    path = output.log.with_name(f"{output.source}_{output.version}.kiln-build.json")
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def _recipe_record(loaded: LoadedRecipe | None) -> dict[str, object] | None:
+    if loaded is None:
+        return None
+    return {
+        "path": str(loaded.path),
+        "sha256": loaded.sha256,
+        "cves": list(loaded.cves),
+        "patches": {p.name: p.sha256 for p in loaded.patches},
+    }
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
