@@ -16,6 +16,7 @@ def _register() -> None:
     import kiln.cli.publish  # noqa: F401
     import kiln.cli.registry  # noqa: F401
     import kiln.cli.sbom  # noqa: F401
+    import kiln.cli.source  # noqa: F401
     import kiln.cli.spec  # noqa: F401
     import kiln.cli.vuln  # noqa: F401
 
