@@ -1,0 +1,162 @@
+"""``kiln source fetch``, ``kiln package build``, ``kiln rebuild``, ``kiln repo publish``.
+
+The commands import kiln.recipes / kiln.aptrepo inside their bodies, so other commands
+start without them.
+"""
+
+# ruff: noqa: PLC0415
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from kiln.cli.app import app, console
+from kiln.errors import PolicyError
+
+source_app = typer.Typer(help="Debian source packages: fetch them verified.", no_args_is_help=True)
+package_app = typer.Typer(help="Build packages from source recipes.", no_args_is_help=True)
+repo_app = typer.Typer(help="kiln's own signed apt repository.", no_args_is_help=True)
+app.add_typer(source_app, name="source")
+app.add_typer(package_app, name="package")
+app.add_typer(repo_app, name="repo")
+
+
+@source_app.command("fetch")
+def source_fetch(
+    package: Annotated[str, typer.Argument(help="source package name, e.g. jq")],
+    version: Annotated[str | None, typer.Option(help="exact version (default: newest)")] = None,
+    distro: Annotated[str, typer.Option(help="distro id")] = "debian-13",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="copy the files into this directory")
+    ] = None,
+) -> None:
+    """Download a source package, every file checked against the signed Sources index."""
+    from kiln.debian import get_distro
+    from kiln.recipes.service import SourceBuilder
+
+    builder = SourceBuilder.from_environment()
+    fetched, _ = builder.fetch(get_distro(distro), package, version=version)
+    directory = fetched.directory
+    if output is not None:
+        output.mkdir(parents=True, exist_ok=True)
+        for item in [*fetched.package.upstream_files]:
+            (output / item.name).write_bytes((directory / item.name).read_bytes())
+        (output / fetched.dsc.name).write_bytes(fetched.dsc.read_bytes())
+        directory = output
+    table = Table("file", "size", "sha256 (verified)")
+    for item in fetched.package.files:
+        table.add_row(item.name, str(item.size), item.sha256)
+    console.print(table)
+    note = " (synthesised from the signed index: the mirror has no .dsc)"
+    console.print(
+        f"{fetched.package.name} {fetched.package.version} from {fetched.package.suite} "
+        f"-> {directory}/{fetched.dsc.name}{note if fetched.dsc_synthesised else ''}",
+        markup=False,
+        highlight=False,
+    )
+
+
+@package_app.command("build")
+def package_build(
+    recipe: Annotated[Path, typer.Argument(help="recipe file, e.g. recipes/jq.yaml")],
+    arch: Annotated[str | None, typer.Option(help="architecture (default: this machine's)")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="where the .debs go")] = Path(
+        "out/packages"
+    ),
+) -> None:
+    """Build a recipe in a sandbox with no network: Debian's source + patches -> +kiln<N>."""
+    from kiln.recipes.service import SourceBuilder, host_arch
+
+    builder = SourceBuilder.from_environment()
+    result = builder.build_recipe(recipe, arch=arch or host_arch(), out_dir=output)
+    table = Table("package", "sha256")
+    for deb in result.debs:
+        table.add_row(deb.name, hashlib.sha256(deb.read_bytes()).hexdigest())
+    console.print(table)
+    console.print(
+        f"built {result.source} {result.version} in {result.duration:.0f} s "
+        f"(patches: {', '.join(result.patches) or 'none'}; "
+        f"CVEs: {', '.join(result.cves) or 'none'})",
+        markup=False,
+        highlight=False,
+    )
+
+
+@app.command("rebuild")
+def rebuild(
+    package: Annotated[str, typer.Argument(help="source package to rebuild, e.g. jq")],
+    verify: Annotated[
+        bool, typer.Option("--verify", help="compare the rebuilt .debs with Debian's by sha256")
+    ] = False,
+    arch: Annotated[str | None, typer.Option(help="architecture (default: this machine's)")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o")] = Path("out/rebuild"),
+) -> None:
+    """Rebuild an unpatched Debian package in the sandbox (and with --verify, compare)."""
+    from kiln.recipes.service import SourceBuilder, host_arch
+
+    if not verify:
+        raise typer.BadParameter("only --verify rebuilds are supported", param_hint="--verify")
+    builder = SourceBuilder.from_environment()
+    result = builder.rebuild_verify(package, arch=arch or host_arch(), out_dir=output / package)
+    table = Table("package", "rebuilt sha256", "Debian sha256", "result")
+    for item in result.packages:
+        verdict = "[green]identical[/]" if item.identical else "[red]differs[/]"
+        table.add_row(item.package, item.ours[:16], item.theirs[:16], verdict)
+    console.print(table)
+    for item in result.packages:
+        for line in item.differences:
+            console.print(f"  {item.package}: {line}", markup=False, highlight=False)
+        if item.diffoscope:
+            console.print(item.diffoscope, markup=False, highlight=False)
+    how = "diffoscope" if result.diffoscope_available else "member by member (no diffoscope)"
+    console.print(
+        f"{result.source} {result.version}: {result.rate:.0%} of .debs bit-for-bit identical "
+        f"(differences shown {how})",
+        markup=False,
+        highlight=False,
+    )
+    if not result.identical:
+        raise PolicyError(f"{result.source} {result.version} does not rebuild reproducibly")
+
+
+@repo_app.command("publish")
+def repo_publish(
+    directory: Annotated[Path, typer.Argument(help="repository directory (created)")],
+    files: Annotated[
+        list[Path] | None, typer.Argument(help=".deb and .dsc files to add to the pool")
+    ] = None,
+    suite: Annotated[str, typer.Option(help="suite name")] = "kiln",
+    arch: Annotated[list[str] | None, typer.Option(help="architectures to index")] = None,
+    gnupghome: Annotated[
+        Path | None, typer.Option(help="GNUPGHOME with kiln's key (default $KILN_CACHE/gnupg)")
+    ] = None,
+) -> None:
+    """Add packages to kiln's repository and regenerate its signed indexes."""
+    from kiln.aptrepo import ensure_signing_key, publish
+    from kiln.debian.cache import default_cache_root
+
+    home = gnupghome or default_cache_root() / "gnupg"
+    key = ensure_signing_key(home)
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    date = datetime.fromtimestamp(int(epoch), UTC) if epoch else datetime.now(UTC)
+    result = publish(
+        directory,
+        files or [],
+        key=key,
+        date=date,
+        suite=suite,
+        archs=tuple(arch or ("amd64", "arm64")),
+    )
+    console.print(
+        f"published {len(result.packages)} .debs and {len(result.sources)} source packages "
+        f"to {directory} (suite {suite}, signed by {key.fingerprint}; keyring {result.keyring})",
+        markup=False,
+        highlight=False,
+    )
