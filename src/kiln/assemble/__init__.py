@@ -31,6 +31,7 @@ from kiln.assemble.model import (
     ImageTest,
     PackageInput,
     PathSpec,
+    Probe,
     User,
 )
 
@@ -54,6 +55,7 @@ __all__ = [
     "PackageInput",
     "PathSpec",
     "Plan",
+    "Probe",
     "User",
     "assemble",
     "build_image",

@@ -117,8 +117,39 @@ class PathSpec:
 
 
 @dataclass(frozen=True)
+class Probe:
+    """A TCP client ``kiln test`` runs against a service test once it listens.
+
+    It connects to ``port`` on the sandbox's own loopback, sends ``send`` and reads the
+    answer until the regular expression ``expect`` is found in it (or the peer closes).
+    """
+
+    port: int
+    expect: str
+    send: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return {"port": self.port, "send": self.send, "expect": self.expect}
+
+    @classmethod
+    def from_json(cls, data: object, where: str) -> Probe:
+        if not isinstance(data, dict):
+            raise InputError(f"{where}: malformed test: probe must be an object")
+        port, send, expect = data.get("port"), data.get("send", ""), data.get("expect")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise InputError(f"{where}: malformed test: probe port {port!r} is not 1-65535")
+        if not isinstance(send, str) or not isinstance(expect, str) or not expect:
+            raise InputError(f"{where}: malformed test: probe send/expect must be text")
+        return cls(port=port, expect=expect, send=send)
+
+
+@dataclass(frozen=True)
 class ImageTest:
-    """A test run inside the image by ``kiln test`` (stored in the image at build time)."""
+    """A test run inside the image by ``kiln test`` (stored in the image at build time).
+
+    With a ``probe``, ``command`` is a service: it is started, probed over loopback and
+    stopped; the probe's answer decides the test.
+    """
 
     name: str
     command: tuple[str, ...]
@@ -129,9 +160,10 @@ class ImageTest:
     network: bool = False
     user: str | None = None  # "uid:gid"; default: the image's user
     env: tuple[tuple[str, str], ...] = ()
+    probe: Probe | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {
+        data: dict[str, object] = {
             "name": self.name,
             "command": list(self.command),
             "exit_code": self.exit_code,
@@ -142,6 +174,9 @@ class ImageTest:
             "user": self.user,
             "env": dict(self.env),
         }
+        if self.probe is not None:  # only then: images without service tests keep their bytes
+            data["probe"] = self.probe.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: object, where: str) -> ImageTest:
@@ -160,6 +195,7 @@ class ImageTest:
             pattern = data.get("stdout_pattern")
             err_pattern = data.get("stderr_pattern")
             user = data.get("user")
+            probe = data.get("probe")
             return cls(
                 name=str(data["name"]),
                 command=tuple(command),
@@ -170,6 +206,7 @@ class ImageTest:
                 network=bool(data.get("network", False)),
                 user=None if user is None else str(user),
                 env=tuple(sorted((str(k), str(v)) for k, v in env.items())),
+                probe=None if probe is None else Probe.from_json(probe, where),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{where}: malformed test: {exc}") from exc

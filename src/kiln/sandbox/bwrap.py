@@ -9,10 +9,13 @@ timeout expires. See bwrap(1).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +35,8 @@ class RunResult:
     stderr: str
     duration: float  # seconds
     timed_out: bool = False
+    probe_exit: int | None = None  # service tests: the probe's exit (kiln.sandbox.probe)
+    probe_output: str = ""  # service tests: what the service answered, or why it did not
 
 
 def find_bwrap() -> str:
@@ -80,6 +85,7 @@ def bwrap_argv(
     workdir: str = "/",
     network: bool = False,
     bwrap: str = "bwrap",
+    info_fd: int | None = None,
 ) -> list[str]:
     """The bubblewrap command line (pure, so it can be checked in tests)."""
     if not argv:
@@ -106,6 +112,8 @@ def bwrap_argv(
     ]
     if network:
         cmd.append("--share-net")
+    if info_fd is not None:  # bubblewrap writes the sandbox's pid there (a service test)
+        cmd += ["--info-fd", str(info_fd)]
     full_env = dict(env)
     full_env.setdefault("PATH", DEFAULT_PATH)
     for key, value in sorted(full_env.items()):
@@ -176,4 +184,135 @@ def run_in_rootfs(
         stderr=_tail(err),
         duration=duration,
         timed_out=timed_out,
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> bool:
+    """Terminate a sandbox (bwrap's --die-with-parent takes its processes along)."""
+    if proc.poll() is not None:
+        return False
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return True
+
+
+def probe_argv(pid: int, port: int, expect: str, send: str, deadline: float) -> list[str]:
+    """The probe client entered into sandbox ``pid``'s user and network namespaces."""
+    nsenter = shutil.which("nsenter")
+    if nsenter is None:
+        raise EnvironmentProblem(
+            "nsenter is not installed; kiln test uses it to probe services in the sandbox",
+            hint="apt-get install util-linux",
+        )
+    return [
+        nsenter,
+        f"--target={pid}",
+        "--user",
+        "--net",
+        "--preserve-credentials",
+        "--",
+        sys.executable,
+        "-c",
+        "import sys; from kiln.sandbox.probe import main; sys.exit(main(sys.argv[1:]))",
+        str(port),
+        expect,
+        send,
+        repr(deadline),
+    ]
+
+
+def run_service_in_rootfs(
+    rootfs: Path,
+    argv: Sequence[str],
+    *,
+    port: int,
+    expect: str,
+    send: str = "",
+    uid: int,
+    gid: int,
+    env: Mapping[str, str],
+    workdir: str = "/",
+    network: bool = False,
+    timeout: float = 60.0,
+) -> RunResult:
+    """Start ``argv`` as a service in the sandbox, probe it on its loopback, stop it.
+
+    The sandbox has its own network namespace (unless ``network``), so the service's
+    port cannot clash with the host's. The probe (``kiln.sandbox.probe``) runs inside
+    that namespace via nsenter, retrying until the service listens; ``timeout`` bounds
+    the whole test. The service's output goes to files, so a chatty one never blocks.
+    """
+    read_end, write_end = os.pipe()
+    cmd = bwrap_argv(
+        rootfs,
+        argv,
+        uid=uid,
+        gid=gid,
+        env=env,
+        workdir=workdir,
+        network=network,
+        bwrap=find_bwrap(),
+        info_fd=write_end,
+    )
+    start = time.monotonic()
+    deadline = time.time() + timeout
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+                pass_fds=(write_end,),
+            )
+        finally:
+            os.close(write_end)
+        with os.fdopen(read_end, "rb") as info_file:
+            info = info_file.read()  # bubblewrap closes it once the sandbox is set up
+        probe_exit: int | None = None
+        probe_output = ""
+        timed_out = False
+        try:
+            pid = int(json.loads(info)["child-pid"]) if info else None
+        except (ValueError, KeyError, TypeError) as exc:
+            _stop(proc)
+            raise EnvironmentProblem(f"bubblewrap wrote unreadable --info-fd data: {exc}") from exc
+        if pid is not None:
+            try:
+                probe = subprocess.run(
+                    probe_argv(pid, port, expect, send, deadline),
+                    capture_output=True,
+                    timeout=timeout + 5,
+                    check=False,
+                )
+                probe_exit = probe.returncode
+                probe_output = (probe.stdout + probe.stderr).decode("utf-8", "replace")
+            except subprocess.TimeoutExpired:
+                timed_out = True
+        stopped = _stop(proc)
+        duration = time.monotonic() - start
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    setup_error = stderr.decode("utf-8", "replace").strip()
+    if pid is None and not setup_error.startswith("bwrap: execvp "):
+        # bubblewrap wrote no sandbox pid: it failed before the service could start
+        raise EnvironmentProblem(
+            f"bubblewrap could not set up the sandbox for {rootfs}: {setup_error[:500]}",
+            hint="kiln test needs unprivileged user namespaces",
+        )
+    return RunResult(
+        argv=tuple(argv),
+        exit_code=-1 if stopped else (proc.returncode if proc.returncode is not None else -1),
+        stdout=_tail(stdout),
+        stderr=_tail(stderr),
+        duration=duration,
+        timed_out=timed_out,
+        probe_exit=probe_exit,
+        probe_output=probe_output[-_OUTPUT_LIMIT:],
     )

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Literal
 
 import kiln
-from kiln.assemble.model import ImageTest
+from kiln.assemble.model import ImageTest, Probe
 from kiln.errors import InputError
-from kiln.sandbox.bwrap import RunResult, parse_user, run_in_rootfs
+from kiln.sandbox.bwrap import RunResult, parse_user, run_in_rootfs, run_service_in_rootfs
+from kiln.sandbox.probe import EXIT_MATCHED, EXIT_MISMATCH, EXIT_NO_SERVICE
 from kiln.sandbox.unpack import (
     UnpackedImage,
     read_embedded_facts,
@@ -54,10 +55,27 @@ def tests_of(unpacked: UnpackedImage) -> tuple[ImageTest, ...]:
     return tuple(ImageTest.from_json(t, f"image.json tests[{i}]") for i, t in enumerate(raw))
 
 
+def _service_verdict(test: ImageTest, probe: Probe, result: RunResult) -> str:
+    """Why a service test failed ("" when its probe got the expected answer)."""
+    where = f"127.0.0.1:{probe.port}"
+    exited = "" if result.exit_code == -1 else f" (the service exited with code {result.exit_code})"
+    if result.probe_exit == EXIT_MATCHED:
+        return ""
+    if result.probe_exit == EXIT_MISMATCH:
+        return f"the answer on {where} does not match {probe.expect!r}{exited}"
+    if result.probe_exit == EXIT_NO_SERVICE:
+        return f"nothing answered on {where} within {test.timeout:g}s{exited}"
+    return f"the probe of {where} failed (exit {result.probe_exit}): {result.probe_output[-300:]}"
+
+
 def _verdict(test: ImageTest, result: RunResult) -> tuple[Status, str]:
     if result.timed_out:
         return "failed", f"timed out after {test.timeout:g}s"
-    if result.exit_code != test.exit_code:
+    if test.probe is not None:
+        why = _service_verdict(test, test.probe, result)
+        if why:
+            return "failed", why
+    elif result.exit_code != test.exit_code:
         return "failed", f"exit code {result.exit_code}, expected {test.exit_code}"
     for label, pattern, text in (
         ("stdout", test.stdout_pattern, result.stdout),
@@ -80,16 +98,31 @@ def run_test(unpacked: UnpackedImage, test: ImageTest) -> TestOutcome:
     env = dict(config.env)
     env.update(dict(test.env))
     start = int(time.time() * 1000)
-    result = run_in_rootfs(
-        unpacked.rootfs,
-        test.command,
-        uid=uid,
-        gid=gid,
-        env=env,
-        workdir=config.workdir or "/",
-        network=test.network,
-        timeout=test.timeout,
-    )
+    if test.probe is not None:
+        result = run_service_in_rootfs(
+            unpacked.rootfs,
+            test.command,
+            port=test.probe.port,
+            expect=test.probe.expect,
+            send=test.probe.send,
+            uid=uid,
+            gid=gid,
+            env=env,
+            workdir=config.workdir or "/",
+            network=test.network,
+            timeout=test.timeout,
+        )
+    else:
+        result = run_in_rootfs(
+            unpacked.rootfs,
+            test.command,
+            uid=uid,
+            gid=gid,
+            env=env,
+            workdir=config.workdir or "/",
+            network=test.network,
+            timeout=test.timeout,
+        )
     status, message = _verdict(test, result)
     stop = max(start, start + int(result.duration * 1000))
     return TestOutcome(test, status, message, result, start, stop)
@@ -142,6 +175,12 @@ def ctrf_report(
             item["stdout"] = _lines(o.result.stdout)
             item["stderr"] = _lines(o.result.stderr)
             item["extra"] = {"command": list(o.result.argv), "exit_code": o.result.exit_code}
+            if o.test.probe is not None:
+                item["extra"]["probe"] = {  # type: ignore[index]
+                    **o.test.probe.to_json(),
+                    "exit_code": o.result.probe_exit,
+                    "answer": _lines(o.result.probe_output),
+                }
         tests.append(item)
     environment: dict[str, object] = {"appName": app_name, "osPlatform": "linux"}
     if extra:
@@ -170,7 +209,10 @@ def failure_text(outcome: TestOutcome, lines: int = TAIL_LINES) -> str:
     if outcome.result is not None:
         text.append(f"  command: {' '.join(outcome.result.argv)}")
         text.append(f"  exit code: {outcome.result.exit_code}")
-        for label, stream in (("stdout", outcome.result.stdout), ("stderr", outcome.result.stderr)):
+        streams = [("stdout", outcome.result.stdout), ("stderr", outcome.result.stderr)]
+        if outcome.test.probe is not None:
+            streams.append(("the probe's answer", outcome.result.probe_output))
+        for label, stream in streams:
             tail = stream.splitlines()[-lines:]
             if tail:
                 text.append(f"  last {len(tail)} line(s) of {label}:")

@@ -8,6 +8,7 @@ from kiln.spec.model import (
     ImageSpec,
     ImageTest,
     PathSpec,
+    Probe,
     User,
     Variant,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "ImageTest",
     "LoadedSpec",
     "PathSpec",
+    "Probe",
     "SpecError",
     "User",
     "Variant",

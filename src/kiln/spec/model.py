@@ -119,8 +119,30 @@ class PathSpec(_Frozen):
         return self
 
 
+class Probe(_Frozen):
+    """How ``kiln test`` talks to a test's command run as a service (TCP on loopback)."""
+
+    port: int = Field(ge=1, le=65535, description="TCP port the service listens on (127.0.0.1)")
+    send: str = Field(default="", description="text sent once connected (e.g. an HTTP request)")
+    expect: str = Field(min_length=1, description="regular expression the answer must match")
+
+    @field_validator("expect")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"{value!r} is not a valid regular expression: {exc}") from exc
+        return value
+
+
 class ImageTest(_Frozen):
-    """A command run inside the built image; it passes on the expected exit and output."""
+    """A command run inside the built image; it passes on the expected exit and output.
+
+    With a ``probe``, the command is a service (a server in the foreground): kiln starts
+    it, connects to the probe's port on the sandbox's own loopback, sends and checks the
+    answer, then stops it. The answer decides the test; the exit code is not checked.
+    """
 
     name: str = Field(min_length=1)
     command: tuple[str, ...] = Field(min_length=1, description="argv, no shell")
@@ -131,6 +153,19 @@ class ImageTest(_Frozen):
     network: bool = Field(default=False, description="give the test loopback networking")
     user: str | None = Field(default=None, description="defaults to the image's user")
     variants: tuple[Literal["runtime", "dev"], ...] = ("runtime", "dev")
+    archs: tuple[Arch, ...] = Field(
+        default=(), description="only these architectures' images carry the test (default: all)"
+    )
+    probe: Probe | None = None
+
+    @model_validator(mode="after")
+    def _service(self) -> ImageTest:
+        if self.probe is not None and self.exit_code != 0:
+            raise ValueError(
+                f"test {self.name!r}: a service test (probe) is judged by its answer; "
+                "exit-code does not apply"
+            )
+        return self
 
     @field_validator("command", mode="before")
     @classmethod
