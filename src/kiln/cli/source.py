@@ -97,6 +97,9 @@ def rebuild(
     ] = False,
     arch: Annotated[str | None, typer.Option(help="architecture (default: this machine's)")] = None,
     output: Annotated[Path, typer.Option("--output", "-o")] = Path("out/rebuild"),
+    nocheck: Annotated[
+        bool, typer.Option("--nocheck", help="skip the package's test suite (faster)")
+    ] = False,
 ) -> None:
     """Rebuild an unpatched Debian package in the sandbox (and with --verify, compare)."""
     from kiln.recipes.service import SourceBuilder, host_arch
@@ -104,7 +107,9 @@ def rebuild(
     if not verify:
         raise typer.BadParameter("only --verify rebuilds are supported", param_hint="--verify")
     builder = SourceBuilder.from_environment()
-    result = builder.rebuild_verify(package, arch=arch or host_arch(), out_dir=output / package)
+    result = builder.rebuild_verify(
+        package, arch=arch or host_arch(), out_dir=output / package, nocheck=nocheck
+    )
     table = Table("package", "rebuilt sha256", "Debian sha256", "result")
     for item in result.packages:
         verdict = "[green]identical[/]" if item.identical else "[red]differs[/]"

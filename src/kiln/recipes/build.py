@@ -321,11 +321,13 @@ def build_in_sandbox(
     work_root: Path | None = None,
     root_dir: Path | None = None,
     timeout: float = 7200.0,
+    nocheck: bool = False,
 ) -> BuildOutput:
     """Build binary packages of ``fetched`` (with ``loaded``'s patches when given).
 
     ``root_dir`` (tests) uses an existing directory as the read-only root instead of a
-    fresh extraction of ``root_tarball``.
+    fresh extraction of ``root_tarball``. ``nocheck`` skips the test suite without
+    a build profile (DEB_BUILD_OPTIONS only).
     """
     started = time.monotonic()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -349,7 +351,8 @@ def build_in_sandbox(
         if loaded is not None:
             apply_recipe(tree, loaded, codename=codename)
         profiles = loaded.recipe.profile_names if loaded is not None else ()
-        options = [f"parallel={jobs}"] + (["nocheck"] if "nocheck" in profiles else [])
+        skip_tests = nocheck or "nocheck" in profiles
+        options = [f"parallel={jobs}"] + (["nocheck"] if skip_tests else [])
         env = {"DEB_BUILD_OPTIONS": " ".join(options)}
         if profiles:
             env["DEB_BUILD_PROFILES"] = " ".join(profiles)

@@ -40,12 +40,14 @@ class BuildRootSpec:
     epoch: int = 0  # SOURCE_DATE_EPOCH for mmdebstrap
 
     def key_document(self) -> dict[str, object]:
+        """The cache key's content; profiles count only when a relation is restricted by one."""
+        relations = " ".join(self.build_depends.split())
         return {
             "format": ROOT_FORMAT,
             "codename": self.distro.codename,
             "arch": self.arch,
-            "build-depends": " ".join(self.build_depends.split()),
-            "profiles": sorted(self.profiles),
+            "build-depends": relations,
+            "profiles": sorted(self.profiles) if "<" in relations else [],
             "epoch": self.epoch,
         }
 

@@ -109,8 +109,14 @@ class SourceBuilder:
         write_build_record(output, fetched, root, loaded)
         return output
 
-    def rebuild_verify(self, name: str, *, arch: str, out_dir: Path) -> RebuildComparison:
-        """Rebuild Debian's newest ``name`` unpatched and compare with Debian's .debs."""
+    def rebuild_verify(
+        self, name: str, *, arch: str, out_dir: Path, nocheck: bool = False
+    ) -> RebuildComparison:
+        """Rebuild Debian's newest ``name`` unpatched and compare with Debian's .debs.
+
+        ``nocheck`` skips the package's test suite (DEB_BUILD_OPTIONS=nocheck, which
+        must not change the binaries of a well-behaved package).
+        """
         _check_arch(arch)
         distro = get_distro("debian-13")
         fetched, _ = self.fetch(distro, name)
@@ -122,6 +128,7 @@ class SourceBuilder:
             root_sha256=root.sha256,
             out_dir=out_dir,
             codename=distro.codename,
+            nocheck=nocheck,
         )
         write_build_record(output, fetched, root, None)
         snapshot = self.repository.snapshot(distro, [arch])
