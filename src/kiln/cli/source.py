@@ -120,6 +120,8 @@ def rebuild(
             console.print(f"  {item.package}: {line}", markup=False, highlight=False)
         if item.diffoscope:
             console.print(item.diffoscope, markup=False, highlight=False)
+    if result.skipped:
+        console.print(f"not compared (not in Debian's main archive): {', '.join(result.skipped)}")
     how = "diffoscope" if result.diffoscope_available else "member by member (no diffoscope)"
     console.print(
         f"{result.source} {result.version}: {result.rate:.0%} of .debs bit-for-bit identical "

@@ -133,9 +133,9 @@ class SourceBuilder:
         write_build_record(output, fetched, root, None)
         snapshot = self.repository.snapshot(distro, [arch])
         universe = snapshot.universe(arch)
-        ours = debs_by_package(list(output.debs))
+        built = debs_by_package(list(output.debs))
         theirs_packages = []
-        for binary in sorted(ours):
+        for binary in sorted(built):
             candidate = universe.get(binary)
             if (
                 candidate is not None
@@ -143,9 +143,15 @@ class SourceBuilder:
                 and candidate.version == package.version
             ):
                 theirs_packages.append(candidate)
+        # Debug symbols (-dbgsym) live in a separate archive that kiln does not read.
+        ours = {p.name: built[p.name] for p in theirs_packages}
+        for binary, path in built.items():
+            if binary not in ours and not binary.endswith("-dbgsym"):
+                ours[binary] = path
+        skipped = tuple(sorted(n for n in built if n not in ours))
         paths = self.repository.fetch(distro, theirs_packages)
         theirs = {p.name: path for p, path in zip(theirs_packages, paths, strict=True)}
-        return compare_debs(package.name, package.version, ours, theirs)
+        return compare_debs(package.name, package.version, ours, theirs, skipped=skipped)
 
     @staticmethod
     def _pick(universe: SourceUniverse, name: str, version: str | None) -> SourcePackage:

@@ -43,6 +43,7 @@ class RebuildComparison:
     version: str
     packages: tuple[DebComparison, ...]
     diffoscope_available: bool
+    skipped: tuple[str, ...] = ()  # built but not comparable (e.g. -dbgsym packages)
 
     @property
     def identical(self) -> bool:
@@ -62,6 +63,7 @@ def compare_debs(
     theirs: Mapping[str, Path],
     *,
     use_diffoscope: bool = True,
+    skipped: tuple[str, ...] = (),
 ) -> RebuildComparison:
     """Compare ``ours`` and ``theirs`` (binary package name -> .deb path)."""
     diffoscope = shutil.which("diffoscope") if use_diffoscope else None
@@ -76,7 +78,7 @@ def compare_debs(
             continue
         report = _run_diffoscope(diffoscope, b, a) if diffoscope else None
         results.append(DebComparison(name, ours_sha, theirs_sha, member_differences(b, a), report))
-    return RebuildComparison(source, version, tuple(results), diffoscope is not None)
+    return RebuildComparison(source, version, tuple(results), diffoscope is not None, skipped)
 
 
 def member_differences(theirs: Path, ours: Path) -> tuple[str, ...]:
