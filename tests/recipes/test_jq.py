@@ -9,6 +9,7 @@ profile (the rebuild-verification path runs the suite).
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -51,8 +52,15 @@ def test_jq_recipe_builds_in_the_sandbox_with_its_patch(tmp_path: Path) -> None:
     assert changelog.startswith(f"jq ({result.version}) trixie;")
     assert "0001-readme-kiln-rebuild.patch" in changelog.split("\n -- ")[0]
     assert "-D_FORTIFY_SOURCE=3" in result.buildflags
-    record = out / f"jq_{result.version}.kiln-build.json"
-    assert record.is_file()
+    record = json.loads((out / f"jq_{result.version}.kiln-build.json").read_text())
+    assert record["tests"] == [
+        {"name": "version", "passed": True, "reason": ""},
+        {"name": "evaluates", "passed": True, "reason": ""},
+    ]
+    jq_audit = next(a for a in record["elfAudit"] if a["path"] == "/usr/bin/jq")
+    assert jq_audit["bind_now"]
+    assert jq_audit["relro"] == "full"
+    assert jq_audit["pie"]
     log = result.log.read_text()
     assert "-D_FORTIFY_SOURCE=3" in log
     assert "-Wl,-z,now" in log

@@ -39,3 +39,17 @@ def test_package_missing_on_one_side_is_not_identical(tmp_path: Path) -> None:
     result = compare_debs("hello", "1.0-1", {"hello": ours}, {})
     assert not result.identical
     assert result.packages[0].differences == ("not in the distro",)
+
+
+def test_elf_audit_reads_the_debs(tmp_path: Path) -> None:
+    from kiln.recipes.check import audit_debs
+
+    true = Path("/usr/bin/true").read_bytes()
+    deb = build_deb(
+        DebSpec("tt", "1", files={"usr/lib/t/libtrue.so.1": true, "usr/share/t/doc": b"x"}),
+        tmp_path / "tt_1_all.deb",
+    )
+    (audit,) = audit_debs([deb])
+    assert audit.path == "/usr/lib/t/libtrue.so.1"
+    assert audit.package == "tt"
+    assert audit.nx_stack

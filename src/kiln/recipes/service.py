@@ -9,17 +9,21 @@ in a JSON build record next to the .debs.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from kiln.assemble.harden import ElfAudit
 from kiln.debian.distro import Distro, get_distro
-from kiln.errors import InputError
+from kiln.errors import InputError, PolicyError
 from kiln.pipeline.repo import Repository
 from kiln.recipes.build import BuildOutput, build_in_sandbox
 from kiln.recipes.buildroot import BuildRoot, BuildRootSpec, ensure_build_root
+from kiln.recipes.check import RecipeTestResult, audit_debs, run_recipe_tests
 from kiln.recipes.fetch import FetchedSource, fetch_source
 from kiln.recipes.index import SourcePackage, SourceUniverse, load_sources
 from kiln.recipes.load import LoadedRecipe, check_base, load_recipe
@@ -90,7 +94,12 @@ class SourceBuilder:
         )
 
     def build_recipe(self, recipe_path: Path, *, arch: str, out_dir: Path) -> BuildOutput:
-        """Check the recipe against Debian, fetch, build in the sandbox, write the record."""
+        """Check the recipe against Debian, fetch, build in the sandbox, check, record.
+
+        After the build, kiln's ELF audit runs on the .debs and the recipe's tests run
+        with the packages unpacked into a fresh root; a failing test raises
+        ``RecipeTestError`` (the .debs and the record stay in ``out_dir``).
+        """
         loaded = load_recipe(recipe_path)
         distro = get_distro(loaded.recipe.distro)
         _check_arch(arch)
@@ -106,7 +115,17 @@ class SourceBuilder:
             loaded=loaded,
             codename=distro.codename,
         )
-        write_build_record(output, fetched, root, loaded)
+        audits = audit_debs(output.debs)
+        results = run_recipe_tests(loaded.recipe.tests, output.debs, root_tarball=root.tarball)
+        write_build_record(output, fetched, root, loaded, audits=audits, tests=results)
+        failed = [r for r in results if not r.passed]
+        if failed:
+            raise RecipeTestError(
+                f"{len(failed)} of {len(results)} recipe tests failed on {output.source} "
+                f"{output.version}",
+                loaded.locate(("tests",)),
+                details=[f"{r.name}: {r.reason}" for r in failed],
+            )
         return output
 
     def rebuild_verify(
@@ -174,8 +193,18 @@ def _check_arch(arch: str) -> None:
         )
 
 
+class RecipeTestError(PolicyError):
+    """A recipe's test failed on the packages it built."""
+
+
 def write_build_record(
-    output: BuildOutput, fetched: FetchedSource, root: BuildRoot, loaded: LoadedRecipe | None
+    output: BuildOutput,
+    fetched: FetchedSource,
+    root: BuildRoot,
+    loaded: LoadedRecipe | None,
+    *,
+    audits: Sequence[ElfAudit] = (),
+    tests: Sequence[RecipeTestResult] = (),
 ) -> Path:
     """What the orchestrator observed, for provenance: inputs, environment, outputs."""
     record = {
@@ -193,6 +222,8 @@ def write_build_record(
         "buildflags": output.buildflags,
         "profiles": list(output.profiles),
         "outputs": {p.name: _sha(p) for p in output.debs},
+        "elfAudit": [dataclasses.asdict(a) for a in audits],
+        "tests": [{"name": t.name, "passed": t.passed, "reason": t.reason} for t in tests],
     }
     path = output.log.with_name(f"{output.source}_{output.version}.kiln-build.json")
     path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
