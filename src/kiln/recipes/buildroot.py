@@ -11,6 +11,7 @@ fresh copy, so nothing a build does survives into the next one.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -101,13 +102,42 @@ def ensure_build_root(
     suite_urls: Mapping[str, str],
     log: Path | None = None,
 ) -> BuildRoot:
-    """The cached root for ``spec``, creating it with mmdebstrap when absent."""
+    """The cached root for ``spec``, creating it with mmdebstrap when absent.
+
+    Concurrent kiln processes wanting the same root wait for the one creating it (an
+    exclusive ``flock`` on ``<digest>.lock``) instead of running mmdebstrap twice.
+    """
     directory = cache_root / "buildroots"
     tarball = directory / f"{spec.digest}.tar"
     digest_file = directory / f"{spec.digest}.sha256"
     if tarball.is_file() and digest_file.is_file():
         return BuildRoot(spec, tarball, digest_file.read_text().strip(), created=False)
-    if shutil.which("mmdebstrap") is None:
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / f"{spec.digest}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if tarball.is_file() and digest_file.is_file():
+            return BuildRoot(spec, tarball, digest_file.read_text().strip(), created=False)
+        return _create_root(
+            spec,
+            directory=directory,
+            tarball=tarball,
+            digest_file=digest_file,
+            suite_urls=suite_urls,
+            log=log,
+        )
+
+
+def _create_root(
+    spec: BuildRootSpec,
+    *,
+    directory: Path,
+    tarball: Path,
+    digest_file: Path,
+    suite_urls: Mapping[str, str],
+    log: Path | None,
+) -> BuildRoot:
+    mmdebstrap = shutil.which("mmdebstrap")
+    if mmdebstrap is None:
         raise EnvironmentProblem(
             "mmdebstrap is not installed; kiln creates build roots with it",
             hint="apt-get install mmdebstrap",
@@ -116,7 +146,7 @@ def ensure_build_root(
     fd, tmp_name = tempfile.mkstemp(prefix=".root-", suffix=".tar", dir=directory)
     os.close(fd)
     tmp = Path(tmp_name)
-    argv = mmdebstrap_argv(spec, suite_urls, tmp)
+    argv = [mmdebstrap, *mmdebstrap_argv(spec, suite_urls, tmp)[1:]]
     env = {
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         "SOURCE_DATE_EPOCH": str(spec.epoch),
