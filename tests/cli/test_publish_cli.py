@@ -75,11 +75,17 @@ def test_publish_then_verify(
     assert main(["verify", f"{destination}/demo:3.13", "--key", str(tmp_path / "other.pub")]) == 1
     assert "wrong key" in capsys.readouterr().err
 
-    # a warm publish re-sends no layer: only manifests and attestations
+    # a warm publish of the same digest, already attested with this key: tags only
     capsys.readouterr()
     assert main([*args, "--output", str(out), "--variant", "runtime"]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("published"))
-    assert "(0 new image blobs," in line, line  # layers and configs were there already
+    assert "(0 new image blobs, 0 attestations," in line, line
+
+    # attested by another key only: this key's attestations are added, layers not re-sent
+    other = [*args[:-1], str(tmp_path / "other.key"), "--output", str(out), "--variant", "runtime"]
+    assert main(other) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("published"))
+    assert "(0 new image blobs, 9 attestations," in line, line
 
 
 def test_publish_refuses_without_a_key(

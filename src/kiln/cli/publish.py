@@ -8,18 +8,29 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from kiln.cli.app import app, console
 from kiln.cli.attest import Keyless, KeyOption, PasswordFile, bundle_signer
-from kiln.cli.build import CTRF_REPORT, BuildOptions, _csv, build_spec, check_layout
+from kiln.cli.build import (
+    CTRF_REPORT,
+    BuildOptions,
+    BuiltVariant,
+    _csv,
+    build_spec,
+    check_layout,
+)
 from kiln.errors import PolicyError
 from kiln.pipeline import Repository
 from kiln.pipeline.build import DEFAULT_OUTPUT
 from kiln.sandbox.unpack import host_arch
 from kiln.spec import load_spec
+
+if TYPE_CHECKING:
+    from kiln.attest import Attestation
+    from kiln.pipeline.publish import BuildObservation
 
 
 @app.command()
@@ -42,7 +53,7 @@ def publish(
     output: Annotated[Path, typer.Option(help="where layouts go")] = DEFAULT_OUTPUT,
 ) -> None:
     """Build (or reuse), test, sign and push each spec's images with SBOMs and provenance."""
-    from kiln.pipeline.publish import BuildObservation, Destination, attestations_for
+    from kiln.pipeline.publish import Destination, already_attested, attestations_for
     from kiln.pipeline.publish import publish as push_image
     from kiln.registry import RegistryClient
 
@@ -55,27 +66,16 @@ def publish(
     with RegistryClient.for_host(destination.registry, insecure=insecure) as client:
         for path in specs:
             for built in build_spec(load_spec(path), repo, options):
-                layout = built.image.layout
-                test_arch = host_arch()
-                if test_arch in {i.arch for i in built.image.images}:
-                    if not check_layout(layout, arch=test_arch, tag=built.image.tag):
-                        raise PolicyError(f"{built.label}: image tests failed; nothing was pushed")
-                    report = json.loads((layout / CTRF_REPORT).read_bytes())
+                if already_attested(
+                    client, destination, built.loaded.spec.name, built.image.index_digest, signer
+                ):
+                    # same digest, tested and attested before: only the tags are refreshed
+                    attestations: tuple[Attestation, ...] = ()
+                    seen = _observation(built, report=None)
                 else:
-                    report = None
-                seen = BuildObservation(
-                    loaded=built.loaded,
-                    lock=built.lock,
-                    variant=built.variant,
-                    built=built.image,
-                    started_on=built.started_on,
-                    finished_on=built.finished_on,
-                    test_report=report,
-                    options={"tests_ran_on": test_arch if report is not None else "none"},
-                )
-                result = push_image(
-                    seen, attestations_for(seen, signer), client=client, destination=destination
-                )
+                    seen = _observation(built, report=_run_tests(built))
+                    attestations = attestations_for(seen, signer)
+                result = push_image(seen, attestations, client=client, destination=destination)
                 console.print(
                     f"published {built.label} as {', '.join(result.tags)}: {result.reference} "
                     f"({result.image_blobs_sent} new image blobs, {result.attestations} "
@@ -83,3 +83,30 @@ def publish(
                     soft_wrap=True,
                     highlight=False,
                 )
+
+
+def _run_tests(built: BuiltVariant) -> dict[str, Any] | None:
+    """Run the image's tests on this host's arch; refuse to publish when one fails."""
+    arch = host_arch()
+    if arch not in {i.arch for i in built.image.images}:
+        return None
+    layout = built.image.layout
+    if not check_layout(layout, arch=arch, tag=built.image.tag):
+        raise PolicyError(f"{built.label}: image tests failed; nothing was pushed")
+    report: dict[str, Any] = json.loads((layout / CTRF_REPORT).read_bytes())
+    return report
+
+
+def _observation(built: BuiltVariant, *, report: dict[str, Any] | None) -> BuildObservation:
+    from kiln.pipeline.publish import BuildObservation
+
+    return BuildObservation(
+        loaded=built.loaded,
+        lock=built.lock,
+        variant=built.variant,
+        built=built.image,
+        started_on=built.started_on,
+        finished_on=built.finished_on,
+        test_report=report,
+        options={"tests_ran_on": host_arch() if report is not None else "none"},
+    )

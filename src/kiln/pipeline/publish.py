@@ -22,24 +22,39 @@ from typing import Any
 from kiln.assemble import BuiltImage
 from kiln.attest import (
     CYCLONEDX_1_6,
+    IMAGE_SIGNATURE,
     LOCAL_BUILDER_ID,
+    PROVENANCE_V1,
     SPDX_2_3,
     TEST_REPORT_CTRF,
     Attestation,
     BundleSigner,
+    EcdsaVerifier,
     ImageDigests,
+    KeyBundleSigner,
     ProvenanceInputs,
     Subject,
+    VerificationError,
     attach_attestations,
     attest_image,
+    default_policy,
     detect_git_source,
+    fetch_bundles,
     sign_image,
     statement_for,
+    verify_image,
 )
 from kiln.errors import InputError
-from kiln.registry import Reference, RegistryClient, TransferStats, push_layout
+from kiln.registry import (
+    Digest,
+    Reference,
+    RegistryClient,
+    RegistryNotFoundError,
+    TransferStats,
+    push_layout,
+)
 from kiln.resolve.lockfile import Lock
-from kiln.sbom import generate_sbom
+from kiln.sbom import SbomFormat, read_sbom_input, render_sbom
 from kiln.spec import LoadedSpec
 
 _VERSION_TAG = re.compile(r"^(?P<major>\d+)\.(?P<minor>\d+)(?:\.\d+)?")
@@ -107,6 +122,40 @@ def _sent(client: RegistryClient) -> int:
     return _sent_of(client.stats)
 
 
+#: What a published kiln image carries; a re-publish with all of them valid is a no-op.
+PUBLISHED_TYPES = (IMAGE_SIGNATURE, PROVENANCE_V1, SPDX_2_3, CYCLONEDX_1_6, TEST_REPORT_CTRF)
+
+
+def already_attested(
+    client: RegistryClient,
+    destination: Destination,
+    image: str,
+    index_digest: str,
+    signer: BundleSigner,
+) -> bool:
+    """Whether the registry holds this exact image with every attestation, signed by us.
+
+    Then a warm publish only refreshes the tags: the same digest was built from the same
+    lock, tested and attested before. Keyless signers always attest anew.
+    """
+    if not isinstance(signer, KeyBundleSigner):
+        return False
+    repository = destination.repository(image)
+    digest = Digest.parse(index_digest, what="image digest")
+    try:
+        if not client.manifest_exists(repository, digest):
+            return False
+        bundles = fetch_bundles(client, repository, digest)
+    except RegistryNotFoundError:
+        return False
+    verifier = EcdsaVerifier.from_pem(signer.signer.public_key_pem(), where="the signing key")
+    try:
+        verify_image(bundles, index_digest, verifier, default_policy(required=PUBLISHED_TYPES))
+    except VerificationError:
+        return False
+    return True
+
+
 def attestations_for(
     seen: BuildObservation, signer: BundleSigner, *, builder_id: str = LOCAL_BUILDER_ID
 ) -> tuple[Attestation, ...]:
@@ -141,13 +190,15 @@ def attestations_for(
             Subject.of(name, digests.index_digest),
             Subject.of(f"{name}@linux/{image.arch}", image.manifest.digest),
         ]
-        for fmt, predicate_type in (("spdx-json", SPDX_2_3), ("cyclonedx-json", CYCLONEDX_1_6)):
-            sbom = generate_sbom(
-                seen.built.layout,
-                fmt=fmt,  # type: ignore[arg-type]
-                lock=seen.lock,
-                platform=f"linux/{image.arch}",
-            )
+        installed = read_sbom_input(
+            seen.built.layout, platform=f"linux/{image.arch}", lock=seen.lock
+        )
+        formats: tuple[tuple[SbomFormat, str], ...] = (
+            ("spdx-json", SPDX_2_3),
+            ("cyclonedx-json", CYCLONEDX_1_6),
+        )
+        for fmt, predicate_type in formats:
+            sbom = render_sbom(installed, fmt)
             statement = statement_for(predicate_type, subjects, json.loads(sbom))
             found.append(
                 Attestation(
