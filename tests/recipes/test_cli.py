@@ -1,0 +1,78 @@
+"""The source commands end to end against the fixture repository (offline)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import SourceRepo
+from kiln.cli.main import main
+
+
+@pytest.fixture
+def kiln_env(srcrepo: SourceRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"mirrors:\n  debian: {srcrepo.server.url}/debian\n"
+        f"  debian-security: {srcrepo.server.url}/debian-security\n"
+    )
+    monkeypatch.setenv("KILN_CONFIG", str(config))
+    monkeypatch.setenv("KILN_KEYRING", str(srcrepo.key.keyring))
+    monkeypatch.setenv("KILN_CACHE", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def test_source_fetch_writes_verified_files(
+    kiln_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = kiln_env / "src"
+    assert main(["source", "fetch", "hello", "--output", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "hello_1.0-1+deb13u1.debian.tar.xz",
+        "hello_1.0-1+deb13u1.dsc",
+        "hello_1.0.orig.tar.gz",
+    ]
+    assert "hello 1.0-1+deb13u1 from trixie-security" in capsys.readouterr().out
+
+
+def test_source_fetch_of_a_tampered_file_exits_3(
+    srcrepo: SourceRepo, kiln_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    srcrepo.server.override(
+        "/debian-security/pool/updates/main/h/hello/hello_1.0.orig.tar.gz", b"evil"
+    )
+    assert main(["source", "fetch", "hello"]) == 3
+    assert "does not match" in capsys.readouterr().err
+
+
+def test_package_build_refuses_a_stale_base(
+    kiln_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = kiln_env / "recipes" / "hello.yaml"
+    recipe.parent.mkdir()
+    recipe.write_text("source: hello\nversion: '1.0-1'\n")
+    assert main(["package", "build", str(recipe)]) == 1
+    err = capsys.readouterr().err
+    assert "hello.yaml:2:1" in err
+    assert "newest version" in err
+    assert "shadow" in err
+
+
+def test_repo_publish_signs_with_a_kiln_managed_key(kiln_env: Path) -> None:
+    from fixtures.debrepo import DebSpec, build_deb
+
+    deb = build_deb(DebSpec("hello", "1.0-1+kiln1"), kiln_env / "hello_1.0-1+kiln1_all.deb")
+    repo = kiln_env / "repo"
+    home = kiln_env / "gnupg"
+    assert main(["repo", "publish", str(repo), str(deb), "--gnupghome", str(home)]) == 0
+    assert (
+        (repo / "dists" / "kiln" / "InRelease")
+        .read_bytes()
+        .startswith(b"-----BEGIN PGP SIGNED MESSAGE-----")
+    )
+    assert b"Version: 1.0-1+kiln1" in (repo / "dists/kiln/main/binary-amd64/Packages").read_bytes()
+    import subprocess
+
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False,
+                   timeout=30)  # fmt: skip
