@@ -77,3 +77,36 @@ def test_kiln_base_version() -> None:
 
     assert kiln_base_version("1.7.1-6+deb13u4+kiln2") == "1.7.1-6+deb13u4"
     assert kiln_base_version("1.0-1") == "1.0-1"
+
+
+def test_lock_records_packages_from_kilns_repository(
+    debrepo: DebRepo, kiln_key: SigningKey, tmp_path: Path
+) -> None:
+    from kiln.pipeline.lock import lock_spec
+    from kiln.spec import parse_spec
+
+    rebuilt = build_deb(
+        DebSpec("tzdata", "2025c-0+deb13u1+kiln1", depends="debconf (>= 0.5) | debconf-2.0"),
+        tmp_path / "debs" / "tzdata.deb",
+    )
+    repo = tmp_path / "kiln-repo"
+    published = publish(repo, [rebuilt], key=kiln_key, date=REPO_DATE, archs=("amd64",))
+    cache = Cache(tmp_path / "cache")
+    fetcher = HttpFetcher(retry=RetryPolicy(attempts=1))
+    snapshot = load_snapshot(
+        debrepo.distro, ["amd64"], cache=cache, fetcher=fetcher, mirrors=debrepo.mirrors,
+        now=NOW, keyring=debrepo.keyring,
+    )  # fmt: skip
+    spec = parse_spec(
+        b"name: tz\ndistro: debian-13\narchs: [amd64]\npackages: [tzdata]\n", tmp_path / "tz.yaml"
+    )
+    with RepoServer(repo) as server:
+        merged = overlay_snapshot(
+            snapshot, server.url, keyring=published.keyring, cache=cache, fetcher=fetcher,
+            now=NOW,
+        )  # fmt: skip
+        lock = lock_spec(spec, merged).lock
+    assert [r.suite for r in lock.releases][-1] == "kiln"
+    packages = {p.name: p for p in lock.variants["runtime"]["amd64"].packages}
+    assert packages["tzdata"].suite == "kiln"
+    assert packages["tzdata"].version == "2025c-0+deb13u1+kiln1"
