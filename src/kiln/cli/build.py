@@ -12,33 +12,26 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from kiln.assemble import BuiltImage, Compression, HardeningReport
-from kiln.assemble.cache import LayoutCache
 from kiln.cli.app import app, console, err_console
-from kiln.debian import get_distro
 from kiln.errors import InputError, PolicyError
-from kiln.pipeline import Repository, lock_spec, locked_to_binary
-from kiln.pipeline.build import DEFAULT_OUTPUT, build_variant
 from kiln.resolve.lockfile import Lock, LockError, diff_locks, read_lock, write_lock
-from kiln.sandbox import (
-    ctrf_report,
-    failure_text,
-    remove_rootfs,
-    resolve_image,
-    run_tests,
-    tests_of,
-    unpack_image,
-    write_ctrf,
-)
-from kiln.sandbox.unpack import host_arch, read_embedded_facts
 from kiln.spec import LoadedSpec, load_spec
 
+if TYPE_CHECKING:
+    from kiln.assemble import BuiltImage, Compression, HardeningReport
+    from kiln.pipeline import Repository
+
+# Assembly, the sandbox and the repository client load inside the commands, so that
+# every kiln command starts without them.
+# ruff: noqa: PLC0415
+
 CTRF_REPORT = "ctrf-report.json"
+DEFAULT_OUTPUT = Path("out")
 
 # ----------------------------------------------------------------------------- kiln build
 
@@ -49,6 +42,9 @@ def _csv(values: list[str] | None) -> list[str]:
 
 def _current_lock(item: LoadedSpec, repo: Repository, *, frozen: bool) -> Lock:
     """The lock to build from: refuse drift when frozen, else (re)lock when needed."""
+    from kiln.debian import get_distro
+    from kiln.pipeline import lock_spec
+
     path = item.lock_path
     if frozen:
         existing = read_lock(path)
@@ -128,6 +124,8 @@ def build(
         docker_archive=docker_archive,
         cache=not no_cache,
     )
+    from kiln.pipeline import Repository
+
     repo = Repository.from_environment()
     built = [b for path in specs for b in build_spec(load_spec(path), repo, options)]
     console.print(_summary_table(built))
@@ -174,6 +172,11 @@ class BuiltVariant:
 
 def build_spec(item: LoadedSpec, repo: Repository, options: BuildOptions) -> list[BuiltVariant]:
     """Lock (as needed), fetch and build every requested variant of one spec."""
+    from kiln.assemble.cache import LayoutCache
+    from kiln.debian import get_distro
+    from kiln.pipeline import locked_to_binary
+    from kiln.pipeline.build import build_variant
+
     cache = LayoutCache(repo.cache.root / "layouts") if options.cache else None
     lock = _current_lock(item, repo, frozen=options.frozen)
     distro = get_distro(lock.distro)
@@ -280,6 +283,18 @@ def _layouts_for(target: Path, output: Path) -> list[Path]:
 
 def check_layout(layout: Path, *, arch: str, tag: str | None) -> bool:
     """Unpack ``layout`` for ``arch``, run its stored tests, write CTRF; True if all pass."""
+    from kiln.sandbox import (
+        ctrf_report,
+        failure_text,
+        remove_rootfs,
+        resolve_image,
+        run_tests,
+        tests_of,
+        unpack_image,
+        write_ctrf,
+    )
+    from kiln.sandbox.unpack import host_arch, read_embedded_facts
+
     image = resolve_image(layout, tag=tag, arch=arch)
     scratch = layout.parent / f".{layout.name}.test-{os.getpid()}"
     try:
@@ -324,6 +339,8 @@ def run_image_tests(
     output: Annotated[Path, typer.Option(help="where kiln build wrote layouts")] = DEFAULT_OUTPUT,
 ) -> None:
     """Run the image's tests inside it, sandboxed with bubblewrap; write a CTRF report."""
+    from kiln.sandbox.unpack import host_arch
+
     archs = arch or [host_arch()]
     failed = []
     for layout in _layouts_for(target, output):

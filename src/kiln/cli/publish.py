@@ -16,6 +16,7 @@ from kiln.cli.app import app, console
 from kiln.cli.attest import Keyless, KeyOption, PasswordFile, bundle_signer
 from kiln.cli.build import (
     CTRF_REPORT,
+    DEFAULT_OUTPUT,
     BuildOptions,
     BuiltVariant,
     _csv,
@@ -23,9 +24,6 @@ from kiln.cli.build import (
     check_layout,
 )
 from kiln.errors import PolicyError
-from kiln.pipeline import Repository
-from kiln.pipeline.build import DEFAULT_OUTPUT
-from kiln.sandbox.unpack import host_arch
 from kiln.spec import load_spec
 
 if TYPE_CHECKING:
@@ -53,6 +51,7 @@ def publish(
     output: Annotated[Path, typer.Option(help="where layouts go")] = DEFAULT_OUTPUT,
 ) -> None:
     """Build (or reuse), test, sign and push each spec's images with SBOMs and provenance."""
+    from kiln.pipeline import Repository
     from kiln.pipeline.publish import Destination, already_attested, attestations_for
     from kiln.pipeline.publish import publish as push_image
     from kiln.registry import RegistryClient
@@ -87,6 +86,8 @@ def publish(
 
 def _run_tests(built: BuiltVariant) -> dict[str, Any] | None:
     """Run the image's tests on this host's arch; refuse to publish when one fails."""
+    from kiln.sandbox.unpack import host_arch
+
     arch = host_arch()
     if arch not in {i.arch for i in built.image.images}:
         return None
@@ -99,6 +100,7 @@ def _run_tests(built: BuiltVariant) -> dict[str, Any] | None:
 
 def _observation(built: BuiltVariant, *, report: dict[str, Any] | None) -> BuildObservation:
     from kiln.pipeline.publish import BuildObservation
+    from kiln.sandbox.unpack import host_arch
 
     return BuildObservation(
         loaded=built.loaded,
