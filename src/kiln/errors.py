@@ -70,7 +70,7 @@ class PolicyError(KilnError):
     exit_code = 1
 
 
-class EnvironmentProblem(KilnError):
+class EnvironmentProblem(KilnError):  # noqa: N818 (EnvironmentError is a builtin)
     """Something kiln needs on this machine is missing or unusable (exit 3)."""
 
     exit_code = 3

@@ -10,6 +10,8 @@ import pytest
 
 from assemble.helpers import build_deb
 from kiln.assemble.cache import LayoutCache
+from kiln.debian.deb import DebFormatError
+from kiln.errors import InputError
 from kiln.pipeline.build import (
     assembly_input,
     build_variant,
@@ -17,8 +19,6 @@ from kiln.pipeline.build import (
     source_date_epoch,
     upstream_version,
 )
-from kiln.debian.deb import DebFormatError
-from kiln.errors import InputError
 from kiln.resolve.lockfile import ArchLock, Lock
 from kiln.spec import parse_spec
 

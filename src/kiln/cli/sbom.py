@@ -6,7 +6,7 @@ or standard output. ``--lock`` adds each .deb's sha256 from the image's lock fil
 
 # kiln.sbom (spdx-tools, cyclonedx) loads inside the command so other commands start fast.
 # typer commands mirror their options as parameters.
-# ruff: noqa: PLC0415, PLR0917
+# ruff: noqa: PLC0415
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ over ``kiln.vuln`` (parse options -> typed values -> pipeline -> render)."""
 
 # Imports of kiln.vuln sit inside the commands so that every other kiln command starts
 # without loading SQLAlchemy, Alembic and cyclonedx; typer commands mirror their options.
-# ruff: noqa: PLC0415, PLR0917
+# ruff: noqa: PLC0415
 
 from __future__ import annotations
 
