@@ -172,3 +172,33 @@ def _member(deb: Path, name: str) -> bytes:
         timeout=60,
     )  # fmt: skip
     return tar.stdout
+
+
+def test_provenance_names_sources_patches_root_and_debs(tmp_path: Path) -> None:
+    from kiln.attest.statement import parse_statement
+    from kiln.debian.distro import get_distro
+    from kiln.recipes.buildroot import BuildRoot, BuildRootSpec
+    from kiln.recipes.provenance import BUILD_TYPE, SLSA_PROVENANCE, package_provenance
+
+    fetched = fetched_for(SourceSpec("1.0-1"), tmp_path)
+    loaded = load_recipe(write_recipe(tmp_path))
+    output = build_in_sandbox(
+        fetched, root_tarball=Path("/nonexistent"), root_sha256="host",
+        out_dir=tmp_path / "out", loaded=loaded, root_dir=Path("/"), work_root=tmp_path,
+    )  # fmt: skip
+    root = BuildRoot(
+        BuildRootSpec(get_distro("debian-13"), "amd64", "dpkg-dev"), Path("r.tar"), "0" * 64, False
+    )
+    statement = package_provenance(output, fetched, root, loaded, codename="trixie")
+    parsed = parse_statement(statement.to_json(), where="test")
+    assert parsed.predicate_type == SLSA_PROVENANCE
+    assert [s.name for s in parsed.subject] == ["hello_1.0-1+kiln1_all.deb"]
+    definition = parsed.predicate["buildDefinition"]
+    assert definition["buildType"] == BUILD_TYPE
+    assert definition["externalParameters"]["recipe"]["sha256"] == loaded.sha256
+    names = [d["name"] for d in definition["resolvedDependencies"]]
+    assert "hello_1.0.orig.tar.gz" in names
+    assert "patches/0001-greet-kiln.patch" in names
+    assert names[-1] == "build-root"
+    patch = next(d for d in definition["resolvedDependencies"] if d["name"].startswith("patches/"))
+    assert patch["annotations"]["cves"] == ["CVE-2026-0001"]

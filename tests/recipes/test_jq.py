@@ -61,6 +61,9 @@ def test_jq_recipe_builds_in_the_sandbox_with_its_patch(tmp_path: Path) -> None:
     assert jq_audit["bind_now"]
     assert jq_audit["relro"] == "full"
     assert jq_audit["pie"]
+    provenance = json.loads((out / f"jq_{result.version}.provenance.json").read_text())
+    assert provenance["predicateType"] == "https://slsa.dev/provenance/v1"
+    assert {s["name"] for s in provenance["subject"]} == {p.name for p in result.debs}
     log = result.log.read_text()
     assert "-D_FORTIFY_SOURCE=3" in log
     assert "-Wl,-z,now" in log

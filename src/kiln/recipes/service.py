@@ -27,6 +27,7 @@ from kiln.recipes.check import RecipeTestResult, audit_debs, run_recipe_tests
 from kiln.recipes.fetch import FetchedSource, fetch_source
 from kiln.recipes.index import SourcePackage, SourceUniverse, load_sources
 from kiln.recipes.load import LoadedRecipe, check_base, load_recipe
+from kiln.recipes.provenance import package_provenance
 from kiln.recipes.verify import RebuildComparison, compare_debs, debs_by_package
 
 # Fixed, so the same inputs give the same build-root tarball (mmdebstrap honours it).
@@ -118,6 +119,10 @@ class SourceBuilder:
         audits = audit_debs(output.debs)
         results = run_recipe_tests(loaded.recipe.tests, output.debs, root_tarball=root.tarball)
         write_build_record(output, fetched, root, loaded, audits=audits, tests=results)
+        statement = package_provenance(output, fetched, root, loaded, codename=distro.codename)
+        output.log.with_name(f"{output.source}_{output.version}.provenance.json").write_bytes(
+            statement.to_json() + b"\n"
+        )
         failed = [r for r in results if not r.passed]
         if failed:
             raise RecipeTestError(
