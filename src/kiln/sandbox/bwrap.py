@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kiln.errors import EnvironmentProblem, InputError
+from kiln.sandbox.probe import EXIT_NO_SERVICE
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _OUTPUT_LIMIT = 4 << 20
@@ -200,6 +201,32 @@ def _stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> bool:
     return True
 
 
+def _probe(
+    service: subprocess.Popen[bytes], argv: list[str], timeout: float
+) -> tuple[int | None, str, bool]:
+    """Run the probe; give up early when the service exits. (exit, output, timed out)."""
+    with tempfile.TemporaryFile() as output:
+        probe = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=output, stderr=output)
+        limit = time.monotonic() + timeout
+        while probe.poll() is None:
+            if service.poll() is not None:  # it will never answer now
+                try:
+                    probe.wait(timeout=0.5)  # unless it already did
+                except subprocess.TimeoutExpired:
+                    probe.kill()
+                    probe.wait()
+                    output.seek(0)
+                    return EXIT_NO_SERVICE, output.read().decode("utf-8", "replace"), False
+                break
+            if time.monotonic() > limit:
+                probe.kill()
+                probe.wait()
+                return None, "", True
+            time.sleep(0.05)
+        output.seek(0)
+        return probe.returncode, output.read().decode("utf-8", "replace"), False
+
+
 def probe_argv(pid: int, port: int, expect: str, send: str, deadline: float) -> list[str]:
     """The probe client entered into sandbox ``pid``'s user and network namespaces."""
     nsenter = shutil.which("nsenter")
@@ -283,17 +310,9 @@ def run_service_in_rootfs(
             _stop(proc)
             raise EnvironmentProblem(f"bubblewrap wrote unreadable --info-fd data: {exc}") from exc
         if pid is not None:
-            try:
-                probe = subprocess.run(
-                    probe_argv(pid, port, expect, send, deadline),
-                    capture_output=True,
-                    timeout=timeout + 5,
-                    check=False,
-                )
-                probe_exit = probe.returncode
-                probe_output = (probe.stdout + probe.stderr).decode("utf-8", "replace")
-            except subprocess.TimeoutExpired:
-                timed_out = True
+            probe_exit, probe_output, timed_out = _probe(
+                proc, probe_argv(pid, port, expect, send, deadline), timeout + 5
+            )
         stopped = _stop(proc)
         duration = time.monotonic() - start
         out.seek(0)

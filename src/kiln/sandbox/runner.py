@@ -63,8 +63,10 @@ def _service_verdict(test: ImageTest, probe: Probe, result: RunResult) -> str:
         return ""
     if result.probe_exit == EXIT_MISMATCH:
         return f"the answer on {where} does not match {probe.expect!r}{exited}"
+    if result.probe_exit == EXIT_NO_SERVICE and exited:
+        return f"the service exited with code {result.exit_code} before answering on {where}"
     if result.probe_exit == EXIT_NO_SERVICE:
-        return f"nothing answered on {where} within {test.timeout:g}s{exited}"
+        return f"nothing answered on {where} within {test.timeout:g}s"
     return f"the probe of {where} failed (exit {result.probe_exit}): {result.probe_output[-300:]}"
 
 
