@@ -17,9 +17,16 @@ from kiln.errors import InputError
 def parse_version(text: str) -> NativeVersion:
     """Parse a Debian version, raising ``InputError`` naming the bad string."""
     try:
-        return NativeVersion(text)
+        version = NativeVersion(text)
     except ValueError as exc:
         raise InputError(f"{text!r} is not a valid Debian version") from exc
+    # python-debian accepts what dpkg refuses: an empty upstream part ("1:-1", "-1") or
+    # an empty revision after the last hyphen ("1.0-").
+    body = text.split(":", 1)[1] if text[:1].isdigit() and ":" in text else text
+    upstream, hyphen, revision = body.rpartition("-")
+    if not body or (hyphen and not (upstream and revision)):
+        raise InputError(f"{text!r} is not a valid Debian version (empty upstream or revision)")
+    return version
 
 
 def compare_versions(a: str, b: str) -> int:
