@@ -72,10 +72,13 @@ def layout_sizes(layout: Path) -> list[ArchSize]:
     """Per platform: compressed layer bytes, uncompressed tar bytes, regular files."""
     index = json.loads((layout / "index.json").read_text())
     sizes = []
-    tops = {m["digest"]: m for m in index["manifests"]}  # one index, maybe under two tags
-    for top in tops.values():
+    seen: set[str] = set()  # the per-arch manifests are also tagged at the top level
+    for top in index["manifests"]:
         inner = json.loads(_blob(layout, top["digest"]).read_text())
         for entry in inner.get("manifests", [top]):
+            if entry["digest"] in seen:
+                continue
+            seen.add(entry["digest"])
             manifest = json.loads(_blob(layout, entry["digest"]).read_text())
             arch = entry.get("platform", {}).get("architecture", "?")
             compressed = uncompressed = files = 0
