@@ -6,7 +6,7 @@ and network namespaces with ``nsenter(1)``, so that ``127.0.0.1`` is the sandbox
 private loopback where the service listens. It only uses the standard library and runs
 as ``main([PORT, EXPECT, SEND, DEADLINE])`` (see ``kiln.sandbox.bwrap.probe_argv``); it
 prints what the service answered and exits 0 when ``EXPECT`` (a regular expression) was
-found, 1 when the answer did not match and 2 when nothing accepted a connection before
+found, 10 when the answer did not match and 11 when nothing accepted a connection before
 the deadline.
 """
 
@@ -17,7 +17,8 @@ import socket
 import sys
 import time
 
-EXIT_MATCHED, EXIT_MISMATCH, EXIT_NO_SERVICE = 0, 1, 2
+# Not 1: nsenter and an uncaught Python error exit with 1, and must not read as an answer.
+EXIT_MATCHED, EXIT_MISMATCH, EXIT_NO_SERVICE = 0, 10, 11
 _RETRY = 0.05
 _LIMIT = 1 << 20
 

@@ -63,7 +63,7 @@ def _service_verdict(test: ImageTest, probe: Probe, result: RunResult) -> str:
         return ""
     if result.probe_exit == EXIT_MISMATCH:
         return f"the answer on {where} does not match {probe.expect!r}{exited}"
-    if result.probe_exit == EXIT_NO_SERVICE and exited:
+    if exited:  # whatever the probe then said (nsenter finds no sandbox left to enter)
         return f"the service exited with code {result.exit_code} before answering on {where}"
     if result.probe_exit == EXIT_NO_SERVICE:
         return f"nothing answered on {where} within {test.timeout:g}s"
