@@ -56,7 +56,8 @@ def sbom(
     ] = "kiln",
 ) -> None:
     """Write the SBOM of an image: SPDX 2.3 or CycloneDX 1.6 JSON, from what is installed."""
-    from kiln.resolve.lockfile import atomic_write, read_lock
+    from kiln.debian.cache import atomic_write
+    from kiln.resolve.lockfile import read_lock
     from kiln.sbom import FORMATS, read_sbom_input, render_sbom
 
     if fmt not in FORMATS:
