@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from kiln.pipeline.build import build_variant
 from kiln.debian import get_distro
 from kiln.pipeline import Repository, locked_to_binary
+from kiln.pipeline.build import build_variant
 from kiln.resolve.lockfile import read_lock
 from kiln.sandbox import resolve_image, run_in_rootfs, runner, unpack_image
 from kiln.spec import load_spec
