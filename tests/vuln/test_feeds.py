@@ -336,3 +336,20 @@ def test_epss_csv_gz_and_bad_line(tmp_path: Path) -> None:
         _records(EpssFeed(), from_path(bad))
     assert err.value.location is not None
     assert err.value.location.line == 4
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"!<arch>\n" + b"garbage" * 10,  # ar magic, then no valid member header
+        b"!<arch>\ndebian-binary   0           0     0     100644  4         `\n2.0\n",
+    ],
+)
+def test_changelog_from_a_hostile_deb_names_the_file(tmp_path: Path, payload: bytes) -> None:
+    """A broken .deb is read by kiln's checked reader: a clear error naming the file."""
+    bad = tmp_path / "evil_1.0_all.deb"
+    bad.write_bytes(payload)
+    with pytest.raises(FeedFormatError) as err:
+        _records(DebianChangelogFeed(), from_path(bad))
+    assert "evil_1.0_all.deb" in str(err.value)
+    assert "not a readable .deb" in str(err.value)

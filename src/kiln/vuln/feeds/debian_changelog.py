@@ -10,14 +10,13 @@ package (Debian Policy §4.4 for the changelog format).
 from __future__ import annotations
 
 import gzip
-import io
 import re
 from collections.abc import Iterator
 from typing import ClassVar
 
 from debian.changelog import Changelog, ChangelogParseError
-from debian.debfile import DebError, DebFile
 
+from kiln.debian.deb import DebFormatError, read_changelog
 from kiln.errors import Location
 from kiln.vuln.feeds.interface import Feed, FeedFormatError, FeedWarning, ImportMode
 from kiln.vuln.feeds.source import FeedInput
@@ -56,20 +55,12 @@ def fixes_from_changelog(text: bytes, display: str) -> list[ChangelogFix]:
 
 
 def _changelog_from_deb(data: bytes, display: str) -> bytes | None:
+    """The changelog inside a .deb, read with kiln's checked .deb reader (limits, traversal)."""
     try:
-        deb = DebFile(fileobj=io.BytesIO(data))
-        for name in deb.data.tgz().getnames():
-            if (
-                name.endswith("/changelog.Debian.gz")
-                and "/usr/share/doc/" in f"/{name.lstrip('./')}"
-            ):
-                member = deb.data.tgz().extractfile(name)
-                if member is None:
-                    return None  # a symlink to another package's docs
-                return gzip.decompress(member.read())
-    except (DebError, OSError, EOFError) as exc:
-        raise FeedFormatError(f"not a readable .deb: {exc}", Location(display)) from exc
-    return None
+        found = read_changelog(data, name=display, allow_devices=True)
+    except DebFormatError as exc:
+        raise FeedFormatError(f"not a readable .deb: {exc.message}", Location(display)) from exc
+    return None if found is None else found.text.encode()
 
 
 class DebianChangelogFeed(Feed):
