@@ -2,10 +2,9 @@
 
 from kiln.pipeline.lock import (
     LockResult,
-    check_lock,
     lock_spec,
     locked_to_binary,
 )
 from kiln.pipeline.repo import Repository
 
-__all__ = ["LockResult", "Repository", "check_lock", "lock_spec", "locked_to_binary"]
+__all__ = ["LockResult", "Repository", "lock_spec", "locked_to_binary"]

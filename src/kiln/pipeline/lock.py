@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kiln.debian import BinaryPackage, RepoSnapshot, get_distro
-from kiln.resolve.lockfile import ArchLock, CutEdge, Lock, LockedPackage, LockedRelease, diff_locks
+from kiln.resolve.lockfile import ArchLock, CutEdge, Lock, LockedPackage, LockedRelease
 from kiln.resolve.solver import Resolution, UnknownPackageError, resolve
 from kiln.spec import LoadedSpec
 
@@ -65,11 +65,6 @@ def lock_spec(loaded: LoadedSpec, snapshot: RepoSnapshot) -> LockResult:
         variants=variants,
     )
     return LockResult(lock, resolutions)
-
-
-def check_lock(current: Lock, fresh: Lock) -> list[str]:
-    """The changes that make ``current`` stale against ``fresh`` (empty: up to date)."""
-    return diff_locks(current, fresh)
 
 
 def _locked(p: BinaryPackage) -> LockedPackage:
