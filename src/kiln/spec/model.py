@@ -201,6 +201,32 @@ class Variant(_Frozen):
     _names = field_validator("packages", "exclude")(_check_package_names)
 
 
+class Compatibility(_Frozen):
+    """How the image stands in for the official images users build on today.
+
+    ``kiln migrate`` rewrites a Dockerfile's ``FROM`` lines using ``replaces``; ``notes``
+    say what differs from those images (user, shell, paths, ports) and are printed by
+    ``kiln spec notes`` and listed in the README.
+    """
+
+    replaces: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "official image references this image replaces, as repository[:tag-pattern] "
+            "(fnmatch pattern, e.g. 'python:3.13*'); a pattern without a tag matches any tag"
+        ),
+    )
+    notes: tuple[str, ...] = Field(default=(), description="what differs from those images")
+
+    @field_validator("replaces")
+    @classmethod
+    def _refs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for ref in value:
+            if not ref or any(c.isspace() for c in ref) or "@" in ref:
+                raise ValueError(f"{ref!r} is not a repository[:tag-pattern] reference")
+        return value
+
+
 class ImageSpec(_Frozen):
     """One catalog image: the packages, accounts, paths and runtime settings it has."""
 
@@ -225,6 +251,7 @@ class ImageSpec(_Frozen):
     tests: tuple[ImageTest, ...] = ()
     annotations: dict[str, str] = Field(default_factory=dict)
     layering: Literal["single", "shared"] = "single"
+    compatibility: Compatibility = Compatibility()
 
     _names = field_validator("packages", "exclude")(_check_package_names)
 
