@@ -38,6 +38,39 @@ def _check_package_names(names: tuple[str, ...]) -> tuple[str, ...]:
 
 
 PackageName = Annotated[str, Field(max_length=128), AfterValidator(_valid_package_name)]
+
+# npm package names (https://docs.npmjs.com/cli/v10/configuring-npm/package-json#name) and
+# exact semver versions: a spec pins what the lock records with the registry's integrity.
+_NPM_NAME = re.compile(r"^(?:@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*$")
+_SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
+
+
+def split_npm_ref(ref: str) -> tuple[str, str]:
+    """``name@version`` (``@scope/name@version`` too) -> (name, version)."""
+    name, at, version = ref.rpartition("@")
+    if not at or not name:
+        raise ValueError(f"{ref!r} is not name@version (e.g. npm@10.9.2)")
+    return name, version
+
+
+def _valid_npm_ref(ref: str) -> str:
+    name, version = split_npm_ref(ref)
+    if len(name) > 214 or not _NPM_NAME.match(name):
+        raise ValueError(f"{name!r} is not a valid npm package name")
+    if not _SEMVER.match(version):
+        raise ValueError(f"{ref!r}: {version!r} is not an exact version (like 10.9.2)")
+    return ref
+
+
+def _check_npm_refs(refs: tuple[str, ...]) -> tuple[str, ...]:
+    names = [split_npm_ref(r)[0] for r in refs]
+    if len(set(names)) != len(names):
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"npm package listed more than once: {', '.join(dupes)}")
+    return refs
+
+
+NpmRef = Annotated[str, Field(max_length=256), AfterValidator(_valid_npm_ref)]
 Mode = Annotated[int, Field(ge=0, le=0o7777)]
 
 
@@ -197,8 +230,13 @@ class Variant(_Frozen):
     cmd: tuple[str, ...] | None = None
     env: dict[str, str] = Field(default_factory=dict)
     paths: tuple[PathSpec, ...] = ()
+    npm: tuple[NpmRef, ...] = Field(
+        default=(),
+        description="npm registry packages (name@version) installed under /usr/local",
+    )
 
     _names = field_validator("packages", "exclude")(_check_package_names)
+    _npm = field_validator("npm")(_check_npm_refs)
 
 
 class Compatibility(_Frozen):
@@ -252,8 +290,17 @@ class ImageSpec(_Frozen):
     annotations: dict[str, str] = Field(default_factory=dict)
     layering: Literal["single", "shared"] = "single"
     compatibility: Compatibility = Compatibility()
+    npm: tuple[NpmRef, ...] = Field(
+        default=(),
+        description=(
+            "npm registry packages (name@version, e.g. npm@10.9.2) installed into "
+            "/usr/local/lib/node_modules with /usr/local/bin links; locked with the "
+            "registry's sha512 integrity"
+        ),
+    )
 
     _names = field_validator("packages", "exclude")(_check_package_names)
+    _npm = field_validator("npm")(_check_npm_refs)
 
     @field_validator("name")
     @classmethod
@@ -307,6 +354,16 @@ class ImageSpec(_Frozen):
     def packages_for(self, variant: str) -> tuple[str, ...]:
         """Requested packages of a variant: the runtime's plus the variant's own."""
         return tuple(dict.fromkeys((*self.packages, *self.variant(variant).packages)))
+
+    def npm_for(self, variant: str) -> tuple[tuple[str, str], ...]:
+        """A variant's npm packages as (name, version): the runtime's, then the variant's.
+
+        A variant naming a package the runtime also names replaces its version.
+        """
+        refs = dict(split_npm_ref(r) for r in self.npm)
+        if variant != "runtime":
+            refs.update(split_npm_ref(r) for r in self.variant(variant).npm)
+        return tuple(sorted(refs.items()))
 
     def exclude_for(self, variant: str) -> tuple[str, ...]:
         """Exclusions of a variant.
