@@ -152,6 +152,64 @@ class PathSpec(_Frozen):
         return self
 
 
+def _absolute_path(value: str, what: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"{what} {value!r} must be absolute")
+    if any(part == ".." for part in value.split("/")):
+        raise ValueError(f"{what} {value!r} must not contain '..'")
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise ValueError(f"{what} {value!r} must not contain whitespace or control characters")
+    return value
+
+
+def _valid_path_exclude(pattern: str) -> str:
+    """A dpkg ``path-exclude`` glob (dpkg(1)): absolute, below a fixed top-level directory."""
+    _absolute_path(pattern, "path-exclude pattern")
+    top = pattern.lstrip("/").split("/", 1)[0]
+    if not top or any(c in top for c in "*?[]\\"):
+        raise ValueError(
+            f"path-exclude pattern {pattern!r} must start with a fixed directory (like /usr/)"
+        )
+    return pattern
+
+
+PathExclude = Annotated[str, Field(max_length=512), AfterValidator(_valid_path_exclude)]
+
+
+class Wheel(_Frozen):
+    """A Python wheel that an image package ships, installed into the image at assembly.
+
+    What ``pip install <wheel>`` would do, without running anything in the image: the
+    wheel's files go to ``<prefix>/lib/python<X.Y>/site-packages`` (X.Y from the
+    interpreter's name), its console scripts to ``<prefix>/bin`` with ``interpreter`` as
+    their shebang. Wheel format: https://packaging.python.org/en/latest/specifications/binary-distribution-format/
+    """
+
+    wheel: str = Field(
+        description="absolute path (a glob) of the .whl in the image, matching exactly one file"
+    )
+    interpreter: str = Field(
+        description="the Python the console scripts run with (their shebang), e.g. "
+        "/usr/local/bin/python3.13; must exist in the image"
+    )
+    prefix: str = Field(default="/usr/local", description="installation prefix")
+
+    @field_validator("wheel")
+    @classmethod
+    def _wheel(cls, value: str) -> str:
+        _absolute_path(value, "wheel")
+        if not value.endswith(".whl"):
+            raise ValueError(f"wheel {value!r} must name a .whl file")
+        return value
+
+    @field_validator("interpreter", "prefix")
+    @classmethod
+    def _paths(cls, value: str) -> str:
+        if any(c in value for c in "*?["):
+            raise ValueError(f"{value!r} must be a plain path, not a glob")
+        return _absolute_path(value, "path")
+
+
 class Probe(_Frozen):
     """How ``kiln test`` talks to a test's command run as a service (TCP on loopback)."""
 
@@ -234,6 +292,10 @@ class Variant(_Frozen):
         default=(),
         description="npm registry packages (name@version) installed under /usr/local",
     )
+    wheels: tuple[Wheel, ...] = Field(default=(), description="added to the spec's wheels")
+    path_exclude: tuple[PathExclude, ...] = Field(
+        default=(), alias="path-exclude", description="added to the spec's path-exclude"
+    )
 
     _names = field_validator("packages", "exclude")(_check_package_names)
     _npm = field_validator("npm")(_check_npm_refs)
@@ -297,6 +359,18 @@ class ImageSpec(_Frozen):
             "/usr/local/lib/node_modules with /usr/local/bin links; locked with the "
             "registry's sha512 integrity"
         ),
+    )
+    wheels: tuple[Wheel, ...] = Field(
+        default=(),
+        description="Python wheels shipped by the image's packages, installed at assembly "
+        "(e.g. pip from Debian's python3-pip-whl into /usr/local)",
+    )
+    path_exclude: tuple[PathExclude, ...] = Field(
+        default=(),
+        alias="path-exclude",
+        description="dpkg path-exclude globs (dpkg(1) --path-exclude): the matching files "
+        "are left out of the image and, where dpkg is installed, a dpkg.cfg.d file keeps "
+        "later apt-get installs from bringing them back",
     )
 
     _names = field_validator("packages", "exclude")(_check_package_names)
@@ -364,6 +438,18 @@ class ImageSpec(_Frozen):
         if variant != "runtime":
             refs.update(split_npm_ref(r) for r in self.variant(variant).npm)
         return tuple(sorted(refs.items()))
+
+    def wheels_for(self, variant: str) -> tuple[Wheel, ...]:
+        """A variant's wheels: the runtime's, then the variant's own."""
+        if variant == "runtime":
+            return self.wheels
+        return (*self.wheels, *self.variant(variant).wheels)
+
+    def path_exclude_for(self, variant: str) -> tuple[str, ...]:
+        """A variant's dpkg path-exclude globs: the runtime's, then the variant's own."""
+        if variant == "runtime":
+            return self.path_exclude
+        return tuple(dict.fromkeys((*self.path_exclude, *self.variant(variant).path_exclude)))
 
     def exclude_for(self, variant: str) -> tuple[str, ...]:
         """Exclusions of a variant.
