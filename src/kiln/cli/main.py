@@ -13,6 +13,7 @@ def _register() -> None:
     import kiln.cli.attest  # noqa: F401
     import kiln.cli.build  # noqa: F401
     import kiln.cli.lock  # noqa: F401
+    import kiln.cli.migrate  # noqa: F401
     import kiln.cli.publish  # noqa: F401
     import kiln.cli.registry  # noqa: F401
     import kiln.cli.sbom  # noqa: F401
