@@ -52,6 +52,39 @@ class LockedPackage(_Frozen):
         return value
 
 
+_SRI_SHA512 = r"^sha512-[A-Za-z0-9+/]{86}==$"
+
+
+class LockedNpmPackage(_Frozen):
+    """One npm registry tarball exactly: its path under the registry and its hashes.
+
+    ``path`` is relative to the registry base URL (``npm/-/npm-10.9.2.tgz``), so the lock
+    names no registry host; ``integrity`` is the registry's Subresource Integrity value
+    (sha512), ``sha256`` and ``size`` what kiln measured when it fetched the tarball.
+    """
+
+    name: str
+    version: str
+    path: str
+    integrity: str = Field(pattern=_SRI_SHA512)
+    sha256: str = Field(pattern=_HEX64)
+    size: int = Field(ge=0)
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        if (
+            not value
+            or value.startswith("/")
+            or ".." in value.split("/")
+            or "://" in value
+            or "?" in value
+            or "#" in value
+        ):
+            raise ValueError(f"{value!r} is not a path relative to the registry")
+        return value
+
+
 class CutEdge(_Frozen):
     """A dependency edge the lock deliberately does not follow, and why."""
 
@@ -85,6 +118,9 @@ class Lock(_Frozen):
     spec_sha256: str = Field(pattern=_HEX64)
     releases: tuple[LockedRelease, ...]
     variants: dict[str, dict[str, ArchLock]]
+    npm: dict[str, tuple[LockedNpmPackage, ...]] = Field(
+        default_factory=dict, description="variant -> npm registry tarballs (all archs)"
+    )
 
     def to_json(self) -> bytes:
         """Canonical bytes: sorted keys and entries, stable across runs and machines."""
@@ -106,9 +142,14 @@ class Lock(_Frozen):
                     }
                     for v, arches in self.variants.items()
                 },
+                "npm": {
+                    v: tuple(sorted(pkgs, key=lambda p: p.name)) for v, pkgs in self.npm.items()
+                },
             }
         )
         data = canonical.model_dump(mode="json", by_alias=True)
+        if not self.npm:
+            del data["npm"]  # locks without npm packages keep their bytes (and digests)
         return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
     @property
@@ -121,6 +162,10 @@ class Lock(_Frozen):
             return self.variants[variant][arch].packages
         except KeyError:
             raise LockError(f"the lock of {self.image} has no {variant}/{arch} entry") from None
+
+    def npm_packages(self, variant: str) -> tuple[LockedNpmPackage, ...]:
+        """The npm tarballs of a variant (none when the spec names no npm packages)."""
+        return self.npm.get(variant, ())
 
     def all_packages(self) -> tuple[LockedPackage, ...]:
         """Every distinct .deb the lock names, across variants and architectures."""
@@ -196,6 +241,19 @@ def diff_locks(old: Lock, new: Lock) -> list[str]:
                 f"{where}: {line}"
                 for line in _diff_packages(o_arches[arch].packages, n_arches[arch].packages)
             )
+    for variant in sorted(set(old.npm) | set(new.npm)):
+        o_npm = {p.name: p for p in old.npm.get(variant, ())}
+        n_npm = {p.name: p for p in new.npm.get(variant, ())}
+        for name in sorted(set(o_npm) | set(n_npm)):
+            a, b = o_npm.get(name), n_npm.get(name)
+            if a == b:
+                continue
+            if a is None and b is not None:
+                changes.append(f"{variant}/npm: + {name} {b.version}")
+            elif b is None and a is not None:
+                changes.append(f"{variant}/npm: - {name} {a.version}")
+            elif a is not None and b is not None:
+                changes.append(f"{variant}/npm: ~ {name} {a.version} → {b.version} ({b.integrity})")
     return changes
 
 
