@@ -213,6 +213,24 @@ class ImageTest:
 
 
 @dataclass(frozen=True)
+class WheelInstall:
+    """A wheel shipped inside the image (by a package) to install at assembly time."""
+
+    wheel: str  # absolute glob of the .whl inside the image; must match exactly one file
+    interpreter: str  # shebang of the generated console scripts; must exist in the image
+    prefix: str = "/usr/local"
+
+
+@dataclass(frozen=True)
+class AptSource:
+    """One deb822 stanza of the apt sources a -dev image carries (sources.list(5))."""
+
+    uri: str
+    suites: tuple[str, ...]
+    components: tuple[str, ...] = ("main",)
+
+
+@dataclass(frozen=True)
 class ImageFacts:
     """What kiln records about the build in /usr/lib/kiln/image.json."""
 
@@ -244,6 +262,12 @@ class AssemblyInput:
     tests: tuple[ImageTest, ...] = ()
     #: Paths exempt from the runtime check for shells and package managers (explicit opt-out).
     allow_paths: tuple[str, ...] = field(default=())
+    #: Wheels to install from the image's own files (e.g. Debian's pip wheel).
+    wheels: tuple[WheelInstall, ...] = ()
+    #: dpkg path-exclude globs: matching files are dropped (and kept out by dpkg.cfg.d).
+    path_excludes: tuple[str, ...] = ()
+    #: The Debian archive apt reads in images that carry apt and the archive keyring.
+    apt_sources: tuple[AptSource, ...] = ()
 
     @property
     def run_as(self) -> str:

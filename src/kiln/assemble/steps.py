@@ -10,16 +10,22 @@ dpkg's database layout (``/var/lib/dpkg/status``, ``info/<pkg>.list``; distroles
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import posixpath
 from collections.abc import Callable
+from fnmatch import fnmatchcase
 
 from debian.deb822 import Deb822
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+from elftools.elf.segments import InterpSegment
 
 from kiln.assemble.certhash import fingerprint as _fingerprint
 from kiln.assemble.certhash import subject_hash
 from kiln.assemble.fs import (
     KILN,
+    USRMERGE,
     Entry,
     Plan,
     dir_entry,
@@ -28,8 +34,9 @@ from kiln.assemble.fs import (
     symlink_entry,
 )
 from kiln.assemble.model import NONROOT_GID, NONROOT_UID, AssemblyInput, Group, PackageInput, User
-from kiln.assemble.plan import usrmerge_path
-from kiln.errors import InputError
+from kiln.assemble.plan import USRMERGE_ALIASES, usrmerge_path
+from kiln.assemble.wheels import install_wheel
+from kiln.errors import InputError, PolicyError
 
 Step = Callable[[Plan, AssemblyInput], Plan]
 
@@ -307,6 +314,171 @@ def spec_paths(plan: Plan, inp: AssemblyInput) -> Plan:
     return plan.with_entries(*new)
 
 
+# ----------------------------------------------------------------- dpkg path-exclude
+
+PATH_EXCLUDE_CFG = "etc/dpkg/dpkg.cfg.d/kiln-path-exclude"
+_DEBIAN_OWNED_EXEMPT = frozenset({KILN, USRMERGE})
+
+
+def _excluded(path: str, patterns: tuple[str, ...]) -> bool:
+    # dpkg matches with fnmatch(3) without FNM_PATHNAME: '*' crosses '/', as here
+    return any(fnmatchcase("/" + path, p) for p in patterns)
+
+
+def path_exclude(plan: Plan, inp: AssemblyInput) -> Plan:
+    """Leave out the packages' files matching dpkg ``path-exclude`` globs (dpkg(1)).
+
+    Only files that packages ship are dropped (not kiln's own); a matching directory
+    goes only when nothing is left below it, as dpkg keeps directories that other
+    files need. Where dpkg is installed, ``/etc/dpkg/dpkg.cfg.d/kiln-path-exclude``
+    carries the globs so later ``apt-get install``/``upgrade`` cannot bring them back
+    (e.g. PEP 668's ``EXTERNALLY-MANAGED`` marker in python -dev).
+    """
+    patterns = tuple(
+        "/" + usrmerge_path(normalise_path(p, where=f"path-exclude {p}")) for p in inp.path_excludes
+    )
+    if not patterns:
+        return plan
+    owned = {
+        path: entry
+        for path, entry in plan.entries.items()
+        if entry.package not in _DEBIAN_OWNED_EXEMPT and _excluded(path, patterns)
+    }
+    drop = {path for path, entry in owned.items() if entry.kind != "dir"}
+    for path in sorted((p for p, e in owned.items() if e.kind == "dir"), key=len, reverse=True):
+        if all(child.path in drop for child in plan.under(path)):
+            drop.add(path)
+    plan = plan.without(drop)
+    if plan.resolve("usr/bin/dpkg") is None:
+        return plan
+    lines = "".join(f"path-exclude={p}\n" for p in inp.path_excludes)
+    text = (
+        "# Written by kiln: files this image leaves out of the packages it installs.\n"
+        "# dpkg(1) --path-exclude keeps later installs from bringing them back.\n" + lines
+    )
+    return plan.with_entries(file_entry(PATH_EXCLUDE_CFG, text.encode()))
+
+
+# ----------------------------------------------------------------------------- wheels
+
+
+def wheels(plan: Plan, inp: AssemblyInput) -> Plan:
+    """Install the wheels the spec names from the image's own files (``kiln.assemble.wheels``)."""
+    for index, spec in enumerate(inp.wheels):
+        plan = install_wheel(plan, spec, where=f"wheels[{index}] {spec.wheel}")
+    return plan
+
+
+# ------------------------------------------------------------------------ apt sources
+
+APT_SOURCES = "etc/apt/sources.list.d/debian.sources"
+ARCHIVE_KEYRINGS = (
+    "usr/share/keyrings/debian-archive-keyring.pgp",
+    "usr/share/keyrings/debian-archive-keyring.gpg",
+)
+
+
+def apt_sources(plan: Plan, inp: AssemblyInput) -> Plan:
+    """/etc/apt/sources.list.d/debian.sources (deb822, sources.list(5)), as Debian's images.
+
+    Written when the image carries apt and debian-archive-keyring (``Signed-By`` names
+    the keyring) and the build knows the archive (kiln's mirror configuration); an
+    image without the keyring could not verify the archive, so it gets none. A sources
+    file shipped in the plan (e.g. by a spec path) is kept.
+    """
+    if not inp.apt_sources or plan.resolve("usr/bin/apt-get") is None:
+        return plan
+    if plan.resolve(APT_SOURCES) is not None or plan.resolve("etc/apt/sources.list"):
+        return plan
+    keyring = next((k for k in ARCHIVE_KEYRINGS if plan.resolve(k) is not None), None)
+    if keyring is None:
+        return plan
+    stanzas = []
+    for source in inp.apt_sources:
+        for value in (source.uri, *source.suites, *source.components):
+            if not value or any(c.isspace() or not c.isprintable() for c in value):
+                raise InputError(f"apt sources: {value!r} is not a single printable word")
+        stanza = Deb822()
+        stanza["Types"] = "deb"
+        stanza["URIs"] = source.uri
+        stanza["Suites"] = " ".join(source.suites)
+        stanza["Components"] = " ".join(source.components)
+        stanza["Signed-By"] = "/" + keyring
+        stanzas.append(str(stanza.dump()).rstrip("\n") + "\n")
+    return plan.with_entries(file_entry(APT_SOURCES, "\n".join(stanzas).encode()))
+
+
+# ------------------------------------------------------------------------ merged /usr
+
+#: The top-level links every image has (DEP 17); lib64 too on amd64.
+MERGED_USR_ALWAYS = ("bin", "sbin", "lib")
+_BIN_DIRS = ("usr/bin", "usr/sbin", "usr/local/bin", "usr/local/sbin", "usr/libexec")
+
+
+def _merged_aliases(plan: Plan, arch: str) -> list[str]:
+    wanted = list(MERGED_USR_ALWAYS)
+    for alias in USRMERGE_ALIASES:
+        if alias in wanted:
+            continue
+        if f"usr/{alias}" in plan or alias in plan or (alias == "lib64" and arch == "amd64"):
+            wanted.append(alias)
+    return wanted
+
+
+def elf_interpreter(data: bytes) -> str | None:
+    """The PT_INTERP path of an ELF file (None for non-ELF or static files)."""
+    if not data.startswith(b"\x7fELF"):
+        return None
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        for segment in elf.iter_segments():
+            if isinstance(segment, InterpSegment):
+                return str(segment.get_interp_name())
+    except (ELFError, ValueError, OSError):
+        return None
+    return None
+
+
+def merged_usr(plan: Plan, inp: AssemblyInput) -> Plan:
+    """Every image is merged-/usr: /bin, /sbin, /lib (/lib64 on amd64) link into /usr.
+
+    Missing links are created; a real directory or file in their place (from a spec
+    path or a step) fails the build, naming its owner. Then every dynamically linked
+    program in the bin directories must find its ELF interpreter (``/lib64/ld-linux-
+    x86-64.so.2``, ``/lib/ld-linux-aarch64.so.1``) inside the image.
+    """
+    new = []
+    for alias in _merged_aliases(plan, inp.arch):
+        entry = plan.get(alias)
+        if entry is None:
+            new.append(symlink_entry(alias, f"usr/{alias}", package=USRMERGE))
+            continue
+        target = posixpath.normpath(entry.link_target or "").lstrip("/")
+        if entry.kind != "symlink" or target != f"usr/{alias}":
+            shape = f"a symlink to {entry.link_target!r}" if entry.kind == "symlink" else entry.kind
+            raise PolicyError(
+                f"merged /usr: /{alias} is {shape} (from {entry.package}), "
+                f"not a symlink to usr/{alias}",
+                hint="install into /usr instead; every kiln image has a merged /usr (DEP 17)",
+            )
+    plan = plan.with_entries(*new)
+    missing = []
+    for directory in _BIN_DIRS:
+        for entry in plan.children(directory):
+            if entry.kind not in ("file", "hardlink") or not entry.mode & 0o111:
+                continue
+            interp = elf_interpreter(plan.read(entry.path) or b"")
+            if interp is not None and plan.resolve(interp.lstrip("/")) is None:
+                missing.append(f"/{entry.path} ({entry.package}) needs {interp}")
+    if missing:
+        raise PolicyError(
+            "merged /usr: programs whose ELF interpreter is not in the image",
+            details=sorted(missing),
+            hint="add the C library package (libc6) or drop the programs",
+        )
+    return plan
+
+
 # ------------------------------------------------------------------------ dpkg database
 
 DPKG = "var/lib/dpkg"
@@ -426,6 +598,7 @@ def image_json(plan: Plan, inp: AssemblyInput) -> Plan:
 # ------------------------------------------------------------------------------- order
 
 STEPS: tuple[Step, ...] = (
+    path_exclude,
     accounts,
     ca_certificates,
     nsswitch,
@@ -433,6 +606,9 @@ STEPS: tuple[Step, ...] = (
     tmp,
     os_release,
     spec_paths,
+    wheels,
+    apt_sources,
+    merged_usr,
     dpkg_metadata,
     image_json,
 )
