@@ -1,0 +1,344 @@
+"""Map a Dockerfile's FROM lines to kiln images: pure, text in and a ``Migration`` out.
+
+Which variant a stage gets:
+
+* a build stage (any stage but the last) gets ``-dev``: it exists to RUN things;
+* the final stage gets the runtime variant when nothing in it needs a shell, a package
+  manager or root-only accounts: only COPY/ADD/ENV/ARG/LABEL/EXPOSE/USER/WORKDIR/
+  VOLUME/STOPSIGNAL, CMD/ENTRYPOINT/HEALTHCHECK in exec (JSON) form, no USER or
+  ``--chown`` naming an account the runtime lacks, and no CMD that the runtime's
+  ENTRYPOINT would swallow; otherwise ``-dev``.
+
+Tags keep the version series: a tag that starts with a version gets the catalog's
+``major.minor`` (``python:3.13-slim`` -> ``python:3.13-dev``); any other tag (``latest``,
+``slim``, ``nonroot``) gets ``latest``. A digest names one upstream manifest and cannot
+carry over: it is dropped and the explanation says so (re-pin to the kiln image's digest).
+
+Left untouched, each with its reason: ARG-driven images, ``--platform``, images no
+catalog spec replaces, tags no pattern covers, digest-only references, malformed FROMs.
+``FROM scratch`` and FROMs naming an earlier stage are kept as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from kiln.errors import InputError
+from kiln.migrate._catalog import Catalog, CatalogImage, CatalogMatch
+from kiln.migrate._dockerfile import Dockerfile, Instruction, Stage, parse_dockerfile
+from kiln.migrate._reference import ReferenceSyntaxError, SourceReference, version_of
+
+Variant = Literal["runtime", "dev"]
+
+#: Instructions that need nothing from the image at build time (no shell, no programs).
+_SHELL_FREE = frozenset(
+    {
+        "ADD",
+        "ARG",
+        "COPY",
+        "ENV",
+        "EXPOSE",
+        "LABEL",
+        "MAINTAINER",
+        "STOPSIGNAL",
+        "USER",
+        "VOLUME",
+        "WORKDIR",
+    }
+)
+_EXEC_FORM = frozenset({"CMD", "ENTRYPOINT"})
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """A FROM whose image was replaced by a kiln image."""
+
+    line: int
+    stage: str  # "stage 1 'build'" / "final stage"
+    original: str
+    replacement: str
+    image: str  # catalog image name
+    variant: Variant
+    why: str  # why this variant
+    remarks: tuple[str, ...] = ()  # tag moved, digest dropped
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A FROM that needs no change (an earlier stage, ``scratch``, already kiln)."""
+
+    line: int
+    original: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Unmapped:
+    """A FROM left untouched because kiln cannot map it safely; ``reason`` says why."""
+
+    line: int
+    original: str
+    reason: str
+
+
+Outcome = Rewrite | Kept | Unmapped
+
+
+@dataclass(frozen=True)
+class Migration:
+    """The result: the original and migrated text and one outcome per FROM, in order."""
+
+    path: str
+    original: str
+    migrated: str
+    outcomes: tuple[Outcome, ...]
+
+    @property
+    def changed(self) -> bool:
+        return self.migrated != self.original
+
+    @property
+    def rewrites(self) -> tuple[Rewrite, ...]:
+        return tuple(o for o in self.outcomes if isinstance(o, Rewrite))
+
+    @property
+    def unmapped(self) -> tuple[Unmapped, ...]:
+        return tuple(o for o in self.outcomes if isinstance(o, Unmapped))
+
+    @property
+    def complete(self) -> bool:
+        """Whether every FROM is now a kiln image, a stage or ``scratch``."""
+        return not self.unmapped
+
+
+def migrate(text: str, catalog: Catalog, prefix: str, *, path: str = "Dockerfile") -> Migration:
+    """Rewrite the FROM lines of Dockerfile ``text`` to kiln images under ``prefix``.
+
+    ``prefix`` is where the catalog is published (``HOST[:PORT][/PATH]``); images become
+    ``<prefix>/<name>:<tag>``. Raises ``InputError`` if the text is not a Dockerfile
+    (no FROM, BuildKit refuses it); every other problem is an ``Unmapped`` outcome.
+    """
+    prefix = _checked_prefix(prefix)
+    parsed = parse_dockerfile(text, path)
+    outcomes: list[Outcome] = []
+    edits: list[tuple[int, int, str]] = []
+    names: set[str] = set()
+    for stage in parsed.stages:
+        outcome = _map_stage(parsed, stage, catalog, prefix, names)
+        outcomes.append(outcome)
+        span = stage.origin.span
+        if isinstance(outcome, Rewrite) and span is not None:  # rewrites are always located
+            edits.append((span.start, span.end, outcome.replacement))
+        if stage.origin.stage_name:
+            names.add(stage.origin.stage_name.lower())
+    migrated = text
+    for start, end, replacement in sorted(edits, reverse=True):
+        migrated = migrated[:start] + replacement + migrated[end:]
+    return Migration(path, text, migrated, tuple(outcomes))
+
+
+def _checked_prefix(prefix: str) -> str:
+    prefix = prefix.strip("/")
+    hint = "e.g. --registry registry.example/kiln (kiln applies no default registry)"
+    try:
+        probe = SourceReference.parse(f"{prefix}/image:tag")
+    except ReferenceSyntaxError as exc:
+        raise InputError(
+            f"registry prefix {prefix!r} is not HOST[:PORT][/PATH]: {exc}", hint=hint
+        ) from exc
+    if probe.host is None:
+        raise InputError(
+            f"registry prefix {prefix!r} does not start with a registry host "
+            "(a name with '.' or ':', or localhost)",
+            hint=hint,
+        )
+    return prefix
+
+
+def _stage_label(parsed: Dockerfile, stage: Stage) -> str:
+    final = stage.index == len(parsed.stages) - 1
+    label = "final stage" if final else f"stage {stage.index + 1}"
+    if stage.origin.stage_name:
+        label += f" {stage.origin.stage_name!r}"
+    return label
+
+
+def _map_stage(
+    parsed: Dockerfile, stage: Stage, catalog: Catalog, prefix: str, earlier: set[str]
+) -> Outcome:
+    origin = stage.origin
+    image = origin.image
+    line = origin.line
+    if origin.problem:
+        return Unmapped(line, image, f"malformed FROM: {origin.problem}")
+    if "$" in image:
+        return Unmapped(line, image, _arg_reason(parsed, image))
+    if image.lower() in earlier:
+        return Kept(line, image, f"names the earlier stage {image!r}")
+    if image == "scratch":
+        return Kept(
+            line,
+            image,
+            "scratch is the empty image: nothing to replace (kiln's static image is the "
+            "nearest if the program needs CA certificates, time zones or /etc/passwd)",
+        )
+    if image.startswith(prefix + "/"):
+        return Kept(line, image, f"already a kiln image (under {prefix})")
+    try:
+        ref = SourceReference.parse(image)
+    except ReferenceSyntaxError as exc:
+        return Unmapped(line, image, f"not an image reference: {exc}")
+    found = catalog.match(ref)
+    if found is None:
+        return Unmapped(line, image, _no_match_reason(catalog, ref))
+    variant, why = _choose_variant(parsed, stage, found.image, ref)
+    if variant not in found.image.variants:
+        return Unmapped(
+            line,
+            image,
+            f"{why}, but kiln's {found.image.name} has no {variant} variant",
+        )
+    tag, remarks = _tag(found, ref, variant)
+    replacement = f"{prefix}/{found.image.name}:{tag}"
+    if origin.flags_platform:
+        return Unmapped(
+            line,
+            image,
+            f"FROM {origin.flags_platform} is left as written: kiln cannot tell which "
+            "platform it resolves to at build time (often $BUILDPLATFORM for a cross "
+            "build), and kiln images are built for "
+            "amd64 and arm64 only; check that and change the image by hand "
+            f"(kiln's image would be {replacement})",
+        )
+    if origin.span is None:
+        return Unmapped(
+            line,
+            image,
+            "the image reference could not be located exactly in the text (is it split "
+            f"across a line continuation?); change it by hand to {replacement}",
+        )
+    return Rewrite(
+        line,
+        _stage_label(parsed, stage),
+        image,
+        replacement,
+        found.image.name,
+        variant,
+        why,
+        tuple(remarks),
+    )
+
+
+def _arg_reason(parsed: Dockerfile, image: str) -> str:
+    names = [
+        word.strip("{}").split(":", 1)[0].split("-", 1)[0] for word in image.split("$")[1:] if word
+    ]
+    where = []
+    for name in dict.fromkeys(names):
+        arg_line = parsed.arg_line(name)
+        where.append(f"ARG {name} (line {arg_line})" if arg_line else f"{name} (no global ARG)")
+    return (
+        "the image comes from "
+        + ", ".join(where)
+        + ": kiln cannot know its value at build time; change the ARG's default or "
+        "pass --build-arg with a kiln image"
+    )
+
+
+def _no_match_reason(catalog: Catalog, ref: SourceReference) -> str:
+    if ref.digest and not ref.tag:
+        siblings = catalog.same_repository(ref)
+        if siblings:
+            return (
+                f"{ref.repository} is pinned by digest only: no tag says which version it "
+                f"is; write the tag (kiln's {siblings[0].name} replaces "
+                f"{', '.join(siblings[0].replaces)})"
+            )
+    siblings = catalog.same_repository(ref)
+    if siblings:
+        covered = "; ".join(f"{i.name} replaces {', '.join(i.replaces)}" for i in siblings)
+        return f"no kiln image for {ref.display or ref.repository}: {covered}"
+    return f"unknown base: no catalog image replaces {ref.display}"
+
+
+def _choose_variant(
+    parsed: Dockerfile, stage: Stage, image: CatalogImage, ref: SourceReference
+) -> tuple[Variant, str]:
+    if stage.index != len(parsed.stages) - 1:
+        return "dev", "a build stage gets -dev (shell, apt, root)"
+    for ins in stage.body:
+        problem = _needs_dev(ins, image)
+        if problem:
+            return "dev", f"the final stage {problem} (line {ins.start_line}): -dev"
+    problem = _entrypoint_problem(stage, image, ref)
+    if problem:
+        return "dev", problem
+    return "runtime", "the final stage needs no shell: runtime variant (no shell, nonroot)"
+
+
+def _needs_dev(ins: Instruction, image: CatalogImage) -> str | None:
+    keyword = ins.keyword
+    if keyword in _EXEC_FORM:
+        return None if ins.json_form else f"has {keyword} in shell form (needs /bin/sh)"
+    if keyword == "HEALTHCHECK":
+        if ins.args and ins.args[0].upper() == "CMD" and not ins.json_form:
+            return "has HEALTHCHECK CMD in shell form (needs /bin/sh)"
+        return None
+    if keyword not in _SHELL_FREE:
+        return f"has {keyword}"
+    if keyword == "USER" and ins.args:
+        return _unknown_account(ins.args[0], image, "USER")
+    for flag in ins.flags:
+        if flag.startswith("--chown="):
+            return _unknown_account(flag.removeprefix("--chown="), image, "--chown")
+    return None
+
+
+def _unknown_account(spec: str, image: CatalogImage, what: str) -> str | None:
+    for name in spec.split(":"):
+        if name and not name.isdigit() and "$" not in name and name not in image.runtime_accounts:
+            return f"names account {name!r} in {what}, which the runtime variant lacks"
+    return None
+
+
+def _entrypoint_problem(stage: Stage, image: CatalogImage, ref: SourceReference) -> str | None:
+    """A CMD written for an image without ENTRYPOINT would become the runtime's arguments."""
+    if not image.runtime_entrypoint or "distroless" in ref.repository.split("/")[0]:
+        # distroless images have an ENTRYPOINT too: their users' CMDs are arguments
+        return None
+    sets = {ins.keyword for ins in stage.body}
+    if "CMD" in sets and "ENTRYPOINT" not in sets:
+        entry = " ".join(image.runtime_entrypoint)
+        return (
+            f"the final stage sets CMD but no ENTRYPOINT, and the runtime variant's "
+            f"ENTRYPOINT is {entry} ({ref.repository} has none): -dev runs the CMD as "
+            "written (set ENTRYPOINT in exec form to use the runtime variant)"
+        )
+    return None
+
+
+def _tag(found: CatalogMatch, ref: SourceReference, variant: Variant) -> tuple[str, list[str]]:
+    image = found.image
+    suffix = "" if variant == "runtime" else f"-{variant}"
+    remarks: list[str] = []
+    wanted = version_of(ref.tag)
+    series = image.series
+    base = "latest"
+    if wanted is not None and series is not None:
+        have = version_of(series) or ()
+        if wanted[: len(have)] == have[: len(wanted)]:
+            base = series
+        else:
+            remarks.append(
+                f"{ref.display} asks for version {'.'.join(map(str, wanted))}; kiln's "
+                f"{image.name} is {image.version}: tag latest"
+            )
+    elif wanted is not None:
+        remarks.append(f"kiln's {image.name} has no version series: tag latest")
+    if ref.digest:
+        remarks.append(
+            f"the digest {ref.digest} pinned an upstream image and was dropped; pin the kiln "
+            "image's own digest once published (kiln publish prints it)"
+        )
+    return base + suffix, remarks
