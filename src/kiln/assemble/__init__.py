@@ -23,6 +23,7 @@ from kiln.assemble.layers import Compression
 from kiln.assemble.model import (
     NONROOT_GID,
     NONROOT_UID,
+    AptSource,
     AssemblyInput,
     DataMember,
     Diversion,
@@ -33,12 +34,14 @@ from kiln.assemble.model import (
     PathSpec,
     Probe,
     User,
+    WheelInstall,
 )
 
 __all__ = [
     "HARDENING_REPORT",
     "NONROOT_GID",
     "NONROOT_UID",
+    "AptSource",
     "ArchImage",
     "AssembledRootfs",
     "AssemblyInput",
@@ -57,6 +60,7 @@ __all__ = [
     "Plan",
     "Probe",
     "User",
+    "WheelInstall",
     "assemble",
     "build_image",
     "package_input",

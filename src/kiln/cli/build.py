@@ -203,6 +203,7 @@ def build_spec(item: LoadedSpec, repo: Repository, options: BuildOptions) -> lis
             oci_archive=options.oci_archive,
             docker_archive=options.docker_archive,
             cache=cache,
+            mirrors=repo.mirrors,
         )
         done = BuiltVariant(item, lock, name, image, started, dt.datetime.now(dt.UTC))
         elapsed = (done.finished_on - done.started_on).total_seconds()

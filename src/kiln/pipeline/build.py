@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from kiln.assemble import (
+    AptSource,
     AssemblyInput,
     BuiltImage,
     Compression,
@@ -22,6 +23,7 @@ from kiln.assemble import (
     PathSpec,
     Probe,
     User,
+    WheelInstall,
     build_image,
     package_input,
 )
@@ -29,6 +31,8 @@ from kiln.assemble.build import write_archives
 from kiln.assemble.cache import LayoutCache, build_key
 from kiln.assemble.model import NONROOT_GID, NONROOT_UID
 from kiln.debian.deb import read_deb
+from kiln.debian.distro import get_distro
+from kiln.debian.sources import Mirrors
 from kiln.errors import InputError
 from kiln.resolve.lockfile import Lock
 from kiln.sandbox.unpack import host_arch
@@ -68,6 +72,21 @@ def _run_as(name: str | None, spec: ImageSpec, variant: str) -> str:
     raise InputError(f"run-as: user {name!r} is not defined in accounts.users")
 
 
+def apt_sources_for(spec: ImageSpec, mirrors: Mirrors | None) -> tuple[AptSource, ...]:
+    """The Debian archive as apt in the image sees it: kiln's own mirrors, the spec's suites.
+
+    Debian's images list ``<codename> <codename>-updates`` on the main archive and
+    ``<codename>-security`` on the security archive, component ``main``.
+    """
+    if mirrors is None:
+        return ()
+    main, updates, security = get_distro(spec.distro).suites
+    return (
+        AptSource(mirrors.debian, (main, updates)),
+        AptSource(mirrors.security, (security,)),
+    )
+
+
 def assembly_input(
     spec: ImageSpec,
     *,
@@ -77,8 +96,13 @@ def assembly_input(
     source_date_epoch: int,
     lock_digest: str = "",
     version: str = "",
+    mirrors: Mirrors | None = None,
 ) -> AssemblyInput:
-    """Map an ``ImageSpec`` and one variant/arch's packages onto assembly's input."""
+    """Map an ``ImageSpec`` and one variant/arch's packages onto assembly's input.
+
+    ``mirrors`` (kiln's mirror configuration) become the image's apt sources when it
+    carries apt and the archive keyring.
+    """
     overlay = spec.variant(variant)
     users = tuple(
         User(
@@ -157,6 +181,12 @@ def assembly_input(
         workdir=spec.workdir,
         user=user,
         tests=tests,
+        wheels=tuple(
+            WheelInstall(wheel=w.wheel, interpreter=w.interpreter, prefix=w.prefix)
+            for w in spec.wheels_for(variant)
+        ),
+        path_excludes=spec.path_exclude_for(variant),
+        apt_sources=apt_sources_for(spec, mirrors),
     )
 
 
@@ -183,6 +213,7 @@ def build_variant(
     oci_archive: bool = False,
     docker_archive: bool = False,
     cache: LayoutCache | None = None,
+    mirrors: Mirrors | None = None,
 ) -> BuiltImage:
     """Build one variant of a locked spec from its verified .debs (per architecture).
 
@@ -209,6 +240,7 @@ def build_variant(
             "compression": compression,
             "base": sorted(base_packages),
             "epoch": os.environ.get("SOURCE_DATE_EPOCH", ""),
+            **({"mirrors": [mirrors.debian, mirrors.security]} if mirrors else {}),
         }
     )
     if cache is not None:
@@ -239,6 +271,7 @@ def build_variant(
             source_date_epoch=epoch,
             lock_digest=lock.digest,
             version=version,
+            mirrors=mirrors,
         )
         for arch, pkgs in sorted(read.items())
     ]
