@@ -222,6 +222,20 @@ class WheelInstall:
 
 
 @dataclass(frozen=True)
+class NpmPackageInput:
+    """A locked, verified npm registry tarball, installed globally under /usr/local.
+
+    ``members`` are relative to the package's directory (the tarball's ``package/``
+    prefix stripped), as ``kiln.upstream.read_npm_tarball`` reads them.
+    """
+
+    name: str
+    version: str
+    integrity: str  # the lock's sha512 Subresource Integrity value
+    members: tuple[DataMember, ...]
+
+
+@dataclass(frozen=True)
 class AptSource:
     """One deb822 stanza of the apt sources a -dev image carries (sources.list(5))."""
 
@@ -268,6 +282,8 @@ class AssemblyInput:
     path_excludes: tuple[str, ...] = ()
     #: The Debian archive apt reads in images that carry apt and the archive keyring.
     apt_sources: tuple[AptSource, ...] = ()
+    #: npm registry packages installed into /usr/local/lib/node_modules (+ bin links).
+    npm: tuple[NpmPackageInput, ...] = ()
 
     @property
     def run_as(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kiln.assemble import (
     AptSource,
@@ -29,14 +30,17 @@ from kiln.assemble import (
 )
 from kiln.assemble.build import write_archives
 from kiln.assemble.cache import LayoutCache, build_key
-from kiln.assemble.model import NONROOT_GID, NONROOT_UID
+from kiln.assemble.model import NONROOT_GID, NONROOT_UID, NpmPackageInput
 from kiln.debian.deb import read_deb
 from kiln.debian.distro import get_distro
 from kiln.debian.sources import Mirrors
 from kiln.errors import InputError
-from kiln.resolve.lockfile import Lock
+from kiln.resolve.lockfile import Lock, LockedNpmPackage
 from kiln.sandbox.unpack import host_arch
 from kiln.spec import ImageSpec, LoadedSpec
+
+if TYPE_CHECKING:
+    from kiln.upstream import NpmRegistry
 
 DEFAULT_OUTPUT = Path("out")
 
@@ -97,6 +101,7 @@ def assembly_input(
     lock_digest: str = "",
     version: str = "",
     mirrors: Mirrors | None = None,
+    npm: Sequence[NpmPackageInput] = (),
 ) -> AssemblyInput:
     """Map an ``ImageSpec`` and one variant/arch's packages onto assembly's input.
 
@@ -187,6 +192,29 @@ def assembly_input(
         ),
         path_excludes=spec.path_exclude_for(variant),
         apt_sources=apt_sources_for(spec, mirrors),
+        npm=tuple(npm),
+    )
+
+
+def npm_inputs(
+    locked: Sequence[LockedNpmPackage], registry: NpmRegistry | None = None
+) -> tuple[NpmPackageInput, ...]:
+    """The locked npm tarballs, from kiln's cache (or the registry), verified and read."""
+    if not locked:
+        return ()
+    from kiln.upstream import NpmRegistry, read_npm_tarball  # noqa: PLC0415 (npm specs only)
+
+    registry = registry or NpmRegistry.from_environment()
+    return tuple(
+        NpmPackageInput(
+            name=p.name,
+            version=p.version,
+            integrity=p.integrity,
+            members=read_npm_tarball(
+                registry.tarball(p), name=p.name, version=p.version, source=f"{p.name}@{p.version}"
+            ),
+        )
+        for p in locked
     )
 
 
@@ -214,6 +242,7 @@ def build_variant(
     docker_archive: bool = False,
     cache: LayoutCache | None = None,
     mirrors: Mirrors | None = None,
+    npm_registry: NpmRegistry | None = None,
 ) -> BuiltImage:
     """Build one variant of a locked spec from its verified .debs (per architecture).
 
@@ -222,7 +251,9 @@ def build_variant(
     changelog among them; the image version is the ``version-package``'s upstream
     version. Writes ``out/<name>[-<variant>]/`` (+ ``.oci.tar`` / ``.docker.tar``).
     With a ``cache``, an unchanged build (same spec, lock, .debs, options, epoch
-    override and kiln code) is restored instead of rebuilt.
+    override and kiln code) is restored instead of rebuilt. The lock's npm tarballs
+    for the variant come from ``npm_registry`` (default: npm's configured registry,
+    consulted only for tarballs missing from kiln's cache).
     """
     spec = loaded.spec
     out = layout_dir(output, spec.name, variant)
@@ -262,6 +293,7 @@ def build_variant(
             for d in pkgs:
                 if d.control.package == spec.version_package:
                     version = upstream_version(d.control.version)
+    npm = npm_inputs(lock.npm_packages(variant), npm_registry)
     inputs = [
         assembly_input(
             spec,
@@ -272,6 +304,7 @@ def build_variant(
             lock_digest=lock.digest,
             version=version,
             mirrors=mirrors,
+            npm=npm,
         )
         for arch, pkgs in sorted(read.items())
     ]

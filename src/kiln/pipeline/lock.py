@@ -1,6 +1,9 @@
 """Lock a spec: resolve every variant and architecture against one verified snapshot.
 
 Pure given the snapshot: the same spec and the same indexes give the same lock bytes.
+A spec naming npm packages is also locked against the npm registry (``NpmRegistry``,
+from npm's config unless one is given): each pinned version's tarball is fetched once
+into kiln's cache and recorded with its sha512 integrity.
 """
 
 from __future__ import annotations
@@ -8,11 +11,22 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kiln.debian import BinaryPackage, RepoSnapshot, get_distro
-from kiln.resolve.lockfile import ArchLock, CutEdge, Lock, LockedPackage, LockedRelease
+from kiln.resolve.lockfile import (
+    ArchLock,
+    CutEdge,
+    Lock,
+    LockedNpmPackage,
+    LockedPackage,
+    LockedRelease,
+)
 from kiln.resolve.solver import Resolution, UnknownPackageError, resolve
 from kiln.spec import LoadedSpec
+
+if TYPE_CHECKING:
+    from kiln.upstream import NpmRegistry
 
 
 @dataclass(frozen=True)
@@ -23,8 +37,33 @@ class LockResult:
     resolutions: dict[tuple[str, str], Resolution]  # (variant, arch) -> resolution
 
 
-def lock_spec(loaded: LoadedSpec, snapshot: RepoSnapshot) -> LockResult:
-    """Resolve each variant of ``loaded`` on each of its architectures."""
+def lock_npm(
+    loaded: LoadedSpec, registry: NpmRegistry | None = None
+) -> dict[str, tuple[LockedNpmPackage, ...]]:
+    """Each variant's pinned npm packages, locked against the registry (none: no I/O)."""
+    spec = loaded.spec
+    wanted = {v: spec.npm_for(v) for v in spec.variant_names()}
+    if not any(wanted.values()):
+        return {}
+    if registry is None:
+        from kiln.upstream import NpmRegistry  # noqa: PLC0415 (only specs with npm need it)
+
+        registry = NpmRegistry.from_environment()
+    locked: dict[tuple[str, str], LockedNpmPackage] = {}
+    result = {}
+    for variant, refs in wanted.items():
+        if refs:
+            for ref in refs:
+                if ref not in locked:
+                    locked[ref] = registry.lock(*ref)
+            result[variant] = tuple(locked[ref] for ref in refs)
+    return result
+
+
+def lock_spec(
+    loaded: LoadedSpec, snapshot: RepoSnapshot, *, npm_registry: NpmRegistry | None = None
+) -> LockResult:
+    """Resolve each variant of ``loaded`` on each of its architectures (+ its npm pins)."""
     spec = loaded.spec
     distro = get_distro(spec.distro)
     resolutions: dict[tuple[str, str], Resolution] = {}
@@ -63,6 +102,7 @@ def lock_spec(loaded: LoadedSpec, snapshot: RepoSnapshot) -> LockResult:
             for r in snapshot.releases
         ),
         variants=variants,
+        npm=lock_npm(loaded, npm_registry),
     )
     return LockResult(lock, resolutions)
 
