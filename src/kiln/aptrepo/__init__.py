@@ -7,24 +7,8 @@ Debian ``RepoSnapshot`` so the resolver prefers kiln's rebuilds when they are no
 (``PreferKiln``) and locks record the packages that came from kiln.
 """
 
-from kiln.aptrepo.overlay import PreferKiln, load_kiln_universe, overlay_snapshot
-from kiln.aptrepo.publish import (
-    KEYRING_NAME,
-    PublishedRepository,
-    SigningKey,
-    add_to_pool,
-    ensure_signing_key,
-    publish,
-)
+import lazy_loader
 
-__all__ = [
-    "KEYRING_NAME",
-    "PreferKiln",
-    "PublishedRepository",
-    "SigningKey",
-    "add_to_pool",
-    "ensure_signing_key",
-    "load_kiln_universe",
-    "overlay_snapshot",
-    "publish",
-]
+# Submodules load on first use (see __init__.pyi for what is exported): a command
+# pays only for the modules it touches.
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

@@ -8,60 +8,8 @@ Public interface (the lead maps an image spec + lock onto ``AssemblyInput``):
 * ``package_input(deb)`` — adapt a verified ``kiln.debian.deb.DebPackage``.
 """
 
-from kiln.assemble.build import (
-    HARDENING_REPORT,
-    ArchImage,
-    AssembledRootfs,
-    BuiltImage,
-    assemble,
-    build_image,
-)
-from kiln.assemble.debs import package_input
-from kiln.assemble.fs import Entry, Plan
-from kiln.assemble.harden import ElfAudit, HardeningReport
-from kiln.assemble.layers import Compression
-from kiln.assemble.model import (
-    NONROOT_GID,
-    NONROOT_UID,
-    AptSource,
-    AssemblyInput,
-    DataMember,
-    Diversion,
-    Group,
-    ImageFacts,
-    ImageTest,
-    PackageInput,
-    PathSpec,
-    Probe,
-    User,
-    WheelInstall,
-)
+import lazy_loader
 
-__all__ = [
-    "HARDENING_REPORT",
-    "NONROOT_GID",
-    "NONROOT_UID",
-    "AptSource",
-    "ArchImage",
-    "AssembledRootfs",
-    "AssemblyInput",
-    "BuiltImage",
-    "Compression",
-    "DataMember",
-    "Diversion",
-    "ElfAudit",
-    "Entry",
-    "Group",
-    "HardeningReport",
-    "ImageFacts",
-    "ImageTest",
-    "PackageInput",
-    "PathSpec",
-    "Plan",
-    "Probe",
-    "User",
-    "WheelInstall",
-    "assemble",
-    "build_image",
-    "package_input",
-]
+# Submodules load on first use (see __init__.pyi for what is exported): a command
+# pays only for the modules it touches.
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

@@ -1,73 +1,7 @@
 """Debian repository access: mirrors, signed indexes, packages, versions, .deb files."""
 
-from kiln.debian.cache import Cache, atomic_write, default_cache_root
-from kiln.debian.client import RepoSnapshot, fetch_debs, load_snapshot
-from kiln.debian.deb import (
-    DebChangelog,
-    DebControl,
-    DebFormatError,
-    DebLimits,
-    DebMember,
-    DebPackage,
-    MemberType,
-    changelog_paths,
-    iter_data,
-    read_changelog,
-    read_control,
-    read_deb,
-)
-from kiln.debian.distro import DISTROS, Distro, get_distro
-from kiln.debian.index import MergedUniverse, PackagesTable, PackageUniverse, parse_packages
-from kiln.debian.model import BinaryPackage, ReleaseIdentity
-from kiln.debian.release import Release, ReleaseEntry, VerifiedRelease, verify_release
-from kiln.debian.sources import (
-    Mirrors,
-    SourceEntry,
-    default_config_path,
-    discover_mirrors,
-    read_host_sources,
-)
-from kiln.debian.version import compare_versions, parse_version, satisfies, version_key
+import lazy_loader
 
-__all__ = [
-    "DISTROS",
-    "BinaryPackage",
-    "Cache",
-    "DebChangelog",
-    "DebControl",
-    "DebFormatError",
-    "DebLimits",
-    "DebMember",
-    "DebPackage",
-    "Distro",
-    "MemberType",
-    "MergedUniverse",
-    "Mirrors",
-    "PackageUniverse",
-    "PackagesTable",
-    "Release",
-    "ReleaseEntry",
-    "ReleaseIdentity",
-    "RepoSnapshot",
-    "SourceEntry",
-    "VerifiedRelease",
-    "atomic_write",
-    "changelog_paths",
-    "compare_versions",
-    "default_cache_root",
-    "default_config_path",
-    "discover_mirrors",
-    "fetch_debs",
-    "get_distro",
-    "iter_data",
-    "load_snapshot",
-    "parse_packages",
-    "parse_version",
-    "read_changelog",
-    "read_control",
-    "read_deb",
-    "read_host_sources",
-    "satisfies",
-    "verify_release",
-    "version_key",
-]
+# Submodules load on first use (see __init__.pyi for what is exported): a command
+# pays only for the modules it touches.
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

@@ -4,24 +4,8 @@ Every failure to talk to a server becomes ``TransportError`` (retryable); a serv
 answers with content we must refuse is the caller's business (``RemoteContentError``).
 """
 
-from kiln.net._http import (
-    DEFAULT_MAX_BYTES,
-    Fetcher,
-    FetchResult,
-    HttpFetcher,
-    HttpStatusError,
-    ResponseTooLargeError,
-    RetryPolicy,
-    http_client,
-)
+import lazy_loader
 
-__all__ = [
-    "DEFAULT_MAX_BYTES",
-    "FetchResult",
-    "Fetcher",
-    "HttpFetcher",
-    "HttpStatusError",
-    "ResponseTooLargeError",
-    "RetryPolicy",
-    "http_client",
-]
+# Submodules load on first use (see __init__.pyi for what is exported): a command
+# pays only for the modules it touches.
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

@@ -1,10 +1,7 @@
 """Stages that join the pure cores to their I/O edges: lock a spec, fetch its packages."""
 
-from kiln.pipeline.lock import (
-    LockResult,
-    lock_spec,
-    locked_to_binary,
-)
-from kiln.pipeline.repo import Repository
+import lazy_loader
 
-__all__ = ["LockResult", "Repository", "lock_spec", "locked_to_binary"]
+# Submodules load on first use (see __init__.pyi for what is exported): a command
+# pays only for the modules it touches.
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

@@ -11,56 +11,8 @@ Public interface:
 * ``compare_debs(ours, theirs) -> RebuildComparison`` (independent rebuild verification).
 """
 
-from kiln.recipes.build import BuildError, BuildOutput, PatchError, build_in_sandbox
-from kiln.recipes.buildroot import BuildRoot, BuildRootSpec, ensure_build_root
-from kiln.recipes.dep3 import Dep3Header, parse_dep3
-from kiln.recipes.fetch import FetchedSource, fetch_source, synthesise_dsc
-from kiln.recipes.index import (
-    SourceFile,
-    SourcePackage,
-    SourceUniverse,
-    load_sources,
-    parse_sources,
-)
-from kiln.recipes.load import (
-    LoadedPatch,
-    LoadedRecipe,
-    RecipeError,
-    StaleBaseError,
-    check_base,
-    load_recipe,
-    parse_recipe,
-)
-from kiln.recipes.model import Hardening, Patch, Profile, Recipe, RecipeTest
+import lazy_loader
 
-__all__ = [
-    "BuildError",
-    "BuildOutput",
-    "BuildRoot",
-    "BuildRootSpec",
-    "Dep3Header",
-    "FetchedSource",
-    "Hardening",
-    "LoadedPatch",
-    "LoadedRecipe",
-    "Patch",
-    "PatchError",
-    "Profile",
-    "Recipe",
-    "RecipeError",
-    "RecipeTest",
-    "SourceFile",
-    "SourcePackage",
-    "SourceUniverse",
-    "StaleBaseError",
-    "build_in_sandbox",
-    "check_base",
-    "ensure_build_root",
-    "fetch_source",
-    "load_recipe",
-    "load_sources",
-    "parse_dep3",
-    "parse_recipe",
-    "parse_sources",
-    "synthesise_dsc",
-]
+# Submodules load on first use (see __init__.pyi for what is exported): a command
+# pays only for the modules it touches.
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

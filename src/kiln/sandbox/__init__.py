@@ -9,43 +9,8 @@ Public interface:
   and ``write_ctrf`` produce the CTRF JSON report.
 """
 
-from kiln.sandbox.bwrap import RunResult, bwrap_argv, parse_user, run_in_rootfs
-from kiln.sandbox.runner import (
-    TestOutcome,
-    ctrf_report,
-    failure_text,
-    run_layout_tests,
-    run_test,
-    run_tests,
-    tests_of,
-    write_ctrf,
-)
-from kiln.sandbox.unpack import (
-    ImageConfig,
-    ImageRef,
-    UnpackedImage,
-    remove_rootfs,
-    resolve_image,
-    unpack_image,
-)
+import lazy_loader
 
-__all__ = [
-    "ImageConfig",
-    "ImageRef",
-    "RunResult",
-    "TestOutcome",
-    "UnpackedImage",
-    "bwrap_argv",
-    "ctrf_report",
-    "failure_text",
-    "parse_user",
-    "remove_rootfs",
-    "resolve_image",
-    "run_in_rootfs",
-    "run_layout_tests",
-    "run_test",
-    "run_tests",
-    "tests_of",
-    "unpack_image",
-    "write_ctrf",
-]
+# Submodules load on first use (see __init__.pyi for what is exported): a command
+# pays only for the modules it touches.
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

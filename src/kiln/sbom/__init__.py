@@ -6,70 +6,8 @@ into an ``SbomInput`` (image identity, installed Debian packages, files kiln gen
 spdx-tools and cyclonedx-python-lib; ``generate_sbom`` does both steps for one format.
 """
 
-from __future__ import annotations
+import lazy_loader
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Literal, assert_never
-
-from kiln.sbom.cyclonedx import generate_cyclonedx
-from kiln.sbom.licenses import PackageLicense, license_from_copyright
-from kiln.sbom.model import (
-    GeneratedFile,
-    ImageIdentity,
-    LicenseRef,
-    SbomInput,
-    SbomPackage,
-    Supplier,
-)
-from kiln.sbom.read import read_sbom_input
-from kiln.sbom.spdx import SbomGenerationError, generate_spdx
-
-if TYPE_CHECKING:
-    from kiln.resolve.lockfile import Lock
-
-SbomFormat = Literal["spdx-json", "cyclonedx-json"]
-FORMATS: tuple[SbomFormat, ...] = ("spdx-json", "cyclonedx-json")
-
-
-def render_sbom(inp: SbomInput, fmt: SbomFormat) -> bytes:
-    """``inp`` in one of the ``FORMATS``."""
-    match fmt:
-        case "spdx-json":
-            return generate_spdx(inp)
-        case "cyclonedx-json":
-            return generate_cyclonedx(inp)
-        case _:
-            assert_never(fmt)
-
-
-def generate_sbom(
-    layout: Path,
-    *,
-    fmt: SbomFormat,
-    lock: Lock | None = None,
-    platform: str | None = None,
-    source_date_epoch: int | None = None,
-) -> bytes:
-    """The SBOM of one platform of the OCI image layout at ``layout``."""
-    inp = read_sbom_input(layout, platform=platform, lock=lock, source_date_epoch=source_date_epoch)
-    return render_sbom(inp, fmt)
-
-
-__all__ = [
-    "FORMATS",
-    "GeneratedFile",
-    "ImageIdentity",
-    "LicenseRef",
-    "PackageLicense",
-    "SbomFormat",
-    "SbomGenerationError",
-    "SbomInput",
-    "SbomPackage",
-    "Supplier",
-    "generate_cyclonedx",
-    "generate_sbom",
-    "generate_spdx",
-    "license_from_copyright",
-    "read_sbom_input",
-    "render_sbom",
-]
+# Submodules load on first use (see __init__.pyi for what is exported): a command
+# pays only for the modules it touches.
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

@@ -1,31 +1,7 @@
 """Image specs: the frozen models, the YAML loader with positions, the JSON Schema."""
 
-from kiln.spec.load import LoadedSpec, SpecError, load_spec, lock_path_for, parse_spec
-from kiln.spec.model import (
-    SUPPORTED_ARCHS,
-    Accounts,
-    Group,
-    ImageSpec,
-    ImageTest,
-    PathSpec,
-    Probe,
-    User,
-    Variant,
-)
+import lazy_loader
 
-__all__ = [
-    "SUPPORTED_ARCHS",
-    "Accounts",
-    "Group",
-    "ImageSpec",
-    "ImageTest",
-    "LoadedSpec",
-    "PathSpec",
-    "Probe",
-    "SpecError",
-    "User",
-    "Variant",
-    "load_spec",
-    "lock_path_for",
-    "parse_spec",
-]
+# Submodules load on first use (see __init__.pyi for what is exported): a command
+# pays only for the modules it touches.
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

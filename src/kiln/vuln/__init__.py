@@ -5,18 +5,8 @@ migrations, import/query), ``match/`` (pure matchers), ``vex/`` (OpenVEX and Cyc
 VEX), ``report/`` (output formats). ``scan.py`` wires them for ``kiln scan``.
 """
 
-from kiln.vuln.model import Finding, FindingStatus, MatchDetail, Severity, Snapshot, VexVerdict
-from kiln.vuln.scan import ScanResult, gate, only_fixed, scan_inventory
+import lazy_loader
 
-__all__ = [
-    "Finding",
-    "FindingStatus",
-    "MatchDetail",
-    "ScanResult",
-    "Severity",
-    "Snapshot",
-    "VexVerdict",
-    "gate",
-    "only_fixed",
-    "scan_inventory",
-]
+# Submodules load on first use (see __init__.pyi for what is exported): a command
+# pays only for the modules it touches.
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

@@ -1,0 +1,49 @@
+"""Type stub of the lazily loaded package (lazy_loader reads its imports)."""
+
+from .build import BuildError, BuildOutput, PatchError, build_in_sandbox
+from .buildroot import BuildRoot, BuildRootSpec, ensure_build_root
+from .dep3 import Dep3Header, parse_dep3
+from .fetch import FetchedSource, fetch_source, synthesise_dsc
+from .index import SourceFile, SourcePackage, SourceUniverse, load_sources, parse_sources
+from .load import (
+    LoadedPatch,
+    LoadedRecipe,
+    RecipeError,
+    StaleBaseError,
+    check_base,
+    load_recipe,
+    parse_recipe,
+)
+from .model import Hardening, Patch, Profile, Recipe, RecipeTest
+
+__all__ = [
+    "BuildError",
+    "BuildOutput",
+    "BuildRoot",
+    "BuildRootSpec",
+    "Dep3Header",
+    "FetchedSource",
+    "Hardening",
+    "LoadedPatch",
+    "LoadedRecipe",
+    "Patch",
+    "PatchError",
+    "Profile",
+    "Recipe",
+    "RecipeError",
+    "RecipeTest",
+    "SourceFile",
+    "SourcePackage",
+    "SourceUniverse",
+    "StaleBaseError",
+    "build_in_sandbox",
+    "check_base",
+    "ensure_build_root",
+    "fetch_source",
+    "load_recipe",
+    "load_sources",
+    "parse_dep3",
+    "parse_recipe",
+    "parse_sources",
+    "synthesise_dsc",
+]

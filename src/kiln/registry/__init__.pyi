@@ -1,0 +1,92 @@
+"""Type stub of the lazily loaded package (lazy_loader reads its imports)."""
+
+from ._auth import (
+    Anonymous,
+    ChainedCredentials,
+    Credentials,
+    CredentialSource,
+    DockerConfigCredentials,
+    EnvCredentials,
+    StaticCredentials,
+    containers_auth_paths,
+    default_credentials,
+    docker_config_path,
+    parse_challenge,
+)
+from ._client import BlobOutcome, PutManifestResult, RegistryClient, TransferStats
+from ._digest import Digest
+from ._errors import RegistryAuthError, RegistryNotFoundError, RegistryRequestError
+from ._image import PullResult, PushResult, pull_layout, push_layout
+from ._layout import ImageLayout
+from ._model import (
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    EMPTY_JSON,
+    OCI_CONFIG,
+    OCI_EMPTY,
+    OCI_INDEX,
+    OCI_LAYER_TAR,
+    OCI_LAYER_TAR_GZIP,
+    OCI_MANIFEST,
+    SIGSTORE_BUNDLE,
+    Descriptor,
+    ImageIndex,
+    ImageManifest,
+    Manifest,
+    Platform,
+    canonical_json,
+    parse_manifest,
+)
+from ._reference import Reference, is_loopback
+from ._referrers import artifact_manifest, attach_artifact, list_referrers
+from ._session import RegistrySession
+
+__all__ = [
+    "DOCKER_MANIFEST",
+    "DOCKER_MANIFEST_LIST",
+    "EMPTY_JSON",
+    "OCI_CONFIG",
+    "OCI_EMPTY",
+    "OCI_INDEX",
+    "OCI_LAYER_TAR",
+    "OCI_LAYER_TAR_GZIP",
+    "OCI_MANIFEST",
+    "SIGSTORE_BUNDLE",
+    "Anonymous",
+    "BlobOutcome",
+    "ChainedCredentials",
+    "CredentialSource",
+    "Credentials",
+    "Descriptor",
+    "Digest",
+    "DockerConfigCredentials",
+    "EnvCredentials",
+    "ImageIndex",
+    "ImageLayout",
+    "ImageManifest",
+    "Manifest",
+    "Platform",
+    "PullResult",
+    "PushResult",
+    "PutManifestResult",
+    "Reference",
+    "RegistryAuthError",
+    "RegistryClient",
+    "RegistryNotFoundError",
+    "RegistryRequestError",
+    "RegistrySession",
+    "StaticCredentials",
+    "TransferStats",
+    "artifact_manifest",
+    "attach_artifact",
+    "canonical_json",
+    "containers_auth_paths",
+    "default_credentials",
+    "docker_config_path",
+    "is_loopback",
+    "list_referrers",
+    "parse_challenge",
+    "parse_manifest",
+    "pull_layout",
+    "push_layout",
+]
