@@ -1,20 +1,24 @@
 """``kiln lock`` and ``kiln fetch``: resolve specs into locks; download locked .debs."""
 
+# ruff: noqa: PLC0415
+# (the resolver and the repository client load inside the commands that use them)
+
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from kiln.cli.app import app, console
-from kiln.debian import get_distro
 from kiln.errors import PolicyError
-from kiln.pipeline import LockResult, Repository, lock_spec, locked_to_binary
 from kiln.resolve.lockfile import Lock, diff_locks, read_lock, write_lock
 from kiln.spec import LoadedSpec, load_spec
+
+if TYPE_CHECKING:
+    from kiln.pipeline import LockResult, Repository
 
 SpecArgs = Annotated[list[Path], typer.Argument(help="image spec files (images/<name>.yaml)")]
 
@@ -41,6 +45,8 @@ def lock(
         for item in loaded:
             _show(read_lock(item.lock_path), item)
         return
+    from kiln.pipeline import Repository
+
     repo = Repository.from_environment(max_age=max_age)
     stale: list[str] = []
     for item in loaded:
@@ -74,6 +80,9 @@ def lock(
 
 
 def _lock_one(item: LoadedSpec, repo: Repository) -> LockResult:
+    from kiln.debian import get_distro
+    from kiln.pipeline import lock_spec
+
     distro = get_distro(item.spec.distro)
     return lock_spec(item, repo.snapshot(distro, item.spec.archs))
 
@@ -124,6 +133,9 @@ def _kib(size: int) -> str:
 @app.command()
 def fetch(specs: SpecArgs) -> None:
     """Download the locked .deb files into the cache, verifying size and sha256 first."""
+    from kiln.debian import get_distro
+    from kiln.pipeline import Repository, locked_to_binary
+
     repo = Repository.from_environment()
     for item in specs:
         loaded = load_spec(item)

@@ -5,22 +5,21 @@ is attached to an image, ``push``/``pull`` move OCI image layouts. Credentials c
 from ``KILN_REGISTRY_USERNAME``/``KILN_REGISTRY_PASSWORD`` or Docker's config.json.
 """
 
+# ruff: noqa: PLC0415
+# (the registry client loads inside the commands: `kiln --help` stays quick)
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from kiln.cli.app import app, console
-from kiln.registry import (
-    Reference,
-    RegistryClient,
-    list_referrers,
-    pull_layout,
-    push_layout,
-)
+
+if TYPE_CHECKING:
+    from kiln.registry import Reference, RegistryClient
 
 registry_app = typer.Typer(help="Talk to an OCI registry (debugging aid).", no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
@@ -30,12 +29,16 @@ Insecure = Annotated[bool, typer.Option("--insecure", help="plain HTTP to a non-
 
 
 def _client(reference: Reference, insecure: bool) -> RegistryClient:
+    from kiln.registry import RegistryClient
+
     return RegistryClient.for_host(reference.registry, insecure=insecure)
 
 
 @registry_app.command()
 def inspect(reference: RefArg, insecure: Insecure = False) -> None:
     """Print a manifest or index with its digest and media type."""
+    from kiln.registry import Reference
+
     ref = Reference.parse(reference)
     with _client(ref, insecure) as client:
         manifest = client.get_manifest(ref.repository, ref.digest or ref.identifier)
@@ -60,6 +63,8 @@ def referrers(
     insecure: Insecure = False,
 ) -> None:
     """List the artifacts attached to an image (referrers API or tag fallback)."""
+    from kiln.registry import Reference, list_referrers
+
     ref = Reference.parse(reference)
     with _client(ref, insecure) as client:
         subject = ref.digest or client.get_manifest(ref.repository, ref.identifier).digest
@@ -81,6 +86,8 @@ def push(
     insecure: Insecure = False,
 ) -> None:
     """Push an OCI image layout; tags are written only after all content is stored."""
+    from kiln.registry import Reference, push_layout
+
     ref = Reference.parse(reference)
     with _client(ref, insecure) as client:
         result = push_layout(client, layout, ref, ref_name=ref_name, extra_tags=tuple(tag or ()))
@@ -102,6 +109,8 @@ def pull(
     insecure: Insecure = False,
 ) -> None:
     """Pull an image (all platforms) into an OCI image layout, verifying every byte."""
+    from kiln.registry import Reference, pull_layout
+
     ref = Reference.parse(reference)
     with _client(ref, insecure) as client:
         result = pull_layout(client, ref, destination)
