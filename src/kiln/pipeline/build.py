@@ -138,6 +138,7 @@ def assembly_input(
                 gid=p.gid,
                 target=p.target,
                 content=(p.content or "").encode(),
+                replace=p.replace,
             )
         )
     env = dict(spec.env)

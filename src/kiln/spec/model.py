@@ -126,6 +126,10 @@ class PathSpec(_Frozen):
     mode: Mode | None = None
     uid: int = Field(default=0, ge=0)
     gid: int = Field(default=0, ge=0)
+    replace: bool = Field(
+        default=False,
+        description="replace a file a package ships (e.g. a conffile such as nginx.conf)",
+    )
 
     @field_validator("mode", mode="before")
     @classmethod
