@@ -8,9 +8,9 @@ STAMP := $(VENV)/.installed
 # Debian packages the tests and the demo drive for real.
 APT_PACKAGES := gpg gpgv dpkg-dev debian-archive-keyring apt xz-utils zstd bzip2 \
 	bubblewrap skopeo umoci mmdebstrap ca-certificates docker-registry podman gcc libc6-dev postgresql \
-	openssl git nodejs build-essential
+	openssl git nodejs build-essential buildah runc slirp4netns
 
-.PHONY: demo test test-offline lint setup apt venv bench clean
+.PHONY: demo test test-offline lint setup apt venv bench clean compat
 
 setup: apt venv
 
@@ -43,6 +43,12 @@ test: setup
 
 test-offline: setup
 	$(BIN)/pytest -n 2 -q -m 'not network'
+
+# The drop-in compatibility suite (compat/): six real Dockerfiles built and run on
+# stand-ins for the official images, then on kiln's images with the FROM lines swapped;
+# prints the table and writes out/compat.json. `make test` runs it too (network test).
+compat: setup
+	$(BIN)/kiln compat --json out/compat.json
 
 lint: venv
 	$(BIN)/ruff check src tests bench
