@@ -1,0 +1,71 @@
+"""Build the "after" images: kiln's own, copied from their OCI layouts into the store.
+
+``kiln build images/<name>.yaml --output DIR`` writes ``DIR/<name>`` and
+``DIR/<name>-dev``; skopeo copies a layout into the suite's store under the name the
+swapped FROM line uses (``localhost/kiln/python:3.13-dev``). skopeo picks the host's
+platform out of the multi-arch index.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from kiln.compat.containers import Store, run
+
+BUILD_TIMEOUT = 1800.0
+
+
+@dataclass(frozen=True)
+class KilnImport:
+    """A kiln layout copied into the store (or why it could not be)."""
+
+    layout: str
+    ref: str
+    ok: bool
+    log_tail: str = ""
+
+
+def kiln_build_argv(specs: list[Path], output: Path, arch: str) -> list[str]:
+    """``kiln build`` of ``specs`` for one arch, into ``output``."""
+    return [
+        sys.executable,
+        "-m",
+        "kiln.cli.main",
+        "build",
+        *map(str, specs),
+        "--output",
+        str(output),
+        "--arch",
+        arch,
+    ]
+
+
+def layout_tag(layout: Path) -> str | None:
+    """The first tag (``org.opencontainers.image.ref.name``) of an OCI layout's index."""
+    try:
+        index = json.loads((layout / "index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for manifest in index.get("manifests", []) if isinstance(index, dict) else []:
+        name = (manifest.get("annotations") or {}).get("org.opencontainers.image.ref.name")
+        if isinstance(name, str) and name:
+            return name
+    return None
+
+
+def import_layout(layout: Path, ref: str, store: Store, *, log: Path) -> KilnImport:
+    """Copy the OCI layout at ``layout`` into ``store`` as ``ref``."""
+    tag = layout_tag(layout)
+    if tag is None:
+        return KilnImport(
+            layout.name, ref, False, f"{layout} is not an OCI layout with a tagged manifest"
+        )
+    result = run(
+        ["skopeo", "copy", "--quiet", f"oci:{layout}:{tag}", f"{store.transport}{ref}"],
+        timeout=600,
+        log=log,
+    )
+    return KilnImport(layout.name, ref, result.ok, "" if result.ok else result.tail())
