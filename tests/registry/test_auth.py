@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ def test_basic_and_empty_challenges() -> None:
 
 def _config(tmp_path: Path, auths: object) -> Path:
     path = tmp_path / "config.json"
-    path.write_text(json.dumps({"auths": auths, "credsStore": "desktop", "psFormat": "x"}))
+    path.write_text(json.dumps({"auths": auths, "psFormat": "x", "detachKeys": "ctrl-p"}))
     return path
 
 
@@ -139,3 +140,91 @@ def test_podman_auth_file_comes_before_docker_config(tmp_path: Path) -> None:
     assert default_credentials({}, docker_config=docker).lookup("localhost:1") == Credentials(
         "docker", "d"
     )
+
+
+# Credential helpers: the tests install small helper programs that speak the
+# docker-credential-helpers protocol (stdin: the registry; stdout: JSON), standing in for
+# the OS keychains real helpers talk to, which this machine has none of.
+
+
+def _helper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, body: str) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    program = bin_dir / f"docker-credential-{name}"
+    program.write_text(f'#!/bin/sh\n[ "$1" = get ] || exit 3\nread -r server\n{body}\n')
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return program
+
+
+def _helper_config(tmp_path: Path, **config: object) -> Path:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_cred_helper_for_the_registry_wins_over_store_and_auths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _helper(
+        tmp_path,
+        monkeypatch,
+        "ecr",
+        'echo "{\\"Username\\":\\"AWS\\",\\"Secret\\":\\"tok-$server\\"}"',
+    )
+    _helper(tmp_path, monkeypatch, "pass", "echo credentials not found in native keychain; exit 1")
+    path = _helper_config(
+        tmp_path,
+        credHelpers={"reg.example.test": "ecr"},
+        credsStore="pass",
+        auths={"reg.example.test": {"username": "inline", "password": "x"}},
+    )
+    source = DockerConfigCredentials(path)
+    assert source.lookup("reg.example.test") == Credentials("AWS", "tok-reg.example.test")
+    # the store has nothing for this host: the inline entry still answers
+    other = _helper_config(
+        tmp_path, credsStore="pass", auths={"other.test": {"username": "u", "password": "p"}}
+    )
+    assert DockerConfigCredentials(other).lookup("other.test") == Credentials("u", "p")
+    assert DockerConfigCredentials(other).lookup("none.test") is None
+
+
+def test_creds_store_answers_for_any_registry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _helper(
+        tmp_path,
+        monkeypatch,
+        "secretservice",
+        'printf \'{"ServerURL":"%s","Username":"alice","Secret":"s3cr:et"}\' "$server"',
+    )
+    path = _helper_config(tmp_path, credsStore="secretservice")
+    assert DockerConfigCredentials(path).lookup("127.0.0.1:5000") == Credentials("alice", "s3cr:et")
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("echo 'keychain locked' >&2; exit 2", r"failed for reg\.test \(exit 2\): keychain locked"),
+        ("echo not-json", "answered something other than"),
+        ('echo \'{"Username":"<token>","Secret":"refresh"}\'', "identity token"),
+    ],
+)
+def test_failing_or_lying_helper_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str, expected: str
+) -> None:
+    _helper(tmp_path, monkeypatch, "bad", body)
+    path = _helper_config(tmp_path, credHelpers={"reg.test": "bad"})
+    with pytest.raises(InputError, match=expected) as caught:
+        DockerConfigCredentials(path).lookup("reg.test")
+    assert "credHelpers.reg.test" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("store", "expected"), [("absent-helper", "not on PATH"), ("../../bin/sh", "not a plain name")]
+)
+def test_missing_or_path_like_helper_is_refused(tmp_path: Path, store: str, expected: str) -> None:
+    path = _helper_config(tmp_path, credsStore=store)
+    with pytest.raises(InputError, match=expected) as caught:
+        DockerConfigCredentials(path).lookup("reg.test")
+    assert "credsStore" in str(caught.value)

@@ -3,8 +3,11 @@
 Credentials come from ``KILN_REGISTRY_USERNAME``/``KILN_REGISTRY_PASSWORD``, podman's
 ``auth.json`` (``$REGISTRY_AUTH_FILE``, ``$XDG_RUNTIME_DIR/containers/auth.json``) or
 Docker's ``config.json`` (``$DOCKER_CONFIG`` or ``~/.docker/config.json``): ``auths``
-entries with a base64 ``auth`` or ``username``/``password``. Credential helpers (``credsStore``,
-``credHelpers``) are not run. The challenge parser and token response model implement
+entries with a base64 ``auth`` or ``username``/``password``, or a credential helper
+(``credHelpers`` per registry, else ``credsStore``): ``docker-credential-<name> get`` with
+the registry on stdin, answering ``{"Username", "Secret"}`` (the protocol of
+https://github.com/docker/docker-credential-helpers). The challenge parser and token
+response model implement
 https://distribution.github.io/distribution/spec/auth/token/ and RFC 7235 auth-params.
 """
 
@@ -15,6 +18,8 @@ import binascii
 import json
 import os
 import re
+import shutil
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +97,67 @@ class _DockerConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     auths: dict[str, _DockerAuth] = Field(default_factory=dict)
+    creds_store: str | None = Field(default=None, alias="credsStore")
+    cred_helpers: dict[str, str] = Field(default_factory=dict, alias="credHelpers")
+
+
+_HELPER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_HELPER_TIMEOUT = 60.0  # seconds: a helper may prompt a keychain, but must not hang kiln
+
+
+class _HelperAnswer(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    username: str = Field(alias="Username")
+    secret: str = Field(alias="Secret")
+
+
+def run_credential_helper(name: str, registry: str, where: Location) -> Credentials | None:
+    """Ask ``docker-credential-<name>`` for ``registry``'s credentials (None: it has none)."""
+    if not _HELPER_NAME.match(name):
+        raise InputError(f"credential helper name {name!r} is not a plain name", location=where)
+    program = f"docker-credential-{name}"
+    path = shutil.which(program)
+    if path is None:
+        raise InputError(
+            f"credential helper {program} is not on PATH", location=where,
+            hint=f"install {program}, or remove it from the configuration",
+        )  # fmt: skip
+    try:
+        done = subprocess.run(  # a helper found on PATH, no shell
+            [path, "get"], input=registry, capture_output=True, text=True,
+            timeout=_HELPER_TIMEOUT, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        raise InputError(
+            f"credential helper {program} did not answer within {_HELPER_TIMEOUT:.0f}s",
+            location=where,
+        ) from exc
+    except OSError as exc:
+        raise InputError(f"cannot run {program}: {exc.strerror}", location=where) from exc
+    if done.returncode != 0:
+        said = (done.stdout.strip() or done.stderr.strip())[-300:]
+        if "credentials not found" in said.lower():
+            return None
+        raise InputError(
+            f"credential helper {program} failed for {registry} (exit {done.returncode}): {said}",
+            location=where,
+        )
+    try:
+        answer = _HelperAnswer.model_validate_json(done.stdout)
+    except ValidationError as exc:
+        raise InputError(
+            f"credential helper {program} answered something other than "
+            '{"Username": ..., "Secret": ...}',
+            location=where,
+        ) from exc
+    if answer.username == "<token>":
+        raise InputError(
+            f"credential helper {program} holds an identity token for {registry}; "
+            "kiln supports user name and password (or access token) credentials",
+            location=where,
+        )
+    return Credentials(answer.username, answer.secret)
 
 
 def docker_config_path(env: Mapping[str, str], home: Path | None = None) -> Path:
@@ -133,6 +199,16 @@ class DockerConfigCredentials:
                 location=Location(str(self.path), field=".".join(map(str, first["loc"]))),
             ) from exc
         wanted = registry.lower()
+        # Docker's order: a per-registry helper, then the default store, then inline auths.
+        for key, helper in config.cred_helpers.items():
+            if _server_key(key) == wanted:
+                where = Location(str(self.path), field=f"credHelpers.{key}")
+                return run_credential_helper(helper, registry, where)
+        if config.creds_store:
+            where = Location(str(self.path), field="credsStore")
+            found = run_credential_helper(config.creds_store, registry, where)
+            if found is not None:
+                return found
         for key, entry in config.auths.items():
             if _server_key(key) == wanted:
                 return _decode_entry(entry, Location(str(self.path), field=f"auths.{key}"))
