@@ -19,6 +19,9 @@ from kiln.migrate._reference import SourceReference, version_of
 from kiln.resolve.lockfile import Lock, LockError, read_lock
 from kiln.spec import ImageSpec, LoadedSpec, load_spec
 
+#: Accounts every kiln image has (kiln.assemble.steps writes them into /etc/passwd, group).
+_BUILTIN_ACCOUNTS = ("root", "nobody", "nonroot", "nogroup")
+
 
 @dataclass(frozen=True)
 class CatalogImage:
@@ -35,7 +38,7 @@ class CatalogImage:
 
     @classmethod
     def from_spec(cls, spec: ImageSpec, *, source: str, lock: Lock | None) -> CatalogImage:
-        accounts = {"root", "nonroot"} | {u.name for u in spec.accounts.users}
+        accounts = set(_BUILTIN_ACCOUNTS) | {u.name for u in spec.accounts.users}
         accounts |= {g.name for g in spec.accounts.groups}
         return cls(
             name=spec.name,
@@ -62,7 +65,11 @@ class CatalogImage:
             repository, _, tag = pattern.partition(":")
             if not fnmatch.fnmatchcase(ref.repository, repository):
                 continue
-            if not tag or fnmatch.fnmatchcase(ref.tag or "latest", tag):
+            if not tag:
+                return pattern
+            if ref.tag is None and ref.digest is not None:
+                continue  # a bare digest says nothing about the version a tag pattern wants
+            if fnmatch.fnmatchcase(ref.tag or "latest", tag):
                 return pattern
         return None
 

@@ -80,6 +80,15 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class GlobalArg:
+    """An ``ARG`` before the first FROM: its name, line and default value, if any."""
+
+    name: str
+    line: int
+    default: str | None
+
+
+@dataclass(frozen=True)
 class Dockerfile:
     """A parsed Dockerfile: its exact text, global ARGs and stages in order."""
 
@@ -89,13 +98,15 @@ class Dockerfile:
     global_args: tuple[Instruction, ...]
     stages: tuple[Stage, ...]
 
-    def arg_line(self, name: str) -> int | None:
-        """The line of the global ``ARG name`` that a FROM's ``${name}`` would read."""
+    def global_arg(self, name: str) -> GlobalArg | None:
+        """The global ``ARG name`` (before the first FROM) that ``${name}`` in a FROM reads."""
+        found = None
         for arg in self.global_args:
             for word in arg.args:
-                if word.split("=", 1)[0] == name:
-                    return arg.start_line
-        return None
+                key, equals, value = word.partition("=")
+                if key == name:  # a later ARG of the same name wins, as in BuildKit
+                    found = GlobalArg(name, arg.start_line, value.strip("\"'") if equals else None)
+        return found
 
 
 def parse_dockerfile(text: str, path: str = "Dockerfile") -> Dockerfile:

@@ -21,6 +21,7 @@ catalog spec replaces, tags no pattern covers, digest-only references, malformed
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -48,6 +49,7 @@ _SHELL_FREE = frozenset(
     }
 )
 _EXEC_FORM = frozenset({"CMD", "ENTRYPOINT"})
+_ARG_USE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 
 
 @dataclass(frozen=True)
@@ -164,16 +166,25 @@ def _stage_label(parsed: Dockerfile, stage: Stage) -> str:
     return label
 
 
+@dataclass(frozen=True)
+class _Target:
+    replacement: str
+    image: str
+    variant: Variant
+    why: str
+    remarks: tuple[str, ...]
+
+
 def _map_stage(
     parsed: Dockerfile, stage: Stage, catalog: Catalog, prefix: str, earlier: set[str]
 ) -> Outcome:
     origin = stage.origin
     image = origin.image
-    line = origin.line
+    line = origin.span.line if origin.span else origin.line
     if origin.problem:
         return Unmapped(line, image, f"malformed FROM: {origin.problem}")
     if "$" in image:
-        return Unmapped(line, image, _arg_reason(parsed, image))
+        return Unmapped(line, image, _arg_reason(parsed, stage, catalog, prefix, earlier))
     if image.lower() in earlier:
         return Kept(line, image, f"names the earlier stage {image!r}")
     if image == "scratch":
@@ -185,65 +196,78 @@ def _map_stage(
         )
     if image.startswith(prefix + "/"):
         return Kept(line, image, f"already a kiln image (under {prefix})")
-    try:
-        ref = SourceReference.parse(image)
-    except ReferenceSyntaxError as exc:
-        return Unmapped(line, image, f"not an image reference: {exc}")
-    found = catalog.match(ref)
-    if found is None:
-        return Unmapped(line, image, _no_match_reason(catalog, ref))
-    variant, why = _choose_variant(parsed, stage, found.image, ref)
-    if variant not in found.image.variants:
-        return Unmapped(
-            line,
-            image,
-            f"{why}, but kiln's {found.image.name} has no {variant} variant",
-        )
-    tag, remarks = _tag(found, ref, variant)
-    replacement = f"{prefix}/{found.image.name}:{tag}"
+    target = _target(parsed, stage, catalog, prefix, image)
+    if isinstance(target, str):
+        return Unmapped(line, image, target)
     if origin.flags_platform:
         return Unmapped(
             line,
             image,
-            f"FROM {origin.flags_platform} is left as written: kiln cannot tell which "
-            "platform it resolves to at build time (often $BUILDPLATFORM for a cross "
-            "build), and kiln images are built for "
-            "amd64 and arm64 only; check that and change the image by hand "
-            f"(kiln's image would be {replacement})",
+            f"{origin.flags_platform} is left as written: kiln cannot tell which platform "
+            "it stands for at build time (often $BUILDPLATFORM, for a cross build) and "
+            "kiln images are built for amd64 and arm64 only; check that and change the "
+            f"image by hand (kiln's would be {target.replacement})",
         )
     if origin.span is None:
         return Unmapped(
             line,
             image,
             "the image reference could not be located exactly in the text (is it split "
-            f"across a line continuation?); change it by hand to {replacement}",
+            f"across a line continuation?); change it by hand to {target.replacement}",
         )
     return Rewrite(
         line,
         _stage_label(parsed, stage),
         image,
-        replacement,
-        found.image.name,
-        variant,
-        why,
-        tuple(remarks),
+        target.replacement,
+        target.image,
+        target.variant,
+        target.why,
+        target.remarks,
     )
 
 
-def _arg_reason(parsed: Dockerfile, image: str) -> str:
-    names = [
-        word.strip("{}").split(":", 1)[0].split("-", 1)[0] for word in image.split("$")[1:] if word
-    ]
+def _target(
+    parsed: Dockerfile, stage: Stage, catalog: Catalog, prefix: str, image: str
+) -> _Target | str:
+    """The kiln image for ``image`` in ``stage``, or why there is none."""
+    try:
+        ref = SourceReference.parse(image)
+    except ReferenceSyntaxError as exc:
+        return f"not an image reference: {exc}"
+    found = catalog.match(ref)
+    if found is None:
+        return _no_match_reason(catalog, ref)
+    variant, why = _choose_variant(parsed, stage, found.image, ref)
+    if variant not in found.image.variants:
+        return f"{why}, but kiln's {found.image.name} has no {variant} variant"
+    tag, remarks = _tag(found, ref, variant)
+    return _Target(
+        f"{prefix}/{found.image.name}:{tag}", found.image.name, variant, why, tuple(remarks)
+    )
+
+
+def _arg_reason(
+    parsed: Dockerfile, stage: Stage, catalog: Catalog, prefix: str, earlier: set[str]
+) -> str:
+    image = stage.origin.image
+    names = list(dict.fromkeys(_ARG_USE.findall(image)))
     where = []
-    for name in dict.fromkeys(names):
-        arg_line = parsed.arg_line(name)
-        where.append(f"ARG {name} (line {arg_line})" if arg_line else f"{name} (no global ARG)")
-    return (
-        "the image comes from "
-        + ", ".join(where)
-        + ": kiln cannot know its value at build time; change the ARG's default or "
-        "pass --build-arg with a kiln image"
-    )
+    for name in names:
+        arg = parsed.global_arg(name)
+        where.append(f"ARG {name} (line {arg.line})" if arg else f"${name}, which no ARG declares")
+    reason = f"the image comes from {', '.join(where)}: kiln cannot know its value at build time"
+    single = parsed.global_arg(names[0]) if len(names) == 1 else None
+    if single and single.default and image in (f"${single.name}", f"${{{single.name}}}"):
+        default = single.default
+        if "$" not in default and default.lower() not in earlier and default != "scratch":
+            target = _target(parsed, stage, catalog, prefix, default)
+            if isinstance(target, _Target):
+                return (
+                    f"{reason}; its default {default} maps to {target.replacement} for this "
+                    f"stage: set that default (line {single.line}) or pass --build-arg"
+                )
+    return f"{reason}; change the ARG's default or pass --build-arg with a kiln image"
 
 
 def _no_match_reason(catalog: Catalog, ref: SourceReference) -> str:
@@ -266,15 +290,18 @@ def _choose_variant(
     parsed: Dockerfile, stage: Stage, image: CatalogImage, ref: SourceReference
 ) -> tuple[Variant, str]:
     if stage.index != len(parsed.stages) - 1:
-        return "dev", "a build stage gets -dev (shell, apt, root)"
+        return "dev", "is a build stage: -dev (shell, apt, runs as root)"
     for ins in stage.body:
         problem = _needs_dev(ins, image)
         if problem:
-            return "dev", f"the final stage {problem} (line {ins.start_line}): -dev"
+            return "dev", f"{problem} (line {ins.start_line}): -dev"
     problem = _entrypoint_problem(stage, image, ref)
     if problem:
         return "dev", problem
-    return "runtime", "the final stage needs no shell: runtime variant (no shell, nonroot)"
+    return "runtime", (
+        "needs no shell, package manager or extra account: the runtime variant "
+        "(no shell, runs as nonroot 65532)"
+    )
 
 
 def _needs_dev(ins: Instruction, image: CatalogImage) -> str | None:
@@ -311,9 +338,9 @@ def _entrypoint_problem(stage: Stage, image: CatalogImage, ref: SourceReference)
     if "CMD" in sets and "ENTRYPOINT" not in sets:
         entry = " ".join(image.runtime_entrypoint)
         return (
-            f"the final stage sets CMD but no ENTRYPOINT, and the runtime variant's "
-            f"ENTRYPOINT is {entry} ({ref.repository} has none): -dev runs the CMD as "
-            "written (set ENTRYPOINT in exec form to use the runtime variant)"
+            f"sets CMD but no ENTRYPOINT, and the runtime variant's ENTRYPOINT is {entry} "
+            f"({ref.repository}'s is not): -dev runs the CMD as written (set ENTRYPOINT in "
+            "exec form to use the runtime variant)"
         )
     return None
 

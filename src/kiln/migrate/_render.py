@@ -45,10 +45,8 @@ def explain(migration: Migration, catalog: Catalog) -> Iterator[str]:
         where = f"{migration.path}:{outcome.line}"
         match outcome:
             case Rewrite():
-                yield (
-                    f"{where}: {outcome.original} -> {outcome.replacement} "
-                    f"({outcome.stage}: {outcome.why})"
-                )
+                yield f"{where}: {outcome.original} -> {outcome.replacement}"
+                yield f"  {outcome.stage} {outcome.why}"
                 for remark in outcome.remarks:
                     yield f"  note: {remark}"
                 if outcome.image not in used:
