@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 def publish(
     specs: Annotated[list[Path], typer.Argument(help="image spec files (images/<name>.yaml)")],
     registry: Annotated[
-        str, typer.Option("--registry", help="HOST[:PORT][/PREFIX]; images go to PREFIX/<name>")
+        str, typer.Option("--registry", help="HOST[:PORT]\\[/PREFIX]; images go to PREFIX/<name>")
     ],
     key: KeyOption = None,
     keyless: Keyless = False,

@@ -44,7 +44,7 @@ def sbom(
     ] = None,
     platform: Annotated[
         str | None,
-        typer.Option(help="os/arch[/variant] of a multi-platform image (default linux/amd64)"),
+        typer.Option(help="os/arch\\[/variant] of a multi-platform image (default linux/amd64)"),
     ] = None,
     lock: Annotated[
         Path | None,

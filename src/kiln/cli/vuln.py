@@ -178,7 +178,7 @@ def scan(
         tuple[str, str] | None, typer.Option(help="compare two targets: A B")
     ] = None,
     platform: Annotated[
-        str | None, typer.Option(help="os/arch[/variant] of a multi-arch image")
+        str | None, typer.Option(help="os/arch\\[/variant] of a multi-arch image")
     ] = None,
     db: Annotated[str | None, typer.Option(help="database path or SQLAlchemy URL")] = None,
 ) -> None:
