@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -21,6 +22,7 @@ from kiln.errors import InputError, PolicyError
 
 if TYPE_CHECKING:
     from kiln.vuln.scan import ScanResult
+    from kiln.vuln.vex import VexStatement
 
 db_app = typer.Typer(help="Manage the vulnerability database ($KILN_DB).", no_args_is_help=True)
 vex_app = typer.Typer(help="Write and inspect OpenVEX documents.", no_args_is_help=True)
@@ -135,26 +137,77 @@ def db_status(
         store.close()
 
 
-def _scan_one(target: str, vex: list[Path], db: str | None, platform: str | None) -> ScanResult:
+def _scan_one(
+    target: str,
+    vex: list[Path],
+    db: str | None,
+    platform: str | None,
+    *,
+    key: Path | None = None,
+    insecure: bool = False,
+) -> ScanResult:
     from kiln.inventory import load_target
     from kiln.vuln.db import VulnDB
     from kiln.vuln.scan import scan_inventory
     from kiln.vuln.vex import load_vex
 
     statements = [s for p in vex for s in load_vex(p)]
-    inventory = load_target(target, platform) if platform else load_target(target)
-    store = VulnDB.open(db)
-    try:
-        return scan_inventory(inventory, store, vex=statements, warnings=inventory.warnings)
-    finally:
-        store.close()
+    with tempfile.TemporaryDirectory(prefix="kiln-scan-") as tmp:
+        notes: list[str] = []
+        if _is_registry_reference(target):
+            target, attested, notes = _pull_for_scan(target, Path(tmp), key, insecure)
+            statements.extend(attested)
+        elif key is not None:
+            raise InputError("--key verifies VEX attached in a registry; TARGET is local")
+        inventory = load_target(target, platform) if platform else load_target(target)
+        store = VulnDB.open(db)
+        try:
+            return scan_inventory(
+                inventory, store, vex=statements, warnings=[*inventory.warnings, *notes]
+            )
+        finally:
+            store.close()
+
+
+def _is_registry_reference(target: str) -> bool:
+    """A target that is no local path and reads as HOST[:PORT]/REPO[:TAG][@DIGEST]."""
+    if Path(target).exists() or "/" not in target:
+        return False
+    host = target.split("/", 1)[0]
+    return "." in host or ":" in host or host == "localhost"
+
+
+def _pull_for_scan(
+    target: str, into: Path, key: Path | None, insecure: bool
+) -> tuple[str, list[VexStatement], list[str]]:
+    """Pull ``target`` into ``into``; with ``key``, the signed VEX attached to it too."""
+    from kiln.attest import ImageDigests, check_bundles, load_verifier
+    from kiln.attest.verify import fetch_bundles
+    from kiln.registry import Reference, RegistryClient, pull_layout
+    from kiln.vuln.vex.attested import vex_from_attestations
+
+    reference = Reference.parse(target)
+    layout = into / "image"
+    with RegistryClient.for_host(reference.registry, insecure=insecure) as client:
+        pulled = pull_layout(client, reference, layout)
+        if key is None:
+            return str(layout), [], ["VEX attached in the registry not read: give --key PUB"]
+        digests = ImageDigests.from_layout(layout)
+        raws = fetch_bundles(client, reference.repository, pulled.descriptor.digest)
+    checked = check_bundles(raws, load_verifier(key))
+    attested = vex_from_attestations(checked, {digests.index_digest, *digests.manifests.values()})
+    applied = f"{len(attested.statements)} VEX statement(s) from signed registry attestations"
+    return str(layout), list(attested.statements), [applied, *attested.set_aside]
 
 
 @app.command()
 def scan(
     target: Annotated[
         str | None,
-        typer.Argument(help="OCI layout dir, image tar, rootfs dir, SBOM or dpkg status"),
+        typer.Argument(
+            help="OCI layout dir, image tar, rootfs dir, SBOM, dpkg status, "
+            "or HOST[:PORT]/REPO[:TAG][@DIGEST] in a registry"
+        ),
     ] = None,
     format_: Annotated[
         str, typer.Option("--format", help="table, json, sarif, openvex or cyclonedx")
@@ -181,6 +234,13 @@ def scan(
         str | None, typer.Option(help="os/arch\\[/variant] of a multi-arch image")
     ] = None,
     db: Annotated[str | None, typer.Option(help="database path or SQLAlchemy URL")] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option(help="public key: apply the VEX attached in the registry signed with it"),
+    ] = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="plain HTTP to a non-loopback registry")
+    ] = False,
 ) -> None:
     """Scan a target for known vulnerabilities."""
     from kiln.vuln.model import Severity
@@ -200,11 +260,11 @@ def scan(
             raise InputError(str(exc)) from exc
     vex_files = vex or []
     if compare:
-        _compare(compare, vex_files, db, platform, only_fixed or ignore_unfixed)
+        _compare(compare, vex_files, db, platform, only_fixed or ignore_unfixed, key, insecure)
         return
     if target is None:
         raise InputError("give a TARGET to scan (or --compare A B)")
-    result = _scan_one(target, vex_files, db, platform)
+    result = _scan_one(target, vex_files, db, platform, key=key, insecure=insecure)
     if only_fixed or ignore_unfixed:
         result = keep_fixed(result)
     rendered = FORMATTERS[format_].render(result)
@@ -230,7 +290,13 @@ def scan(
 
 
 def _compare(
-    pair: tuple[str, str], vex: list[Path], db: str | None, platform: str | None, fixed: bool
+    pair: tuple[str, str],
+    vex: list[Path],
+    db: str | None,
+    platform: str | None,
+    fixed: bool,
+    key: Path | None,
+    insecure: bool,
 ) -> None:
     from rich.table import Table
 
@@ -239,7 +305,8 @@ def _compare(
 
     results = []
     for t in pair:
-        r = _scan_one(t, vex, db, platform)
+        registry = key if _is_registry_reference(t) else None
+        r = _scan_one(t, vex, db, platform, key=registry, insecure=insecure)
         results.append(keep_fixed(r) if fixed else r)
     a, b = results
     table = Table("severity", pair[0], pair[1], "reduction", title="findings by severity")
@@ -310,6 +377,44 @@ def vex_create(
         output.write_text(text)
     else:
         sys.stdout.write(text)
+
+
+@vex_app.command("attach")
+def vex_attach(
+    reference: Annotated[str, typer.Argument(help="HOST[:PORT]/REPO[:TAG][@DIGEST]")],
+    document: Annotated[Path, typer.Argument(help="OpenVEX document (kiln vex create)")],
+    key: Annotated[Path | None, typer.Option("--key", help="private key PEM")] = None,
+    keyless: Annotated[
+        bool, typer.Option("--keyless", help="sign with the CI's ambient OIDC identity")
+    ] = False,
+    password_file: Annotated[
+        Path | None, typer.Option("--password-file", help="the key passphrase's file")
+    ] = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="plain HTTP to a non-loopback registry")
+    ] = False,
+) -> None:
+    """Sign an OpenVEX document about a published image and attach it in the registry."""
+    from kiln.attest import Subject, vex_statement
+    from kiln.attest.predicates import OPENVEX_0_2
+    from kiln.attest.verify import attach_bundle
+    from kiln.cli.attest import bundle_signer
+    from kiln.registry import Reference, RegistryClient
+    from kiln.vuln.vex import load_vex
+
+    if not load_vex(document):  # refuses what scan could not read, before anything is signed
+        raise InputError(f"{document}: the VEX document has no statements")
+    data = json.loads(document.read_bytes())
+    signer = bundle_signer(key, keyless, password_file)
+    ref = Reference.parse(reference)
+    with RegistryClient.for_host(ref.registry, insecure=insecure) as client:
+        manifest = client.get_manifest(ref.repository, ref.digest or ref.identifier)
+        subject = Subject.of(f"{ref.registry}/{ref.repository}", str(manifest.digest))
+        bundle = signer.sign_statement(vex_statement([subject], data))
+        attached = attach_bundle(
+            client, ref.repository, manifest.descriptor, bundle, predicate_type=OPENVEX_0_2
+        )
+    console.print(f"attached VEX {attached.digest} to {ref.repository}@{manifest.digest}")
 
 
 @vex_app.command("show")
