@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -158,8 +159,21 @@ def test_tags_keep_the_version_series(catalog: Catalog, base: str, tag: str) -> 
 def test_other_version_moves_to_latest_and_says_so(catalog: Catalog) -> None:
     rewrite = _final("RUN true\n", catalog, "nginx:1.27")
     assert rewrite.remarks == (
-        "nginx:1.27 asks for version 1.27; kiln's nginx is 1.26.3: tag latest",
+        "nginx:1.27 asks for version 1.27, which kiln's nginx is not published under: "
+        "it is 1.26.3; tag latest",
     )
+
+
+def test_a_version_of_another_program_is_not_kept() -> None:
+    base = replace(image("base", "2.41", ("debian:13*", "debian:trixie*")), version_package="libc6")
+    rewrite = _final("RUN apt-get update\n", Catalog((base,)), "debian:13-slim")
+    assert rewrite.replacement == f"{PREFIX}/base:latest-dev"
+    assert rewrite.remarks == (
+        "debian:13-slim asks for version 13, which kiln's base is not published under: "
+        "it is 2.41 (it follows libc6); tag latest",
+    )
+    rewrite = _final("RUN apt-get update\n", Catalog((base,)), "debian:trixie-slim")
+    assert (rewrite.replacement, rewrite.remarks) == (f"{PREFIX}/base:latest-dev", ())
 
 
 def test_image_without_version_gets_latest() -> None:

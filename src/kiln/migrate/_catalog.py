@@ -35,6 +35,7 @@ class CatalogImage:
     notes: tuple[str, ...]
     runtime_entrypoint: tuple[str, ...]
     runtime_accounts: frozenset[str]  # user and group names the runtime variant knows
+    version_package: str | None = None  # the package whose version tags the image
 
     @classmethod
     def from_spec(cls, spec: ImageSpec, *, source: str, lock: Lock | None) -> CatalogImage:
@@ -49,6 +50,7 @@ class CatalogImage:
             notes=spec.compatibility.notes,
             runtime_entrypoint=spec.entrypoint,
             runtime_accounts=frozenset(accounts),
+            version_package=spec.version_package,
         )
 
     @property

@@ -357,9 +357,10 @@ def _tag(found: CatalogMatch, ref: SourceReference, variant: Variant) -> tuple[s
         if wanted[: len(have)] == have[: len(wanted)]:
             base = series
         else:
+            after = f" (it follows {image.version_package})" if image.version_package else ""
             remarks.append(
-                f"{ref.display} asks for version {'.'.join(map(str, wanted))}; kiln's "
-                f"{image.name} is {image.version}: tag latest"
+                f"{ref.display} asks for version {'.'.join(map(str, wanted))}, which kiln's "
+                f"{image.name} is not published under: it is {image.version}{after}; tag latest"
             )
     elif wanted is not None:
         remarks.append(f"kiln's {image.name} has no version series: tag latest")
