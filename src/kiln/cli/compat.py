@@ -72,7 +72,7 @@ def compat(
         config,
         progress=lambda line: err_console.print(line, markup=False, highlight=False),
     )
-    console.print(render(result))
+    console.print(render(result), width=max(console.width, 120))
     if json_out is not None:
         json_out.write_text(to_json(result), encoding="utf-8")
         err_console.print(f"JSON report: {json_out}", markup=False)

@@ -40,6 +40,7 @@ def kiln_build_argv(specs: list[Path], output: Path, arch: str) -> list[str]:
         str(output),
         "--arch",
         arch,
+        "--frozen",  # never rewrite a lock in the repository; a stale one fails the build
     ]
 
 

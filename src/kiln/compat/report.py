@@ -14,7 +14,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from kiln.compat.runner import AppResult, Side, SuiteResult
+from kiln.compat.runner import AppResult, SuiteResult
 
 SCHEMA = "kiln.compat/v1"
 
@@ -31,40 +31,34 @@ def human_size(size: int | None) -> str:
 
 
 def _mark(value: bool) -> str:
-    return "yes" if value else "NO"
+    return "ok" if value else "FAIL"
 
 
-def _pair(before: str, after: str) -> str:
-    return f"{before} -> {after}"
+def _count(value: int | None) -> str:
+    return "n/a" if value is None else str(value)
 
 
-def _cves(side: Side) -> str:
-    return "n/a" if side.cves is None else str(side.cves)
-
-
-def _reduction(before: int | None, after: int | None) -> str:
-    if before is None or after is None or before == 0:
+def _change(before: int | None, after: int | None) -> str:
+    if before is None or after is None or before == 0 or after >= before:
         return ""
-    return f" (-{(before - after) * 100 / before:.0f}%)" if after < before else ""
+    return f" (-{(before - after) * 100 / before:.0f}%)"
 
 
 def table(result: SuiteResult) -> Table:
-    """One row per app: build, run, identical responses, size and CVEs before -> after."""
-    grid = Table(title="compatibility: official-image stand-ins -> kiln images", show_lines=False)
-    for header in ("app", "build", "run", "identical", "size", "CVEs", "result"):
-        grid.add_column(header, no_wrap=header in ("app", "size", "CVEs"))
+    """One row per app: build, run, identical answers; size, packages, CVEs before -> after."""
+    grid = Table(title="compatibility: official-image stand-ins -> kiln images")
+    for header in ("app", "build", "run", "same", "size", "packages", "CVEs", "result"):
+        grid.add_column(header, no_wrap=True)
     for app in result.apps:
         b, a = app.before, app.after
-        size = _pair(human_size(b.size), human_size(a.size))
-        if b.size and a.size and a.size < b.size:
-            size += f" (-{(b.size - a.size) * 100 / b.size:.0f}%)"
         grid.add_row(
             app.name,
-            _pair(_mark(b.build_ok), _mark(a.build_ok)),
-            _pair(_mark(b.run_ok), _mark(a.run_ok)),
-            _mark(app.identical),
-            size,
-            _pair(_cves(b), _cves(a)) + _reduction(b.cves, a.cves),
+            f"{_mark(b.build_ok)}/{_mark(a.build_ok)}",
+            f"{_mark(b.run_ok)}/{_mark(a.run_ok)}",
+            "yes" if app.identical else "NO",
+            f"{human_size(b.size)} -> {human_size(a.size)}{_change(b.size, a.size)}",
+            f"{_count(b.packages)} -> {_count(a.packages)}",
+            f"{_count(b.cves)} -> {_count(a.cves)}{_change(b.cves, a.cves)}",
             Text("ok", style="green") if app.ok else Text("FAIL", style="bold red"),
         )
     return grid

@@ -49,6 +49,7 @@ class Side:
     build_ok: bool = False
     run_ok: bool = False
     size: int | None = None
+    packages: int | None = None  # installed packages kiln scan found (Debian + language)
     cves: int | None = None
     cve_note: str = ""
     build_seconds: float = 0.0
@@ -101,6 +102,7 @@ class SuiteConfig:
     scan: bool = True
     db: str | None = None
     parallel_standins: int = 3
+    parallel_apps: int = 2
 
     @property
     def store(self) -> Store:
@@ -155,10 +157,12 @@ def run_suite(
         if not imp.ok:
             problems.append(f"kiln image {imp.layout} could not be imported:\n{imp.log_tail}")
 
-    results = []
-    for app in apps:
-        progress(f"app {app.name}")
-        results.append(_run_app(app, swapped[app.name], config, logs, progress))
+    # Apps are independent (own images, containers, ports, logs): two at a time keeps the
+    # two cores busy while one side waits on PyPI, npm or the Debian mirror.
+    with ThreadPoolExecutor(max_workers=max(1, config.parallel_apps)) as pool:
+        results = list(
+            pool.map(lambda app: _run_app(app, swapped[app.name], config, logs, progress), apps)
+        )
     return SuiteResult(
         tuple(results), tuple(builds), tuple(imports), time.monotonic() - start, tuple(problems)
     )
@@ -292,7 +296,7 @@ def _side(
         argv = store.build_argv(app.directory, dockerfile, image, labels={BUILD_KEY_LABEL: key})
         built = run(argv, timeout=BUILD_TIMEOUT, log=log)
         if not built.ok:
-            progress(f"  {name}: build FAILED")
+            progress(f"{app.name} {name}: build FAILED")
             side = Side(name, image, build_seconds=time.monotonic() - started)
             return replace(side, problem="build failed", log_tail=built.tail())
     side = Side(
@@ -319,7 +323,7 @@ def _side(
             side = _serve(app, side, container, store=store, log=log)
     finally:
         store.remove_container(container)
-    progress(f"  {name}: {'ok' if side.run_ok else side.problem}")
+    progress(f"{app.name} {name}: {'ok' if side.run_ok else side.problem}")
     return side
 
 
@@ -426,38 +430,37 @@ def _first_difference(what: str, before: str, after: str) -> str:
 
 
 def _scan(side: Side, store: Store, config: SuiteConfig, logs: Path) -> Side:
-    """Count the findings ``kiln scan`` reports for the app image (exported as OCI)."""
+    """Count packages and findings ``kiln scan`` reports for the app image's rootfs."""
     if not side.build_ok:
         return side
-    with tempfile.TemporaryDirectory(prefix="compat-scan-") as tmp:
-        layout = Path(tmp) / "layout"
-        log = logs / f"scan-{side.image.rsplit('/', 1)[-1].replace(':', '-')}.log"
-        copied = run(
-            ["skopeo", "copy", "--quiet", f"{store.transport}{side.image}", f"oci:{layout}:scan"],
-            timeout=SCAN_TIMEOUT,
-            log=log,
+    log = logs / f"scan-{side.image.rsplit('/', 1)[-1].replace(':', '-')}.log"
+    mounted = run(store.podman("image", "mount", side.image), timeout=SCAN_TIMEOUT, log=log)
+    if not mounted.ok:
+        return replace(side, cve_note=f"image mount failed: {mounted.tail(3)}")
+    argv = [sys.executable, "-m", "kiln.cli.main", "scan", mounted.output.strip()]
+    argv += ["--format", "json"]
+    if config.db:
+        argv += ["--db", config.db]
+    try:
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, timeout=SCAN_TIMEOUT, check=False
         )
-        if not copied.ok:
-            return replace(side, cve_note=f"export failed: {copied.tail(3)}")
-        argv = [sys.executable, "-m", "kiln.cli.main", "scan", str(layout), "--format", "json"]
-        if config.db:
-            argv += ["--db", config.db]
-        try:
-            proc = subprocess.run(
-                argv, capture_output=True, text=True, timeout=SCAN_TIMEOUT, check=False
-            )
-        except subprocess.TimeoutExpired:
-            return replace(side, cve_note="kiln scan timed out")
+    except subprocess.TimeoutExpired:
+        return replace(side, cve_note="kiln scan timed out")
+    finally:
+        run(store.podman("image", "unmount", side.image), timeout=120, log=log)
     _append(log, proc.stderr)
     try:
         report = json.loads(proc.stdout)
-        total = report["summary"]["total"]
+        total = int(report["summary"]["total"])
+        packages = int(report["package_count"])
         snapshots = report.get("snapshots") or []
     except (ValueError, KeyError, TypeError):
         return replace(side, cve_note=f"kiln scan failed (exit {proc.returncode})")
+    side = replace(side, packages=packages)
     if not snapshots:
-        return replace(side, cve_note="no vulnerability database (kiln db update)")
-    return replace(side, cves=int(total))
+        return replace(side, cve_note="the vulnerability database is empty (kiln db update)")
+    return replace(side, cves=total)
 
 
 def local_ref(ref: str) -> str:
