@@ -29,7 +29,7 @@ def migrate_command(
         typer.Option(
             "--registry",
             envvar="KILN_REGISTRY",
-            help="HOST[:PORT][/PREFIX] where kiln's images are published "
+            help="HOST[:PORT]\\[/PREFIX] where kiln's images are published "
             "(FROM lines become PREFIX/<image>:<tag>)",
         ),
     ] = None,
@@ -37,7 +37,11 @@ def migrate_command(
         bool, typer.Option("--write", help="rewrite the file in place (atomically)")
     ] = False,
     catalog_dir: Annotated[
-        Path, typer.Option("--catalog", help="folder of image specs whose compatibility maps")
+        Path,
+        typer.Option(
+            "--catalog",
+            help="folder of image specs (their compatibility sections decide the mapping)",
+        ),
     ] = Path("images"),
 ) -> None:
     """Rewrite FROM lines to kiln images: a diff on stdout, the reasons on stderr."""

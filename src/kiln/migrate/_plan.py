@@ -4,19 +4,22 @@ Which variant a stage gets:
 
 * a build stage (any stage but the last) gets ``-dev``: it exists to RUN things;
 * the final stage gets the runtime variant when nothing in it needs a shell, a package
-  manager or root-only accounts: only COPY/ADD/ENV/ARG/LABEL/EXPOSE/USER/WORKDIR/
-  VOLUME/STOPSIGNAL, CMD/ENTRYPOINT/HEALTHCHECK in exec (JSON) form, no USER or
-  ``--chown`` naming an account the runtime lacks, and no CMD that the runtime's
-  ENTRYPOINT would swallow; otherwise ``-dev``.
+  manager or an account the runtime lacks: only COPY/ADD/ENV/ARG/LABEL/EXPOSE/USER/
+  WORKDIR/VOLUME/STOPSIGNAL, CMD/ENTRYPOINT/HEALTHCHECK in exec (JSON) form, no USER or
+  ``--chown`` naming an unknown account, and no CMD that the runtime's ENTRYPOINT would
+  take as arguments (unless the replaced image is a distroless one, whose ENTRYPOINT
+  works the same way); otherwise ``-dev``.
 
 Tags keep the version series: a tag that starts with a version gets the catalog's
 ``major.minor`` (``python:3.13-slim`` -> ``python:3.13-dev``); any other tag (``latest``,
-``slim``, ``nonroot``) gets ``latest``. A digest names one upstream manifest and cannot
-carry over: it is dropped and the explanation says so (re-pin to the kiln image's digest).
+``slim``, ``nonroot``), or a version the image is not published under, gets ``latest``.
+A digest names one upstream manifest and cannot carry over: it is dropped and the
+explanation says so (re-pin to the kiln image's digest).
 
-Left untouched, each with its reason: ARG-driven images, ``--platform``, images no
-catalog spec replaces, tags no pattern covers, digest-only references, malformed FROMs.
-``FROM scratch`` and FROMs naming an earlier stage are kept as they are.
+Left untouched, each with its reason: ARG-driven images (with the kiln image for the
+ARG's default when it maps), ``--platform``, images no catalog spec replaces, tags no
+pattern covers, digest-only references, malformed FROMs. ``FROM scratch``, FROMs naming
+an earlier stage and images already under the prefix are kept as they are.
 """
 
 from __future__ import annotations
