@@ -3,14 +3,14 @@
 Same plan + same epoch => same bytes: entries in ``sort_key`` order (parents first),
 numeric owners with empty user/group names, every mtime = SOURCE_DATE_EPOCH, POSIX
 ustar headers with PAX extensions only where a field does not fit, no ``./`` prefix
-(Syft rejects it). gzip carries a fixed header (mtime 0, no file name); zstd frames are
+(Syft rejects it). gzip carries a fixed header (mtime 0, no file name) and is deflated
+in parallel, deterministically (``kiln.assemble.pargzip``); zstd frames are
 written without a checksum. The layer's diff_id (uncompressed digest) and blob digest
 are computed while streaming. OCI image spec: layer.md, image-layout.md.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import os
@@ -24,6 +24,7 @@ from typing import Literal
 import zstandard
 
 from kiln.assemble.fs import USRMERGE, Entry, Plan, parents
+from kiln.assemble.pargzip import ParallelGzipWriter
 from kiln.errors import InputError
 
 Compression = Literal["gzip", "zstd", "none"]
@@ -119,10 +120,8 @@ def write_tar(
 def _compressor(kind: Compression, sink: _HashingSink) -> io.RawIOBase | io.BufferedIOBase:
     match kind:
         case "gzip":
-            # filename="" and mtime=0: no name and no time in the gzip header
-            return gzip.GzipFile(
-                filename="", mode="wb", fileobj=sink, compresslevel=GZIP_LEVEL, mtime=0
-            )
+            # no name and mtime 0 in the header; chunks deflate on every core (pargzip)
+            return ParallelGzipWriter(sink, level=GZIP_LEVEL)
         case "zstd":
             cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=False)
             writer: io.RawIOBase = cctx.stream_writer(sink, closefd=False)  # type: ignore[arg-type,assignment]

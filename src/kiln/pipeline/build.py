@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,7 +32,7 @@ from kiln.assemble import (
 from kiln.assemble.build import write_archives
 from kiln.assemble.cache import LayoutCache, build_key
 from kiln.assemble.model import NONROOT_GID, NONROOT_UID, NpmPackageInput
-from kiln.debian.deb import read_deb
+from kiln.debian.deb import DebPackage, read_deb
 from kiln.debian.distro import get_distro
 from kiln.debian.sources import Mirrors
 from kiln.errors import InputError
@@ -230,6 +231,19 @@ def layout_dir(output: Path, name: str, variant: str) -> Path:
     return output / (name if variant == "runtime" else f"{name}-{variant}")
 
 
+def _read_debs(paths: Sequence[Path]) -> dict[Path, DebPackage]:
+    """Read (and check) every .deb, in threads: xz and zstd decompression release the GIL,
+    so a cold build of an image with large packages (node, java) uses every core."""
+    workers = min(len(paths), os.cpu_count() or 1)
+    if workers <= 1:
+        return {path: read_deb(path, name=path.name) for path in paths}
+    # the largest first, so one big package does not start last and run alone
+    order = sorted(paths, key=lambda p: p.stat().st_size, reverse=True)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="read-deb") as pool:
+        read = dict(zip(order, pool.map(lambda p: read_deb(p, name=p.name), order), strict=True))
+    return {path: read[path] for path in paths}
+
+
 def build_variant(
     loaded: LoadedSpec,
     lock: Lock,
@@ -281,7 +295,7 @@ def build_variant(
             write_archives(restored, repo_tags=[f"{spec.name}:{restored.tag}"], **archives)  # type: ignore[arg-type]
             return restored
     unique = {path for paths in debs.values() for path in paths}  # arch: all ones repeat
-    by_path = {path: read_deb(path, name=path.name) for path in sorted(unique)}
+    by_path = _read_debs(sorted(unique))
     read = {arch: [by_path[path] for path in paths] for arch, paths in debs.items()}
     epoch = source_date_epoch(
         (log.timestamp if (log := d.changelog()) is not None else None)
