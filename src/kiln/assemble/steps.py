@@ -34,6 +34,7 @@ from kiln.assemble.fs import (
     symlink_entry,
 )
 from kiln.assemble.model import NONROOT_GID, NONROOT_UID, AssemblyInput, Group, PackageInput, User
+from kiln.assemble.npm import npm_packages
 from kiln.assemble.plan import USRMERGE_ALIASES, usrmerge_path
 from kiln.assemble.wheels import install_wheel
 from kiln.errors import InputError, PolicyError
@@ -43,6 +44,8 @@ Step = Callable[[Plan, AssemblyInput], Plan]
 # ---------------------------------------------------------------------------- accounts
 
 NOLOGIN = "/usr/sbin/nologin"
+#: apt's download sandbox user (uid 42 in Debian's images, group nogroup).
+APT_USER = User("_apt", 42, 65534, "/nonexistent", NOLOGIN, "")
 
 
 def _root_shell(plan: Plan, inp: AssemblyInput) -> str:
@@ -70,6 +73,10 @@ def _accounts(plan: Plan, inp: AssemblyInput) -> tuple[list[User], list[Group]]:
         User("nonroot", NONROOT_UID, NONROOT_GID, "/home/nonroot", NOLOGIN, "nonroot"),
     ]
     groups = [Group("root", 0), Group("nogroup", 65534), Group("nonroot", NONROOT_GID)]
+    if plan.resolve("usr/bin/apt-get") is not None and not any(
+        u.name == APT_USER.name or u.uid == APT_USER.uid for u in inp.users
+    ):
+        users.append(APT_USER)  # what apt's postinst would have made (adduser --system)
     for user in inp.users:
         _check_clash("user", user.name, user.uid, [(u.name, u.uid) for u in users])
         users.append(user)
@@ -87,6 +94,8 @@ def _accounts(plan: Plan, inp: AssemblyInput) -> tuple[list[User], list[Group]]:
 
 def accounts(plan: Plan, inp: AssemblyInput) -> Plan:
     """/etc/passwd and /etc/group (root, nobody, nonroot 65532 + spec accounts), homes.
+
+    Images with apt also get apt's ``_apt`` sandbox user, as apt's postinst makes it.
 
     No password hashes anywhere: passwd carries ``x``; the dev variant gets an
     ``/etc/shadow`` with every account locked (``*``) for tools that expect it.
@@ -605,6 +614,7 @@ STEPS: tuple[Step, ...] = (
     localtime,
     tmp,
     os_release,
+    npm_packages,
     spec_paths,
     wheels,
     apt_sources,
