@@ -1,0 +1,118 @@
+"""nginx with the official image's conventions, and what a user's Dockerfile does to it.
+
+Offline: the spec's nginx.conf includes conf.d, logs are linked to stdout/stderr, the
+runtime listens on 8080 and says so in its compatibility notes. Network (the Debian
+archive): the runtime image is built and unpacked, then what `COPY site/
+/usr/share/nginx/html` and `COPY my.conf /etc/nginx/conf.d/default.conf` would do is
+done to the unpacked root, and the image's default command serves the result as nonroot.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kiln.assemble.model import ImageTest, Probe
+from kiln.cli.main import main
+from kiln.sandbox import resolve_image, run_test, unpack_image
+from kiln.sandbox.unpack import UnpackedImage, host_arch, remove_rootfs
+from kiln.spec import load_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = ROOT / "images" / "nginx.yaml"
+
+
+def _paths(variant: str) -> dict[str, str]:
+    spec = load_spec(SPEC).spec
+    paths = (*spec.paths, *(spec.variant(variant).paths if variant != "runtime" else ()))
+    return {p.path: p.content or p.target or "" for p in paths}
+
+
+@pytest.mark.parametrize("variant", ["runtime", "dev"])
+def test_the_official_layout(variant: str) -> None:
+    paths = _paths(variant)
+    conf = paths["/etc/nginx/nginx.conf"]
+    assert "include /etc/nginx/conf.d/*.conf;" in conf
+    assert "access_log  /var/log/nginx/access.log  main;" in conf
+    assert paths["/var/log/nginx/access.log"] == "/dev/stdout"
+    assert paths["/var/log/nginx/error.log"] == "/dev/stderr"
+    assert "root   /usr/share/nginx/html;" in paths["/etc/nginx/conf.d/default.conf"]
+    assert "An error occurred." in paths["/usr/share/nginx/html/50x.html"]
+    assert load_spec(SPEC).spec.cmd == ("/usr/sbin/nginx", "-g", "daemon off;")
+
+
+def test_runtime_is_unprivileged_on_8080_and_says_so() -> None:
+    paths = _paths("runtime")
+    assert "listen       8080;" in paths["/etc/nginx/conf.d/default.conf"]
+    assert "pid        /tmp/nginx.pid;" in paths["/etc/nginx/nginx.conf"]
+    assert "\nuser" not in paths["/etc/nginx/nginx.conf"]
+    assert any("8080" in note for note in load_spec(SPEC).spec.compatibility.notes)
+
+
+def test_dev_is_the_official_configuration_on_port_80() -> None:
+    paths = _paths("dev")
+    assert "listen       80;" in paths["/etc/nginx/conf.d/default.conf"]
+    assert paths["/etc/nginx/nginx.conf"].startswith("user  nginx;\n")
+
+
+@pytest.fixture(scope="module")
+def nginx_layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed")
+    out = tmp_path_factory.mktemp("out")
+    code = main(
+        ["build", str(SPEC), "--output", str(out), "--variant", "runtime", "--arch", host_arch()]
+    )
+    assert code == 0
+    return out / "nginx"
+
+
+@pytest.fixture
+def nginx(nginx_layout: Path, tmp_path: Path) -> Iterator[UnpackedImage]:
+    unpacked = unpack_image(resolve_image(nginx_layout), tmp_path / "rootfs")
+    yield unpacked
+    remove_rootfs(unpacked.rootfs)
+
+
+def _serve(image: UnpackedImage, path: str, expect: str) -> str:
+    """Run the image's own command as its user; GET ``path`` on 8080; return stdout."""
+    config = image.image.config
+    test = ImageTest(
+        name=f"GET {path}",
+        command=(*config.entrypoint, *config.cmd),
+        timeout=30,
+        probe=Probe(8080, expect, f"GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n"),
+    )
+    outcome = run_test(image, test)
+    assert outcome.status == "passed", outcome.message
+    assert outcome.result is not None
+    return outcome.result.stdout
+
+
+@pytest.mark.network
+def test_a_copied_site_is_served_and_the_access_log_is_stdout(nginx: UnpackedImage) -> None:
+    html = nginx.rootfs / "usr/share/nginx/html"
+    (html / "index.html").write_text("<h1>my site</h1>\n")  # COPY site/ /usr/share/nginx/html
+    (html / "docs").mkdir()
+    (html / "docs/index.html").write_text("<p>docs</p>\n")
+    stdout = _serve(nginx, "/", r"(?s)^HTTP/1\.1 200 OK.*<h1>my site</h1>")
+    assert '"GET / HTTP/1.0" 200' in stdout
+    _serve(nginx, "/docs/", r"(?s)^HTTP/1\.1 200 OK.*<p>docs</p>")
+    _serve(nginx, "/missing", r"^HTTP/1\.1 404 Not Found")
+
+
+@pytest.mark.network
+def test_a_copied_default_conf_replaces_the_server(nginx: UnpackedImage) -> None:
+    conf = nginx.rootfs / "etc/nginx/conf.d/default.conf"
+    conf.write_text(  # COPY my.conf /etc/nginx/conf.d/default.conf
+        "server {\n"
+        "    listen 8080;\n"
+        "    location = /healthz { default_type text/plain; return 200 'healthy\\n'; }\n"
+        "    location / { return 301 /healthz; }\n"
+        "}\n"
+    )
+    _serve(nginx, "/healthz", r"(?s)^HTTP/1\.1 200 OK.*\r\n\r\nhealthy\n")
+    _serve(nginx, "/", r"(?s)^HTTP/1\.1 301 .*Location: http://localhost(:8080)?/healthz")
