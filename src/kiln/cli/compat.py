@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from kiln.cli.app import app, console, err_console
 from kiln.errors import PolicyError
@@ -72,7 +73,9 @@ def compat(
         config,
         progress=lambda line: err_console.print(line, markup=False, highlight=False),
     )
-    console.print(render(result), width=max(console.width, 120))
+    # the table is read in CI logs too: never squeeze it below 140 columns
+    wide = console if console.width >= 140 else Console(width=140, highlight=False)
+    wide.print(render(result))
     if json_out is not None:
         json_out.write_text(to_json(result), encoding="utf-8")
         err_console.print(f"JSON report: {json_out}", markup=False)

@@ -26,7 +26,7 @@ from kiln.compat.containers import Store, check_tools, run
 from kiln.compat.kilnimages import KilnImport, import_layout, kiln_build_argv
 from kiln.compat.model import App, StandinCatalog, StandinSpec
 from kiln.compat.probe import Observation, free_port, observe_all, wait_until_answering
-from kiln.compat.standins import StandinBuild, ensure_standin, local_name
+from kiln.compat.standins import StandinBuild, ensure_standin
 from kiln.compat.swap import KILN_PREFIX, SwappedDockerfile, official_refs, swap_from_lines
 from kiln.debian.distro import get_distro
 from kiln.debian.sources import Mirrors
@@ -461,10 +461,6 @@ def _scan(side: Side, store: Store, config: SuiteConfig, logs: Path) -> Side:
     if not snapshots:
         return replace(side, cve_note="the vulnerability database is empty (kiln db update)")
     return replace(side, cves=total)
-
-
-def local_ref(ref: str) -> str:
-    return local_name(ref)
 
 
 __all__ = ["KILN_PREFIX", "AppResult", "Side", "SuiteConfig", "SuiteResult", "run_suite"]
