@@ -144,7 +144,7 @@ class TarArchive:
         return handle
 
 
-class _HashingReader(io.RawIOBase):
+class HashingReader(io.RawIOBase):
     """A read-only stream that hashes and counts what passes through it."""
 
     def __init__(self, raw: IO[bytes], algorithm: str) -> None:
@@ -359,7 +359,7 @@ def _layer_tree_from_docker(archive: Archive, platform: str | None, tree: LayerT
         )
 
 
-def _decompressor(stream: _HashingReader) -> IO[bytes]:
+def layer_tar_stream(stream: HashingReader) -> IO[bytes]:
     """The layer's tar stream: gzip and zstd are recognised by their magic bytes."""
     buffered = io.BufferedReader(stream, buffer_size=_CHUNK)
     head = buffered.peek(4)[:4]
@@ -373,7 +373,7 @@ def _decompressor(stream: _HashingReader) -> IO[bytes]:
     return buffered
 
 
-_LAYER_ERRORS: tuple[type[BaseException], ...] = (
+LAYER_ERRORS: tuple[type[BaseException], ...] = (
     tarfile.TarError,
     EOFError,
     OSError,
@@ -399,16 +399,16 @@ def _apply_layer(
         raise InputError(f"{archive.label}: {label} is missing ({name})") from exc
     with raw:
         algorithm = digest.partition(":")[0] if digest else "sha256"
-        compressed = _HashingReader(raw, algorithm)
+        compressed = HashingReader(raw, algorithm)
         broken: BaseException | None = None
-        uncompressed: _HashingReader | None = None
+        uncompressed: HashingReader | None = None
         try:
-            stream = _decompressor(compressed)
-            uncompressed = _HashingReader(stream, (diff_id or "sha256:").partition(":")[0])
+            stream = layer_tar_stream(compressed)
+            uncompressed = HashingReader(stream, (diff_id or "sha256:").partition(":")[0])
             with tarfile.open(fileobj=uncompressed, mode="r|") as tar:
                 tree.apply_layer(tar, number, label)
             uncompressed.drain()
-        except _LAYER_ERRORS as exc:
+        except LAYER_ERRORS as exc:
             broken = exc
         try:
             compressed.drain()

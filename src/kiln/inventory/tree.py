@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Protocol
 
+from kiln.errors import InputError
+
 MAX_SYMLINK_HOPS = 40
 MAX_METADATA_BYTES = 64 * 1024 * 1024  # a dpkg status of 10k packages is ~10 MiB
 
@@ -203,11 +205,26 @@ class _Node:
 
 
 class LayerTree:
-    """A root filesystem assembled in memory from image layers, lowest first."""
+    """A root filesystem assembled in memory from image layers, lowest first.
 
-    def __init__(self) -> None:
+    The structure of every entry is kept; file bytes only where ``keep(path)`` says so
+    (default: what the catalogers read). A scanner is lenient (``strict=False``): a
+    member escaping the root or too large to keep is skipped with a warning. The SBOM
+    reader is strict: each is an error, since an SBOM must describe the whole image.
+    """
+
+    def __init__(
+        self, keep: Callable[[str], bool] = is_metadata_path, *, strict: bool = False
+    ) -> None:
         self._root = _Node(_DIR, -1)
+        self._keep = keep
+        self._strict = strict
         self.warnings: list[str] = []
+
+    def _problem(self, text: str) -> None:
+        if self._strict:
+            raise InputError(text)
+        self.warnings.append(text)
 
     # -- reading ---------------------------------------------------------------
     def _node(self, rel: str) -> _Node | None:
@@ -224,6 +241,22 @@ class LayerTree:
     def _lookup(self, rel: str) -> tuple[str, str] | None:
         node = self._node(rel)
         return None if node is None else (node.kind, node.target)
+
+    def _resolved(self, path: str) -> _Node | None:
+        try:
+            real = resolve_in_root(path, self._lookup)
+        except SymlinkLoopError:
+            return None
+        return None if real is None else self._node(real)
+
+    def exists(self, path: str) -> bool:
+        """Whether ``path`` names an entry (symlinks followed inside the root)."""
+        return self._resolved(path) is not None
+
+    def listdir(self, path: str) -> list[str]:
+        """The sorted names in directory ``path`` (empty when it is no directory)."""
+        node = self._resolved(path)
+        return sorted(node.children) if node is not None and node.kind == _DIR else []
 
     def files(self) -> Iterator[str]:
         found: list[str] = []
@@ -291,9 +324,7 @@ class LayerTree:
         for member in tar:
             parts = _member_parts(member.name)
             if parts is None:
-                self.warnings.append(
-                    f"{label}: member {member.name!r} escapes the root filesystem, skipped"
-                )
+                self._problem(f"{label}: member {member.name!r} escapes the root filesystem")
                 continue
             if not parts:
                 continue
@@ -322,11 +353,20 @@ class LayerTree:
                 parent.children[name] = self._hardlink(member, layer, label)
             elif member.isreg():
                 data = None
-                if is_metadata_path(path):
-                    data = _read_member(tar, member, label, self.warnings)
+                if self._keep(path):
+                    data = self._read_member(tar, member, label)
                 parent.children[name] = _Node(_FILE, layer, data=data)
             else:
                 parent.children[name] = _Node(_OTHER, layer)
+
+    def _read_member(
+        self, tar: tarfile.TarFile, member: tarfile.TarInfo, label: str
+    ) -> bytes | None:
+        if member.size > MAX_METADATA_BYTES:
+            self._problem(f"{label}: {member.name}: {member.size} bytes is too large to read")
+            return None
+        handle: IO[bytes] | None = tar.extractfile(member)
+        return None if handle is None else handle.read()
 
     def _hardlink(self, member: tarfile.TarInfo, layer: int, label: str) -> _Node:
         parts = _member_parts(member.linkname)
@@ -352,13 +392,3 @@ def _member_parts(name: str) -> list[str] | None:
             continue
         parts.append(part)
     return parts
-
-
-def _read_member(
-    tar: tarfile.TarFile, member: tarfile.TarInfo, label: str, warnings: list[str]
-) -> bytes | None:
-    if member.size > MAX_METADATA_BYTES:
-        warnings.append(f"{label}: {member.name}: {member.size} bytes is too large, not read")
-        return None
-    handle: IO[bytes] | None = tar.extractfile(member)
-    return None if handle is None else handle.read()

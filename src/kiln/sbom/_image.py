@@ -11,22 +11,20 @@ files, the files kiln generates); symlinks resolve inside the root, as in a chro
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import io
 import json
 import tarfile
-import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, cast
-
-import zstandard
+from typing import Any
 
 from kiln.errors import InputError, IntegrityError
+from kiln.inventory.image import LAYER_ERRORS, HashingReader, layer_tar_stream
+from kiln.inventory.tree import LayerTree
 from kiln.registry import Descriptor, Digest, ImageIndex, ImageLayout, ImageManifest
 
+#: The SBOM reader's view of an image's files: the inventory's in-memory layer tree.
+RootFS = LayerTree
 DEFAULT_PLATFORM = "linux/amd64"
 STATUS = "var/lib/dpkg/status"
 STATUS_D = "var/lib/dpkg/status.d"
@@ -40,10 +38,7 @@ GENERATED_PATHS = (
     "etc/ssl/certs/ca-certificates.crt",
     IMAGE_JSON,
 )
-MAX_KEPT_BYTES = 64 * 1024 * 1024
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
-_MAX_HOPS = 40  # Linux ELOOP limit, path_resolution(7)
-_CHUNK = 1024 * 1024
 _NESTING = 4
 
 
@@ -58,147 +53,9 @@ def is_kept(path: str) -> bool:
     return len(parts) == 5 and parts[:3] == ["usr", "share", "doc"] and parts[4] == "copyright"
 
 
-@dataclass
-class _Node:
-    kind: str  # file | dir | link | other
-    layer: int
-    data: bytes | None = None
-    target: str = ""
-    children: dict[str, _Node] = field(default_factory=dict)
-
-
-class RootFS:
-    """An image's root filesystem in memory: structure of everything, bytes of kept files."""
-
-    def __init__(self) -> None:
-        self._root = _Node("dir", -1)
-
-    # -- reading -----------------------------------------------------------------
-    def _child(self, node: _Node, part: str) -> _Node | None:
-        return node.children.get(part) if node.kind == "dir" else None
-
-    def _resolve(self, path: str) -> _Node | None:
-        """The node ``path`` names after following symlinks inside the root."""
-        pending = [p for p in path.split("/") if p not in ("", ".")]
-        pending.reverse()
-        stack: list[_Node] = [self._root]
-        hops = 0
-        while pending:
-            part = pending.pop()
-            if part in ("", "."):
-                continue
-            if part == "..":
-                if len(stack) > 1:
-                    stack.pop()
-                continue
-            child = self._child(stack[-1], part)
-            if child is None:
-                return None
-            if child.kind == "link":
-                hops += 1
-                if hops > _MAX_HOPS:
-                    return None
-                if child.target.startswith("/"):
-                    stack = [self._root]
-                pending.extend(reversed(child.target.split("/")))
-                continue
-            stack.append(child)
-        return stack[-1]
-
-    def read(self, path: str) -> bytes | None:
-        """Bytes of a kept regular file (symlinks followed inside the root), else None."""
-        node = self._resolve(path)
-        return node.data if node is not None and node.kind == "file" else None
-
-    def exists(self, path: str) -> bool:
-        return self._resolve(path) is not None
-
-    def listdir(self, path: str) -> list[str]:
-        node = self._resolve(path)
-        return sorted(node.children) if node is not None and node.kind == "dir" else []
-
-    # -- building ----------------------------------------------------------------
-    def _parent(self, parts: list[str], layer: int) -> _Node:
-        node = self._root
-        for depth, part in enumerate(parts[:-1]):
-            child = node.children.get(part)
-            if child is not None and child.kind == "link":
-                target = self._resolve("/".join(parts[: depth + 1]))
-                if target is not None and target.kind == "dir":
-                    node = target  # lib -> usr/lib in merged-/usr images
-                    continue
-            if child is None or child.kind != "dir":
-                child = _Node("dir", layer)
-                node.children[part] = child
-            node = child
-        return node
-
-    @staticmethod
-    def _drop_lower(top: _Node, layer: int) -> None:
-        stack = [top]
-        while stack:
-            node = stack.pop()
-            for name in list(node.children):
-                child = node.children[name]
-                if child.layer < layer:
-                    del node.children[name]
-                elif child.kind == "dir":
-                    stack.append(child)
-
-    def apply_layer(self, tar: tarfile.TarFile, layer: int, label: str) -> None:
-        for member in tar:
-            parts = _parts(member.name)
-            if parts is None:
-                raise InputError(f"{label}: member {member.name!r} escapes the root filesystem")
-            if not parts:
-                continue
-            parent = self._parent(parts, layer)
-            name = parts[-1]
-            if name == ".wh..wh..opq":
-                self._drop_lower(parent, layer)
-                continue
-            if name.startswith(".wh."):
-                parent.children.pop(name[4:], None)
-                continue
-            if member.isdir():
-                existing = parent.children.get(name)
-                if existing is not None and existing.kind == "dir":
-                    existing.layer = layer
-                else:
-                    parent.children[name] = _Node("dir", layer)
-            elif member.issym():
-                parent.children[name] = _Node("link", layer, target=member.linkname)
-            elif member.islnk():
-                link = _parts(member.linkname)
-                source = self._resolve("/".join(link)) if link else None
-                data = source.data if source is not None and source.kind == "file" else None
-                parent.children[name] = _Node("file", layer, data=data)
-            elif member.isreg():
-                data = None
-                if is_kept("/".join(parts)):
-                    if member.size > MAX_KEPT_BYTES:
-                        raise InputError(
-                            f"{label}: {member.name}: {member.size} bytes is too large"
-                        )
-                    handle = tar.extractfile(member)
-                    data = None if handle is None else handle.read()
-                parent.children[name] = _Node("file", layer, data=data)
-            else:
-                parent.children[name] = _Node("other", layer)
-
-
-def _parts(name: str) -> list[str] | None:
-    parts: list[str] = []
-    for part in name.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not parts:
-                return None
-            parts.pop()
-            continue
-        parts.append(part)
-    return parts
+def new_rootfs() -> RootFS:
+    """An empty root filesystem that keeps the SBOM's files and refuses what escapes it."""
+    return LayerTree(keep=is_kept, strict=True)
 
 
 @dataclass(frozen=True)
@@ -213,37 +70,6 @@ class ImageFiles:
     ref_name: str | None
     config: dict[str, Any]
     rootfs: RootFS
-
-
-class _HashingReader(io.RawIOBase):
-    def __init__(self, raw: IO[bytes], algorithm: str) -> None:
-        super().__init__()
-        self._raw = raw
-        self.hash = hashlib.new(algorithm)
-        self.size = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._raw.read(len(buffer))
-        self.hash.update(data)
-        self.size += len(data)
-        buffer[: len(data)] = data
-        return len(data)
-
-
-def _tar_stream(stream: _HashingReader) -> IO[bytes]:
-    buffered = io.BufferedReader(stream, buffer_size=_CHUNK)
-    head = buffered.peek(4)[:4]
-    if head[:2] == b"\x1f\x8b":
-        return cast(IO[bytes], gzip.GzipFile(fileobj=buffered, mode="rb"))
-    if head == b"\x28\xb5\x2f\xfd":
-        reader: IO[bytes] = zstandard.ZstdDecompressor().stream_reader(
-            buffered, read_across_frames=True
-        )
-        return reader
-    return buffered
 
 
 def _platform_text(descriptor: Descriptor) -> str:
@@ -302,27 +128,16 @@ def _read_config(layout: ImageLayout, descriptor: Descriptor) -> dict[str, Any]:
     return config
 
 
-_LAYER_ERRORS: tuple[type[BaseException], ...] = (
-    tarfile.TarError,
-    EOFError,
-    OSError,
-    zlib.error,
-    zstandard.ZstdError,
-)
-
-
 def _apply(layout: ImageLayout, descriptor: Descriptor, number: int, rootfs: RootFS) -> None:
     label = f"{layout.path}: layer {descriptor.digest}"
     with layout.blob(descriptor.digest).open("rb") as raw:
-        hashing = _HashingReader(raw, descriptor.digest.algorithm)
+        hashing = HashingReader(raw, descriptor.digest.algorithm)
         try:
-            with tarfile.open(fileobj=_tar_stream(hashing), mode="r|") as tar:
+            with tarfile.open(fileobj=layer_tar_stream(hashing), mode="r|") as tar:
                 rootfs.apply_layer(tar, number, label)
-            while hashing.read(_CHUNK):
-                pass
-        except _LAYER_ERRORS as exc:
-            while hashing.read(_CHUNK):
-                pass
+            hashing.drain()
+        except LAYER_ERRORS as exc:
+            hashing.drain()
             if hashing.hash.hexdigest() != descriptor.digest.encoded:
                 raise IntegrityError(f"{label} does not match its digest") from exc
             raise InputError(f"{label} is not a readable tar: {exc}") from exc
@@ -358,7 +173,7 @@ def read_image_files(path: Path, platform: str | None = None) -> ImageFiles:
     if not isinstance(manifest, ImageManifest):  # _manifests ends on one or raises
         raise InputError(f"{layout.path}: no image manifest found")
     config = _read_config(layout, manifest.config)
-    rootfs = RootFS()
+    rootfs = new_rootfs()
     for number, layer in enumerate(manifest.layers):
         _apply(layout, layer, number, rootfs)
     arch = str(config.get("architecture") or "")
