@@ -33,6 +33,7 @@ from kiln.assemble.fs import (
     normalise_path,
     symlink_entry,
 )
+from kiln.assemble.javacerts import java_cacerts
 from kiln.assemble.model import NONROOT_GID, NONROOT_UID, AssemblyInput, Group, PackageInput, User
 from kiln.assemble.npm import npm_packages
 from kiln.assemble.plan import USRMERGE_ALIASES, usrmerge_path
@@ -610,6 +611,7 @@ STEPS: tuple[Step, ...] = (
     path_exclude,
     accounts,
     ca_certificates,
+    java_cacerts,
     nsswitch,
     localtime,
     tmp,
