@@ -16,17 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import MarkedYAMLError
-
 from kiln.debian.version import compare_versions
 from kiln.errors import InputError, Location, PolicyError
 from kiln.recipes.dep3 import Dep3Header, parse_dep3
 from kiln.recipes.index import SourcePackage, SourceUniverse
 from kiln.recipes.model import Recipe
-from kiln.spec.load import _plain, _position, _render_path, _sentence  # shared YAML machinery
+from kiln.yamldoc import locate, parse_yaml_model, read_limited
 
 MAX_RECIPE_BYTES = 1024 * 1024
 MAX_PATCH_BYTES = 8 * 1024 * 1024
@@ -62,8 +57,7 @@ class LoadedRecipe:
     _tree: Any
 
     def locate(self, field_path: Sequence[str | int]) -> Location:
-        line, column = _position(self._tree, field_path)
-        return Location(str(self.path), line, column, _render_path(field_path))
+        return locate(self._tree, self.path, field_path)
 
     @property
     def cves(self) -> tuple[str, ...]:
@@ -76,45 +70,22 @@ class LoadedRecipe:
 def load_recipe(path: str | Path) -> LoadedRecipe:
     """Parse, validate and read the patches of the recipe at ``path``."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise RecipeError(f"recipe file {path} does not exist") from None
-    except OSError as exc:
-        raise RecipeError(f"cannot read recipe file {path}: {exc.strerror}") from exc
-    if len(data) > MAX_RECIPE_BYTES:
-        raise RecipeError(f"{path} is {len(data)} bytes; recipes are limited to {MAX_RECIPE_BYTES}")
+    data = read_limited(path, what="recipe", limit=MAX_RECIPE_BYTES, error=RecipeError)
     return parse_recipe(data, path, base_dir=path.parent)
 
 
 def parse_recipe(data: bytes, path: Path, *, base_dir: Path) -> LoadedRecipe:
     """Parse recipe bytes; patches are read relative to ``base_dir`` (``recipes/``)."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RecipeError(f"{path} is not UTF-8 text (byte {exc.start})") from exc
-    try:
-        tree = YAML(typ="rt").load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        loc = Location(str(path), mark.line + 1, mark.column + 1) if mark else Location(str(path))
-        raise RecipeError(f"invalid YAML: {exc.problem or exc.context or 'invalid'}", loc) from exc
-    if not isinstance(tree, CommentedMap):
-        raise RecipeError("a recipe must be a YAML mapping of fields", Location(str(path), 1, 1))
-    try:
-        recipe = Recipe.model_validate(_plain(tree))
-    except ValidationError as exc:
-        raise _recipe_error(exc, tree, path) from exc
+    recipe, tree = parse_yaml_model(data, path, Recipe, what="recipe", error=RecipeError)
     if path.stem != recipe.source:
-        line, column = _position(tree, ("source",))
         raise RecipeError(
             f"recipe file {path.name} builds {recipe.source!r}; name it {recipe.source}.yaml",
-            Location(str(path), line, column, "source"),
+            locate(tree, path, ("source",)),
         )
     patches = []
     for index, patch in enumerate(recipe.patches):
-        line, column = _position(tree, ("patches", index, "path"))
-        patches.append(_read_patch(base_dir, patch.path, Location(str(path), line, column)))
+        where = locate(tree, path, ("patches", index, "path"))
+        patches.append(_read_patch(base_dir, patch.path, where))
     names = [p.name for p in patches]
     if len(set(names)) != len(names):
         raise RecipeError(
@@ -140,23 +111,6 @@ def _read_patch(base_dir: Path, relative: str, where: Location) -> LoadedPatch:
         raise RecipeError(f"patch {relative} is not UTF-8 (byte {exc.start})", where) from exc
     header = parse_dep3(text, path=str(target))
     return LoadedPatch(target, target.name, hashlib.sha256(data).hexdigest(), header, text)
-
-
-def _recipe_error(exc: ValidationError, tree: Any, path: Path) -> RecipeError:
-    errors = exc.errors()
-    first, rest = errors[0], errors[1:]
-    loc = tuple(first["loc"])
-    line, column = _position(tree, loc)
-    details = []
-    for err in rest:
-        other = tuple(err["loc"])
-        l2, c2 = _position(tree, other)
-        details.append(f"{path}:{l2}:{c2}: {_render_path(other)}: {_sentence(err, other, Recipe)}")
-    return RecipeError(
-        _sentence(first, loc, Recipe),
-        Location(str(path), line, column, _render_path(loc) or None),
-        details=details,
-    )
 
 
 def check_base(loaded: LoadedRecipe, universe: SourceUniverse) -> SourcePackage:
