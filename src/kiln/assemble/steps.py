@@ -34,6 +34,7 @@ from kiln.assemble.fs import (
     symlink_entry,
 )
 from kiln.assemble.javacerts import java_cacerts
+from kiln.assemble.ldso import ld_so_cache
 from kiln.assemble.model import NONROOT_GID, NONROOT_UID, AssemblyInput, Group, PackageInput, User
 from kiln.assemble.npm import npm_packages
 from kiln.assemble.plan import USRMERGE_ALIASES, usrmerge_path
@@ -621,6 +622,7 @@ STEPS: tuple[Step, ...] = (
     wheels,
     apt_sources,
     merged_usr,
+    ld_so_cache,
     dpkg_metadata,
     image_json,
 )
