@@ -42,13 +42,12 @@ def _csv(values: list[str] | None) -> list[str]:
 
 def _current_lock(item: LoadedSpec, repo: Repository, *, frozen: bool) -> Lock:
     """The lock to build from: refuse drift when frozen, else (re)lock when needed."""
-    from kiln.debian import get_distro
     from kiln.pipeline import lock_spec
 
     path = item.lock_path
     if frozen:
         existing = read_lock(path)
-        fresh = lock_spec(item, repo.snapshot(get_distro(item.spec.distro), item.spec.archs))
+        fresh = lock_spec(item, repo.snapshot_for(item.spec))
         changes = diff_locks(existing, fresh.lock)
         if changes:
             raise PolicyError(
@@ -66,7 +65,7 @@ def _current_lock(item: LoadedSpec, repo: Repository, *, frozen: bool) -> Lock:
     if current is not None and current.spec_sha256 == item.sha256:
         return current
     console.print(f"locking {item.path} ({'spec changed' if current else 'no lock yet'})")
-    relocked = lock_spec(item, repo.snapshot(get_distro(item.spec.distro), item.spec.archs)).lock
+    relocked = lock_spec(item, repo.snapshot_for(item.spec)).lock
     write_lock(relocked, path)
     return relocked
 

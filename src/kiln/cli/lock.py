@@ -80,11 +80,9 @@ def lock(
 
 
 def _lock_one(item: LoadedSpec, repo: Repository) -> LockResult:
-    from kiln.debian import get_distro
     from kiln.pipeline import lock_spec
 
-    distro = get_distro(item.spec.distro)
-    return lock_spec(item, repo.snapshot(distro, item.spec.archs))
+    return lock_spec(item, repo.snapshot_for(item.spec))
 
 
 def _changes(item: LoadedSpec, fresh: Lock) -> list[str]:

@@ -1,5 +1,6 @@
 """Type stub of the lazily loaded package (lazy_loader reads its imports)."""
 
+from ._file import FileFetcher, SchemeFetcher, path_of_file_url
 from ._http import (
     DEFAULT_MAX_BYTES,
     Fetcher,
@@ -15,9 +16,12 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "FetchResult",
     "Fetcher",
+    "FileFetcher",
     "HttpFetcher",
     "HttpStatusError",
     "ResponseTooLargeError",
     "RetryPolicy",
+    "SchemeFetcher",
     "http_client",
+    "path_of_file_url",
 ]

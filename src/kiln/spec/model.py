@@ -356,6 +356,13 @@ class ImageSpec(_Frozen):
     annotations: dict[str, str] = Field(default_factory=dict)
     layering: Literal["single", "shared"] = "single"
     compatibility: Compatibility = Compatibility()
+    repositories: tuple[Literal["kiln"], ...] = Field(
+        default=(),
+        description=(
+            "also resolve against kiln's own signed repository ($KILN_REPO): a package kiln "
+            "rebuilt is chosen when it is not older than Debian's newest"
+        ),
+    )
     npm: tuple[NpmRef, ...] = Field(
         default=(),
         description=(
