@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -138,18 +138,18 @@ def run_suite(
         for app in apps
     }
     needed = _needed_standins(apps, standins)
-    progress(f"stand-ins: {', '.join(s.name for s in needed)}")
-    builds = _build_standins(needed, standins, mirrors, config, logs)
-    for build in builds:
-        progress(
-            f"stand-in {build.name}: {'cached' if build.cached else 'built'}"
-            f" in {build.seconds:.0f}s" + ("" if build.ok else " FAILED")
+    layouts_needed = sorted({s.layout for sw in swapped.values() for s in sw.swaps if s.layout})
+    # The two sides' base images are independent: kiln builds while mmdebstrap runs.
+    with ThreadPoolExecutor(max_workers=1) as kiln_side:
+        kiln_built = kiln_side.submit(_kiln_layouts, layouts_needed, config, logs, progress)
+        progress(f"stand-ins: {', '.join(s.name for s in needed)}")
+        builds = _build_standins(
+            needed, standins, mirrors, config=config, logs=logs, progress=progress
         )
+        layout_dir, build_problem = kiln_built.result()
+    for build in builds:
         if not build.ok:
             problems.append(f"stand-in {build.name} failed to build:\n{build.log_tail}")
-
-    layouts_needed = sorted({s.layout for sw in swapped.values() for s in sw.swaps if s.layout})
-    layout_dir, build_problem = _kiln_layouts(layouts_needed, config, logs, progress)
     if build_problem:
         problems.append(build_problem)
     imports = _import_kiln(swapped, layout_dir, config.store, logs)
@@ -163,6 +163,9 @@ def run_suite(
         results = list(
             pool.map(lambda app: _run_app(app, swapped[app.name], config, logs, progress), apps)
         )
+    # images replaced by this run's builds (same names, new inputs) are dangling now: with
+    # vfs each is a full copy of its rootfs, so free them rather than let the cache grow
+    run(config.store.podman("image", "prune", "--force"), timeout=600, log=logs / "prune.log")
     return SuiteResult(
         tuple(results), tuple(builds), tuple(imports), time.monotonic() - start, tuple(problems)
     )
@@ -186,8 +189,10 @@ def _build_standins(
     needed: list[StandinSpec],
     catalog: StandinCatalog,
     mirrors: Mirrors,
+    *,
     config: SuiteConfig,
     logs: Path,
+    progress: Progress,
 ) -> list[StandinBuild]:
     downloads = config.work / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
@@ -209,6 +214,12 @@ def _build_standins(
             )
             for spec in needed
         ]
+        for done in as_completed(futures):
+            build = done.result()
+            progress(
+                f"stand-in {build.name}: {'cached' if build.cached else 'built'}"
+                f" in {build.seconds:.0f}s" + ("" if build.ok else " FAILED")
+            )
         return [f.result() for f in futures]
 
 
