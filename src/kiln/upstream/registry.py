@@ -86,7 +86,11 @@ class NpmRegistry:
     is kiln's cache directory. ``from_environment`` wires both from npm's config.
     """
 
-    def __init__(self, base_url: str | Callable[[], str], *, fetcher: Fetcher, cache_root: Path):
+    def __init__(
+        self, base_url: str | Callable[[], str], *, fetcher: Fetcher, cache_root: Path
+    ) -> None:
+        if isinstance(base_url, str) and not base_url.endswith("/"):
+            base_url += "/"
         self._base = base_url
         self._fetcher = fetcher
         self.cache_root = cache_root
