@@ -213,3 +213,18 @@ def test_git_runner_is_injectable(tmp_path: Path) -> None:
 
     assert detect_git_source(tmp_path / "x.yaml", git=no_git) is None
     assert calls
+
+
+def test_packages_kiln_rebuilt_carry_their_recipe_and_patches(
+    provenance_inputs: ProvenanceInputs,
+) -> None:
+    tzdata = next(
+        p for p in provenance_inputs.lock.packages("runtime", "amd64") if p.name == "tzdata"
+    )
+    fields = {"Kiln-Recipe": "tzdata sha256:" + "c" * 64, "Kiln-Patches": "0001-x.patch"}
+    inputs = dataclasses.replace(provenance_inputs, rebuilt={f"tzdata={tzdata.version}": fields})
+    debs = provenance_statement(inputs).predicate["buildDefinition"]["resolvedDependencies"][3:]
+    by_name = {d["uri"].split("@")[0].rsplit("/", 1)[-1]: d["annotations"] for d in debs}
+    assert by_name["tzdata"]["kilnRecipe"] == fields["Kiln-Recipe"]
+    assert by_name["tzdata"]["kilnPatches"] == "0001-x.patch"
+    assert "kilnRecipe" not in by_name["libc6"]  # Debian's own packages carry none

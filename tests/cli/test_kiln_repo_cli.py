@@ -32,12 +32,18 @@ paths:  # the fixture archive has no base-files; SBOMs need os-release
     content: "ID=debian\nVERSION_ID=13\nVERSION_CODENAME=trixie\n"
 """
 REBUILT = "2025c-0+deb13u1+kiln1"  # the fixture archive's newest tzdata is 2025c-0+deb13u1
+# What kiln package build writes into each binary it makes (tests/recipes/test_build.py)
+KILN_FIELDS = {
+    "Kiln-Recipe": "tzdata sha256:" + "ab" * 32,
+    "Kiln-Patches": "0001-fix-dst.patch",
+    "Kiln-Fixes": "CVE-2026-0001",
+}
 
 
 @pytest.fixture
 def kiln_repo(env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     deb = build_deb(
-        DebSpec("tzdata", REBUILT, depends="debconf (>= 0.5) | debconf-2.0"),
+        DebSpec("tzdata", REBUILT, depends="debconf (>= 0.5) | debconf-2.0", extra=KILN_FIELDS),
         tmp_path / "debs" / f"tzdata_{REBUILT}_all.deb",
     )
     repo = tmp_path / "kiln-repo"
@@ -72,8 +78,20 @@ def test_lock_and_build_take_the_rebuild_from_kilns_repository(
     assert main(["build", str(spec), "--output", str(out), "--variant", "runtime"]) == 0
     sbom = tmp_path / "tz.spdx.json"
     assert main(["sbom", str(out / "tz"), "--format", "spdx-json", "-o", str(sbom)]) == 0
-    versions = {p["name"]: p.get("versionInfo") for p in json.loads(sbom.read_text())["packages"]}
-    assert versions["tzdata"] == REBUILT
+    spdx = {p["name"]: p for p in json.loads(sbom.read_text())["packages"]}
+    assert spdx["tzdata"]["versionInfo"] == REBUILT
+    # the SBOM says how kiln rebuilt it: recipe, patches, fixes
+    for field, value in KILN_FIELDS.items():
+        assert f"{field}: {value}" in spdx["tzdata"]["comment"]
+    cdx_path = tmp_path / "tz.cdx.json"
+    assert main(["sbom", str(out / "tz"), "--format", "cyclonedx-json", "-o", str(cdx_path)]) == 0
+    (component,) = [
+        c for c in json.loads(cdx_path.read_text())["components"] if c["name"] == "tzdata"
+    ]
+    props = {p["name"]: p["value"] for p in component["properties"]}
+    assert props["kiln:recipe"] == KILN_FIELDS["Kiln-Recipe"]
+    assert props["kiln:patches"] == KILN_FIELDS["Kiln-Patches"]
+    assert props["kiln:fixes"] == KILN_FIELDS["Kiln-Fixes"]
 
 
 def test_a_spec_asking_for_kilns_repository_needs_kiln_repo(

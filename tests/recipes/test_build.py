@@ -93,6 +93,11 @@ def test_patched_build_is_kiln_versioned_and_its_changelog_names_the_cve(
     assert changelog.startswith("hello (1.0-1+kiln1) trixie; urgency=medium")
     assert "CVE-2026-0001" in changelog.split("\n -- ")[0]
     assert _member(deb, "usr/share/hello/hello.txt") == b"hello kiln\n"
+    # the binary says which recipe, patches and CVEs made it (SBOMs read these back)
+    control = _control_text(deb)
+    assert "\nKiln-Recipe: hello sha256:" in control, control
+    assert "\nKiln-Patches: 0001-greet-kiln.patch\n" in control
+    assert "\nKiln-Fixes: CVE-2026-0001\n" in control
 
 
 def test_same_recipe_built_twice_gives_identical_debs(tmp_path: Path) -> None:
@@ -202,3 +207,8 @@ def test_provenance_names_sources_patches_root_and_debs(tmp_path: Path) -> None:
     assert names[-1] == "build-root"
     patch = next(d for d in definition["resolvedDependencies"] if d["name"].startswith("patches/"))
     assert patch["annotations"]["cves"] == ["CVE-2026-0001"]
+
+
+def _control_text(deb: Path) -> str:
+    out = subprocess.run(["dpkg-deb", "-f", str(deb)], capture_output=True, check=True)
+    return "\n" + out.stdout.decode()

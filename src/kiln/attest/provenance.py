@@ -14,7 +14,8 @@ Build type ``https://kiln.dev/build/image/v1`` (a kiln-owned identifier) means:
   ``sourceDateEpoch`` and any further build options;
 * ``resolvedDependencies``: every .deb of the lock for the built variant and archs
   (``uri`` = its purl ``pkg:deb/debian/<name>@<version>?arch=..&distro=..``, ``digest``
-  sha256, ``annotations.pool`` = the pool path on any Debian mirror), the spec and the
+  sha256, ``annotations.pool`` = the pool path on any Debian mirror, and for a package
+  kiln rebuilt from source ``kilnRecipe``, ``kilnPatches``, ``kilnFixes``), the spec and the
   lock (by sha256) and each signed ``InRelease`` the lock was resolved from;
 * subjects: the image index and each per-arch manifest.
 
@@ -71,6 +72,8 @@ class ProvenanceInputs:
     source: SourceRevision | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     kiln_version: str = kiln.__version__
+    #: ``name=version`` -> Kiln-* control fields of packages kiln rebuilt from source
+    rebuilt: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 def _rfc3339(moment: dt.datetime, what: str) -> str:
@@ -100,7 +103,17 @@ def _deb_dependencies(inputs: ProvenanceInputs) -> list[dict[str, Any]]:
                 "digest": {"sha256": package.sha256},
                 "name": package.filename.rsplit("/", 1)[-1],
                 "mediaType": "application/vnd.debian.binary-package",
-                "annotations": {"pool": package.filename, "suite": package.suite},
+                "annotations": {
+                    "pool": package.filename,
+                    "suite": package.suite,
+                    # Kiln-Recipe -> kilnRecipe, Kiln-Patches -> kilnPatches, ...
+                    **{
+                        "kiln" + field.removeprefix("Kiln-"): value
+                        for field, value in sorted(
+                            inputs.rebuilt.get(f"{package.name}={package.version}", {}).items()
+                        )
+                    },
+                },
             }
     return [seen[k] for k in sorted(seen)]
 

@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,7 @@ from kiln.registry import (
     push_layout,
 )
 from kiln.resolve.lockfile import Lock
-from kiln.sbom import SbomFormat, read_sbom_input, render_sbom
+from kiln.sbom import SbomFormat, SbomInput, read_sbom_input, render_sbom
 from kiln.spec import LoadedSpec
 
 _VERSION_TAG = re.compile(r"^(?P<major>\d+)\.(?P<minor>\d+)(?:\.\d+)?")
@@ -163,6 +163,12 @@ def attestations_for(
     spec = seen.loaded.spec
     name = spec.name if seen.variant == "runtime" else f"{spec.name}-{seen.variant}"
     digests = ImageDigests.from_built(seen.built, name)
+    installed_by_arch = {
+        image.arch: read_sbom_input(
+            seen.built.layout, platform=f"linux/{image.arch}", lock=seen.lock
+        )
+        for image in seen.built.images
+    }
     provenance = ProvenanceInputs(
         image=digests,
         lock=seen.lock,
@@ -176,6 +182,7 @@ def attestations_for(
         source_date_epoch=seen.built.source_date_epoch,
         source=detect_git_source(seen.loaded.path),
         options=dict(seen.options),
+        rebuilt=_rebuilt(installed_by_arch.values()),
     )
     documents: list[tuple[str, Mapping[str, Any]]] = []
     if seen.test_report is not None:
@@ -190,9 +197,7 @@ def attestations_for(
             Subject.of(name, digests.index_digest),
             Subject.of(f"{name}@linux/{image.arch}", image.manifest.digest),
         ]
-        installed = read_sbom_input(
-            seen.built.layout, platform=f"linux/{image.arch}", lock=seen.lock
-        )
+        installed = installed_by_arch[image.arch]
         formats: tuple[tuple[SbomFormat, str], ...] = (
             ("spdx-json", SPDX_2_3),
             ("cyclonedx-json", CYCLONEDX_1_6),
@@ -208,6 +213,17 @@ def attestations_for(
                 )
             )
     return tuple(found)
+
+
+def _rebuilt(inputs: Iterable[SbomInput]) -> dict[str, dict[str, str]]:
+    """``name=version`` -> how kiln rebuilt it (Kiln-* control fields), for provenance."""
+    found: dict[str, dict[str, str]] = {}
+    for inp in inputs:
+        for package in inp.packages:
+            if package.kiln_build:
+                key = f"{package.name}={package.version}"
+                found[key] = dict(package.kiln_build)
+    return found
 
 
 def publish(

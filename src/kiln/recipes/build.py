@@ -234,6 +234,36 @@ def apply_recipe(tree: Path, loaded: LoadedRecipe, *, codename: str) -> None:
             existing += "\n"
         series.write_text(existing + "".join(p.name + "\n" for p in loaded.patches))
     write_changelog_entry(tree, loaded, codename=codename)
+    mark_binary_packages(tree, loaded)
+
+
+def kiln_fields(loaded: LoadedRecipe) -> dict[str, str]:
+    """The control fields every binary of a recipe build carries (SBOMs read them back)."""
+    fields = {"Kiln-Recipe": f"{loaded.recipe.source} sha256:{loaded.sha256}"}
+    if loaded.patches:
+        fields["Kiln-Patches"] = " ".join(p.name for p in loaded.patches)
+    if loaded.cves:
+        fields["Kiln-Fixes"] = " ".join(loaded.cves)
+    return fields
+
+
+def mark_binary_packages(tree: Path, loaded: LoadedRecipe) -> None:
+    """Add ``XB-Kiln-*`` fields to each binary stanza of ``debian/control``.
+
+    dpkg-gencontrol copies ``XB-`` fields into the binary packages' control files (Debian
+    Policy §5.7), so the installed package says which recipe, patches and CVEs made it;
+    the image's dpkg database then carries that into kiln's SBOMs.
+    """
+    path = tree / "debian" / "control"
+    if path.is_symlink() or not path.is_file():
+        raise BuildError("debian/control is missing or a symlink")
+    added = "".join(f"XB-{k}: {v}\n" for k, v in kiln_fields(loaded).items())
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        out.append(line)
+        if line.lower().startswith("package:"):
+            out.append(added if line.endswith("\n") else "\n" + added)
+    path.write_text("".join(out), encoding="utf-8")
 
 
 def _check_applies(tree: Path, patch: Path, name: str, loaded: LoadedRecipe) -> None:

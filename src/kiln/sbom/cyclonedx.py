@@ -94,6 +94,11 @@ def _package(package: SbomPackage) -> Component:
     props = [*_trivy_source(package), Property(name="kiln:dpkg:database", value=package.location)]
     if package.deb_filename:
         props.append(Property(name="kiln:deb:filename", value=package.deb_filename))
+    # Kiln-Recipe -> kiln:recipe, Kiln-Patches -> kiln:patches, Kiln-Fixes -> kiln:fixes
+    props += [
+        Property(name="kiln:" + field.removeprefix("Kiln-").lower(), value=value)
+        for field, value in package.kiln_build
+    ]
     return Component(
         type=ComponentType.LIBRARY,
         name=package.name,

@@ -71,6 +71,8 @@ class SbomPackage:
     deb_filename: str | None = None  # the .deb's file name in the pool (from the lock)
     depends: tuple[str, ...] = ()  # purls of installed packages this one depends on
     location: str = ""  # the dpkg database file that lists it
+    #: how kiln rebuilt it from source (Kiln-Recipe, Kiln-Patches, Kiln-Fixes control fields)
+    kiln_build: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -54,9 +54,11 @@ if TYPE_CHECKING:  # kiln.resolve pulls in the Debian client; the lock is only p
     from kiln.resolve.lockfile import Lock, LockedPackage
 
 ANNOTATION = "org.opencontainers.image."
+#: control fields kiln's source builds add to their binary packages (kiln.recipes.build)
+KILN_BUILD_FIELDS = ("Kiln-Recipe", "Kiln-Patches", "Kiln-Fixes")
 DEFAULT_SUPPLIER = "kiln"
 _EXTRA_FIELDS = ["Package", "Architecture", "Maintainer", "Homepage"]
-_EXTRA_FIELDS += ["Depends", "Pre-Depends", "Provides"]
+_EXTRA_FIELDS += ["Depends", "Pre-Depends", "Provides", *KILN_BUILD_FIELDS]
 # Maintainer names that are teams, lists or projects rather than a person.
 _ORGANIZATION_WORDS = ("team", "maintainers", "project", "developers", "group", "debian")
 _ORGANIZATION_HOSTS = ("lists.", "tracker.debian.org", "alioth")
@@ -199,6 +201,7 @@ class _Extra:
     homepage: str
     relations: tuple[tuple[str, ...], ...]  # OR-groups of package names
     provides: tuple[str, ...]
+    kiln_build: tuple[tuple[str, str], ...] = ()
 
 
 def _relations(text: str) -> tuple[tuple[str, ...], ...]:
@@ -227,6 +230,9 @@ def _extras(data: bytes) -> dict[tuple[str, str], _Extra]:
             homepage=stanza.get("Homepage", "").strip(),
             relations=_relations(depends),
             provides=tuple(n for group in provides for n in group),
+            kiln_build=tuple(
+                (f, " ".join(stanza[f].split())) for f in KILN_BUILD_FIELDS if stanza.get(f)
+            ),
         )
     return out
 
@@ -308,6 +314,7 @@ def _packages(rootfs: RootFS, distro: Distro, warnings: list[str]) -> list[SbomP
                 homepage=(extra.homepage or None) if extra else None,
                 depends=tuple(sorted(depends)),
                 location=package.locations[0] if package.locations else "",
+                kiln_build=extra.kiln_build if extra else (),
             )
         )
     return out

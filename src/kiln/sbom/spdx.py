@@ -163,7 +163,16 @@ def _deb_package(package: SbomPackage) -> Package:
             ExternalPackageRef(ExternalPackageRefCategory.PACKAGE_MANAGER, "purl", package.purl)
         ],
         primary_package_purpose=PackagePurpose.LIBRARY,
+        comment=_kiln_build(package),
     )
+
+
+def _kiln_build(package: SbomPackage) -> str | None:
+    """How kiln rebuilt the package from source, for the SPDX package comment."""
+    if not package.kiln_build:
+        return None
+    facts = "; ".join(f"{field}: {value}" for field, value in package.kiln_build)
+    return f"rebuilt from source by kiln ({facts})"
 
 
 def _file(file: GeneratedFile) -> File:
