@@ -49,6 +49,8 @@ def test_mmdebstrap_gets_the_three_suites_of_the_mirrors(tmp_path: Path) -> None
         "deb http://mirror.invalid/debian-security trixie-security main",
     ]
     assert f'--customize-hook=sh {tmp_path / "hook.sh"} "$1"' in argv
+    extract = mmdebstrap_argv(_standin(variant="extract"), TRIXIE, MIRRORS, tmp_path, tmp_path)
+    assert any(a.startswith("--extract-hook=sh ") for a in extract)
 
 
 def test_import_changes_carry_the_image_config_and_the_key() -> None:

@@ -24,7 +24,7 @@ from kiln.debian.distro import Distro
 from kiln.debian.sources import Mirrors
 
 KEY_LABEL = "io.kiln.compat.standin-key"
-_FORMAT = 1  # bump when the way stand-ins are built changes
+_FORMAT = 2  # bump when the way stand-ins are built changes
 BOOTSTRAP_TIMEOUT = 1200.0
 
 
@@ -67,13 +67,19 @@ def mmdebstrap_argv(
         f"--variant={spec.variant}",
         f"--include={','.join(spec.packages)}",
         "--format=tar",
-        f'--customize-hook=sh {shlex.quote(str(hook))} "$1"',
+        f'{_hook_option(spec)}=sh {shlex.quote(str(hook))} "$1"',
         distro.codename,
         str(output),
         f"deb {mirrors.debian} {main} main",
         f"deb {mirrors.debian} {updates} main",
         f"deb {mirrors.security} {security} main",
     ]
+
+
+def _hook_option(spec: StandinSpec) -> str:
+    # mmdebstrap runs no customize hook for the extract variant (nothing is installed);
+    # its extract hook runs once the packages are unpacked, with the .debs still cached
+    return "--extract-hook" if spec.variant == "extract" else "--customize-hook"
 
 
 def import_changes(spec: StandinSpec, key: str) -> list[str]:
