@@ -10,7 +10,7 @@ APT_PACKAGES := gpg gpgv dpkg-dev debian-archive-keyring apt xz-utils zstd bzip2
 	bubblewrap skopeo umoci mmdebstrap ca-certificates docker-registry podman gcc libc6-dev postgresql \
 	openssl git nodejs build-essential buildah runc slirp4netns
 
-.PHONY: demo test test-offline lint setup apt venv bench clean compat
+.PHONY: demo demo-source test test-offline lint setup apt venv bench clean compat
 
 setup: apt venv
 
@@ -37,6 +37,17 @@ demo: setup
 	$(BIN)/kiln build $(CATALOG)
 	@for spec in $(CATALOG); do $(BIN)/kiln test $$spec || exit 1; done
 	$(BIN)/python bench/build.py --summary out
+	$(MAKE) demo-source
+
+# kiln's own source build: jq rebuilt from Debian's source with a DEP-3 patch in a
+# sandbox without network (the first run creates the build root with mmdebstrap), the
+# .debs published to kiln's signed repository out/kiln-repo, then jq-on-base built from
+# that repository and Debian, and tested.
+demo-source: setup
+	$(BIN)/kiln package build recipes/jq.yaml --output out/packages
+	$(BIN)/kiln repo publish out/kiln-repo out/packages/*.deb --arch $$(dpkg --print-architecture)
+	KILN_REPO=out/kiln-repo $(BIN)/kiln build recipes/images/jq.yaml
+	KILN_REPO=out/kiln-repo $(BIN)/kiln test recipes/images/jq.yaml
 
 test: setup
 	$(BIN)/pytest -n 2 -q

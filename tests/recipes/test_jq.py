@@ -1,4 +1,6 @@
-"""The real thing: jq from trixie fetched, patched and built in the sandbox, no network.
+"""The real thing: jq from trixie fetched, patched and built in the sandbox, no network,
+published to kiln's signed repository and consumed by an image (recipes/images/jq.yaml)
+whose tests, SBOM and provenance show the recipe and the patch.
 
 Slow (a cold build root is an mmdebstrap of a buildd chroot plus jq's Build-Depends,
 then a full jq build), so marked ``network`` and ``slow``. jq's own test suite runs
@@ -8,6 +10,7 @@ profile (the rebuild-verification path runs the suite).
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import shutil
@@ -16,14 +19,21 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.registry import start_registry
+from kiln.attest.verify import fetch_bundles
+from kiln.cli.main import main
+from kiln.recipes.load import load_recipe
 from kiln.recipes.service import SourceBuilder, host_arch
+from kiln.registry import RegistryClient
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 
-def test_jq_recipe_builds_in_the_sandbox_with_its_patch(tmp_path: Path) -> None:
+def test_jq_recipe_builds_in_the_sandbox_with_its_patch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     # $KILN_CACHE (default ~/.cache/kiln) keeps the build root between runs.
     recipes = tmp_path / "recipes"
     shutil.copytree(RECIPES / "patches", recipes / "patches")
@@ -67,6 +77,62 @@ def test_jq_recipe_builds_in_the_sandbox_with_its_patch(tmp_path: Path) -> None:
     log = result.log.read_text()
     assert "-D_FORTIFY_SOURCE=3" in log
     assert "-Wl,-z,now" in log
+    if host_arch() == "amd64":  # recipes/images/jq.yaml builds the host arch: amd64
+        _image_on_kiln_repository(tmp_path, result.debs, recipes / "jq.yaml", monkeypatch, capsys)
+
+
+def _image_on_kiln_repository(
+    tmp_path: Path,
+    debs: tuple[Path, ...] | list[Path],
+    recipe: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Publish the rebuilt .debs, build jq-on-base from them, test, SBOM, provenance."""
+    repo, gnupg = tmp_path / "kiln-repo", tmp_path / "gnupg"
+    argv = ["repo", "publish", str(repo), *map(str, debs), "--arch", "amd64"]
+    assert main([*argv, "--gnupghome", str(gnupg)]) == 0
+    monkeypatch.setenv("KILN_REPO", str(repo))
+    spec = tmp_path / "images" / "jq.yaml"
+    spec.parent.mkdir()
+    shutil.copy(RECIPES / "images" / "jq.yaml", spec)
+    out = tmp_path / "images-out"
+    assert main(["build", str(spec), "--output", str(out)]) == 0, capsys.readouterr().err
+    lock = json.loads(spec.with_name("jq.lock.json").read_text())
+    suites = {p["name"]: p["suite"] for p in lock["variants"]["runtime"]["amd64"]["packages"]}
+    assert suites["jq"] == suites["libjq1"] == "kiln"
+    assert suites["libc6"] != "kiln"
+    assert main(["test", str(spec), "--output", str(out)]) == 0, capsys.readouterr().out
+
+    recipe_sha = f"jq sha256:{load_recipe(recipe).sha256}"
+    sbom = tmp_path / "jq.spdx.json"
+    assert main(["sbom", str(out / "jq"), "--format", "spdx-json", "-o", str(sbom)]) == 0
+    spdx = {p["name"]: p for p in json.loads(sbom.read_text())["packages"]}
+    assert f"Kiln-Recipe: {recipe_sha}" in spdx["jq"]["comment"]
+    assert "Kiln-Patches: 0001-readme-kiln-rebuild.patch" in spdx["jq"]["comment"]
+
+    monkeypatch.setenv("KILN_KEY_PASSWORD", "jq")
+    assert main(["keygen", "--out", str(tmp_path / "kiln")]) == 0
+    with start_registry(tmp_path / "registry") as registry:
+        publish = ["publish", str(spec), "--registry", f"{registry.host}/kiln",
+                   "--key", str(tmp_path / "kiln.key"), "--output", str(out),
+                   "--variant", "runtime"]  # fmt: skip
+        assert main(publish) == 0, capsys.readouterr().err
+        client = RegistryClient.for_host(registry.host)
+        digest = client.get_manifest("kiln/jq", "latest").digest
+        bundles = fetch_bundles(client, "kiln/jq", digest)
+    provenance = next(
+        json.loads(base64.b64decode(json.loads(b.data)["dsseEnvelope"]["payload"]))
+        for b in bundles
+        if b.data
+        and b"slsa.dev/provenance"
+        in base64.b64decode(json.loads(b.data)["dsseEnvelope"]["payload"])
+    )
+    deps = provenance["predicate"]["buildDefinition"]["resolvedDependencies"]
+    jq_dep = next(d for d in deps if d.get("uri", "").startswith("pkg:deb/debian/jq@"))
+    assert jq_dep["annotations"]["suite"] == "kiln"
+    assert jq_dep["annotations"]["kilnRecipe"] == recipe_sha
+    assert jq_dep["annotations"]["kilnPatches"] == "0001-readme-kiln-rebuild.patch"
 
 
 def test_jq_rebuilds_bit_for_bit_identical_to_debian(tmp_path: Path) -> None:
