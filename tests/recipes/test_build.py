@@ -7,6 +7,7 @@ these run offline; the real build root (mmdebstrap) is exercised by test_jq.py.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import socket
 import subprocess
 from pathlib import Path
@@ -212,3 +213,36 @@ def test_provenance_names_sources_patches_root_and_debs(tmp_path: Path) -> None:
 def _control_text(deb: Path) -> str:
     out = subprocess.run(["dpkg-deb", "-f", str(deb)], capture_output=True, check=True)
     return "\n" + out.stdout.decode()
+
+
+def test_source_package_sbom_lists_sources_patches_recipe_and_debs(tmp_path: Path) -> None:
+    import json
+
+    from kiln.recipes.service import source_package_sbom
+
+    fetched = fetched_for(SourceSpec("1.0-1"), tmp_path)
+    loaded = load_recipe(write_recipe(tmp_path))
+    output = build_in_sandbox(
+        fetched, root_tarball=Path("/nonexistent"), root_sha256="host",
+        out_dir=tmp_path / "out", loaded=loaded, root_dir=Path("/"), work_root=tmp_path,
+    )  # fmt: skip
+    data = source_package_sbom(output, fetched, loaded)  # spdx-tools validated it
+    assert source_package_sbom(output, fetched, loaded) == data  # reproducible
+    doc = json.loads(data)
+    packages = {p["SPDXID"]: p for p in doc["packages"]}
+    source = packages["SPDXRef-Source"]
+    assert (source["name"], source["versionInfo"]) == ("hello", "1.0-1+kiln1")
+    assert source["primaryPackagePurpose"] == "SOURCE"
+    (deb,) = [p for p in doc["packages"] if p["SPDXID"] != "SPDXRef-Source"]
+    assert deb["packageFileName"] == "hello_1.0-1+kiln1_all.deb"
+    sha = hashlib.sha256((tmp_path / "out" / deb["packageFileName"]).read_bytes()).hexdigest()
+    assert deb["checksums"] == [{"algorithm": "SHA256", "checksumValue": sha}]
+    files = {f["fileName"]: f for f in doc["files"]}
+    assert "./hello_1.0.orig.tar.gz" in files
+    patch = files["./debian/patches/0001-greet-kiln.patch"]
+    assert "CVE-2026-0001" in patch["comment"]
+    assert "./kiln-recipe/hello.yaml" in files
+    relations = {(r["spdxElementId"], r["relationshipType"], r["relatedSpdxElement"])
+                 for r in doc["relationships"]}  # fmt: skip
+    assert (deb["SPDXID"], "GENERATED_FROM", "SPDXRef-Source") in relations
+    assert ("SPDXRef-Source", "CONTAINS", patch["SPDXID"]) in relations

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import json
 import shutil
 import subprocess
@@ -20,6 +21,9 @@ from pathlib import Path
 import pytest
 
 from fixtures.registry import start_registry
+from kiln.attest import EcdsaSigner, KeyBundleSigner
+from kiln.attest.policy import RawBundle, check_bundle
+from kiln.attest.predicates import PROVENANCE_V1, SPDX_2_3
 from kiln.attest.verify import fetch_bundles
 from kiln.cli.main import main
 from kiln.recipes.load import load_recipe
@@ -45,8 +49,9 @@ def test_jq_recipe_builds_in_the_sandbox_with_its_patch(
     )
     (recipes / "jq.yaml").write_text(text)
     out = tmp_path / "out"
+    key = EcdsaSigner.generate()
     result = SourceBuilder.from_environment().build_recipe(
-        recipes / "jq.yaml", arch=host_arch(), out_dir=out
+        recipes / "jq.yaml", arch=host_arch(), out_dir=out, signer=KeyBundleSigner(key)
     )
     assert result.version.endswith("+kiln1")
     names = sorted(p.name for p in result.debs)
@@ -74,6 +79,17 @@ def test_jq_recipe_builds_in_the_sandbox_with_its_patch(
     provenance = json.loads((out / f"jq_{result.version}.provenance.json").read_text())
     assert provenance["predicateType"] == "https://slsa.dev/provenance/v1"
     assert {s["name"] for s in provenance["subject"]} == {p.name for p in result.debs}
+    # the provenance and the source package's SPDX SBOM, each signed with the key
+    stem = f"jq_{result.version}"
+    for suffix, predicate_type in (("provenance", PROVENANCE_V1), ("spdx", SPDX_2_3)):
+        data = (out / f"{stem}.{suffix}.sigstore.json").read_bytes()
+        checked = check_bundle(RawBundle(suffix, data), key.verifier())
+        assert (checked.signed, checked.predicate_type) == (True, predicate_type), checked
+        assert checked.covers(f"sha256:{hashlib.sha256(jq_deb.read_bytes()).hexdigest()}")
+    spdx = json.loads((out / f"{stem}.spdx.json").read_text())
+    files = {f["fileName"] for f in spdx["files"]}
+    assert "./debian/patches/0001-readme-kiln-rebuild.patch" in files
+    assert any(name.endswith(".orig.tar.gz") for name in files), files
     log = result.log.read_text()
     assert "-D_FORTIFY_SOURCE=3" in log
     assert "-Wl,-z,now" in log

@@ -18,6 +18,7 @@ import typer
 from rich.table import Table
 
 from kiln.cli.app import app, console
+from kiln.cli.attest import Keyless, KeyOption, PasswordFile, bundle_signer
 from kiln.errors import PolicyError
 
 source_app = typer.Typer(help="Debian source packages: fetch them verified.", no_args_is_help=True)
@@ -70,12 +71,20 @@ def package_build(
     output: Annotated[Path, typer.Option("--output", "-o", help="where the .debs go")] = Path(
         "out/packages"
     ),
+    key: KeyOption = None,
+    keyless: Keyless = False,
+    password_file: PasswordFile = None,
 ) -> None:
-    """Build a recipe in a sandbox with no network: Debian's source + patches -> +kiln<N>."""
+    """Build a recipe in a sandbox with no network: Debian's source + patches -> +kiln<N>.
+
+    Beside the .debs: the build record, SLSA provenance and an SPDX SBOM of the source
+    package; with --key (or --keyless) both are signed as Sigstore bundles too.
+    """
     from kiln.recipes.service import SourceBuilder, host_arch
 
+    signer = bundle_signer(key, keyless, password_file) if key is not None or keyless else None
     builder = SourceBuilder.from_environment()
-    result = builder.build_recipe(recipe, arch=arch or host_arch(), out_dir=output)
+    result = builder.build_recipe(recipe, arch=arch or host_arch(), out_dir=output, signer=signer)
     table = Table("package", "sha256")
     for deb in result.debs:
         table.add_row(deb.name, hashlib.sha256(deb.read_bytes()).hexdigest())

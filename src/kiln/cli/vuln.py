@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from kiln.cli.app import app, console, err_console
+from kiln.cli.attest import Keyless, KeyOption, PasswordFile, bundle_signer
 from kiln.errors import InputError, PolicyError
 
 if TYPE_CHECKING:
@@ -383,13 +384,9 @@ def vex_create(
 def vex_attach(
     reference: Annotated[str, typer.Argument(help="HOST[:PORT]/REPO[:TAG][@DIGEST]")],
     document: Annotated[Path, typer.Argument(help="OpenVEX document (kiln vex create)")],
-    key: Annotated[Path | None, typer.Option("--key", help="private key PEM")] = None,
-    keyless: Annotated[
-        bool, typer.Option("--keyless", help="sign with the CI's ambient OIDC identity")
-    ] = False,
-    password_file: Annotated[
-        Path | None, typer.Option("--password-file", help="the key passphrase's file")
-    ] = None,
+    key: KeyOption = None,
+    keyless: Keyless = False,
+    password_file: PasswordFile = None,
     insecure: Annotated[
         bool, typer.Option("--insecure", help="plain HTTP to a non-loopback registry")
     ] = False,
@@ -398,7 +395,6 @@ def vex_attach(
     from kiln.attest import Subject, vex_statement
     from kiln.attest.predicates import OPENVEX_0_2
     from kiln.attest.verify import attach_bundle
-    from kiln.cli.attest import bundle_signer
     from kiln.registry import Reference, RegistryClient
     from kiln.vuln.vex import load_vex
 

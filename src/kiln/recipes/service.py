@@ -10,6 +10,7 @@ in a JSON build record next to the .debs.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import json
 import platform
@@ -18,6 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kiln.assemble.harden import ElfAudit
+from kiln.attest.bundle import BundleSigner
+from kiln.attest.predicates import SPDX_2_3, statement_for
+from kiln.debian.cache import atomic_write
+from kiln.debian.deb import read_deb
 from kiln.debian.distro import Distro, get_distro
 from kiln.errors import InputError, PolicyError
 from kiln.pipeline.repo import Repository
@@ -28,6 +33,7 @@ from kiln.recipes.fetch import FetchedSource, fetch_source
 from kiln.recipes.index import SourcePackage, SourceUniverse, load_sources
 from kiln.recipes.load import LoadedRecipe, check_base, load_recipe
 from kiln.recipes.provenance import package_provenance
+from kiln.recipes.sbom import SourceFile, source_spdx
 from kiln.recipes.verify import RebuildComparison, compare_debs, debs_by_package
 
 # Fixed, so the same inputs give the same build-root tarball (mmdebstrap honours it).
@@ -94,12 +100,21 @@ class SourceBuilder:
             log=log,
         )
 
-    def build_recipe(self, recipe_path: Path, *, arch: str, out_dir: Path) -> BuildOutput:
+    def build_recipe(
+        self,
+        recipe_path: Path,
+        *,
+        arch: str,
+        out_dir: Path,
+        signer: BundleSigner | None = None,
+    ) -> BuildOutput:
         """Check the recipe against Debian, fetch, build in the sandbox, check, record.
 
         After the build, kiln's ELF audit runs on the .debs and the recipe's tests run
         with the packages unpacked into a fresh root; a failing test raises
-        ``RecipeTestError`` (the .debs and the record stay in ``out_dir``).
+        ``RecipeTestError`` (the .debs and the record stay in ``out_dir``). Beside the
+        .debs go the provenance and an SPDX SBOM of the source package; with a ``signer``
+        both are also signed as Sigstore bundles (``*.sigstore.json``).
         """
         loaded = load_recipe(recipe_path)
         distro = get_distro(loaded.recipe.distro)
@@ -120,9 +135,18 @@ class SourceBuilder:
         results = run_recipe_tests(loaded.recipe.tests, output.debs, root_tarball=root.tarball)
         write_build_record(output, fetched, root, loaded, audits=audits, tests=results)
         statement = package_provenance(output, fetched, root, loaded, codename=distro.codename)
-        output.log.with_name(f"{output.source}_{output.version}.provenance.json").write_bytes(
-            statement.to_json() + b"\n"
-        )
+        stem = output.log.with_name(f"{output.source}_{output.version}")
+        atomic_write(stem.with_name(stem.name + ".provenance.json"), statement.to_json() + b"\n")
+        spdx = source_package_sbom(output, fetched, loaded)
+        atomic_write(stem.with_name(stem.name + ".spdx.json"), spdx)
+        if signer is not None:
+            sbom_statement = statement_for(SPDX_2_3, statement.subject, json.loads(spdx))
+            for suffix, signed in (
+                ("provenance", statement),
+                ("spdx", sbom_statement),
+            ):
+                bundle = signer.sign_statement(signed)
+                atomic_write(stem.with_name(f"{stem.name}.{suffix}.sigstore.json"), bundle)
         failed = [r for r in results if not r.passed]
         if failed:
             raise RecipeTestError(
@@ -248,3 +272,36 @@ def _recipe_record(loaded: LoadedRecipe | None) -> dict[str, object] | None:
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def source_package_sbom(output: BuildOutput, fetched: FetchedSource, loaded: LoadedRecipe) -> bytes:
+    """The SPDX document of one recipe build: source files, patches, recipe, the .debs."""
+    files = [
+        SourceFile.of(fetched.directory / f.name, f.name, "from Debian's signed Sources index")
+        for f in fetched.package.files
+        if (fetched.directory / f.name).is_file()
+    ]
+    files += [
+        SourceFile.of(
+            p.path,
+            f"debian/patches/{p.name}",
+            f"kiln patch (DEP-3): {p.header.summary}; CVE: {', '.join(p.header.cves) or 'none'}"
+            + (f"; Origin: {p.header.origin}" if p.header.origin else ""),
+        )
+        for p in loaded.patches
+    ]
+    files.append(SourceFile.of(loaded.path, f"kiln-recipe/{loaded.path.name}", "the kiln recipe"))
+    stamps = [
+        log.timestamp
+        for deb in output.debs
+        if (log := read_deb(deb).changelog()) is not None and log.timestamp is not None
+    ]
+    newest = max(stamps, default=0)  # the date kiln gave the build's changelog entry
+    return source_spdx(
+        source=output.source,
+        version=output.version,
+        files=files,
+        debs=output.debs,
+        maintainer=loaded.recipe.maintainer,
+        created=dt.datetime.fromtimestamp(newest, dt.UTC),
+    )

@@ -242,11 +242,15 @@ def spdx_document(inp: SbomInput) -> Document:
 
 def generate_spdx(inp: SbomInput) -> bytes:
     """SPDX 2.3 JSON bytes of ``inp``, validated by spdx-tools; equal inputs, equal bytes."""
-    document = spdx_document(inp)
+    return validated_json(spdx_document(inp), what=inp.image.name)
+
+
+def validated_json(document: Document, *, what: str) -> bytes:
+    """``document`` as JSON bytes once spdx-tools finds nothing wrong with it."""
     problems = validate_full_spdx_document(document)
     if problems:
         raise SbomGenerationError(
-            f"the SPDX document for {inp.image.name} fails spdx-tools validation",
+            f"the SPDX document for {what} fails spdx-tools validation",
             details=[f"{m.context.spdx_id or ''}: {m.validation_message}" for m in problems[:10]],
         )
     stream = io.StringIO()
