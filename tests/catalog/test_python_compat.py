@@ -102,6 +102,26 @@ def test_prefix_install_copied_into_the_runtime_runs_as_nonroot(rootfs: dict[str
     assert found.startswith("/usr/local/lib/python3.13/site-packages/gunicorn/__init__.py ")
 
 
+def test_prefix_install_by_usr_bin_python3_is_found_too(rootfs: dict[str, Path]) -> None:
+    """/usr/bin/python3 -m pip --prefix: Debian's pip wheel uses Debian's posix_local
+    scheme (<prefix>/local/lib/python3.13/dist-packages), an upgraded upstream pip the
+    official layout (<prefix>/lib/python3.13/site-packages); both are found once copied.
+    """
+    dev, runtime = rootfs["python-dev"], rootfs["python"]
+    pip = ["/usr/bin/python3", "-m", "pip", "install", "-q", "--prefix=/install-deb", "six"]
+    run(dev, pip, network=True)
+    (six,) = (dev / "install-deb").rglob("six.py")
+    relative = six.relative_to(dev / "install-deb").as_posix()
+    assert relative in (
+        "local/lib/python3.13/dist-packages/six.py",
+        "lib/python3.13/site-packages/six.py",
+    )
+    copy_tree(dev / "install-deb", runtime / "usr/local")
+    probe = "import six; print(six.__file__)"
+    found = run(runtime, ["/usr/bin/python3.13", "-c", probe], uid=65532).stdout.strip()
+    assert found == f"/usr/local/{relative}"
+
+
 def test_venv_built_in_dev_runs_in_the_runtime(rootfs: dict[str, Path]) -> None:
     dev, runtime = rootfs["python-dev"], rootfs["python"]
     run(dev, ["python", "-m", "venv", "/opt/venv"])

@@ -228,8 +228,6 @@ def install_wheel(plan: Plan, spec: WheelInstall, *, where: str) -> Plan:
             _versioned_scripts(source, destination, version)
             install(source, destination, {"INSTALLER": INSTALLER_NAME})
     except (InstallerError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        if isinstance(exc, InputError):
-            raise
         raise InputError(f"{where}: invalid wheel: {exc}") from exc
     clashes = sorted(p for p in destination.entries if p in plan)
     if clashes:
