@@ -138,10 +138,10 @@ def run_suite(
         for app in apps
     }
     needed = _needed_standins(apps, standins)
-    layouts_needed = sorted({s.layout for sw in swapped.values() for s in sw.swaps if s.layout})
+    images_needed = sorted({s.image for sw in swapped.values() for s in sw.swaps if s.image})
     # The two sides' base images are independent: kiln builds while mmdebstrap runs.
     with ThreadPoolExecutor(max_workers=1) as kiln_side:
-        kiln_built = kiln_side.submit(_kiln_layouts, layouts_needed, config, logs, progress)
+        kiln_built = kiln_side.submit(_kiln_layouts, images_needed, config, logs, progress)
         progress(f"stand-ins: {', '.join(s.name for s in needed)}")
         builds = _build_standins(
             needed, standins, mirrors, config=config, logs=logs, progress=progress
@@ -237,11 +237,12 @@ def _fetch_npm(ref: str, downloads: Path) -> None:
 
 
 def _kiln_layouts(
-    layouts: list[str], config: SuiteConfig, logs: Path, progress: Progress
+    images: list[str], config: SuiteConfig, logs: Path, progress: Progress
 ) -> tuple[Path, str]:
+    """``kiln build`` the specs of ``images`` (the swapped FROM lines' images)."""
     if config.layouts is not None:
         return config.layouts, ""
-    specs = sorted({config.images_dir / f"{name.split('-')[0]}.yaml" for name in layouts})
+    specs = [config.images_dir / f"{name}.yaml" for name in images]
     output = config.work / "kiln-out"
     progress(f"kiln build {' '.join(s.stem for s in specs)}")
     result = run(
