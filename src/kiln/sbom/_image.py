@@ -20,7 +20,7 @@ from typing import Any
 
 from kiln.errors import InputError, IntegrityError
 from kiln.inventory.image import LAYER_ERRORS, HashingReader, layer_tar_stream
-from kiln.inventory.tree import LayerTree
+from kiln.inventory.tree import LayerTree, is_metadata_path
 from kiln.registry import Descriptor, Digest, ImageIndex, ImageLayout, ImageManifest
 
 #: The SBOM reader's view of an image's files: the inventory's in-memory layer tree.
@@ -55,7 +55,7 @@ def is_kept(path: str) -> bool:
 
 def new_rootfs() -> RootFS:
     """An empty root filesystem that keeps the SBOM's files and refuses what escapes it."""
-    return LayerTree(keep=is_kept, strict=True)
+    return LayerTree(keep=lambda path: is_kept(path) or is_metadata_path(path), strict=True)
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,13 @@ def _package(package: SbomPackage) -> Component:
             url = None  # a Homepage that is not a URI is left out, not fatal
         if url is not None:
             refs.append(ExternalReference(type=ExternalReferenceType.WEBSITE, url=url))
-    props = [*_trivy_source(package), Property(name="kiln:dpkg:database", value=package.location)]
+    if package.ecosystem == "deb":
+        props = [
+            *_trivy_source(package),
+            Property(name="kiln:dpkg:database", value=package.location),
+        ]
+    else:
+        props = [Property(name="kiln:metadata", value=package.location)]
     if package.deb_filename:
         props.append(Property(name="kiln:deb:filename", value=package.deb_filename))
     # Kiln-Recipe -> kiln:recipe, Kiln-Patches -> kiln:patches, Kiln-Fixes -> kiln:fixes
@@ -186,8 +192,11 @@ def cyclonedx_bom(inp: SbomInput) -> Bom:
         serial_number=document_uuid(inp, "cyclonedx"),
         metadata=metadata,
     )
-    bom.register_dependency(image, [os_component])
-    bom.register_dependency(os_component, list(packages.values()))
+    extra = [packages[p.purl] for p in inp.packages if p.ecosystem != "deb"]
+    bom.register_dependency(image, [os_component, *extra])
+    bom.register_dependency(
+        os_component, [packages[p.purl] for p in inp.packages if p.ecosystem == "deb"]
+    )
     for package in inp.packages:
         targets = [packages[d] for d in package.depends if d in packages]
         bom.register_dependency(packages[package.purl], targets)

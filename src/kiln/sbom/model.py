@@ -73,6 +73,8 @@ class SbomPackage:
     location: str = ""  # the dpkg database file that lists it
     #: how kiln rebuilt it from source (Kiln-Recipe, Kiln-Patches, Kiln-Fixes control fields)
     kiln_build: tuple[tuple[str, str], ...] = ()
+    #: deb (from the dpkg database), or pypi / npm (installed outside dpkg, e.g. pip, npm)
+    ecosystem: str = "deb"
 
 
 @dataclass(frozen=True)

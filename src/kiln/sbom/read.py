@@ -36,7 +36,9 @@ from debian.deb822 import Deb822, PkgRelation
 from kiln.errors import InputError
 from kiln.inventory.dpkg import parse_status
 from kiln.inventory.model import Distro, InstalledPackage
+from kiln.inventory.npm import parse_package_json
 from kiln.inventory.osrelease import parse_os_release
+from kiln.inventory.python import parse_core_metadata
 from kiln.sbom._image import (
     GENERATED_PATHS,
     IMAGE_JSON,
@@ -88,6 +90,7 @@ def read_sbom_input(
     if lock is not None:
         _check_lock(image, lock)
         packages = [_with_lock(p, lock) for p in packages]
+    packages += _language_packages(files.rootfs, warnings)
     generated = _generated(files.rootfs)
     return SbomInput(
         image=image,
@@ -318,6 +321,40 @@ def _packages(rootfs: RootFS, distro: Distro, warnings: list[str]) -> list[SbomP
             )
         )
     return out
+
+
+def _language_packages(rootfs: RootFS, warnings: list[str]) -> list[SbomPackage]:
+    """Python and npm packages installed outside dpkg (pip in -dev images, npm, corepack)."""
+    found: dict[str, SbomPackage] = {}
+    for path in rootfs.files():
+        name = path.rpartition("/")[2]
+        if name in ("package-lock.json", "os-release") or path.startswith(STATUS_D):
+            continue
+        if path in (STATUS, *OS_RELEASE_PATHS):
+            continue
+        data = rootfs.read(path)
+        if data is None:
+            continue
+        location = f"/{path}"
+        if name == "package.json":
+            package = parse_package_json(data, location, warnings)
+        else:  # METADATA, PKG-INFO, *.egg-info
+            package = parse_core_metadata(data, location, warnings)
+        if package is None or package.purl in found:
+            continue
+        found[package.purl] = SbomPackage(
+            name=package.name,
+            version=package.version,
+            arch=None,
+            source_name=package.name,
+            source_version=package.version,
+            purl=package.purl,
+            supplier=None,
+            license=None,
+            location=location,
+            ecosystem=package.ecosystem,
+        )
+    return list(found.values())
 
 
 # ------------------------------------------------------------------------------- lock

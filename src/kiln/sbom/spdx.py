@@ -65,7 +65,7 @@ def _element_id(kind: str, name: str, unique: str) -> str:
 
 
 def package_id(package: SbomPackage) -> str:
-    return _element_id("Package-deb", package.name, package.purl)
+    return _element_id(f"Package-{package.ecosystem}", package.name, package.purl)
 
 
 def file_id(file: GeneratedFile) -> str:
@@ -155,7 +155,11 @@ def _deb_package(package: SbomPackage) -> Package:
         files_analyzed=False,
         checksums=checksums,
         homepage=_homepage(package.homepage),
-        source_info=f"built package from: {package.source_name} {package.source_version}",
+        source_info=(
+            f"built package from: {package.source_name} {package.source_version}"
+            if package.ecosystem == "deb"
+            else None
+        ),
         license_concluded=SpdxNoAssertion(),
         license_declared=declared,
         copyright_text=SpdxNoAssertion(),
@@ -210,7 +214,10 @@ def spdx_document(inp: SbomInput) -> Document:
     relationships = [Relationship(DOCUMENT_ID, RelationshipType.DESCRIBES, IMAGE_ID)]
     relationships.append(Relationship(IMAGE_ID, RelationshipType.CONTAINS, OS_ID))
     relationships += [
-        Relationship(OS_ID, RelationshipType.CONTAINS, ids[p.purl]) for p in inp.packages
+        Relationship(
+            OS_ID if p.ecosystem == "deb" else IMAGE_ID, RelationshipType.CONTAINS, ids[p.purl]
+        )
+        for p in inp.packages
     ]
     relationships += [
         Relationship(IMAGE_ID, RelationshipType.CONTAINS, file_id(f)) for f in inp.files
