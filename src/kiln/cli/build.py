@@ -19,15 +19,15 @@ from rich.table import Table
 
 from kiln.cli.app import app, console, err_console
 from kiln.errors import InputError, PolicyError
-from kiln.resolve.lockfile import Lock, LockError, diff_locks, read_lock, write_lock
-from kiln.spec import LoadedSpec, load_spec
 
 if TYPE_CHECKING:
     from kiln.assemble import BuiltImage, Compression, HardeningReport
     from kiln.pipeline import Repository
+    from kiln.resolve.lockfile import Lock
+    from kiln.spec import LoadedSpec
 
-# Assembly, the sandbox and the repository client load inside the commands, so that
-# every kiln command starts without them.
+# Assembly, the sandbox, the repository client, specs and locks load inside the
+# commands, so that every kiln command (kiln verify too) starts without them.
 # ruff: noqa: PLC0415
 
 CTRF_REPORT = "ctrf-report.json"
@@ -43,6 +43,7 @@ def _csv(values: list[str] | None) -> list[str]:
 def _current_lock(item: LoadedSpec, repo: Repository, *, frozen: bool) -> Lock:
     """The lock to build from: refuse drift when frozen, else (re)lock when needed."""
     from kiln.pipeline import lock_spec
+    from kiln.resolve.lockfile import LockError, diff_locks, read_lock, write_lock
 
     path = item.lock_path
     if frozen:
@@ -124,6 +125,7 @@ def build(
         cache=not no_cache,
     )
     from kiln.pipeline import Repository
+    from kiln.spec import load_spec
 
     repo = Repository.from_environment()
     built = [b for path in specs for b in build_spec(load_spec(path), repo, options)]
@@ -267,6 +269,8 @@ def _layouts_for(target: Path, output: Path) -> list[Path]:
         return [target]
     if not target.is_file():
         raise InputError(f"{target}: neither an OCI image layout directory nor a spec file")
+    from kiln.spec import load_spec
+
     spec = load_spec(target).spec
     found = [
         output / name

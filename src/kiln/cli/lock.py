@@ -14,11 +14,11 @@ from rich.table import Table
 
 from kiln.cli.app import app, console
 from kiln.errors import PolicyError
-from kiln.resolve.lockfile import Lock, diff_locks, read_lock, write_lock
-from kiln.spec import LoadedSpec, load_spec
 
 if TYPE_CHECKING:
     from kiln.pipeline import LockResult, Repository
+    from kiln.resolve.lockfile import Lock
+    from kiln.spec import LoadedSpec
 
 SpecArgs = Annotated[list[Path], typer.Argument(help="image spec files (images/<name>.yaml)")]
 
@@ -40,6 +40,9 @@ def lock(
     ] = 0.0,
 ) -> None:
     """Resolve each spec against the signed Debian indexes and write <spec>.lock.json."""
+    from kiln.resolve.lockfile import read_lock, write_lock
+    from kiln.spec import load_spec
+
     loaded = [load_spec(path) for path in specs]
     if show:
         for item in loaded:
@@ -86,6 +89,8 @@ def _lock_one(item: LoadedSpec, repo: Repository) -> LockResult:
 
 
 def _changes(item: LoadedSpec, fresh: Lock) -> list[str]:
+    from kiln.resolve.lockfile import diff_locks, read_lock
+
     if not item.lock_path.exists():
         return ["no lock file yet"]
     return diff_locks(read_lock(item.lock_path), fresh)
@@ -133,6 +138,8 @@ def fetch(specs: SpecArgs) -> None:
     """Download the locked .deb files into the cache, verifying size and sha256 first."""
     from kiln.debian import get_distro
     from kiln.pipeline import Repository, locked_to_binary
+    from kiln.resolve.lockfile import read_lock
+    from kiln.spec import load_spec
 
     repo = Repository.from_environment()
     for item in specs:

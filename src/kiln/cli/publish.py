@@ -24,7 +24,6 @@ from kiln.cli.build import (
     check_layout,
 )
 from kiln.errors import PolicyError
-from kiln.spec import load_spec
 
 if TYPE_CHECKING:
     from kiln.attest import Attestation
@@ -55,6 +54,7 @@ def publish(
     from kiln.pipeline.publish import Destination, already_attested, attestations_for
     from kiln.pipeline.publish import publish as push_image
     from kiln.registry import RegistryClient
+    from kiln.spec import load_spec
 
     destination = Destination.parse(registry)
     signer = bundle_signer(key, keyless, password_file)

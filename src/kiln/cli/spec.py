@@ -18,12 +18,13 @@ import typer
 
 from kiln.cli.app import app, console
 from kiln.errors import InputError
-from kiln.spec import ImageSpec, load_spec
 
 
 @app.command()
 def schema() -> None:
     """Print the JSON Schema that image specs (images/<name>.yaml) follow."""
+    from kiln.spec import ImageSpec
+
     document = ImageSpec.model_json_schema(by_alias=True)
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     document["title"] = "kiln image spec"
@@ -59,6 +60,7 @@ def notes(
         spec_paths,
         splice_readme,
     )
+    from kiln.spec import load_spec
 
     paths = tuple(specs) if specs else spec_paths(catalog_dir)
     images = catalog_from_specs((load_spec(p) for p in paths), with_locks=False).images
