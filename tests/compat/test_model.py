@@ -83,13 +83,13 @@ def test_a_missing_declaration_is_named(tmp_path: Path) -> None:
             "description: x\nport: 80\nrequests:\n  - path: /\n    colour: red\n",
             "unknown field 'colour'",
             5,
-            "requests.0.colour",
+            "requests[0].colour",
         ),
         (
             "description: x\nport: 80\nrequests:\n  - path: relative\n",
             "should match pattern",
             4,
-            "requests.0.path",
+            "requests[0].path",
         ),
         (
             "description: x\nport: 99999\nrequests:\n  - path: /\n",
@@ -120,7 +120,7 @@ def test_a_missing_declaration_is_named(tmp_path: Path) -> None:
             "description: x\nport: 80\nrequests: [{path: /, headers: ['bad header']}]\n",
             "not an HTTP header name",
             3,
-            "requests.0.headers",
+            "requests[0].headers",
         ),
     ],
 )
@@ -144,7 +144,7 @@ def test_invalid_yaml_is_reported_with_its_position(tmp_path: Path) -> None:
 
 
 def test_a_declaration_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="expected a YAML mapping"):
+    with pytest.raises(InputError, match="must be a YAML mapping of fields"):
         load_app(_app(tmp_path, "- just\n- a list\n"))
 
 
@@ -171,7 +171,7 @@ def test_standins_refuse_a_registry_host_and_duplicate_refs(tmp_path: Path) -> N
     with pytest.raises(InputError, match="no registry host") as caught:
         load_standins(path)
     assert caught.value.location is not None
-    assert caught.value.location.field == "standins.0.refs"
+    assert caught.value.location.field == "standins[0].refs"
     path.write_text(
         base % "'python:3'"
         + "  - {name: b, refs: ['python:3'], kiln: python, variant: minbase, packages: [python3]}\n"

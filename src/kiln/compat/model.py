@@ -18,14 +18,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kiln.errors import InputError, Location
+from kiln.yamldoc import parse_yaml_model, read_limited
 
 DECLARATION = "compat.yaml"
 DOCKERFILE = "Dockerfile"
@@ -254,74 +252,7 @@ def load_standins(path: Path) -> StandinCatalog:
 
 
 def _load_model(path: Path, model: type[_M]) -> _M:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path} does not exist", location=Location(str(path))) from None
-    except OSError as exc:
-        raise InputError(
-            f"cannot read {path}: {exc.strerror}", location=Location(str(path))
-        ) from exc
-    if len(data) > MAX_DECLARATION_BYTES:
-        raise InputError(
-            f"{path} is {len(data)} bytes (limit {MAX_DECLARATION_BYTES})",
-            location=Location(str(path)),
-        )
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"not UTF-8 text (byte {exc.start})", location=Location(str(path))
-        ) from exc
-    try:
-        tree = YAML(typ="rt").load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = Location(str(path), mark.line + 1, mark.column + 1) if mark else Location(str(path))
-        raise InputError(f"invalid YAML: {exc.problem or exc.context}", location=where) from exc
-    if not isinstance(tree, CommentedMap):
-        raise InputError("expected a YAML mapping of fields", location=Location(str(path), 1, 1))
-    try:
-        return model.model_validate(_plain(tree))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = tuple(first["loc"])
-        line, column = _position(tree, loc)
-        field = ".".join(str(p) for p in loc) or None
-        message = str(first["msg"]).removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = f"unknown field {str(loc[-1])!r}"
-        elif first["type"] == "missing":
-            message = f"required field {str(loc[-1])!r} is missing"
-        raise InputError(
-            message,
-            location=Location(str(path), line, column, field),
-            details=[f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[1:]],
-        ) from exc
-
-
-def _plain(node: Any) -> Any:
-    if isinstance(node, CommentedMap):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, CommentedSeq):
-        return [_plain(v) for v in node]
-    return node
-
-
-def _position(tree: Any, loc: tuple[Any, ...]) -> tuple[int | None, int | None]:
-    """Line and column (1-based) of the deepest node of ``loc`` found in the YAML tree."""
-    line: int | None = 1
-    column: int | None = 1
-    node = tree
-    for part in loc:
-        if isinstance(node, CommentedMap) and part in node:
-            line, column = node.lc.key(part)
-            line, column = line + 1, column + 1
-            node = node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
-            line, column = node.lc.item(part)
-            line, column = line + 1, column + 1
-            node = node[part]
-        else:
-            break
-    return line, column
+    what = "compat declaration"
+    data = read_limited(path, what=what, limit=MAX_DECLARATION_BYTES, error=InputError)
+    parsed, _ = parse_yaml_model(data, path, model, what=what, error=InputError)
+    return parsed
