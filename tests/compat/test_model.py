@@ -106,7 +106,7 @@ def test_a_missing_declaration_is_named(tmp_path: Path) -> None:
         ),
         (
             "description: x\noutput: {output: '(unclosed'}\n",
-            "not a regular expression",
+            "not a valid regular expression",
             2,
             "output.output",
         ),

@@ -23,6 +23,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kiln.errors import InputError, Location
+from kiln.spec.model import Regex
 from kiln.yamldoc import parse_yaml_model, read_limited
 
 DECLARATION = "compat.yaml"
@@ -65,17 +66,7 @@ class ExpectedOutput(_Frozen):
     """A container that runs to completion: exit code and output are compared."""
 
     exit_code: int = Field(default=0, alias="exit-code", ge=0, le=255)
-    output: str | None = None  # a regular expression searched in stdout + stderr
-
-    @field_validator("output")
-    @classmethod
-    def _regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a regular expression: {exc}") from exc
-        return value
+    output: Regex | None = None  # searched in stdout + stderr
 
 
 class AfterOverrides(_Frozen):

@@ -39,6 +39,18 @@ def _check_package_names(names: tuple[str, ...]) -> tuple[str, ...]:
 
 PackageName = Annotated[str, Field(max_length=128), AfterValidator(_valid_package_name)]
 
+
+def _valid_regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"{value!r} is not a valid regular expression: {exc}") from exc
+    return value
+
+
+#: A regular expression, checked to compile when the document is read.
+Regex = Annotated[str, AfterValidator(_valid_regex)]
+
 # npm package names (https://docs.npmjs.com/cli/v10/configuring-npm/package-json#name) and
 # exact semver versions: a spec pins what the lock records with the registry's integrity.
 _NPM_NAME = re.compile(r"^(?:@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*$")
@@ -219,16 +231,7 @@ class Probe(_Frozen):
 
     port: int = Field(ge=1, le=65535, description="TCP port the service listens on (127.0.0.1)")
     send: str = Field(default="", description="text sent once connected (e.g. an HTTP request)")
-    expect: str = Field(min_length=1, description="regular expression the answer must match")
-
-    @field_validator("expect")
-    @classmethod
-    def _regex(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"{value!r} is not a valid regular expression: {exc}") from exc
-        return value
+    expect: Regex = Field(min_length=1, description="regular expression the answer must match")
 
 
 class ImageTest(_Frozen):
@@ -242,8 +245,8 @@ class ImageTest(_Frozen):
     name: str = Field(min_length=1)
     command: tuple[str, ...] = Field(min_length=1, description="argv, no shell")
     exit_code: int = Field(default=0, alias="exit-code")
-    stdout: str | None = Field(default=None, description="regular expression stdout must match")
-    stderr: str | None = Field(default=None, description="regular expression stderr must match")
+    stdout: Regex | None = Field(default=None, description="regular expression stdout must match")
+    stderr: Regex | None = Field(default=None, description="regular expression stderr must match")
     timeout: float = Field(default=60.0, gt=0, le=3600)
     network: bool = Field(default=False, description="give the test loopback networking")
     user: str | None = Field(default=None, description="defaults to the image's user")
@@ -269,16 +272,6 @@ class ImageTest(_Frozen):
             raise ValueError(  # noqa: TRY004 (pydantic reports ValueError as a field error)
                 "command must be a list of arguments (tests run without a shell)"
             )
-        return value
-
-    @field_validator("stdout", "stderr")
-    @classmethod
-    def _regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"{value!r} is not a valid regular expression: {exc}") from exc
         return value
 
 
