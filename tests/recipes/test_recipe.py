@@ -45,6 +45,18 @@ def test_recipe_loads_with_patches_and_cves(tmp_path: Path) -> None:
     assert len(loaded.sha256) == 64
 
 
+def test_patch_paths_are_absolute_when_the_recipe_path_is_relative(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `kiln package build recipes/jq.yaml` from the checkout: patch(1) later runs with -d
+    # inside the source tree, where a relative patch path would name nothing
+    recipe_dir(tmp_path, BASE)
+    monkeypatch.chdir(tmp_path)
+    loaded = load_recipe(Path("recipes/hello.yaml"))
+    assert loaded.patches[0].path.is_absolute()
+    assert loaded.patches[0].path == tmp_path / "recipes/patches/hello/fix.patch"
+
+
 def test_unknown_field_points_at_its_line_and_column(tmp_path: Path) -> None:
     path = recipe_dir(tmp_path, BASE + "hardening:\n  fortify: 3\n")
     with pytest.raises(RecipeError) as caught:

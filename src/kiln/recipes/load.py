@@ -110,7 +110,8 @@ def _read_patch(base_dir: Path, relative: str, where: Location) -> LoadedPatch:
     except UnicodeDecodeError as exc:
         raise RecipeError(f"patch {relative} is not UTF-8 (byte {exc.start})", where) from exc
     header = parse_dep3(text, path=str(target))
-    return LoadedPatch(target, target.name, hashlib.sha256(data).hexdigest(), header, text)
+    # absolute: patch(1) runs with -d inside the source tree
+    return LoadedPatch(resolved, target.name, hashlib.sha256(data).hexdigest(), header, text)
 
 
 def check_base(loaded: LoadedRecipe, universe: SourceUniverse) -> SourcePackage:
