@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import ssl
 import struct
-
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from kiln.assemble.fs import Plan, file_entry
 from kiln.assemble.model import AssemblyInput
@@ -82,10 +80,12 @@ def java_cacerts(plan: Plan, inp: AssemblyInput) -> Plan:
         if not data:
             continue
         try:
-            cert = x509.load_pem_x509_certificate(data)
-        except ValueError:
-            continue  # update-ca-certificates would have skipped it too
-        certs.append((f"debian:{name}", cert.public_bytes(Encoding.DER)))
+            # the DER bytes only: cryptography warns on (and will refuse) a root Debian
+            # ships with a non-positive serial, which keytool and Java accept
+            der = ssl.PEM_cert_to_DER_cert(data.decode("ascii"))
+        except (ValueError, UnicodeDecodeError):
+            continue  # not one PEM certificate: update-ca-certificates would skip it too
+        certs.append((f"debian:{name}", der))
     if not certs:
         return plan
     store = jks_trust_store(certs, epoch=inp.source_date_epoch)
