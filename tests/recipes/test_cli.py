@@ -76,3 +76,37 @@ def test_repo_publish_signs_with_a_kiln_managed_key(kiln_env: Path) -> None:
 
     subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False,
                    timeout=30)  # fmt: skip
+
+
+class _FakeRebuilder:
+    def __init__(self, comparison: object) -> None:
+        self.comparison = comparison
+
+    def rebuild_verify(self, name: str, **_: object) -> object:
+        return self.comparison
+
+
+@pytest.mark.parametrize("with_diffoscope", [True, False], ids=["diffoscope", "no-diffoscope"])
+def test_rebuild_verify_names_the_diffoscope_report_or_says_it_is_missing(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    with_diffoscope: bool,
+) -> None:
+    from kiln.recipes.service import SourceBuilder
+    from kiln.recipes.verify import DebComparison, DiffoscopeReport, RebuildComparison
+
+    report = DiffoscopeReport(tmp_path / "hello.diffoscope.txt", complete=True)
+    item = DebComparison("hello", "a" * 64, "b" * 64, ("usr/bin/hello: content differs",),
+                         report if with_diffoscope else None)  # fmt: skip
+    comparison = RebuildComparison("hello", "1.0-1", (item,), with_diffoscope)
+    monkeypatch.setattr(
+        SourceBuilder, "from_environment", classmethod(lambda cls: _FakeRebuilder(comparison))
+    )
+    assert main(["rebuild", "--verify", "hello", "-o", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "hello: usr/bin/hello: content differs" in out
+    if with_diffoscope:
+        assert f"diffoscope report {report.path}" in out
+    else:
+        assert "diffoscope is not installed" in out

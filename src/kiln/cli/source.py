@@ -127,11 +127,29 @@ def rebuild(
     for item in result.packages:
         for line in item.differences:
             console.print(f"  {item.package}: {line}", markup=False, highlight=False)
-        if item.diffoscope:
-            console.print(item.diffoscope, markup=False, highlight=False)
+        if item.diffoscope is not None:
+            state = "" if item.diffoscope.complete else f" (incomplete: {item.diffoscope.note})"
+            console.print(
+                f"  {item.package}: diffoscope report {item.diffoscope.path}{state}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,  # a path to copy, unbroken
+            )
     if result.skipped:
         console.print(f"not compared (not in Debian's main archive): {', '.join(result.skipped)}")
-    how = "diffoscope" if result.diffoscope_available else "member by member (no diffoscope)"
+    differs = any(not item.identical for item in result.packages)
+    if differs and not result.diffoscope_available:
+        console.print(
+            "diffoscope is not installed: differences are shown member by member only "
+            "(apt-get install diffoscope-minimal for a full report)",
+            markup=False,
+            highlight=False,
+        )
+    how = (
+        "member by member, and by diffoscope"
+        if result.diffoscope_available
+        else "member by member (no diffoscope)"
+    )
     console.print(
         f"{result.source} {result.version}: {result.rate:.0%} of .debs bit-for-bit identical "
         f"(differences shown {how})",

@@ -352,12 +352,14 @@ def build_in_sandbox(
     root_dir: Path | None = None,
     timeout: float = 7200.0,
     nocheck: bool = False,
+    build_profiles: tuple[str, ...] = (),
 ) -> BuildOutput:
     """Build binary packages of ``fetched`` (with ``loaded``'s patches when given).
 
     ``root_dir`` (tests) uses an existing directory as the read-only root instead of a
     fresh extraction of ``root_tarball``. ``nocheck`` skips the test suite without
-    a build profile (DEB_BUILD_OPTIONS only).
+    a build profile (DEB_BUILD_OPTIONS only). ``build_profiles`` (DEB_BUILD_PROFILES)
+    apply to a plain rebuild; a recipe build takes the recipe's profiles.
     """
     started = time.monotonic()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -380,7 +382,7 @@ def build_in_sandbox(
         tree = unpack_source(fetched, root, build_dir, log=log)
         if loaded is not None:
             apply_recipe(tree, loaded, codename=codename)
-        profiles = loaded.recipe.profile_names if loaded is not None else ()
+        profiles = loaded.recipe.profile_names if loaded is not None else build_profiles
         skip_tests = nocheck or "nocheck" in profiles
         options = [f"parallel={jobs}"] + (["nocheck"] if skip_tests else [])
         env = {"DEB_BUILD_OPTIONS": " ".join(options)}

@@ -158,18 +158,29 @@ class SourceBuilder:
         return output
 
     def rebuild_verify(
-        self, name: str, *, arch: str, out_dir: Path, nocheck: bool = False
+        self,
+        name: str,
+        *,
+        arch: str,
+        out_dir: Path,
+        nocheck: bool = False,
+        profiles: tuple[str, ...] = (),
+        version: str | None = None,
+        timeout: float = 7200.0,
     ) -> RebuildComparison:
-        """Rebuild Debian's newest ``name`` unpatched and compare with Debian's .debs.
+        """Rebuild Debian's ``name`` (newest, or ``version``) unpatched and compare .debs.
 
         ``nocheck`` skips the package's test suite (DEB_BUILD_OPTIONS=nocheck, which
-        must not change the binaries of a well-behaved package).
+        must not change the binaries of a well-behaved package); ``profiles`` are build
+        profiles (e.g. ``nocheck``) for the build root's Build-Depends and the build.
+        ``timeout`` bounds the build (seconds). A mismatching pair's diffoscope report,
+        when diffoscope is installed, goes to ``out_dir/<package>.diffoscope.txt``.
         """
         _check_arch(arch)
         distro = get_distro("debian-13")
-        fetched, _ = self.fetch(distro, name)
+        fetched, _ = self.fetch(distro, name, version=version)
         package = fetched.package
-        root = self.build_root(distro, arch, package, ())
+        root = self.build_root(distro, arch, package, profiles)
         output = build_in_sandbox(
             fetched,
             root_tarball=root.tarball,
@@ -177,6 +188,8 @@ class SourceBuilder:
             out_dir=out_dir,
             codename=distro.codename,
             nocheck=nocheck,
+            build_profiles=profiles,
+            timeout=timeout,
         )
         write_build_record(output, fetched, root, None)
         snapshot = self.repository.snapshot(distro, [arch])
@@ -188,7 +201,7 @@ class SourceBuilder:
             if (
                 candidate is not None
                 and candidate.source == package.name
-                and candidate.version == package.version
+                and candidate.source_version == package.version
             ):
                 theirs_packages.append(candidate)
         # Debug symbols (-dbgsym) live in a separate archive that kiln does not read.
@@ -199,7 +212,10 @@ class SourceBuilder:
         skipped = tuple(sorted(n for n in built if n not in ours))
         paths = self.repository.fetch(distro, theirs_packages)
         theirs = {p.name: path for p, path in zip(theirs_packages, paths, strict=True)}
-        return compare_debs(package.name, package.version, ours, theirs, skipped=skipped)
+        comparison = compare_debs(
+            package.name, package.version, ours, theirs, skipped=skipped, report_dir=out_dir
+        )
+        return dataclasses.replace(comparison, build_seconds=output.duration)
 
     @staticmethod
     def _pick(universe: SourceUniverse, name: str, version: str | None) -> SourcePackage:

@@ -2,9 +2,10 @@
 
 A reproducible package (https://reproducible-builds.org/docs/definition/) rebuilt
 from the same source in an equivalent environment gives .debs whose sha256 equals the
-archive's. When one differs, the comparison says what differs: with ``diffoscope``
-when it is installed, else member by member (control fields, each data member's
-metadata and content digest) with kiln's own .deb reader.
+archive's. When one differs, the comparison says what differs member by member
+(control fields, each data member's metadata and content digest) with kiln's own .deb
+reader and, when ``diffoscope`` (https://diffoscope.org) is installed, also writes its
+text report for the pair, bounded in size (``--max-report-size``) and time.
 """
 
 from __future__ import annotations
@@ -18,8 +19,18 @@ from pathlib import Path
 
 from kiln.debian.deb import read_deb
 
-_DIFFOSCOPE_TIMEOUT = 900.0
+DIFFOSCOPE_TIMEOUT = 300.0  # seconds per pair; diffoscope's own --timeout, then a kill
+DIFFOSCOPE_MAX_REPORT = 2_000_000  # bytes of text report kept per pair
 _MAX_DIFFERENCES = 50
+
+
+@dataclass(frozen=True)
+class DiffoscopeReport:
+    """Where diffoscope's text report of one mismatching pair went, and how it ended."""
+
+    path: Path
+    complete: bool  # False: timed out or failed; the file holds what it wrote and why
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -30,7 +41,7 @@ class DebComparison:
     ours: str  # sha256, "" when we did not build it
     theirs: str  # sha256, "" when the distro has no such .deb
     differences: tuple[str, ...] = ()
-    diffoscope: str | None = None  # diffoscope's text output, when it ran
+    diffoscope: DiffoscopeReport | None = None  # when diffoscope ran on the pair
 
     @property
     def identical(self) -> bool:
@@ -44,16 +55,26 @@ class RebuildComparison:
     packages: tuple[DebComparison, ...]
     diffoscope_available: bool
     skipped: tuple[str, ...] = ()  # built but not comparable (e.g. -dbgsym packages)
+    build_seconds: float = 0.0
 
     @property
     def identical(self) -> bool:
         return bool(self.packages) and all(p.identical for p in self.packages)
 
     @property
+    def matched(self) -> int:
+        return sum(p.identical for p in self.packages)
+
+    @property
     def rate(self) -> float:
         if not self.packages:
             return 0.0
-        return sum(p.identical for p in self.packages) / len(self.packages)
+        return self.matched / len(self.packages)
+
+
+def find_diffoscope() -> str | None:
+    """diffoscope's path when it is installed (Debian: diffoscope-minimal), else None."""
+    return shutil.which("diffoscope")
 
 
 def compare_debs(
@@ -64,9 +85,17 @@ def compare_debs(
     *,
     use_diffoscope: bool = True,
     skipped: tuple[str, ...] = (),
+    report_dir: Path | None = None,
+    diffoscope: str | None = None,
+    diffoscope_timeout: float = DIFFOSCOPE_TIMEOUT,
 ) -> RebuildComparison:
-    """Compare ``ours`` and ``theirs`` (binary package name -> .deb path)."""
-    diffoscope = shutil.which("diffoscope") if use_diffoscope else None
+    """Compare ``ours`` and ``theirs`` (binary package name -> .deb path).
+
+    Each mismatching pair gets the member-by-member differences and, when diffoscope
+    is available (``diffoscope`` or else on PATH) and ``report_dir`` is given, a text
+    report ``<report_dir>/<package>.diffoscope.txt`` bounded in size and time.
+    """
+    tool = (diffoscope or find_diffoscope()) if use_diffoscope else None
     results = []
     for name in sorted(set(ours) | set(theirs)):
         a, b = ours.get(name), theirs.get(name)
@@ -76,9 +105,12 @@ def compare_debs(
             missing = () if a and b else (("not rebuilt",) if a is None else ("not in the distro",))
             results.append(DebComparison(name, ours_sha, theirs_sha, missing))
             continue
-        report = _run_diffoscope(diffoscope, b, a) if diffoscope else None
+        report = None
+        if tool is not None and report_dir is not None:
+            target = report_dir / f"{name}.diffoscope.txt"
+            report = run_diffoscope(tool, b, a, target, timeout=diffoscope_timeout)
         results.append(DebComparison(name, ours_sha, theirs_sha, member_differences(b, a), report))
-    return RebuildComparison(source, version, tuple(results), diffoscope is not None, skipped)
+    return RebuildComparison(source, version, tuple(results), tool is not None, skipped)
 
 
 def member_differences(theirs: Path, ours: Path) -> tuple[str, ...]:
@@ -108,17 +140,53 @@ def member_differences(theirs: Path, ours: Path) -> tuple[str, ...]:
     return tuple(found[:_MAX_DIFFERENCES])
 
 
-def _run_diffoscope(diffoscope: str, theirs: Path, ours: Path) -> str:
+def diffoscope_argv(
+    diffoscope: str, theirs: Path, ours: Path, report: Path, *, timeout: float
+) -> list[str]:
+    """diffoscope's command line: text report to a file, bounded size, its own timeout."""
+    return [
+        diffoscope,
+        "--text", str(report),
+        "--text-color", "never",
+        "--max-report-size", str(DIFFOSCOPE_MAX_REPORT),
+        "--max-text-report-size", str(DIFFOSCOPE_MAX_REPORT),
+        "--timeout", str(int(timeout)),
+        "--no-progress",
+        str(theirs), str(ours),
+    ]  # fmt: skip
+
+
+def run_diffoscope(
+    diffoscope: str, theirs: Path, ours: Path, report: Path, *, timeout: float = DIFFOSCOPE_TIMEOUT
+) -> DiffoscopeReport:
+    """Run diffoscope on one pair (Debian's first); exit 1 means "differences found"."""
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.unlink(missing_ok=True)
+    argv = diffoscope_argv(diffoscope, theirs, ours, report, timeout=timeout)
     try:
-        proc = subprocess.run(
-            [diffoscope, "--text", "-", str(theirs), str(ours)],
-            capture_output=True,
-            timeout=_DIFFOSCOPE_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"diffoscope failed: {exc}"
-    return proc.stdout.decode("utf-8", "replace")[-200_000:]
+        # diffoscope's --timeout stops new comparisons; the kill is the backstop.
+        proc = subprocess.run(argv, capture_output=True, timeout=timeout + 60, check=False)
+    except subprocess.TimeoutExpired:
+        return _failed(report, f"diffoscope did not finish within {timeout + 60:.0f} s")
+    except OSError as exc:
+        return _failed(report, f"diffoscope could not run: {exc}")
+    if proc.returncode == 0:
+        note = "diffoscope found no difference (only the archive bytes differ)"
+        return _noted(report, note, complete=True)
+    if proc.returncode != 1 or not report.is_file():
+        tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-5:]
+        return _failed(report, f"diffoscope failed (exit {proc.returncode}): {' | '.join(tail)}")
+    return DiffoscopeReport(report, complete=True)
+
+
+def _failed(report: Path, note: str) -> DiffoscopeReport:
+    return _noted(report, note, complete=False)
+
+
+def _noted(report: Path, note: str, *, complete: bool) -> DiffoscopeReport:
+    with report.open("a", encoding="utf-8") as handle:
+        handle.write(f"\n[kiln] {note}\n")
+    return DiffoscopeReport(report, complete=complete, note=note)
 
 
 def debs_by_package(paths: Sequence[Path]) -> dict[str, Path]:
