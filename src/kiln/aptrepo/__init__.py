@@ -4,7 +4,9 @@ Public interface: ``ensure_signing_key(home) -> SigningKey``,
 ``publish(directory, files, key=, date=, suite=, archs=) -> PublishedRepository``;
 ``overlay_snapshot(snapshot, base_url, keyring=, ...)`` adds kiln's repository to a
 Debian ``RepoSnapshot`` so the resolver prefers kiln's rebuilds when they are not older
-(``PreferKiln``) and locks record the packages that came from kiln.
+(``PreferKiln``) and locks record the packages that came from kiln;
+``check_repository(directory) -> ServedRepository`` and ``serving(repository, host, port)``
+serve a published repository read-only over HTTP (``kiln serve``).
 """
 
 import lazy_loader

@@ -9,15 +9,20 @@ from .publish import (
     ensure_signing_key,
     publish,
 )
+from .serve import ServedRepository, check_repository, is_loopback, serving
 
 __all__ = [
     "KEYRING_NAME",
     "PreferKiln",
     "PublishedRepository",
+    "ServedRepository",
     "SigningKey",
     "add_to_pool",
+    "check_repository",
     "ensure_signing_key",
+    "is_loopback",
     "load_kiln_universe",
     "overlay_snapshot",
     "publish",
+    "serving",
 ]

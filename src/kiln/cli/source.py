@@ -1,4 +1,4 @@
-"""``kiln source fetch``, ``kiln package build``, ``kiln rebuild``, ``kiln repo publish``.
+"""``kiln source fetch``, ``package build``, ``rebuild``, ``repo publish`` and ``serve``.
 
 The commands import kiln.recipes / kiln.aptrepo inside their bodies, so other commands
 start without them.
@@ -194,3 +194,59 @@ def repo_publish(
         markup=False,
         highlight=False,
     )
+
+
+@app.command("serve")
+def serve(
+    directory: Annotated[
+        Path, typer.Argument(help="a repository directory written by kiln repo publish")
+    ],
+    host: Annotated[
+        str,
+        typer.Option(help="address to bind; loopback by default, anything else must be named here"),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port (0: a free one)")] = 8080,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="do not log requests")] = False,
+) -> None:
+    """Serve a kiln apt repository read-only over HTTP (GET and HEAD) until interrupted.
+
+    Only regular files inside DIRECTORY are served: no directory listings, no .. (also
+    percent-encoded), no hidden files, no symlinks that lead out of the tree.
+
+    Point kiln at the printed URL with KILN_REPO=URL and KILN_REPO_KEYRING=KEYRING, or
+    apt with a line "deb \\[signed-by=KEYRING] URL kiln main": the signatures, checked
+    against the keyring, make the content trustworthy, not the connection.
+    """
+    import sys
+
+    from kiln.aptrepo import check_repository, is_loopback
+    from kiln.aptrepo.serve import bind
+
+    repository = check_repository(directory)
+    server = bind(
+        repository,
+        host,
+        port,
+        log=None if quiet else lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    keyring = repository.keyring or "<the repository's exported keyring>"
+    if not is_loopback(host):
+        console.print(
+            f"warning: serving on {host}, reachable from other machines",
+            markup=False,
+            highlight=False,
+        )
+    console.print(
+        f"serving {repository.root} (suites: {', '.join(repository.suites)}) at {server.url}/\n"
+        f"  KILN_REPO={server.url} KILN_REPO_KEYRING={keyring}\n"
+        f"  deb [signed-by={keyring}] {server.url} {repository.suites[0]} main",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        console.print("stopped", markup=False, highlight=False)
+    finally:
+        server.server_close()
