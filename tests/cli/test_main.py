@@ -1,0 +1,85 @@
+"""The entry point imports only the invoked command's module, and its map stays complete."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from kiln.cli.app import app
+from kiln.cli.main import ALL_MODULES, COMMAND_MODULES, _register
+
+
+def _registered() -> dict[str, str]:
+    """Every top-level command and group on ``app``, with the module that defines it."""
+    _register()  # no command named: every module
+    found: dict[str, str] = {}
+    for command in app.registered_commands:
+        assert command.callback is not None
+        found[command.name or command.callback.__name__] = command.callback.__module__
+    for group in app.registered_groups:
+        assert group.typer_instance is not None
+        modules = {
+            c.callback.__module__ for c in group.typer_instance.registered_commands if c.callback
+        }
+        assert len(modules) == 1, (group.name, modules)
+        assert group.name is not None
+        found[group.name] = modules.pop()
+    return found
+
+
+def test_command_map_names_every_command_and_its_module() -> None:
+    assert _registered() == COMMAND_MODULES
+    assert set(ALL_MODULES) == set(COMMAND_MODULES.values())
+
+
+def _modules_loaded_by(*argv: str) -> tuple[int, set[str], str]:
+    script = (
+        "import sys\nfrom kiln.cli.main import main\ncode = main(sys.argv[1:])\n"
+        "print(' '.join(m for m in sys.modules if m.startswith('kiln.cli.')))\nsys.exit(code)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, *argv], capture_output=True, text=True, check=False
+    )
+    return done.returncode, set(done.stdout.split("\n")[-2].split()), done.stdout + done.stderr
+
+
+def test_a_named_command_loads_only_its_module() -> None:
+    code, loaded, _ = _modules_loaded_by("verify", "--help")
+    assert code == 0
+    assert loaded & set(ALL_MODULES) == {"kiln.cli.attest"}
+
+
+def test_help_and_unknown_names_load_every_module() -> None:
+    code, loaded, _ = _modules_loaded_by("--help")
+    assert code == 0
+    assert set(ALL_MODULES) <= loaded
+    code, loaded, out = _modules_loaded_by("no-such-command")
+    assert code == 2
+    assert "No such command" in out
+    assert set(ALL_MODULES) <= loaded
+
+
+def test_httpx_loads_without_its_command_line_client() -> None:
+    script = (
+        "import sys\nfrom kiln.cli.main import main\nimport httpx\n"
+        "print('click' in sys.modules, 'pygments' in sys.modules, callable(httpx.main))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["False", "False", "True"]
+
+
+def test_pydantic_plugins_are_off_unless_the_user_chose() -> None:
+    script = "import os\nimport kiln.cli.main\nprint(os.environ['PYDANTIC_DISABLE_PLUGINS'])"
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env
+    )
+    assert done.stdout.strip() == "__all__"
+    chosen = {**env, "PYDANTIC_DISABLE_PLUGINS": "logfire"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, env=chosen
+    )
+    assert done.stdout.strip() == "logfire"
