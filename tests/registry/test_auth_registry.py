@@ -11,6 +11,7 @@ import base64
 import json
 import secrets
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,36 @@ def test_bearer_anonymous_is_refused_clearly(
     assert f"registry {registry.host} requires credentials for repository kiln/bearer" in str(
         caught.value
     )
+
+
+def _first_requests_in_threads(
+    registry: RunningRegistry, credentials: StaticCredentials, tmp_path: Path, name: str
+) -> None:
+    """A fresh client's first requests race: each learns the challenge, none is refused."""
+    source = write_layout(tmp_path / "src", seed=name)
+    target = Reference.parse(f"{registry.host}/kiln/{name}:1.0")
+    with client_for(registry, credentials=credentials) as client:
+        push_layout(client, source.path, target)
+    with (
+        client_for(registry, credentials=credentials) as client,
+        ThreadPoolExecutor(max_workers=8) as pool,
+    ):
+        found = list(pool.map(lambda _: client.get_manifest(f"kiln/{name}", "1.0"), range(16)))
+        counted = client.stats.bytes_downloaded
+    assert {manifest.digest for manifest in found} == {found[0].digest}
+    assert counted == 16 * len(found[0].data)  # no count lost to a race
+
+
+def test_basic_auth_first_requests_in_parallel(
+    basic_auth_registry: RunningRegistry, tmp_path: Path
+) -> None:
+    credentials = _credentials(basic_auth_registry)
+    _first_requests_in_threads(basic_auth_registry, credentials, tmp_path, "parallel-basic")
+
+
+def test_bearer_first_requests_in_parallel(
+    token_registry: tuple[RunningRegistry, TokenServer], tmp_path: Path
+) -> None:
+    registry, tokens = token_registry
+    credentials = StaticCredentials(Credentials(tokens.username, tokens.password))
+    _first_requests_in_threads(registry, credentials, tmp_path, "parallel-bearer")

@@ -11,6 +11,7 @@ is the publishing side.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from kiln.registry import (
 PREDICATE_TYPE_ANNOTATION = "dev.sigstore.bundle.predicateType"
 MAX_BUNDLE_BYTES = 16 * 1024 * 1024
 BUNDLE_SUFFIXES = (".sigstore.json", ".bundle.json")
+MAX_PARALLEL_FETCHES = 8
 
 
 @dataclass(frozen=True)
@@ -123,16 +125,24 @@ def fetch_bundles(
     A referrer whose content is malformed is returned with its ``problem`` (the policy
     then decides whether the image still passes); transport failures propagate.
     """
-    found = []
-    for descriptor in list_referrers(client, repository, subject, artifact_type=SIGSTORE_BUNDLE):
+    descriptors = list_referrers(client, repository, subject, artifact_type=SIGSTORE_BUNDLE)
+
+    def fetch(descriptor: Descriptor) -> RawBundle:
         where = f"registry {client.registry}: {repository}@{descriptor.digest}"
         try:
-            data = _fetch_bundle(client, repository, descriptor.digest, subject, where)
+            return RawBundle(
+                where, _fetch_bundle(client, repository, descriptor.digest, subject, where)
+            )
         except RemoteContentError as exc:
-            found.append(RawBundle(where, problem=str(exc)))
-            continue
-        found.append(RawBundle(where, data))
-    return tuple(found)
+            return RawBundle(where, problem=str(exc))
+
+    if len(descriptors) <= 1:
+        return tuple(fetch(d) for d in descriptors)
+    # two round trips per bundle: in parallel they overlap the registry's latency (the
+    # client is thread-safe); map keeps the referrers' order, and the first transport
+    # failure propagates after the other fetches end
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_FETCHES, len(descriptors))) as pool:
+        return tuple(pool.map(fetch, descriptors))
 
 
 def verify_reference(

@@ -15,6 +15,7 @@ import enum
 import json
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -117,6 +118,7 @@ class RegistryClient:
         self._chunk_threshold = chunk_threshold
         self._chunk_size = chunk_size
         self._stats = TransferStats()
+        self._stats_lock = threading.Lock()  # requests may run in threads
 
     @classmethod
     def for_host(
@@ -156,10 +158,12 @@ class RegistryClient:
         return self._stats
 
     def _count(self, **deltas: int) -> None:
-        values = {name: getattr(self._stats, name) for name in TransferStats.__dataclass_fields__}
-        for name, delta in deltas.items():
-            values[name] += delta
-        self._stats = TransferStats(**values)
+        with self._stats_lock:
+            fields = TransferStats.__dataclass_fields__
+            values = {name: getattr(self._stats, name) for name in fields}
+            for name, delta in deltas.items():
+                values[name] += delta
+            self._stats = TransferStats(**values)
 
     def _where(self, repository: str, thing: str) -> str:
         return f"repository {repository}, {thing}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
@@ -87,15 +88,23 @@ class _Authenticator:
         self._basic = False
         self._bearer: Challenge | None = None
         self._tokens: dict[frozenset[str], str] = {}
+        # requests may run in threads (kiln verify fetches bundles in parallel): what
+        # the challenges taught is read and changed under this lock
+        self._lock = threading.RLock()
 
     @property
     def credentials(self) -> Credentials | None:
-        if not self._looked_up:
-            self._credentials = self._source.lookup(self._session.registry)
-            self._looked_up = True
-        return self._credentials
+        with self._lock:
+            if not self._looked_up:
+                self._credentials = self._source.lookup(self._session.registry)
+                self._looked_up = True
+            return self._credentials
 
     def header(self, scopes: tuple[str, ...]) -> str | None:
+        with self._lock:
+            return self._header(scopes)
+
+    def _header(self, scopes: tuple[str, ...]) -> str | None:
         credentials = self.credentials
         if self._basic and credentials is not None:
             pair = f"{credentials.username}:{credentials.password}".encode()
@@ -125,8 +134,20 @@ class _Authenticator:
             "auth.json or ~/.docker/config.json) and that the user may access this repository",
         )
 
-    def challenged(self, response: httpx.Response, scopes: tuple[str, ...], what: str) -> None:
-        """Learn from a 401 so the next attempt carries the right Authorization."""
+    def challenged(
+        self, response: httpx.Response, scopes: tuple[str, ...], what: str, *, sent: str | None
+    ) -> None:
+        """Learn from a 401 so the next attempt carries the right Authorization.
+
+        ``sent`` is the Authorization the refused request carried: a request sent before
+        another thread learnt the challenge is retried, not reported as refused.
+        """
+        with self._lock:
+            self._challenged(response, scopes, what, sent)
+
+    def _challenged(
+        self, response: httpx.Response, scopes: tuple[str, ...], what: str, sent: str | None
+    ) -> None:
         challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
         if challenge is None or challenge.scheme not in {"basic", "bearer"}:
             raise RegistryAuthError(
@@ -134,13 +155,17 @@ class _Authenticator:
                 f"Basic or Bearer challenge ({response.headers.get('WWW-Authenticate')!r})"
             )
         if challenge.scheme == "basic":
-            if self._basic or self.credentials is None:
+            if self.credentials is None or (self._basic and sent is not None):
                 raise self.refused(401, what)
+            if self._basic:
+                return  # learnt while this request was on its way: retry with it
             self._check_safe_to_send(self._session.base_url)
             self._basic = True
             return
         self._bearer = challenge
-        self._tokens.pop(frozenset(scopes), None)
+        key = frozenset(scopes)
+        if sent is None or sent == f"Bearer {self._tokens.get(key)}":
+            self._tokens.pop(key, None)  # else another request already fetched a new one
 
     def _check_safe_to_send(self, url: str) -> None:
         target = httpx.URL(url)
@@ -327,7 +352,7 @@ class RegistrySession:
                     response.close()
                     if authenticated:
                         raise self._auth.refused(401, what)
-                    self._auth.challenged(response, scopes, what)
+                    self._auth.challenged(response, scopes, what, sent=authorization)
                     authenticated = True
                     continue
                 if status not in RETRY_STATUS:
