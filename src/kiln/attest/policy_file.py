@@ -16,8 +16,6 @@ import re
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
 from kiln.attest.policy import AllOf, default_policy
 from kiln.attest.predicates import (
@@ -91,6 +89,11 @@ def load_policy_file(path: Path) -> PolicyFile:
         raise InputError(f"cannot read policy file {path}: {exc.strerror}") from exc
     if len(data) > _MAX_POLICY_BYTES:
         raise InputError(f"policy file {path} is larger than {_MAX_POLICY_BYTES} bytes")
+    # ruamel.yaml loads only when a policy file is given: `kiln verify` without one
+    # starts about 40 ms sooner
+    from ruamel.yaml import YAML  # noqa: PLC0415
+    from ruamel.yaml.error import YAMLError  # noqa: PLC0415
+
     try:
         raw = YAML(typ="safe").load(data)  # JSON is YAML too
     except YAMLError as exc:
