@@ -96,6 +96,7 @@ def test_head_has_the_headers_and_no_body(
     assert body == b""
     size = (published.directory / "dists/kiln/Release").stat().st_size
     assert response.getheader("Content-Length") == str(size)
+    assert response.getheader("Server") == "kiln-serve"  # no Python version disclosed
 
 
 def test_if_modified_since_gives_304(

@@ -126,8 +126,9 @@ def content_type(path: Path) -> str:
 
 class _Handler(BaseHTTPRequestHandler):
     server: RepositoryHTTPServer
-    server_version = "kiln-serve"
-    sys_version = ""
+
+    def version_string(self) -> str:
+        return "kiln-serve"  # no Python version in the Server header
 
     def do_GET(self) -> None:
         self._serve(body=True)
