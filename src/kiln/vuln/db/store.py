@@ -17,8 +17,22 @@ from typing import Any, Generic, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, Table, create_engine, delete, event, insert, select
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+    union,
+)
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql import FromClause
 
 from kiln.errors import EnvironmentProblem
 from kiln.vuln.db.models import (
@@ -257,69 +271,82 @@ class VulnDB:
         tracker: dict[str, list[Held[TrackerStatus]]] = {}
         changelog: dict[str, list[Held[ChangelogFix]]] = {}
         osv: dict[tuple[str, str], list[Held[OsvRecord]]] = {}
-        cves: set[str] = set()
-        with self.engine.connect() as conn:
-            for chunk in _chunks(sources, _IN_CHUNK):
-                if release:
-                    # Plain column tuples: this is the hot query of every Debian scan.
-                    stmt = select(
-                        TrackerRow.source_package,
-                        TrackerRow.cve,
-                        TrackerRow.release,
-                        TrackerRow.status,
-                        TrackerRow.fixed_version,
-                        TrackerRow.urgency,
-                        TrackerRow.nodsa,
-                        TrackerRow.nodsa_reason,
-                        TrackerRow.snapshot_id,
-                    ).where(TrackerRow.release == release, TrackerRow.source_package.in_(chunk))
-                    for src, cve, rel, status, fixed, urgency, nodsa, reason, snap in conn.execute(
-                        stmt
-                    ):
-                        rec = TrackerStatus(src, cve, rel, status, fixed, urgency, nodsa, reason)
-                        tracker.setdefault(rec.source, []).append(Held(rec, snap))
-                        cves.add(rec.cve)
-                stmt2 = select(
-                    ChangelogRow.source_package,
-                    ChangelogRow.cve,
-                    ChangelogRow.version,
-                    ChangelogRow.distribution,
-                    ChangelogRow.snapshot_id,
-                ).where(ChangelogRow.source_package.in_(chunk))
-                for src, cve, version, dist, snap in conn.execute(stmt2):
-                    fix = ChangelogFix(src, cve, version, dist)
-                    changelog.setdefault(src, []).append(Held(fix, snap))
-                    cves.add(cve)
-            by_eco: dict[str, list[str]] = {}
-            for eco, name in keys:
-                by_eco.setdefault(eco, []).append(name)
-            affected: dict[str, list[Any]] = {}
-            for eco, names in sorted(by_eco.items()):
-                for chunk in _chunks(names, _IN_CHUNK):
-                    stmt3 = select(OsvAffectedRow).where(
-                        OsvAffectedRow.ecosystem == eco, OsvAffectedRow.package.in_(chunk)
+        # The wanted names go into temporary tables that each query joins: a few
+        # statements per scan instead of one IN (...) list per 500 names and table.
+        with self.engine.begin() as conn:
+            _WANTED.create_all(conn)
+            for table in _WANTED.sorted_tables:  # left over on a pooled connection after a failure
+                conn.execute(delete(table))
+            _fill(conn, _WANTED_SOURCE, [{"name": s} for s in sources])
+            _fill(conn, _WANTED_OSV, [{"ecosystem": e, "name": n} for e, n in keys])
+            t, c = TrackerRow.__table__, ChangelogRow.__table__
+            tracker_rows = (
+                select(t)
+                .join(_WANTED_SOURCE, _WANTED_SOURCE.c.name == t.c.source_package)
+                .where(t.c.release == release)
+            )
+            changelog_rows = select(c).join(
+                _WANTED_SOURCE, _WANTED_SOURCE.c.name == c.c.source_package
+            )
+            if release and sources:
+                for r in _rows(conn, tracker_rows.order_by(t.c.id)):
+                    rec = TrackerStatus(
+                        r.source_package,
+                        r.cve,
+                        r.release,
+                        r.status,
+                        r.fixed_version,
+                        r.urgency,
+                        r.nodsa,
+                        r.nodsa_reason,
                     )
-                    for a in _rows(conn, stmt3):
-                        affected.setdefault(a.advisory_id, []).append(a)
-            ids = sorted(affected)
-            for chunk in _chunks(ids, _IN_CHUNK):
-                for adv in _rows(conn, select(OsvAdvisoryRow).where(OsvAdvisoryRow.id.in_(chunk))):
-                    aff_rows = affected[adv.id]
-                    record = _osv_from_rows(adv, aff_rows)
-                    for a in aff_rows:
-                        held = Held(record, adv.snapshot_id)
-                        bucket = osv.setdefault((a.ecosystem, a.package), [])
+                    tracker.setdefault(r.source_package, []).append(Held(rec, r.snapshot_id))
+            if sources:
+                for r in _rows(conn, changelog_rows.order_by(c.c.id)):
+                    fix = ChangelogFix(r.source_package, r.cve, r.version, r.distribution)
+                    changelog.setdefault(r.source_package, []).append(Held(fix, r.snapshot_id))
+            osv_cves: set[str] = set()
+            if keys:
+                a, adv = OsvAffectedRow.__table__, OsvAdvisoryRow.__table__
+                wanted = _WANTED_OSV.c
+                hits = select(a.c.advisory_id).join(
+                    _WANTED_OSV, (wanted.ecosystem == a.c.ecosystem) & (wanted.name == a.c.package)
+                )
+                affected: dict[str, list[Any]] = {}
+                for row in _rows(conn, select(a).where(a.c.advisory_id.in_(hits)).order_by(a.c.id)):
+                    affected.setdefault(row.advisory_id, []).append(row)
+                wanted_keys = set(keys)
+                for row in _rows(conn, select(adv).where(adv.c.id.in_(hits)).order_by(adv.c.id)):
+                    aff_rows = affected[row.id]
+                    record = _osv_from_rows(row, aff_rows)
+                    held = Held(record, row.snapshot_id)
+                    for r in aff_rows:
+                        # Only the scanned (ecosystem, package)s, as a per-name query gave.
+                        if (r.ecosystem, r.package) not in wanted_keys:
+                            continue
+                        bucket = osv.setdefault((r.ecosystem, r.package), [])
                         if held not in bucket:
                             bucket.append(held)
-                    cves.update(i for i in (adv.id, *adv.aliases) if i.startswith("CVE-"))
+                    osv_cves.update(i for i in (row.id, *row.aliases) if i.startswith("CVE-"))
+            # Every CVE named above, gathered by the database rather than sent back to it.
+            conn.execute(
+                insert(_WANTED_CVE).from_select(
+                    ["name"],
+                    union(
+                        tracker_rows.with_only_columns(t.c.cve),
+                        changelog_rows.with_only_columns(c.c.cve),
+                    ),
+                )
+            )
+            _fill(conn, _WANTED_CVE, [{"name": c} for c in sorted(osv_cves)])
             descriptions: dict[str, str] = {}
             nvd: dict[str, NvdRecord] = {}
             kev: dict[str, KevRecord] = {}
             epss: dict[str, EpssRecord] = {}
-            for chunk in _chunks(sorted(cves), _IN_CHUNK):
-                for d in _rows(conn, select(TrackerCveRow).where(TrackerCveRow.cve.in_(chunk))):
-                    descriptions[d.cve] = d.description
-                for n in _rows(conn, select(NvdRow).where(NvdRow.cve.in_(chunk))):
+            if sources or keys:
+                for row in _by_cve(conn, TrackerCveRow.__table__):
+                    descriptions[row.cve] = row.description
+                for n in _by_cve(conn, NvdRow.__table__):
                     nvd[n.cve] = NvdRecord(
                         n.cve,
                         n.last_modified,
@@ -331,7 +358,7 @@ class VulnDB:
                         tuple(n.cwes),
                         tuple(n.references),
                     )
-                for k in _rows(conn, select(KevRow).where(KevRow.cve.in_(chunk))):
+                for k in _by_cve(conn, KevRow.__table__):
                     kev[k.cve] = KevRecord(
                         k.cve,
                         k.vendor,
@@ -341,8 +368,9 @@ class VulnDB:
                         k.due_date,
                         k.known_ransomware,
                     )
-                for e in _rows(conn, select(EpssRow).where(EpssRow.cve.in_(chunk))):
+                for e in _by_cve(conn, EpssRow.__table__):
                     epss[e.cve] = EpssRecord(e.cve, e.epss, e.percentile)
+            _WANTED.drop_all(conn)
         return VulnData(
             tracker={k: tuple(v) for k, v in tracker.items()},
             changelog={k: tuple(v) for k, v in changelog.items()},
@@ -364,6 +392,33 @@ class VulnDB:
 def _rows(conn: Connection, stmt: Any) -> list[Any]:
     """Result rows, attribute-accessible by column name (typed loosely on purpose)."""
     return list(conn.execute(stmt))
+
+
+# Per-scan lookup keys, as temporary tables (not part of the migrated schema).
+_WANTED = MetaData()
+_WANTED_SOURCE = Table(
+    "kiln_wanted_source", _WANTED, Column("name", String, primary_key=True), prefixes=["TEMPORARY"]
+)
+_WANTED_OSV = Table(
+    "kiln_wanted_osv",
+    _WANTED,
+    Column("ecosystem", String, primary_key=True),
+    Column("name", String, primary_key=True),
+    prefixes=["TEMPORARY"],
+)
+_WANTED_CVE = Table(  # no key: a CVE both OSV and Debian name may be listed twice
+    "kiln_wanted_cve", _WANTED, Column("name", String), prefixes=["TEMPORARY"]
+)
+
+
+def _fill(conn: Connection, table: Table, rows: list[dict[str, str]]) -> None:
+    if rows:
+        conn.execute(insert(table), rows)
+
+
+def _by_cve(conn: Connection, table: FromClause) -> list[Any]:
+    """The rows of a CVE-keyed table for the CVEs in ``kiln_wanted_cve``."""
+    return _rows(conn, select(table).where(table.c.cve.in_(select(_WANTED_CVE.c.name))))
 
 
 def engine_safe(url: str) -> str:

@@ -7,7 +7,8 @@ rates severity, flags KEV, attaches EPSS, applies VEX, and sorts deterministical
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
 
 from kiln.errors import InputError
 from kiln.vuln.db.store import VulnData
@@ -16,7 +17,14 @@ from kiln.vuln.match.debian import DebianMatcher
 from kiln.vuln.match.interface import Candidate, MatchContext, Matcher
 from kiln.vuln.match.osv import OsvMatcher
 from kiln.vuln.match.severity import rate
-from kiln.vuln.model import Finding, FindingStatus, MatchDetail, PackageLike, canonical_id
+from kiln.vuln.model import (
+    Finding,
+    FindingStatus,
+    MatchDetail,
+    PackageLike,
+    Severity,
+    canonical_id,
+)
 from kiln.vuln.vex.apply import apply_vex
 from kiln.vuln.vex.model import VexStatement
 
@@ -66,7 +74,26 @@ def _groups(cands: list[Candidate]) -> list[list[Candidate]]:
     return list(groups.values())
 
 
-def _finding(package: PackageLike, group: list[Candidate], data: VulnData) -> Finding:
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    """The package-independent half of a finding: one merged advisory, rated once."""
+
+    id: str
+    aliases: tuple[str, ...]
+    status: FindingStatus
+    fixed_version: str | None
+    severity: Severity
+    severity_source: str
+    cvss_vector: str | None
+    cvss_score: float | None
+    kev: bool
+    epss: float | None
+    title: str
+    urls: tuple[str, ...]
+    matches: tuple[MatchDetail, ...]
+
+
+def _verdict(ecosystem: str, group: list[Candidate], data: VulnData) -> _Verdict:
     ids: set[str] = set()
     for c in group:
         ids.add(c.vuln_id)
@@ -79,9 +106,7 @@ def _finding(package: PackageLike, group: list[Candidate], data: VulnData) -> Fi
     else:
         best = max(_STATUS_RANK[c.status] for c in group)
         status = next(s for s, r in _STATUS_RANK.items() if r == best)
-        fixed = _highest_version(
-            package.ecosystem, (c.fixed_version for c in group if c.fixed_version)
-        )
+        fixed = _highest_version(ecosystem, (c.fixed_version for c in group if c.fixed_version))
         details = tuple(
             sorted({c.detail for c in group}, key=lambda d: (d.feed, d.advisory_id, d.rule))
         )
@@ -101,16 +126,9 @@ def _finding(package: PackageLike, group: list[Candidate], data: VulnData) -> Fi
     title = title.strip()
     epss = [data.epss[c].epss for c in cves if c in data.epss]
     ids.discard(main)
-    return Finding(
+    return _Verdict(
         id=main,
         aliases=tuple(sorted(ids)),
-        package_ecosystem=package.ecosystem,
-        package_name=package.name,
-        package_version=package.version,
-        package_purl=package.purl,
-        source_name=package.source_name,
-        source_version=package.source_version,
-        locations=tuple(package.locations),
         status=status,
         fixed_version=fixed,
         severity=rated.severity,
@@ -125,6 +143,31 @@ def _finding(package: PackageLike, group: list[Candidate], data: VulnData) -> Fi
     )
 
 
+def _finding(package: PackageLike, locations: tuple[str, ...], v: _Verdict) -> Finding:
+    return Finding(
+        id=v.id,
+        aliases=v.aliases,
+        package_ecosystem=package.ecosystem,
+        package_name=package.name,
+        package_version=package.version,
+        package_purl=package.purl,
+        source_name=package.source_name,
+        source_version=package.source_version,
+        locations=locations,
+        status=v.status,
+        fixed_version=v.fixed_version,
+        severity=v.severity,
+        severity_source=v.severity_source,
+        cvss_vector=v.cvss_vector,
+        cvss_score=v.cvss_score,
+        kev=v.kev,
+        epss=v.epss,
+        title=v.title,
+        urls=v.urls,
+        matches=v.matches,
+    )
+
+
 def match_packages(
     packages: Iterable[PackageLike],
     data: VulnData,
@@ -135,10 +178,17 @@ def match_packages(
 ) -> tuple[Finding, ...]:
     """All findings for ``packages``, merged across aliases, VEX applied, sorted."""
     findings: list[Finding] = []
+    # Packages that search the same things (binaries of one Debian source) share verdicts.
+    verdicts: dict[tuple[Hashable, ...], list[_Verdict]] = {}
     for package in packages:
-        cands = [c for m in matchers for c in m.match(package, data, context)]
-        for group in _groups(cands):
-            findings.append(_finding(package, group, data))
+        key = (package.ecosystem, *(m.lookup_key(package, context) for m in matchers))
+        found = verdicts.get(key)
+        if found is None:
+            cands = [c for m in matchers for c in m.match(package, data, context)]
+            found = [_verdict(package.ecosystem, group, data) for group in _groups(cands)]
+            verdicts[key] = found
+        locations = tuple(package.locations)
+        findings.extend(_finding(package, locations, v) for v in found)
     applied = apply_vex(findings, vex)
     # One finding per (package, vulnerability): the inventory already merged duplicates.
     return tuple(sorted(applied, key=lambda f: (*f.sort_key, f.package_purl, f.locations)))

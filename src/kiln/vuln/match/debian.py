@@ -11,6 +11,8 @@ naming the CVE) marks it fixed from that version on.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 from kiln.errors import InputError
 from kiln.vuln.db.store import Held, VulnData
 from kiln.vuln.ecosystems import dpkg_key
@@ -36,6 +38,9 @@ def debian_lookup(package: PackageLike) -> tuple[str, str, str]:
 
 
 class DebianMatcher(Matcher):
+    def lookup_key(self, package: PackageLike, ctx: MatchContext) -> Hashable:
+        return debian_lookup(package) if package.ecosystem == "deb" else None
+
     def match(self, package: PackageLike, data: VulnData, ctx: MatchContext) -> list[Candidate]:
         if package.ecosystem != "deb":
             return []

@@ -8,6 +8,7 @@ A matcher looks at ONE installed package and the pre-loaded ``VulnData`` and ret
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 from kiln.vuln.db.store import VulnData
@@ -44,3 +45,18 @@ class Matcher(ABC):
     @abstractmethod
     def match(self, package: PackageLike, data: VulnData, ctx: MatchContext) -> list[Candidate]:
         """The candidates for ``package``; an empty list when nothing matches."""
+
+    def lookup_key(self, package: PackageLike, ctx: MatchContext) -> Hashable:
+        """Everything ``match`` reads of ``package``: equal keys give equal candidates.
+
+        The matcher core looks each key up once per scan (a Debian source package's
+        advisories are rated once, not once per binary built from it). The default is
+        every field but the purl and the locations; override it to share more.
+        """
+        return (
+            package.ecosystem,
+            package.name,
+            package.version,
+            package.source_name,
+            package.source_version,
+        )

@@ -9,6 +9,7 @@ ecosystem cannot order is matched only against the ``versions`` list.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from functools import cmp_to_key
 from typing import Any
 
@@ -88,18 +89,29 @@ def affected_entry(entry: OsvAffected, version: str) -> tuple[bool, str | None, 
     return False, None, ""
 
 
+def _searched(package: PackageLike, ctx: MatchContext) -> tuple[str, str, str] | None:
+    """(OSV ecosystem, normalised name, version) to look up; Debian by source package."""
+    if package.ecosystem == "deb":
+        if not ctx.debian_version:
+            return None
+        return (
+            f"Debian:{ctx.debian_version}",
+            package.source_name or package.name,
+            package.source_version or package.version,
+        )
+    eco = osv_ecosystem(package.ecosystem)
+    return eco, normalize_package_name(eco, package.name), package.version
+
+
 class OsvMatcher(Matcher):
+    def lookup_key(self, package: PackageLike, ctx: MatchContext) -> Hashable:
+        return _searched(package, ctx)
+
     def match(self, package: PackageLike, data: VulnData, ctx: MatchContext) -> list[Candidate]:
-        if package.ecosystem == "deb":
-            if not ctx.debian_version:
-                return []
-            eco = f"Debian:{ctx.debian_version}"
-            name = package.source_name or package.name
-            version = package.source_version or package.version
-        else:
-            eco = osv_ecosystem(package.ecosystem)
-            name = normalize_package_name(eco, package.name)
-            version = package.version
+        searched = _searched(package, ctx)
+        if searched is None:
+            return []
+        eco, name, version = searched
         out: list[Candidate] = []
         for held in data.osv.get((eco, name), ()):
             rec = held.record
