@@ -20,7 +20,8 @@ from kiln.errors import KilnError
 # entry in sys.modules makes that one import fail, and httpx then defines a stub `main`
 # instead (its own fallback; httpx2 made the import lazy upstream). This saves about
 # 60 ms in each command that talks HTTP, and touches only the kiln process.
-sys.modules.setdefault("httpx._main", None)
+# (typeshed types the values as modules; None is the documented import blocker)
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 # pydantic looks for plugins by reading the entry points of every installed
 # distribution the first time a model validates (about 60 ms). Plugins are
 # observability hooks for applications; kiln validates untrusted input and wants no
