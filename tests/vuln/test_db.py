@@ -17,6 +17,7 @@ import shutil
 import socket
 import sqlite3
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -27,7 +28,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, inspect, select
 
-from kiln.vuln.db import VulnDB
+from kiln.vuln.db import VulnDB, store
 from kiln.vuln.db.models import Base, OsvAdvisoryRow, TrackerRow
 from kiln.vuln.feeds import DebianTrackerFeed, FeedFormatError, OsvFeed, from_path
 
@@ -51,6 +52,39 @@ def test_migrations_create_the_models_schema_and_indexes(db: VulnDB) -> None:
         tracker_idx = {i["name"]: i["column_names"] for i in insp.get_indexes("debian_tracker")}
         assert tracker_idx["ix_debian_tracker_release_source"] == ["release", "source_package"]
     db.migrate()  # idempotent
+
+
+def test_schema_head_is_the_newest_migration(db: VulnDB) -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(store.__file__).parent / "migrations"))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == store.SCHEMA_HEAD
+    assert db.revision() == store.SCHEMA_HEAD
+
+
+def test_a_database_at_the_head_opens_without_alembic_and_an_older_one_is_upgraded(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'vuln.db'}"
+    VulnDB.open(url).close()
+    probe = (
+        "import sys; from kiln.vuln.db import VulnDB; "
+        f"VulnDB.open({url!r}).close(); print('alembic' in sys.modules)"
+    )
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "False"
+    with sqlite3.connect(tmp_path / "vuln.db") as conn:  # as if written before any migration
+        tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        for (name,) in tables:
+            conn.execute(f"DROP TABLE {name}")
+    db = VulnDB.open(url)
+    try:
+        assert db.revision() == store.SCHEMA_HEAD
+        assert db.snapshots() == []
+    finally:
+        db.close()
 
 
 def test_import_makes_a_snapshot_with_digest_time_and_counts(db: VulnDB) -> None:

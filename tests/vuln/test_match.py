@@ -9,7 +9,15 @@ import pytest
 from packaging.version import Version
 
 from kiln.vuln.db import Held, VulnData, VulnDB
-from kiln.vuln.match import MatchContext, match_packages, range_affects
+from kiln.vuln.match import (
+    Candidate,
+    DebianMatcher,
+    MatchContext,
+    Matcher,
+    OsvMatcher,
+    match_packages,
+    range_affects,
+)
 from kiln.vuln.model import (
     ChangelogFix,
     FindingStatus,
@@ -17,6 +25,7 @@ from kiln.vuln.model import (
     NvdRecord,
     OsvEvent,
     OsvRange,
+    PackageLike,
     Severity,
     TrackerStatus,
 )
@@ -414,3 +423,51 @@ def test_kev_and_epss_feeds_enrich_findings(db: VulnDB, tmp_path: Path) -> None:
     )
     assert (f.kev, f.epss) == (True, 0.25)
     assert {s.source for s in data.snapshots} == {"osv", "kev", "epss"}
+
+
+class _CountingMatcher(DebianMatcher):
+    """The Debian matcher, recording which packages it was asked about."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def match(self, package: PackageLike, data: VulnData, ctx: MatchContext) -> list[Candidate]:
+        self.asked.append(package.name)
+        return super().match(package, data, ctx)
+
+
+def test_binaries_of_one_source_are_matched_once_and_each_gets_its_findings() -> None:
+    data = _tracker(
+        TrackerStatus("openssl", "CVE-1", "bookworm", "resolved", "3.0.13-1~deb12u1", "high"),
+        TrackerStatus("openssl", "CVE-2", "bookworm", "open", None, "low"),
+    )
+    counting = _CountingMatcher()
+    pkgs = [
+        deb("libssl3", "3.0.11-1~deb12u2", "openssl"),
+        deb("openssl", "3.0.11-1~deb12u2"),
+        deb("libssl-dev", "3.0.11-1~deb12u2", "openssl"),
+        deb("libssl3", "3.0.9-1", "openssl"),  # another version: searched on its own
+    ]
+    found = match_packages(pkgs, data, context=BOOKWORM, matchers=(counting,))
+    assert counting.asked == ["libssl3", "libssl3"]
+    assert {(f.package_name, f.package_version, f.id) for f in found} == {
+        (p.name, p.version, cve) for p in pkgs for cve in ("CVE-1", "CVE-2")
+    }
+    for f in found:  # package fields are the package's own, the verdict is shared
+        assert f.package_purl == next(
+            p.purl for p in pkgs if (p.name, p.version) == (f.package_name, f.package_version)
+        )
+        assert f.matches[0].searched_package == "openssl"
+    # The same findings as matching each package on its own.
+    alone = {f for p in pkgs for f in match_packages([p], data, context=BOOKWORM)}
+    assert set(found) == alone
+
+
+def test_the_default_lookup_key_shares_nothing_between_different_packages() -> None:
+    a, b = npm("lodash", "4.17.15"), npm("lodash", "4.17.21")
+    same_elsewhere = npm("lodash", "4.17.15")
+    key = OsvMatcher().lookup_key
+    assert key(a, BOOKWORM) != key(b, BOOKWORM)
+    assert key(a, BOOKWORM) == key(same_elsewhere, BOOKWORM)
+    base = Matcher.lookup_key
+    assert base(DebianMatcher(), a, BOOKWORM) != base(DebianMatcher(), b, BOOKWORM)

@@ -284,3 +284,15 @@ def test_only_fixed_drops_findings_without_a_fix(loaded_db: VulnDB) -> None:
     kept = only_fixed(result)
     assert kept.findings
     assert all(f.fix_available for f in kept.active)
+
+
+def test_every_format_loads_its_formatter_on_first_lookup() -> None:
+    from kiln.vuln.report import CycloneDxFormatter, JsonFormatter
+
+    assert list(FORMATTERS) == ["table", "json", "sarif", "openvex", "cyclonedx"]
+    assert len(FORMATTERS) == 5
+    assert all(f.name == name for name, f in FORMATTERS.items())
+    assert FORMATTERS["json"] is FORMATTERS["json"]
+    assert isinstance(FORMATTERS["json"], JsonFormatter)
+    assert isinstance(FORMATTERS["cyclonedx"], CycloneDxFormatter)
+    assert "xml" not in FORMATTERS

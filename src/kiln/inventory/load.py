@@ -10,6 +10,10 @@ local path is pulled, every blob digest-verified, into a temporary OCI layout an
 from there.
 """
 
+# Image, SBOM and registry readers are imported by the branch that needs them: a scan
+# of a root filesystem or a dpkg database loads none of them.
+# ruff: noqa: PLC0415
+
 from __future__ import annotations
 
 import os
@@ -18,19 +22,20 @@ import tarfile
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kiln.errors import InputError
 from kiln.inventory.dpkg import parse_status
-from kiln.inventory.image import tree_from_image_tar, tree_from_layout
 from kiln.inventory.model import Distro, InstalledPackage, Inventory, build_inventory
-from kiln.inventory.npm import load_json, parse_package_json, parse_package_lock
+from kiln.inventory.npm import parse_package_json, parse_package_lock
 from kiln.inventory.osrelease import distro_from_tree
 from kiln.inventory.python import parse_core_metadata
-from kiln.inventory.sbom import parse_sbom
 from kiln.inventory.tree import DEBIAN_VERSION, STATUS, STATUS_D, DirTree, FileTree
-from kiln.registry import Reference, RegistryClient, pull_layout
 
-RegistryClientFactory = Callable[[Reference], RegistryClient]
+if TYPE_CHECKING:
+    from kiln.registry import Reference, RegistryClient
+
+RegistryClientFactory = Callable[["Reference"], "RegistryClient"]
 
 _MAX_FILE_BYTES = 256 * 1024 * 1024
 # HOST[:PORT]/...: the first path component names a registry host (dot, port, localhost)
@@ -58,6 +63,8 @@ def load_target(
         raise InputError(f"{text}: no such file or directory")
     if path.is_dir():
         if (path / "oci-layout").is_file():
+            from kiln.inventory.image import tree_from_layout
+
             return inventory_from_tree(text, tree_from_layout(text, platform))
         if path.name == "status.d":
             return _status_d(text, path)
@@ -67,9 +74,14 @@ def load_target(
     if not path.is_file():
         raise InputError(f"{text}: not a regular file or directory")
     if tarfile.is_tarfile(path):
+        from kiln.inventory.image import tree_from_image_tar
+
         return inventory_from_tree(text, tree_from_image_tar(text, platform))
     data = _read(path)
     if data.lstrip()[:1] == b"{":
+        from kiln.inventory.npm import load_json
+        from kiln.inventory.sbom import parse_sbom
+
         warnings: list[str] = []
         distro, packages = parse_sbom(load_json(data, text), text, warnings)
         return build_inventory(text, distro, packages, warnings)
@@ -86,6 +98,9 @@ def load_target(
 def _pull_and_load(
     text: str, platform: str | None, registry_client: RegistryClientFactory | None
 ) -> Inventory:
+    from kiln.inventory.image import tree_from_layout
+    from kiln.registry import Reference, RegistryClient, pull_layout
+
     try:
         reference = Reference.parse(text.removeprefix("docker://"))
     except InputError as exc:

@@ -6,6 +6,9 @@ snapshot stays current). Queries return plain frozen records (``kiln.vuln.model`
 ``VulnData`` value for the pure matcher.
 """
 
+# Alembic and the feeds are imported where used: a scan of a migrated database needs neither.
+# ruff: noqa: PLC0415
+
 from __future__ import annotations
 
 import os
@@ -13,10 +16,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import (
     Column,
     Connection,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     event,
     insert,
     select,
+    text,
     union,
 )
 from sqlalchemy.exc import SQLAlchemyError
@@ -46,8 +48,6 @@ from kiln.vuln.db.models import (
     TrackerCveRow,
     TrackerRow,
 )
-from kiln.vuln.feeds.interface import Feed, FeedWarning
-from kiln.vuln.feeds.source import FeedInput
 from kiln.vuln.model import (
     ChangelogFix,
     EpssRecord,
@@ -62,9 +62,16 @@ from kiln.vuln.model import (
     TrackerStatus,
 )
 
+if TYPE_CHECKING:  # the feeds (HTTP, parsers) load only when a feed is imported
+    from kiln.vuln.feeds.interface import Feed, FeedWarning
+    from kiln.vuln.feeds.source import FeedInput
+
 _BATCH = 5000
 _IN_CHUNK = 500
 _MIGRATIONS = Path(__file__).parent / "migrations"
+# The newest revision in migrations/versions: a database already there is opened without
+# loading Alembic (tests check this against Alembic's own head).
+SCHEMA_HEAD = "0001"
 T = TypeVar("T")
 
 
@@ -144,7 +151,8 @@ class VulnDB:
             if engine.dialect.name == "sqlite":
                 event.listen(engine, "connect", _sqlite_pragmas)
             db = cls(engine)
-            db.migrate()
+            if db.revision() != SCHEMA_HEAD:
+                db.migrate()
         except SQLAlchemyError as exc:
             raise EnvironmentProblem(
                 f"cannot open the vulnerability database {engine_safe(url)}: "
@@ -153,7 +161,18 @@ class VulnDB:
             ) from exc
         return db
 
+    def revision(self) -> str | None:
+        """The schema revision Alembic recorded, or ``None`` for a database without one."""
+        with self.engine.connect() as conn:
+            if not conn.dialect.has_table(conn, "alembic_version"):
+                return None
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
     def migrate(self) -> None:
+        """Bring the schema to the newest migration (creating it in an empty database)."""
+        from alembic import command
+        from alembic.config import Config
+
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         with self.engine.begin() as conn:
@@ -217,6 +236,8 @@ class VulnDB:
         cursor: str | None,
         force: bool,
     ) -> ImportResult:
+        from kiln.vuln.feeds.interface import FeedWarning
+
         latest = self.current().get(feed.name)
         if latest is not None and latest.digest == source.digest and not force:
             return ImportResult(latest, (), unchanged=True)

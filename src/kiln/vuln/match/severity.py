@@ -10,9 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from cvss import CVSS3, CVSS4  # type: ignore[import-untyped]
-from cvss.exceptions import CVSSError  # type: ignore[import-untyped]
-
 from kiln.vuln.model import NvdRecord, Severity
 
 _URGENCY = {
@@ -33,6 +30,9 @@ class Rated:
 
 def score_vector(vector: str) -> float | None:
     """The base score of a CVSS v3.x or v4.0 vector, or ``None`` if it does not parse."""
+    from cvss import CVSS3, CVSS4  # type: ignore[import-untyped]  # noqa: PLC0415 - OSV-only
+    from cvss.exceptions import CVSSError  # type: ignore[import-untyped]  # noqa: PLC0415
+
     try:
         if vector.startswith("CVSS:4.0/"):
             return float(CVSS4(vector).base_score)
