@@ -33,7 +33,7 @@ from typing import TypeVar
 
 from kiln.debian import Cache, get_distro
 from kiln.debian.distro import Distro
-from kiln.errors import KilnError
+from kiln.errors import KilnError, RemoteContentError
 from kiln.pipeline.repo import Repository
 from kiln.recipes.build import BuildError
 from kiln.recipes.buildroot import BuildRoot
@@ -74,11 +74,38 @@ class PhaseRow:
 
 
 def run_phases(name: str, profiles: tuple[str, ...], distro: Distro, out: Path) -> PhaseRow:
+    """Time one package's phases in a fresh cache (the newest version this mirror serves)."""
     arch = host_arch()
     with _cold_builder() as cold:
-        (fetched, _), fetch_cold = _timed(lambda: cold.fetch(distro, name))
-        _, fetch_cached = _timed(lambda: cold.fetch(distro, name))
+        started = time.perf_counter()
+        universe = cold.universe(distro, (name,))
+        newest = universe.newest(name)
+        fetched = None
+        missing: list[str] = []
+        for candidate in universe.versions(name):
+            if candidate.version in missing:
+                continue
+            try:
+                fetched, _ = cold.fetch(distro, name, version=candidate.version)
+                break
+            except RemoteContentError:
+                missing.append(candidate.version)
+        fetch_cold = time.perf_counter() - started
+        if fetched is None:
+            return PhaseRow(
+                name,
+                newest.version,
+                profiles,
+                fetch_cold,
+                0,
+                0,
+                0,
+                0,
+                f"not fetchable here: {', '.join(missing)}",
+            )
         package = fetched.package
+        note = f" (newest {newest.version} not fetchable here)" if missing else ""
+        _, fetch_cached = _timed(lambda: cold.fetch(distro, name, version=package.version))
         root, root_cold = _timed(lambda: cold.build_root(distro, arch, package, profiles))
         again, root_cached = _timed(lambda: cold.build_root(distro, arch, package, profiles))
         assert root.created, "a fresh cache must create the root"
@@ -92,7 +119,7 @@ def run_phases(name: str, profiles: tuple[str, ...], distro: Distro, out: Path) 
                 profiles=profiles,
                 version=package.version,
             )
-        except BuildError as exc:
+        except KilnError as exc:
             return PhaseRow(
                 name,
                 package.version,
@@ -102,8 +129,12 @@ def run_phases(name: str, profiles: tuple[str, ...], distro: Distro, out: Path) 
                 root_cold,
                 root_cached,
                 0.0,
-                f"build failed: {exc}",
+                f"build failed: {_first_line(exc)}",
             )
+    if not any(p.theirs for p in comparison.packages):
+        result = f"not compared: Debian's binaries are of {newest.version}{note}"
+    else:
+        result = f"{comparison.matched}/{len(comparison.packages)} identical{note}"
     return PhaseRow(
         name,
         package.version,
@@ -113,8 +144,35 @@ def run_phases(name: str, profiles: tuple[str, ...], distro: Distro, out: Path) 
         root_cold,
         root_cached,
         comparison.build_seconds,
-        f"{comparison.matched}/{len(comparison.packages)} identical",
+        result,
     )
+
+
+def _phase_cells(r: PhaseRow) -> list[str]:
+    return [
+        r.package,
+        r.version,
+        ",".join(r.profiles) or "-",
+        f"{r.fetch_cold:.1f} s",
+        f"{r.fetch_cached:.2f} s",
+        f"{r.root_cold:.0f} s",
+        f"{r.root_cached:.3f} s",
+        f"{r.build:.0f} s",
+        r.result,
+    ]
+
+
+_PHASE_HEADER = [
+    "package",
+    "version",
+    "profiles",
+    "fetch cold",
+    "fetch cached",
+    "root cold",
+    "root cached",
+    "build",
+    "rebuild vs Debian",
+]
 
 
 @dataclass(frozen=True)
@@ -124,6 +182,7 @@ class VerifyRow:
     size: int
     matched: int = 0
     compared: int = 0
+    fetch_seconds: float = 0.0
     root_seconds: float = 0.0
     build_seconds: float = 0.0
     skipped: str = ""  # why it was not (fully) attempted; "" when it was compared
@@ -131,16 +190,18 @@ class VerifyRow:
 
     def cells(self) -> list[str]:
         size = f"{self.size / 1e6:.2f} MB" if self.size else "-"
+        fetch = f"{self.fetch_seconds:.1f} s" if self.fetch_seconds else "-"
+        root = f"{self.root_seconds:.0f} s" if self.root_seconds else "-"
         if self.skipped:
-            times = f"{self.root_seconds:.0f} s" if self.root_seconds else "-"
-            return [self.source, self.version, size, "-", times, "-", self.skipped]
+            return [self.source, self.version, size, "-", fetch, root, "-", self.skipped]
         verdict = "reproducible" if self.matched == self.compared else "differs"
         return [
             self.source,
             self.version,
             size,
             f"{self.matched}/{self.compared}",
-            f"{self.root_seconds:.0f} s",
+            fetch,
+            root,
             f"{self.build_seconds:.0f} s",
             verdict,
         ]
@@ -208,63 +269,81 @@ def verify_sources(
         queue.append(match[0])
     queue.sort(key=lambda p: (_source_size(p), p.name))
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiln-root") as roots:
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiln-prepare")
 
-        def prepare(package: SourcePackage) -> Future[tuple[BuildRoot, float]]:
-            return roots.submit(_timed, lambda: builder.build_root(distro, arch, package, ()))
+    def prepare(package: SourcePackage) -> Future[_Prepared]:
+        return executor.submit(_prepare, builder, distro, arch, package)
 
-        pending = prepare(queue[0]) if queue else None
-        for index, package in enumerate(queue):
-            size = _source_size(package)
-            current, pending = pending, None
-            assert current is not None
-            spent = time.perf_counter() - started
-            if spent > total_budget:
-                current.cancel()
-                rows.append(
-                    VerifyRow(
-                        package.name,
-                        package.version,
-                        size,
-                        skipped=f"skipped: total budget spent ({spent:.0f} s)",
-                    )
-                )
-                emit(rows[-1])
-                continue
-            try:
-                _, root_seconds = current.result()
-            except KilnError as exc:
-                if index + 1 < len(queue):
-                    pending = prepare(queue[index + 1])
-                rows.append(
-                    VerifyRow(
-                        package.name,
-                        package.version,
-                        size,
-                        attempted=True,
-                        skipped=f"skipped: no build root: {_first_line(exc)}",
-                    )
-                )
-                emit(rows[-1])
-                continue
-            if index + 1 < len(queue):
-                pending = prepare(queue[index + 1])
+    pending = prepare(queue[0]) if queue else None
+    for index, package in enumerate(queue):
+        size = _source_size(package)
+        current, pending = pending, None
+        spent = time.perf_counter() - started
+        if current is None:
             rows.append(
-                _verify_one(
-                    builder, package, size, root_seconds, out=out, budget=budget, nocheck=nocheck
+                VerifyRow(
+                    package.name,
+                    package.version,
+                    size,
+                    skipped=f"skipped: total budget spent ({spent:.0f} s)",
                 )
             )
             emit(rows[-1])
-        if pending is not None:
-            pending.cancel()
+            continue
+        prepared = current.result()
+        if index + 1 < len(queue) and spent <= total_budget:
+            pending = prepare(queue[index + 1])  # while this one builds
+        if prepared.root is None:
+            rows.append(
+                VerifyRow(
+                    package.name,
+                    package.version,
+                    size,
+                    fetch_seconds=prepared.fetch,
+                    skipped=prepared.why,
+                    attempted=prepared.attempted,
+                )
+            )
+        else:
+            rows.append(
+                _verify_one(
+                    builder, package, size, prepared, out=out, budget=budget, nocheck=nocheck
+                )
+            )
+        emit(rows[-1])
+    executor.shutdown(wait=True)
     return rows
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    root: BuildRoot | None
+    fetch: float = 0.0
+    root_seconds: float = 0.0
+    why: str = ""
+    attempted: bool = False
+
+
+def _prepare(
+    builder: SourceBuilder, distro: Distro, arch: str, package: SourcePackage
+) -> _Prepared:
+    """Fetch the source (verified), then create or look up its build root."""
+    try:
+        _, fetch = _timed(lambda: builder.fetch(distro, package.name, version=package.version))
+    except RemoteContentError as exc:
+        return _Prepared(None, why=f"skipped: not fetchable: {_first_line(exc)}")
+    try:
+        root, seconds = _timed(lambda: builder.build_root(distro, arch, package, ()))
+    except KilnError as exc:
+        return _Prepared(None, fetch, why=f"no build root: {_first_line(exc)}", attempted=True)
+    return _Prepared(root, fetch, seconds, attempted=True)
 
 
 def _verify_one(
     builder: SourceBuilder,
     package: SourcePackage,
     size: int,
-    root_seconds: float,
+    prepared: _Prepared,
     *,
     out: Path,
     budget: float,
@@ -287,18 +366,20 @@ def _verify_one(
             package.name,
             package.version,
             size,
-            root_seconds=root_seconds,
             skipped=why,
             attempted=True,
+            fetch_seconds=prepared.fetch,
+            root_seconds=prepared.root_seconds,
         )
     except KilnError as exc:
         return VerifyRow(
             package.name,
             package.version,
             size,
-            root_seconds=root_seconds,
-            skipped=f"failed: {_first_line(exc)}",
             attempted=True,
+            skipped=f"failed: {_first_line(exc)}",
+            fetch_seconds=prepared.fetch,
+            root_seconds=prepared.root_seconds,
         )
     return VerifyRow(
         package.name,
@@ -306,9 +387,10 @@ def _verify_one(
         size,
         comparison.matched,
         len(comparison.packages),
-        root_seconds,
-        comparison.build_seconds,
+        build_seconds=comparison.build_seconds,
         attempted=True,
+        fetch_seconds=prepared.fetch,
+        root_seconds=prepared.root_seconds,
     )
 
 
@@ -372,38 +454,10 @@ def main() -> None:
             flush=True,
         )
         phase_rows.append(run_phases(name, profiles, distro, args.out / "phases"))
+        print("  " + " | ".join(_phase_cells(phase_rows[-1])), flush=True)
     if phase_rows:
         print()
-        print(
-            _table(
-                [
-                    "package",
-                    "version",
-                    "profiles",
-                    "fetch cold",
-                    "fetch cached",
-                    "root cold",
-                    "root cached",
-                    "build",
-                    "rebuild vs Debian",
-                ],
-                [
-                    [
-                        r.package,
-                        r.version,
-                        ",".join(r.profiles) or "-",
-                        f"{r.fetch_cold:.1f} s",
-                        f"{r.fetch_cached:.2f} s",
-                        f"{r.root_cold:.0f} s",
-                        f"{r.root_cached:.3f} s",
-                        f"{r.build:.0f} s",
-                        r.result,
-                    ]
-                    for r in phase_rows
-                ],
-            ),
-            flush=True,
-        )
+        print(_table(_PHASE_HEADER, [_phase_cells(r) for r in phase_rows]), flush=True)
 
     if not args.verify_sources:
         return
@@ -420,7 +474,7 @@ def main() -> None:
         f"total {args.total_budget:.0f} s, tests {'run' if args.with_tests else 'skipped'}",
         flush=True,
     )
-    header = ["source", "version", "size", ".debs", "root", "build", "result"]
+    header = ["source", "version", "size", ".debs", "fetch", "root", "build", "result"]
     rows = verify_sources(
         SourceBuilder.from_environment(),
         distro,
