@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import FrozenInstanceError, fields
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from kiln.vuln.match import (
 )
 from kiln.vuln.model import (
     ChangelogFix,
+    Finding,
     FindingStatus,
     KevRecord,
     NvdRecord,
@@ -471,3 +473,15 @@ def test_the_default_lookup_key_shares_nothing_between_different_packages() -> N
     assert key(a, BOOKWORM) == key(same_elsewhere, BOOKWORM)
     base = Matcher.lookup_key
     assert base(DebianMatcher(), a, BOOKWORM) != base(DebianMatcher(), b, BOOKWORM)
+
+
+def test_findings_equal_what_the_finding_constructor_makes() -> None:
+    data = _tracker(TrackerStatus("zlib", "CVE-1", "bookworm", "open", None, "medium"))
+    (found,) = match_packages([deb("zlib1g", "1:1.2.13.dfsg-1", "zlib")], data, context=BOOKWORM)
+    assert not hasattr(Finding, "__post_init__")
+    made = Finding(**{f.name: getattr(found, f.name) for f in fields(Finding)})
+    assert vars(made) == vars(found)
+    assert made == found
+    assert hash(made) == hash(found)
+    with pytest.raises(FrozenInstanceError):
+        found.id = "CVE-2"  # type: ignore[misc]

@@ -126,19 +126,41 @@ def deb_purl(  # noqa: PLR0917 - mirrors the purl's own parts
         elif source_name != name:
             qualifiers["upstream"] = source_name
     namespace = distro.id if distro is not None else "debian"
-    purl = PackageURL(
-        type="deb", namespace=namespace, name=name, version=version, qualifiers=qualifiers
-    )
-    return str(purl.to_string())
+    return purl_string("deb", namespace, name, version, qualifiers)
 
 
 def pypi_purl(name: str, version: str) -> str:
-    return str(PackageURL(type="pypi", name=normalize_pypi_name(name), version=version).to_string())
+    return purl_string("pypi", None, normalize_pypi_name(name), version)
 
 
 def npm_purl(name: str, version: str) -> str:
     namespace, _, bare = name.rpartition("/")
-    purl = PackageURL(type="npm", namespace=namespace or None, name=bare, version=version)
+    return purl_string("npm", namespace or None, bare, version)
+
+
+def purl_string(
+    type_: str,
+    namespace: str | None,
+    name: str,
+    version: str,
+    qualifiers: dict[str, str] | None = None,
+) -> str:
+    """``PackageURL(...).to_string()`` of these parts, normalised once instead of twice.
+
+    ``to_string`` normalises every part anyway; the constructor's own pass changes the
+    result only for a part holding a percent sign (it decodes ``%xx`` first), so it is
+    kept for those. It cost as much as the rest of reading a dpkg database.
+    """
+    qualified = "".join(k + v for k, v in (qualifiers or {}).items())
+    decode = "%" in f"{namespace or ''}{name}{version}{qualified}"
+    purl = PackageURL(
+        type=type_,
+        namespace=namespace,
+        name=name,
+        version=version,
+        qualifiers=qualifiers,
+        normalize_purl=decode,
+    )
     return str(purl.to_string())
 
 

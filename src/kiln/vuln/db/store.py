@@ -301,14 +301,13 @@ class VulnDB:
             _fill(conn, _WANTED_SOURCE, [{"name": s} for s in sources])
             _fill(conn, _WANTED_OSV, [{"ecosystem": e, "name": n} for e, n in keys])
             t, c = TrackerRow.__table__, ChangelogRow.__table__
-            tracker_rows = (
-                select(t)
-                .join(_WANTED_SOURCE, _WANTED_SOURCE.c.name == t.c.source_package)
-                .where(t.c.release == release)
+            # IN (subquery) rather than a join: SQLite then walks the index per wanted name
+            # instead of every row of the release (it has no statistics on the temp table).
+            wanted_sources = select(_WANTED_SOURCE.c.name)
+            tracker_rows = select(t).where(
+                t.c.release == release, t.c.source_package.in_(wanted_sources)
             )
-            changelog_rows = select(c).join(
-                _WANTED_SOURCE, _WANTED_SOURCE.c.name == c.c.source_package
-            )
+            changelog_rows = select(c).where(c.c.source_package.in_(wanted_sources))
             if release and sources:
                 for r in _rows(conn, tracker_rows.order_by(t.c.id)):
                     rec = TrackerStatus(
@@ -438,8 +437,10 @@ def _fill(conn: Connection, table: Table, rows: list[dict[str, str]]) -> None:
 
 
 def _by_cve(conn: Connection, table: FromClause) -> list[Any]:
-    """The rows of a CVE-keyed table for the CVEs in ``kiln_wanted_cve``."""
-    return _rows(conn, select(table).where(table.c.cve.in_(select(_WANTED_CVE.c.name))))
+    """The rows of a CVE-keyed table for the CVEs in ``kiln_wanted_cve`` (a CVE listed
+    twice gives its row twice). Joined from the wanted list: one key lookup per CVE."""
+    wanted = _WANTED_CVE
+    return _rows(conn, select(table).select_from(wanted).join(table, table.c.cve == wanted.c.name))
 
 
 def engine_safe(url: str) -> str:
