@@ -3,6 +3,7 @@ against their official schemas)."""
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
-from kiln.vuln.db import VulnDB
+from kiln.errors import EnvironmentProblem
+from kiln.vuln.db import VulnData, VulnDB
 from kiln.vuln.model import FindingStatus
 from kiln.vuln.report import FORMATTERS, SCHEMA, result_json
 from kiln.vuln.scan import ScanResult, only_fixed, scan_inventory
@@ -296,3 +298,27 @@ def test_every_format_loads_its_formatter_on_first_lookup() -> None:
     assert isinstance(FORMATTERS["json"], JsonFormatter)
     assert isinstance(FORMATTERS["cyclonedx"], CycloneDxFormatter)
     assert "xml" not in FORMATTERS
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_scan_leaves_the_cycle_collector_as_it_found_it(loaded_db: VulnDB, enabled: bool) -> None:
+    was = gc.isenabled()
+    try:
+        if not enabled:
+            gc.disable()
+        assert _scan(loaded_db).findings
+        assert gc.isenabled() is enabled
+        with pytest.raises(EnvironmentProblem):  # also when the scan fails
+            scan_inventory(_Inventory(), _BrokenDB())
+        assert gc.isenabled() is enabled
+    finally:
+        if was:
+            gc.enable()
+
+
+class _BrokenDB(VulnDB):
+    def __init__(self) -> None:
+        pass
+
+    def load(self, **_: object) -> VulnData:
+        raise EnvironmentProblem("the database went away")

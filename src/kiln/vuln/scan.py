@@ -6,8 +6,10 @@ packages; matching itself is ``kiln.vuln.match.match_packages`` (pure).
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -72,6 +74,24 @@ def _context(inv: InventoryLike) -> MatchContext:
     return MatchContext(release=d.codename, debian_version=d.version_id)
 
 
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Hold off CPython's cycle collector while feed rows become findings.
+
+    A scan makes some 100,000 small acyclic objects (rows, records, findings), freed by
+    reference counting alone; the collector would walk them, and every object the
+    process holds, over and over (about a sixth of a 700-package scan). It is restored
+    as it was found, and any garbage is collected on its next run.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def scan_inventory(
     inventory: InventoryLike,
     db: VulnDB,
@@ -90,8 +110,9 @@ def scan_inventory(
     }
     if ctx.debian_version:
         keys |= {(f"Debian:{ctx.debian_version}", s) for s in sources}
-    data = db.load(debian_sources=sources, release=ctx.release, osv_keys=keys)
-    findings = match_packages(packages, data, context=ctx, vex=vex)
+    with _cyclic_gc_paused():
+        data = db.load(debian_sources=sources, release=ctx.release, osv_keys=keys)
+        findings = match_packages(packages, data, context=ctx, vex=vex)
     d = inventory.distro
     notes = list(warnings)
     if not data.snapshots:
