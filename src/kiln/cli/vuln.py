@@ -150,9 +150,12 @@ def _scan_one(
     from kiln.inventory import load_target
     from kiln.vuln.db import VulnDB
     from kiln.vuln.scan import scan_inventory
-    from kiln.vuln.vex import load_vex
 
-    statements = [s for p in vex for s in load_vex(p)]
+    statements: list[VexStatement] = []
+    if vex:
+        from kiln.vuln.vex import load_vex
+
+        statements = [s for p in vex for s in load_vex(p)]
     with tempfile.TemporaryDirectory(prefix="kiln-scan-") as tmp:
         notes: list[str] = []
         if _is_registry_reference(target):

@@ -37,17 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import FromClause
 
 from kiln.errors import EnvironmentProblem
-from kiln.vuln.db.models import (
-    ChangelogRow,
-    EpssRow,
-    KevRow,
-    NvdRow,
-    OsvAdvisoryRow,
-    OsvAffectedRow,
-    SnapshotRow,
-    TrackerCveRow,
-    TrackerRow,
-)
+from kiln.vuln.db import schema
 from kiln.vuln.model import (
     ChangelogFix,
     EpssRecord,
@@ -186,9 +176,10 @@ class VulnDB:
 
     def snapshots(self, source: str | None = None) -> list[Snapshot]:
         """Every snapshot (newest last), optionally of one source."""
-        stmt = select(SnapshotRow).order_by(SnapshotRow.id)
+        snap = schema.snapshot
+        stmt = select(snap).order_by(snap.c.id)
         if source:
-            stmt = stmt.where(SnapshotRow.source == source)
+            stmt = stmt.where(snap.c.source == source)
         with self.engine.connect() as conn:
             return [_to_snapshot(r) for r in conn.execute(stmt)]
 
@@ -198,9 +189,9 @@ class VulnDB:
 
     def cursor(self, source: str) -> str | None:
         stmt = (
-            select(SnapshotRow.cursor)
-            .where(SnapshotRow.source == source)
-            .order_by(SnapshotRow.id.desc())
+            select(schema.snapshot.c.cursor)
+            .where(schema.snapshot.c.source == source)
+            .order_by(schema.snapshot.c.id.desc())
             .limit(1)
         )
         with self.engine.connect() as conn:
@@ -245,7 +236,7 @@ class VulnDB:
         counts: dict[str, int] = {}
         with self.engine.begin() as conn:
             snap_id = conn.execute(
-                insert(SnapshotRow).values(
+                insert(schema.snapshot).values(
                     source=feed.name,
                     digest=source.digest,
                     created_at=now().astimezone(UTC).isoformat(timespec="seconds"),
@@ -270,11 +261,12 @@ class VulnDB:
             writer.write(batch)
             counts["warnings"] = len(warnings)
             conn.execute(
-                SnapshotRow.__table__.update()  # type: ignore[attr-defined]
-                .where(SnapshotRow.id == snap_id)
+                schema.snapshot.update()
+                .where(schema.snapshot.c.id == snap_id)
                 .values(counts=counts)
             )
-            row = conn.execute(select(SnapshotRow).where(SnapshotRow.id == snap_id)).one()
+            snap = schema.snapshot
+            row = conn.execute(select(snap).where(snap.c.id == snap_id)).one()
         return ImportResult(_to_snapshot(row), tuple(warnings))
 
     # --- queries for the matcher ----------------------------------------------------
@@ -300,7 +292,7 @@ class VulnDB:
                 conn.execute(delete(table))
             _fill(conn, _WANTED_SOURCE, [{"name": s} for s in sources])
             _fill(conn, _WANTED_OSV, [{"ecosystem": e, "name": n} for e, n in keys])
-            t, c = TrackerRow.__table__, ChangelogRow.__table__
+            t, c = schema.tracker, schema.changelog
             # IN (subquery) rather than a join: SQLite then walks the index per wanted name
             # instead of every row of the release (it has no statistics on the temp table).
             wanted_sources = select(_WANTED_SOURCE.c.name)
@@ -327,7 +319,7 @@ class VulnDB:
                     changelog.setdefault(r.source_package, []).append(Held(fix, r.snapshot_id))
             osv_cves: set[str] = set()
             if keys:
-                a, adv = OsvAffectedRow.__table__, OsvAdvisoryRow.__table__
+                a, adv = schema.osv_affected, schema.osv_advisory
                 wanted = _WANTED_OSV.c
                 hits = select(a.c.advisory_id).join(
                     _WANTED_OSV, (wanted.ecosystem == a.c.ecosystem) & (wanted.name == a.c.package)
@@ -364,9 +356,9 @@ class VulnDB:
             kev: dict[str, KevRecord] = {}
             epss: dict[str, EpssRecord] = {}
             if sources or keys:
-                for row in _by_cve(conn, TrackerCveRow.__table__):
+                for row in _by_cve(conn, schema.tracker_cve):
                     descriptions[row.cve] = row.description
-                for n in _by_cve(conn, NvdRow.__table__):
+                for n in _by_cve(conn, schema.nvd):
                     nvd[n.cve] = NvdRecord(
                         n.cve,
                         n.last_modified,
@@ -378,7 +370,7 @@ class VulnDB:
                         tuple(n.cwes),
                         tuple(n.references),
                     )
-                for k in _by_cve(conn, KevRow.__table__):
+                for k in _by_cve(conn, schema.kev):
                     kev[k.cve] = KevRecord(
                         k.cve,
                         k.vendor,
@@ -388,7 +380,7 @@ class VulnDB:
                         k.due_date,
                         k.known_ransomware,
                     )
-                for e in _by_cve(conn, EpssRow.__table__):
+                for e in _by_cve(conn, schema.epss):
                     epss[e.cve] = EpssRecord(e.cve, e.epss, e.percentile)
             _WANTED.drop_all(conn)
         return VulnData(
@@ -496,12 +488,12 @@ class _Writer:
 
     def clear_all(self, source: str) -> None:
         tables: dict[str, list[Table]] = {
-            "debian-tracker": [TrackerRow.__table__, TrackerCveRow.__table__],  # type: ignore[list-item]
-            "debian-changelog": [ChangelogRow.__table__],  # type: ignore[list-item]
-            "osv": [OsvAffectedRow.__table__, OsvAdvisoryRow.__table__],  # type: ignore[list-item]
-            "nvd": [NvdRow.__table__],  # type: ignore[list-item]
-            "kev": [KevRow.__table__],  # type: ignore[list-item]
-            "epss": [EpssRow.__table__],  # type: ignore[list-item]
+            "debian-tracker": [schema.tracker, schema.tracker_cve],
+            "debian-changelog": [schema.changelog],
+            "osv": [schema.osv_affected, schema.osv_advisory],
+            "nvd": [schema.nvd],
+            "kev": [schema.kev],
+            "epss": [schema.epss],
         }
         for table in tables.get(source, []):
             self._conn.execute(delete(table))
@@ -625,29 +617,31 @@ class _Writer:
                     )
         if self._upsert:
             self._clear(
-                "changelog", {r["source_package"] for r in changelog}, ChangelogRow.source_package
+                "changelog",
+                {r["source_package"] for r in changelog},
+                schema.changelog.c.source_package,
             )
             self._clear(
                 "osv",
                 {r["id"] for r in osv},
-                OsvAdvisoryRow.id,
-                (OsvAffectedRow.advisory_id, OsvAffectedRow.__table__),
+                schema.osv_advisory.c.id,
+                (schema.osv_affected.c.advisory_id, schema.osv_affected),
             )
-            self._clear("nvd", {r["cve"] for r in nvd}, NvdRow.cve)
+            self._clear("nvd", {r["cve"] for r in nvd}, schema.nvd.c.cve)
         # Within one input the last record for a key wins (duplicate ids across files).
         osv = list({r["id"]: r for r in osv}.values())
         nvd = list({r["cve"]: r for r in nvd}.values())
         kev = list({r["cve"]: r for r in kev}.values())
         epss = list({r["cve"]: r for r in epss}.values())
         for table, rows in (
-            (TrackerRow, tracker),
-            (TrackerCveRow, tracker_cves),
-            (ChangelogRow, changelog),
-            (OsvAdvisoryRow, osv),
-            (OsvAffectedRow, osv_aff),
-            (NvdRow, nvd),
-            (KevRow, kev),
-            (EpssRow, epss),
+            (schema.tracker, tracker),
+            (schema.tracker_cve, tracker_cves),
+            (schema.changelog, changelog),
+            (schema.osv_advisory, osv),
+            (schema.osv_affected, osv_aff),
+            (schema.nvd, nvd),
+            (schema.kev, kev),
+            (schema.epss, epss),
         ):
             if rows:
                 self._conn.execute(insert(table), rows)

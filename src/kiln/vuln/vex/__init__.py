@@ -1,52 +1,7 @@
 """VEX: read OpenVEX and CycloneDX VEX, apply statements to findings, write OpenVEX."""
 
-from __future__ import annotations
+import lazy_loader
 
-import json
-from pathlib import Path
-
-from kiln.errors import InputError, Location
-from kiln.vuln.vex.apply import apply_vex, product_matches
-from kiln.vuln.vex.cyclonedx import CycloneDxVexReader
-from kiln.vuln.vex.interface import VexFormatError, VexReader
-from kiln.vuln.vex.model import JUSTIFICATIONS, VEX_STATUSES, VexStatement
-from kiln.vuln.vex.openvex import OpenVexReader, write_openvex
-
-READERS: tuple[VexReader, ...] = (OpenVexReader(), CycloneDxVexReader())
-
-
-def load_vex(path: Path) -> list[VexStatement]:
-    """Read a VEX document of any supported format."""
-    try:
-        document = json.loads(path.read_bytes())
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the VEX document: {exc.strerror}") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise VexFormatError(
-            f"not JSON: {exc}", Location(str(path), line=getattr(exc, "lineno", None))
-        ) from exc
-    if not isinstance(document, dict):
-        raise VexFormatError("a VEX document must be a JSON object", Location(str(path), field="$"))
-    for reader in READERS:
-        if reader.accepts(document):
-            return reader.read(document, str(path))
-    raise VexFormatError(
-        "neither OpenVEX (@context https://openvex.dev/ns/...) nor CycloneDX (bomFormat)",
-        Location(str(path), field="$"),
-    )
-
-
-__all__ = [
-    "JUSTIFICATIONS",
-    "READERS",
-    "VEX_STATUSES",
-    "CycloneDxVexReader",
-    "OpenVexReader",
-    "VexFormatError",
-    "VexReader",
-    "VexStatement",
-    "apply_vex",
-    "load_vex",
-    "product_matches",
-    "write_openvex",
-]
+# Submodules load on first use (see __init__.pyi for what is exported): applying VEX
+# during a scan does not load the document readers and their pydantic models.
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)
