@@ -193,7 +193,7 @@ def _child_scan(db_url: str, target: str, repeat: int) -> None:
     import resource
 
     from kiln.inventory import load_target
-    from kiln.vuln.db import VulnDB
+    from kiln.vuln.db import open_for_scan
     from kiln.vuln.scan import scan_inventory
 
     times = []
@@ -202,7 +202,7 @@ def _child_scan(db_url: str, target: str, repeat: int) -> None:
     for _ in range(repeat):
         t0 = time.perf_counter()
         inv = load_target(target)
-        db = VulnDB.open(db_url)
+        db = open_for_scan(db_url)  # as kiln scan opens it
         result = scan_inventory(inv, db)
         db.close()
         times.append(time.perf_counter() - t0)

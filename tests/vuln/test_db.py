@@ -28,7 +28,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, inspect, select
 
-from kiln.vuln.db import VulnDB, store
+from kiln.errors import EnvironmentProblem
+from kiln.vuln.db import SqliteReader, VulnDB, open_for_scan, store
 from kiln.vuln.db.models import Base, OsvAdvisoryRow, TrackerRow
 from kiln.vuln.feeds import DebianTrackerFeed, FeedFormatError, OsvFeed, from_path
 
@@ -262,7 +263,6 @@ def test_full_pypa_snapshot_imports_with_its_known_bad_ranges_as_warnings(db: Vu
 
 
 def test_a_locked_database_is_an_environment_error(db: VulnDB, tmp_path: Path) -> None:
-    from kiln.errors import EnvironmentProblem
 
     path = db.engine.url.database
     assert path is not None
@@ -281,3 +281,56 @@ def test_a_locked_database_is_an_environment_error(db: VulnDB, tmp_path: Path) -
         blocker.close()
         slow.close()
     assert db.snapshots() == []
+
+
+def test_scans_read_a_current_sqlite_file_directly_and_get_the_same_data(
+    loaded_db: VulnDB, loaded_db_url: str
+) -> None:
+    reader = open_for_scan(loaded_db_url)
+    assert isinstance(reader, SqliteReader)
+    path = Path(loaded_db_url.removeprefix("sqlite:///"))
+    before = path.read_bytes()
+    try:
+        for query in (
+            {"debian_sources": ["openssl", "expat", "chromium"], "release": "bookworm"},
+            {"osv_keys": [("npm", "lodash"), ("PyPI", "requests"), ("PyPI", "nothing-here")]},
+            {"debian_sources": ["openssl"], "release": None},
+            {},
+        ):
+            assert reader.load(**query) == loaded_db.load(**query)  # type: ignore[arg-type]
+        again = reader.load(debian_sources=["openssl"], release="bookworm")
+        assert again == loaded_db.load(debian_sources=["openssl"], release="bookworm")
+        assert reader.snapshots() == loaded_db.snapshots()
+    finally:
+        reader.close()
+    assert path.read_bytes() == before  # read-only: not even the temporary tables land there
+
+
+def test_scans_open_other_databases_through_sqlalchemy(tmp_path: Path) -> None:
+    missing = tmp_path / "new" / "vuln.db"
+    created = open_for_scan(str(missing))
+    assert isinstance(created, VulnDB)  # created and migrated, as before
+    created.close()
+    assert isinstance(open_for_scan(str(missing)), SqliteReader)
+    with_options = open_for_scan(f"sqlite:///{missing}?timeout=1")
+    assert isinstance(with_options, VulnDB)
+    with_options.close()
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database" * 100)
+    with pytest.raises(EnvironmentProblem, match=r"cannot open the vulnerability database"):
+        open_for_scan(str(garbage))
+
+
+def test_a_scan_of_a_current_sqlite_file_loads_no_sqlalchemy(loaded_db_url: str) -> None:
+    probe = (
+        "import sys\n"
+        "from kiln.vuln.db import open_for_scan\n"
+        "from kiln.vuln.scan import scan_inventory\n"
+        f"db = open_for_scan({loaded_db_url!r})\n"
+        "class Inventory:\n"
+        "    target, distro, packages = 'x', None, ()\n"
+        "scan_inventory(Inventory(), db)\n"
+        "print(sorted(m for m in ('sqlalchemy', 'alembic') if m in sys.modules))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from kiln.vuln.db import Held, VulnData, VulnDB
+from kiln.vuln.db import Held, SqliteReader, VulnData, VulnDB, open_for_scan
 from kiln.vuln.match import (
     Candidate,
     DebianMatcher,
@@ -425,6 +425,10 @@ def test_kev_and_epss_feeds_enrich_findings(db: VulnDB, tmp_path: Path) -> None:
     )
     assert (f.kev, f.epss) == (True, 0.25)
     assert {s.source for s in data.snapshots} == {"osv", "kev", "epss"}
+    reader = open_for_scan(str(db.engine.url))  # what kiln scan reads: the same data
+    assert isinstance(reader, SqliteReader)
+    assert reader.load(osv_keys=[("npm", "lodash")]) == data
+    reader.close()
 
 
 class _CountingMatcher(DebianMatcher):

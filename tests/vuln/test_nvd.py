@@ -22,9 +22,9 @@ import pytest
 from kiln.cli.main import main
 from kiln.errors import RemoteContentError
 from kiln.net import HttpFetcher, RetryPolicy, http_client
-from kiln.vuln.db import VulnDB
+from kiln.vuln.db import SqliteReader, VulnDB, open_for_scan
 from kiln.vuln.db.models import NvdRow
-from kiln.vuln.feeds import NvdClient, NvdFeed, RateLimiter
+from kiln.vuln.feeds import NvdClient, NvdFeed, OsvFeed, RateLimiter, from_path
 from kiln.vuln.feeds.nvd import windows
 
 
@@ -187,6 +187,34 @@ def test_pages_windows_api_key_and_import(nvd_url: str, tmp_path: Path) -> None:
     assert result.snapshot.counts["NvdRecord"] == 6  # the same 3 CVEs in both windows
     data = db.load()
     assert data.nvd == {}
+    # NVD records come with the CVEs an advisory names, through either read path.
+    osv = tmp_path / "osv"
+    osv.mkdir()
+    (osv / "GHSA-demo.json").write_text(
+        json.dumps(
+            {
+                "id": "GHSA-demo-0000-0000",
+                "aliases": ["CVE-2024-1000"],
+                "modified": "2024-02-01T00:00:00Z",
+                "affected": [
+                    {
+                        "package": {"ecosystem": "npm", "name": "demo"},
+                        "ranges": [
+                            {"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "1.0.0"}]}
+                        ],
+                    }
+                ],
+            }
+        )
+    )
+    db.import_feed(OsvFeed(), from_path(osv))
+    named = db.load(osv_keys=[("npm", "demo")])
+    assert named.nvd["CVE-2024-1000"].cvss31_score == 9.8
+    assert named.nvd["CVE-2024-1000"].cwes == ("CWE-787",)
+    reader = open_for_scan(str(db.engine.url))
+    assert isinstance(reader, SqliteReader)
+    assert reader.load(osv_keys=[("npm", "demo")]) == named
+    reader.close()
     with db.engine.connect() as conn:
         rows = {r.cve: r for r in conn.execute(NvdRow.__table__.select())}
     assert set(rows) == {"CVE-2024-1000", "CVE-2024-1001", "CVE-2024-1002"}

@@ -148,7 +148,7 @@ def _scan_one(
     insecure: bool = False,
 ) -> ScanResult:
     from kiln.inventory import load_target
-    from kiln.vuln.db import VulnDB
+    from kiln.vuln.db import open_for_scan
     from kiln.vuln.scan import scan_inventory
 
     statements: list[VexStatement] = []
@@ -164,7 +164,7 @@ def _scan_one(
         elif key is not None:
             raise InputError("--key verifies VEX attached in a registry; TARGET is local")
         inventory = load_target(target, platform) if platform else load_target(target)
-        store = VulnDB.open(db)
+        store = open_for_scan(db)
         try:
             return scan_inventory(
                 inventory, store, vex=statements, warnings=[*inventory.warnings, *notes]

@@ -1,7 +1,8 @@
 """Scanning: an inventory + the database (+ VEX) -> a ``ScanResult``; filters and gating.
 
 The only I/O here is the database query that narrows feed data to the scanned
-packages; matching itself is ``kiln.vuln.match.match_packages`` (pure).
+packages (through a ``VulnSource``: ``open_for_scan`` gives one); matching itself
+is ``kiln.vuln.match.match_packages`` (pure).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from kiln.vuln.db.store import VulnDB
+from kiln.vuln.db.read import VulnSource
 from kiln.vuln.ecosystems import normalize_package_name, osv_ecosystem
 from kiln.vuln.match import MatchContext, match_packages
 from kiln.vuln.model import Finding, FindingStatus, PackageLike, Severity, Snapshot
@@ -94,7 +95,7 @@ def _cyclic_gc_paused() -> Iterator[None]:
 
 def scan_inventory(
     inventory: InventoryLike,
-    db: VulnDB,
+    db: VulnSource,
     *,
     vex: Sequence[VexStatement] = (),
     warnings: Iterable[str] = (),

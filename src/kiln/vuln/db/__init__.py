@@ -1,5 +1,9 @@
-"""The vulnerability database: SQLAlchemy models, Alembic migrations, import and query."""
+"""The vulnerability database: SQLAlchemy tables, Alembic migrations, import and query.
 
-from kiln.vuln.db.store import Held, ImportResult, VulnData, VulnDB, default_db_url
+Submodules load on first use (see __init__.pyi for what is exported): a scan of an
+SQLite database at the newest schema reads it through ``read`` without SQLAlchemy.
+"""
 
-__all__ = ["Held", "ImportResult", "VulnDB", "VulnData", "default_db_url"]
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

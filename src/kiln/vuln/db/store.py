@@ -11,19 +11,15 @@ snapshot stays current). Queries return plain frozen records (``kiln.vuln.model`
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
-    Column,
     Connection,
     Engine,
-    MetaData,
-    String,
     Table,
     create_engine,
     delete,
@@ -31,22 +27,25 @@ from sqlalchemy import (
     insert,
     select,
     text,
-    union,
 )
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.sql import FromClause
 
 from kiln.errors import EnvironmentProblem
 from kiln.vuln.db import schema
+from kiln.vuln.db.read import (
+    SCHEMA_HEAD,
+    Held,
+    VulnData,
+    as_db_url,
+    default_db_url,
+    read_vuln_data,
+)
 from kiln.vuln.model import (
     ChangelogFix,
     EpssRecord,
     FeedRecord,
     KevRecord,
     NvdRecord,
-    OsvAffected,
-    OsvEvent,
-    OsvRange,
     OsvRecord,
     Snapshot,
     TrackerStatus,
@@ -56,49 +55,22 @@ if TYPE_CHECKING:  # the feeds (HTTP, parsers) load only when a feed is imported
     from kiln.vuln.feeds.interface import Feed, FeedWarning
     from kiln.vuln.feeds.source import FeedInput
 
+# Held, VulnData and the URL helpers live in read.py (no SQLAlchemy); named here too.
+__all__ = [
+    "SCHEMA_HEAD",
+    "Held",
+    "ImportResult",
+    "VulnDB",
+    "VulnData",
+    "as_db_url",
+    "default_db_url",
+    "engine_safe",
+]
+
 _BATCH = 5000
 _IN_CHUNK = 500
 _MIGRATIONS = Path(__file__).parent / "migrations"
-# The newest revision in migrations/versions: a database already there is opened without
-# loading Alembic (tests check this against Alembic's own head).
-SCHEMA_HEAD = "0001"
 T = TypeVar("T")
-
-
-def as_db_url(value: str) -> str:
-    """A database given as a file path or an SQLAlchemy URL -> an SQLAlchemy URL."""
-    return value if "://" in value else f"sqlite:///{Path(value).expanduser().resolve()}"
-
-
-def default_db_url() -> str:
-    """``$KILN_DB`` (a path or an SQLAlchemy URL), else ``$KILN_CACHE/vuln.db``."""
-    configured = os.environ.get("KILN_DB")
-    if configured:
-        return as_db_url(configured)
-    cache = Path(os.environ.get("KILN_CACHE", "~/.cache/kiln")).expanduser()
-    return f"sqlite:///{cache / 'vuln.db'}"
-
-
-@dataclass(frozen=True)
-class Held(Generic[T]):
-    """A record with the snapshot that wrote it (findings name their snapshot)."""
-
-    record: T
-    snapshot_id: int
-
-
-@dataclass(frozen=True)
-class VulnData:
-    """What the matcher needs, already narrowed to the scanned packages."""
-
-    tracker: dict[str, tuple[Held[TrackerStatus], ...]] = field(default_factory=dict)
-    changelog: dict[str, tuple[Held[ChangelogFix], ...]] = field(default_factory=dict)
-    osv: dict[tuple[str, str], tuple[Held[OsvRecord], ...]] = field(default_factory=dict)
-    descriptions: dict[str, str] = field(default_factory=dict)
-    nvd: dict[str, NvdRecord] = field(default_factory=dict)
-    kev: dict[str, KevRecord] = field(default_factory=dict)
-    epss: dict[str, EpssRecord] = field(default_factory=dict)
-    snapshots: tuple[Snapshot, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -279,160 +251,28 @@ class VulnDB:
         osv_keys: Iterable[tuple[str, str]] = (),
     ) -> VulnData:
         """Everything known about these Debian source packages and OSV (ecosystem, name)s."""
-        sources = sorted(set(debian_sources))
-        keys = sorted(set(osv_keys))
-        tracker: dict[str, list[Held[TrackerStatus]]] = {}
-        changelog: dict[str, list[Held[ChangelogFix]]] = {}
-        osv: dict[tuple[str, str], list[Held[OsvRecord]]] = {}
-        # The wanted names go into temporary tables that each query joins: a few
-        # statements per scan instead of one IN (...) list per 500 names and table.
         with self.engine.begin() as conn:
-            _WANTED.create_all(conn)
-            for table in _WANTED.sorted_tables:  # left over on a pooled connection after a failure
-                conn.execute(delete(table))
-            _fill(conn, _WANTED_SOURCE, [{"name": s} for s in sources])
-            _fill(conn, _WANTED_OSV, [{"ecosystem": e, "name": n} for e, n in keys])
-            t, c = schema.tracker, schema.changelog
-            # IN (subquery) rather than a join: SQLite then walks the index per wanted name
-            # instead of every row of the release (it has no statistics on the temp table).
-            wanted_sources = select(_WANTED_SOURCE.c.name)
-            tracker_rows = select(t).where(
-                t.c.release == release, t.c.source_package.in_(wanted_sources)
+            return read_vuln_data(
+                _SqlRows(conn), debian_sources=debian_sources, release=release, osv_keys=osv_keys
             )
-            changelog_rows = select(c).where(c.c.source_package.in_(wanted_sources))
-            if release and sources:
-                for r in _rows(conn, tracker_rows.order_by(t.c.id)):
-                    rec = TrackerStatus(
-                        r.source_package,
-                        r.cve,
-                        r.release,
-                        r.status,
-                        r.fixed_version,
-                        r.urgency,
-                        r.nodsa,
-                        r.nodsa_reason,
-                    )
-                    tracker.setdefault(r.source_package, []).append(Held(rec, r.snapshot_id))
-            if sources:
-                for r in _rows(conn, changelog_rows.order_by(c.c.id)):
-                    fix = ChangelogFix(r.source_package, r.cve, r.version, r.distribution)
-                    changelog.setdefault(r.source_package, []).append(Held(fix, r.snapshot_id))
-            osv_cves: set[str] = set()
-            if keys:
-                a, adv = schema.osv_affected, schema.osv_advisory
-                wanted = _WANTED_OSV.c
-                hits = select(a.c.advisory_id).join(
-                    _WANTED_OSV, (wanted.ecosystem == a.c.ecosystem) & (wanted.name == a.c.package)
-                )
-                affected: dict[str, list[Any]] = {}
-                for row in _rows(conn, select(a).where(a.c.advisory_id.in_(hits)).order_by(a.c.id)):
-                    affected.setdefault(row.advisory_id, []).append(row)
-                wanted_keys = set(keys)
-                for row in _rows(conn, select(adv).where(adv.c.id.in_(hits)).order_by(adv.c.id)):
-                    aff_rows = affected[row.id]
-                    record = _osv_from_rows(row, aff_rows)
-                    held = Held(record, row.snapshot_id)
-                    for r in aff_rows:
-                        # Only the scanned (ecosystem, package)s, as a per-name query gave.
-                        if (r.ecosystem, r.package) not in wanted_keys:
-                            continue
-                        bucket = osv.setdefault((r.ecosystem, r.package), [])
-                        if held not in bucket:
-                            bucket.append(held)
-                    osv_cves.update(i for i in (row.id, *row.aliases) if i.startswith("CVE-"))
-            # Every CVE named above, gathered by the database rather than sent back to it.
-            conn.execute(
-                insert(_WANTED_CVE).from_select(
-                    ["name"],
-                    union(
-                        tracker_rows.with_only_columns(t.c.cve),
-                        changelog_rows.with_only_columns(c.c.cve),
-                    ),
-                )
-            )
-            _fill(conn, _WANTED_CVE, [{"name": c} for c in sorted(osv_cves)])
-            descriptions: dict[str, str] = {}
-            nvd: dict[str, NvdRecord] = {}
-            kev: dict[str, KevRecord] = {}
-            epss: dict[str, EpssRecord] = {}
-            if sources or keys:
-                for row in _by_cve(conn, schema.tracker_cve):
-                    descriptions[row.cve] = row.description
-                for n in _by_cve(conn, schema.nvd):
-                    nvd[n.cve] = NvdRecord(
-                        n.cve,
-                        n.last_modified,
-                        n.description,
-                        n.cvss31_vector,
-                        n.cvss31_score,
-                        n.cvss40_vector,
-                        n.cvss40_score,
-                        tuple(n.cwes),
-                        tuple(n.references),
-                    )
-                for k in _by_cve(conn, schema.kev):
-                    kev[k.cve] = KevRecord(
-                        k.cve,
-                        k.vendor,
-                        k.product,
-                        k.name,
-                        k.date_added,
-                        k.due_date,
-                        k.known_ransomware,
-                    )
-                for e in _by_cve(conn, schema.epss):
-                    epss[e.cve] = EpssRecord(e.cve, e.epss, e.percentile)
-            _WANTED.drop_all(conn)
-        return VulnData(
-            tracker={k: tuple(v) for k, v in tracker.items()},
-            changelog={k: tuple(v) for k, v in changelog.items()},
-            osv={k: tuple(v) for k, v in osv.items()},
-            descriptions=descriptions,
-            nvd=nvd,
-            kev=kev,
-            epss=epss,
-            snapshots=self._used_snapshots(tracker, changelog, osv),
-        )
 
-    def _used_snapshots(self, *held_maps: dict[Any, list[Any]]) -> tuple[Snapshot, ...]:
-        """The current snapshot of each source plus any older one a held row came from."""
-        used = {h.snapshot_id for m in held_maps for hs in m.values() for h in hs}
-        current = {s.id for s in self.current().values()}
-        return tuple(s for s in self.snapshots() if s.id in used | current)
+
+class _SqlRows:
+    """``read_vuln_data``'s executor on one SQLAlchemy connection."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def __call__(
+        self, sql: str, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] = ()
+    ) -> list[tuple[Any, ...]]:
+        result = self._conn.execute(text(sql), params or None)
+        return [tuple(r) for r in result] if result.returns_rows else []
 
 
 def _rows(conn: Connection, stmt: Any) -> list[Any]:
     """Result rows, attribute-accessible by column name (typed loosely on purpose)."""
     return list(conn.execute(stmt))
-
-
-# Per-scan lookup keys, as temporary tables (not part of the migrated schema).
-_WANTED = MetaData()
-_WANTED_SOURCE = Table(
-    "kiln_wanted_source", _WANTED, Column("name", String, primary_key=True), prefixes=["TEMPORARY"]
-)
-_WANTED_OSV = Table(
-    "kiln_wanted_osv",
-    _WANTED,
-    Column("ecosystem", String, primary_key=True),
-    Column("name", String, primary_key=True),
-    prefixes=["TEMPORARY"],
-)
-_WANTED_CVE = Table(  # no key: a CVE both OSV and Debian name may be listed twice
-    "kiln_wanted_cve", _WANTED, Column("name", String), prefixes=["TEMPORARY"]
-)
-
-
-def _fill(conn: Connection, table: Table, rows: list[dict[str, str]]) -> None:
-    if rows:
-        conn.execute(insert(table), rows)
-
-
-def _by_cve(conn: Connection, table: FromClause) -> list[Any]:
-    """The rows of a CVE-keyed table for the CVEs in ``kiln_wanted_cve`` (a CVE listed
-    twice gives its row twice). Joined from the wanted list: one key lookup per CVE."""
-    wanted = _WANTED_CVE
-    return _rows(conn, select(table).select_from(wanted).join(table, table.c.cve == wanted.c.name))
 
 
 def engine_safe(url: str) -> str:
@@ -448,32 +288,6 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
-
-
-def _osv_from_rows(adv: Any, rows: list[Any]) -> OsvRecord:
-    affected = tuple(
-        OsvAffected(
-            ecosystem=a.ecosystem,
-            package=a.package,
-            ranges=tuple(
-                OsvRange(r["type"], tuple(OsvEvent(**e) for e in r["events"])) for r in a.ranges
-            ),
-            versions=tuple(a.versions),
-        )
-        for a in sorted(rows, key=lambda a: a.id)
-    )
-    return OsvRecord(
-        id=adv.id,
-        aliases=tuple(adv.aliases),
-        summary=adv.title,
-        details="",
-        modified=adv.modified,
-        published=adv.published,
-        severity=tuple((s[0], s[1]) for s in adv.severity),
-        database_severity=adv.database_severity,
-        references=tuple(adv.references),
-        affected=affected,
-    )
 
 
 class _Writer:

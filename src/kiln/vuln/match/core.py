@@ -11,7 +11,7 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
 from kiln.errors import InputError
-from kiln.vuln.db.store import VulnData
+from kiln.vuln.db.read import VulnData
 from kiln.vuln.ecosystems import BadVersionError, dpkg_key, osv_ecosystem, version_parser
 from kiln.vuln.match.debian import DebianMatcher
 from kiln.vuln.match.interface import Candidate, MatchContext, Matcher

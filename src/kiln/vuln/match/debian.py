@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 
 from kiln.errors import InputError
-from kiln.vuln.db.store import Held, VulnData
+from kiln.vuln.db.read import Held, VulnData
 from kiln.vuln.ecosystems import dpkg_key
 from kiln.vuln.match.interface import Candidate, MatchContext, Matcher
 from kiln.vuln.model import ChangelogFix, FindingStatus, MatchDetail, PackageLike, TrackerStatus

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Hashable
 from dataclasses import dataclass
 
-from kiln.vuln.db.store import VulnData
+from kiln.vuln.db.read import VulnData
 from kiln.vuln.model import FindingStatus, MatchDetail, PackageLike
 
 

@@ -13,7 +13,7 @@ from collections.abc import Hashable
 from functools import cmp_to_key
 from typing import Any
 
-from kiln.vuln.db.store import VulnData
+from kiln.vuln.db.read import VulnData
 from kiln.vuln.ecosystems import (
     BadVersionError,
     VersionParser,
