@@ -4,13 +4,16 @@ against their official schemas)."""
 from __future__ import annotations
 
 import gc
+import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import jsonschema
 import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
+from rich.console import Console
 
 from kiln.errors import EnvironmentProblem
 from kiln.vuln.db import VulnData, VulnDB
@@ -322,3 +325,13 @@ class _BrokenDB(VulnDB):
 
     def load(self, **_: object) -> VulnData:
         raise EnvironmentProblem("the database went away")
+
+
+def test_the_table_shows_feed_text_as_written(loaded_db: VulnDB) -> None:
+    result = _scan(loaded_db)
+    hostile = replace(
+        result.findings[0], title="overflow in foo[bar] via [/] and :fire: [bold]x[/bold]"
+    )
+    console = Console(file=io.StringIO(), width=400, color_system=None)
+    console.print(FORMATTERS["table"].render(replace(result, findings=(hostile,))))
+    assert "overflow in foo[bar] via [/] and :fire: [bold]x[/bold]" in console.file.getvalue()

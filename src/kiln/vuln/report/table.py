@@ -53,13 +53,20 @@ class TableFormatter(Formatter):
                 table.add_column(col, overflow="fold")
             for f in rows:
                 vid = f.id + (" [KEV]" if f.kev else "")
+                # Text cells: feed text is shown as written (no rich markup or emoji codes,
+                # so "[/]" in a title cannot break the report), and is not parsed per cell.
                 table.add_row(
-                    vid,
-                    f.package_name,
-                    f.package_version,
-                    f.fixed_version if f.fix_available else "no",
-                    f.status.value,
-                    f.title[:80],
+                    *map(
+                        Text,
+                        (
+                            vid,
+                            f.package_name,
+                            f.package_version,
+                            (f.fixed_version or "") if f.fix_available else "no",
+                            f.status.value,
+                            f.title[:80],
+                        ),
+                    )
                 )
             parts.append(table)
         counts = ", ".join(f"{k}: {v}" for k, v in result.counts().items() if v)
