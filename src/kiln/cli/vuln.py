@@ -276,14 +276,14 @@ def scan(
         if not isinstance(rendered, str):
             from rich.console import Console
 
-            with output.open("w") as fh:
-                Console(file=fh, width=160).print(rendered)
+            with output.open("w") as fh:  # crop=False: a long line keeps its end
+                Console(file=fh, width=160).print(rendered, crop=False)
         else:
             output.write_text(rendered)
     elif isinstance(rendered, str):
         sys.stdout.write(rendered)
     else:
-        console.print(rendered)
+        console.print(rendered, crop=False)
     if threshold is not None:
         failing = gate(result, threshold)
         if failing:
