@@ -2,6 +2,10 @@
 
 Stable: fields are only ever added within ``kiln.scan/v1``; no wall-clock time is
 written, so equal inputs give byte-identical output.
+
+Layout: the top level is indented by two spaces; each finding is one line. Python's
+``json`` has a C encoder only for unindented output, and indenting 6,000 findings in
+pure Python took ~0.6 s; one finding per line is also easy to grep and to diff.
 """
 
 from __future__ import annotations
@@ -106,4 +110,24 @@ class JsonFormatter(Formatter):
     name: ClassVar[str] = "json"
 
     def render(self, result: ScanResult) -> str:
-        return json.dumps(result_json(result), indent=2, sort_keys=False) + "\n"
+        return render_json(result_json(result))
+
+
+_ONE_LINE = json.JSONEncoder(ensure_ascii=True, separators=(", ", ": "))
+
+
+def render_json(doc: dict[str, Any]) -> str:
+    """``doc`` as JSON, two-space indented, with each ``findings`` item on one line.
+
+    Parses to the same value as ``json.dumps(doc)``; key order is ``doc``'s.
+    """
+    members = []
+    for key, value in doc.items():
+        if key == "findings" and value:
+            items = ",\n    ".join(map(_ONE_LINE.encode, value))
+            text = f"[\n    {items}\n  ]"
+        else:
+            # an encoded JSON value holds no raw newline: each one is indentation
+            text = json.dumps(value, indent=2).replace("\n", "\n  ")
+        members.append(f"  {json.dumps(key)}: {text}")
+    return "{\n" + ",\n".join(members) + "\n}\n"
