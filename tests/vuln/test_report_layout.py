@@ -11,6 +11,7 @@ from rich.console import Console
 
 from kiln.vuln.model import Finding, FindingStatus, Severity
 from kiln.vuln.report import FORMATTERS, result_json
+from kiln.vuln.report._layout import ANY, dumps_lines
 from kiln.vuln.report.json_format import render_json
 from kiln.vuln.report.table import plain_cell, report_lines
 from kiln.vuln.scan import ScanResult
@@ -183,3 +184,42 @@ def test_json_without_findings_is_an_empty_array() -> None:
     assert json.loads(text) == doc
     assert '\n  "findings": [],\n' in text
     assert json.loads(render_json({})) == {}
+
+
+def test_dumps_lines_flattens_only_the_named_arrays() -> None:
+    doc = {
+        "a": [{"x": [1, 2]}, {"x": []}],
+        "runs": [{"results": [{"r": "é"}, {"r": 2}], "other": [{"k": {}}]}],
+        "empty": {},
+        "none": None,
+        "tuple": (1, "two"),
+    }
+    text = dumps_lines(doc, [("a",), ("runs", ANY, "results")])
+    assert json.loads(text) == json.loads(json.dumps(doc))
+    assert list(json.loads(text)) == list(doc)
+    lines = text.splitlines()
+    assert '    {"x": [1, 2]},' in lines
+    assert '    {"x": []}' in lines
+    assert '        {"r": "\\u00e9"},' in lines
+    assert '          "k": {}' in lines  # not named: indented as json.dumps(indent=2) does
+    assert '  "empty": {},' in lines
+    assert text == dumps_lines(doc, {("a",), ("runs", ANY, "results")})
+    assert dumps_lines([], []) == "[]\n"
+    with pytest.raises(TypeError, match="key 1 at runs"):
+        dumps_lines({"runs": {1: "x"}}, [])
+
+
+def test_sarif_and_openvex_write_one_result_or_statement_per_line() -> None:
+    result = _result(_many(12))
+    sarif = FORMATTERS["sarif"].render(result)
+    openvex = FORMATTERS["openvex"].render(result)
+    assert isinstance(sarif, str)
+    assert isinstance(openvex, str)
+    results = json.loads(sarif)["runs"][0]["results"]
+    lines = sarif.splitlines()
+    assert len([x for x in lines if x.startswith('        {"ruleId": ')]) == len(results) == 12
+    assert len([x for x in lines if x.startswith('            {"id": "CVE-')]) == 12  # rules
+    statements = json.loads(openvex)["statements"]
+    assert [json.loads(x.rstrip(",")) for x in openvex.splitlines() if x.startswith("    {")] == (
+        statements
+    )

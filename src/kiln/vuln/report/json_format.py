@@ -10,11 +10,11 @@ pure Python took ~0.6 s; one finding per line is also easy to grep and to diff.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import Any, ClassVar
 
 from kiln.vuln.model import Finding, FindingStatus
+from kiln.vuln.report._layout import dumps_lines
 from kiln.vuln.report.interface import Formatter
 from kiln.vuln.scan import ScanResult
 
@@ -113,21 +113,6 @@ class JsonFormatter(Formatter):
         return render_json(result_json(result))
 
 
-_ONE_LINE = json.JSONEncoder(ensure_ascii=True, separators=(", ", ": "))
-
-
 def render_json(doc: dict[str, Any]) -> str:
-    """``doc`` as JSON, two-space indented, with each ``findings`` item on one line.
-
-    Parses to the same value as ``json.dumps(doc)``; key order is ``doc``'s.
-    """
-    members = []
-    for key, value in doc.items():
-        if key == "findings" and value:
-            items = ",\n    ".join(map(_ONE_LINE.encode, value))
-            text = f"[\n    {items}\n  ]"
-        else:
-            # an encoded JSON value holds no raw newline: each one is indentation
-            text = json.dumps(value, indent=2).replace("\n", "\n  ")
-        members.append(f"  {json.dumps(key)}: {text}")
-    return "{\n" + ",\n".join(members) + "\n}\n"
+    """``doc`` as JSON, two-space indented, with each ``findings`` item on one line."""
+    return dumps_lines(doc, [("findings",)])

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import ClassVar
 
 from kiln.vuln.model import FindingStatus
+from kiln.vuln.report._layout import dumps_lines
 from kiln.vuln.report.interface import Formatter
 from kiln.vuln.scan import ScanResult
 from kiln.vuln.vex.model import VexStatement
@@ -41,4 +41,4 @@ class OpenVexFormatter(Formatter):
             )
         newest = max((s.created_at for s in result.snapshots), default="1970-01-01T00:00:00+00:00")
         doc = write_openvex(statements, author="kiln scan", timestamp=newest)
-        return json.dumps(doc, indent=2) + "\n"
+        return dumps_lines(doc, [("statements",)])

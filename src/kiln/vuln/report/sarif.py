@@ -8,11 +8,11 @@ a logical location. Levels: critical/high -> error, medium -> warning, else note
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
 from kiln import __version__
 from kiln.vuln.model import Finding, Severity
+from kiln.vuln.report._layout import ANY, dumps_lines
 from kiln.vuln.report.interface import Formatter
 from kiln.vuln.scan import ScanResult
 
@@ -97,6 +97,10 @@ def _result(f: Finding) -> dict[str, Any]:
     return result
 
 
+# one rule and one result per line (see _layout: indenting them all took seconds)
+_ONE_PER_LINE = [("runs", ANY, "tool", "driver", "rules"), ("runs", ANY, "results")]
+
+
 class SarifFormatter(Formatter):
     name: ClassVar[str] = "sarif"
 
@@ -124,4 +128,6 @@ class SarifFormatter(Formatter):
                 }
             ],
         }
-        return json.dumps(doc, indent=2) + "\n"
+        return dumps_lines(
+            doc, [("runs", ANY, "tool", "driver", "rules"), ("runs", ANY, "results")]
+        )
