@@ -11,7 +11,7 @@ equal bytes.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Any
 
 # Default separators of unindented json.dumps: '"id": "CVE-..."' reads (and greps) the
@@ -43,7 +43,7 @@ def _dumps(value: Any, flat: frozenset[tuple[str, ...]], path: tuple[str, ...], 
     if isinstance(value, list | tuple) and value:
         inner = pad + "  "
         if path in flat:
-            items = map(_COMPACT.encode, value)
+            items: Iterable[str] = map(_COMPACT.encode, value)
         else:
             items = (_dumps(item, flat, (*path, ANY), inner) for item in value)
         return "[\n" + inner + (",\n" + inner).join(items) + "\n" + pad + "]"
