@@ -24,6 +24,8 @@ def test_argv_installs_build_depends_with_apt_satisfy() -> None:
     assert "APT::Build-Profiles=nocheck" in hook
     assert "'debhelper-compat (= 13), valgrind [amd64] <!nocheck>'" in hook
     assert "deb http://mirror.invalid/s trixie-security main" in argv
+    # dpkg-buildpackage needs fakeroot for Rules-Requires-Root: binary-targets (pam).
+    assert "--include=fakeroot" in argv
 
 
 def test_key_counts_profiles_only_when_a_relation_uses_one() -> None:

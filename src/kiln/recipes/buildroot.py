@@ -4,9 +4,10 @@ A build root is made once per (codename, architecture, build-dependency set, bui
 profiles) with ``mmdebstrap --variant=buildd`` (https://gitlab.mister-muffin.de/josch/mmdebstrap)
 from the mirrors kiln reads, plus the source package's Build-Depends installed with
 ``apt-get satisfy`` (which understands arch qualifiers ``[amd64]`` and build profiles
-``<!nocheck>``). ``SOURCE_DATE_EPOCH`` makes mmdebstrap's tarball reproducible. The
-tarball is kept in ``$KILN_CACHE/buildroots/<digest>.tar``; every build extracts a
-fresh copy, so nothing a build does survives into the next one.
+``<!nocheck>``), and ``fakeroot`` as on Debian's buildds. ``SOURCE_DATE_EPOCH`` makes
+mmdebstrap's tarball reproducible. The tarball is kept in
+``$KILN_CACHE/buildroots/<digest>.tar``; every build extracts a fresh copy, so nothing
+a build does survives into the next one.
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ from pathlib import Path
 from kiln.debian.distro import Distro
 from kiln.errors import EnvironmentProblem
 
-ROOT_FORMAT = 1
+# 2: every root has fakeroot, as sbuild's chroots do (its core dependencies), for the
+# sources whose debian/control asks for root (Rules-Requires-Root: binary-targets).
+ROOT_FORMAT = 2
+ROOT_PACKAGES = ("fakeroot",)
 _MMDEBSTRAP_TIMEOUT = 3600.0
 
 
@@ -88,6 +92,7 @@ def mmdebstrap_argv(
         f"--architectures={spec.arch}",
         "--mode=unshare",
         "--format=tar",
+        f"--include={','.join(ROOT_PACKAGES)}",
         *[h for h in hooks if h],
         spec.distro.codename,
         str(output),
