@@ -6,11 +6,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from debian.deb822 import Deb822
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from inventory.builders import STATUS, write
 from kiln.errors import InputError
 from kiln.inventory import Distro, load_target
-from kiln.inventory.dpkg import parse_status
+from kiln.inventory.dpkg import _FIELDS, _stanzas, parse_status, stanza_fields
 
 BOOKWORM = Distro.from_parts("debian", "12")
 
@@ -137,3 +140,88 @@ def test_dpkg_admin_directory_target(tmp_path: Path) -> None:
     inventory = load_target(admin)
     assert inventory.warnings == ()
     assert [p.name for p in inventory.packages] == ["bash", "libc6", "openssl", "tzdata", "zlib1g"]
+
+
+def _deb822_fields(lines: list[str]) -> dict[str, str]:
+    """What python-debian makes of a stanza's kept lines: the reference."""
+    return dict(Deb822(lines, fields=_FIELDS))
+
+
+def _agree_with_deb822(text: str) -> int:
+    stanzas = 0
+    for _, lines, _bad in _stanzas(text):
+        try:
+            expected = _deb822_fields(lines)
+        except ValueError:  # python-debian refuses the value (see the U+2028 test)
+            continue
+        assert stanza_fields(lines) == expected, lines
+        stanzas += 1
+    return stanzas
+
+
+def test_a_line_separator_inside_a_field_is_a_warning_not_a_crash() -> None:
+    # U+2028 ends a line for str.splitlines but stays in the value; Deb822 then
+    # rejected its own value with ValueError, which escaped as a traceback.
+    text = "Package: a\n b\u2028 c\nVersion: 1\nStatus: install ok installed\n"
+    with pytest.raises(ValueError, match="blank lines"):
+        _deb822_fields(next(_stanzas(text))[1])
+    warnings: list[str] = []
+    assert parse_status(text.encode(), "/s", None, warnings) == []
+    assert warnings == ["/s:1: missing or invalid Package 'a\\n b\\u2028\\n c', stanza skipped"]
+
+
+@pytest.mark.skipif(not HOST_STATUS.is_file(), reason="no dpkg database on this machine")
+def test_fields_are_read_as_deb822_reads_them_on_this_machine() -> None:
+    text = HOST_STATUS.read_text()
+    assert _agree_with_deb822(text) > 100
+    crlf = text.replace("\n", "\r\n")
+    assert _agree_with_deb822(crlf) > 100
+    packages = parse_status(text.encode(), "s", None, [])
+    assert parse_status(crlf.encode(), "s", None, []) == packages
+
+
+def test_continuations_repeats_crlf_and_odd_whitespace() -> None:
+    text = (
+        "Package: one\r\nStatus: install ok\r\n installed\r\nVersion: 1.0-1\r\n"
+        "Description: x\r\n more text\r\n\r\n"
+        "Package: two\nVersion: 1\nVersion:   2.0-1  \nStatus: install ok installed\n"
+        "Source:\n glibc\n\n"
+        "Package : three\nVersion: 1\nStatus: install ok installed\n\n"
+        "Package: four\nVersion: 1\n\u00a0Status: install ok installed\n"
+        "Status: install ok installed\nArchitecture: all\n\u3000Package: five\n\n"
+        "# a comment\npackage: six\nVersion: 1\nStatus: install ok installed\n"
+    )
+    assert _agree_with_deb822(text) == 5
+    warnings: list[str] = []
+    packages = parse_status(text.encode(), "/s", None, warnings)
+    # "install ok\n installed" has three words, as dpkg's parser would read it
+    assert [(p.name, p.version, p.source_name, p.arch) for p in packages] == [
+        ("one", "1.0-1", "one", None),
+        ("two", "2.0-1", "glibc", None),  # the last Version wins
+        ("four", "1", "four", "all"),
+    ]
+    assert warnings == [
+        "/s:15: missing or invalid Package '', stanza skipped",  # "Package :" is no field
+        "/s:27: missing or invalid Package '', stanza skipped",  # field names are exact
+    ]
+
+
+_LINE = st.tuples(
+    st.sampled_from(["Package", "Version", "Status", "Source", "Architecture", "package", "X"]),
+    st.sampled_from([":", " :", ":\t", "::", ""]),
+    st.text(alphabet=" \t\u00a0\u3000\r\x0b\x00ab1.:-+()~\\#", max_size=12),
+    st.sampled_from(["", " ", "\t", "\u00a0", "#"]),
+    st.sampled_from(["\n", "\r\n", "\r", "\n\n", "\u2028"]),
+).map(lambda t: t[3] + t[0] + t[1] + t[2] + t[4])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_LINE, max_size=12))
+def test_hostile_stanzas_read_as_deb822_reads_them(lines: list[str]) -> None:
+    text = "".join(lines)
+    _agree_with_deb822(text)
+    warnings: list[str] = []
+    for package in parse_status(text.encode(), "/s", None, warnings):
+        assert package.name
+        assert package.version
+    assert all(w.startswith("/s:") for w in warnings)

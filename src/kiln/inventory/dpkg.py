@@ -5,14 +5,19 @@ Reads the ``status`` file (deb822 stanzas, Debian Policy §5.1 syntax; dpkg's
 ``status.d/<pkg>`` files that distroless-style runtime images carry instead.
 Only packages whose state is ``installed`` count; a broken stanza is skipped with a
 warning naming the file and line, never silently.
+
+The five fields kiln reads are taken from each stanza here, by python-debian's own
+field-line rule (``Deb822._new_field_re``) and its continuation rule, rather than by
+building a ``Deb822`` per stanza: that and importing ``debian.deb822`` (which pulls in
+charset_normalizer and email) were a third of a 700-package inventory, and python-debian
+has no faster mode for a status file without python3-apt. tests/inventory/test_dpkg.py
+checks the values against ``Deb822`` on this machine's status file and on hostile input.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-
-from debian.deb822 import Deb822
 
 from kiln.debian.version import parse_version
 from kiln.errors import InputError
@@ -22,14 +27,15 @@ _FIELDS = ["Package", "Version", "Architecture", "Source", "Status"]
 _FIELD_SET = frozenset(_FIELDS)
 _SOURCE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9+.-]*)(?:\s+\((?P<version>[^()\s]+)\))?$")
 _PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]*$")
+# A field line as python-debian reads it (deb822.Deb822._new_field_re): key, value.
+_FIELD_LINE = re.compile(r"^([^: \t\n\r\f\v]+)\s*:\s*((?:\S+(?:\s+\S+)*)?)\s*$")
 
 
 def _stanzas(text: str) -> Iterator[tuple[int, list[str], int | None]]:
     """Yield (first line number, wanted lines, first malformed line or None) per stanza.
 
-    Only the fields kiln reads are passed on to the deb822 parser: a status file is
-    mostly descriptions and conffiles, and skipping them here keeps a 700-package
-    database well under a tenth of a second.
+    Only the lines of the fields kiln reads are kept (a status file is mostly
+    descriptions and conffiles); ``stanza_fields`` reads them.
     """
     lines: list[str] = []
     start = 0
@@ -64,6 +70,26 @@ def _stanzas(text: str) -> Iterator[tuple[int, list[str], int | None]]:
         yield start, lines, bad
 
 
+def stanza_fields(lines: list[str]) -> dict[str, str]:
+    """The wanted fields of one stanza's kept lines, valued as ``Deb822`` values them.
+
+    A field's value is its first line stripped, then each continuation line (without
+    its line break) after a newline; a repeated field keeps its last value.
+    """
+    fields: dict[str, str] = {}
+    key: str | None = None
+    for raw in lines:
+        line = raw.strip("\r\n")
+        match = _FIELD_LINE.match(line)
+        if match is not None:
+            key = match[1] if match[1] in _FIELD_SET else None
+            if key is not None:
+                fields[key] = match[2]
+        elif key is not None and line[:1].isspace() and not line.isspace():
+            fields[key] += "\n" + line
+    return fields
+
+
 def parse_status(
     data: bytes,
     location: str,
@@ -90,7 +116,7 @@ def parse_status(
         if bad is not None:
             warnings.append(f"{location}:{bad}: malformed line in stanza, stanza skipped")
             continue
-        stanza = Deb822(lines, fields=_FIELDS)
+        stanza = stanza_fields(lines)
         status = stanza.get("Status")
         if status is None:
             if require_status:
@@ -110,7 +136,7 @@ def parse_status(
 
 
 def _package(
-    stanza: Deb822,
+    stanza: dict[str, str],
     where: str,
     location: str,
     distro: Distro | None,
