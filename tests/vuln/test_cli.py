@@ -4,6 +4,7 @@ filters, ``--compare`` and ``kiln vex``."""
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 import subprocess
@@ -339,3 +340,16 @@ def test_vex_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "fixed" in out
     vex.write_text("[]")
     assert main(["vex", "show", str(vex)]) == 2
+
+
+def test_scan_restores_the_cycle_collector_after_the_report(
+    cli_db: str, rootfs: Path, tmp_path: Path
+) -> None:
+    assert gc.isenabled()
+    out = tmp_path / "r.json"
+    assert main(["scan", str(rootfs), "--db", cli_db, "--format", "json", "-o", str(out)]) == 0
+    assert gc.isenabled()
+    assert json.loads(out.read_text())["findings"]
+    with pytest.raises(FileNotFoundError):  # also when the report cannot be written
+        main(["scan", str(rootfs), "--db", cli_db, "-o", str(tmp_path / "no" / "r.txt")])
+    assert gc.isenabled()

@@ -22,6 +22,8 @@ from kiln.cli.attest import Keyless, KeyOption, PasswordFile, bundle_signer
 from kiln.errors import InputError, PolicyError
 
 if TYPE_CHECKING:
+    from rich.console import RenderableType
+
     from kiln.vuln.scan import ScanResult
     from kiln.vuln.vex import VexStatement
 
@@ -249,7 +251,7 @@ def scan(
     """Scan a target for known vulnerabilities."""
     from kiln.vuln.model import Severity
     from kiln.vuln.report import FORMATTERS
-    from kiln.vuln.scan import gate
+    from kiln.vuln.scan import cyclic_gc_paused, gate
     from kiln.vuln.scan import only_fixed as keep_fixed
 
     if format_ not in _FORMATS:
@@ -271,7 +273,19 @@ def scan(
     result = _scan_one(target, vex_files, db, platform, key=key, insecure=insecure)
     if only_fixed or ignore_unfixed:
         result = keep_fixed(result)
-    rendered = FORMATTERS[format_].render(result)
+    with cyclic_gc_paused():  # a report is as many acyclic objects again as the scan
+        _write_report(FORMATTERS[format_].render(result), output)
+    if threshold is not None:
+        failing = gate(result, threshold)
+        if failing:
+            raise PolicyError(
+                f"{len(failing)} finding(s) at or above {threshold.label} in {target}",
+                details=[f"{f.id} {f.package_name} {f.package_version}" for f in failing[:10]],
+            )
+
+
+def _write_report(rendered: str | RenderableType, output: Path | None) -> None:
+    """A document as it is; a renderable (the table) through a rich console."""
     if output is not None:
         if not isinstance(rendered, str):
             from rich.console import Console
@@ -284,13 +298,6 @@ def scan(
         sys.stdout.write(rendered)
     else:
         console.print(rendered, crop=False)
-    if threshold is not None:
-        failing = gate(result, threshold)
-        if failing:
-            raise PolicyError(
-                f"{len(failing)} finding(s) at or above {threshold.label} in {target}",
-                details=[f"{f.id} {f.package_name} {f.package_version}" for f in failing[:10]],
-            )
 
 
 def _compare(

@@ -76,13 +76,14 @@ def _context(inv: InventoryLike) -> MatchContext:
 
 
 @contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Hold off CPython's cycle collector while feed rows become findings.
+def cyclic_gc_paused() -> Iterator[None]:
+    """Hold off CPython's cycle collector while feed rows become findings (or reports).
 
     A scan makes some 100,000 small acyclic objects (rows, records, findings), freed by
     reference counting alone; the collector would walk them, and every object the
-    process holds, over and over (about a sixth of a 700-package scan). It is restored
-    as it was found, and any garbage is collected on its next run.
+    process holds, over and over (about a sixth of a 700-package scan; a report of
+    its findings adds as many dicts and strings again). It is restored as it was
+    found, and any garbage is collected on its next run.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -111,7 +112,7 @@ def scan_inventory(
     }
     if ctx.debian_version:
         keys |= {(f"Debian:{ctx.debian_version}", s) for s in sources}
-    with _cyclic_gc_paused():
+    with cyclic_gc_paused():
         data = db.load(debian_sources=sources, release=ctx.release, osv_keys=keys)
         findings = match_packages(packages, data, context=ctx, vex=vex)
     d = inventory.distro
