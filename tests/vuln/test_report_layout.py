@@ -110,7 +110,7 @@ def test_long_cells_are_cut_with_an_ellipsis_to_the_console_width() -> None:
     assert len(row) == 120  # the title takes what the other columns leave
     # a narrow console still shows the start of each title
     narrow = next(line.text for line in report_lines(_result([long]), 40) if "CVE-" in line.text)
-    assert "x" * 19 + "…" in narrow
+    assert "x" * 11 + "…" in narrow
 
 
 def test_an_empty_result_is_a_heading_and_a_summary() -> None:

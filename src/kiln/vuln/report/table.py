@@ -39,7 +39,7 @@ _COLUMNS = ("Vulnerability", "Package", "Installed", "Fix available", "Status", 
 # Widest a column may get before its cells are cut with an ellipsis; the title takes
 # what the console width leaves, between _TITLE_MIN and _TITLE_MAX cells.
 _CAPS = (40, 40, 32, 32, 16)
-_TITLE_MIN, _TITLE_MAX = 20, 80
+_TITLE_MIN, _TITLE_MAX = 12, 80
 _GAP = "  "
 _ELLIPSIS = "…"
 
