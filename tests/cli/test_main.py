@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from kiln.cli.app import app
 from kiln.cli.main import ALL_MODULES, COMMAND_MODULES, _register
 
@@ -83,3 +85,18 @@ def test_pydantic_plugins_are_off_unless_the_user_chose() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, env=chosen
     )
     assert done.stdout.strip() == "logfire"
+
+
+@pytest.mark.parametrize(("argv", "code", "shown"), [
+    (["verify", "--help"], 0, "Usage: kiln verify"),
+    (["no-such-command"], 2, "No such command"),
+    (["verify", "no-such-dir", "--key", "no-such.pub"], 2, "no-such.pub"),
+])  # fmt: skip
+def test_the_program_exits_with_mains_code_and_flushed_output(
+    argv: list[str], code: int, shown: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "kiln.cli.main", *argv], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == code
+    assert shown in done.stdout + done.stderr
