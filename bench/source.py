@@ -279,7 +279,9 @@ def verify_sources(
         size = _source_size(package)
         current, pending = pending, None
         spent = time.perf_counter() - started
-        if current is None:
+        if current is None or spent > total_budget:
+            if current is not None:
+                current.cancel()
             rows.append(
                 VerifyRow(
                     package.name,
