@@ -41,6 +41,7 @@ binary binary-arch binary-indep: build
 \trm -rf debian/tmp
 \tmkdir -p debian/tmp/DEBIAN debian/tmp/usr/share/hello debian/tmp/usr/share/doc/hello
 \tcp hello.out debian/tmp/usr/share/hello/hello.txt
+\tsh debian/binary-hook.sh
 \tgzip -9n < debian/changelog > debian/tmp/usr/share/doc/hello/changelog.Debian.gz
 \tdpkg-gencontrol -phello -Pdebian/tmp
 \tdpkg-deb --root-owner-group --build debian/tmp ..
@@ -56,6 +57,8 @@ class SourceSpec:
     version: str  # Debian version, e.g. 1.0-1
     hook: str = "true\n"  # shell run by debian/rules' build target
     text: str = "hello world\n"
+    binary_hook: str = "true\n"  # shell run by the binary target (under fakeroot if R³ asks)
+    rules_requires_root: str = "no"
 
     @property
     def upstream(self) -> str:
@@ -79,6 +82,7 @@ def build_source_package(spec: SourceSpec, dest: Path) -> list[Path]:
     (debian / "source").mkdir(parents=True)
     (debian / "source" / "format").write_text("3.0 (quilt)\n")
     (debian / "hook.sh").write_text(spec.hook)
+    (debian / "binary-hook.sh").write_text(spec.binary_hook)
     (debian / "rules").write_text(RULES)
     (debian / "rules").chmod(0o755)
     (debian / "control").write_text(
@@ -88,14 +92,14 @@ def build_source_package(spec: SourceSpec, dest: Path) -> list[Path]:
             Maintainer: kiln tests <tests@kiln.invalid>
             Build-Depends: dpkg-dev
             Standards-Version: 4.7.0
-            Rules-Requires-Root: no
+            Rules-Requires-Root: {r3}
 
             Package: hello
             Architecture: all
             Description: kiln test package
              fixture for kiln's source builds
             """
-        )
+        ).format(r3=spec.rules_requires_root)
     )
     (debian / "changelog").write_text(
         f"hello ({spec.version}) trixie; urgency=medium\n\n"

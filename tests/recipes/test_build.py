@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import shutil
 import socket
 import subprocess
 from pathlib import Path
@@ -130,6 +131,24 @@ def test_build_that_writes_outside_its_tree_fails(tmp_path: Path) -> None:
     assert any("Read-only file system" in line for line in caught.value.details)
     assert not victim.exists()
     assert not Path("/usr/kiln-escape").exists()
+
+
+@pytest.mark.skipif(shutil.which("fakeroot") is None, reason="fakeroot is not installed")
+def test_rules_requires_root_builds_under_fakeroot_in_the_sandbox(tmp_path: Path) -> None:
+    # pam's dh_install (cp -a of symlinks) failed: uid 0 is unmapped, chown gave EINVAL.
+    hook = (
+        "set -e\n"
+        "ln -s hello.txt debian/tmp/usr/share/hello/link\n"
+        "chown -h root:root debian/tmp/usr/share/hello/link\n"
+        "cp -a debian/tmp/usr/share/hello/link debian/tmp/usr/share/hello/link2\n"
+        'test "$(id -u)" = 0\n'
+    )
+    spec = SourceSpec("1.0-1", binary_hook=hook, rules_requires_root="binary-targets")
+    out = build(fetched_for(spec, tmp_path), tmp_path)
+    (deb,) = out.glob("hello_*.deb")
+    members = {m.path: m for m in read_deb(deb).members}
+    assert members["usr/share/hello/link2"].link_target == "hello.txt"
+    assert members["usr/share/hello/link2"].uid == 0
 
 
 def test_build_cannot_reach_the_network(tmp_path: Path) -> None:

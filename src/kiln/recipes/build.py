@@ -385,7 +385,12 @@ def build_in_sandbox(
         profiles = loaded.recipe.profile_names if loaded is not None else build_profiles
         skip_tests = nocheck or "nocheck" in profiles
         options = [f"parallel={jobs}"] + (["nocheck"] if skip_tests else [])
-        env = {"DEB_BUILD_OPTIONS": " ".join(options)}
+        env = {
+            "DEB_BUILD_OPTIONS": " ".join(options),
+            # uid 0 is not mapped in the sandbox: a real chown fails with EINVAL, which
+            # fakeroot (Rules-Requires-Root: binary-targets) only tolerates when told.
+            "FAKEROOTDONTTRYCHOWN": "1",
+        }
         if profiles:
             env["DEB_BUILD_PROFILES"] = " ".join(profiles)
         code = run_sandboxed(
