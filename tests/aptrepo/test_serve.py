@@ -17,12 +17,12 @@ from kiln.aptrepo import (
     SigningKey,
     check_repository,
     ensure_signing_key,
-    is_loopback,
     publish,
     serving,
 )
 from kiln.aptrepo.serve import RepositoryHTTPServer, bind, resolve_request
 from kiln.errors import InputError
+from kiln.net import is_loopback_host
 
 DATE = datetime(2026, 2, 1, 12, 0, tzinfo=UTC)
 SECRET = b"outside the repository\n"
@@ -197,7 +197,7 @@ def test_a_port_in_use_is_a_clear_error(server: RepositoryHTTPServer) -> None:
     ],
 )
 def test_loopback_hosts(host: str, loopback: bool) -> None:
-    assert is_loopback(host) is loopback
+    assert is_loopback_host(host) is loopback
 
 
 def test_kilns_client_reads_the_served_repository(

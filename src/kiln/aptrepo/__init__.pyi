@@ -9,7 +9,7 @@ from .publish import (
     ensure_signing_key,
     publish,
 )
-from .serve import ServedRepository, check_repository, is_loopback, serving
+from .serve import ServedRepository, check_repository, serving
 
 __all__ = [
     "KEYRING_NAME",
@@ -20,7 +20,6 @@ __all__ = [
     "add_to_pool",
     "check_repository",
     "ensure_signing_key",
-    "is_loopback",
     "load_kiln_universe",
     "overlay_snapshot",
     "publish",

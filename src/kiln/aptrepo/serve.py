@@ -232,16 +232,6 @@ def _family(host: str) -> socket.AddressFamily:
         return socket.AF_INET  # a host name: IPv4, as http.server does
 
 
-def is_loopback(host: str) -> bool:
-    """Whether binding ``host`` keeps the server to this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 @contextmanager
 def serving(
     repository: ServedRepository,

@@ -219,8 +219,9 @@ def serve(
     """
     import sys
 
-    from kiln.aptrepo import check_repository, is_loopback
+    from kiln.aptrepo import check_repository
     from kiln.aptrepo.serve import bind
+    from kiln.net import is_loopback_host
 
     repository = check_repository(directory)
     server = bind(
@@ -230,7 +231,7 @@ def serve(
         log=None if quiet else lambda line: print(line, file=sys.stderr, flush=True),
     )
     keyring = repository.keyring or "<the repository's exported keyring>"
-    if not is_loopback(host):
+    if not is_loopback_host(host):
         console.print(
             f"warning: serving on {host}, reachable from other machines",
             markup=False,

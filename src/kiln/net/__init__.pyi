@@ -1,6 +1,7 @@
 """Type stub of the lazily loaded package (lazy_loader reads its imports)."""
 
 from ._file import FileFetcher, SchemeFetcher, path_of_file_url
+from ._hosts import is_loopback_host
 from ._http import (
     DEFAULT_MAX_BYTES,
     Fetcher,
@@ -23,5 +24,6 @@ __all__ = [
     "RetryPolicy",
     "SchemeFetcher",
     "http_client",
+    "is_loopback_host",
     "path_of_file_url",
 ]

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, replace
 
 from kiln.errors import InputError
+from kiln.net import is_loopback_host
 from kiln.registry._digest import Digest
 
 _COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
@@ -162,9 +163,4 @@ def is_loopback(registry: str) -> bool:
         host = host[1 : host.find("]")]
     elif ":" in host:
         host = host.partition(":")[0]
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(host)
