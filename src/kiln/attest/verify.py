@@ -136,12 +136,11 @@ def fetch_bundles(
         except RemoteContentError as exc:
             return RawBundle(where, problem=str(exc))
 
-    if len(descriptors) <= 1:
-        return tuple(fetch(d) for d in descriptors)
     # two round trips per bundle: in parallel they overlap the registry's latency (the
     # client is thread-safe); map keeps the referrers' order, and the first transport
     # failure propagates after the other fetches end
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_FETCHES, len(descriptors))) as pool:
+    workers = max(1, min(MAX_PARALLEL_FETCHES, len(descriptors)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         return tuple(pool.map(fetch, descriptors))
 
 

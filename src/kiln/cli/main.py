@@ -62,8 +62,8 @@ ALL_MODULES = tuple(sorted(set(COMMAND_MODULES.values())))
 
 def _register(argv: list[str] | None = None) -> None:
     """Import the module of the command ``argv`` names, or every module."""
-    name = argv[0] if argv else None  # the root takes no options besides --help
-    module = COMMAND_MODULES.get(name) if name else None
+    # the root takes no options besides --help: argv[0] is the command, if any
+    module = COMMAND_MODULES.get(argv[0]) if argv else None
     for each in (module,) if module else ALL_MODULES:
         importlib.import_module(each)  # each module adds its commands to ``app``
 
