@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from kiln.errors import EnvironmentProblem, TransportError
 from kiln.net import http_client
 
 
@@ -149,3 +150,21 @@ def test_https_under_another_name_fails(
     port = address.rsplit(":", 1)[1]
     with http_client() as client, pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY"):
         client.get(f"https://localhost:{port}/")  # the certificate names 127.0.0.1 only
+
+
+@pytest.mark.parametrize("content", [None, b"not a certificate\n"], ids=["missing", "not-pem"])
+def test_a_broken_ca_setting_is_a_clear_error_not_a_network_fault(
+    tls_server: tuple[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    content: bytes | None,
+) -> None:
+    address, _ = tls_server
+    bundle = tmp_path / "ca.pem"
+    if content is not None:
+        bundle.write_bytes(content)
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    with http_client() as client, pytest.raises(EnvironmentProblem) as caught:
+        client.get(f"https://{address}/")
+    assert f"SSL_CERT_FILE={bundle}" in str(caught.value)
+    assert not isinstance(caught.value, TransportError)  # not retried as a network fault

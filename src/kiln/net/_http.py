@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import httpx
 
 from kiln import __version__
-from kiln.errors import TransportError
+from kiln.errors import EnvironmentProblem, TransportError
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -90,13 +90,26 @@ class DeferredTrustContext(ssl.SSLContext):
             if self._loaded:
                 return
             if cafile := os.environ.get("SSL_CERT_FILE"):
-                self.load_verify_locations(cafile=cafile)
+                where, locations = f"SSL_CERT_FILE={cafile}", {"cafile": cafile}
             elif capath := os.environ.get("SSL_CERT_DIR"):
-                self.load_verify_locations(capath=capath)
+                where, locations = f"SSL_CERT_DIR={capath}", {"capath": capath}
             else:
                 import certifi  # noqa: PLC0415 (httpx's own default bundle)
 
-                self.load_verify_locations(cafile=certifi.where())
+                where, locations = (
+                    f"certifi's bundle {certifi.where()}",
+                    {"cafile": certifi.where()},
+                )
+            try:
+                self.load_verify_locations(**locations)
+            except OSError as exc:  # ssl.SSLError too: a file that is not PEM
+                # raised as kiln's error, not an OSError: httpcore would report that as a
+                # connection failure and kiln would retry a bad setting as a network fault
+                raise EnvironmentProblem(
+                    f"cannot load the trusted CA certificates from {where}: {exc}",
+                    hint="point SSL_CERT_FILE at a PEM bundle or SSL_CERT_DIR at a "
+                    "hashed certificate directory, or unset them",
+                ) from exc
             self._loaded = True
 
     def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
