@@ -142,6 +142,38 @@ def test_spdx_source_info_and_os_package(tmp_path: Path) -> None:
     assert inventory.distro == Distro("debian", "13", "trixie", None)
 
 
+def test_the_image_an_sbom_describes_is_not_an_unscanned_package(tmp_path: Path) -> None:
+    # kiln's and syft's SPDX name the image itself with a pkg:oci / pkg:docker purl
+    def _purl(locator: str) -> list[dict[str, str]]:
+        return [
+            {
+                "referenceCategory": "PACKAGE-MANAGER",
+                "referenceType": "purl",
+                "referenceLocator": locator,
+            }
+        ]
+
+    spdx = {
+        "spdxVersion": "SPDX-2.3",
+        "SPDXID": "SPDXRef-DOCUMENT",
+        "packages": [
+            {
+                "SPDXID": "SPDXRef-image",
+                "name": "python",
+                "versionInfo": "3.13.5",
+                "externalRefs": _purl("pkg:oci/python@sha256%3A" + "a" * 64 + "?arch=amd64"),
+            },
+            {"SPDXID": "SPDXRef-d", "name": "d", "externalRefs": _purl("pkg:docker/x/y@1")},
+            {"SPDXID": "SPDXRef-libc6", "name": "libc6", "externalRefs": _purl(KILN_PURL)},
+            {"SPDXID": "SPDXRef-go", "name": "go", "externalRefs": _purl("pkg:golang/x/y@v1")},
+        ],
+    }
+    inventory = load_target(write(tmp_path, "s.spdx.json", json.dumps(spdx)))
+    assert [p.purl for p in inventory.packages] == [KILN_PURL]
+    (warning,) = inventory.warnings
+    assert warning.endswith(": packages of ecosystems kiln does not scan ignored (golang: 1)")
+
+
 @pytest.mark.parametrize(
     ("text", "message", "line", "column"),
     [

@@ -81,6 +81,8 @@ def parse_sbom(
     packages: list[InstalledPackage] = []
     unsupported: Counter[str] = Counter()
     for entry, purl in parsed:
+        if purl.type in _IMAGE_PURL_TYPES:
+            continue  # the image the SBOM describes (kiln's, syft's root), not a package in it
         package = _package(entry, purl, distro, warnings)
         if package is None and purl.type not in ("deb", "pypi", "npm"):
             unsupported[purl.type] += 1
@@ -90,6 +92,10 @@ def parse_sbom(
         counts = ", ".join(f"{kind}: {n}" for kind, n in sorted(unsupported.items()))
         warnings.append(f"{location}: packages of ecosystems kiln does not scan ignored ({counts})")
     return distro, packages
+
+
+#: purl types naming a container image: an SBOM's subject, never a package installed in it
+_IMAGE_PURL_TYPES = frozenset({"oci", "docker"})
 
 
 def _str(value: object) -> str | None:
