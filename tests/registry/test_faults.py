@@ -379,3 +379,58 @@ def test_blob_download_that_keeps_breaking_is_a_transport_error(tmp_path: Path) 
     assert f"repository kiln/x, blob {digest}: download interrupted: ReadError" in str(caught.value)
     assert "gave up after 4 attempts" in str(caught.value)
     assert list(tmp_path.iterdir()) == []  # the partial file is gone
+
+
+class _CutShort(httpx.SyncByteStream):
+    """A body that stops half-way, as h11 reports a close before Content-Length bytes."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._data[: len(self._data) // 2]
+        raise httpx.RemoteProtocolError("peer closed connection without sending complete body")
+
+
+_INDEX = json.dumps(
+    {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []}
+).encode()
+_TAGS = json.dumps({"name": "kiln/x", "tags": ["1.0", "latest"]}).encode()
+_INDEX_TYPE = {"Content-Type": "application/vnd.oci.image.index.v1+json"}
+
+
+@pytest.mark.parametrize(
+    ("body", "read"),
+    [
+        (_INDEX, lambda c: c.get_manifest("kiln/x", Digest.of(_INDEX)).digest),
+        (_INDEX, lambda c: c.get_manifest("kiln/x", "1.0").digest),
+        (_TAGS, lambda c: c.list_tags("kiln/x")),
+        (_INDEX, lambda c: c.referrers_api("kiln/x", Digest.of(b"subject")) == ()),
+    ],
+    ids=["manifest-by-digest", "manifest-by-tag", "tag-list", "referrers"],
+)
+def test_a_truncated_manifest_or_listing_is_read_again(
+    body: bytes, read: Callable[[RegistryClient], object]
+) -> None:
+    calls = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            return httpx.Response(200, stream=_CutShort(body), headers=_INDEX_TYPE)
+        return httpx.Response(200, content=body, headers=_INDEX_TYPE)
+
+    with _mock_client(handler) as client:
+        assert read(client)
+    assert calls["n"] == 3
+
+
+def test_a_manifest_that_is_always_cut_short_is_a_transport_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=_CutShort(_INDEX), headers=_INDEX_TYPE)
+
+    with _mock_client(handler) as client, pytest.raises(TransportError) as caught:
+        client.get_manifest("kiln/x", "1.0")
+    message = str(caught.value)
+    assert "repository kiln/x, manifest 1.0: download interrupted: RemoteProtocolError" in message
+    assert "gave up after 4 attempts" in message

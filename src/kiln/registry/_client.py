@@ -421,17 +421,17 @@ class RegistryClient:
             validate_tag(reference)
         label = f"manifest {reference}"
         where = f"registry {self.registry}: {self._where(repository, label)}"
-        with self._session.send(
+        response, data = self._session.read(
             "GET",
             self._session.url(f"/v2/{repository}/manifests/{reference}"),
             what=self._where(repository, label),
             scopes=(pull_scope(repository),),
             ok={200},
+            limit=MAX_MANIFEST_BYTES,
             headers={"Accept": MANIFEST_ACCEPT},
-        ) as response:
-            data = _read_limited(response, MAX_MANIFEST_BYTES, where)
-            media_type = response.headers.get("Content-Type")
-            claimed = response.headers.get("Docker-Content-Digest")
+        )
+        media_type = response.headers.get("Content-Type")
+        claimed = response.headers.get("Docker-Content-Digest")
         self._count(bytes_downloaded=len(data))
         algorithm = reference.algorithm if isinstance(reference, Digest) else "sha256"
         actual = Digest.of(data, algorithm)
@@ -513,17 +513,17 @@ class RegistryClient:
         tags: list[str] = []
         url: str | None = self._session.url(f"/v2/{repository}/tags/list")
         while url:
-            with self._session.send(
+            response, data = self._session.read(
                 "GET",
                 url,
                 what=self._where(repository, "tag list"),
                 scopes=(pull_scope(repository),),
                 ok={200, 404},
-            ) as response:
-                if response.status_code == 404:
-                    return ()
-                data = _read_limited(response, MAX_MANIFEST_BYTES, f"{repository} tags")
-                url = _next_link(response)
+                limit=MAX_MANIFEST_BYTES,
+            )
+            if response.status_code == 404:
+                return ()
+            url = _next_link(response)
             try:
                 document = json.loads(data)
                 tags.extend(str(tag) for tag in document.get("tags") or ())
@@ -547,28 +547,26 @@ class RegistryClient:
         found: list[Descriptor] = []
         filtered = False
         while url:
-            with self._session.send(
+            response, data = self._session.read(
                 "GET",
                 url,
                 what=where,
                 scopes=(pull_scope(repository),),
                 ok={200, *_NO_REFERRERS_API},
+                limit=MAX_MANIFEST_BYTES,
                 headers={"Accept": OCI_INDEX},
                 params=params,
-            ) as response:
-                content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
-                if response.status_code != 200 or content_type != OCI_INDEX:
-                    if found:
-                        raise RemoteContentError(
-                            f"registry {self.registry}: {where}: a later page is not an index"
-                        )
-                    return None
-                data = _read_limited(response, MAX_MANIFEST_BYTES, where)
-                filtered = filtered or "artifactType" in response.headers.get(
-                    "OCI-Filters-Applied", ""
-                )
-                url = _next_link(response)
-                params = None  # the next link carries its own query
+            )
+            content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+            if response.status_code != 200 or content_type != OCI_INDEX:
+                if found:
+                    raise RemoteContentError(
+                        f"registry {self.registry}: {where}: a later page is not an index"
+                    )
+                return None
+            filtered = filtered or "artifactType" in response.headers.get("OCI-Filters-Applied", "")
+            url = _next_link(response)
+            params = None  # the next link carries its own query
             index = parse_manifest(
                 data, OCI_INDEX, Digest.of(data), where=f"registry {self.registry}: {where}"
             ).parsed
@@ -578,20 +576,6 @@ class RegistryClient:
         if artifact_type and not filtered:
             found = [d for d in found if d.artifact_type == artifact_type]
         return tuple(found)
-
-
-def _read_limited(response: httpx.Response, limit: int, where: str) -> bytes:
-    chunks: list[bytes] = []
-    total = 0
-    try:
-        for chunk in response.iter_bytes():
-            total += len(chunk)
-            if total > limit:
-                raise RemoteContentError(f"{where}: answer exceeds {limit} bytes")
-            chunks.append(chunk)
-    except httpx.TransportError as exc:
-        raise TransportError(f"{where}: download interrupted: {exc}") from exc
-    return b"".join(chunks)
 
 
 def _next_link(response: httpx.Response) -> str | None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from kiln.errors import TransportError
+from kiln.errors import RemoteContentError, TransportError
 from kiln.net import RetryPolicy, http_client
 from kiln.registry._auth import (
     Anonymous,
@@ -368,6 +368,49 @@ class RegistrySession:
                 ) from last_exc
             self._sleep(self._retry.delay(attempt - 1))
 
+    def read(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        scopes: tuple[str, ...],
+        ok: Collection[int],
+        limit: int,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        read_when: Collection[int] = (200,),
+    ) -> tuple[httpx.Response, bytes]:
+        """An idempotent request whose whole body (at most ``limit`` bytes) is wanted.
+
+        A body cut short (a reset or a close before ``Content-Length`` bytes) is a
+        transport fault like any other: the request is sent again, with backoff. The
+        response comes back closed, its status and headers still readable; the body is
+        read only for ``read_when`` statuses.
+        """
+        attempt = 0
+        while True:
+            try:
+                with self.send(
+                    method, url, what=what, scopes=scopes, ok=ok, headers=headers, params=params
+                ) as response:
+                    data = (
+                        read_limited(response, limit, f"registry {self.registry}: {what}")
+                        if response.status_code in read_when
+                        else b""
+                    )
+            except httpx.TransportError as exc:
+                attempt += 1
+                if attempt >= self._retry.attempts:
+                    raise TransportError(
+                        f"registry {self.registry}: {what}: download interrupted: "
+                        f"{type(exc).__name__}: {exc} (gave up after {attempt} attempts)",
+                        hint="check that the registry is running and reachable",
+                    ) from exc
+                self.backoff(attempt - 1)
+            else:
+                return response, data
+
     def _rejection(self, response: httpx.Response, what: str) -> RegistryRequestError:
         status = response.status_code
         try:
@@ -399,6 +442,18 @@ class RegistrySession:
                 codes=codes,
             )
         return error
+
+
+def read_limited(response: httpx.Response, limit: int, where: str) -> bytes:
+    """A streamed body, refused once it exceeds ``limit``; transport faults propagate."""
+    chunks: list[bytes] = []
+    total = 0
+    for chunk in response.iter_bytes():
+        total += len(chunk)
+        if total > limit:
+            raise RemoteContentError(f"{where}: answer exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _oci_errors(raw: bytes) -> tuple[tuple[str, ...], tuple[str, ...]]:
