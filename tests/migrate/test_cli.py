@@ -152,3 +152,36 @@ def test_spec_notes_updates_a_readme(
     readme.write_text("no markers\n")
     assert main(args) == 2
     assert "has no notes block" in capsys.readouterr().err
+
+
+def test_outside_the_checkout_the_installed_catalog_is_used(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no images/ here
+    monkeypatch.delenv("KILN_CATALOG", raising=False)
+    path = tmp_path / "Dockerfile"
+    path.write_text("FROM python:3.13-slim\nRUN x\n")
+    assert main(["migrate", "Dockerfile", "--registry", PREFIX]) == 0
+    out, err = capsys.readouterr()
+    assert f"+FROM {PREFIX}/python:3.13-dev\n" in out
+    assert "Dockerfile:1: python:3.13-slim -> " in err
+
+
+def test_catalog_from_the_environment_and_the_option_over_it(
+    tmp_path: Path,
+    catalog_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "Dockerfile"
+    path.write_text("FROM python:3\nRUN x\n")
+    monkeypatch.setenv("KILN_CATALOG", str(tmp_path / "missing"))
+    assert main(["migrate", "Dockerfile", "--registry", PREFIX]) == 2
+    err = capsys.readouterr().err
+    assert f"catalog directory {tmp_path / 'missing'} does not exist" in err
+    assert "KILN_CATALOG" in err
+    assert main(["migrate", "Dockerfile", "--registry", PREFIX, "--catalog", str(catalog_dir)]) == 0
+    monkeypatch.setenv("KILN_CATALOG", str(catalog_dir))
+    assert main(["migrate", "Dockerfile", "--registry", PREFIX]) == 0
+    assert f"+FROM {PREFIX}/python:3.13-dev\n" in capsys.readouterr().out

@@ -37,15 +37,18 @@ def migrate_command(
         bool, typer.Option("--write", help="rewrite the file in place (atomically)")
     ] = False,
     catalog_dir: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--catalog",
-            help="folder of image specs (their compatibility sections decide the mapping)",
+            help="folder of image specs (their compatibility sections decide the mapping); "
+            "default $KILN_CATALOG, else the catalog kiln was installed with",
+            show_default=False,
         ),
-    ] = Path("images"),
+    ] = None,
 ) -> None:
     """Rewrite FROM lines to kiln images: a diff on stdout, the reasons on stderr."""
     from kiln.migrate import (
+        default_catalog_dir,
         explain,
         load_catalog,
         migrate,
@@ -59,7 +62,7 @@ def migrate_command(
             "say where kiln's images are published: --registry HOST[:PORT][/PREFIX]",
             hint="or set KILN_REGISTRY; e.g. --registry registry.example/kiln",
         )
-    catalog = load_catalog(catalog_dir)
+    catalog = load_catalog(catalog_dir if catalog_dir is not None else default_catalog_dir())
     text = read_dockerfile(dockerfile)
     migration = migrate(text, catalog, registry, path=str(dockerfile))
     diff = unified_diff(migration)

@@ -11,6 +11,7 @@ from kiln.migrate._catalog import (
     CatalogImage,
     CatalogMatch,
     catalog_from_specs,
+    default_catalog_dir,
     load_catalog,
     spec_paths,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "Stage",
     "Unmapped",
     "catalog_from_specs",
+    "default_catalog_dir",
     "explain",
     "load_catalog",
     "migrate",

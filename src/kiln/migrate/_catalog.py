@@ -4,12 +4,17 @@ Built from the image specs' ``compatibility`` sections (``replaces`` patterns an
 ``notes``) and, for tags, each spec's lock: the ``version-package``'s upstream version
 gives the ``major.minor`` series that ``kiln publish`` tags (see
 ``kiln.pipeline.publish.tags_for``).
+
+Which catalog: ``--catalog DIR``, else ``$KILN_CATALOG``, else the one kiln was
+installed with (``kiln/catalog``: package data in a wheel, a link to the checkout's
+``images/`` in a source tree), so ``kiln migrate`` works from any directory.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,12 +132,29 @@ def catalog_from_specs(specs: Iterable[LoadedSpec], *, with_locks: bool = True) 
     return Catalog(tuple(sorted(images, key=lambda i: i.name)))
 
 
+#: where the catalog comes from when ``--catalog`` is not given
+CATALOG_ENV = "KILN_CATALOG"
+
+
+def installed_catalog_dir() -> Path:
+    """The catalog shipped with kiln: the ``catalog`` folder of the ``kiln`` package."""
+    import kiln  # noqa: PLC0415 - the package itself, only for its location
+
+    return Path(kiln.__file__).resolve().parent / "catalog"
+
+
+def default_catalog_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """``$KILN_CATALOG`` if set, else the catalog kiln was installed with."""
+    configured = environ.get(CATALOG_ENV, "").strip()
+    return Path(configured) if configured else installed_catalog_dir()
+
+
 def spec_paths(directory: Path) -> tuple[Path, ...]:
     """The spec files of a catalog directory (``*.yaml``), sorted."""
     if not directory.is_dir():
         raise InputError(
             f"catalog directory {directory} does not exist",
-            hint="pass --catalog DIR, the folder holding the image specs (images/)",
+            hint=f"pass --catalog DIR or set {CATALOG_ENV}: the folder holding the image specs",
         )
     paths = tuple(sorted(directory.glob("*.yaml")))
     if not paths:
