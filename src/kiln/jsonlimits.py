@@ -67,10 +67,9 @@ def _refuse_constant(name: str) -> NoReturn:
 def _fail(
     error: type[KilnError], what: str, where: str, message: str, exc: BaseException | None = None
 ) -> NoReturn:
-    location = Location(where)
     if isinstance(exc, json.JSONDecodeError):
-        location = Location(where, exc.lineno, exc.colno)
-    raise error(f"{what} {message}", location=location) from exc
+        message += f" at line {exc.lineno} column {exc.colno}"
+    raise error(f"{what} {message}", location=Location(where)) from exc
 
 
 def parse_json(
@@ -89,7 +88,7 @@ def parse_json(
     """
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     if len(raw) > max_bytes:
-        _fail(error, what, where, f"is {len(raw)} bytes, over the limit of {max_bytes}")
+        _fail(error, what, where, f"is {len(raw)} bytes, larger than the limit of {max_bytes}")
     if nesting_exceeds(raw, max_depth):
         _fail(error, what, where, f"nests arrays/objects deeper than {max_depth} levels")
     try:

@@ -192,3 +192,31 @@ def test_corrupt_and_foreign_referrers_are_reported(
     with pytest.raises(VerificationError, match="unsigned image") as caught:
         verify_reference(published.client, published.reference, signer.verifier(), default_policy())
     assert any("does not match its digest" in d for d in caught.value.details)
+
+
+def test_a_deeply_nested_referrer_is_set_aside_and_the_valid_bundles_decide(
+    registry: RunningRegistry,
+    tmp_path: Path,
+    signer: EcdsaSigner,
+    provenance_inputs: ProvenanceInputs,
+) -> None:
+    # anyone with push access can attach an unsigned referrer nesting 5,000 levels
+    published = _publish(registry, tmp_path, "kiln/nested")
+    _attest(published, signer, provenance_inputs)
+    hostile = attach_artifact(
+        published.client,
+        "kiln/nested",
+        published.subject,
+        artifact_type=SIGSTORE_BUNDLE,
+        payload=b'{"mediaType":' + b"[" * 5000 + b"]" * 5000 + b"}",
+        payload_media_type=SIGSTORE_BUNDLE,
+    )
+    report = verify_reference(
+        published.client, published.reference, signer.verifier(), default_policy()
+    )
+    assert report.outcome.ok
+    (problem,) = [b for b in report.bundles if b.problem]
+    assert str(hostile.digest) in problem.source
+    assert "the Sigstore bundle nests arrays/objects deeper than 128 levels" in (
+        problem.problem or ""
+    )

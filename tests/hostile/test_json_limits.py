@@ -47,14 +47,17 @@ def test_depth_limit_is_exact_and_ignores_brackets_in_strings() -> None:
 
 
 def test_size_limit_is_checked_before_parsing() -> None:
-    with pytest.raises(InputError, match="is 11 bytes, over the limit of 10"):
+    with pytest.raises(InputError, match="is 11 bytes, larger than the limit of 10"):
         parse_json(b'"123456789"', where="f", max_bytes=10)
 
 
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b'{"a": 1,}', r"^f:1:9: the JSON document is not JSON: Expecting property name"),
+        (
+            b'{"a": 1,}',
+            r"^f: the JSON document is not JSON: Expecting property name .* at line 1 column 9$",
+        ),
         (b"[NaN]", "NaN is not a JSON number"),
         (b"[-Infinity]", "-Infinity is not a JSON number"),
         (b"1" * 5000, "4300 digits"),

@@ -26,6 +26,7 @@ from kiln.attest.dsse import Envelope, b64decode_strict, sign_envelope
 from kiln.attest.keys import Signer
 from kiln.attest.statement import IN_TOTO_PAYLOAD_TYPE, Statement, parse_statement
 from kiln.errors import RemoteContentError
+from kiln.jsonlimits import parse_json
 from kiln.registry import SIGSTORE_BUNDLE
 
 BUNDLE_MEDIA_TYPE = SIGSTORE_BUNDLE  # application/vnd.dev.sigstore.bundle.v0.3+json
@@ -74,12 +75,13 @@ def make_bundle(envelope: Envelope, *, key_hint: str) -> bytes:
 
 def parse_bundle(data: bytes, *, where: str) -> SigstoreBundle:
     """Parse bundle bytes from a registry or file; ``where`` names them in errors."""
-    if len(data) > _MAX_BUNDLE_BYTES:
-        raise RemoteContentError(f"{where}: bundle is larger than {_MAX_BUNDLE_BYTES} bytes")
-    try:
-        raw = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RemoteContentError(f"{where}: the Sigstore bundle is not JSON: {exc}") from exc
+    raw = parse_json(
+        data,
+        where=where,
+        max_bytes=_MAX_BUNDLE_BYTES,
+        what="the Sigstore bundle",
+        error=RemoteContentError,
+    )
     if not isinstance(raw, dict):
         raise RemoteContentError(
             f"{where}: the Sigstore bundle is a JSON {type(raw).__name__}, not an object"

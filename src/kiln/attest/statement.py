@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kiln.errors import RemoteContentError
+from kiln.jsonlimits import parse_json
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -91,10 +92,14 @@ def make_statement(
 
 def parse_statement(payload: bytes, *, where: str) -> Statement:
     """Parse statement bytes from a DSSE payload; ``where`` names the source in errors."""
-    try:
-        raw = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RemoteContentError(f"{where}: the statement is not JSON: {exc}") from exc
+    # the payload came inside a bundle, which was already bounded
+    raw = parse_json(
+        payload,
+        where=where,
+        max_bytes=len(payload),
+        what="the in-toto statement",
+        error=RemoteContentError,
+    )
     if not isinstance(raw, dict):
         raise RemoteContentError(
             f"{where}: the statement is a JSON {type(raw).__name__}, not an object"

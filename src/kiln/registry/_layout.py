@@ -7,7 +7,6 @@ A layout is ``oci-layout`` (``{"imageLayoutVersion": "1.0.0"}``), ``index.json``
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
@@ -18,6 +17,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from kiln.errors import InputError, IntegrityError, Location
+from kiln.jsonlimits import read_json_file
 from kiln.registry._digest import Digest
 from kiln.registry._model import (
     INDEX_TYPES,
@@ -48,24 +48,23 @@ class ImageLayout:
     @classmethod
     def open(cls, path: Path) -> ImageLayout:
         marker = path / "oci-layout"
-        try:
-            version = json.loads(marker.read_text(encoding="utf-8")).get("imageLayoutVersion")
-        except FileNotFoundError as exc:
-            raise InputError(
-                f"{path} is not an OCI image layout: it has no oci-layout file"
-            ) from exc
-        except (ValueError, AttributeError) as exc:
-            raise InputError("not a JSON object", location=Location(str(marker))) from exc
+        if not marker.is_file():
+            raise InputError(f"{path} is not an OCI image layout: it has no oci-layout file")
+        document = read_json_file(marker, max_bytes=4096, what="the oci-layout file")
+        if not isinstance(document, dict):
+            raise InputError("not a JSON object", location=Location(str(marker)))
+        version = document.get("imageLayoutVersion")
         if version != LAYOUT_VERSION:
             raise InputError(
                 f"imageLayoutVersion is {version!r}; kiln reads {LAYOUT_VERSION}",
                 location=Location(str(marker), field="imageLayoutVersion"),
             )
         index_file = path / "index.json"
+        if not index_file.is_file():
+            raise InputError(f"{path} has no index.json")
+        document = read_json_file(index_file, max_bytes=MAX_MANIFEST_BYTES, what="index.json")
         try:
-            index = ImageIndex.model_validate_json(index_file.read_bytes())
-        except FileNotFoundError as exc:
-            raise InputError(f"{path} has no index.json") from exc
+            index = ImageIndex.model_validate(document)
         except ValidationError as exc:
             first = exc.errors()[0]
             raise InputError(
@@ -96,7 +95,11 @@ class ImageLayout:
                 f"({len(data)} bytes)"
             )
         return parse_manifest(
-            data, descriptor.media_type, actual, where=f"{self.path}: manifest {actual}"
+            data,
+            descriptor.media_type,
+            actual,
+            where=f"{self.path}: manifest {actual}",
+            error=InputError,
         )
 
     def select(self, ref_name: str | None = None) -> Descriptor:

@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kiln.errors import RemoteContentError
+from kiln.errors import KilnError, RemoteContentError
+from kiln.jsonlimits import parse_json
 from kiln.registry._digest import Digest
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -168,21 +169,30 @@ def _artifact_type(model: ImageManifest | ImageIndex) -> str | None:
     return None
 
 
-def parse_manifest(data: bytes, media_type: str | None, digest: Digest, *, where: str) -> Manifest:
+def parse_manifest(
+    data: bytes,
+    media_type: str | None,
+    digest: Digest,
+    *,
+    where: str,
+    error: type[KilnError] = RemoteContentError,
+) -> Manifest:
     """Parse manifest bytes whose digest the caller has already verified.
 
     ``media_type`` is the Content-Type the registry sent (or the descriptor's); when it
     is missing or generic the document's own ``mediaType`` decides. ``where`` names the
-    registry, repository and reference for error messages.
+    registry, repository and reference for error messages; ``error`` is raised for bad
+    content (``InputError`` for a local layout).
     """
-    try:
-        document = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RemoteContentError(f"{where}: manifest is not JSON: {exc}") from exc
+    document = parse_json(
+        data,
+        where=where,
+        max_bytes=MAX_MANIFEST_BYTES,
+        what="the manifest",
+        error=error,
+    )
     if not isinstance(document, dict):
-        raise RemoteContentError(
-            f"{where}: manifest is a JSON {type(document).__name__}, not an object"
-        )
+        raise error(f"{where}: manifest is a JSON {type(document).__name__}, not an object")
     declared = document.get("mediaType")
     kind = media_type.split(";")[0].strip() if media_type else ""
     if kind not in MANIFEST_TYPES:
@@ -193,14 +203,12 @@ def parse_manifest(data: bytes, media_type: str | None, digest: Digest, *, where
         elif "config" in document:
             kind = OCI_MANIFEST
         else:
-            raise RemoteContentError(
+            raise error(
                 f"{where}: unsupported manifest media type {media_type or declared!r}",
                 hint="kiln reads OCI manifests/indexes and Docker v2 schema 2 manifests/lists",
             )
     if isinstance(declared, str) and declared != kind:
-        raise RemoteContentError(
-            f"{where}: manifest says mediaType {declared!r} but was served as {kind!r}"
-        )
+        raise error(f"{where}: manifest says mediaType {declared!r} but was served as {kind!r}")
     model_type: type[ImageManifest | ImageIndex] = (
         ImageIndex if kind in INDEX_TYPES else ImageManifest
     )
@@ -209,7 +217,7 @@ def parse_manifest(data: bytes, media_type: str | None, digest: Digest, *, where
     except ValidationError as exc:
         first = exc.errors()[0]
         location = ".".join(str(part) for part in first["loc"])
-        raise RemoteContentError(
+        raise error(
             f"{where}: malformed {kind} at {location or 'top level'}: {first['msg']}",
             details=[f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[1:5]],
         ) from exc
