@@ -83,3 +83,93 @@ def test_unknown_arch_is_an_input_error(
     env.spec.write_text(SPEC.replace("name: demo\n", "name: demo\narchs: [amd64]\n"))
     assert main(["build", str(env.spec), "--output", str(tmp_path), "--arch", "arm64"]) == 2
     assert "does not build arm64" in capsys.readouterr().err
+
+
+def test_a_lock_behind_the_archive_is_reported_in_one_line_and_built_as_locked(
+    env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert main(["lock", str(env.spec)]) == 0
+    locked = env.lock.read_bytes()
+    env.rebuild([DebSpec("tzdata", "2025c-0+deb13u2", depends="debconf (>= 0.5) | debconf-2.0")])
+    capsys.readouterr()
+    assert main(["build", str(env.spec), "--output", str(out), "--variant", "runtime"]) == 0
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if "behind the archive" in line]
+    assert len(warnings) == 1, err
+    assert "1 package behind the archive (1 from trixie-security: " in warnings[0]
+    assert "tzdata 2025c-0+deb13u1 → 2025c-0+deb13u2" in warnings[0]
+    assert "--refresh" in warnings[0]
+    assert env.lock.read_bytes() == locked  # reported, not silently rewritten
+
+
+def test_refresh_relocks_before_building(
+    env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert main(["lock", str(env.spec)]) == 0
+    env.rebuild([DebSpec("tzdata", "2025c-0+deb13u2", depends="debconf (>= 0.5) | debconf-2.0")])
+    capsys.readouterr()
+    build = ["build", str(env.spec), "--output", str(out), "--variant", "runtime", "--refresh"]
+    assert main(build) == 0
+    captured = capsys.readouterr()
+    assert "refreshed" in captured.out
+    assert "behind the archive" not in captured.err
+    assert "2025c-0+deb13u2" in env.lock.read_text()
+    # current now: a second --refresh leaves the file alone and says nothing about it
+    before = env.lock.read_bytes()
+    assert main(build) == 0
+    assert "locking" not in capsys.readouterr().out
+    assert env.lock.read_bytes() == before
+
+
+def test_frozen_and_refresh_together_are_a_usage_error(
+    env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["build", str(env.spec), "--output", str(tmp_path), "--frozen", "--refresh"]
+    assert main(argv) == 2
+    assert "contradict" in capsys.readouterr().err
+
+
+def test_an_unreachable_archive_is_a_warning_when_the_debs_are_cached(
+    env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    build = ["build", str(env.spec), "--output", str(out), "--variant", "runtime"]
+    assert main(build) == 0  # locks and caches the .debs
+    config = tmp_path / "gone.yaml"
+    config.write_text(
+        "mirrors:\n  debian: http://127.0.0.1:9/debian\n"
+        "  debian-security: http://127.0.0.1:9/debian-security\n"
+    )
+    monkeypatch.setenv("KILN_CONFIG", str(config))
+    capsys.readouterr()
+    assert main(build) == 0, capsys.readouterr().err
+    assert "could not compare with the archive" in capsys.readouterr().err
+
+
+def test_refresh_builds_a_lock_whose_debs_left_the_archive(
+    env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A checked-in lock naming a superseded .deb the pool no longer has (what happens to
+    -security uploads): as locked it cannot be built, and the error says how to go on;
+    --refresh relocks against what the archive has and builds."""
+    out = tmp_path / "out"
+    assert main(["lock", str(env.spec)]) == 0
+    data = json.loads(env.lock.read_text())
+    for arches in data["variants"].values():
+        for arch in arches.values():
+            for package in arch["packages"]:
+                if package["name"] == "tzdata":
+                    package["version"] = "2024a-0+deb13u1"
+                    package["filename"] = "pool/main/t/tzdata/tzdata_2024a-0+deb13u1_all.deb"
+    env.lock.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    capsys.readouterr()
+    build = ["build", str(env.spec), "--output", str(out), "--variant", "runtime"]
+    assert main(build) == 3
+    err = capsys.readouterr().err
+    assert "tzdata 2024a-0+deb13u1 → 2025c-0+deb13u1" in err  # the one-line report first
+    assert "tzdata_2024a-0+deb13u1_all.deb" in err
+    assert "hint: the lock is behind the archive" in err
+    assert main([*build, "--refresh"]) == 0, capsys.readouterr().err
+    assert "2024a" not in env.lock.read_text()

@@ -18,11 +18,11 @@ import typer
 from rich.table import Table
 
 from kiln.cli.app import app, console, err_console
-from kiln.errors import InputError, PolicyError
+from kiln.errors import InputError, PolicyError, TransportError
 
 if TYPE_CHECKING:
     from kiln.assemble import BuiltImage, Compression, HardeningReport
-    from kiln.pipeline import Repository
+    from kiln.pipeline import CurrentLock, LockPolicy, Repository
     from kiln.resolve.lockfile import Lock
     from kiln.spec import LoadedSpec
 
@@ -40,35 +40,22 @@ def _csv(values: list[str] | None) -> list[str]:
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 
 
-def _current_lock(item: LoadedSpec, repo: Repository, *, frozen: bool) -> Lock:
-    """The lock to build from: refuse drift when frozen, else (re)lock when needed."""
-    from kiln.pipeline import lock_spec
-    from kiln.resolve.lockfile import LockError, diff_locks, read_lock, write_lock
+def _lock_for_build(item: LoadedSpec, repo: Repository, options: BuildOptions) -> CurrentLock:
+    """The lock under the options' policy; says in one line what happened to it."""
+    from kiln.pipeline import current_lock
 
-    path = item.lock_path
-    if frozen:
-        existing = read_lock(path)
-        fresh = lock_spec(item, repo.snapshot_for(item.spec))
-        changes = diff_locks(existing, fresh.lock)
-        if changes:
-            raise PolicyError(
-                f"{path} is stale; --frozen refuses to build from it",
-                details=changes,
-                hint=f"run `kiln lock {item.path}` and review the change",
-            )
-        return existing
-    current: Lock | None = None
-    try:
-        current = read_lock(path)
-    except LockError:
-        if path.exists():
-            raise
-    if current is not None and current.spec_sha256 == item.sha256:
-        return current
-    console.print(f"locking {item.path} ({'spec changed' if current else 'no lock yet'})")
-    relocked = lock_spec(item, repo.snapshot_for(item.spec)).lock
-    write_lock(relocked, path)
-    return relocked
+    policy: LockPolicy = "frozen" if options.frozen else "refresh" if options.refresh else "keep"
+    result = current_lock(item, repo, policy)
+    if result.written:
+        console.print(f"locking {item.path} ({result.written})")
+    if result.drift:
+        err_console.print(
+            f"warning: {result.drift.summary()}; building it as locked "
+            "(--refresh relocks first, `kiln lock --check --show` lists every change)"
+        )
+    if result.unchecked:
+        err_console.print(f"warning: {item.lock_path}: {result.unchecked}")
+    return result
 
 
 def _summary_table(built: Sequence[BuiltVariant]) -> Table:
@@ -106,6 +93,9 @@ def build(
     frozen: Annotated[
         bool, typer.Option("--frozen", help="refuse to build if the lock is stale")
     ] = False,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="relock against the archive first")
+    ] = False,
     tar: Annotated[bool, typer.Option("--tar", help="also write an oci-archive")] = False,
     docker_archive: Annotated[
         bool, typer.Option("--docker-archive", help="also write a docker load / podman load tar")
@@ -119,6 +109,7 @@ def build(
         archs=tuple(_csv(arch)),
         variants=tuple(_csv(variant)),
         frozen=frozen,
+        refresh=refresh,
         compression=_compression(compression),
         oci_archive=tar,
         docker_archive=docker_archive,
@@ -148,6 +139,7 @@ class BuildOptions:
     archs: tuple[str, ...] = ()  # empty: every arch of the spec
     variants: tuple[str, ...] = ()  # empty: every variant
     frozen: bool = False
+    refresh: bool = False  # relock against the archive before building
     compression: Compression = "gzip"
     oci_archive: bool = False
     docker_archive: bool = False
@@ -179,7 +171,10 @@ def build_spec(item: LoadedSpec, repo: Repository, options: BuildOptions) -> lis
     from kiln.pipeline.build import build_variant
 
     cache = LayoutCache(repo.cache.root / "layouts") if options.cache else None
-    lock = _current_lock(item, repo, frozen=options.frozen)
+    if options.frozen and options.refresh:
+        raise InputError("--frozen and --refresh contradict each other: choose one")
+    current = _lock_for_build(item, repo, options)
+    lock = current.lock
     distro = get_distro(lock.distro)
     unknown = sorted(set(options.archs) - set(item.spec.archs))
     if unknown:
@@ -190,10 +185,21 @@ def build_spec(item: LoadedSpec, repo: Repository, options: BuildOptions) -> lis
         if options.variants and name not in options.variants:
             continue
         started = dt.datetime.now(dt.UTC)
-        debs: dict[str, Sequence[Path]] = {
-            a: repo.fetch(distro, [locked_to_binary(p) for p in lock.packages(name, a)])
-            for a in archs
-        }
+        try:
+            debs: dict[str, Sequence[Path]] = {
+                a: repo.fetch(distro, [locked_to_binary(p) for p in lock.packages(name, a)])
+                for a in archs
+            }
+        except TransportError as exc:
+            if not current.drift:
+                raise
+            raise TransportError(
+                exc.message,
+                exc.location,
+                hint="the lock is behind the archive, whose pool drops superseded .debs: "
+                "build with --refresh (or `kiln lock` and review the change)",
+                details=exc.details,
+            ) from exc
         image = build_variant(
             item,
             lock,

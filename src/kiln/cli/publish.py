@@ -47,6 +47,9 @@ def publish(
         list[str] | None, typer.Option("--variant", help="only these variants")
     ] = None,
     frozen: Annotated[bool, typer.Option("--frozen", help="refuse a stale lock")] = False,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="relock against the archive first")
+    ] = False,
     output: Annotated[Path, typer.Option(help="where layouts go")] = DEFAULT_OUTPUT,
 ) -> None:
     """Build (or reuse), test, sign and push each spec's images with SBOMs and provenance."""
@@ -59,7 +62,11 @@ def publish(
     destination = Destination.parse(registry)
     signer = bundle_signer(key, keyless, password_file)
     options = BuildOptions(
-        output=output, archs=tuple(_csv(arch)), variants=tuple(_csv(variant)), frozen=frozen
+        output=output,
+        archs=tuple(_csv(arch)),
+        variants=tuple(_csv(variant)),
+        frozen=frozen,
+        refresh=refresh,
     )
     repo = Repository.from_environment()
     with RegistryClient.for_host(destination.registry, insecure=insecure) as client:

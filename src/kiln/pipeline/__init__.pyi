@@ -1,6 +1,14 @@
 """Type stub of the lazily loaded package (lazy_loader reads its imports)."""
 
-from .lock import LockResult, lock_spec, locked_to_binary
+from .lock import CurrentLock, LockPolicy, LockResult, current_lock, lock_spec, locked_to_binary
 from .repo import Repository
 
-__all__ = ["LockResult", "Repository", "lock_spec", "locked_to_binary"]
+__all__ = [
+    "CurrentLock",
+    "LockPolicy",
+    "LockResult",
+    "Repository",
+    "current_lock",
+    "lock_spec",
+    "locked_to_binary",
+]

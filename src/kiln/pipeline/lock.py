@@ -11,21 +11,29 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from kiln.debian import BinaryPackage, RepoSnapshot, get_distro
+from kiln.errors import PolicyError, TransportError
 from kiln.resolve.lockfile import (
     ArchLock,
     CutEdge,
     Lock,
+    LockDrift,
     LockedNpmPackage,
     LockedPackage,
     LockedRelease,
+    LockError,
+    diff_locks,
+    lock_drift,
+    read_lock,
+    write_lock,
 )
 from kiln.resolve.solver import Resolution, UnknownPackageError, resolve
 from kiln.spec import LoadedSpec
 
 if TYPE_CHECKING:
+    from kiln.pipeline.repo import Repository
     from kiln.upstream import NpmRegistry
 
 
@@ -61,9 +69,16 @@ def lock_npm(
 
 
 def lock_spec(
-    loaded: LoadedSpec, snapshot: RepoSnapshot, *, npm_registry: NpmRegistry | None = None
+    loaded: LoadedSpec,
+    snapshot: RepoSnapshot,
+    *,
+    npm_registry: NpmRegistry | None = None,
+    npm: dict[str, tuple[LockedNpmPackage, ...]] | None = None,
 ) -> LockResult:
-    """Resolve each variant of ``loaded`` on each of its architectures (+ its npm pins)."""
+    """Resolve each variant of ``loaded`` on each of its architectures (+ its npm pins).
+
+    ``npm`` reuses already locked npm pins instead of asking the registry again.
+    """
     spec = loaded.spec
     distro = get_distro(spec.distro)
     resolutions: dict[tuple[str, str], Resolution] = {}
@@ -102,9 +117,85 @@ def lock_spec(
             for r in snapshot.releases
         ),
         variants=variants,
-        npm=lock_npm(loaded, npm_registry),
+        npm=npm if npm is not None else lock_npm(loaded, npm_registry),
     )
     return LockResult(lock, resolutions)
+
+
+LockPolicy = Literal["keep", "frozen", "refresh"]
+
+
+@dataclass(frozen=True)
+class CurrentLock:
+    """The lock a build uses, and what was learnt about it on the way.
+
+    ``written`` says why the lock file was (re)written (``None``: used as found);
+    ``drift`` how far a lock used as found is behind today's archive; ``unchecked``
+    why that could not be told (the archive was unreachable).
+    """
+
+    lock: Lock
+    written: str | None = None
+    drift: LockDrift | None = None
+    unchecked: str | None = None
+
+
+def current_lock(loaded: LoadedSpec, repo: Repository, policy: LockPolicy = "keep") -> CurrentLock:
+    """The lock to build ``loaded`` from, under ``policy``.
+
+    - ``keep``: the checked-in lock when it belongs to the spec as it is (else lock
+      anew), compared with the archive so the caller can say how far behind it is;
+    - ``frozen``: the checked-in lock only if the archive still resolves to it exactly
+      (``PolicyError`` naming every change otherwise; a missing lock is an input error);
+    - ``refresh``: lock against the archive first, rewriting the file when it changed.
+    """
+    path = loaded.lock_path
+    if policy == "frozen":
+        existing = read_lock(path)
+        fresh = lock_spec(loaded, repo.snapshot_for(loaded.spec), npm=_npm_pins(existing, loaded))
+        changes = diff_locks(existing, fresh.lock)
+        if changes:
+            raise PolicyError(
+                f"{path} is stale; --frozen refuses to build from it",
+                details=changes,
+                hint=f"run `kiln lock {loaded.path}` (or build with --refresh) and review it",
+            )
+        return CurrentLock(existing)
+    found: Lock | None = None
+    try:
+        found = read_lock(path)
+    except LockError:
+        if path.exists():
+            raise
+    belongs = found is not None and found.spec_sha256 == loaded.sha256
+    if found is not None and belongs and policy == "keep":
+        try:
+            fresh = lock_spec(loaded, repo.snapshot_for(loaded.spec), npm=found.npm)
+        except TransportError as exc:
+            return CurrentLock(found, unchecked=f"could not compare with the archive: {exc}")
+        return CurrentLock(found, drift=lock_drift(found, fresh.lock, path=str(path)))
+    pins = _npm_pins(found, loaded) if belongs else None
+    relocked = lock_spec(loaded, repo.snapshot_for(loaded.spec), npm=pins).lock
+    if found is None:
+        why = "no lock yet"
+    elif not belongs:
+        why = "spec changed"
+    elif diff_locks(found, relocked):
+        drift = lock_drift(found, relocked, path=str(path))
+        why = f"refreshed: {drift.summary() if drift else 'resolution changed'}"
+    else:
+        return CurrentLock(found, drift=lock_drift(found, relocked, path=str(path)))
+    write_lock(relocked, path)
+    return CurrentLock(relocked, written=why)
+
+
+def _npm_pins(
+    lock: Lock | None, loaded: LoadedSpec
+) -> dict[str, tuple[LockedNpmPackage, ...]] | None:
+    """A lock's npm pins when they belong to the spec as it is (npm pins only move with it)."""
+    if lock is None or lock.spec_sha256 != loaded.sha256:
+        return None
+    return lock.npm
 
 
 def _locked(p: BinaryPackage) -> LockedPackage:

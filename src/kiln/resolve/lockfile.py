@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -255,6 +256,84 @@ def diff_locks(old: Lock, new: Lock) -> list[str]:
             elif a is not None and b is not None:
                 changes.append(f"{variant}/npm: ~ {name} {a.version} → {b.version} ({b.integrity})")
     return changes
+
+
+@dataclass(frozen=True)
+class PackageDrift:
+    """One package whose locked .deb is not the one the archive offers today."""
+
+    name: str
+    locked: str | None  # None: the archive's resolution adds the package
+    current: str | None  # None: the archive's resolution no longer has it
+    suite: str | None  # where the current version comes from
+
+    def __str__(self) -> str:
+        if self.locked is None:
+            return f"+{self.name} {self.current}"
+        if self.current is None:
+            return f"-{self.name} {self.locked}"
+        if self.locked == self.current:
+            return f"{self.name} {self.locked} (rebuilt: different file)"
+        return f"{self.name} {self.locked} → {self.current}"
+
+
+@dataclass(frozen=True)
+class LockDrift:
+    """How far a lock is behind a fresh resolution of the same spec (empty: current)."""
+
+    path: str
+    packages: tuple[PackageDrift, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.packages)
+
+    def by_suite(self) -> dict[str, list[PackageDrift]]:
+        """The drifted packages grouped by the suite their current version comes from."""
+        groups: dict[str, list[PackageDrift]] = {}
+        for p in self.packages:
+            groups.setdefault(p.suite or "removed", []).append(p)
+        return dict(sorted(groups.items()))
+
+    def summary(self, *, limit: int = 4) -> str:
+        """One line: how many packages are behind and which, security updates first."""
+        if not self.packages:
+            return f"{self.path} is current with the archive"
+        groups = self.by_suite()
+        order = sorted(groups, key=lambda s: (not s.endswith("-security"), s))
+        parts = []
+        for suite in order:
+            names = groups[suite]
+            shown = ", ".join(str(p) for p in names[:limit])
+            more = f", +{len(names) - limit} more" if len(names) > limit else ""
+            parts.append(f"{len(names)} from {suite}: {shown}{more}")
+        count = len(self.packages)
+        noun = "package" if count == 1 else "packages"
+        return f"{self.path} is {count} {noun} behind the archive ({'; '.join(parts)})"
+
+
+def lock_drift(old: Lock, new: Lock, *, path: str) -> LockDrift:
+    """The packages whose .deb differs between ``old`` and a fresh ``new`` lock.
+
+    Each package name counts once across variants and architectures (the first
+    difference found, in sorted order); the spec digest and npm pins are not compared.
+    """
+    seen: dict[str, PackageDrift] = {}
+    for variant in sorted(set(old.variants) | set(new.variants)):
+        o_arches, n_arches = old.variants.get(variant, {}), new.variants.get(variant, {})
+        for arch in sorted(set(o_arches) | set(n_arches)):
+            o = {p.name: p for p in (o_arches[arch].packages if arch in o_arches else ())}
+            n = {p.name: p for p in (n_arches[arch].packages if arch in n_arches else ())}
+            for name in sorted(set(o) | set(n)):
+                a, b = o.get(name), n.get(name)
+                if name in seen or a == b:
+                    continue
+                seen[name] = PackageDrift(
+                    name,
+                    a.version if a else None,
+                    b.version if b else None,
+                    b.suite if b else None,
+                )
+    return LockDrift(path, tuple(seen[k] for k in sorted(seen)))
 
 
 def _diff_packages(old: Iterable[LockedPackage], new: Iterable[LockedPackage]) -> list[str]:
