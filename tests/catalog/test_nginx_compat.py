@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.catalog import staged_spec
 from kiln.assemble.model import ImageTest, Probe
 from kiln.cli.main import main
 from kiln.sandbox import resolve_image, run_test, unpack_image
@@ -63,9 +64,9 @@ def nginx_layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("bwrap") is None:
         pytest.skip("bubblewrap is not installed")
     out = tmp_path_factory.mktemp("out")
-    code = main(
-        ["build", str(SPEC), "--output", str(out), "--variant", "runtime", "--arch", host_arch()]
-    )
+    spec = staged_spec("nginx", tmp_path_factory.mktemp("specs"))
+    argv = ["build", str(spec), "--refresh", "--output", str(out), "--variant", "runtime"]
+    code = main([*argv, "--arch", host_arch()])
     assert code == 0
     return out / "nginx"
 

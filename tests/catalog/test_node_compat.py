@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.catalog import staged_spec
 from kiln.cli.main import main
 from kiln.resolve.lockfile import read_lock
 from kiln.sandbox import bwrap_argv, resolve_image, unpack_image
@@ -49,9 +50,9 @@ def node_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UnpackedImage
     if shutil.which("bwrap") is None:
         pytest.skip("bubblewrap is not installed")
     out = tmp_path_factory.mktemp("out")
-    code = main(
-        ["build", str(SPEC), "--output", str(out), "--variant", "dev", "--arch", host_arch()]
-    )
+    spec = staged_spec("node", tmp_path_factory.mktemp("specs"))
+    argv = ["build", str(spec), "--refresh", "--output", str(out), "--variant", "dev"]
+    code = main([*argv, "--arch", host_arch()])
     assert code == 0
     rootfs = tmp_path_factory.mktemp("rootfs") / "node-dev"
     unpacked = unpack_image(resolve_image(out / "node-dev"), rootfs)

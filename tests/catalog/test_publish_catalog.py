@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from attest.test_peer_verify import node_verifier
+from fixtures.catalog import staged_spec
 from fixtures.registry import RunningRegistry, registry
 from kiln.attest import CYCLONEDX_1_6, PROVENANCE_V1, SPDX_2_3, TEST_REPORT_CTRF
 from kiln.attest.verify import fetch_bundles
@@ -27,8 +28,6 @@ from kiln.cli.main import main
 from kiln.registry import RegistryClient
 
 __all__ = ["node_verifier", "registry"]
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.network
@@ -46,8 +45,8 @@ def test_catalog_image_published_and_verified_by_kiln_and_sigstore_js(
     assert main(["keygen", "--out", str(tmp_path / "kiln")]) == 0
     key, pub = tmp_path / "kiln.key", tmp_path / "kiln.pub"
     destination = f"{registry.host}/catalog"
-    spec = ROOT / "images" / f"{name}.yaml"
-    publish = ["publish", str(spec), "--registry", destination, "--key", str(key)]
+    spec = staged_spec(name, tmp_path / "specs")
+    publish = ["publish", str(spec), "--refresh", "--registry", destination, "--key", str(key)]
     assert main([*publish, "--output", str(tmp_path / "out")]) == 0, capsys.readouterr().err
 
     required = []

@@ -26,12 +26,12 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.catalog import staged_spec
 from kiln.cli.main import main
 from kiln.sandbox.unpack import host_arch, remove_rootfs, resolve_image, unpack_image
 
 pytestmark = pytest.mark.network
 
-ROOT = Path(__file__).resolve().parents[2]
 PATH = "/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 
@@ -42,8 +42,8 @@ def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]
     if shutil.which("bwrap") is None:
         pytest.skip("bubblewrap is not installed")
     out = tmp_path_factory.mktemp("out")
-    spec = ROOT / "images/python.yaml"
-    code = main(["build", str(spec), "--output", str(out), "--arch", host_arch()])
+    spec = staged_spec("python", tmp_path_factory.mktemp("specs"))
+    code = main(["build", str(spec), "--refresh", "--output", str(out), "--arch", host_arch()])
     assert code == 0
     roots = {}
     for name in ("python", "python-dev"):

@@ -89,7 +89,7 @@ def test_store_command_lines_use_the_private_root_and_the_required_flags(tmp_pat
     assert served.count("--ulimit") == 2
     assert store.transport == f"containers-storage:[vfs@{tmp_path / 'storage'}+{tmp_path / 'run'}]"
     assert kiln_build_argv([Path("images/python.yaml")], tmp_path, "amd64")[-5:] == [
-        "--output", str(tmp_path), "--arch", "amd64", "--frozen",
+        "--output", str(tmp_path), "--arch", "amd64", "--refresh",
     ]  # fmt: skip
 
 

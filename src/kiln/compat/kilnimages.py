@@ -1,19 +1,25 @@
 """Build the "after" images: kiln's own, copied from their OCI layouts into the store.
 
-``kiln build images/<name>.yaml --output DIR`` writes ``DIR/<name>`` and
-``DIR/<name>-dev``; skopeo copies a layout into the suite's store under the name the
-swapped FROM line uses (``localhost/kiln/python:3.13-dev``). skopeo picks the host's
-platform out of the multi-arch index.
+The stand-ins are made from today's archive, so kiln's side is too: the catalog's specs
+and locks are copied into the suite's work directory (``stage_specs``) and built there
+with ``--refresh``, which relocks a copy that fell behind the archive. The repository's
+own locks are never rewritten, and a suite run does not fail because Debian published a
+security update since they were checked in. ``kiln build DIR/<name>.yaml --output OUT``
+writes ``OUT/<name>`` and ``OUT/<name>-dev``; skopeo copies a layout into the suite's
+store under the name the swapped FROM line uses (``localhost/kiln/python:3.13-dev``).
+skopeo picks the host's platform out of the multi-arch index.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from kiln.compat.containers import Store, run
+from kiln.spec.load import lock_path_for
 
 BUILD_TIMEOUT = 1800.0
 
@@ -28,8 +34,22 @@ class KilnImport:
     log_tail: str = ""
 
 
+def stage_specs(images_dir: Path, names: list[str], dest: Path) -> list[Path]:
+    """Copies of the catalog specs ``names`` (and their locks, when present) in ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    staged = []
+    for name in names:
+        spec = images_dir / f"{name}.yaml"
+        shutil.copyfile(spec, dest / spec.name)
+        lock = lock_path_for(spec)
+        if lock.is_file():
+            shutil.copyfile(lock, lock_path_for(dest / spec.name))
+        staged.append(dest / spec.name)
+    return staged
+
+
 def kiln_build_argv(specs: list[Path], output: Path, arch: str) -> list[str]:
-    """``kiln build`` of ``specs`` for one arch, into ``output``."""
+    """``kiln build`` of (staged copies of) ``specs`` for one arch, into ``output``."""
     return [
         sys.executable,
         "-m",
@@ -40,7 +60,7 @@ def kiln_build_argv(specs: list[Path], output: Path, arch: str) -> list[str]:
         str(output),
         "--arch",
         arch,
-        "--frozen",  # never rewrite a lock in the repository; a stale one fails the build
+        "--refresh",  # the staged copies are relocked when the archive moved on
     ]
 
 

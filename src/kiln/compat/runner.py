@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kiln.compat.containers import Store, check_tools, run
-from kiln.compat.kilnimages import KilnImport, import_layout, kiln_build_argv
+from kiln.compat.kilnimages import KilnImport, import_layout, kiln_build_argv, stage_specs
 from kiln.compat.model import App, StandinCatalog, StandinSpec
 from kiln.compat.probe import Observation, free_port, observe_all, wait_until_answering
 from kiln.compat.standins import StandinBuild, ensure_standin
@@ -242,7 +242,7 @@ def _kiln_layouts(
     """``kiln build`` the specs of ``images`` (the swapped FROM lines' images)."""
     if config.layouts is not None:
         return config.layouts, ""
-    specs = [config.images_dir / f"{name}.yaml" for name in images]
+    specs = stage_specs(config.images_dir, images, config.work / "kiln-specs")
     output = config.work / "kiln-out"
     progress(f"kiln build {' '.join(s.stem for s in specs)}")
     result = run(
