@@ -1,13 +1,22 @@
 """YAML documents validated by pydantic models, with every error at ``file:line:column``.
 
-Image specs, recipes and compat app declarations are YAML read with ruamel.yaml's
-round-trip loader, which remembers where each key and item stood; a pydantic error on
-``packages[3]`` then points at that line, with did-you-mean for a misspelt field.
+Image specs, recipes, policy files, kiln's config and compat declarations are YAML read
+by ``load_yaml``: ruamel.yaml's round-trip loader, which remembers where each key and
+item stood (a pydantic error on ``packages[3]`` then points at that line, with
+did-you-mean for a misspelt field), restricted to the plain data these files need.
+
+Every document is hostile until parsed, so the loader refuses, with the position, what
+YAML (https://yaml.org/spec/1.2.2/) allows but kiln's files never need and an attacker
+can use: anchors and aliases (an alias bomb of a few hundred bytes expands to
+gigabytes), explicit tags (``!!float abc`` runs a constructor on any text), directives,
+merge keys, non-text or complex mapping keys, unquoted dates, over-long numbers,
+non-printable characters and nesting deeper than ``MAX_DEPTH``.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,11 +24,132 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.composer import Composer
+from ruamel.yaml.error import MarkedYAMLError, StreamMark, YAMLError
+from ruamel.yaml.events import AliasEvent, DocumentStartEvent
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
 
 from kiln.errors import InputError, Location
 
 M = TypeVar("M", bound=BaseModel)
+
+#: Deepest nesting of mappings and sequences accepted (specs need about six levels).
+MAX_DEPTH = 32
+#: Longest number accepted, in characters (Python refuses ints of over 4300 digits).
+MAX_NUMBER_CHARS = 64
+# YAML 1.2's c-printable (§5.1) without NEL and the Unicode line and paragraph
+# separators, which some readers take for line breaks and others do not.
+_NOT_PRINTABLE = re.compile(
+    "[^\t\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
+_STR_TAG = "tag:yaml.org,2002:str"
+_NUMBER_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})
+
+
+class _RefusedYAMLError(MarkedYAMLError):
+    """YAML that is valid but outside what kiln's documents may use."""
+
+
+def _refuse(problem: str, mark: StreamMark | None) -> _RefusedYAMLError:
+    return _RefusedYAMLError(problem=problem, problem_mark=mark)
+
+
+class _PlainDataComposer(Composer):
+    """ruamel.yaml's composer, refusing everything but plain nested data (see module)."""
+
+    def compose_document(self) -> Any:
+        event = self.parser.peek_event()
+        if isinstance(event, DocumentStartEvent) and (event.version or event.tags):
+            raise _refuse("YAML directives (%YAML, %TAG) are not accepted", event.start_mark)
+        return super().compose_document()
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.parser.peek_event()
+        if isinstance(event, AliasEvent):
+            raise _refuse(
+                f"aliases (*{event.anchor}) are not accepted: write the value out",
+                event.start_mark,
+            )
+        if event.anchor is not None:
+            raise _refuse(f"anchors (&{event.anchor}) are not accepted", event.start_mark)
+        tag = getattr(event, "ctag", None)
+        if tag is not None:
+            written = f"{tag.handle or ''}{tag.suffix or ''}" or str(tag)
+            raise _refuse(
+                f"explicit tags ({written}) are not accepted: write a plain or quoted value",
+                event.start_mark,
+            )
+        if self.depth >= MAX_DEPTH:
+            raise _refuse(f"nested more than {MAX_DEPTH} levels deep", event.start_mark)
+        node = super().compose_node(parent, index)
+        if isinstance(node, ScalarNode):
+            _check_scalar(node)
+        elif isinstance(node, MappingNode):
+            for key, _ in node.value:
+                _check_key(key)
+        return node
+
+
+def _check_scalar(node: ScalarNode) -> None:
+    tag = str(node.tag)
+    if tag == "tag:yaml.org,2002:timestamp":
+        raise _refuse(f"{node.value!r} reads as a date: quote it if it is text", node.start_mark)
+    if tag in _NUMBER_TAGS and len(node.value) > MAX_NUMBER_CHARS:
+        raise _refuse(
+            f"a number of {len(node.value)} characters (at most {MAX_NUMBER_CHARS})",
+            node.start_mark,
+        )
+
+
+def _check_key(key: Node) -> None:
+    if not isinstance(key, ScalarNode):
+        raise _refuse("mapping keys must be text, not a mapping or a list", key.start_mark)
+    tag = str(key.tag)
+    if tag == "tag:yaml.org,2002:merge":
+        raise _refuse("merge keys (<<) are not accepted", key.start_mark)
+    if tag != _STR_TAG:
+        raise _refuse(f"mapping key {key.value!r} is not text: quote it", key.start_mark)
+
+
+def _position(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of character ``offset`` of ``text``."""
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def load_yaml(data: bytes, path: Path, *, error: type[InputError]) -> Any:
+    """The one YAML document in ``data``: plain nested data with positions (module doc).
+
+    Mappings come back as ``CommentedMap`` (their keys text), sequences as
+    ``CommentedSeq``, scalars as str, int, float, bool or None; anything else, and any
+    syntax error, raises ``error`` naming the file, line and column.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise error(
+            f"{path} is not UTF-8 text (byte {exc.start})", Location(str(path), line)
+        ) from exc
+    bad = _NOT_PRINTABLE.search(text)
+    if bad:
+        line, column = _position(text, bad.start())
+        raise error(
+            f"non-printable character U+{ord(bad.group()):04X} (write it as an escape in a "
+            "double-quoted string if it is meant)",
+            Location(str(path), line, column),
+        )
+    yaml = YAML(typ="rt")
+    yaml.Composer = _PlainDataComposer
+    try:
+        return yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        loc = Location(str(path), mark.line + 1, mark.column + 1) if mark else Location(str(path))
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise error(f"invalid YAML: {problem}", loc) from exc
+    except YAMLError as exc:
+        raise error(f"invalid YAML: {exc}", Location(str(path))) from exc
 
 
 def read_limited(path: Path, *, what: str, limit: int, error: type[InputError]) -> bytes:
@@ -46,20 +176,11 @@ def parse_yaml_model(
 ) -> tuple[M, CommentedMap]:
     """``data`` as YAML validated by ``model``, and the tree that locates its fields.
 
-    Every problem raises ``error`` naming the position: not UTF-8, invalid YAML, not a
-    mapping, or the first validation error (the others listed as details).
+    Every problem raises ``error`` naming the position: not UTF-8, invalid or refused
+    YAML (``load_yaml``), not a mapping, or the first validation error (the others
+    listed as details).
     """
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise error(f"{path} is not UTF-8 text (byte {exc.start})") from exc
-    try:
-        tree = YAML(typ="rt").load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        loc = Location(str(path), mark.line + 1, mark.column + 1) if mark else Location(str(path))
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise error(f"invalid YAML: {problem}", loc) from exc
+    tree = load_yaml(data, path, error=error)
     if not isinstance(tree, CommentedMap):
         raise error(f"a {what} must be a YAML mapping of fields", Location(str(path), 1, 1))
     try:

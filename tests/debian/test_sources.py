@@ -206,7 +206,7 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message", "where"),
     [
-        ("mirrors:\n  debian: [unclosed\n", "not valid YAML", "k.yaml:3"),
+        ("mirrors:\n  debian: [unclosed\n", "invalid YAML", "k.yaml:3"),
         ("mirrors:\n  debian: ftp://x/debian\n", "not an http", "mirrors.debian"),
         ("mirrors:\n  debain: http://x/debian\n", "Extra inputs", "mirrors.debain"),
         ("- a list\n", "must be a mapping", "k.yaml"),

@@ -15,7 +15,7 @@ import datetime as dt
 import re
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from kiln.attest.policy import AllOf, default_policy
 from kiln.attest.predicates import (
@@ -25,7 +25,7 @@ from kiln.attest.predicates import (
     SPDX_2_3,
     TEST_REPORT_CTRF,
 )
-from kiln.errors import InputError, Location
+from kiln.errors import InputError
 
 ATTESTATION_NAMES = {
     "provenance": PROVENANCE_V1,
@@ -82,35 +82,33 @@ class PolicyFile(BaseModel):
 
 
 def load_policy_file(path: Path) -> PolicyFile:
-    """Read and check a policy file, naming the file and field on any problem."""
+    """Read and check a policy file, naming the file, line and field on any problem."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read policy file {path}: {exc.strerror}") from exc
     if len(data) > _MAX_POLICY_BYTES:
         raise InputError(f"policy file {path} is larger than {_MAX_POLICY_BYTES} bytes")
+    return parse_policy_file(data, path)
+
+
+def parse_policy_file(data: bytes, path: Path) -> PolicyFile:
+    """Policy file bytes (YAML, or JSON, which is YAML too) as a checked ``PolicyFile``."""
     # ruamel.yaml loads only when a policy file is given: `kiln verify` without one
     # starts about 40 ms sooner
-    from ruamel.yaml import YAML  # noqa: PLC0415
-    from ruamel.yaml.error import YAMLError  # noqa: PLC0415
+    from kiln.yamldoc import locate, parse_yaml_model  # noqa: PLC0415
 
-    try:
-        raw = YAML(typ="safe").load(data)  # JSON is YAML too
-    except YAMLError as exc:
-        raise InputError(f"not YAML or JSON: {exc}", location=Location(str(path))) from exc
-    if not isinstance(raw, dict):
-        raise InputError("a policy file is a mapping", location=Location(str(path)))
-    try:
-        policy = PolicyFile.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise InputError(first["msg"], location=Location(str(path), field=field)) from exc
-    try:  # refuse unknown names and bad durations now, not at verification time
-        for name in policy.require_attestations:
+    policy, tree = parse_yaml_model(data, path, PolicyFile, what="policy file", error=InputError)
+    # refuse unknown names and bad durations now, not at verification time
+    for index, name in enumerate(policy.require_attestations):
+        try:
             attestation_type(name)
-        if policy.max_age:
+        except InputError as exc:
+            where = locate(tree, path, ("requireAttestations", index))
+            raise InputError(exc.message, location=where) from exc
+    if policy.max_age:
+        try:
             parse_duration(policy.max_age)
-    except InputError as exc:
-        raise InputError(exc.message, location=Location(str(path))) from exc
+        except InputError as exc:
+            raise InputError(exc.message, location=locate(tree, path, ("maxAge",))) from exc
     return policy

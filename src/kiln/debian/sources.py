@@ -28,11 +28,10 @@ from urllib.parse import urlsplit
 
 from debian.deb822 import Deb822
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
 from kiln.debian.distro import Distro
 from kiln.errors import InputError, Location
+from kiln.yamldoc import load_yaml
 
 DEFAULT_APT_DIR = Path("/etc/apt")
 
@@ -312,20 +311,12 @@ def default_config_path(environ: Mapping[str, str] = os.environ) -> Path:
 def load_mirror_overrides(path: Path) -> MirrorOverrides:
     """Read the ``mirrors`` section of kiln's config file; a missing file overrides nothing."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         return MirrorOverrides(path=str(path))
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise InputError(f"cannot read kiln config: {exc}", location=Location(str(path))) from exc
-    try:
-        document = YAML(typ="safe").load(text)
-    except YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise InputError(
-            f"not valid YAML: {getattr(exc, 'problem', None) or exc}",
-            location=Location(str(path), line),
-        ) from exc
+    document = load_yaml(data, path, error=InputError)
     if document is None:
         return MirrorOverrides(path=str(path))
     if not isinstance(document, dict):
