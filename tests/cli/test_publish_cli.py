@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cli.conftest import SPEC, Env
+from fixtures.debrepo import DebSpec
 from fixtures.registry import RunningRegistry, registry
 from kiln.cli.main import main
 
@@ -104,3 +105,31 @@ def test_publish_to_an_unreachable_registry(
                  "--output", str(tmp_path / "out")])  # fmt: skip
     assert code == 3
     assert "127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_publish_a_version_with_a_plus(
+    env: Env,
+    registry: RunningRegistry,
+    keys: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``20.19.2+dfsg`` (Debian's node) is published as ``20.19.2_dfsg``: no '+' in tags."""
+    env.rebuild([DebSpec("nodejs", "20.19.2+dfsg-1+deb13u3", files={"usr/bin/node": b"#!\n"})])
+    env.spec.write_text(
+        SPEC_WITH_VERSION.replace(
+            "version-package: python3.13-minimal", "version-package: nodejs"
+        ).replace("  - tzdata\n", "  - tzdata\n  - nodejs\n", 1)
+    )
+    key, pub = keys
+    destination = f"{registry.host}/kiln-{tmp_path.name[-12:].lower()}"
+    args = ["publish", str(env.spec), "--registry", destination, "--key", str(key)]
+    assert main([*args, "--output", str(tmp_path / "out"), "--variant", "runtime"]) == 0
+    assert "as 20.19.2_dfsg, 20.19, latest:" in capsys.readouterr().out
+    raw = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", "--raw", f"docker://{destination}/demo:20.19"],
+        check=True, capture_output=True,
+    ).stdout  # fmt: skip
+    # the exact upstream version stays in the annotations
+    assert json.loads(raw)["annotations"]["org.opencontainers.image.version"] == "20.19.2+dfsg"
+    assert main(["verify", f"{destination}/demo:20.19.2_dfsg", "--key", str(pub)]) == 0

@@ -30,7 +30,14 @@ _LAYOUT = "layout"
 
 
 #: The parts of kiln whose code decides a layout's bytes (relative to the package).
-OUTPUT_CODE = ("assemble", "spec", "debian/deb.py", "debian/_ar.py", "pipeline/build.py")
+OUTPUT_CODE = (
+    "assemble",
+    "spec",
+    "debian/deb.py",
+    "debian/_ar.py",
+    "pipeline/build.py",
+    "pipeline/tags.py",  # the tag is part of the cached build
+)
 
 
 @lru_cache(maxsize=1)

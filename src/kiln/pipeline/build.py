@@ -35,7 +35,8 @@ from kiln.assemble.model import NONROOT_GID, NONROOT_UID, NpmPackageInput
 from kiln.debian.deb import DebPackage, read_deb
 from kiln.debian.distro import get_distro
 from kiln.debian.sources import Mirrors
-from kiln.errors import InputError
+from kiln.errors import InputError, Location
+from kiln.pipeline.tags import image_tag
 from kiln.resolve.lockfile import Lock, LockedNpmPackage
 from kiln.sandbox.unpack import host_arch
 from kiln.spec import ImageSpec, LoadedSpec
@@ -323,9 +324,7 @@ def build_variant(
         )
         for arch, pkgs in sorted(read.items())
     ]
-    tag = version or "latest"
-    if variant != "runtime":
-        tag = f"{tag}-{variant}"
+    tag = image_tag(version, variant, where=Location(str(loaded.path), field="version-package"))
     built = build_image(
         inputs,
         out,

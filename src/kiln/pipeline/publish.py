@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from kiln.attest import (
     verify_image,
 )
 from kiln.errors import InputError
+from kiln.pipeline.tags import tags_for
 from kiln.registry import (
     Digest,
     Reference,
@@ -56,8 +56,6 @@ from kiln.registry import (
 from kiln.resolve.lockfile import Lock
 from kiln.sbom import SbomFormat, SbomInput, read_sbom_input, render_sbom
 from kiln.spec import LoadedSpec
-
-_VERSION_TAG = re.compile(r"^(?P<major>\d+)\.(?P<minor>\d+)(?:\.\d+)?")
 
 
 @dataclass(frozen=True)
@@ -77,18 +75,6 @@ class Destination:
 
     def repository(self, image: str) -> str:
         return f"{self.prefix}/{image}" if self.prefix else image
-
-
-def tags_for(tag: str, variant: str) -> tuple[str, ...]:
-    """The convention: full version, major.minor, ``latest`` (each with ``-dev``)."""
-    suffix = "" if variant == "runtime" else f"-{variant}"
-    version = tag.removesuffix(suffix)
-    tags = [tag]
-    match = _VERSION_TAG.match(version)
-    if match and version != "latest":
-        tags.append(f"{match['major']}.{match['minor']}{suffix}")
-    tags.append(f"latest{suffix}")
-    return tuple(dict.fromkeys(tags))
 
 
 @dataclass(frozen=True)
