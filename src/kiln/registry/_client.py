@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import json
 import os
 import tempfile
 import threading
@@ -24,6 +23,7 @@ from pathlib import Path
 import httpx
 
 from kiln.errors import InputError, IntegrityError, RemoteContentError, TransportError
+from kiln.jsonlimits import parse_json
 from kiln.net import RetryPolicy
 from kiln.registry._auth import CredentialSource, default_credentials
 from kiln.registry._digest import Digest
@@ -525,9 +525,14 @@ class RegistryClient:
                 return ()
             url = _next_link(response)
             try:
-                document = json.loads(data)
+                document = parse_json(
+                    data,
+                    where=f"registry {self.registry}: {self._where(repository, 'tag list')}",
+                    max_bytes=MAX_MANIFEST_BYTES,
+                    error=RemoteContentError,
+                )
                 tags.extend(str(tag) for tag in document.get("tags") or ())
-            except (ValueError, AttributeError) as exc:
+            except (RemoteContentError, AttributeError, TypeError) as exc:
                 raise RemoteContentError(
                     f"registry {self.registry}: {self._where(repository, 'tag list')}: "
                     "malformed answer"

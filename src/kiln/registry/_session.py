@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -22,6 +21,7 @@ from pathlib import Path
 import httpx
 
 from kiln.errors import RemoteContentError, TransportError
+from kiln.jsonlimits import parse_json
 from kiln.net import RetryPolicy, http_client
 from kiln.registry._auth import (
     Anonymous,
@@ -36,6 +36,7 @@ from kiln.registry._reference import is_loopback
 
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _ERROR_BODY_LIMIT = 64 * 1024
+_MAX_TOKEN_ANSWER_BYTES = 1024 * 1024  # a bearer token and its expiry
 _READ_CHUNK = 1024 * 1024
 
 
@@ -208,8 +209,14 @@ class _Authenticator:
                 f"registry {registry}: token service {realm} answered {response.status_code}"
             )
         try:
-            token = TokenResponse.model_validate(json.loads(response.content)).value
-        except (ValueError, TypeError) as exc:
+            document = parse_json(
+                response.content,
+                where=f"token service {realm}",
+                max_bytes=_MAX_TOKEN_ANSWER_BYTES,
+                error=RemoteContentError,
+            )
+            token = TokenResponse.model_validate(document).value
+        except (RemoteContentError, ValueError, TypeError) as exc:
             raise RegistryAuthError(
                 f"registry {registry}: token service {realm} sent a malformed answer"
             ) from exc
@@ -459,8 +466,10 @@ def read_limited(response: httpx.Response, limit: int, where: str) -> bytes:
 def _oci_errors(raw: bytes) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The ``errors[].code`` and ``.message`` values of a distribution-spec error body."""
     try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        document = parse_json(
+            raw, where="error body", max_bytes=_ERROR_BODY_LIMIT * 2, error=RemoteContentError
+        )
+    except RemoteContentError:
         return (), ()
     errors = document.get("errors") if isinstance(document, dict) else None
     if not isinstance(errors, list):
