@@ -12,13 +12,16 @@ give byte-identical index.json files (hence identical index digests).
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from fixtures.catalog import staged_spec
 from kiln.cli.main import main
+from kiln.compat.kilnimages import kiln_build_argv, stage_specs
 from kiln.resolve.lockfile import read_lock
 from kiln.sandbox.unpack import host_arch
 from kiln.spec import load_spec
@@ -83,3 +86,29 @@ def test_catalog_image_builds_passes_its_tests_and_is_reproducible(
     for layout in layouts:
         again = second / layout.name
         assert _index_digest(again) == _index_digest(layout), f"{layout.name} is not reproducible"
+
+
+@pytest.mark.network
+def test_the_compat_build_path_passes_with_a_deliberately_stale_lock(tmp_path: Path) -> None:
+    """What `kiln compat` runs (staged copies, kiln build --refresh) on a lock naming a
+    libc6 that the pool does not have: the copy is relocked and built, and the
+    repository's lock is left as it was."""
+    checked_in = (ROOT / "images" / "base.lock.json").read_bytes()
+    (spec,) = stage_specs(ROOT / "images", ["base"], tmp_path / "specs")
+    lock = spec.with_name("base.lock.json")
+    data = json.loads(lock.read_text())
+    for arches in data["variants"].values():
+        for arch_lock in arches.values():
+            for package in arch_lock["packages"]:
+                if package["name"] == "libc6":
+                    package["version"] = "2.0-1"
+                    package["filename"] = f"pool/main/g/glibc/libc6_2.0-1_{package['arch']}.deb"
+    lock.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    argv = [*kiln_build_argv([spec], tmp_path / "out", host_arch()), "--variant", "runtime"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "refreshed" in result.stdout
+    assert "libc6 2.0-1 →" in result.stdout
+    assert "libc6_2.0-1_" not in lock.read_text()
+    assert (tmp_path / "out" / "base" / "index.json").is_file()
+    assert (ROOT / "images" / "base.lock.json").read_bytes() == checked_in
