@@ -220,3 +220,51 @@ def test_a_deeply_nested_referrer_is_set_aside_and_the_valid_bundles_decide(
     assert "the Sigstore bundle nests arrays/objects deeper than 128 levels" in (
         problem.problem or ""
     )
+
+
+def test_a_signed_referrer_of_another_image_names_the_other_digest(
+    registry: RunningRegistry,
+    tmp_path: Path,
+    signer: EcdsaSigner,
+    provenance_inputs: ProvenanceInputs,
+) -> None:
+    # image B's valid signature referrer, listed in image A's referrers tag
+    image_a = _publish(registry, tmp_path, "kiln/moved-a")
+    image_b = _publish(registry, tmp_path, "kiln/moved-b")
+    _attest(image_b, signer, provenance_inputs)
+    client = image_a.client
+    for referrer in list_referrers(client, "kiln/moved-b", image_b.subject.digest):
+        artifact = client.get_manifest("kiln/moved-b", referrer.digest)
+        layers = json.loads(artifact.data)["layers"]
+        client.push_blob(
+            "kiln/moved-a",
+            Descriptor.model_validate(layers[0]),
+            client.fetch_blob(
+                "kiln/moved-b", Descriptor.model_validate(layers[0]).digest, max_bytes=1 << 24
+            ),
+        )
+        client.push_blob(
+            "kiln/moved-a",
+            Descriptor.of(b"{}", "application/vnd.oci.empty.v1+json"),
+            b"{}",
+        )
+        client.put_manifest("kiln/moved-a", artifact)
+    index = client.get_manifest("kiln/moved-b", image_b.subject.digest.fallback_tag)
+    client.put_manifest("kiln/moved-a", index, image_a.subject.digest.fallback_tag)
+
+    with pytest.raises(VerificationError) as caught:
+        verify_reference(client, image_a.reference, signer.verifier(), default_policy())
+    assert caught.value.message == (
+        f"{image_a.digests.index_digest} failed verification: signature over another "
+        f"digest: the image signature in registry {registry.host}: kiln/moved-a@"
+        f"{_signature_digest(client, 'kiln/moved-a', image_a)} covers "
+        f"{image_b.digests.index_digest}, not {image_a.digests.index_digest}"
+    )
+
+
+def _signature_digest(client: RegistryClient, repository: str, published: Published) -> str:
+    return next(
+        str(r.digest)
+        for r in list_referrers(client, repository, published.subject.digest)
+        if (r.annotations or {}).get(PREDICATE_TYPE_ANNOTATION) == IMAGE_SIGNATURE
+    )
