@@ -26,7 +26,7 @@ from inventory.builders import (
     tar_directory,
     write_layout,
 )
-from kiln.errors import InputError, IntegrityError
+from kiln.errors import InputError
 from kiln.inventory import load_target
 
 UPPER_LAYER = [
@@ -103,30 +103,30 @@ def _layer_blob(layout: Path) -> Path:
     return layout / "blobs/sha256" / manifest["layers"][0]["digest"].split(":")[1]
 
 
-def test_layer_digest_mismatch_is_an_integrity_error(tmp_path: Path) -> None:
+def test_layer_digest_mismatch_is_an_input_error(tmp_path: Path) -> None:
     layout = single_image_layout(tmp_path / "layout", [layer_tar(BASE_LAYER)], "none")
     blob = _layer_blob(layout)
     data = bytearray(blob.read_bytes())
     data[600] ^= 0x01  # flip one bit inside the first member's data
     blob.write_bytes(bytes(data))
-    with pytest.raises(IntegrityError, match="does not match its digest"):
+    with pytest.raises(InputError, match="does not match its digest"):
         load_target(layout)
 
 
-def test_manifest_digest_mismatch_is_an_integrity_error(tmp_path: Path) -> None:
+def test_manifest_digest_mismatch_is_an_input_error(tmp_path: Path) -> None:
     layout = single_image_layout(tmp_path / "layout", [layer_tar(BASE_LAYER)])
     index = json.loads((layout / "index.json").read_text())
     blob = layout / "blobs/sha256" / index["manifests"][0]["digest"].split(":")[1]
     blob.write_text(blob.read_text().replace('"schemaVersion": 2', '"schemaVersion":  2'))
-    with pytest.raises(IntegrityError, match="manifest sha256:"):
+    with pytest.raises(InputError, match="manifest sha256:"):
         load_target(layout)
 
 
-def test_truncated_layer_blob_is_an_integrity_error(tmp_path: Path) -> None:
+def test_truncated_layer_blob_is_an_input_error(tmp_path: Path) -> None:
     layout = single_image_layout(tmp_path / "layout", [layer_tar(BASE_LAYER)], "gzip")
     blob = _layer_blob(layout)
     blob.write_bytes(blob.read_bytes()[:300])
-    with pytest.raises(IntegrityError, match="does not match its digest"):
+    with pytest.raises(InputError, match="does not match its digest"):
         load_target(layout)
 
 
@@ -217,8 +217,9 @@ def test_docker_archive_and_diff_id_check(tmp_path: Path) -> None:
     wrong = docker_archive(
         tmp_path / "wrong.tar", layers, diff_ids=[sha256(layers[0]), sha256(b"other")]
     )
-    with pytest.raises(IntegrityError, match="does not match its diff_id"):
+    with pytest.raises(InputError, match="does not match its diff_id") as caught:
         load_target(wrong)
+    assert caught.value.exit_code == 2  # a local file the user gave, not the environment
 
 
 def test_plain_rootfs_tar(tmp_path: Path) -> None:
@@ -328,3 +329,25 @@ def test_layout_and_unpacked_rootfs_agree_on_pruned_doc_trees(tmp_path: Path) ->
     from_layout, from_dir = load_target(layout), load_target(root)
     assert "npm:ex@1.0.0" not in _names(from_layout)
     assert [p.purl for p in from_layout.packages] == [p.purl for p in from_dir.packages]
+
+
+@pytest.mark.parametrize("size", [512, 1000, 10240, 3 * 1024 * 1024])
+def test_a_zero_filled_file_is_not_an_image(tmp_path: Path, size: int) -> None:
+    zeros = tmp_path / "disk.img"
+    zeros.write_bytes(bytes(size))
+    with pytest.raises(InputError, match="not an image: the file holds only zero bytes"):
+        load_target(zeros)
+    zeros.write_bytes(bytes(10240) + layer_tar(BASE_LAYER))
+    with pytest.raises(InputError, match="not an image: the tar archive ends at its first"):
+        load_target(zeros)
+
+
+def test_a_deeply_nested_docker_archive_manifest_is_an_input_error(tmp_path: Path) -> None:
+    archive = tmp_path / "nested.tar"
+    deep = b"[" * 5000 + b"]" * 5000
+    with tarfile.open(archive, "w") as tar:
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(deep)
+        tar.addfile(info, io.BytesIO(deep))
+    with pytest.raises(InputError, match=r"manifest\.json: the docker-archive manifest nests"):
+        load_target(archive)

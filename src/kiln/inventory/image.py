@@ -7,7 +7,9 @@ https://github.com/moby/moby/blob/master/image/spec/v1.2.md). For an index with
 several platforms one is chosen (``linux/amd64`` by default). Layers (uncompressed,
 gzip or zstd, detected from their magic bytes) are streamed straight into a
 ``LayerTree``: nothing is extracted to disk, and every blob's digest and size is
-checked against its descriptor (``IntegrityError`` on mismatch).
+checked against its descriptor. The image is a local input (a registry pull has
+verified every blob before it lands on disk), so a mismatch is an ``InputError``
+(exit 2). Every JSON document is parsed with ``kiln.jsonlimits``' bounds.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import json
 import os
 import re
 import tarfile
@@ -26,8 +27,9 @@ from typing import IO, Annotated, Any, Protocol, TypeVar, cast
 import zstandard
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kiln.errors import InputError, IntegrityError, Location
+from kiln.errors import InputError, Location
 from kiln.inventory.tree import LayerTree
+from kiln.jsonlimits import parse_json
 
 _DIGEST = r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$"
 _INDEX_TYPES = frozenset(
@@ -47,6 +49,7 @@ _MAX_JSON_BYTES = 16 * 1024 * 1024
 _CHUNK = 1024 * 1024
 _M = TypeVar("_M", bound=BaseModel)
 _END_OF_ARCHIVE = 1024  # two 512-byte zero blocks (POSIX ustar)
+_ALTERED = "the image was altered or damaged after it was written; save or copy it again"
 
 
 # OCI says readers MUST ignore unknown properties, so these models ignore extras.
@@ -185,8 +188,9 @@ def _load_json_model(archive: Archive, name: str, model: type[_M], data: bytes |
             raise InputError(f"{where}: cannot read: {exc}") from exc
         if len(data) > _MAX_JSON_BYTES:
             raise InputError(f"{where}: larger than {_MAX_JSON_BYTES} bytes")
+    document = parse_json(data, where=where, max_bytes=_MAX_JSON_BYTES, what="the file")
     try:
-        return model.model_validate_json(data)
+        return model.model_validate(document)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
@@ -214,9 +218,10 @@ def _check(archive: Archive, what: str, digest: str, size: int | None, data: byt
     algorithm, _, expected = digest.partition(":")
     actual = hashlib.new(algorithm, data).hexdigest()
     if actual != expected or (size is not None and len(data) != size):
-        raise IntegrityError(
+        raise InputError(
             f"{archive.label}: {what} {digest} does not match its content "
-            f"(got {algorithm}:{actual}, {len(data)} bytes)"
+            f"(got {algorithm}:{actual}, {len(data)} bytes)",
+            hint=_ALTERED,
         )
 
 
@@ -289,10 +294,7 @@ def _layer_tree_from_oci(archive: Archive, platform: str | None, tree: LayerTree
 
 
 def _media_type(data: bytes, where: str) -> str | None:
-    try:
-        document = json.loads(data)
-    except ValueError as exc:
-        raise InputError(f"{where}: manifest is not JSON: {exc}") from exc
+    document = parse_json(data, where=where, max_bytes=_MAX_JSON_BYTES, what="the manifest")
     kind = document.get("mediaType") if isinstance(document, dict) else None
     return kind if isinstance(kind, str) else None
 
@@ -307,9 +309,15 @@ def _layer_tree_from_docker(archive: Archive, platform: str | None, tree: LayerT
     where = f"{archive.label}/manifest.json"
     try:
         with archive.open("manifest.json") as handle:
-            raw = handle.read(_MAX_JSON_BYTES)
-        entries = [DockerArchiveEntry.model_validate(e) for e in json.loads(raw)]
-    except (ValueError, TypeError, ValidationError) as exc:
+            raw = handle.read(_MAX_JSON_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"{where}: cannot read: {exc}") from exc
+    document = parse_json(
+        raw, where=where, max_bytes=_MAX_JSON_BYTES, what="the docker-archive manifest"
+    )
+    try:
+        entries = [DockerArchiveEntry.model_validate(e) for e in document]
+    except (TypeError, ValidationError) as exc:
         raise InputError(f"{where}: not a docker-archive manifest: {exc}") from exc
     if not entries:
         raise InputError(f"{where}: lists no images")
@@ -419,9 +427,10 @@ def _apply_layer(
         actual = compressed.hash.hexdigest()
         if actual != expected or (size is not None and compressed.size != size):
             promised = f"; the manifest says {size} bytes" if size is not None else ""
-            raise IntegrityError(
+            raise InputError(
                 f"{archive.label}: {label} does not match its digest "
-                f"(got {algo}:{actual}, {compressed.size} bytes{promised})"
+                f"(got {algo}:{actual}, {compressed.size} bytes{promised})",
+                hint=_ALTERED,
             )
     if broken is not None:
         raise InputError(f"{archive.label}: {label} is not a readable tar: {broken}") from broken
@@ -430,13 +439,35 @@ def _apply_layer(
     if diff_id is not None and uncompressed is not None:
         actual = uncompressed.hash.hexdigest()
         if f"{diff_id.partition(':')[0]}:{actual}" != diff_id:
-            raise IntegrityError(
-                f"{archive.label}: {label} does not match its diff_id {diff_id} (got {actual})"
+            raise InputError(
+                f"{archive.label}: {label} does not match its diff_id {diff_id} (got {actual})",
+                hint=_ALTERED,
             )
 
 
 def _ends_properly(size: int, tail: bytes) -> bool:
     return size % 512 == 0 and len(tail) == _END_OF_ARCHIVE and not tail.strip(b"\0")
+
+
+def _check_not_empty(path: str) -> None:
+    """Refuse a tar that starts with a zero block: an empty archive, or a zero-filled file.
+
+    Python's tarfile reads either as an archive with no members, which would scan as an
+    image holding nothing (0 packages, exit 0).
+    """
+    with open(path, "rb") as handle:
+        if handle.read(512).strip(b"\0"):
+            return
+        while chunk := handle.read(_CHUNK):
+            if chunk.strip(b"\0"):
+                raise InputError(
+                    f"{path}: not an image: the tar archive ends at its first block "
+                    "(an empty archive followed by other data)"
+                )
+    raise InputError(
+        f"{path}: not an image: the file holds only zero bytes (an empty tar archive)",
+        hint="a zero-filled file is what a failed or unfinished copy leaves; save it again",
+    )
 
 
 def _check_complete(path: str) -> None:
@@ -470,6 +501,7 @@ def tree_from_layout(path: str, platform: str | None = None) -> LayerTree:
 def tree_from_image_tar(path: str, platform: str | None = None) -> LayerTree:
     """The root filesystem in an OCI archive, a docker-archive, or a plain rootfs tar."""
     tree = LayerTree()
+    _check_not_empty(path)
     _check_complete(path)
     with _open_tar(path) as tar:
         try:
