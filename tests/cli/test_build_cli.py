@@ -100,6 +100,7 @@ def test_a_lock_behind_the_archive_is_reported_in_one_line_and_built_as_locked(
     assert "1 package behind the archive (1 from trixie-security: " in warnings[0]
     assert "tzdata 2025c-0+deb13u1 → 2025c-0+deb13u2" in warnings[0]
     assert "--refresh" in warnings[0]
+    assert "and assembling demo (amd64, arm64) ..." in err  # a line per phase off a terminal
     assert env.lock.read_bytes() == locked  # reported, not silently rewritten
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,35 @@ def test_mmdebstrap_failure_is_reported_and_nothing_cached(
     assert "could not create the trixie/amd64 build root" in str(caught.value)
     assert "E: cannot reach mirror" in caught.value.details
     assert not list((tmp_path / "cache" / "buildroots").glob("*.tar"))
+
+
+def test_creating_a_root_is_a_progress_phase_fed_with_mmdebstrap_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kiln package build` printed nothing for minutes while mmdebstrap ran."""
+    _fake_mmdebstrap(tmp_path / "bin")
+    script = tmp_path / "bin" / "mmdebstrap"
+    lines = script.read_text().splitlines()
+    lines.insert(1, 'echo "I: downloading packages with apt..."; echo "I: installing"')
+    script.write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    seen: list[str] = []
+
+    class Recorder:
+        @contextmanager
+        def phase(self, text: str) -> Iterator[Recorder]:
+            seen.append(f"start {text}")
+            yield self
+            seen.append(f"end {text}")
+
+        def update(self, detail: str) -> None:
+            seen.append(detail)
+
+    spec = BuildRootSpec(TRIXIE, "amd64", "bison", (), 1)
+    ensure_build_root(spec, cache_root=tmp_path / "cache", suite_urls=URLS, progress=Recorder())
+    assert seen[0] == "start creating the trixie/amd64 build root (mmdebstrap)"
+    assert seen[1:3] == ["I: downloading packages with apt...", "I: installing"]
+    assert seen[-1].startswith("end ")
+    seen.clear()  # cached: nothing to announce
+    ensure_build_root(spec, cache_root=tmp_path / "cache", suite_urls=URLS, progress=Recorder())
+    assert seen == []

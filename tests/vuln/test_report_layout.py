@@ -9,11 +9,12 @@ from dataclasses import dataclass, replace
 import pytest
 from rich.console import Console
 
+from kiln.text import plain_line as plain_cell
 from kiln.vuln.model import Finding, FindingStatus, Severity
 from kiln.vuln.report import FORMATTERS, result_json
 from kiln.vuln.report._layout import ANY, dumps_lines
 from kiln.vuln.report.json_format import render_json
-from kiln.vuln.report.table import plain_cell, report_lines
+from kiln.vuln.report.table import report_lines
 from kiln.vuln.scan import ScanResult
 
 

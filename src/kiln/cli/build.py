@@ -169,8 +169,10 @@ def build_spec(item: LoadedSpec, repo: Repository, options: BuildOptions) -> lis
     from kiln.debian import get_distro
     from kiln.pipeline import locked_to_binary
     from kiln.pipeline.build import build_variant
+    from kiln.progress import ConsoleProgress
 
     cache = LayoutCache(repo.cache.root / "layouts") if options.cache else None
+    progress = ConsoleProgress(err_console)
     if options.frozen and options.refresh:
         raise InputError("--frozen and --refresh contradict each other: choose one")
     current = _lock_for_build(item, repo, options)
@@ -185,33 +187,36 @@ def build_spec(item: LoadedSpec, repo: Repository, options: BuildOptions) -> lis
         if options.variants and name not in options.variants:
             continue
         started = dt.datetime.now(dt.UTC)
-        try:
-            debs: dict[str, Sequence[Path]] = {
-                a: repo.fetch(distro, [locked_to_binary(p) for p in lock.packages(name, a)])
-                for a in archs
-            }
-        except TransportError as exc:
-            if not current.drift:
-                raise
-            raise TransportError(
-                exc.message,
-                exc.location,
-                hint="the lock is behind the archive, whose pool drops superseded .debs: "
-                "build with --refresh (or `kiln lock` and review the change)",
-                details=exc.details,
-            ) from exc
-        image = build_variant(
-            item,
-            lock,
-            name,
-            debs,
-            output=options.output,
-            compression=options.compression,
-            oci_archive=options.oci_archive,
-            docker_archive=options.docker_archive,
-            cache=cache,
-            mirrors=repo.mirrors,
-        )
+        label = item.spec.name if name == "runtime" else f"{item.spec.name}-{name}"
+        count = sum(len(lock.packages(name, a)) for a in archs)
+        with progress.phase(f"fetching {count} .debs and assembling {label} ({', '.join(archs)})"):
+            try:
+                debs: dict[str, Sequence[Path]] = {
+                    a: repo.fetch(distro, [locked_to_binary(p) for p in lock.packages(name, a)])
+                    for a in archs
+                }
+            except TransportError as exc:
+                if not current.drift:
+                    raise
+                raise TransportError(
+                    exc.message,
+                    exc.location,
+                    hint="the lock is behind the archive, whose pool drops superseded .debs: "
+                    "build with --refresh (or `kiln lock` and review the change)",
+                    details=exc.details,
+                ) from exc
+            image = build_variant(
+                item,
+                lock,
+                name,
+                debs,
+                output=options.output,
+                compression=options.compression,
+                oci_archive=options.oci_archive,
+                docker_archive=options.docker_archive,
+                cache=cache,
+                mirrors=repo.mirrors,
+            )
         done = BuiltVariant(item, lock, name, image, started, dt.datetime.now(dt.UTC))
         elapsed = (done.finished_on - done.started_on).total_seconds()
         console.print(

@@ -17,9 +17,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from kiln.cli.app import app, console
+from kiln.cli.app import app, console, err_console
 from kiln.cli.attest import Keyless, KeyOption, PasswordFile, bundle_signer
 from kiln.errors import PolicyError
+from kiln.progress import ConsoleProgress
 
 source_app = typer.Typer(help="Debian source packages: fetch them verified.", no_args_is_help=True)
 package_app = typer.Typer(help="Build packages from source recipes.", no_args_is_help=True)
@@ -42,7 +43,7 @@ def source_fetch(
     from kiln.debian import get_distro
     from kiln.recipes.service import SourceBuilder
 
-    builder = SourceBuilder.from_environment()
+    builder = SourceBuilder.from_environment(ConsoleProgress(err_console))
     fetched, _ = builder.fetch(get_distro(distro), package, version=version)
     directory = fetched.directory
     if output is not None:
@@ -83,7 +84,7 @@ def package_build(
     from kiln.recipes.service import SourceBuilder, host_arch
 
     signer = bundle_signer(key, keyless, password_file) if key is not None or keyless else None
-    builder = SourceBuilder.from_environment()
+    builder = SourceBuilder.from_environment(ConsoleProgress(err_console))
     result = builder.build_recipe(recipe, arch=arch or host_arch(), out_dir=output, signer=signer)
     table = Table("package", "sha256")
     for deb in result.debs:
@@ -115,7 +116,7 @@ def rebuild(
 
     if not verify:
         raise typer.BadParameter("only --verify rebuilds are supported", param_hint="--verify")
-    builder = SourceBuilder.from_environment()
+    builder = SourceBuilder.from_environment(ConsoleProgress(err_console))
     result = builder.rebuild_verify(
         package, arch=arch or host_arch(), out_dir=output / package, nocheck=nocheck
     )

@@ -20,12 +20,14 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from kiln.debian.distro import Distro
 from kiln.errors import EnvironmentProblem
+from kiln.progress import NO_PROGRESS, Progress
 
 # 2: every root has fakeroot, as sbuild's chroots do (its core dependencies), for the
 # sources whose debian/control asks for root (Rules-Requires-Root: binary-targets).
@@ -106,11 +108,13 @@ def ensure_build_root(
     cache_root: Path,
     suite_urls: Mapping[str, str],
     log: Path | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> BuildRoot:
     """The cached root for ``spec``, creating it with mmdebstrap when absent.
 
     Concurrent kiln processes wanting the same root wait for the one creating it (an
     exclusive ``flock`` on ``<digest>.lock``) instead of running mmdebstrap twice.
+    Creating one takes minutes: it is a ``progress`` phase fed with mmdebstrap's lines.
     """
     directory = cache_root / "buildroots"
     tarball = directory / f"{spec.digest}.tar"
@@ -122,14 +126,17 @@ def ensure_build_root(
         fcntl.flock(lock, fcntl.LOCK_EX)
         if tarball.is_file() and digest_file.is_file():
             return BuildRoot(spec, tarball, digest_file.read_text().strip(), created=False)
-        return _create_root(
-            spec,
-            directory=directory,
-            tarball=tarball,
-            digest_file=digest_file,
-            suite_urls=suite_urls,
-            log=log,
-        )
+        what = f"creating the {spec.distro.codename}/{spec.arch} build root (mmdebstrap)"
+        with progress.phase(what) as phase:
+            return _create_root(
+                spec,
+                directory=directory,
+                tarball=tarball,
+                digest_file=digest_file,
+                suite_urls=suite_urls,
+                log=log,
+                on_line=phase.update,
+            )
 
 
 def _create_root(
@@ -140,6 +147,7 @@ def _create_root(
     digest_file: Path,
     suite_urls: Mapping[str, str],
     log: Path | None,
+    on_line: Callable[[str], None],
 ) -> BuildRoot:
     mmdebstrap = shutil.which("mmdebstrap")
     if mmdebstrap is None:
@@ -159,17 +167,14 @@ def _create_root(
         "TMPDIR": os.environ.get("TMPDIR", "/tmp"),  # noqa: S108
     }
     try:
-        proc = subprocess.run(
-            argv, capture_output=True, timeout=_MMDEBSTRAP_TIMEOUT, check=False, env=env
-        )
+        returncode, output = _run_streaming(argv, env, _MMDEBSTRAP_TIMEOUT, on_line)
     except (OSError, subprocess.TimeoutExpired) as exc:
         tmp.unlink(missing_ok=True)
         raise EnvironmentProblem(f"could not run mmdebstrap: {exc}") from exc
-    output = proc.stdout + proc.stderr
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_bytes(output)
-    if proc.returncode != 0:
+    if returncode != 0:
         tmp.unlink(missing_ok=True)
         tail = output.decode("utf-8", "replace").strip().splitlines()[-15:]
         raise EnvironmentProblem(
@@ -181,6 +186,38 @@ def _create_root(
     os.replace(tmp, tarball)
     digest_file.write_text(sha + "\n")
     return BuildRoot(spec, tarball, sha, created=True)
+
+
+def _run_streaming(
+    argv: Sequence[str], env: Mapping[str, str], timeout: float, on_line: Callable[[str], None]
+) -> tuple[int, bytes]:
+    """Run ``argv`` with stdout and stderr merged, passing each line on as it comes.
+
+    Returns the exit code and the whole output; ``TimeoutExpired`` after ``timeout`` s
+    (the process is killed).
+    """
+    chunks: list[bytes] = []
+    expired = threading.Event()
+    with subprocess.Popen(
+        list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(env)
+    ) as proc:
+
+        def kill() -> None:
+            expired.set()
+            proc.kill()
+
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        try:
+            for raw in proc.stdout or ():
+                chunks.append(raw)
+                on_line(raw.decode("utf-8", "replace").rstrip())
+            returncode = proc.wait()
+        finally:
+            timer.cancel()
+    if expired.is_set():
+        raise subprocess.TimeoutExpired(list(argv), timeout, b"".join(chunks))
+    return returncode, b"".join(chunks)
 
 
 def extract_root(tarball: Path, dest: Path) -> None:

@@ -26,6 +26,7 @@ from kiln.debian.deb import read_deb
 from kiln.debian.distro import Distro, get_distro
 from kiln.errors import InputError, PolicyError
 from kiln.pipeline.repo import Repository
+from kiln.progress import NO_PROGRESS, Progress
 from kiln.recipes.build import BuildOutput, build_in_sandbox
 from kiln.recipes.buildroot import BuildRoot, BuildRootSpec, ensure_build_root
 from kiln.recipes.check import RecipeTestResult, audit_debs, run_recipe_tests
@@ -51,10 +52,11 @@ class SourceBuilder:
     """Fetch, build and verify Debian source packages with kiln's cache and mirrors."""
 
     repository: Repository
+    progress: Progress = NO_PROGRESS  # long phases (build root, build, tests) are announced
 
     @classmethod
-    def from_environment(cls) -> SourceBuilder:
-        return cls(Repository.from_environment())
+    def from_environment(cls, progress: Progress = NO_PROGRESS) -> SourceBuilder:
+        return cls(Repository.from_environment(), progress)
 
     @property
     def cache_root(self) -> Path:
@@ -74,16 +76,17 @@ class SourceBuilder:
     def fetch(
         self, distro: Distro, name: str, *, version: str | None = None
     ) -> tuple[FetchedSource, SourceUniverse]:
-        universe = self.universe(distro, (name,))
-        package = self._pick(universe, name, version)
-        dest = self.cache_root / "sources" / distro.codename / f"{name}_{package.version}"
-        fetched = fetch_source(
-            package,
-            dest,
-            universe=universe,
-            cache=self.repository.cache,
-            fetcher=self.repository.fetcher,
-        )
+        with self.progress.phase(f"fetching the source of {name} ({distro.codename})"):
+            universe = self.universe(distro, (name,))
+            package = self._pick(universe, name, version)
+            dest = self.cache_root / "sources" / distro.codename / f"{name}_{package.version}"
+            fetched = fetch_source(
+                package,
+                dest,
+                universe=universe,
+                cache=self.repository.cache,
+                fetcher=self.repository.fetcher,
+            )
         return fetched, universe
 
     def build_root(
@@ -98,6 +101,7 @@ class SourceBuilder:
             cache_root=self.cache_root,
             suite_urls=self.repository.suite_urls(distro),
             log=log,
+            progress=self.progress,
         )
 
     def build_recipe(
@@ -123,16 +127,21 @@ class SourceBuilder:
         package = check_base(loaded, universe)
         fetched, _ = self.fetch(distro, package.name, version=package.version)
         root = self.build_root(distro, arch, package, loaded.recipe.profile_names)
-        output = build_in_sandbox(
-            fetched,
-            root_tarball=root.tarball,
-            root_sha256=root.sha256,
-            out_dir=out_dir,
-            loaded=loaded,
-            codename=distro.codename,
-        )
-        audits = audit_debs(output.debs)
-        results = run_recipe_tests(loaded.recipe.tests, output.debs, root_tarball=root.tarball)
+        building = f"building {package.name} {package.version} in the sandbox (no network)"
+        with self.progress.phase(building):
+            output = build_in_sandbox(
+                fetched,
+                root_tarball=root.tarball,
+                root_sha256=root.sha256,
+                out_dir=out_dir,
+                loaded=loaded,
+                codename=distro.codename,
+            )
+        with self.progress.phase(
+            f"checking the .debs and running {len(loaded.recipe.tests)} tests"
+        ):
+            audits = audit_debs(output.debs)
+            results = run_recipe_tests(loaded.recipe.tests, output.debs, root_tarball=root.tarball)
         write_build_record(output, fetched, root, loaded, audits=audits, tests=results)
         statement = package_provenance(output, fetched, root, loaded, codename=distro.codename)
         stem = output.log.with_name(f"{output.source}_{output.version}")
@@ -181,16 +190,17 @@ class SourceBuilder:
         fetched, _ = self.fetch(distro, name, version=version)
         package = fetched.package
         root = self.build_root(distro, arch, package, profiles)
-        output = build_in_sandbox(
-            fetched,
-            root_tarball=root.tarball,
-            root_sha256=root.sha256,
-            out_dir=out_dir,
-            codename=distro.codename,
-            nocheck=nocheck,
-            build_profiles=profiles,
-            timeout=timeout,
-        )
+        with self.progress.phase(f"rebuilding {package.name} {package.version} in the sandbox"):
+            output = build_in_sandbox(
+                fetched,
+                root_tarball=root.tarball,
+                root_sha256=root.sha256,
+                out_dir=out_dir,
+                codename=distro.codename,
+                nocheck=nocheck,
+                build_profiles=profiles,
+                timeout=timeout,
+            )
         write_build_record(output, fetched, root, None)
         snapshot = self.repository.snapshot(distro, [arch])
         universe = snapshot.universe(arch)
@@ -210,11 +220,12 @@ class SourceBuilder:
             if binary not in ours and not binary.endswith("-dbgsym"):
                 ours[binary] = path
         skipped = tuple(sorted(n for n in built if n not in ours))
-        paths = self.repository.fetch(distro, theirs_packages)
-        theirs = {p.name: path for p, path in zip(theirs_packages, paths, strict=True)}
-        comparison = compare_debs(
-            package.name, package.version, ours, theirs, skipped=skipped, report_dir=out_dir
-        )
+        with self.progress.phase(f"comparing {len(ours)} .debs with Debian's"):
+            paths = self.repository.fetch(distro, theirs_packages)
+            theirs = {p.name: path for p, path in zip(theirs_packages, paths, strict=True)}
+            comparison = compare_debs(
+                package.name, package.version, ours, theirs, skipped=skipped, report_dir=out_dir
+            )
         return dataclasses.replace(comparison, build_seconds=output.duration)
 
     @staticmethod

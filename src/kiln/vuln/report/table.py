@@ -13,7 +13,6 @@ move the cursor, retitle the terminal or hide text).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from itertools import groupby
 from typing import ClassVar
@@ -23,6 +22,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.segment import Segment
 from rich.style import Style
 
+from kiln.text import plain_line
 from kiln.vuln.model import Finding, Severity
 from kiln.vuln.report.interface import Formatter
 from kiln.vuln.scan import ScanResult
@@ -43,28 +43,6 @@ _TITLE_MIN, _TITLE_MAX = 12, 80
 _GAP = "  "
 _ELLIPSIS = "…"
 
-# ANSI/ECMA-48 escape sequences: CSI (ESC [ or 8-bit CSI), OSC/DCS/APC/PM strings up
-# to their terminator, and two-byte ESC sequences.
-_ESCAPE = re.compile(
-    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
-    r"|(?:\x1b[\]P_^X]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
-    r"|\x1b[ -~]?"
-)
-# C0, DEL and C1 controls go; whitespace controls become a space; bidirectional
-# overrides and isolates go too, so text cannot be shown reordered ("Trojan Source").
-_CONTROLS: dict[int, str | None] = {
-    **dict.fromkeys((*range(0x20), 0x7F, *range(0x80, 0xA0))),
-    **dict.fromkeys((0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x85), " "),
-    **dict.fromkeys((0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))),
-}
-
-
-def plain_cell(text: str) -> str:
-    """``text`` without control characters or terminal escape sequences, on one line."""
-    if text.isprintable():  # nearly every cell: no copy, no regex
-        return text
-    return _ESCAPE.sub("", text).translate(_CONTROLS)
-
 
 def _fit(text: str, width: int) -> str:
     """``text`` padded to ``width`` cells, or cut to it with an ellipsis."""
@@ -83,7 +61,7 @@ def _cells(f: Finding) -> tuple[str, ...]:
         f.status.value,
         f.title,
     )
-    return cells if all(map(str.isprintable, cells)) else tuple(map(plain_cell, cells))
+    return cells if all(map(str.isprintable, cells)) else tuple(map(plain_line, cells))
 
 
 def _column_width(cells: tuple[str, ...]) -> int:
@@ -109,7 +87,7 @@ def report_lines(result: ScanResult, width: int | None) -> list[Line]:
     d = result.distro
     distro = f" ({d.id} {d.version_id or ''} {d.codename or ''})".rstrip() if d else ""
     heading = f"{result.target}{distro}: {result.package_count} packages"
-    lines = [Line(plain_cell(heading), "bold")]
+    lines = [Line(plain_line(heading), "bold")]
     active = sorted(result.active, key=lambda f: f.sort_key)
     rows = [_cells(f) for f in active]
     if rows:
@@ -141,7 +119,7 @@ def report_lines(result: ScanResult, width: int | None) -> list[Line]:
     if suppressed:
         summary += f"; {suppressed} not affected per VEX"
     lines.append(Line(summary, "bold"))
-    lines.extend(Line(plain_cell(f"warning: {w}"), "yellow") for w in result.warnings)
+    lines.extend(Line(plain_line(f"warning: {w}"), "yellow") for w in result.warnings)
     return lines
 
 
