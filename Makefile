@@ -10,7 +10,7 @@ APT_PACKAGES := gpg gpgv dpkg-dev debian-archive-keyring apt xz-utils zstd bzip2
 	bubblewrap skopeo umoci mmdebstrap ca-certificates docker-registry podman gcc libc6-dev postgresql \
 	openssl git nodejs build-essential buildah runc slirp4netns diffoscope-minimal
 
-.PHONY: demo demo-source test test-offline lint setup apt venv bench clean compat
+.PHONY: demo demo-source test test-offline fuzz lint setup apt venv bench clean compat
 
 setup: apt venv
 
@@ -54,6 +54,12 @@ test: setup
 
 test-offline: setup
 	$(BIN)/pytest -n 2 -q -m 'not network'
+
+# The hostile-input campaign at length: every hypothesis fuzz test of tests/hostile/ with
+# the `long` profile (KILN_FUZZ_EXAMPLES cases each, 20,000 by default; minutes each).
+# `make test` runs the same tests with a few hundred cases each.
+fuzz: setup
+	KILN_FUZZ=long $(BIN)/pytest -q tests/hostile -k fuzz --hypothesis-show-statistics
 
 # The drop-in compatibility suite (compat/): six real Dockerfiles built and run on
 # stand-ins for the official images, then on kiln's images with the FROM lines swapped;
