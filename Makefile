@@ -22,10 +22,11 @@ apt:
 	fi
 
 venv: $(STAMP)
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml tools/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --require-hashes --no-deps -r tools/requirements.txt
 	@touch $@
 
 CATALOG := $(sort $(wildcard images/*.yaml))
