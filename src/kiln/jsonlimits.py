@@ -65,11 +65,21 @@ def _refuse_constant(name: str) -> NoReturn:
 
 
 def _fail(
-    error: type[KilnError], what: str, where: str, message: str, exc: BaseException | None = None
+    error: type[KilnError],
+    what: str,
+    where: str,
+    message: str,
+    exc: BaseException | None = None,
+    *,
+    file: bool = False,
 ) -> NoReturn:
+    location = Location(where)
     if isinstance(exc, json.JSONDecodeError):
-        message += f" at line {exc.lineno} column {exc.colno}"
-    raise error(f"{what} {message}", location=Location(where)) from exc
+        if file:  # a file: its position in the file:line:col form editors jump to
+            location = Location(where, exc.lineno, exc.colno)
+        else:
+            message += f" at line {exc.lineno} column {exc.colno}"
+    raise error(f"{what} {message}", location=location) from exc
 
 
 def parse_json(
@@ -80,11 +90,13 @@ def parse_json(
     max_depth: int = MAX_DEPTH,
     what: str = "the JSON document",
     error: type[KilnError] = InputError,
+    file: bool = False,
 ) -> Any:
     """The value of JSON ``data``, or ``error`` naming ``where`` and the broken limit.
 
     ``where`` names the source (a path, or ``registry R: repo@digest``); ``what`` says
-    what the document should have been ("the manifest", "the Sigstore bundle").
+    what the document should have been ("the manifest", "the Sigstore bundle"). With
+    ``file`` (``where`` is a path) a syntax error is located as ``path:line:col``.
     """
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     if len(raw) > max_bytes:
@@ -94,7 +106,7 @@ def parse_json(
     try:
         return json.loads(raw, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
-        _fail(error, what, where, f"is not JSON: {exc.msg}", exc)
+        _fail(error, what, where, f"is not JSON: {exc.msg}", exc, file=file)
     except UnicodeDecodeError as exc:
         _fail(error, what, where, f"is not UTF-8 JSON: {exc.reason} at byte {exc.start}", exc)
     except (ValueError, RecursionError) as exc:
@@ -122,5 +134,11 @@ def read_json_file(
     if len(data) > max_bytes:
         _fail(error, what, name, f"is larger than the limit of {max_bytes} bytes")
     return parse_json(
-        data, where=name, max_bytes=max_bytes, max_depth=max_depth, what=what, error=error
+        data,
+        where=name,
+        max_bytes=max_bytes,
+        max_depth=max_depth,
+        what=what,
+        error=error,
+        file=where is None,
     )

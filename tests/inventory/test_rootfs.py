@@ -116,7 +116,7 @@ def test_python_and_npm_oddities_warn_but_do_not_stop(tmp_path: Path) -> None:
     inventory = load_target(root)
     assert [p.name for p in inventory.packages] == ["ok"]
     assert sorted(inventory.warnings) == [
-        "/app/node_modules/broken/package.json:1:20: malformed JSON: Expecting property name "
+        "/app/node_modules/broken/package.json:1:20: the file is not JSON: Expecting property name "
         "enclosed in double quotes, skipped",
         "/app/node_modules/list/package.json: not a JSON object, skipped",
         "/site-packages/noname-1.dist-info/METADATA: core metadata without Name and Version, "

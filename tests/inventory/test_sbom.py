@@ -177,8 +177,8 @@ def test_the_image_an_sbom_describes_is_not_an_unscanned_package(tmp_path: Path)
 @pytest.mark.parametrize(
     ("text", "message", "line", "column"),
     [
-        ('{\n  "bomFormat": "CycloneDX",\n  "components": [,]\n}', "malformed JSON", 3, 18),
-        ('{"spdxVersion": "SPDX-2.3", "packages": [', "malformed JSON", 1, 42),
+        ('{\n  "bomFormat": "CycloneDX",\n  "components": [,]\n}', "is not JSON", 3, 18),
+        ('{"spdxVersion": "SPDX-2.3", "packages": [', "is not JSON", 1, 42),
     ],
 )
 def test_malformed_json_names_file_and_position(
@@ -190,7 +190,7 @@ def test_malformed_json_names_file_and_position(
     assert caught.value.location is not None
     assert (caught.value.location.file, caught.value.location.line) == (str(path), line)
     assert caught.value.location.column == column
-    assert f"{path}:{line}:{column}: malformed JSON" in str(caught.value)
+    assert f"{path}:{line}:{column}: the file is not JSON" in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -83,7 +83,8 @@ def load_target(
         from kiln.inventory.sbom import parse_sbom
 
         warnings: list[str] = []
-        distro, packages = parse_sbom(load_json(data, text), text, warnings)
+        document = load_json(data, text, max_bytes=_MAX_FILE_BYTES)
+        distro, packages = parse_sbom(document, text, warnings)
         return build_inventory(text, distro, packages, warnings)
     warnings = []
     packages = parse_status(data, text, None, warnings)

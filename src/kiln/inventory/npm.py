@@ -11,26 +11,18 @@ installed packages of an image and are left out (trivy's default too).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from kiln.errors import InputError, Location
+from kiln.errors import InputError
 from kiln.inventory.model import InstalledPackage, npm_purl
+from kiln.jsonlimits import parse_json
+
+MAX_JSON_BYTES = 64 * 1024 * 1024  # a package.json or package-lock.json in an image
 
 
-def load_json(data: bytes, location: str) -> Any:
-    """Parse JSON, raising ``InputError`` with the file, line and column of the fault."""
-    try:
-        return json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"malformed JSON: {exc.msg}",
-            location=Location(location, exc.lineno, exc.colno),
-        ) from exc
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"malformed JSON: byte {exc.start} is not UTF-8", location=Location(location)
-        ) from exc
+def load_json(data: bytes, location: str, *, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """Parse JSON within ``kiln.jsonlimits``' bounds; ``InputError`` at file:line:col."""
+    return parse_json(data, where=location, max_bytes=max_bytes, what="the file", file=True)
 
 
 def _package(name: object, version: object, location: str) -> InstalledPackage | None:

@@ -24,7 +24,6 @@ Sources, all read from the image's own layers (``kiln.sbom._image``):
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parseaddr
@@ -39,6 +38,7 @@ from kiln.inventory.model import Distro, InstalledPackage
 from kiln.inventory.npm import parse_package_json
 from kiln.inventory.osrelease import parse_os_release
 from kiln.inventory.python import parse_core_metadata
+from kiln.jsonlimits import parse_json
 from kiln.sbom._image import (
     GENERATED_PATHS,
     IMAGE_JSON,
@@ -129,14 +129,14 @@ def _created(files: ImageFiles, source_date_epoch: int | None) -> datetime:
     )
 
 
+_MAX_FACTS_BYTES = 16 * 1024 * 1024  # kiln writes a few kilobytes
+
+
 def _kiln_facts(rootfs: RootFS) -> dict[str, object]:
     data = rootfs.read(IMAGE_JSON)
     if data is None:
         return {}
-    try:
-        facts = json.loads(data)
-    except ValueError as exc:
-        raise InputError(f"/{IMAGE_JSON} in the image is not JSON: {exc}") from exc
+    facts = parse_json(data, where=f"/{IMAGE_JSON} in the image", max_bytes=_MAX_FACTS_BYTES)
     if not isinstance(facts, dict):
         raise InputError(f"/{IMAGE_JSON} in the image is not a JSON object")
     return facts

@@ -10,7 +10,6 @@ kept out of matching (commits say nothing about installed versions).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any, ClassVar, Literal
 
@@ -18,12 +17,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kiln.errors import Location
+from kiln.jsonlimits import parse_json
 from kiln.vuln.ecosystems import BadVersionError, normalize_package_name, version_parser
 from kiln.vuln.feeds.interface import Feed, FeedFormatError, FeedWarning, ImportMode
 from kiln.vuln.feeds.source import FeedInput
 from kiln.vuln.model import FeedRecord, OsvAffected, OsvEvent, OsvRange, OsvRecord
 
 _SUFFIXES = (".json", ".yaml", ".yml")
+_MAX_RECORD_BYTES = 64 * 1024 * 1024  # one advisory; the largest in OSV's dumps are ~1 MB
 _YAML_LOADER = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
 
 
@@ -77,11 +78,13 @@ class _Record(BaseModel):
 
 def _load(data: bytes, display: str) -> Any:
     if display.endswith(".json"):
-        try:
-            return json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            line = getattr(exc, "lineno", None)
-            raise FeedFormatError(f"malformed JSON: {exc}", Location(display, line=line)) from exc
+        return parse_json(
+            data,
+            where=display,
+            max_bytes=_MAX_RECORD_BYTES,
+            what="the OSV record",
+            error=FeedFormatError,
+        )
     try:
         # The base loader keeps every scalar a string: "2.10" must not become the float 2.1.
         return yaml.load(data, Loader=_YAML_LOADER)  # noqa: S506 - BaseLoader builds no objects
