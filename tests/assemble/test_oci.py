@@ -32,6 +32,9 @@ from kiln.assemble import (
 from kiln.assemble.build import HARDENING_REPORT
 from kiln.assemble.oci import image_annotations
 from kiln.debian.deb import read_deb
+from kiln.errors import InputError
+from kiln.sandbox.unpack import resolve_image
+from thirdparty.tools import syft_debs, syft_json, trivy_cyclonedx, trivy_debs
 
 TRIXIE_OS_RELEASE = b'PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\nID=debian\nVERSION_ID="13"\n'
 #: The index digest of the golden image below. It changes only when kiln's output format
@@ -252,6 +255,95 @@ def test_syft_sees_debian_13_and_exactly_the_packages(
     assert (sbom["distro"]["id"], sbom["distro"]["versionID"]) == ("debian", "13")
     debs = sorted((a["name"], a["version"]) for a in sbom["artifacts"] if a["type"] == "deb")
     assert debs == [(n, "1.0-1") for n in ("base-files", "ca-certificates", "hello", "tzdata")]
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory: pytest.TempPathFactory) -> BuiltImage:
+    """The tiny image built for one platform (amd64), with its oci-archive."""
+    if shutil.which("dpkg-deb") is None or shutil.which("gcc") is None:
+        pytest.skip("dpkg-deb and gcc are needed")
+    work = tmp_path_factory.mktemp("single")
+    hello = compile_static(work)
+    amd64 = [i for i in _inputs(work, hello) if i.arch == "amd64"]
+    return build_image(amd64, work / "out" / "tiny", oci_archive=work / "tiny.oci.tar")
+
+
+TINY_DEBS = [(n, "1.0-1") for n in ("base-files", "ca-certificates", "hello", "tzdata")]
+
+
+def test_a_single_platform_layout_names_its_manifest_once(single: BuiltImage) -> None:
+    (entry,) = json.loads((single.layout / "index.json").read_bytes())["manifests"]
+    (amd64,) = single.images
+    assert entry["digest"] == single.index_digest == amd64.manifest.digest
+    assert entry["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert entry["platform"] == {"architecture": "amd64", "os": "linux"}
+    assert entry["annotations"] == {"org.opencontainers.image.ref.name": "latest"}
+    blobs = {p.name for p in (single.layout / "blobs" / "sha256").iterdir()}
+    manifest = json.loads((single.layout / "blobs/sha256" / blobs_of(amd64.manifest)).read_bytes())
+    referenced = {blobs_of(amd64.manifest), manifest["config"]["digest"].split(":")[1]}
+    referenced |= {layer["digest"].split(":")[1] for layer in manifest["layers"]}
+    assert blobs == referenced  # no image index left behind unreferenced
+
+
+def blobs_of(descriptor: object) -> str:
+    return str(descriptor.digest).split(":", 1)[1]  # type: ignore[attr-defined]
+
+
+def test_the_single_platform_archive_is_also_a_docker_archive(single: BuiltImage) -> None:
+    with tarfile.open(single.layout.parent.parent / "tiny.oci.tar") as tar:
+        names = tar.getnames()
+        docker = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+    assert names[:3] == ["oci-layout", "index.json", "manifest.json"]
+    assert not any(n.startswith(("./", "/")) for n in names)  # syft rejects ./ names
+    (image,) = docker
+    assert image["RepoTags"] == ["tiny:latest"]
+    assert all(path in names for path in [image["Config"], *image["Layers"]])
+
+
+def test_a_multi_platform_archive_claims_no_single_docker_image(image: Path) -> None:
+    with tarfile.open(image.parent.parent / "tiny.oci.tar") as tar:
+        assert "manifest.json" not in tar.getnames()
+
+
+@pytest.mark.parametrize("source", ["oci-dir", "oci-archive"])
+def test_syft_reads_the_single_platform_layout_and_archive(single: BuiltImage, source: str) -> None:
+    path = single.layout if source == "oci-dir" else single.layout.parent.parent / "tiny.oci.tar"
+    sbom = syft_json(f"{source}:{path}")
+    assert (sbom["distro"]["id"], sbom["distro"]["versionID"]) == ("debian", "13")
+    assert syft_debs(sbom) == TINY_DEBS
+
+
+@pytest.mark.parametrize("kind", ["layout", "archive"])
+def test_trivy_reads_the_single_platform_layout_and_archive(
+    single: BuiltImage, kind: str, tmp_path: Path
+) -> None:
+    path = single.layout if kind == "layout" else single.layout.parent.parent / "tiny.oci.tar"
+    assert trivy_debs(trivy_cyclonedx(path, tmp_path / "cache")) == TINY_DEBS
+
+
+def test_trivy_reads_the_multi_platform_layout(image: Path, tmp_path: Path) -> None:
+    assert trivy_debs(trivy_cyclonedx(image, tmp_path / "cache")) == TINY_DEBS
+
+
+def test_skopeo_and_umoci_read_the_single_platform_layout(
+    single: BuiltImage, tmp_path: Path
+) -> None:
+    skopeo, umoci = _tool("skopeo"), _tool("umoci")
+    inspected = json.loads(_run(skopeo, "inspect", f"oci:{single.layout}:latest"))
+    assert (inspected["Digest"], inspected["Architecture"]) == (single.index_digest, "amd64")
+    archive = single.layout.parent.parent / "tiny.oci.tar"
+    assert json.loads(_run(skopeo, "inspect", f"oci-archive:{archive}"))["Architecture"] == "amd64"
+    bundle = tmp_path / "bundle"
+    _run(umoci, "unpack", "--rootless", "--image", f"{single.layout}:latest", str(bundle))
+    assert (bundle / "rootfs/usr/bin/hello").is_file()
+
+
+def test_unpacking_another_platform_of_a_single_platform_layout_is_refused(
+    single: BuiltImage,
+) -> None:
+    with pytest.raises(InputError, match=r"has no linux/arm64 manifest \(it has: amd64\)"):
+        resolve_image(single.layout, arch="arm64")
+    assert resolve_image(single.layout, arch="amd64").manifest_digest == single.index_digest
 
 
 def test_two_builds_are_identical_and_the_epoch_matters(tmp_path: Path) -> None:

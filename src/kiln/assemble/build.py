@@ -69,7 +69,7 @@ class ArchImage:
 class BuiltImage:
     layout: Path
     tag: str
-    index: Descriptor
+    index: Descriptor  # what index.json names ``tag``: the image index, or the only manifest
     images: tuple[ArchImage, ...]
     reports: tuple[HardeningReport, ...] = field(default=())
     source_date_epoch: int = 0
@@ -174,9 +174,10 @@ def build_image(
         images = tuple(b[0] for b in built)
         reports = tuple(b[1] for b in built)
         index_bytes = index_json([img.manifest for img in images], annotated)
-        write_blob(staging, index_bytes)
-        index = Descriptor.of(MT_INDEX, index_bytes)
-        write_layout_index(staging, index, tag, {img.arch: img.manifest for img in images})
+        per_arch = {img.arch: img.manifest for img in images}
+        if len(per_arch) > 1:  # a single platform's layout names its manifest instead
+            write_blob(staging, index_bytes)
+        index = write_layout_index(staging, Descriptor.of(MT_INDEX, index_bytes), tag, per_arch)
         report_doc = {"image": first.facts.name, "reports": [r.to_json() for r in reports]}
         (staging / HARDENING_REPORT).write_text(
             json.dumps(report_doc, indent=2, sort_keys=True) + "\n"
@@ -218,12 +219,12 @@ def write_archives(
     """The optional oci-archive and (single-arch) docker-archive of a built layout."""
     epoch = built.source_date_epoch
     if oci_archive is not None:
-        write_oci_archive(built.layout, oci_archive, epoch=epoch)
+        write_oci_archive(built.layout, oci_archive, epoch=epoch, repo_tags=tags)
     if docker_archive is not None:
         wanted = docker_archive_arch or built.images[0].arch
         chosen = [img for img in built.images if img.arch == wanted]
         if not chosen:
             raise InputError(f"docker archive: the image has no {wanted} manifest")
-        tags = list(repo_tags) or [f"{built.layout.name}:{built.tag}"]
         digest = chosen[0].manifest.digest
         write_docker_archive(built.layout, digest, docker_archive, repo_tags=tags, epoch=epoch)
+    tags = list(repo_tags) or [f"{built.layout.name}:{built.tag}"]

@@ -301,14 +301,25 @@ def export_platform_layout(layout: Path, manifest: Descriptor, dest: Path, *, ta
         (staging / "index.json").write_bytes(canonical_json(index))
         commit_directory(staging, dest)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        discard_staging(staging)
         raise
 
 
 # ----------------------------------------------------------------------------- archives
 
 
-def _deterministic_tar_of_tree(root: Path, out: Path, *, epoch: int, names: Sequence[str]) -> None:
+def _deterministic_tar_of_tree(
+    root: Path,
+    out: Path,
+    *,
+    epoch: int,
+    names: Sequence[str],
+    generated: Mapping[str, bytes] | None = None,
+) -> None:
+    """A tar of ``names`` under ``root`` (and ``generated`` files), in that order.
+
+    Member names are relative without a ``./`` prefix (syft rejects those).
+    """
     with (
         out.open("wb") as fh,
         tarfile.open(fileobj=fh, mode="w|", format=tarfile.PAX_FORMAT) as tar,
@@ -318,7 +329,10 @@ def _deterministic_tar_of_tree(root: Path, out: Path, *, epoch: int, names: Sequ
             info = tarfile.TarInfo(name)
             info.mtime = epoch
             info.uname = info.gname = ""
-            if path.is_dir():
+            if generated is not None and name in generated:
+                info.mode, info.size = 0o644, len(generated[name])
+                tar.addfile(info, io.BytesIO(generated[name]))
+            elif path.is_dir():
                 info.type, info.mode = tarfile.DIRTYPE, 0o755
                 tar.addfile(info)
             else:
@@ -328,12 +342,52 @@ def _deterministic_tar_of_tree(root: Path, out: Path, *, epoch: int, names: Sequ
                     tar.addfile(info, src)
 
 
-def write_oci_archive(layout: Path, out: Path, *, epoch: int) -> None:
-    """An oci-archive: the layout directory as one deterministic tar."""
+def _docker_manifest(layout: Path, repo_tags: Sequence[str]) -> bytes | None:
+    """Docker's ``manifest.json`` for a layout naming one image manifest, else None.
+
+    It lets docker-archive readers (``trivy image --input``, ``docker load``) read the
+    oci-archive as it is, as ``docker save`` archives are both formats; the paths point
+    at the layout's own blobs. A multi-platform layout has no single image to name.
+    """
+    try:
+        top = json.loads((layout / "index.json").read_bytes())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{layout}/index.json: not an OCI image layout index ({exc})") from exc
+    entries = top.get("manifests") if isinstance(top, dict) else None
+    if not isinstance(entries, list) or len(entries) != 1 or not isinstance(entries[0], dict):
+        return None
+    if entries[0].get("mediaType") != MT_MANIFEST:
+        return None
+    manifest = json.loads(read_blob(layout, str(entries[0].get("digest"))))
+
+    def path_of(digest: str) -> str:
+        return "blobs/sha256/" + digest.partition(":")[2]
+
+    doc = {
+        "Config": path_of(manifest["config"]["digest"]),
+        "RepoTags": list(repo_tags),
+        "Layers": [path_of(layer["digest"]) for layer in manifest["layers"]],
+    }
+    return canonical_json([doc])
+
+
+def write_oci_archive(
+    layout: Path, out: Path, *, epoch: int, repo_tags: Sequence[str] = ()
+) -> None:
+    """An oci-archive: the layout directory as one deterministic tar.
+
+    A single-platform layout's archive also holds docker's ``manifest.json`` (tagged
+    ``repo_tags``), so docker-archive readers accept it too.
+    """
     names = ["oci-layout", "index.json", "blobs", "blobs/sha256"]
     names += sorted(f"blobs/sha256/{p.name}" for p in (layout / "blobs" / "sha256").iterdir())
+    generated: dict[str, bytes] = {}
+    docker = _docker_manifest(layout, repo_tags)
+    if docker is not None:
+        generated["manifest.json"] = docker
+        names.insert(2, "manifest.json")
     staging = out.with_name(f".{out.name}.tmp-{secrets.token_hex(6)}")
-    _deterministic_tar_of_tree(layout, staging, epoch=epoch, names=names)
+    _deterministic_tar_of_tree(layout, staging, epoch=epoch, names=names, generated=generated)
     staging.replace(out)
 
 

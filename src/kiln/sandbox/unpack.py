@@ -172,6 +172,9 @@ def resolve_image(layout: Path, *, tag: str | None = None, arch: str | None = No
                 f"{', '.join(have) or 'none'})"
             )
         descriptor = matching[0]
+    named = _platform(descriptor).get("architecture")
+    if named is not None and named != oci_arch:  # a single-platform layout names its manifest
+        raise InputError(f"{layout}: the image has no linux/{oci_arch} manifest (it has: {named})")
     digest = str(descriptor.get("digest"))
     manifest = _read_json_blob(layout, digest)
     config_desc = manifest.get("config")

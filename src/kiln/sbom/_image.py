@@ -87,6 +87,11 @@ def _wanted(platform: str) -> tuple[str, ...]:
     return parts
 
 
+def _is_platform(have: str, wanted: tuple[str, ...]) -> bool:
+    parts = tuple(have.split("/"))
+    return parts[:2] == wanted[:2] and (len(wanted) == 2 or parts[2:3] == wanted[2:3])
+
+
 def _choose(index: ImageIndex, platform: str | None, where: str) -> Descriptor:
     candidates = [
         d
@@ -182,6 +187,12 @@ def read_image_files(path: Path, platform: str | None = None) -> ImageFiles:
         raise InputError(f"{layout.path}: config {manifest.config.digest} names no os/architecture")
     variant = config.get("variant")
     plat = f"{os_name}/{arch}/{variant}" if variant else f"{os_name}/{arch}"
+    if platform is not None and not _is_platform(plat, _wanted(platform)):
+        # index.json of a single-platform layout names its manifest, with no index to choose in
+        raise InputError(
+            f"{layout.path}: no image for platform {platform}",
+            hint=f"available: {plat}; pass --platform",
+        )
     ref_name = (top.annotations or {}).get("org.opencontainers.image.ref.name")
     return ImageFiles(
         layout=path,
