@@ -16,6 +16,12 @@ from pathlib import Path
 from kiln.assemble.fs import Plan
 from kiln.assemble.harden import HardeningReport, harden
 from kiln.assemble.layers import Compression, LayerBlob, split_layers, write_layer
+from kiln.assemble.maintscripts import (
+    SandboxRunner,
+    ScriptRunner,
+    configure_packages,
+    has_scripts,
+)
 from kiln.assemble.model import AssemblyInput
 from kiln.assemble.oci import (
     MT_CONFIG,
@@ -48,9 +54,15 @@ class AssembledRootfs:
     report: HardeningReport
 
 
-def assemble(inp: AssemblyInput) -> AssembledRootfs:
-    """Packages -> plan -> image steps -> hardening (raises on policy violations)."""
+def assemble(inp: AssemblyInput, *, runner: ScriptRunner | None = None) -> AssembledRootfs:
+    """Packages -> plan -> (-dev: maintainer scripts) -> image steps -> hardening.
+
+    Raises on policy violations. Only -dev images run anything: their packages'
+    maintainer scripts, in a sandbox (``runner``, by default ``SandboxRunner``).
+    """
     plan = plan_from_packages(inp.packages, arch=inp.arch, diversions=inp.diversions)
+    if has_scripts(inp):
+        plan = configure_packages(plan, inp, runner or SandboxRunner())
     plan = apply_steps(plan, inp, STEPS)
     plan, report = harden(plan, inp)
     return AssembledRootfs(plan, report)

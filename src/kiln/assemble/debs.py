@@ -32,4 +32,9 @@ def package_input(deb: DebPackage) -> PackageInput:
         conffiles=tuple(c.path for c in control.conffiles),
         replaces=control.fields.get("Replaces", ""),
         multi_arch=control.fields.get("Multi-Arch", "no"),
+        control_files=tuple(
+            (name, data)
+            for name, data in sorted(control.files.items())
+            if name not in ("control", "md5sums", "conffiles")
+        ),
     )

@@ -74,6 +74,8 @@ class PackageInput:
     conffiles: tuple[str, ...] = ()  # absolute paths from control.tar's conffiles
     replaces: str = ""  # the Replaces field (also read from ``control`` when empty)
     multi_arch: str = "no"
+    #: control.tar members dpkg keeps in ``info/`` (maintainer scripts, triggers, shlibs, ...)
+    control_files: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,367 @@
+"""Replay the locked packages' maintainer scripts so a -dev image is configured Debian.
+
+Runtime images never run a script (kiln's steps do the little they need). A -dev image
+is a base for ``RUN apt-get install``, so it must be what Debian's own bootstrap makes:
+alternatives registered (``awk``, ``which``, ``pager``), ``/etc/shells``, Debian's
+system accounts and groups, debconf's database, every package "installed" in dpkg's
+status. As mmdebstrap does, kiln lets dpkg do it (Debian Policy ch. 6, dpkg(1)):
+
+1. the plan gets dpkg's database with every package ``install ok unpacked`` and the
+   control members (scripts, triggers) in ``info/``;
+2. the plan is written to a scratch root and, inside a sandbox as root (a private user
+   namespace mapping 65536 ids, bubblewrap, no network; foreign architectures through
+   qemu-user, see ``kiln.assemble.userns``), every ``preinst install`` runs, then
+   ``dpkg --configure --pending``;
+3. the root is read back into the plan: unchanged entries keep their package, what the
+   scripts made is owned by ``kiln:maintscripts``; logs, lock files and ``*-old``
+   backups (dates of this machine) are left out.
+
+The result is reproducible: SOURCE_DATE_EPOCH is set for the scripts, Perl hashes are
+unrandomised, every time stamp in a layer is the epoch, and nothing of the build
+machine (host name, network) is visible.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from kiln.assemble.fs import Entry, Plan, dir_entry, file_entry, sort_key, symlink_entry
+from kiln.assemble.harden import prune_docs
+from kiln.assemble.model import AssemblyInput
+from kiln.assemble.steps import dpkg_database, path_exclude
+from kiln.assemble.userns import EXIT_NO_NAMESPACE
+from kiln.errors import EnvironmentProblem, PolicyError
+
+#: Owner of what the replayed scripts created or changed.
+MAINTSCRIPTS = "kiln:maintscripts"
+
+#: Written by dpkg, apt and the scripts with this machine's clock, or only meaningful while
+#: they run: not part of the image (mmdebstrap removes the same).
+VOLATILE = frozenset(
+    {
+        "etc/.pwd.lock",
+        "etc/group-",
+        "etc/gshadow-",
+        "etc/passwd-",
+        "etc/shadow-",
+        "etc/subgid-",
+        "etc/subuid-",
+        "var/cache/ldconfig/aux-cache",
+        "var/lib/dpkg/lock",
+        "var/lib/dpkg/lock-frontend",
+        "var/lib/dpkg/triggers/Lock",
+        "var/log/alternatives.log",
+        "var/log/dpkg.log",
+    }
+)
+_VOLATILE_SUFFIXES = ("-old",)
+#: mount points of the sandbox: what the image ships there is kept as planned
+_SANDBOX_MOUNTS = ("dev", "proc", "tmp")
+
+#: The shell run inside the sandbox: ``$1`` is the architecture, the rest the packages
+#: whose ``preinst install`` runs first, in order (base-passwd's creates passwd/group).
+CONFIGURE = r"""
+set -e
+arch="$1"; shift
+export DPKG_ROOT= DPKG_ADMINDIR=/var/lib/dpkg DPKG_MAINTSCRIPT_ARCH="$arch"
+for pkg in "$@"; do
+    script="/var/lib/dpkg/info/$pkg.preinst"
+    [ -f "$script" ] || continue
+    DPKG_MAINTSCRIPT_PACKAGE="${pkg%%:*}" DPKG_MAINTSCRIPT_NAME=preinst "$script" install
+done
+dpkg --force-confold --configure --pending
+dpkg --audit
+"""
+
+_FIRST = ("base-passwd", "base-files")
+
+
+@dataclass(frozen=True)
+class ScriptRun:
+    exit_code: int
+    output: str
+
+
+class ScriptRunner(Protocol):
+    """Runs the configure shell as root inside ``rootfs`` for ``arch``."""
+
+    def run(self, rootfs: Path, *, arch: str, argv: tuple[str, ...], epoch: int) -> ScriptRun: ...
+
+
+def has_scripts(inp: AssemblyInput) -> bool:
+    """Whether a -dev image has anything to replay (a package with a maintainer script)."""
+    scripts = {"preinst", "postinst"}
+    return inp.variant == "dev" and any(
+        name in scripts for pkg in inp.packages for name, _ in pkg.control_files
+    )
+
+
+def _preinst_order(inp: AssemblyInput) -> tuple[str, ...]:
+    names = sorted(
+        (f"{p.name}:{p.architecture}" if p.multi_arch == "same" else p.name) for p in inp.packages
+    )
+    first = [n for f in _FIRST for n in names if n == f]
+    return (*first, *(n for n in names if n not in first))
+
+
+def unpacked(plan: Plan, inp: AssemblyInput) -> Plan:
+    """The plan as dpkg leaves it after ``--unpack``: files in place, nothing configured.
+
+    Files the image leaves out (path-exclude, documentation) go first, so scripts see
+    what the image will hold (update-alternatives skips slave links to pruned man pages,
+    as on Debian's slim images).
+    """
+    plan = path_exclude(plan, inp)
+    plan, _, _ = prune_docs(plan)
+    return dpkg_database(plan, inp, status="install ok unpacked")
+
+
+def configure_packages(plan: Plan, inp: AssemblyInput, runner: ScriptRunner) -> Plan:
+    """Replay every package's maintainer scripts over ``plan`` (see the module docstring)."""
+    plan = unpacked(plan, inp)
+    with tempfile.TemporaryDirectory(prefix="kiln-configure-") as tmp:
+        root = Path(tmp) / "root"
+        written = materialise(plan, root)
+        result = runner.run(
+            root,
+            arch=inp.arch,
+            argv=("/bin/sh", "-c", CONFIGURE, "sh", inp.arch, *_preinst_order(inp)),
+            epoch=inp.source_date_epoch,
+        )
+        if result.exit_code != 0:
+            raise PolicyError(
+                f"{inp.facts.name} ({inp.arch}): configuring the packages failed "
+                f"(maintainer scripts exited {result.exit_code})",
+                details=result.output.splitlines()[-25:],
+                hint="a -dev image needs Debian's Essential set (base-passwd, base-files, "
+                "dpkg, debconf, libc-bin, ...) for its packages' scripts to run",
+            )
+        return read_back(plan, root, written)
+
+
+# ------------------------------------------------------------------------ scratch root
+
+
+@dataclass(frozen=True)
+class _Written:
+    inode: int
+    mtime_ns: int
+    size: int
+
+
+def materialise(plan: Plan, root: Path) -> dict[str, _Written]:
+    """Write ``plan`` under ``root`` with its modes and owners; what each file became on disk."""
+    root.mkdir(mode=0o755)
+    written: dict[str, _Written] = {}
+    dirs: list[Entry] = []
+    for entry in plan.sorted():
+        target = root / entry.path
+        match entry.kind:
+            case "dir":
+                target.mkdir(mode=0o700)
+                dirs.append(entry)
+                continue
+            case "symlink":
+                os.symlink(entry.link_target or "", target)
+                os.lchown(target, entry.uid, entry.gid)
+                continue
+            case "hardlink":
+                os.link(root / (entry.link_target or ""), target)
+            case "file":
+                target.write_bytes(entry.read())
+                os.chown(target, entry.uid, entry.gid)
+                os.chmod(target, entry.mode)
+        info = target.lstat()
+        written[entry.path] = _Written(info.st_ino, info.st_mtime_ns, info.st_size)
+    for entry in reversed(dirs):
+        os.chown(root / entry.path, entry.uid, entry.gid)
+        os.chmod(root / entry.path, entry.mode)
+    return written
+
+
+def _volatile(path: str) -> bool:
+    return path in VOLATILE or path.endswith(_VOLATILE_SUFFIXES)
+
+
+def _walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        base = "" if rel == "." else rel + "/"
+        if not base:
+            dirnames[:] = [d for d in dirnames if d not in _SANDBOX_MOUNTS]
+        for name in sorted([*dirnames, *filenames]):
+            yield base + name, os.lstat(os.path.join(dirpath, name))
+
+
+def read_back(plan: Plan, root: Path, written: dict[str, _Written]) -> Plan:
+    """The plan of what ``root`` holds now, keeping each unchanged entry as it was."""
+    entries: dict[str, Entry] = {}
+    for path, info in _walk(root):
+        if _volatile(path):
+            continue
+        old = plan.get(path)
+        mode = stat.S_IMODE(info.st_mode)
+        same_owner = old is not None and (old.uid, old.gid) == (info.st_uid, info.st_gid)
+        if stat.S_ISDIR(info.st_mode):
+            if old is not None and old.kind == "dir" and same_owner and old.mode == mode:
+                entries[path] = old
+            else:
+                entries[path] = dir_entry(
+                    path, mode=mode, uid=info.st_uid, gid=info.st_gid, package=MAINTSCRIPTS
+                )
+        elif stat.S_ISLNK(info.st_mode):
+            target = os.readlink(root / path)
+            if old is not None and old.kind == "symlink" and old.link_target == target:
+                entries[path] = old
+            else:
+                entries[path] = symlink_entry(path, target, package=MAINTSCRIPTS)
+        elif stat.S_ISREG(info.st_mode):
+            before = written.get(path)
+            unchanged = (
+                old is not None
+                and before is not None
+                and same_owner
+                and old.mode == mode
+                and before == _Written(info.st_ino, info.st_mtime_ns, info.st_size)
+            )
+            if unchanged and old is not None:
+                entries[path] = old
+            else:
+                data = (root / path).read_bytes()
+                entries[path] = file_entry(
+                    path, data, mode=mode, uid=info.st_uid, gid=info.st_gid, package=MAINTSCRIPTS
+                )
+        else:
+            raise PolicyError(
+                f"a maintainer script left /{path}, which is not a file, directory or "
+                "symlink; images carry no device nodes, fifos or sockets"
+            )
+    # what the sandbox mounted over is kept as planned
+    for path, entry in plan.entries.items():
+        if path.split("/", 1)[0] in _SANDBOX_MOUNTS:
+            entries[path] = entry
+    return Plan.of(entries[p] for p in sorted(entries, key=sort_key))
+
+
+# ---------------------------------------------------------------------------- sandbox
+
+#: Debian architecture -> (qemu's name, ELF magic, mask) as qemu's qemu-binfmt-conf.sh has them
+_QEMU = {
+    "arm64": (
+        "aarch64",
+        r"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00",
+        r"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff",
+    ),
+    "armhf": (
+        "arm",
+        r"\x7fELF\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x28\x00",
+        r"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff",
+    ),
+    "amd64": (
+        "x86_64",
+        r"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00",
+        r"\xff\xff\xff\xff\xff\xfe\xfe\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff",
+    ),
+}
+#: what each machine runs without emulation
+_NATIVE = {"x86_64": {"amd64", "i386"}, "aarch64": {"arm64"}, "arm64": {"arm64"}}
+
+
+def binfmt_rule(arch: str, machine: str | None = None) -> str | None:
+    """The binfmt_misc rule that runs ``arch`` programs here, or None when they run natively."""
+    machine = machine or platform.machine()
+    if arch in _NATIVE.get(machine, set()):
+        return None
+    known = _QEMU.get(arch)
+    if known is None:
+        raise EnvironmentProblem(f"cannot run {arch} maintainer scripts on this {machine} machine")
+    qarch, magic, mask = known
+    for name in (f"qemu-{qarch}-static", f"qemu-{qarch}"):
+        emulator = shutil.which(name)
+        if emulator is not None:
+            return f":kiln-{qarch}:M::{magic}:{mask}:{emulator}:F"
+    raise EnvironmentProblem(
+        f"building a {arch} -dev image runs its maintainer scripts, which needs "
+        f"qemu-{qarch}-static on this {machine} machine",
+        hint="apt-get install qemu-user-static",
+    )
+
+
+class SandboxRunner:
+    """The production runner: ``kiln.assemble.userns`` + bubblewrap, no network."""
+
+    def __init__(self, *, timeout: float = 1800.0) -> None:
+        self.timeout = timeout
+
+    def command(self, rootfs: Path, *, arch: str, argv: tuple[str, ...], epoch: int) -> list[str]:
+        bwrap = shutil.which("bwrap")
+        if bwrap is None:
+            raise EnvironmentProblem(
+                "bubblewrap (bwrap) is not installed; -dev images configure their packages "
+                "inside it",
+                hint="apt-get install bubblewrap",
+            )
+        rule = binfmt_rule(arch)
+        env = {
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": "/root",
+            "LC_ALL": "C.UTF-8",
+            "TZ": "UTC",
+            "DEBIAN_FRONTEND": "noninteractive",
+            "DEBCONF_NONINTERACTIVE_SEEN": "true",
+            "SOURCE_DATE_EPOCH": str(epoch),
+            "PERL_HASH_SEED": "0",
+            "PERL_PERTURB_KEYS": "0",
+        }
+        sandbox = [
+            bwrap,
+            "--bind", str(rootfs), "/",
+            "--dev", "/dev",
+            "--proc", "/proc",
+            "--tmpfs", "/tmp",  # noqa: S108 (inside the sandbox)
+            "--unshare-net", "--unshare-ipc", "--unshare-pid", "--unshare-uts",
+            "--hostname", "kiln",
+            "--die-with-parent",
+            "--clearenv",
+            *(arg for key, value in sorted(env.items()) for arg in ("--setenv", key, value)),
+            "--chdir", "/",
+            "--",
+            *argv,
+        ]  # fmt: skip
+        helper = [sys.executable, "-m", "kiln.assemble.userns"]
+        return [*helper, *(["--binfmt", rule] if rule else []), "--", *sandbox]
+
+    def run(self, rootfs: Path, *, arch: str, argv: tuple[str, ...], epoch: int) -> ScriptRun:
+        command = self.command(rootfs, arch=arch, argv=argv, epoch=epoch)
+        try:
+            done = subprocess.run(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                timeout=self.timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise EnvironmentProblem(
+                f"configuring the {arch} packages took more than {self.timeout:.0f} s"
+            ) from exc
+        output = done.stdout.decode("utf-8", "replace")
+        if done.returncode == EXIT_NO_NAMESPACE and "kiln-userns:" in output:
+            raise EnvironmentProblem(
+                "cannot make the sandbox that configures -dev images",
+                details=[line for line in output.splitlines() if "kiln-userns:" in line],
+                hint="kiln runs -dev images' maintainer scripts as root in a user namespace: "
+                "build as root on Linux 6.7 or newer",
+            )
+        return ScriptRun(done.returncode, output)
