@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Debian packages the tests and the demo drive for real.
 APT_PACKAGES := gpg gpgv dpkg-dev debian-archive-keyring apt xz-utils zstd bzip2 \
 	bubblewrap skopeo umoci mmdebstrap ca-certificates docker-registry podman gcc libc6-dev postgresql \
-	openssl git nodejs build-essential buildah runc slirp4netns diffoscope-minimal
+	openssl git nodejs build-essential buildah runc slirp4netns diffoscope-minimal qemu-user-static
 
 .PHONY: demo demo-source test test-offline fuzz lint setup apt venv bench clean compat
 
