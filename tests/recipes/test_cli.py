@@ -101,7 +101,9 @@ def test_rebuild_verify_names_the_diffoscope_report_or_says_it_is_missing(
                          report if with_diffoscope else None)  # fmt: skip
     comparison = RebuildComparison("hello", "1.0-1", (item,), with_diffoscope)
     monkeypatch.setattr(
-        SourceBuilder, "from_environment", classmethod(lambda cls: _FakeRebuilder(comparison))
+        SourceBuilder,
+        "from_environment",
+        classmethod(lambda cls, progress=None: _FakeRebuilder(comparison)),
     )
     assert main(["rebuild", "--verify", "hello", "-o", str(tmp_path)]) == 1
     out = capsys.readouterr().out

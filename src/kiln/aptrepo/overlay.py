@@ -20,7 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from kiln.debian.cache import Cache
-from kiln.debian.client import RepoSnapshot, _IndexRef, _load_release, _load_table
+from kiln.debian.client import RepoSnapshot, load_packages_table, load_release
 from kiln.debian.index import MergedUniverse, PackageUniverse, merge_tables
 from kiln.debian.model import BinaryPackage, ReleaseIdentity
 from kiln.debian.version import compare_versions
@@ -41,10 +41,10 @@ def load_kiln_universe(
 ) -> tuple[MergedUniverse, ReleaseIdentity]:
     """The verified candidates of kiln's repository at ``base_url`` for ``arch``."""
     base = base_url.rstrip("/")
-    verified = _load_release(
+    verified = load_release(
         suite, base, cache=cache, fetcher=fetcher, keyring=keyring, now=now, max_age=0.0
     )
-    table = _load_table(_IndexRef(suite, "main", arch, verified), cache=cache, fetcher=fetcher)
+    table = load_packages_table(verified, "main", arch, cache=cache, fetcher=fetcher)
     return merge_tables(arch, [(suite, table)]), verified.identity
 
 

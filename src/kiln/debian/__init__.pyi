@@ -1,7 +1,17 @@
 """Type stub of the lazily loaded package (lazy_loader reads its imports)."""
 
 from .cache import Cache, atomic_write, default_cache_root
-from .client import RepoSnapshot, fetch_debs, load_snapshot
+from .client import (
+    NOT_FOUND,
+    RepoSnapshot,
+    fetch_debs,
+    fetch_index,
+    fetch_promised,
+    load_packages_table,
+    load_release,
+    load_snapshot,
+    suite_base_url,
+)
 from .deb import (
     DebChangelog,
     DebControl,
@@ -25,6 +35,7 @@ from .version import compare_versions, parse_version, satisfies, version_key
 
 __all__ = [
     "DISTROS",
+    "NOT_FOUND",
     "BinaryPackage",
     "Cache",
     "DebChangelog",
@@ -52,8 +63,12 @@ __all__ = [
     "default_config_path",
     "discover_mirrors",
     "fetch_debs",
+    "fetch_index",
+    "fetch_promised",
     "get_distro",
     "iter_data",
+    "load_packages_table",
+    "load_release",
     "load_snapshot",
     "parse_packages",
     "parse_version",
@@ -62,6 +77,7 @@ __all__ = [
     "read_deb",
     "read_host_sources",
     "satisfies",
+    "suite_base_url",
     "verify_release",
     "version_key",
 ]

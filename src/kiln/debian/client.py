@@ -50,7 +50,8 @@ from kiln.net import Fetcher, HttpStatusError, ResponseTooLargeError
 DEFAULT_WORKERS = 4
 _MAX_RELEASE_BYTES = 64 * 1024 * 1024
 _MAX_PACKAGES_BYTES = 1024 * 1024 * 1024  # decompressed Packages; trixie's is ~60 MB
-_NOT_FOUND = frozenset({404, 410})
+#: HTTP statuses meaning the mirror does not have a file (apt then tries the next way).
+NOT_FOUND = frozenset({404, 410})
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -115,9 +116,9 @@ def load_snapshot(
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="kiln-fetch") as pool:
         verified = _map(
             pool,
-            lambda suite: _load_release(
+            lambda suite: load_release(
                 suite,
-                _base_url(suite_urls, suite),
+                suite_base_url(suite_urls, suite),
                 cache=cache,
                 fetcher=fetcher,
                 keyring=ring,
@@ -149,7 +150,11 @@ def load_snapshot(
                 zip(
                     all_refs,
                     _map(
-                        pool, lambda ref: _load_table(ref, cache=cache, fetcher=fetcher), all_refs
+                        pool,
+                        lambda ref: load_packages_table(
+                            ref.release, ref.component, ref.arch, cache=cache, fetcher=fetcher
+                        ),
+                        all_refs,
                     ),
                     strict=True,
                 )
@@ -185,9 +190,9 @@ def fetch_debs(
         found = cache.find_blob(package.sha256, size=package.size)
         if found is not None:
             return found
-        url = f"{_base_url(base_urls, package.suite)}/{package.filename}"
+        url = f"{suite_base_url(base_urls, package.suite)}/{package.filename}"
         source = f"{url} ({package.name} {package.version} {package.architecture})"
-        body = _fetch_promised(fetcher, url, size=package.size, source=source)
+        body = fetch_promised(fetcher, url, size=package.size, source=source)
         return cache.put_blob(body, sha256=package.sha256, size=package.size, source=source)
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="kiln-deb") as pool:
@@ -217,7 +222,7 @@ class _IndexRef:
         return f"{self.release.identity.base_url}/dists/{self.suite}/{self.path}"
 
 
-def _fetch_promised(fetcher: Fetcher, url: str, *, size: int, source: str) -> bytes:
+def fetch_promised(fetcher: Fetcher, url: str, *, size: int, source: str) -> bytes:
     """Download a file whose size the signed index promises; larger is an integrity fault."""
     try:
         return fetcher.fetch(url, max_bytes=size).body
@@ -243,7 +248,7 @@ def _map(pool: ThreadPoolExecutor, fn: Callable[[_T], _R], items: Iterable[_T]) 
     return results
 
 
-def _base_url(urls: Mapping[str, str], suite: str) -> str:
+def suite_base_url(urls: Mapping[str, str], suite: str) -> str:
     try:
         return urls[suite].rstrip("/")
     except KeyError:
@@ -259,7 +264,7 @@ def _universe_key(arch: str, refs: Sequence[_IndexRef]) -> str:
     return f"universe-{arch}-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def _load_release(
+def load_release(
     suite: str,
     base_url: str,
     *,
@@ -285,7 +290,7 @@ def _load_release(
             last_modified=record.last_modified if conditional and record else None,
         )
     except HttpStatusError as exc:
-        if exc.status not in _NOT_FOUND:
+        if exc.status not in NOT_FOUND:
             raise
         return _load_detached(
             suite, base_url, cache=cache, fetcher=fetcher, keyring=keyring, now=now, cached=cached
@@ -432,7 +437,7 @@ def _load_detached(
     try:
         signature = fetcher.fetch(f"{release_url}.gpg", max_bytes=1024 * 1024).body
     except HttpStatusError as exc:
-        if exc.status not in _NOT_FOUND:
+        if exc.status not in NOT_FOUND:
             raise
         raise SignatureError(
             f"{base_url}/dists/{suite}: not signed (no InRelease and no Release.gpg)",
@@ -477,9 +482,54 @@ def _check_rollback(
         )
 
 
-def _load_table(ref: _IndexRef, *, cache: Cache, fetcher: Fetcher) -> PackagesTable:
-    release = ref.release.release
-    entry = release.entry(ref.path, source=ref.source)
+def fetch_index(release: VerifiedRelease, path: str, *, cache: Cache, fetcher: Fetcher) -> bytes:
+    """The decompressed bytes of ``path`` (``main/source/Sources.xz``, ...) that a
+    verified Release names: the one way kiln reads an archive index.
+
+    Fetched by hash when the Release says ``Acquire-By-Hash: yes`` (the canonical name
+    when the mirror has no by-hash file, as apt does), never more bytes than the Release
+    promises, its sha256 checked before it is decompressed (``IntegrityError``, never
+    retried), decompressed with a bound (``RemoteContentError`` for a bomb or a broken
+    stream) and, when the Release lists the uncompressed file too, that hash checked.
+    The compressed bytes are kept in ``cache`` under their sha256.
+    """
+    source = f"{release.identity.base_url}/dists/{release.identity.suite}/{path}"
+    entry = release.release.entry(path, source=source)
+    compressed = cache.read_blob(entry.sha256, size=entry.size)
+    if compressed is None:
+        url = source
+        if release.release.acquire_by_hash:
+            url = f"{source.rsplit('/', 1)[0]}/by-hash/SHA256/{entry.sha256}"
+        try:
+            body = fetch_promised(fetcher, url, size=entry.size, source=url)
+        except HttpStatusError as exc:
+            if not release.release.acquire_by_hash or exc.status not in NOT_FOUND:
+                raise
+            url = source
+            body = fetch_promised(fetcher, url, size=entry.size, source=url)
+        cache.put_blob(body, sha256=entry.sha256, size=entry.size, source=url)
+        compressed = body
+    if not path.endswith(".xz"):
+        return compressed
+    plain = _decompress_xz(compressed, source=source)
+    uncompressed = release.release.files.get(path.removesuffix(".xz"))
+    if uncompressed is not None:
+        verify_bytes(
+            plain,
+            sha256=uncompressed.sha256,
+            size=uncompressed.size,
+            source=f"{source} (decompressed)",
+        )
+    return plain
+
+
+def load_packages_table(
+    release: VerifiedRelease, component: str, arch: str, *, cache: Cache, fetcher: Fetcher
+) -> PackagesTable:
+    """The ``component``/``arch`` Packages index a verified Release names, as a table
+    (converted once, cached under the index's sha256)."""
+    ref = _IndexRef(release.identity.suite, component, arch, release)
+    entry = release.release.entry(ref.path, source=ref.source)
     key = f"packages-v{FORMAT_VERSION}-{ref.arch}-{entry.sha256}"
     cached = cache.get_derived(key)
     if cached is not None:
@@ -490,36 +540,13 @@ def _load_table(ref: _IndexRef, *, cache: Cache, fetcher: Fetcher) -> PackagesTa
         else:
             if table.arch == ref.arch and table.component == ref.component:
                 return table
-    compressed = cache.read_blob(entry.sha256, size=entry.size)
-    if compressed is None:
-        url = ref.source
-        if release.acquire_by_hash:
-            url = f"{ref.source.rsplit('/', 1)[0]}/by-hash/SHA256/{entry.sha256}"
-        try:
-            body = _fetch_promised(fetcher, url, size=entry.size, source=url)
-        except HttpStatusError as exc:
-            if not release.acquire_by_hash or exc.status not in _NOT_FOUND:
-                raise
-            # apt falls back to the canonical name when a by-hash file is missing.
-            url = ref.source
-            body = _fetch_promised(fetcher, url, size=entry.size, source=url)
-        cache.put_blob(body, sha256=entry.sha256, size=entry.size, source=url)
-        compressed = body
-    plain = _decompress(compressed, source=ref.source)
-    uncompressed = release.files.get(ref.path.removesuffix(".xz"))
-    if uncompressed is not None:
-        verify_bytes(
-            plain,
-            sha256=uncompressed.sha256,
-            size=uncompressed.size,
-            source=f"{ref.source} (decompressed)",
-        )
+    plain = fetch_index(release, ref.path, cache=cache, fetcher=fetcher)
     table = parse_packages(plain, arch=ref.arch, source=ref.source, component=ref.component)
     cache.put_derived(key, table.to_bytes())
     return table
 
 
-def _decompress(data: bytes, *, source: str) -> bytes:
+def _decompress_xz(data: bytes, *, source: str) -> bytes:
     decompressor = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
     try:
         plain = decompressor.decompress(data, max_length=_MAX_PACKAGES_BYTES)

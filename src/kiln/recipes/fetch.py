@@ -20,12 +20,11 @@ from pathlib import Path
 from debian.deb822 import Dsc
 
 from kiln.debian.cache import Cache
-from kiln.debian.client import _fetch_promised  # the shared size-bounded download
+from kiln.debian.client import NOT_FOUND, fetch_promised
 from kiln.errors import RemoteContentError
 from kiln.net import Fetcher, HttpStatusError
 from kiln.recipes.index import SourceFile, SourcePackage, SourceUniverse
 
-_NOT_FOUND = frozenset({404, 410})
 # Fields of a Sources stanza that are also .dsc fields (deb-src-control(5)); the others
 # (Directory, Priority, Section, Package-List's order, Files of the index) are index-only
 # or recomputed.
@@ -130,7 +129,7 @@ def _fetch_any(
         try:
             return _fetch_file(item, package, mirror=mirror, cache=cache, fetcher=fetcher)
         except HttpStatusError as exc:
-            if exc.status not in _NOT_FOUND:
+            if exc.status not in NOT_FOUND:
                 raise
     return None
 
@@ -143,7 +142,7 @@ def _fetch_file(
         return found
     url = f"{mirror}/{item.name}"
     source = f"{url} ({package.name} {package.version})"
-    body = _fetch_promised(fetcher, url, size=item.size, source=source)
+    body = fetch_promised(fetcher, url, size=item.size, source=source)
     return cache.put_blob(body, sha256=item.sha256, size=item.size, source=source)
 
 

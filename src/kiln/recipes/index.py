@@ -20,24 +20,18 @@ from pathlib import Path
 
 from debian.deb822 import Sources
 
-from kiln.debian.cache import Cache, verify_bytes
-from kiln.debian.client import (  # the signed-Release machinery of the binary client
-    _base_url,
-    _decompress,
-    _fetch_promised,
-    _load_release,
-)
+from kiln.debian.cache import Cache
+from kiln.debian.client import fetch_index, load_release, suite_base_url
 from kiln.debian.distro import Distro
 from kiln.debian.release import VerifiedRelease
 from kiln.debian.sources import Mirrors
 from kiln.debian.version import compare_versions
 from kiln.errors import RemoteContentError
-from kiln.net import Fetcher, HttpStatusError
+from kiln.net import Fetcher
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _FILENAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+~_-]*$")
 _DIRECTORY_RE = re.compile(r"^pool/[A-Za-z0-9.+~_/-]+$")
-_NOT_FOUND = frozenset({404, 410})
 
 
 @dataclass(frozen=True)
@@ -175,7 +169,7 @@ class SourceUniverse:
         return found[0]
 
     def base_url(self, package: SourcePackage) -> str:
-        return _base_url(self.base_urls, package.suite)
+        return suite_base_url(self.base_urls, package.suite)
 
     def locations(self, package: SourcePackage) -> tuple[str, ...]:
         """Pool directory URLs whose signed index lists ``package`` with the same files.
@@ -226,9 +220,9 @@ def load_sources(
     with ThreadPoolExecutor(max_workers=len(wanted), thread_name_prefix="kiln-src") as pool:
         releases = list(
             pool.map(
-                lambda suite: _load_release(
+                lambda suite: load_release(
                     suite,
-                    _base_url(suite_urls, suite),
+                    suite_base_url(suite_urls, suite),
                     cache=cache,
                     fetcher=fetcher,
                     keyring=ring,
@@ -246,7 +240,7 @@ def load_sources(
                     verified,
                     suite,
                     component,
-                    _base_url(suite_urls, suite),
+                    suite_base_url(suite_urls, suite),
                     cache=cache,
                     fetcher=fetcher,
                     names=keep,
@@ -265,31 +259,7 @@ def _load_index(
     fetcher: Fetcher,
     names: Iterable[str] | None,
 ) -> Iterable[SourcePackage]:
-    release = verified.release
     path = f"{component}/source/Sources.xz"
     url = f"{base_url}/dists/{suite}/{path}"
-    entry = release.entry(path, source=url)
-    compressed = cache.read_blob(entry.sha256, size=entry.size)
-    if compressed is None:
-        fetch_url = url
-        if release.acquire_by_hash:
-            fetch_url = f"{url.rsplit('/', 1)[0]}/by-hash/SHA256/{entry.sha256}"
-        try:
-            body = _fetch_promised(fetcher, fetch_url, size=entry.size, source=fetch_url)
-        except HttpStatusError as exc:
-            if not release.acquire_by_hash or exc.status not in _NOT_FOUND:
-                raise
-            fetch_url = url
-            body = _fetch_promised(fetcher, url, size=entry.size, source=url)
-        cache.put_blob(body, sha256=entry.sha256, size=entry.size, source=fetch_url)
-        compressed = body
-    plain = _decompress(compressed, source=url)
-    uncompressed = release.files.get(path.removesuffix(".xz"))
-    if uncompressed is not None:
-        verify_bytes(
-            plain,
-            sha256=uncompressed.sha256,
-            size=uncompressed.size,
-            source=f"{url} (decompressed)",
-        )
+    plain = fetch_index(verified, path, cache=cache, fetcher=fetcher)
     return parse_sources(plain, suite=suite, source=url, names=names)
