@@ -295,5 +295,7 @@ def position(tree: Any, loc: Sequence[str | int]) -> tuple[int, int]:
 def render_path(loc: Sequence[str | int]) -> str:
     text = ""
     for part in loc:
+        if part == "[key]":
+            continue  # pydantic's marker for an error in a mapping key, named by the part before
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text

@@ -31,6 +31,7 @@ from kiln.assemble.fs import (
     dir_entry,
     file_entry,
     normalise_path,
+    parents,
     symlink_entry,
 )
 from kiln.assemble.javacerts import java_cacerts
@@ -68,6 +69,11 @@ def _check_clash(kind: str, name: str, ident: int, known: list[tuple[str, int]])
             )
 
 
+def _account_field(value: str) -> bool:
+    """Whether ``value`` fits in one passwd(5)/group(5) field: no ':', no line break."""
+    return ":" not in value and value.isprintable()
+
+
 def _accounts(plan: Plan, inp: AssemblyInput) -> tuple[list[User], list[Group]]:
     users = [
         User("root", 0, 0, "/root", _root_shell(plan, inp), "root"),
@@ -86,9 +92,14 @@ def _accounts(plan: Plan, inp: AssemblyInput) -> tuple[list[User], list[Group]]:
         _check_clash("group", grp.name, grp.gid, [(g.name, g.gid) for g in groups])
         groups.append(grp)
     gids = {g.gid for g in groups}
+    for g in groups:  # the spec model checks these with positions; this guards other callers
+        if not all(_account_field(f) and "," not in f for f in (g.name, *g.members)):
+            raise InputError(f"accounts: group {g.name!r} has a ':', ',' or control character")
     for u in users:
-        if ":" in u.name or "\n" in u.name or ":" in u.home or ":" in u.gecos:
-            raise InputError(f"accounts: user {u.name!r} has a ':' or newline in a field")
+        if not all(_account_field(f) for f in (u.name, u.gecos, u.home, u.shell)):
+            raise InputError(
+                f"accounts: user {u.name!r} has a ':' or newline (or other control character) in a field"
+            )
         if u.gid not in gids:
             raise InputError(f"accounts: user {u.name!r} has primary gid {u.gid}, no such group")
     return sorted(users, key=lambda u: u.uid), sorted(groups, key=lambda g: g.gid)
@@ -103,8 +114,6 @@ def accounts(plan: Plan, inp: AssemblyInput) -> Plan:
     ``/etc/shadow`` with every account locked (``*``) for tools that expect it.
     """
     users, groups = _accounts(plan, inp)
-    if inp.variant == "dev" and plan.get("etc/passwd") is not None:
-        return _add_accounts(plan, inp, users, groups)
     passwd = "".join(
         f"{u.name}:x:{u.uid}:{u.gid}:{u.gecos}:{u.home}:{u.shell}\n" for u in users
     ).encode()
@@ -115,77 +124,6 @@ def accounts(plan: Plan, inp: AssemblyInput) -> Plan:
         shadow = "".join(f"{u.name}:*:{days}:0:99999:7:::\n" for u in users).encode()
         new.append(file_entry("etc/shadow", shadow, mode=0o600))
     for u in users:
-        if u.home in ("/nonexistent", "/"):
-            continue
-        home = normalise_path(u.home, where=f"accounts: home of {u.name}")
-        new.append(dir_entry(home, mode=0o700, uid=u.uid, gid=u.gid))
-    return plan.with_entries(*new)
-
-
-def _account_lines(plan: Plan, path: str) -> list[list[str]]:
-    text = (plan.read(path) or b"").decode("utf-8", "replace")
-    return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
-
-
-def _not_yet_there(kind: str, wanted: list[tuple[str, int]], plan: Plan, path: str) -> list[str]:
-    """The names of ``wanted`` accounts ``path`` lacks; one it has must have the same id."""
-    known = {f[0]: int(f[2]) for f in _account_lines(plan, path) if len(f) > 2 and f[2].isdigit()}
-    by_id = {ident: name for name, ident in known.items()}
-    missing = []
-    for name, ident in wanted:
-        if known.get(name, ident) != ident or by_id.get(ident, name) != name:
-            other = name if name in known else by_id[ident]
-            raise InputError(
-                f"accounts: {kind} {name!r} ({ident}) clashes with Debian's {kind} {other!r} "
-                f"({known[other]}) in the -dev image"
-            )
-        if name not in known:
-            missing.append(name)
-    return missing
-
-
-def _append(plan: Plan, path: str, lines: list[str]) -> Entry | None:
-    entry = plan.get(path)
-    if entry is None or entry.kind != "file" or not lines:
-        return None
-    text = plan.read(path) or b""
-    if text and not text.endswith(b"\n"):
-        text += b"\n"
-    data = text + "".join(line + "\n" for line in lines).encode()
-    return file_entry(path, data, mode=entry.mode, uid=entry.uid, gid=entry.gid)
-
-
-def _add_accounts(plan: Plan, inp: AssemblyInput, users: list[User], groups: list[Group]) -> Plan:
-    """-dev after its maintainer scripts ran: Debian's accounts stay, kiln's are added.
-
-    base-passwd made Debian's system users and groups (staff, utmp, shadow ... that
-    packages installed later rely on); an account of kiln or the spec that Debian has
-    under the same name must have the same id.
-    """
-    added_users = set(_not_yet_there("user", [(u.name, u.uid) for u in users], plan, "etc/passwd"))
-    added_groups = set(
-        _not_yet_there("group", [(g.name, g.gid) for g in groups], plan, "etc/group")
-    )
-    new_users = [u for u in users if u.name in added_users]
-    new_groups = [g for g in groups if g.name in added_groups]
-    days = inp.source_date_epoch // 86400
-    changed = [
-        _append(
-            plan,
-            "etc/passwd",
-            [f"{u.name}:x:{u.uid}:{u.gid}:{u.gecos}:{u.home}:{u.shell}" for u in new_users],
-        ),
-        _append(plan, "etc/shadow", [f"{u.name}:*:{days}:0:99999:7:::" for u in new_users]),
-        _append(
-            plan, "etc/group", [f"{g.name}:x:{g.gid}:{','.join(g.members)}" for g in new_groups]
-        ),
-        _append(plan, "etc/gshadow", [f"{g.name}:*::{','.join(g.members)}" for g in new_groups]),
-    ]
-    new = [e for e in changed if e is not None]
-    if plan.get("etc/shadow") is None:
-        lines = [f"{f[0]}:*:{days}:0:99999:7:::" for f in _account_lines(plan, "etc/passwd")]
-        new.append(file_entry("etc/shadow", "".join(x + "\n" for x in lines).encode(), mode=0o600))
-    for u in new_users:
         if u.home in ("/nonexistent", "/"):
             continue
         home = normalise_path(u.home, where=f"accounts: home of {u.name}")
@@ -363,14 +301,26 @@ def os_release(plan: Plan, inp: AssemblyInput) -> Plan:
 
 
 def spec_paths(plan: Plan, inp: AssemblyInput) -> Plan:
-    """Directories, symlinks and files the spec declares (e.g. ``python3 -> python3.13``)."""
-    new = []
+    """Directories, symlinks and files the spec declares (e.g. ``python3 -> python3.13``).
+
+    Held to the rules packages are (kiln.debian.deb): nothing below a symlink or file of
+    the image (it would be written through the link), no path spelt two ways (``/bin/x``
+    is ``/usr/bin/x``), nothing left below a path turned into a file or link, and a path
+    a package ships or kiln writes itself (``/etc/passwd``) only replaced with
+    ``replace: true``. A later path of the same spelling (a variant's) replaces the
+    runtime's.
+    """
+    made: dict[str, tuple[str, Entry]] = {}  # plan path -> (spelling, entry) of this step
     for spec in inp.paths:
         where = f"paths: {spec.path}"
         path = usrmerge_path(normalise_path(spec.path, where=where))
         if not path:
             raise InputError(f"{where}: cannot replace the image root")
-        existing = plan.get(path)
+        overlay = made.get(path)
+        if overlay is not None and overlay[0] != spec.path:
+            raise InputError(f"{where}: the same path as {overlay[0]} (merged /usr)")
+        _check_spec_parents(plan, made, path, where)
+        existing = overlay[1] if overlay is not None else plan.get(path)
         if (
             existing is not None
             and spec.kind == "symlink"
@@ -379,23 +329,45 @@ def spec_paths(plan: Plan, inp: AssemblyInput) -> Plan:
         ):
             continue  # the package already made exactly this link (e.g. in -dev variants)
         both_dirs = existing is not None and spec.kind == "dir" and existing.kind == "dir"
-        if existing is not None and existing.package != KILN and not spec.replace and not both_dirs:
-            raise InputError(
-                f"{where}: package {existing.package} already ships /{path}",
-                hint="set replace: true on the path to override it",
+        if existing is not None and overlay is None and not spec.replace and not both_dirs:
+            owner = (
+                "kiln writes it itself"
+                if existing.package in _DEBIAN_OWNED_EXEMPT
+                else f"package {existing.package} already ships /{path}"
             )
+            raise InputError(
+                f"{where}: {owner}", hint="set replace: true on the path to override it"
+            )
+        if spec.kind != "dir":
+            below = next((p for p in (*made, *plan.entries) if p.startswith(path + "/")), None)
+            if below is not None:
+                raise InputError(f"{where}: /{below} lies below it, which a {spec.kind} would hide")
         match spec.kind:
             case "dir":
-                new.append(dir_entry(path, mode=spec.mode, uid=spec.uid, gid=spec.gid))
+                entry = dir_entry(path, mode=spec.mode, uid=spec.uid, gid=spec.gid)
             case "symlink":
                 if not spec.target:
                     raise InputError(f"{where}: a symlink needs a target")
-                new.append(symlink_entry(path, spec.target))
+                entry = symlink_entry(path, spec.target)
             case "file":
-                new.append(
-                    file_entry(path, spec.content, mode=spec.mode, uid=spec.uid, gid=spec.gid)
-                )
-    return plan.with_entries(*new)
+                entry = file_entry(path, spec.content, mode=spec.mode, uid=spec.uid, gid=spec.gid)
+        made[path] = (spec.path, entry)
+    return plan.with_entries(*(entry for _, entry in made.values()))
+
+
+def _check_spec_parents(
+    plan: Plan, made: dict[str, tuple[str, Entry]], path: str, where: str
+) -> None:
+    """Refuse a spec path below a symlink or file of the image: it would be written through."""
+    for parent in parents(path):
+        entry = made[parent][1] if parent in made else plan.get(parent)
+        if entry is not None and entry.kind != "dir":
+            shown = f"a symlink to {entry.link_target}" if entry.kind == "symlink" else entry.kind
+            raise InputError(
+                f"{where}: /{parent} is {shown} in the image, so this path would be written "
+                "through it",
+                hint="name the path the link leads to",
+            )
 
 
 # ----------------------------------------------------------------- dpkg path-exclude
@@ -575,9 +547,7 @@ def _conffile_md5(plan: Plan, path: str) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
-def status_stanza(
-    pkg: PackageInput, plan: Plan | None = None, *, status: str = "install ok installed"
-) -> str:
+def status_stanza(pkg: PackageInput, plan: Plan | None = None) -> str:
     """The package's control stanza as dpkg records it: Status after Package.
 
     With a plan (dev variants) the ``Conffiles`` field is added with each file's md5.
@@ -587,7 +557,7 @@ def status_stanza(
         raise InputError(f"package {pkg.name}: control stanza has no Package field")
     out = Deb822()
     out["Package"] = control["Package"]
-    out["Status"] = status
+    out["Status"] = "install ok installed"
     for key, value in control.items():
         if key not in ("Package", "Status"):
             out[key] = value
@@ -611,28 +581,13 @@ def _dpkg_list(pkg: PackageInput) -> bytes:
     return "".join(line + "\n" for line in lines).encode()
 
 
-#: control.tar members dpkg keeps in ``info/`` besides list, md5sums and conffiles
-_INFO_MEMBER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
-_SCRIPTS = frozenset({"preinst", "postinst", "prerm", "postrm", "config"})
-
-
-def _info_members(pkg: PackageInput) -> list[Entry]:
-    out = []
-    for name, data in pkg.control_files:
-        if not name or not set(name) <= _INFO_MEMBER_CHARS:
-            raise InputError(f"package {pkg.name}: control member {name!r} is not a plain name")
-        mode = 0o755 if name in _SCRIPTS else 0o644
-        out.append(file_entry(f"{DPKG}/info/{_info_name(pkg)}.{name}", data, mode=mode))
-    return out
-
-
 def dpkg_metadata(plan: Plan, inp: AssemblyInput) -> Plan:
     """dpkg's view of the installed set, so scanners (and apt in -dev) see every package.
 
     runtime: ``status.d/<pkg>`` and ``status.d/<pkg>.md5sums`` (distroless layout, read by
-    Syft, Trivy and Grype). dev: the full ``status`` database and ``info/`` files dpkg
-    and apt need; where the maintainer scripts were replayed
-    (``kiln.assemble.maintscripts``) dpkg itself wrote the database and it is kept.
+    Syft, Trivy and Grype). dev: the full ``status`` database and ``info/`` list,
+    md5sums and conffiles files dpkg and apt need; maintainer scripts are not shipped
+    since they never ran.
     """
     new = []
     packages = sorted(inp.packages, key=lambda p: p.name)
@@ -642,21 +597,8 @@ def dpkg_metadata(plan: Plan, inp: AssemblyInput) -> Plan:
             if pkg.md5sums:
                 new.append(file_entry(f"{DPKG}/status.d/{pkg.name}.md5sums", pkg.md5sums))
         return plan.with_entries(*new)
-    if plan.get(f"{DPKG}/status") is not None:
-        return plan
-    return dpkg_database(plan, inp)
-
-
-def dpkg_database(plan: Plan, inp: AssemblyInput, *, status: str = "install ok installed") -> Plan:
-    """dpkg's full database (status, info/, diversions, ...) with every package in ``status``.
-
-    Every control member but ``control`` itself lands in ``info/`` (maintainer scripts,
-    triggers, shlibs, templates), as dpkg keeps them.
-    """
-    new = []
-    packages = sorted(inp.packages, key=lambda p: p.name)
-    status_text = "\n".join(status_stanza(pkg, plan, status=status) for pkg in packages)
-    new.append(file_entry(f"{DPKG}/status", status_text.encode()))
+    status = "\n".join(status_stanza(pkg, plan) for pkg in packages)
+    new.append(file_entry(f"{DPKG}/status", status.encode()))
     for name in ("available", "statoverride"):
         new.append(file_entry(f"{DPKG}/{name}", b""))
     diversions = "".join(f"{d.path}\n{d.divert_to}\n{d.package}\n" for d in inp.diversions)
@@ -676,7 +618,6 @@ def dpkg_database(plan: Plan, inp: AssemblyInput, *, status: str = "install ok i
             new.append(
                 file_entry(f"{base}.conffiles", "".join(c + "\n" for c in pkg.conffiles).encode())
             )
-        new.extend(_info_members(pkg))
     return plan.with_entries(*new)
 
 

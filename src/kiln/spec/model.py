@@ -3,18 +3,42 @@
 Frozen pydantic models with ``extra="forbid"``: a spec is a trust boundary, and a
 misspelt field must fail loudly rather than be ignored. ``kiln schema`` prints the
 JSON Schema generated from these models.
+
+Every field that reaches a file kiln writes (``/etc/passwd``, ``/etc/group``,
+``/etc/shadow``, the image config's env, working directory and annotations, the layer's
+paths) is checked here, where an error still has a file position: a newline or ``:`` in
+a login shell would add a passwd line (an account injection), a NUL cannot be passed to
+execve, a path below one of the spec's own symlinks would be written through it.
 """
 
 from __future__ import annotations
 
+import posixpath
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 _PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 _IMAGE_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+# useradd(8)'s default NAME_REGEX, at most 32 characters (the utmp limit)
 _ACCOUNT_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_NUMERIC_ID = re.compile(r"^[0-9]{1,10}$")
+# C0 and C1 controls, DEL and the Unicode line/paragraph separators
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+MAX_ID = 2**31 - 1
+#: Accounts every image has (assembly writes them); a spec's accounts must not clash.
+BUILTIN_USERS = {"root": 0, "nobody": 65534, "nonroot": 65532}
+BUILTIN_GROUPS = {"root": 0, "nogroup": 65534, "nonroot": 65532}
 Arch = Literal["amd64", "arm64"]
 SUPPORTED_ARCHS: tuple[Arch, ...] = ("amd64", "arm64")
 NONROOT_UID = 65532
@@ -22,6 +46,147 @@ NONROOT_UID = 65532
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+def _no_controls(value: str, what: str) -> str:
+    bad = _CONTROL.search(value)
+    if bad:
+        raise ValueError(
+            f"{what} {value!r} contains the control character U+{ord(bad.group()):04X}"
+        )
+    return value
+
+
+def _no_nul(value: str, what: str) -> str:
+    if "\x00" in value:
+        raise ValueError(f"{what} {value!r} contains a NUL character")
+    return value
+
+
+def _clean_path(value: str, what: str) -> str:
+    """An absolute, normalised path: ``/etc/foo``, not ``etc/foo``, ``/etc//foo/`` or ``..``."""
+    _no_controls(value, what)
+    if not value.startswith("/"):
+        raise ValueError(f"{what} {value!r} must be absolute")
+    if ".." in value.split("/"):
+        raise ValueError(f"{what} {value!r} must not contain '..'")
+    normal = posixpath.normpath(value)
+    if value != normal or value.startswith("//"):
+        raise ValueError(f"{what} {value!r} is not normalised (write {'/' + normal.lstrip('/')!r})")
+    return value
+
+
+def _account_path(value: str, what: str) -> str:
+    """A home or shell as passwd(5) holds it: a clean path with no ':' or whitespace."""
+    _clean_path(value, what)
+    if ":" in value or any(c.isspace() for c in value):
+        raise ValueError(f"{what} {value!r} must not contain ':' or whitespace (passwd fields)")
+    return value
+
+
+def _account_name(value: str) -> str:
+    if not _ACCOUNT_NAME.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid account name (lowercase letters, digits, _ and -, "
+            "starting with a letter or _, at most 32 characters)"
+        )
+    return value
+
+
+def _user_ref(value: str) -> str:
+    """A user to run as: an account name or a numeric uid."""
+    if _NUMERIC_ID.match(value):
+        if int(value) > MAX_ID:
+            raise ValueError(f"uid {value} is larger than {MAX_ID}")
+        return value
+    return _account_name(value)
+
+
+def _env_name(name: str) -> str:
+    if not name:
+        raise ValueError("an environment variable name must not be empty")
+    if "=" in name:
+        raise ValueError(f"environment variable name {name!r} must not contain '='")
+    return _no_controls(name, "environment variable name")
+
+
+def _annotation_key(key: str) -> str:
+    if not key or any(c.isspace() for c in key):
+        raise ValueError(f"annotation key {key!r} must be non-empty, without whitespace")
+    return _no_controls(key, "annotation key")
+
+
+AccountName = Annotated[str, AfterValidator(_account_name)]
+UserRef = Annotated[str, AfterValidator(_user_ref)]
+#: An argument of a command (execve(2) cannot pass a NUL).
+Arg = Annotated[str, AfterValidator(lambda v: _no_nul(v, "argument"))]
+EnvName = Annotated[str, Field(max_length=1024), AfterValidator(_env_name)]
+EnvValue = Annotated[str, AfterValidator(lambda v: _no_nul(v, "environment value"))]
+AnnotationKey = Annotated[str, Field(max_length=1024), AfterValidator(_annotation_key)]
+AnnotationValue = Annotated[str, AfterValidator(lambda v: _no_nul(v, "annotation value"))]
+Id = Annotated[int, Field(ge=0, le=MAX_ID)]
+
+
+def _ancestors(path: str) -> list[str]:
+    """``/a`` and ``/a/b`` for ``/a/b/c`` (a normalised absolute path)."""
+    parts = path.split("/")[1:]
+    return ["/" + "/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+_Loc = tuple[str | int, ...]
+
+
+def _unique_accounts(
+    accounts: list[tuple[str, int]], builtin: dict[str, int], where: _Loc, id_field: str
+) -> None:
+    names = dict(builtin)
+    ids = {ident: name for name, ident in builtin.items()}
+    for index, (name, ident) in enumerate(accounts):
+        if name in names:
+            raise _fail_at(
+                (*where, index, "name"),
+                f"{name!r} is already an account ({id_field} {names[name]})",
+                name,
+            )
+        if ident in ids:
+            raise _fail_at(
+                (*where, index, id_field), f"{id_field} {ident} is already {ids[ident]!r}'s", ident
+            )
+        names[name] = ident
+        ids[ident] = name
+
+
+def _path_table(paths: tuple[PathSpec, ...], where: _Loc) -> dict[str, tuple[_Loc, PathSpec]]:
+    """The paths of one list by path, refusing one listed twice."""
+    table: dict[str, tuple[_Loc, PathSpec]] = {}
+    for index, spec in enumerate(paths):
+        loc = (*where, index, "path")
+        if spec.path in table:
+            raise _fail_at(loc, f"path {spec.path} is listed more than once", spec.path)
+        table[spec.path] = (loc, spec)
+    return table
+
+
+def _check_below(table: dict[str, tuple[_Loc, PathSpec]]) -> None:
+    """Refuse a path below another that the spec makes a symlink or a file."""
+    for path, (loc, _) in table.items():
+        for parent in _ancestors(path):
+            above = table.get(parent)
+            if above is not None and above[1].type != "directory":
+                raise _fail_at(
+                    loc,
+                    f"path {path} lies below {parent}, which the spec makes a {above[1].type}: "
+                    "it would be written through it",
+                    path,
+                )
+
+
+def _fail_at(loc: _Loc, message: str, value: object) -> ValidationError:
+    """A validation error at ``loc`` (so yamldoc shows that field's line), from a model check."""
+    error = PydanticCustomError("spec", "{reason}", {"reason": message})
+    return ValidationError.from_exception_data(
+        "ImageSpec", [InitErrorDetails(type=error, loc=loc, input=value)]
+    )
 
 
 def _valid_package_name(name: str) -> str:
@@ -98,26 +263,37 @@ def _parse_mode(value: object) -> object:
 class User(_Frozen):
     """A user account written to ``/etc/passwd`` (no password: accounts are locked)."""
 
-    name: str
-    uid: int = Field(ge=0, lt=2**31)
-    gid: int | None = Field(default=None, ge=0, lt=2**31, description="defaults to uid")
+    name: AccountName
+    uid: Id
+    gid: Id | None = Field(default=None, description="defaults to uid")
     home: str | None = Field(default=None, description="defaults to /home/<name>")
     shell: str = "/usr/sbin/nologin"
 
-    @field_validator("name")
+    @field_validator("home")
     @classmethod
-    def _name(cls, value: str) -> str:
-        if not _ACCOUNT_NAME.match(value):
-            raise ValueError(f"{value!r} is not a valid account name")
-        return value
+    def _home(cls, value: str | None) -> str | None:
+        return None if value is None else _account_path(value, "home")
+
+    @field_validator("shell")
+    @classmethod
+    def _shell(cls, value: str) -> str:
+        return _account_path(value, "shell")
 
 
 class Group(_Frozen):
     """A group written to ``/etc/group``."""
 
-    name: str
-    gid: int = Field(ge=0, lt=2**31)
-    members: tuple[str, ...] = ()
+    name: AccountName
+    gid: Id
+    members: tuple[AccountName, ...] = ()
+
+    @field_validator("members")
+    @classmethod
+    def _members(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            dupes = sorted({m for m in value if value.count(m) > 1})
+            raise ValueError(f"member listed more than once: {', '.join(dupes)}")
+        return value
 
 
 class Accounts(_Frozen):
@@ -125,19 +301,19 @@ class Accounts(_Frozen):
 
     users: tuple[User, ...] = ()
     groups: tuple[Group, ...] = ()
-    run_as: str = Field(default="nonroot", alias="run-as")
+    run_as: UserRef = Field(default="nonroot", alias="run-as")
 
 
 class PathSpec(_Frozen):
     """A directory, symlink or small file that a maintainer script would have made."""
 
-    path: str
+    path: str = Field(description="absolute and normalised, e.g. /etc/foo (not /etc//foo/)")
     type: Literal["directory", "symlink", "file"]
     target: str | None = Field(default=None, description="symlink target")
     content: str | None = Field(default=None, description="file content (UTF-8)")
     mode: Mode | None = None
-    uid: int = Field(default=0, ge=0)
-    gid: int = Field(default=0, ge=0)
+    uid: Id = 0
+    gid: Id = 0
     replace: bool = Field(
         default=False,
         description="replace a file a package ships (e.g. a conffile such as nginx.conf)",
@@ -151,11 +327,15 @@ class PathSpec(_Frozen):
     @field_validator("path")
     @classmethod
     def _path(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError(f"path {value!r} must be absolute")
-        if any(part == ".." for part in value.split("/")):
-            raise ValueError(f"path {value!r} must not contain '..'")
+        _clean_path(value, "path")
+        if value == "/":
+            raise ValueError("path '/' is the image root, which cannot be replaced")
         return value
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str | None) -> str | None:
+        return None if value is None else _no_controls(value, "symlink target")
 
     @model_validator(mode="after")
     def _shape(self) -> PathSpec:
@@ -243,13 +423,13 @@ class ImageTest(_Frozen):
     """
 
     name: str = Field(min_length=1)
-    command: tuple[str, ...] = Field(min_length=1, description="argv, no shell")
+    command: tuple[Arg, ...] = Field(min_length=1, description="argv, no shell")
     exit_code: int = Field(default=0, alias="exit-code")
     stdout: Regex | None = Field(default=None, description="regular expression stdout must match")
     stderr: Regex | None = Field(default=None, description="regular expression stderr must match")
     timeout: float = Field(default=60.0, gt=0, le=3600)
     network: bool = Field(default=False, description="give the test loopback networking")
-    user: str | None = Field(default=None, description="defaults to the image's user")
+    user: UserRef | None = Field(default=None, description="defaults to the image's user")
     variants: tuple[Literal["runtime", "dev"], ...] = ("runtime", "dev")
     archs: tuple[Arch, ...] = Field(
         default=(), description="only these architectures' images carry the test (default: all)"
@@ -280,10 +460,10 @@ class Variant(_Frozen):
 
     packages: tuple[PackageName, ...] = ()
     exclude: tuple[PackageName, ...] = ()
-    run_as: str | None = Field(default=None, alias="run-as")
-    entrypoint: tuple[str, ...] | None = None
-    cmd: tuple[str, ...] | None = None
-    env: dict[str, str] = Field(default_factory=dict)
+    run_as: UserRef | None = Field(default=None, alias="run-as")
+    entrypoint: tuple[Arg, ...] | None = None
+    cmd: tuple[Arg, ...] | None = None
+    env: dict[EnvName, EnvValue] = Field(default_factory=dict)
     paths: tuple[PathSpec, ...] = ()
     npm: tuple[NpmRef, ...] = Field(
         default=(),
@@ -338,15 +518,15 @@ class ImageSpec(_Frozen):
     packages: tuple[PackageName, ...] = Field(min_length=1)
     exclude: tuple[PackageName, ...] = ()
     accounts: Accounts = Accounts()
-    entrypoint: tuple[str, ...] = ()
-    cmd: tuple[str, ...] = ()
-    env: dict[str, str] = Field(default_factory=dict)
-    workdir: str = "/"
+    entrypoint: tuple[Arg, ...] = ()
+    cmd: tuple[Arg, ...] = ()
+    env: dict[EnvName, EnvValue] = Field(default_factory=dict)
+    workdir: str = Field(default="/", description="absolute and normalised")
     paths: tuple[PathSpec, ...] = ()
     variants: dict[Literal["dev"], Variant] = Field(default_factory=dict)
     archs: tuple[Arch, ...] = Field(default=SUPPORTED_ARCHS, min_length=1)
     tests: tuple[ImageTest, ...] = ()
-    annotations: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[AnnotationKey, AnnotationValue] = Field(default_factory=dict)
     layering: Literal["single", "shared"] = "single"
     compatibility: Compatibility = Compatibility()
     repositories: tuple[Literal["kiln"], ...] = Field(
@@ -397,24 +577,50 @@ class ImageSpec(_Frozen):
     @field_validator("workdir")
     @classmethod
     def _workdir(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError(f"workdir {value!r} must be absolute")
-        return value
+        return _clean_path(value, "workdir")
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, value: str) -> str:
+        return _no_nul(value, "description")
 
     @model_validator(mode="after")
     def _consistent(self) -> ImageSpec:
+        self._check_accounts()
+        self._check_paths()
         known_users = {"root", "nonroot"} | {u.name for u in self.accounts.users}
-        run_as = [("accounts.run-as", self.accounts.run_as)]
-        run_as += [(f"variants.{k}.run-as", v.run_as) for k, v in self.variants.items() if v.run_as]
-        for where, user in run_as:
-            if user not in known_users and not user.isdigit():
-                raise ValueError(f"{where}: user {user!r} is not defined in accounts.users")
+        run_as: list[tuple[_Loc, str]] = [(("accounts", "run-as"), self.accounts.run_as)]
+        run_as += [
+            (("variants", k, "run-as"), v.run_as) for k, v in self.variants.items() if v.run_as
+        ]
+        run_as += [(("tests", i, "user"), t.user) for i, t in enumerate(self.tests) if t.user]
+        for loc, user in run_as:
+            if user not in known_users and not _NUMERIC_ID.match(user):
+                raise _fail_at(loc, f"user {user!r} is not defined in accounts.users", user)
         both = set(self.packages) & set(self.exclude)
         if both:
             raise ValueError(f"packages both listed and excluded: {', '.join(sorted(both))}")
         if self.version_package and self.version_package not in self.packages:
             raise ValueError(f"version-package {self.version_package!r} is not in packages")
         return self
+
+    def _check_accounts(self) -> None:
+        """No two accounts with one name or id, none clashing with root, nobody, nonroot."""
+        users = [(u.name, u.uid) for u in self.accounts.users]
+        groups = [(g.name, g.gid) for g in self.accounts.groups]
+        _unique_accounts(users, BUILTIN_USERS, ("accounts", "users"), "uid")
+        _unique_accounts(groups, BUILTIN_GROUPS, ("accounts", "groups"), "gid")
+
+    def _check_paths(self) -> None:
+        """Each variant's paths: no duplicates, none below a symlink or file of the spec.
+
+        A variant's path replaces the runtime's path of the same name (an overlay); a
+        path below a symlink the spec makes would be written through that link.
+        """
+        runtime = _path_table(self.paths, ("paths",))
+        _check_below(runtime)
+        for key, variant in self.variants.items():
+            _check_below({**runtime, **_path_table(variant.paths, ("variants", key, "paths"))})
 
     def variant_names(self) -> tuple[str, ...]:
         """The variants this spec builds: always ``runtime``, plus the declared ones."""
