@@ -114,6 +114,8 @@ def accounts(plan: Plan, inp: AssemblyInput) -> Plan:
     ``/etc/shadow`` with every account locked (``*``) for tools that expect it.
     """
     users, groups = _accounts(plan, inp)
+    if inp.variant == "dev" and plan.get("etc/passwd") is not None:
+        return _add_accounts(plan, inp, users, groups)
     passwd = "".join(
         f"{u.name}:x:{u.uid}:{u.gid}:{u.gecos}:{u.home}:{u.shell}\n" for u in users
     ).encode()
@@ -124,6 +126,77 @@ def accounts(plan: Plan, inp: AssemblyInput) -> Plan:
         shadow = "".join(f"{u.name}:*:{days}:0:99999:7:::\n" for u in users).encode()
         new.append(file_entry("etc/shadow", shadow, mode=0o600))
     for u in users:
+        if u.home in ("/nonexistent", "/"):
+            continue
+        home = normalise_path(u.home, where=f"accounts: home of {u.name}")
+        new.append(dir_entry(home, mode=0o700, uid=u.uid, gid=u.gid))
+    return plan.with_entries(*new)
+
+
+def _account_lines(plan: Plan, path: str) -> list[list[str]]:
+    text = (plan.read(path) or b"").decode("utf-8", "replace")
+    return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def _not_yet_there(kind: str, wanted: list[tuple[str, int]], plan: Plan, path: str) -> list[str]:
+    """The names of ``wanted`` accounts ``path`` lacks; one it has must have the same id."""
+    known = {f[0]: int(f[2]) for f in _account_lines(plan, path) if len(f) > 2 and f[2].isdigit()}
+    by_id = {ident: name for name, ident in known.items()}
+    missing = []
+    for name, ident in wanted:
+        if known.get(name, ident) != ident or by_id.get(ident, name) != name:
+            other = name if name in known else by_id[ident]
+            raise InputError(
+                f"accounts: {kind} {name!r} ({ident}) clashes with Debian's {kind} {other!r} "
+                f"({known[other]}) in the -dev image"
+            )
+        if name not in known:
+            missing.append(name)
+    return missing
+
+
+def _append(plan: Plan, path: str, lines: list[str]) -> Entry | None:
+    entry = plan.get(path)
+    if entry is None or entry.kind != "file" or not lines:
+        return None
+    text = plan.read(path) or b""
+    if text and not text.endswith(b"\n"):
+        text += b"\n"
+    data = text + "".join(line + "\n" for line in lines).encode()
+    return file_entry(path, data, mode=entry.mode, uid=entry.uid, gid=entry.gid)
+
+
+def _add_accounts(plan: Plan, inp: AssemblyInput, users: list[User], groups: list[Group]) -> Plan:
+    """-dev after its maintainer scripts ran: Debian's accounts stay, kiln's are added.
+
+    base-passwd made Debian's system users and groups (staff, utmp, shadow ... that
+    packages installed later rely on); an account of kiln or the spec that Debian has
+    under the same name must have the same id.
+    """
+    added_users = set(_not_yet_there("user", [(u.name, u.uid) for u in users], plan, "etc/passwd"))
+    added_groups = set(
+        _not_yet_there("group", [(g.name, g.gid) for g in groups], plan, "etc/group")
+    )
+    new_users = [u for u in users if u.name in added_users]
+    new_groups = [g for g in groups if g.name in added_groups]
+    days = inp.source_date_epoch // 86400
+    changed = [
+        _append(
+            plan,
+            "etc/passwd",
+            [f"{u.name}:x:{u.uid}:{u.gid}:{u.gecos}:{u.home}:{u.shell}" for u in new_users],
+        ),
+        _append(plan, "etc/shadow", [f"{u.name}:*:{days}:0:99999:7:::" for u in new_users]),
+        _append(
+            plan, "etc/group", [f"{g.name}:x:{g.gid}:{','.join(g.members)}" for g in new_groups]
+        ),
+        _append(plan, "etc/gshadow", [f"{g.name}:*::{','.join(g.members)}" for g in new_groups]),
+    ]
+    new = [e for e in changed if e is not None]
+    if plan.get("etc/shadow") is None:
+        lines = [f"{f[0]}:*:{days}:0:99999:7:::" for f in _account_lines(plan, "etc/passwd")]
+        new.append(file_entry("etc/shadow", "".join(x + "\n" for x in lines).encode(), mode=0o600))
+    for u in new_users:
         if u.home in ("/nonexistent", "/"):
             continue
         home = normalise_path(u.home, where=f"accounts: home of {u.name}")
@@ -547,7 +620,9 @@ def _conffile_md5(plan: Plan, path: str) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
-def status_stanza(pkg: PackageInput, plan: Plan | None = None) -> str:
+def status_stanza(
+    pkg: PackageInput, plan: Plan | None = None, *, status: str = "install ok installed"
+) -> str:
     """The package's control stanza as dpkg records it: Status after Package.
 
     With a plan (dev variants) the ``Conffiles`` field is added with each file's md5.
@@ -557,7 +632,7 @@ def status_stanza(pkg: PackageInput, plan: Plan | None = None) -> str:
         raise InputError(f"package {pkg.name}: control stanza has no Package field")
     out = Deb822()
     out["Package"] = control["Package"]
-    out["Status"] = "install ok installed"
+    out["Status"] = status
     for key, value in control.items():
         if key not in ("Package", "Status"):
             out[key] = value
@@ -581,13 +656,28 @@ def _dpkg_list(pkg: PackageInput) -> bytes:
     return "".join(line + "\n" for line in lines).encode()
 
 
+#: control.tar members dpkg keeps in ``info/`` besides list, md5sums and conffiles
+_INFO_MEMBER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
+_SCRIPTS = frozenset({"preinst", "postinst", "prerm", "postrm", "config"})
+
+
+def _info_members(pkg: PackageInput) -> list[Entry]:
+    out = []
+    for name, data in pkg.control_files:
+        if not name or not set(name) <= _INFO_MEMBER_CHARS:
+            raise InputError(f"package {pkg.name}: control member {name!r} is not a plain name")
+        mode = 0o755 if name in _SCRIPTS else 0o644
+        out.append(file_entry(f"{DPKG}/info/{_info_name(pkg)}.{name}", data, mode=mode))
+    return out
+
+
 def dpkg_metadata(plan: Plan, inp: AssemblyInput) -> Plan:
     """dpkg's view of the installed set, so scanners (and apt in -dev) see every package.
 
     runtime: ``status.d/<pkg>`` and ``status.d/<pkg>.md5sums`` (distroless layout, read by
-    Syft, Trivy and Grype). dev: the full ``status`` database and ``info/`` list,
-    md5sums and conffiles files dpkg and apt need; maintainer scripts are not shipped
-    since they never ran.
+    Syft, Trivy and Grype). dev: the full ``status`` database and ``info/`` files dpkg
+    and apt need; where the maintainer scripts were replayed
+    (``kiln.assemble.maintscripts``) dpkg itself wrote the database and it is kept.
     """
     new = []
     packages = sorted(inp.packages, key=lambda p: p.name)
@@ -597,8 +687,21 @@ def dpkg_metadata(plan: Plan, inp: AssemblyInput) -> Plan:
             if pkg.md5sums:
                 new.append(file_entry(f"{DPKG}/status.d/{pkg.name}.md5sums", pkg.md5sums))
         return plan.with_entries(*new)
-    status = "\n".join(status_stanza(pkg, plan) for pkg in packages)
-    new.append(file_entry(f"{DPKG}/status", status.encode()))
+    if plan.get(f"{DPKG}/status") is not None:
+        return plan
+    return dpkg_database(plan, inp)
+
+
+def dpkg_database(plan: Plan, inp: AssemblyInput, *, status: str = "install ok installed") -> Plan:
+    """dpkg's full database (status, info/, diversions, ...) with every package in ``status``.
+
+    Every control member but ``control`` itself lands in ``info/`` (maintainer scripts,
+    triggers, shlibs, templates), as dpkg keeps them.
+    """
+    new = []
+    packages = sorted(inp.packages, key=lambda p: p.name)
+    status_text = "\n".join(status_stanza(pkg, plan, status=status) for pkg in packages)
+    new.append(file_entry(f"{DPKG}/status", status_text.encode()))
     for name in ("available", "statoverride"):
         new.append(file_entry(f"{DPKG}/{name}", b""))
     diversions = "".join(f"{d.path}\n{d.divert_to}\n{d.package}\n" for d in inp.diversions)
@@ -618,6 +721,7 @@ def dpkg_metadata(plan: Plan, inp: AssemblyInput) -> Plan:
             new.append(
                 file_entry(f"{base}.conffiles", "".join(c + "\n" for c in pkg.conffiles).encode())
             )
+        new.extend(_info_members(pkg))
     return plan.with_entries(*new)
 
 
