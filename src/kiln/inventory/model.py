@@ -97,6 +97,15 @@ class InstalledPackage:
 
 
 @dataclass(frozen=True)
+class Declared:
+    """What a language package's own metadata says about it (for SBOMs, not matching)."""
+
+    licenses: tuple[str, ...] = ()  # statements, most precise first (expression, name, classifier)
+    author: str | None = None  # "Name <email>", the author or else the maintainer
+    owner: str | None = None  # owner of the source repository the package names (npm)
+
+
+@dataclass(frozen=True)
 class Inventory:
     """Everything found in one target, packages sorted for deterministic output."""
 

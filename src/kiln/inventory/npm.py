@@ -11,10 +11,11 @@ installed packages of an image and are left out (trivy's default too).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from kiln.errors import InputError
-from kiln.inventory.model import InstalledPackage, npm_purl
+from kiln.inventory.model import Declared, InstalledPackage, npm_purl
 from kiln.jsonlimits import parse_json
 
 MAX_JSON_BYTES = 64 * 1024 * 1024  # a package.json or package-lock.json in an image
@@ -98,3 +99,70 @@ def _from_dependencies(
         nested = entry.get("dependencies")
         if isinstance(nested, dict):
             _from_dependencies(nested, location, found, depth + 1)
+
+
+def declared_by_package_json(data: bytes, location: str) -> Declared:
+    """The licence and author an installed ``package.json`` declares.
+
+    ``license`` is an SPDX expression (https://docs.npmjs.com/cli/v10/configuring-npm/package-json#license);
+    old packages write ``{"type": ...}`` or a ``licenses`` list. ``author`` is
+    ``"Name <email> (url)"`` or ``{"name", "email"}``; else the first maintainer or
+    contributor.
+    """
+    try:
+        document = load_json(data, location)
+    except InputError:
+        return Declared()
+    if not isinstance(document, dict):
+        return Declared()
+    licenses: list[str] = []
+    declared = document.get("license")
+    if isinstance(declared, dict):
+        declared = declared.get("type")
+    if isinstance(declared, str) and declared.strip():
+        licenses.append(" ".join(declared.split()))
+    listed = document.get("licenses")
+    if not licenses and isinstance(listed, list):
+        names = [_text(e.get("type") if isinstance(e, dict) else e) for e in listed]
+        if any(names):
+            licenses.append(" OR ".join(n for n in names if n))
+    author = _who(document.get("author"))
+    for role in ("maintainers", "contributors"):
+        people = document.get(role)
+        if author is None and isinstance(people, list) and people:
+            author = _who(people[0])
+    owner = _repository_owner(document.get("repository"))
+    return Declared(tuple(licenses), author=author, owner=owner)
+
+
+# "owner/repo", "github:owner/repo", "https://host/owner/repo.git", "git@host:owner/repo.git"
+_REPOSITORY = re.compile(
+    r"^(?:[a-z+]+://(?:[^@/]+@)?[^/]+/|[a-z]+:(?!//)|[^@/:]+@[^:/]+:)?"
+    r"(?P<owner>[A-Za-z0-9][A-Za-z0-9_.-]*)/[A-Za-z0-9_.-]+?(?:\.git)?/?(?:#.*)?$"
+)
+
+
+def _repository_owner(value: object) -> str | None:
+    """The account owning the source repository a package.json names, if it names one."""
+    if isinstance(value, dict):
+        value = value.get("url")
+    text = _text(value)
+    found = _REPOSITORY.match(text) if text else None
+    return found["owner"] if found else None
+
+
+def _text(value: object) -> str | None:
+    return " ".join(value.split()) if isinstance(value, str) and value.strip() else None
+
+
+def _who(value: object) -> str | None:
+    """``Name <email>`` of an npm person (a string, maybe with ``(url)``, or an object)."""
+    if isinstance(value, dict):
+        name, email = _text(value.get("name")), _text(value.get("email"))
+        if name and email:
+            return f"{name} <{email}>"
+        return name or email
+    text = _text(value)
+    if text is None:
+        return None
+    return text.split(" (", 1)[0].strip() if text.endswith(")") else text

@@ -28,6 +28,7 @@ RootFS = LayerTree
 DEFAULT_PLATFORM = "linux/amd64"
 STATUS = "var/lib/dpkg/status"
 STATUS_D = "var/lib/dpkg/status.d"
+DPKG_INFO = "var/lib/dpkg/info"
 OS_RELEASE_PATHS = ("etc/os-release", "usr/lib/os-release")
 IMAGE_JSON = "usr/lib/kiln/image.json"
 #: Files kiln's assembler writes itself (see kiln.assemble.steps); listed only in kiln images.
@@ -46,7 +47,9 @@ def is_kept(path: str) -> bool:
     """Whether the SBOM reader keeps this root-relative file's bytes."""
     parent, _, name = path.rpartition("/")
     if parent == STATUS_D:
-        return not name.endswith((".md5sums", ".list", ".conffiles"))
+        return not name.endswith((".list", ".conffiles"))  # md5sums: who ships a file
+    if parent == DPKG_INFO:
+        return name.endswith(".md5sums")
     if path == STATUS or path in OS_RELEASE_PATHS or path in GENERATED_PATHS:
         return True
     parts = path.split("/")

@@ -260,3 +260,71 @@ def _license_from_copyright(text: str, where: str, warnings: list[str]) -> Packa
         return PackageLicense(None)
     used = tuple(sorted((r for k, r in refs.items() if k in normalised), key=lambda r: r.id))
     return PackageLicense(normalised, used)
+
+
+# Trove classifiers (https://pypi.org/classifiers/) naming one licence, by their last part.
+_CLASSIFIERS = {
+    "mit license": "MIT",
+    "mit no attribution license (mit-0)": "MIT-0",
+    "apache software license": "Apache-2.0",
+    "bsd license": "BSD-3-Clause",
+    "isc license (iscl)": "ISC",
+    "python software foundation license": "PSF-2.0",
+    "mozilla public license 2.0 (mpl 2.0)": "MPL-2.0",
+    "gnu general public license v2 (gplv2)": "GPL-2.0-only",
+    "gnu general public license v2 or later (gplv2+)": "GPL-2.0-or-later",
+    "gnu general public license v3 (gplv3)": "GPL-3.0-only",
+    "gnu general public license v3 or later (gplv3+)": "GPL-3.0-or-later",
+    "gnu lesser general public license v2 (lgplv2)": "LGPL-2.0-only",
+    "gnu lesser general public license v2 or later (lgplv2+)": "LGPL-2.0-or-later",
+    "gnu lesser general public license v3 (lgplv3)": "LGPL-3.0-only",
+    "gnu lesser general public license v3 or later (lgplv3+)": "LGPL-3.0-or-later",
+    "the unlicense (unlicense)": "Unlicense",
+    "zope public license": "ZPL-2.1",
+    "public domain": None,  # not a licence: NOASSERTION rather than a guess
+}
+# Licence names packages write that are not SPDX ids ("MIT License", "Apache 2.0").
+_DECLARED_NAMES = {
+    "mit license": "MIT",
+    "the mit license": "MIT",
+    "apache 2.0": "Apache-2.0",
+    "apache license 2.0": "Apache-2.0",
+    "apache license, version 2.0": "Apache-2.0",
+    "apache software license": "Apache-2.0",
+    "bsd": "BSD-3-Clause",
+    "new bsd license": "BSD-3-Clause",
+    "psf": "PSF-2.0",
+    "psf license": "PSF-2.0",
+}
+
+
+def license_from_declared(statements: tuple[str, ...]) -> str | None:
+    """An SPDX expression for a language package's declared licence, else None.
+
+    ``statements`` come most precise first (see ``kiln.inventory.Declared``): an SPDX
+    expression (``License-Expression``, package.json ``license``), a licence name, or
+    ``License ::`` classifiers. The first one that maps to valid SPDX wins; nothing is
+    guessed from free text.
+    """
+    for statement in statements:
+        found = _declared_expression(statement)
+        if found is not None:
+            return found
+    return None
+
+
+def _declared_expression(statement: str) -> str | None:
+    text = " ".join(statement.split())
+    if text.startswith("License ::"):
+        name = text.rpartition(" :: ")[2].lower()
+        return _CLASSIFIERS.get(name)
+    mapped = _DECLARED_NAMES.get(text.lower()) or _map_name(text)
+    if mapped is not None:
+        return mapped
+    info = licensing().validate(text)
+    if info.errors or not info.normalized_expression:
+        return None
+    normalised = str(info.normalized_expression)
+    if "LicenseRef-" in normalised:
+        return None  # a scancode alias, not an SPDX licence
+    return str(_SYNTAX.parse(normalised, simple=False).simplify())

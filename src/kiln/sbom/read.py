@@ -10,7 +10,10 @@ Sources, all read from the image's own layers (``kiln.sbom._image``):
   ``/var/lib/dpkg/status`` (``-dev`` images), parsed by ``kiln.inventory.dpkg`` so SBOM
   and scanner agree on every purl. A malformed stanza is an error: an SBOM must not
   silently leave a package out;
-* licences: ``/usr/share/doc/<pkg>/copyright`` (``kiln.sbom.licenses``);
+* licences: ``/usr/share/doc/<pkg>/copyright`` (``kiln.sbom.licenses``); for Python and
+  npm packages installed outside dpkg, their own ``METADATA`` / ``package.json``
+  (licence expression or name, author; else the repository owner or the Debian package
+  shipping the file as supplier);
 * supplier: the ``Maintainer`` field; dependencies: ``Pre-Depends``/``Depends`` resolved
   against the installed set (``Provides`` honoured);
 * the .deb's sha256 and file name: only from the lock (``Lock``), matched by name,
@@ -34,12 +37,14 @@ from debian.deb822 import Deb822, PkgRelation
 
 from kiln.errors import InputError
 from kiln.inventory.dpkg import parse_status
-from kiln.inventory.model import Distro, InstalledPackage
-from kiln.inventory.npm import parse_package_json
+from kiln.inventory.model import Declared, Distro, InstalledPackage
+from kiln.inventory.npm import declared_by_package_json, parse_package_json
 from kiln.inventory.osrelease import parse_os_release
-from kiln.inventory.python import parse_core_metadata
+from kiln.inventory.python import declared_by_core_metadata, parse_core_metadata
+from kiln.inventory.tree import DEBIAN_VERSION
 from kiln.jsonlimits import parse_json
 from kiln.sbom._image import (
+    DPKG_INFO,
     GENERATED_PATHS,
     IMAGE_JSON,
     OS_RELEASE_PATHS,
@@ -49,7 +54,7 @@ from kiln.sbom._image import (
     RootFS,
     read_image_files,
 )
-from kiln.sbom.licenses import license_from_copyright
+from kiln.sbom.licenses import license_from_copyright, license_from_declared
 from kiln.sbom.model import GeneratedFile, ImageIdentity, SbomInput, SbomPackage, Supplier
 
 if TYPE_CHECKING:  # kiln.resolve pulls in the Debian client; the lock is only passed in
@@ -90,7 +95,8 @@ def read_sbom_input(
     if lock is not None:
         _check_lock(image, lock)
         packages = [_with_lock(p, lock) for p in packages]
-    packages += _language_packages(files.rootfs, warnings)
+    shipped = _shipped_by(files.rootfs, {p.name: p.supplier for p in packages if p.supplier})
+    packages += _language_packages(files.rootfs, image.name, shipped, warnings)
     generated = _generated(files.rootfs)
     return SbomInput(
         image=image,
@@ -323,14 +329,47 @@ def _packages(rootfs: RootFS, distro: Distro, warnings: list[str]) -> list[SbomP
     return out
 
 
-def _language_packages(rootfs: RootFS, warnings: list[str]) -> list[SbomPackage]:
-    """Python and npm packages installed outside dpkg (pip in -dev images, npm, corepack)."""
+def _shipped_by(rootfs: RootFS, suppliers: dict[str, Supplier]) -> dict[str, Supplier]:
+    """Root-relative path -> the supplier of the Debian package whose md5sums list it."""
+    out: dict[str, Supplier] = {}
+    for directory in (STATUS_D, DPKG_INFO):
+        for name in rootfs.listdir(directory):
+            package = name.removesuffix(".md5sums").partition(":")[0]
+            supplier = suppliers.get(package)
+            data = rootfs.read(f"{directory}/{name}") if name.endswith(".md5sums") else None
+            if supplier is None or data is None:
+                continue
+            for line in data.decode("utf-8", "replace").splitlines():
+                path = line.partition("  ")[2].strip().lstrip("/")
+                if path:
+                    out[path] = supplier
+    return out
+
+
+def _language_supplier(declared: Declared) -> Supplier | None:
+    if declared.author and "<" in declared.author:
+        return supplier_of(declared.author)
+    if declared.author:  # a bare name: parseaddr would take its last word for an address
+        return replace(supplier_of(declared.author) or Supplier("person", ""), email=None)
+    return Supplier("organization", declared.owner) if declared.owner else None
+
+
+def _language_packages(
+    rootfs: RootFS, image: str, shipped: dict[str, Supplier], warnings: list[str]
+) -> list[SbomPackage]:
+    """Python and npm packages installed outside dpkg (pip in -dev images, npm, corepack).
+
+    Licence and supplier come from the package's own metadata (``Declared``); without an
+    author the supplier is the Debian package that ships the metadata file, if one does
+    (its distributor). A package declaring no licence SPDX can name is NOASSERTION,
+    with a warning naming the image and the package.
+    """
     found: dict[str, SbomPackage] = {}
     for path in rootfs.files():
         name = path.rpartition("/")[2]
         if name in ("package-lock.json", "os-release") or path.startswith(STATUS_D):
             continue
-        if path in (STATUS, *OS_RELEASE_PATHS):
+        if path in (STATUS, DEBIAN_VERSION, *OS_RELEASE_PATHS):
             continue
         data = rootfs.read(path)
         if data is None:
@@ -338,10 +377,19 @@ def _language_packages(rootfs: RootFS, warnings: list[str]) -> list[SbomPackage]
         location = f"/{path}"
         if name == "package.json":
             package = parse_package_json(data, location, warnings)
+            declared = declared_by_package_json(data, location) if package else Declared()
         else:  # METADATA, PKG-INFO, *.egg-info
             package = parse_core_metadata(data, location, warnings)
+            declared = declared_by_core_metadata(data) if package else Declared()
         if package is None or package.purl in found:
             continue
+        license_ = license_from_declared(declared.licenses)
+        if license_ is None:
+            said = f"declares {declared.licenses[0]!r}" if declared.licenses else "declares none"
+            warnings.append(
+                f"{image}: {package.ecosystem} package {package.name} {package.version} "
+                f"({location}): no SPDX licence ({said}), NOASSERTION"
+            )
         found[package.purl] = SbomPackage(
             name=package.name,
             version=package.version,
@@ -349,8 +397,8 @@ def _language_packages(rootfs: RootFS, warnings: list[str]) -> list[SbomPackage]
             source_name=package.name,
             source_version=package.version,
             purl=package.purl,
-            supplier=None,
-            license=None,
+            supplier=_language_supplier(declared) or shipped.get(path),
+            license=license_,
             location=location,
             ecosystem=package.ecosystem,
         )
