@@ -43,14 +43,18 @@ from kiln.attest import (
     statement_for,
     verify_image,
 )
-from kiln.errors import InputError
+from kiln.errors import InputError, KilnError, RemoteContentError
 from kiln.pipeline.tags import tags_for
 from kiln.registry import (
+    Descriptor,
     Digest,
+    ImageIndex,
+    Manifest,
     Reference,
     RegistryClient,
     RegistryNotFoundError,
     TransferStats,
+    list_referrers,
     push_layout,
 )
 from kiln.resolve.lockfile import Lock
@@ -219,23 +223,102 @@ def publish(
     client: RegistryClient,
     destination: Destination,
 ) -> Published:
-    """Push the layout under every conventional tag, then attach the attestations.
+    """Push the image and its evidence, read both back, and only then move the tags.
 
-    Tags are written only after all blobs and manifests are stored (``push_layout``);
-    attestations go up after the image they refer to exists.
+    Order: blobs and manifests by digest (``push_layout`` without tags), every signature
+    and attestation with its referrer index, a read-back of all of them, then the tags
+    (``latest`` last). A failure before the tags leaves every tag where it was, so a tag
+    never names an image whose evidence is missing; the error says so.
     """
     repository = destination.repository(seen.loaded.spec.name)
     tags = tags_for(seen.built.tag, seen.variant)
-    target = Reference.parse(f"{destination.registry}/{repository}:{tags[0]}")
+    for tag in tags:
+        Reference(destination.registry, repository, tag=tag)  # refuses a bad tag before any push
+    digest = Digest.parse(seen.built.index.digest, what="image digest")
+    target = Reference.parse(f"{destination.registry}/{repository}@{digest}")
     before = client.stats
-    result = push_layout(
-        client, Path(seen.built.layout), target, ref_name=seen.built.tag, extra_tags=tags[1:]
-    )
-    attach_attestations(client, repository, attestations)
+    try:
+        result = push_layout(client, Path(seen.built.layout), target, ref_name=seen.built.tag)
+        attached = attach_attestations(client, repository, attestations)
+        image = confirm_published(client, repository, digest, _by_subject(attestations, attached))
+    except KilnError as exc:
+        exc.details.append(f"no tag was moved: {', '.join(tags)} name what they named before")
+        raise
+    moved: list[str] = []
+    for tag in tags:
+        try:
+            client.tag(repository, image, tag)
+        except KilnError as exc:
+            exc.details.append(
+                f"tags moved to {digest} (signed and attested): {', '.join(moved) or 'none'}; "
+                f"not moved: {', '.join(t for t in tags if t not in moved)}"
+            )
+            raise
+        moved.append(tag)
     return Published(
         reference=f"{destination.registry}/{repository}@{result.digest}",
-        tags=result.tags,
+        tags=tags,
         attestations=len(attestations),
         uploaded_bytes=_sent(client) - _sent_of(before),
         image_blobs_sent=result.stats.blobs_uploaded,
     )
+
+
+def _by_subject(
+    attestations: Sequence[Attestation], attached: Sequence[Descriptor]
+) -> dict[Digest, set[Digest]]:
+    """Subject digest -> the referrers attached to it (``attach_attestations``'s order)."""
+    subjects = [subject for a in attestations for subject in a.attach_to]
+    found: dict[Digest, set[Digest]] = {}
+    for subject, descriptor in zip(subjects, attached, strict=True):
+        key = Digest.parse(subject, what="attestation subject")
+        found.setdefault(key, set()).add(descriptor.digest)
+    return found
+
+
+def confirm_published(
+    client: RegistryClient,
+    repository: str,
+    digest: Digest,
+    referrers: Mapping[Digest, set[Digest]],
+) -> Manifest:
+    """Read back what a tag is about to name; the image's manifest (verified) out.
+
+    The image by digest and each platform manifest (content checked against its
+    digest), every blob they list, every expected referrer listed for its subject and
+    stored. Anything missing is ``RemoteContentError``: the registry lost what it
+    accepted.
+    """
+    where = f"registry {client.registry}: repository {repository}"
+    image = client.get_manifest(repository, digest)
+    parsed = image.parsed
+    children = (
+        [client.get_manifest(repository, c.digest) for c in parsed.manifests]
+        if isinstance(parsed, ImageIndex)
+        else [image]
+    )
+    for manifest in children:
+        listed = manifest.parsed
+        if isinstance(listed, ImageIndex):
+            raise RemoteContentError(f"{where}: {manifest.digest} nests an index in an index")
+        for blob in (listed.config, *listed.layers):
+            if client.blob_size(repository, blob.digest) is None:
+                raise RemoteContentError(
+                    f"{where}: blob {blob.digest} of manifest {manifest.digest} is missing "
+                    "after the push"
+                )
+    for subject, expected in sorted(referrers.items(), key=lambda item: str(item[0])):
+        listed_digests = {d.digest for d in list_referrers(client, repository, subject)}
+        missing = sorted(str(d) for d in expected - listed_digests)
+        if missing:
+            raise RemoteContentError(
+                f"{where}: {len(missing)} signature or attestation referrers of {subject} "
+                "are not listed after attaching them",
+                details=missing,
+            )
+        for referrer in sorted(expected, key=str):
+            if not client.manifest_exists(repository, referrer):
+                raise RemoteContentError(
+                    f"{where}: referrer {referrer} of {subject} is listed but not stored"
+                )
+    return image
