@@ -147,3 +147,31 @@ def test_schema_command_validates_catalog(capsys: pytest.CaptureFixture[str]) ->
         jsonschema.validate(YAML(typ="safe").load(path.read_text()), schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"name": "x", "packages": ["aa"], "bogus": 1}, schema)
+
+
+def test_ports_and_stop_signal_are_normalised_and_variants_replace_them() -> None:
+    spec = parse_spec(
+        b"name: x\npackages: [aa]\nports: ['8080', 53/udp]\nstop-signal: quit\n"
+        b"variants:\n  dev: {ports: ['80'], stop-signal: SIGTERM}\n",
+        Path("images/x.yaml"),
+    ).spec
+    assert spec.ports == ("8080/tcp", "53/udp")
+    assert spec.stop_signal == "SIGQUIT"
+    dev = spec.variants["dev"]
+    assert (dev.ports, dev.stop_signal) == (("80/tcp",), "SIGTERM")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "expected"),
+    [
+        ("ports: ['0']", 3, "'0' is not a port"),
+        ("ports: [80/icmp]", 3, "'80/icmp' is not a port"),
+        ("ports: ['70000']", 3, "'70000' is not a port"),
+        ("stop-signal: SIGNOPE", 3, "'SIGNOPE' is not a signal name"),
+        ("stop-signal: RTMIN", 3, "'RTMIN' is not a signal name"),
+    ],
+)
+def test_bad_ports_and_signals_name_the_field(text: str, line: int, expected: str) -> None:
+    message = _error(f"name: x\npackages: [aa]\n{text}\n").diagnostics()
+    assert expected in message
+    assert f"images/x.yaml:{line}:" in message

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import signal
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -116,7 +117,30 @@ def _annotation_key(key: str) -> str:
     return _no_controls(key, "annotation key")
 
 
+_PORT = re.compile(r"^(?P<number>[0-9]{1,5})(?:/(?P<proto>tcp|udp|sctp))?$")
+# signal names as the container runtime (Linux, signal(7)) knows them
+_SIGNALS = frozenset(s.name for s in signal.Signals)
+
+
+def _port(value: str) -> str:
+    found = _PORT.match(value)
+    if found is None or not 1 <= int(found["number"]) <= 65535:
+        raise ValueError(f"{value!r} is not a port: PORT[/tcp|udp|sctp], PORT 1-65535")
+    return f"{int(found['number'])}/{found['proto'] or 'tcp'}"
+
+
+def _stop_signal(value: str) -> str:
+    name = "SIG" + value.upper().removeprefix("SIG")
+    if name not in _SIGNALS or name.startswith(("SIG_", "SIGRT")):
+        raise ValueError(f"{value!r} is not a signal name (e.g. SIGTERM, SIGQUIT)")
+    return name
+
+
 AccountName = Annotated[str, AfterValidator(_account_name)]
+#: A port the image's server listens on, as the config's ExposedPorts key (``8080/tcp``).
+Port = Annotated[str, AfterValidator(_port)]
+#: The signal that stops the image's process gracefully (the config's StopSignal).
+StopSignal = Annotated[str, AfterValidator(_stop_signal)]
 UserRef = Annotated[str, AfterValidator(_user_ref)]
 #: An argument of a command (execve(2) cannot pass a NUL).
 Arg = Annotated[str, AfterValidator(lambda v: _no_nul(v, "argument"))]
@@ -464,6 +488,10 @@ class Variant(_Frozen):
     entrypoint: tuple[Arg, ...] | None = None
     cmd: tuple[Arg, ...] | None = None
     env: dict[EnvName, EnvValue] = Field(default_factory=dict)
+    ports: tuple[Port, ...] | None = Field(default=None, description="replaces the spec's ports")
+    stop_signal: StopSignal | None = Field(
+        default=None, alias="stop-signal", description="replaces the spec's stop-signal"
+    )
     paths: tuple[PathSpec, ...] = ()
     npm: tuple[NpmRef, ...] = Field(
         default=(),
@@ -521,6 +549,14 @@ class ImageSpec(_Frozen):
     entrypoint: tuple[Arg, ...] = ()
     cmd: tuple[Arg, ...] = ()
     env: dict[EnvName, EnvValue] = Field(default_factory=dict)
+    ports: tuple[Port, ...] = Field(
+        default=(), description="ports the server listens on (PORT[/tcp|udp|sctp]): ExposedPorts"
+    )
+    stop_signal: StopSignal | None = Field(
+        default=None,
+        alias="stop-signal",
+        description="signal that stops the process gracefully (e.g. SIGQUIT for nginx)",
+    )
     workdir: str = Field(default="/", description="absolute and normalised")
     paths: tuple[PathSpec, ...] = ()
     variants: dict[Literal["dev"], Variant] = Field(default_factory=dict)
