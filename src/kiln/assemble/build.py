@@ -7,7 +7,6 @@ that streams layers into a staging layout and swaps it into place atomically.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -28,13 +27,11 @@ from kiln.assemble.oci import (
     MT_INDEX,
     MT_MANIFEST,
     Descriptor,
-    commit_directory,
     config_json,
     export_platform_layout,
     image_annotations,
     index_json,
     manifest_json,
-    new_staging_dir,
     platform_of,
     write_blob,
     write_docker_archive,
@@ -42,6 +39,7 @@ from kiln.assemble.oci import (
     write_oci_archive,
 )
 from kiln.assemble.plan import plan_from_packages
+from kiln.assemble.staging import commit_directory, discard_staging, new_staging_dir
 from kiln.assemble.steps import STEPS, apply_steps
 from kiln.errors import InputError
 
@@ -196,7 +194,7 @@ def build_image(
         )
         commit_directory(staging, out)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        discard_staging(staging)
         raise
     # the layers were streamed into the staging directory, which is now ``out``
     images = tuple(

@@ -23,7 +23,8 @@ import kiln
 from kiln.assemble.build import ArchImage, BuiltImage
 from kiln.assemble.harden import ElfAudit, HardeningReport
 from kiln.assemble.layers import LayerBlob
-from kiln.assemble.oci import Descriptor, canonical_json, commit_directory, new_staging_dir
+from kiln.assemble.oci import Descriptor, canonical_json
+from kiln.assemble.staging import commit_directory, discard_staging, new_staging_dir
 
 _SUMMARY = "build.json"
 _LAYOUT = "layout"
@@ -177,8 +178,11 @@ class LayoutCache:
             built = _restore(doc, out)
             commit_directory(staging, out)
         except (OSError, KeyError, TypeError, ValueError):
-            shutil.rmtree(staging, ignore_errors=True)
+            discard_staging(staging)
             return None
+        except BaseException:
+            discard_staging(staging)
+            raise
         return built
 
     def store(self, key: str, built: BuiltImage) -> None:
@@ -195,4 +199,7 @@ class LayoutCache:
             (staging / _SUMMARY).write_bytes(canonical_json(_summary(built)))
             commit_directory(staging, entry)
         except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
+            discard_staging(staging)
+        except BaseException:
+            discard_staging(staging)
+            raise

@@ -12,10 +12,7 @@ image-index.md, image-layout.md, annotations.md); Docker's image tarball format
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import datetime as dt
-import errno
 import gzip
 import hashlib
 import io
@@ -32,7 +29,8 @@ import zstandard
 
 from kiln.assemble.layers import LayerBlob
 from kiln.assemble.model import OCI_PLATFORMS, AssemblyInput
-from kiln.errors import EnvironmentProblem, InputError
+from kiln.assemble.staging import commit_directory, discard_staging, new_staging_dir
+from kiln.errors import InputError
 
 MT_CONFIG = "application/vnd.oci.image.config.v1+json"
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -209,50 +207,6 @@ def read_blob(layout: Path, digest: str) -> bytes:
     if hashlib.sha256(data).hexdigest() != hexdigest:
         raise InputError(f"{layout}: blob {digest} does not match its digest")
     return data
-
-
-def new_staging_dir(final: Path) -> Path:
-    """A fresh directory next to ``final`` (same filesystem, so the swap is a rename)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = final.parent / f".{final.name}.tmp-{secrets.token_hex(6)}"
-    staging.mkdir()
-    return staging
-
-
-_RENAME_EXCHANGE = 2
-
-
-def _rename_exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths with renameat2(RENAME_EXCHANGE); False if unsupported."""
-    libc_name = ctypes.util.find_library("c")
-    if not libc_name:
-        return False
-    libc = ctypes.CDLL(libc_name, use_errno=True)
-    renameat2 = getattr(libc, "renameat2", None)
-    if renameat2 is None:
-        return False
-    at_fdcwd = -100
-    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
-    if rc == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-        return False
-    raise EnvironmentProblem(f"cannot swap {a} into {b}: {os.strerror(err)}")
-
-
-def commit_directory(staging: Path, final: Path) -> None:
-    """Put ``staging`` at ``final``; the previous ``final`` stays intact until the swap."""
-    if not final.exists():
-        staging.rename(final)
-        return
-    if _rename_exchange(staging, final):
-        shutil.rmtree(staging)  # now holds the previous content
-        return
-    old = final.parent / f".{final.name}.old-{secrets.token_hex(6)}"
-    final.rename(old)
-    staging.rename(final)
-    shutil.rmtree(old)
 
 
 REF_NAME = "org.opencontainers.image.ref.name"
