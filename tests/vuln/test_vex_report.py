@@ -259,6 +259,8 @@ def test_json_report_schema_is_stable(loaded_db: VulnDB) -> None:
         "package",
         "matches",
         "vex",
+        "fixed_in_unstable",
+        "evidence",
     ]
     assert list(f["package"]) == [
         "ecosystem",

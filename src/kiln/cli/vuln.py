@@ -24,6 +24,7 @@ from kiln.errors import InputError, PolicyError
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
+    from kiln.vuln.feeds import Feed, FeedInput
     from kiln.vuln.scan import ScanResult
     from kiln.vuln.vex import VexStatement
 
@@ -39,7 +40,10 @@ _FORMATS = ("table", "json", "sarif", "openvex", "cyclonedx")
 def db_update(
     source: Annotated[
         str,
-        typer.Option("--source", help="debian-tracker, debian-changelog, osv, nvd, kev or epss"),
+        typer.Option(
+            "--source",
+            help="debian-tracker, debian-changelog, debian-archive, osv, nvd, kev or epss",
+        ),
     ],
     from_: Annotated[
         str | None,
@@ -54,8 +58,26 @@ def db_update(
     db: Annotated[
         str | None, typer.Option(help="database path or SQLAlchemy URL (default $KILN_DB)")
     ] = None,
+    all_sources: Annotated[
+        bool, typer.Option("--all", help="debian-archive: every source package of main")
+    ] = False,
+    image: Annotated[
+        list[str] | None,
+        typer.Option(help="debian-archive: the source packages of this scan target (repeatable)"),
+    ] = None,
+    catalog: Annotated[
+        Path | None,
+        typer.Option(help="debian-archive: the catalog whose locks name the sources (default)"),
+    ] = None,
+    distro: Annotated[
+        str, typer.Option(help="debian-archive: the stable release to derive statuses for")
+    ] = "debian-13",
 ) -> None:
-    """Import one feed as a new snapshot (one transaction: all or nothing)."""
+    """Import one feed as a new snapshot (one transaction: all or nothing).
+
+    debian-archive reads the configured mirror (no --from): the changelogs of the
+    catalog's source packages (default), of --image targets, or of --all of main.
+    """
     from kiln.net import HttpFetcher, http_client
     from kiln.vuln.db import VulnDB
     from kiln.vuln.feeds import FEEDS, NvdClient, NvdFeed, parse_since, resolve_input
@@ -65,10 +87,19 @@ def db_update(
             f"unknown feed source {source!r}", hint=f"choose one of: {', '.join(FEEDS)}"
         )
     feed = FEEDS[source]()
+    if source == "debian-archive":
+        if from_ is not None:
+            raise InputError(
+                "debian-archive reads the configured Debian mirror; --from is not used",
+                hint="choose the sources with --catalog DIR, --image TARGET or --all",
+            )
+        feed, archive_input = _archive_feed(all_sources, image or [], catalog, distro)
     store = VulnDB.open(db)
     try:
         cursor = None
-        if isinstance(feed, NvdFeed) and (
+        if source == "debian-archive":
+            data = archive_input
+        elif isinstance(feed, NvdFeed) and (
             from_ is None or from_.startswith(("http://", "https://"))
         ):
             client = http_client()
@@ -115,6 +146,73 @@ def db_update(
     console.print(
         f"{source}: snapshot {snap.id} {snap.digest[:19]} at {snap.created_at} ({counts})"
     )
+
+
+def _archive_feed(
+    all_sources: bool, images: list[str], catalog: Path | None, distro_id: str
+) -> tuple[Feed, FeedInput]:
+    """The debian-archive feed over the configured mirror and its input for this scope."""
+    from datetime import UTC, datetime
+
+    from kiln.debian.cache import Cache
+    from kiln.debian.distro import get_distro
+    from kiln.debian.sources import discover_mirrors
+    from kiln.net import HttpFetcher, SchemeFetcher
+    from kiln.vuln.feeds import Archive, DebianArchiveFeed, Scope
+
+    if sum((all_sources, bool(images), catalog is not None)) > 1:
+        raise InputError("choose one of --all, --image and --catalog")
+    if all_sources:
+        scope = Scope(None, "all of main")
+    elif images:
+        scope = Scope(frozenset(_image_sources(images)), f"sources of {', '.join(images)}")
+    else:
+        from kiln.migrate import default_catalog_dir
+
+        directory = catalog or default_catalog_dir()
+        scope = Scope(
+            frozenset(_catalog_sources(directory)), f"sources of the locks in {directory}"
+        )
+    keyring = os.environ.get("KILN_KEYRING")
+    archive = Archive(
+        distro=get_distro(distro_id),
+        cache=Cache.default(),
+        fetcher=SchemeFetcher(HttpFetcher()),
+        mirrors=discover_mirrors(),
+        now=lambda: datetime.now(UTC),
+        keyring=Path(keyring) if keyring else None,
+    )
+    return DebianArchiveFeed(archive, scope), archive.manifest(scope)
+
+
+def _catalog_sources(directory: Path) -> set[str]:
+    """The source packages every lock of a catalog names."""
+    from kiln.resolve.lockfile import parse_lock
+
+    locks = sorted(directory.glob("*.lock.json"))
+    if not locks:
+        raise InputError(
+            f"no *.lock.json in {directory}", hint="lock the catalog first, or pass --image/--all"
+        )
+    try:
+        return {
+            p.source for path in locks for p in parse_lock(path.read_bytes(), path).all_packages()
+        }
+    except OSError as exc:
+        raise InputError(f"cannot read the locks in {directory}: {exc}") from exc
+
+
+def _image_sources(targets: list[str]) -> set[str]:
+    """The Debian source packages installed in each scan target."""
+    from kiln.inventory import load_target
+
+    names: set[str] = set()
+    for target in targets:
+        inventory = load_target(target)
+        names |= {p.source_name or p.name for p in inventory.packages if p.ecosystem == "deb"}
+    if not names:
+        raise InputError(f"no Debian packages in {', '.join(targets)}")
+    return names
 
 
 @db_app.command("status")
@@ -224,6 +322,13 @@ def scan(
     fail_on: Annotated[
         str | None, typer.Option(help="exit 1 if a finding is at least this severe")
     ] = None,
+    fail_on_unstable_fixes: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-unstable-fixes/--ignore-unstable-fixes",
+            help="whether --fail-on counts findings only Debian unstable fixes (debian-archive)",
+        ),
+    ] = True,
     only_fixed: Annotated[
         bool, typer.Option("--only-fixed", help="only findings with a fix available")
     ] = False,
@@ -276,7 +381,7 @@ def scan(
     with cyclic_gc_paused():  # a report is as many acyclic objects again as the scan
         _write_report(FORMATTERS[format_].render(result), output)
     if threshold is not None:
-        failing = gate(result, threshold)
+        failing = gate(result, threshold, unstable_fixes=fail_on_unstable_fixes)
         if failing:
             raise PolicyError(
                 f"{len(failing)} finding(s) at or above {threshold.label} in {target}",

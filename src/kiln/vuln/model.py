@@ -63,6 +63,9 @@ class FindingStatus(enum.StrEnum):
     OPEN = "open"  # no fix published yet (includes the tracker's "undetermined")
     WONT_FIX = "wont-fix"  # the distro decided not to fix it in this release (no-DSA)
     NOT_AFFECTED = "not_affected"  # a VEX statement says so (not_affected or fixed)
+    # Debian unstable/experimental names the fix in a version newer than the stable
+    # candidate, and no stable changelog does (``debian-archive`` feed): backport it.
+    FIX_IN_UNSTABLE = "fix-in-unstable"
 
 
 class PackageLike(Protocol):
@@ -110,6 +113,38 @@ class ChangelogFix:
     cve: str
     version: str
     distribution: str
+
+
+@dataclass(frozen=True)
+class ArchiveMention:
+    """The first version of a source's changelog in one suite that names a CVE."""
+
+    source: str
+    cve: str
+    suite: str  # trixie, trixie-security, trixie-updates, sid, experimental
+    version: str  # the first version of that suite's changelog naming the CVE
+    line: str  # the changelog item, as evidence
+    confidence: str  # fix | low (a "does not affect"-style phrasing)
+
+
+@dataclass(frozen=True)
+class ArchiveStatus:
+    """What the archive's changelogs say about a CVE for a source in a stable release.
+
+    ``fixed``: a changelog of the release's suites names it, from ``version`` on.
+    ``fix-in-unstable``: only unstable/experimental changelogs name it, in ``version``,
+    newer than the release's ``candidate``.
+    """
+
+    source: str
+    cve: str
+    release: str  # the stable codename (trixie)
+    status: str  # fixed | fix-in-unstable
+    version: str
+    suite: str  # whose changelog gave the evidence
+    line: str
+    confidence: str  # fix | low
+    candidate: str  # the release's newest version of the source
 
 
 @dataclass(frozen=True)
@@ -185,7 +220,16 @@ class EpssRecord:
     percentile: float
 
 
-FeedRecord = TrackerStatus | ChangelogFix | OsvRecord | NvdRecord | KevRecord | EpssRecord
+FeedRecord = (
+    TrackerStatus
+    | ChangelogFix
+    | ArchiveMention
+    | ArchiveStatus
+    | OsvRecord
+    | NvdRecord
+    | KevRecord
+    | EpssRecord
+)
 
 
 # --- snapshots and findings ----------------------------------------------------------
@@ -251,6 +295,8 @@ class Finding:
     urls: tuple[str, ...]
     matches: tuple[MatchDetail, ...]
     vex: VexVerdict | None = None
+    unstable_version: str | None = None  # FIX_IN_UNSTABLE: the Debian version that fixes it
+    evidence: str | None = None  # FIX_IN_UNSTABLE: the changelog line naming the fix
 
     @property
     def ids(self) -> frozenset[str]:

@@ -139,6 +139,14 @@ def only_fixed(result: ScanResult) -> ScanResult:
     return replace(result, findings=kept)
 
 
-def gate(result: ScanResult, fail_on: Severity) -> list[Finding]:
-    """The active findings at or above ``fail_on`` (a non-empty list fails the scan)."""
-    return [f for f in result.active if f.severity >= fail_on]
+def gate(result: ScanResult, fail_on: Severity, *, unstable_fixes: bool = True) -> list[Finding]:
+    """The active findings at or above ``fail_on`` (a non-empty list fails the scan).
+
+    ``unstable_fixes=False`` leaves out findings only Debian unstable fixes so far.
+    """
+    return [
+        f
+        for f in result.active
+        if f.severity >= fail_on
+        and (unstable_fixes or f.status is not FindingStatus.FIX_IN_UNSTABLE)
+    ]

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from kiln.errors import EnvironmentProblem
 from kiln.vuln.model import (
+    ArchiveStatus,
     ChangelogFix,
     EpssRecord,
     KevRecord,
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 
 # The newest revision in migrations/versions: a database already there is read without
 # loading Alembic (tests check this against Alembic's own head).
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0002"
 T = TypeVar("T")
 
 
@@ -71,6 +72,7 @@ class VulnData:
 
     tracker: dict[str, tuple[Held[TrackerStatus], ...]] = field(default_factory=dict)
     changelog: dict[str, tuple[Held[ChangelogFix], ...]] = field(default_factory=dict)
+    archive: dict[str, tuple[Held[ArchiveStatus], ...]] = field(default_factory=dict)
     osv: dict[tuple[str, str], tuple[Held[OsvRecord], ...]] = field(default_factory=dict)
     descriptions: dict[str, str] = field(default_factory=dict)
     nvd: dict[str, NvdRecord] = field(default_factory=dict)
@@ -119,6 +121,10 @@ _TRACKER_WHERE = (
 )
 _CHANGELOG_WHERE = (
     "FROM debian_changelog_fix WHERE source_package IN (SELECT name FROM kiln_wanted_source)"
+)
+_ARCHIVE_WHERE = (
+    "FROM debian_archive_status WHERE release = :release"
+    " AND source_package IN (SELECT name FROM kiln_wanted_source)"
 )
 _OSV_HITS = (
     "SELECT a.advisory_id FROM osv_affected a JOIN kiln_wanted_osv w"
@@ -189,11 +195,19 @@ def read_vuln_data(
             " ORDER BY id"
         ):
             changelog.setdefault(src, []).append(Held(ChangelogFix(src, cve, version, dist), snap))
+    archive: dict[str, list[Held[ArchiveStatus]]] = {}
+    if release and sources:
+        for row in rows(
+            "SELECT source_package, cve, release, status, version, suite, line, confidence,"
+            f" candidate, snapshot_id {_ARCHIVE_WHERE} ORDER BY id",
+            by_release,
+        ):
+            archive.setdefault(row[0], []).append(Held(ArchiveStatus(*row[:9]), row[9]))
     osv, osv_cves = _read_osv(rows, set(keys)) if keys else ({}, set())
     # Every CVE named above, gathered by the database rather than sent back to it.
     rows(
         f"INSERT INTO kiln_wanted_cve (name) SELECT cve {_TRACKER_WHERE}"
-        f" UNION SELECT cve {_CHANGELOG_WHERE}",
+        f" UNION SELECT cve {_CHANGELOG_WHERE} UNION SELECT cve {_ARCHIVE_WHERE}",
         by_release,
     )
     if osv_cves:
@@ -219,12 +233,15 @@ def read_vuln_data(
     epss = {r[0]: EpssRecord(*r) for r in _by_cve(rows, "epss", "x.cve, x.epss, x.percentile")}
     for table in _WANTED_TABLES:
         rows(f"DELETE FROM {table}")  # noqa: S608 - fixed names
-    used = {h.snapshot_id for m in (tracker, changelog, osv) for hs in m.values() for h in hs}
+    used = {
+        h.snapshot_id for m in (tracker, changelog, archive, osv) for hs in m.values() for h in hs
+    }
     every = read_snapshots(rows)
     current = {s.source: s.id for s in every}.values()  # the newest of each source
     return VulnData(
         tracker={k: tuple(v) for k, v in tracker.items()},
         changelog={k: tuple(v) for k, v in changelog.items()},
+        archive={k: tuple(v) for k, v in archive.items()},
         osv={k: tuple(v) for k, v in osv.items()},
         descriptions=descriptions,
         nvd=nvd,

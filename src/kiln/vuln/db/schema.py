@@ -71,6 +71,36 @@ changelog = Table(
     Column("distribution", String(64), nullable=False),
 )
 
+archive_mention = Table(
+    "debian_archive_mention",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("snapshot_id", ForeignKey("snapshot.id"), nullable=False),
+    Column("source_package", String(128), nullable=False, index=True),
+    Column("cve", String(64), nullable=False),
+    Column("suite", String(64), nullable=False),
+    Column("version", String(128), nullable=False),
+    Column("line", Text, nullable=False),
+    Column("confidence", String(8), nullable=False),
+)
+
+archive_status = Table(
+    "debian_archive_status",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("snapshot_id", ForeignKey("snapshot.id"), nullable=False),
+    Column("source_package", String(128), nullable=False),
+    Column("cve", String(64), nullable=False),
+    Column("release", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("version", String(128), nullable=False),
+    Column("suite", String(64), nullable=False),
+    Column("line", Text, nullable=False),
+    Column("confidence", String(8), nullable=False),
+    Column("candidate", String(128), nullable=False),
+    Index("ix_debian_archive_status_release_source", "release", "source_package"),
+)
+
 osv_advisory = Table(
     "osv_advisory",
     metadata,

@@ -41,6 +41,8 @@ from kiln.vuln.db.read import (
     read_vuln_data,
 )
 from kiln.vuln.model import (
+    ArchiveMention,
+    ArchiveStatus,
     ChangelogFix,
     EpssRecord,
     FeedRecord,
@@ -283,6 +285,12 @@ def engine_safe(url: str) -> str:
     return url
 
 
+def _archive(snapshot_id: int, rec: ArchiveMention | ArchiveStatus) -> dict[str, Any]:
+    """The row of a debian-archive record (its ``source`` is the ``source_package``)."""
+    row = {k: v for k, v in vars(rec).items() if k != "source"}
+    return {"snapshot_id": snapshot_id, "source_package": rec.source, **row}
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
@@ -304,6 +312,7 @@ class _Writer:
         tables: dict[str, list[Table]] = {
             "debian-tracker": [schema.tracker, schema.tracker_cve],
             "debian-changelog": [schema.changelog],
+            "debian-archive": [schema.archive_mention, schema.archive_status],
             "osv": [schema.osv_affected, schema.osv_advisory],
             "nvd": [schema.nvd],
             "kev": [schema.kev],
@@ -325,8 +334,9 @@ class _Writer:
         if not batch:
             return
         snap = self._snap
-        rows_of: list[list[dict[str, Any]]] = [[] for _ in range(8)]
-        tracker, tracker_cves, changelog, osv, osv_aff, nvd, kev, epss = rows_of
+        rows_of: list[list[dict[str, Any]]] = [[] for _ in range(10)]
+        tracker, tracker_cves, changelog, osv, osv_aff, nvd, kev, epss = rows_of[:8]
+        mentions, statuses = rows_of[8:]
         for rec in batch:
             match rec:
                 case TrackerStatus():
@@ -358,6 +368,10 @@ class _Writer:
                             "distribution": rec.distribution,
                         }
                     )
+                case ArchiveMention():
+                    mentions.append(_archive(snap, rec))
+                case ArchiveStatus():
+                    statuses.append(_archive(snap, rec))
                 case OsvRecord():
                     osv.append(
                         {
@@ -442,6 +456,13 @@ class _Writer:
                 (schema.osv_affected.c.advisory_id, schema.osv_affected),
             )
             self._clear("nvd", {r["cve"] for r in nvd}, schema.nvd.c.cve)
+            # debian-archive: a source's mentions and statuses are replaced together
+            self._clear(
+                "archive",
+                {r["source_package"] for r in (*mentions, *statuses)},
+                schema.archive_mention.c.source_package,
+                (schema.archive_status.c.source_package, schema.archive_status),
+            )
         # Within one input the last record for a key wins (duplicate ids across files).
         osv = list({r["id"]: r for r in osv}.values())
         nvd = list({r["cve"]: r for r in nvd}.values())
@@ -451,6 +472,8 @@ class _Writer:
             (schema.tracker, tracker),
             (schema.tracker_cve, tracker_cves),
             (schema.changelog, changelog),
+            (schema.archive_mention, mentions),
+            (schema.archive_status, statuses),
             (schema.osv_advisory, osv),
             (schema.osv_affected, osv_aff),
             (schema.nvd, nvd),

@@ -28,14 +28,20 @@ _BLOB_RE = re.compile(r"(^|/)[0-9a-f]{64}$")
 _AR_MAGIC = b"!<arch>\n"  # a .deb is an ar archive (deb(5))
 
 
-def fixes_from_changelog(text: bytes, display: str) -> list[ChangelogFix]:
-    """The (source, CVE) -> first fixing version facts of one changelog, sorted."""
+def parse_changelog(text: bytes, display: str) -> Changelog:
+    """A Debian changelog parsed strictly; ``FeedFormatError`` naming ``display`` if not one."""
     try:
         changelog = Changelog(text, strict=True)
     except (ChangelogParseError, ValueError) as exc:
         raise FeedFormatError(f"not a valid Debian changelog: {exc}", Location(display)) from exc
     if len(changelog) == 0:
         raise FeedFormatError("not a Debian changelog: no entries", Location(display))
+    return changelog
+
+
+def fixes_from_changelog(text: bytes, display: str) -> list[ChangelogFix]:
+    """The (source, CVE) -> first fixing version facts of one changelog, sorted."""
+    changelog = parse_changelog(text, display)
     # Facts belong to the current source name: older entries may carry a former name
     # (libidn2-0 became libidn2), and the fix lineage continues under the new one.
     source = str(changelog.package)

@@ -29,7 +29,13 @@ from kiln.vuln.vex.apply import apply_vex
 from kiln.vuln.vex.model import VexStatement
 
 DEFAULT_MATCHERS: tuple[Matcher, ...] = (DebianMatcher(), OsvMatcher())
-_STATUS_RANK = {FindingStatus.FIXED: 3, FindingStatus.WONT_FIX: 2, FindingStatus.OPEN: 1}
+# A fix in unstable says more than "open" or "no DSA": it can be backported today.
+_STATUS_RANK = {
+    FindingStatus.FIXED: 4,
+    FindingStatus.FIX_IN_UNSTABLE: 3,
+    FindingStatus.WONT_FIX: 2,
+    FindingStatus.OPEN: 1,
+}
 
 
 def _highest_version(ecosystem: str, versions: Iterable[str]) -> str | None:
@@ -91,6 +97,8 @@ class _Verdict:
     title: str
     urls: tuple[str, ...]
     matches: tuple[MatchDetail, ...]
+    unstable_version: str | None = None
+    evidence: str | None = None
 
 
 def _verdict(ecosystem: str, group: list[Candidate], data: VulnData) -> _Verdict:
@@ -112,6 +120,9 @@ def _verdict(ecosystem: str, group: list[Candidate], data: VulnData) -> _Verdict
         )
     if status is not FindingStatus.FIXED:
         fixed = None
+    unstable = next((c for c in group if c.status is status and c.unstable_version), None)
+    if status is not FindingStatus.FIX_IN_UNSTABLE:
+        unstable = None
     rated = rate(
         ids,
         data.nvd,
@@ -140,6 +151,8 @@ def _verdict(ecosystem: str, group: list[Candidate], data: VulnData) -> _Verdict
         title=title.split("\n", 1)[0][:200] if title else "",
         urls=tuple(sorted({u for c in group for u in c.urls})),
         matches=details,
+        unstable_version=unstable.unstable_version if unstable else None,
+        evidence=unstable.evidence if unstable else None,
     )
 
 
@@ -174,6 +187,8 @@ def _finding(package: PackageLike, locations: tuple[str, ...], v: _Verdict) -> F
         urls=v.urls,
         matches=v.matches,
         vex=None,
+        unstable_version=v.unstable_version,
+        evidence=v.evidence,
     )
     return finding
 

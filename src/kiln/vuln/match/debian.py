@@ -6,7 +6,11 @@ dpkg order (Debian Policy §5.6.12) against the versions the tracker gives for t
 scanned release. Tracker statuses: ``resolved`` with ``fixed_version`` (``0`` = never
 affected), ``open``, ``undetermined``; an open issue with a no-DSA decision or an
 end-of-life release is reported as ``wont-fix``. A changelog fact (the first version
-naming the CVE) marks it fixed from that version on.
+naming the CVE) marks it fixed from that version on. The ``debian-archive`` feed's
+statuses (from the signed archive's changelogs, per suite) apply where the tracker has
+not resolved the CVE for the release: ``fixed`` as above, ``fix-in-unstable`` when only
+unstable/experimental name the fix; a mention in a "does not affect"-style phrasing is
+matched with a ``low-confidence`` rule.
 """
 
 from __future__ import annotations
@@ -17,7 +21,14 @@ from kiln.errors import InputError
 from kiln.vuln.db.read import Held, VulnData
 from kiln.vuln.ecosystems import dpkg_key
 from kiln.vuln.match.interface import Candidate, MatchContext, Matcher
-from kiln.vuln.model import ChangelogFix, FindingStatus, MatchDetail, PackageLike, TrackerStatus
+from kiln.vuln.model import (
+    ArchiveStatus,
+    ChangelogFix,
+    FindingStatus,
+    MatchDetail,
+    PackageLike,
+    TrackerStatus,
+)
 
 TRACKER_URL = "https://security-tracker.debian.org/tracker/"
 
@@ -53,11 +64,14 @@ class DebianMatcher(Matcher):
                 first_fix[fact.record.cve] = fact
         out: list[Candidate] = []
         seen: set[str] = set()
+        resolved: set[str] = set()
         for held in sorted(data.tracker.get(source, ()), key=lambda h: h.record.cve):
             rec = held.record
             if ctx.release is None or rec.release != ctx.release:
                 continue
             seen.add(rec.cve)
+            if rec.status == "resolved":
+                resolved.add(rec.cve)
             cand = self._tracker(
                 rec=rec,
                 snapshot_id=held.snapshot_id,
@@ -93,6 +107,12 @@ class DebianMatcher(Matcher):
                         urls=(TRACKER_URL + cve,),
                     )
                 )
+        for archived in sorted(data.archive.get(source, ()), key=lambda h: h.record.cve):
+            if archived.record.release != ctx.release or archived.record.cve in resolved:
+                continue  # the tracker's curated verdict for the release stands
+            cand = _archive(archived, source, version, how, data)
+            if cand is not None:
+                out.append(cand)
         return out
 
     def _tracker(
@@ -157,3 +177,33 @@ class DebianMatcher(Matcher):
             urls=(TRACKER_URL + rec.cve,),
             urgency=rec.urgency,
         )
+
+
+def _archive(
+    held: Held[ArchiveStatus], source: str, version: str, how: str, data: VulnData
+) -> Candidate | None:
+    """A debian-archive status as a candidate, when the installed version predates it."""
+    rec, snapshot_id = held.record, held.snapshot_id
+    if not _older(version, rec.version):
+        return None
+    low = ":low-confidence" if rec.confidence != "fix" else ""
+    unstable = rec.status == "fix-in-unstable"
+    return Candidate(
+        vuln_id=rec.cve,
+        aliases=frozenset(),
+        status=FindingStatus.FIX_IN_UNSTABLE if unstable else FindingStatus.FIXED,
+        fixed_version=None if unstable else rec.version,
+        detail=MatchDetail(
+            "debian-archive",
+            f"archive:{rec.status}{low}({how})",
+            source,
+            version,
+            rec.cve,
+            snapshot_id,
+            f"debian:{rec.release}",
+        ),
+        title=data.descriptions.get(rec.cve, ""),
+        urls=(TRACKER_URL + rec.cve,),
+        unstable_version=rec.version if unstable else None,
+        evidence=f"{rec.suite} {rec.version}: {rec.line}" if unstable else None,
+    )

@@ -37,6 +37,8 @@ class Candidate:
     urgency: str | None = None  # Debian tracker urgency
     osv_severity: tuple[tuple[str, str], ...] = ()
     osv_database_severity: str | None = None
+    unstable_version: str | None = None  # FIX_IN_UNSTABLE: the fixing Debian version
+    evidence: str | None = None  # FIX_IN_UNSTABLE: the changelog line naming the fix
 
 
 class Matcher(ABC):

@@ -134,7 +134,11 @@ def _vulnerability(f: Finding, component: Component) -> Vulnerability:
         description=f.title or None,
         recommendation=f"Upgrade {f.package_name} to {f.fixed_version}"
         if f.fixed_version
-        else None,
+        else (
+            f"Debian unstable fixes this in {f.unstable_version} ({f.evidence})"
+            if f.unstable_version
+            else None
+        ),
         analysis=analysis,
         affects=[
             BomTarget(

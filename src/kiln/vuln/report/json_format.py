@@ -66,6 +66,9 @@ def finding_json(f: Finding) -> dict[str, Any]:
             if f.vex
             else None
         ),
+        # debian-archive: where Debian unstable fixes it, and the changelog line saying so
+        "fixed_in_unstable": f.unstable_version,
+        "evidence": f.evidence,
     }
 
 

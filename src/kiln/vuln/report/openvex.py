@@ -21,6 +21,14 @@ class OpenVexFormatter(Formatter):
             if f.vex is not None:
                 status = f.vex.status
                 justification, impact, action = f.vex.justification, f.vex.impact_statement, None
+            elif f.status is FindingStatus.FIX_IN_UNSTABLE:
+                # fixed in Debian unstable only: whether the release is affected awaits the
+                # backport; the changelog line is the evidence
+                status, justification, impact = "under_investigation", None, None
+                action = (
+                    f"Debian unstable fixes this in {f.package_name}'s source "
+                    f"{f.unstable_version} ({f.evidence}); backport it"
+                )
             else:
                 status, justification, impact = "affected", None, None
                 action = (

@@ -57,6 +57,8 @@ def _rule(f: Finding) -> dict[str, Any]:
 
 def _result(f: Finding) -> dict[str, Any]:
     fix = f"; fixed in {f.fixed_version}" if f.fixed_version else f"; status {f.status.value}"
+    if f.unstable_version:
+        fix = f"; fix in unstable {f.unstable_version} ({f.evidence})"
     result: dict[str, Any] = {
         "ruleId": f.id,
         "level": _level(f.severity),
@@ -82,6 +84,8 @@ def _result(f: Finding) -> dict[str, Any]:
             "severity": f.severity.label,
             "status": f.status.value,
             "fixedVersion": f.fixed_version,
+            "fixedInUnstable": f.unstable_version,
+            "evidence": f.evidence,
             "aliases": list(f.aliases),
             "kev": f.kev,
         },

@@ -52,12 +52,19 @@ def _fit(text: str, width: int) -> str:
     return set_cell_size(text, width - 1) + _ELLIPSIS
 
 
+def _fixed(f: Finding) -> str:
+    """The fix column: the fixed version, where Debian unstable fixes it, or "no"."""
+    if f.fix_available:
+        return f.fixed_version or ""
+    return f"unstable {f.unstable_version}" if f.unstable_version else "no"
+
+
 def _cells(f: Finding) -> tuple[str, ...]:
     cells = (
         f.id + (" [KEV]" if f.kev else ""),
         f.package_name,
         f.package_version,
-        (f.fixed_version or "") if f.fix_available else "no",
+        _fixed(f),
         f.status.value,
         f.title,
     )

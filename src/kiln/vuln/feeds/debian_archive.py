@@ -1,0 +1,405 @@
+"""Vulnerability truth from Debian's own signed archive: the CVEs each version's changelog names.
+
+The ``debian-archive`` feed reads, for every source package in scope and every suite of
+``<codename>``, ``<codename>-updates``, ``<codename>-security``, ``sid`` and
+``experimental``, the changelog of the suite's version of the source, through the same
+signed path as everything else (InRelease verified with gpgv, ``Packages.xz`` checked
+against it, each .deb against its index entry; ``kiln.debian.client``). It records the
+first version naming each CVE per suite (``ArchiveMention``) and derives a status for the
+stable release (``ArchiveStatus``): ``fixed`` when a stable suite's changelog names it,
+``fix-in-unstable`` when only unstable/experimental versions newer than the stable
+candidate do. Mentions in "does not affect"-style phrasings are kept as low-confidence
+(``changelog_mentions``).
+
+Which artifact: the smallest binary .deb of the source in the suite (its
+``/usr/share/doc/<pkg>/changelog.Debian.gz`` is the source's whole changelog; a binNMU's
+own ``changelog.Debian.<arch>.gz`` is not read). When that package's doc directory is a
+symlink to another package's, the binary it points to is tried next (then the next
+smallest). Arch-all packages are listed in every ``binary-<arch>`` index, so arch-all-only
+sources need nothing special. Parsed changelogs are cached by (source, version): a run
+after a new Release fetches only the versions that changed; a run whose signed Releases
+are all unchanged is a no-op (the input digest covers them and the scope).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path, PurePosixPath
+from typing import ClassVar
+
+from kiln.debian.cache import Cache
+from kiln.debian.client import (  # the signed-index path every archive read takes
+    fetch_debs,
+    load_packages_table,
+    load_release,
+    suite_base_url,
+)
+from kiln.debian.deb import DebFormatError, read_deb
+from kiln.debian.distro import Distro
+from kiln.debian.index import _package_from_record
+from kiln.debian.model import BinaryPackage
+from kiln.debian.release import VerifiedRelease, parse_release, verify_clearsigned
+from kiln.debian.sources import Mirrors
+from kiln.debian.version import compare_versions
+from kiln.errors import InputError, IntegrityError, Location, RemoteContentError
+from kiln.net import Fetcher
+from kiln.vuln.feeds.changelog_mentions import RULES_VERSION, Mention, mentions_from_changelog
+from kiln.vuln.feeds.interface import Feed, FeedFormatError, FeedWarning, ImportMode
+from kiln.vuln.feeds.source import FeedInput, from_bytes
+from kiln.vuln.model import ArchiveMention, ArchiveStatus, FeedRecord
+
+UNSTABLE_SUITES = ("sid", "experimental")
+MAX_TRIES = 4  # binaries tried per (source, suite) before giving up on a changelog
+_CACHE_VERSION = f"archive-changelog-v1.{RULES_VERSION}"
+
+
+def archive_suites(distro: Distro) -> tuple[str, ...]:
+    """The suites read: the stable release's three, then unstable and experimental."""
+    return (*distro.suites, *UNSTABLE_SUITES)
+
+
+def suite_urls(distro: Distro, mirrors: Mirrors | Mapping[str, str]) -> dict[str, str]:
+    """Suite -> mirror root; sid and experimental come from the main Debian mirror."""
+    if not isinstance(mirrors, Mirrors):
+        return dict(mirrors)
+    urls = mirrors.suite_urls(distro)
+    return {**urls, **dict.fromkeys(UNSTABLE_SUITES, mirrors.debian)}
+
+
+# --- the pure half: one source's changelogs per suite -> records ---------------------
+
+
+@dataclass(frozen=True)
+class SuiteChangelog:
+    """What one suite's version of a source says: the version and its mentions."""
+
+    suite: str
+    version: str
+    mentions: tuple[Mention, ...]
+
+
+def _newer(a: str, b: str) -> bool:
+    return compare_versions(a, b) > 0
+
+
+def derive(
+    source: str, changelogs: Sequence[SuiteChangelog], *, distro: Distro
+) -> list[ArchiveMention | ArchiveStatus]:
+    """The mentions and the stable-release statuses of one source (pure)."""
+    out: list[ArchiveMention | ArchiveStatus] = [
+        ArchiveMention(source, m.cve, c.suite, m.version, m.line, m.confidence)
+        for c in changelogs
+        for m in c.mentions
+    ]
+    stable = [c for c in changelogs if c.suite in distro.suites]
+    if not stable:
+        return out  # not in the release: nothing to say about it
+    candidate = stable[0].version
+    for c in stable[1:]:
+        if _newer(c.version, candidate):
+            candidate = c.version
+    newer = [c for c in changelogs if c.suite in UNSTABLE_SUITES and _newer(c.version, candidate)]
+    cves = sorted({m.cve for c in changelogs for m in c.mentions})
+    for cve in cves:
+        named = [(c, m) for c in stable for m in c.mentions if m.cve == cve]
+        status = "fixed"
+        if not named:
+            status = "fix-in-unstable"
+            named = [(c, m) for c in newer for m in c.mentions if m.cve == cve]
+        if not named:
+            continue  # named only at an unstable version the release already has
+        # a fix beats a low-confidence mention; then the oldest version
+        suite_log, mention = min(
+            named, key=lambda cm: (cm[1].confidence != "fix", _VersionOrder(cm[1].version))
+        )
+        version = mention.version
+        if status == "fix-in-unstable" and not _newer(version, candidate):
+            # the first naming entry predates the candidate on another branch: the
+            # unstable version that carries it is what fixes it for the release
+            version = suite_log.version
+        out.append(
+            ArchiveStatus(
+                source=source,
+                cve=cve,
+                release=distro.codename,
+                status=status,
+                version=version,
+                suite=suite_log.suite,
+                line=mention.line,
+                confidence=mention.confidence,
+                candidate=candidate,
+            )
+        )
+    return out
+
+
+class _VersionOrder:
+    __slots__ = ("v",)
+
+    def __init__(self, v: str) -> None:
+        self.v = v
+
+    def __lt__(self, other: _VersionOrder) -> bool:
+        return compare_versions(self.v, other.v) < 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _VersionOrder) and compare_versions(self.v, other.v) == 0
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+# --- the I/O half ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which source packages to read: named ones, or every source of main (``None``)."""
+
+    names: frozenset[str] | None
+    description: str
+
+    def wants(self, source: str) -> bool:
+        return self.names is None or source in self.names
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One (source, version) whose changelog is needed, and the binaries that carry it."""
+
+    source: str
+    version: str
+    suites: tuple[str, ...]
+    binaries: tuple[BinaryPackage, ...]  # smallest first
+
+
+@dataclass
+class Archive:
+    """The configured mirror's signed suites, read for the debian-archive feed."""
+
+    distro: Distro
+    cache: Cache
+    fetcher: Fetcher
+    mirrors: Mirrors | Mapping[str, str]
+    now: Callable[[], datetime]
+    keyring: Path | None = None
+    arch: str = "amd64"
+    workers: int = 8
+    notes: list[str] = field(default_factory=list)  # what the run had to accept, said aloud
+    _releases: dict[str, VerifiedRelease] = field(default_factory=dict, repr=False)
+
+    def releases(self) -> dict[str, VerifiedRelease]:
+        """Each suite's verified Release (fetched once per ``Archive``)."""
+        if not self._releases:
+            suites = archive_suites(self.distro)
+            now = self.now()
+            with ThreadPoolExecutor(max_workers=len(suites)) as pool:
+                loaded = list(pool.map(lambda s: self._release(s, now), suites))
+            self._releases = dict(zip(suites, loaded, strict=True))
+        return self._releases
+
+    def _release(self, suite: str, now: datetime) -> VerifiedRelease:
+        url = suite_base_url(suite_urls(self.distro, self.mirrors), suite)
+        ring = self.keyring if self.keyring is not None else Path(self.distro.keyring)
+
+        def load(at: datetime) -> VerifiedRelease:
+            return load_release(
+                suite, url, cache=self.cache, fetcher=self.fetcher, keyring=ring, now=at,
+                max_age=0.0,
+            )  # fmt: skip
+
+        try:
+            return load(now)
+        except RemoteContentError:
+            if suite not in UNSTABLE_SUITES:
+                raise
+            expired = self._expired_at(suite, url, ring, now)
+            if expired is None:
+                raise
+        # Unstable and experimental are evidence only (nothing is installed from them)
+        # and the stable suites are held to Valid-Until: a frozen unstable can hide a fix
+        # from this feed, never invent one. Read it as of its date, and say so.
+        verified = load(expired - timedelta(seconds=1))
+        self.notes.append(
+            f"{url}/dists/{suite}: the signed Release of {verified.release.date} expired at "
+            f"{expired.isoformat()}; its changelogs are read as of that date"
+        )
+        return verified
+
+    def _expired_at(self, suite: str, url: str, ring: Path, now: datetime) -> datetime | None:
+        """The Valid-Until of a correctly signed Release of ``suite`` that has expired."""
+        source = f"{url}/dists/{suite}/InRelease"
+        body = self.fetcher.fetch(source, max_bytes=64 << 20).body
+        release = parse_release(
+            verify_clearsigned(body, keyring=ring, source=source).text, source=source
+        )
+        until = release.valid_until
+        if suite not in (release.codename, release.suite) or until is None or now <= until:
+            return None
+        return until
+
+    def manifest(self, scope: Scope) -> FeedInput:
+        """The feed input: the signed Releases and the scope (its digest says what changed)."""
+        doc = {
+            "feed": "debian-archive",
+            "format": _CACHE_VERSION,
+            "distro": self.distro.id,
+            "arch": self.arch,
+            "scope": sorted(scope.names) if scope.names is not None else "all",
+            "suites": {
+                s: {"url": v.identity.base_url, "inrelease_sha256": v.identity.inrelease_sha256}
+                for s, v in self.releases().items()
+            },
+        }
+        origin = f"debian-archive {'+'.join(self.releases())} ({scope.description})"
+        return from_bytes(origin, json.dumps(doc, sort_keys=True).encode())
+
+    def binaries(self) -> dict[str, dict[str, list[BinaryPackage]]]:
+        """suite -> source -> binaries of the suite's newest version of the source."""
+        releases = self.releases()
+        with ThreadPoolExecutor(max_workers=len(releases)) as pool:
+            tables = list(
+                pool.map(
+                    lambda v: load_packages_table(
+                        v, "main", self.arch, cache=self.cache, fetcher=self.fetcher
+                    ),
+                    releases.values(),
+                )
+            )
+        out: dict[str, dict[str, list[BinaryPackage]]] = {}
+        for suite, table in zip(releases, tables, strict=True):
+            by_source: dict[str, list[BinaryPackage]] = {}
+            for name in table.index:
+                record = table.record(name)
+                if record is None:
+                    continue
+                pkg = _package_from_record(record, suite)
+                by_source.setdefault(pkg.source, []).append(pkg)
+            for source, pkgs in by_source.items():
+                newest = pkgs[0].source_version
+                for p in pkgs[1:]:
+                    if _newer(p.source_version, newest):
+                        newest = p.source_version
+                by_source[source] = sorted(
+                    (p for p in pkgs if p.source_version == newest),
+                    key=lambda p: (p.size, p.name),
+                )
+            out[suite] = by_source
+        return out
+
+    def changelog(self, job: _Job) -> tuple[Mention, ...] | FeedWarning:
+        """The mentions of ``job``'s changelog (cached by source and version), or why not."""
+        key = (
+            f"{_CACHE_VERSION}-{hashlib.sha256(f'{job.source} {job.version}'.encode()).hexdigest()}"
+        )
+        cached = self.cache.get_derived(key)
+        if cached is not None:
+            try:
+                return tuple(Mention(**m) for m in json.loads(bytes(cached)))
+            except (ValueError, TypeError):
+                self.cache.discard_derived(key)
+        where = Location(f"{job.source} {job.version}", field=",".join(job.suites))
+        urls = suite_urls(self.distro, self.mirrors)
+        queue = list(job.binaries)
+        tried: list[str] = []
+        while queue and len(tried) < MAX_TRIES:
+            pkg = queue.pop(0)
+            tried.append(pkg.name)
+            try:
+                (path,) = fetch_debs([pkg], base_urls=urls, cache=self.cache, fetcher=self.fetcher)
+                deb = read_deb(path, name=pkg.filename, read_content=False, allow_devices=True)
+                found = deb.changelog()
+            except IntegrityError as exc:
+                return FeedWarning(f"{pkg.filename} fails its signed index: {exc.message}", where)
+            except DebFormatError as exc:
+                return FeedWarning(f"{pkg.filename}: not a readable .deb: {exc.message}", where)
+            if found is None:
+                # /usr/share/doc/<pkg> may point at another binary's: try that one next
+                doc = deb.member(f"usr/share/doc/{pkg.name}")
+                target = PurePosixPath(doc.link_target).name if doc and doc.link_target else ""
+                queue.sort(key=lambda p: p.name != target)
+                continue
+            display = f"{job.source} {job.version} ({pkg.filename}:{found.path})"
+            try:
+                name, mentions = mentions_from_changelog(found.text.encode(), display)
+            except FeedFormatError as exc:
+                return FeedWarning(exc.message, where)
+            if name != job.source:
+                return FeedWarning(
+                    f"{pkg.filename}: the changelog is of {name!r}, not of {job.source!r}", where
+                )
+            payload = json.dumps([vars(m) for m in mentions]).encode()
+            self.cache.put_derived(key, payload)
+            return tuple(mentions)
+        return FeedWarning(
+            f"no changelog.Debian.gz in {', '.join(tried) or 'any binary'} "
+            "(their doc directories point elsewhere)",
+            where,
+        )
+
+
+class DebianArchiveFeed(Feed):
+    """CVE fixes named in the changelogs of the signed archive, per suite (see module)."""
+
+    name: ClassVar[str] = "debian-archive"
+    mode: ClassVar[ImportMode] = "upsert"  # per source: a failed source keeps its last rows
+
+    def __init__(self, archive: Archive | None = None, scope: Scope | None = None) -> None:
+        self.archive = archive
+        self.scope = scope
+
+    def records(self, source: FeedInput) -> Iterator[FeedRecord | FeedWarning]:
+        if self.archive is None or self.scope is None:
+            raise InputError(
+                "the debian-archive feed reads the configured Debian mirror, not a file",
+                hint="run `kiln db update --source debian-archive` without --from",
+            )
+        archive, scope = self.archive, self.scope
+        by_suite = archive.binaries()
+        for note in archive.notes:
+            yield FeedWarning(note, Location("debian-archive", field="suites"))
+        wanted = sorted({s for m in by_suite.values() for s in m if scope.wants(s)})
+        for name in sorted((scope.names or frozenset()) - set(wanted)):
+            yield FeedWarning(
+                "not a source package in any suite read", Location(name, field="source")
+            )
+        jobs: dict[tuple[str, str], _Job] = {}
+        for suite, sources in by_suite.items():
+            for src in wanted:
+                pkgs = sources.get(src)
+                if not pkgs:
+                    continue
+                key = (src, pkgs[0].source_version)
+                job = jobs.get(key)
+                if job is None:
+                    jobs[key] = _Job(src, key[1], (suite,), tuple(pkgs))
+                else:  # same version in another suite: one changelog, more binaries
+                    more = tuple(p for p in pkgs if p.name not in {b.name for b in job.binaries})
+                    jobs[key] = _Job(src, key[1], (*job.suites, suite), job.binaries + more)
+        with ThreadPoolExecutor(max_workers=max(1, archive.workers)) as pool:
+            results = dict(zip(jobs, pool.map(archive.changelog, jobs.values()), strict=True))
+        for src in wanted:
+            logs: list[SuiteChangelog] = []
+            failed: list[FeedWarning] = []
+            for suite in by_suite:
+                pkgs = by_suite[suite].get(src)
+                if not pkgs:
+                    continue
+                result = results[(src, pkgs[0].source_version)]
+                if isinstance(result, FeedWarning):
+                    failed.append(result)
+                else:
+                    logs.append(SuiteChangelog(suite, pkgs[0].source_version, result))
+            if failed:
+                # the database keeps what it last knew about this source
+                yield from dict.fromkeys(failed)
+                continue
+            yield from derive(src, logs, distro=archive.distro)
+
+
+def scope_of_sources(names: Iterable[str], description: str) -> Scope:
+    return Scope(frozenset(names), description)
