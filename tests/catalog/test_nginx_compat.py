@@ -18,6 +18,7 @@ import pytest
 from fixtures.catalog import staged_spec
 from kiln.assemble.model import ImageTest, Probe
 from kiln.cli.main import main
+from kiln.migrate import DirectoryContext, Rewrite, load_catalog, migrate
 from kiln.sandbox import resolve_image, run_test, unpack_image
 from kiln.sandbox.unpack import UnpackedImage, host_arch, remove_rootfs
 from kiln.spec import load_spec
@@ -117,3 +118,69 @@ def test_a_copied_default_conf_replaces_the_server(nginx: UnpackedImage) -> None
     )
     _serve(nginx, "/healthz", r"(?s)^HTTP/1\.1 200 OK.*\r\n\r\nhealthy\n")
     _serve(nginx, "/", r"(?s)^HTTP/1\.1 301 .*Location: http://localhost(:8080)?/healthz")
+
+
+# ---------------------------------------------- kiln migrate and privileged ports
+
+SITE_CONF = """\
+# my site
+server {{
+    {listen}
+    server_name  localhost;
+    location / {{ root /usr/share/nginx/html; }}
+}}
+"""
+NGINX_DOCKERFILE = """\
+FROM nginx:1.26
+COPY conf/ /etc/nginx/conf.d/
+COPY site/ /usr/share/nginx/html/
+"""
+
+
+def _migrate_with_context(tmp_path: Path, listen: str) -> Rewrite:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "site.conf").write_text(SITE_CONF.format(listen=listen))
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.html").write_text("<h1>listen 80;</h1>\n")  # not a config
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(NGINX_DOCKERFILE)
+    catalog = load_catalog(ROOT / "images")
+    context = DirectoryContext(tmp_path)
+    migration = migrate(dockerfile.read_text(), catalog, "registry.example/kiln", context=context)
+    [outcome] = migration.outcomes
+    assert isinstance(outcome, Rewrite)
+    return outcome
+
+
+@pytest.mark.parametrize(
+    "listen", ["listen 80;", "listen [::]:443 ssl;", "listen 127.0.0.1;", "listen 8080; listen 80;"]
+)
+def test_a_config_on_a_privileged_port_migrates_to_dev_and_says_why(
+    tmp_path: Path, listen: str
+) -> None:
+    outcome = _migrate_with_context(tmp_path, listen)
+    assert outcome.variant == "dev"
+    assert outcome.replacement == "registry.example/kiln/nginx:1.26-dev"
+    assert "conf/site.conf:3" in outcome.why
+    assert "cannot bind ports below 1024" in outcome.why
+
+
+@pytest.mark.parametrize(
+    "listen", ["listen 8080;", "listen [::]:8443 ssl;", "# listen 80;", "listen unix:/tmp/s;"]
+)
+def test_a_config_on_an_unprivileged_port_keeps_the_runtime(tmp_path: Path, listen: str) -> None:
+    outcome = _migrate_with_context(tmp_path, listen)
+    assert outcome.variant == "runtime"
+    assert outcome.replacement == "registry.example/kiln/nginx:1.26"
+
+
+def test_the_context_is_never_left(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.conf"
+    outside.write_text(SITE_CONF.format(listen="listen 80;"))
+    context_dir = tmp_path / "ctx"
+    context_dir.mkdir()
+    (context_dir / "link.conf").symlink_to(outside)
+    context = DirectoryContext(context_dir)
+    assert list(context.files("../outside.conf")) == []
+    assert list(context.files("link.conf")) == []
+    assert list(context.files("/")) == []

@@ -48,6 +48,7 @@ def migrate_command(
 ) -> None:
     """Rewrite FROM lines to kiln images: a diff on stdout, the reasons on stderr."""
     from kiln.migrate import (
+        DirectoryContext,
         default_catalog_dir,
         explain,
         load_catalog,
@@ -64,7 +65,9 @@ def migrate_command(
         )
     catalog = load_catalog(catalog_dir if catalog_dir is not None else default_catalog_dir())
     text = read_dockerfile(dockerfile)
-    migration = migrate(text, catalog, registry, path=str(dockerfile))
+    # the build context is the Dockerfile's directory, as for `docker build -f Dockerfile .`
+    context = DirectoryContext(dockerfile.parent)
+    migration = migrate(text, catalog, registry, path=str(dockerfile), context=context)
     diff = unified_diff(migration)
     if diff and not write:
         typer.echo(diff, nl=False)

@@ -31,7 +31,7 @@ from kiln.compat.swap import KILN_PREFIX, SwappedDockerfile, official_refs, swap
 from kiln.debian.distro import get_distro
 from kiln.debian.sources import Mirrors
 from kiln.errors import InputError
-from kiln.migrate import Catalog
+from kiln.migrate import Catalog, DirectoryContext
 from kiln.upstream.registry import NpmRegistry
 
 BUILD_TIMEOUT = 1800.0
@@ -133,7 +133,11 @@ def run_suite(
 
     swapped = {
         app.name: swap_from_lines(
-            app.dockerfile.read_text(encoding="utf-8"), catalog, standins, path=str(app.dockerfile)
+            app.dockerfile.read_text(encoding="utf-8"),
+            catalog,
+            standins,
+            path=str(app.dockerfile),
+            context=DirectoryContext(app.dockerfile.parent),
         )
         for app in apps
     }

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kiln.compat.model import StandinCatalog
-from kiln.migrate import Catalog, Rewrite, migrate, parse_dockerfile
+from kiln.migrate import BuildContext, Catalog, Rewrite, migrate, parse_dockerfile
 
 KILN_PREFIX = "localhost/kiln"
 
@@ -71,9 +71,13 @@ def swap_from_lines(
     *,
     prefix: str = KILN_PREFIX,
     path: str = "Dockerfile",
+    context: BuildContext | None = None,
 ) -> SwappedDockerfile:
-    """The Dockerfile with its FROM lines pointing at kiln images under ``prefix``."""
-    migration = migrate(text, catalog, prefix, path=path)
+    """The Dockerfile with its FROM lines pointing at kiln images under ``prefix``.
+
+    ``context`` is the app's build context (migrate reads the nginx configs it copies).
+    """
+    migration = migrate(text, catalog, prefix, path=path, context=context)
     parsed = parse_dockerfile(text, path)
     stage_names: set[str] = set()
     swaps: list[FromSwap] = []

@@ -15,6 +15,7 @@ from kiln.migrate._catalog import (
     load_catalog,
     spec_paths,
 )
+from kiln.migrate._context import BuildContext, DirectoryContext
 from kiln.migrate._dockerfile import Dockerfile, FromLine, Instruction, Stage, parse_dockerfile
 from kiln.migrate._files import MAX_DOCKERFILE_BYTES, read_dockerfile, write_migration
 from kiln.migrate._plan import Kept, Migration, Outcome, Rewrite, Unmapped, migrate
@@ -33,9 +34,11 @@ __all__ = [
     "MAX_DOCKERFILE_BYTES",
     "README_BEGIN",
     "README_END",
+    "BuildContext",
     "Catalog",
     "CatalogImage",
     "CatalogMatch",
+    "DirectoryContext",
     "Dockerfile",
     "FromLine",
     "Instruction",

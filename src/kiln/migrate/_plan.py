@@ -8,7 +8,9 @@ Which variant a stage gets:
   WORKDIR/VOLUME/STOPSIGNAL, CMD/ENTRYPOINT/HEALTHCHECK in exec (JSON) form, no USER or
   ``--chown`` naming an unknown account, and no CMD that the runtime's ENTRYPOINT would
   take as arguments (unless the replaced image is a distroless one, whose ENTRYPOINT
-  works the same way); otherwise ``-dev``.
+  works the same way), and no nginx config copied from the build context into
+  /etc/nginx that listens on a port below 1024 (the runtime runs as nonroot and cannot
+  bind it; ``kiln.migrate._context``); otherwise ``-dev``.
 
 Tags keep the version series: a tag that starts with a version gets the catalog's
 ``major.minor`` (``python:3.13-slim`` -> ``python:3.13-dev``); any other tag (``latest``,
@@ -30,6 +32,12 @@ from typing import Literal
 
 from kiln.errors import InputError
 from kiln.migrate._catalog import Catalog, CatalogImage, CatalogMatch
+from kiln.migrate._context import (
+    UNPRIVILEGED_PORT_START,
+    BuildContext,
+    copies_into_nginx,
+    privileged_listens,
+)
 from kiln.migrate._dockerfile import Dockerfile, Instruction, Stage, parse_dockerfile
 from kiln.migrate._reference import ReferenceSyntaxError, SourceReference, version_of
 
@@ -117,20 +125,30 @@ class Migration:
         return not self.unmapped
 
 
-def migrate(text: str, catalog: Catalog, prefix: str, *, path: str = "Dockerfile") -> Migration:
+def migrate(
+    text: str,
+    catalog: Catalog,
+    prefix: str,
+    *,
+    path: str = "Dockerfile",
+    context: BuildContext | None = None,
+) -> Migration:
     """Rewrite the FROM lines of Dockerfile ``text`` to kiln images under ``prefix``.
 
     ``prefix`` is where the catalog is published (``HOST[:PORT][/PATH]``); images become
     ``<prefix>/<name>:<tag>``. Raises ``InputError`` if the text is not a Dockerfile
     (no FROM, BuildKit refuses it); every other problem is an ``Unmapped`` outcome.
+    With the build ``context``, nginx configs the final stage copies into /etc/nginx are
+    read: one listening on a port below 1024 needs -dev (the runtime runs as nonroot).
     """
     prefix = _checked_prefix(prefix)
     parsed = parse_dockerfile(text, path)
+    job = _Job(parsed, catalog, prefix, context)
     outcomes: list[Outcome] = []
     edits: list[tuple[int, int, str]] = []
     names: set[str] = set()
     for stage in parsed.stages:
-        outcome = _map_stage(parsed, stage, catalog, prefix, names)
+        outcome = _map_stage(job, stage, names)
         outcomes.append(outcome)
         span = stage.origin.span
         if isinstance(outcome, Rewrite) and span is not None:  # rewrites are always located
@@ -178,16 +196,25 @@ class _Target:
     remarks: tuple[str, ...]
 
 
-def _map_stage(
-    parsed: Dockerfile, stage: Stage, catalog: Catalog, prefix: str, earlier: set[str]
-) -> Outcome:
+@dataclass(frozen=True)
+class _Job:
+    """What every stage of one migration is mapped with."""
+
+    parsed: Dockerfile
+    catalog: Catalog
+    prefix: str
+    context: BuildContext | None
+
+
+def _map_stage(job: _Job, stage: Stage, earlier: set[str]) -> Outcome:
+    prefix = job.prefix
     origin = stage.origin
     image = origin.image
     line = origin.span.line if origin.span else origin.line
     if origin.problem:
         return Unmapped(line, image, f"malformed FROM: {origin.problem}")
     if "$" in image:
-        return Unmapped(line, image, _arg_reason(parsed, stage, catalog, prefix, earlier))
+        return Unmapped(line, image, _arg_reason(job, stage, earlier))
     if image.lower() in earlier:
         return Kept(line, image, f"names the earlier stage {image!r}")
     if image == "scratch":
@@ -199,7 +226,7 @@ def _map_stage(
         )
     if image.startswith(prefix + "/"):
         return Kept(line, image, f"already a kiln image (under {prefix})")
-    target = _target(parsed, stage, catalog, prefix, image)
+    target = _target(job, stage, image)
     if isinstance(target, str):
         return Unmapped(line, image, target)
     if origin.flags_platform:
@@ -220,7 +247,7 @@ def _map_stage(
         )
     return Rewrite(
         line,
-        _stage_label(parsed, stage),
+        _stage_label(job.parsed, stage),
         image,
         target.replacement,
         target.image,
@@ -230,29 +257,26 @@ def _map_stage(
     )
 
 
-def _target(
-    parsed: Dockerfile, stage: Stage, catalog: Catalog, prefix: str, image: str
-) -> _Target | str:
+def _target(job: _Job, stage: Stage, image: str) -> _Target | str:
     """The kiln image for ``image`` in ``stage``, or why there is none."""
     try:
         ref = SourceReference.parse(image)
     except ReferenceSyntaxError as exc:
         return f"not an image reference: {exc}"
-    found = catalog.match(ref)
+    found = job.catalog.match(ref)
     if found is None:
-        return _no_match_reason(catalog, ref)
-    variant, why = _choose_variant(parsed, stage, found.image, ref)
+        return _no_match_reason(job.catalog, ref)
+    variant, why = _choose_variant(job.parsed, stage, found.image, ref, job.context)
     if variant not in found.image.variants:
         return f"{why}, but kiln's {found.image.name} has no {variant} variant"
     tag, remarks = _tag(found, ref, variant)
     return _Target(
-        f"{prefix}/{found.image.name}:{tag}", found.image.name, variant, why, tuple(remarks)
+        f"{job.prefix}/{found.image.name}:{tag}", found.image.name, variant, why, tuple(remarks)
     )
 
 
-def _arg_reason(
-    parsed: Dockerfile, stage: Stage, catalog: Catalog, prefix: str, earlier: set[str]
-) -> str:
+def _arg_reason(job: _Job, stage: Stage, earlier: set[str]) -> str:
+    parsed = job.parsed
     image = stage.origin.image
     names = list(dict.fromkeys(_ARG_USE.findall(image)))
     where = []
@@ -264,7 +288,7 @@ def _arg_reason(
     if single and single.default and image in (f"${single.name}", f"${{{single.name}}}"):
         default = single.default
         if "$" not in default and default.lower() not in earlier and default != "scratch":
-            target = _target(parsed, stage, catalog, prefix, default)
+            target = _target(job, stage, default)
             if isinstance(target, _Target):
                 return (
                     f"{reason}; its default {default} maps to {target.replacement} for this "
@@ -290,7 +314,11 @@ def _no_match_reason(catalog: Catalog, ref: SourceReference) -> str:
 
 
 def _choose_variant(
-    parsed: Dockerfile, stage: Stage, image: CatalogImage, ref: SourceReference
+    parsed: Dockerfile,
+    stage: Stage,
+    image: CatalogImage,
+    ref: SourceReference,
+    context: BuildContext | None = None,
 ) -> tuple[Variant, str]:
     if stage.index != len(parsed.stages) - 1:
         return "dev", "is a build stage: -dev (shell, apt, runs as root)"
@@ -298,6 +326,10 @@ def _choose_variant(
         problem = _needs_dev(ins, image)
         if problem:
             return "dev", f"{problem} (line {ins.start_line}): -dev"
+    if context is not None:
+        problem = _privileged_port(stage, context)
+        if problem:
+            return "dev", problem
     problem = _entrypoint_problem(stage, image, ref)
     if problem:
         return "dev", problem
@@ -322,6 +354,33 @@ def _needs_dev(ins: Instruction, image: CatalogImage) -> str | None:
     for flag in ins.flags:
         if flag.startswith("--chown="):
             return _unknown_account(flag.removeprefix("--chown="), image, "--chown")
+    return None
+
+
+def _privileged_port(stage: Stage, context: BuildContext) -> str | None:
+    """A COPY of an nginx config listening below 1024 into /etc/nginx (kiln.migrate._context)."""
+    workdir = "/"
+    for ins in stage.body:
+        if ins.keyword == "WORKDIR" and ins.args:
+            workdir = ins.args[0] if ins.args[0].startswith("/") else f"{workdir}/{ins.args[0]}"
+        if ins.keyword not in ("COPY", "ADD") or len(ins.args) < 2:
+            continue
+        if any(f.lower().startswith("--from") for f in ins.flags):
+            continue  # from another stage or image, not the build context
+        if not copies_into_nginx(ins.args[-1], workdir):
+            continue
+        for source in ins.args[:-1]:
+            for name, data in context.files(source):
+                found = privileged_listens(name, data.decode("utf-8", "replace"))
+                if found:
+                    first = found[0]
+                    return (
+                        f"copies {first.file} into {ins.args[-1]} (line {ins.start_line}), an "
+                        f"nginx config that listens on port {first.port} ({first.file}:"
+                        f"{first.line}): the runtime runs as nonroot 65532, which cannot bind "
+                        f"ports below {UNPRIVILEGED_PORT_START}: -dev (runs as root, the "
+                        "official image's layout)"
+                    )
     return None
 
 
