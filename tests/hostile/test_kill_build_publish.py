@@ -37,6 +37,7 @@ KILN = [str(Path(sys.executable).with_name("kiln"))]
 EPOCH = "1767225600"
 TAGS = ("3.13.5", "3.13", "latest")
 TIMEOUT = 120.0
+ARCHIVES = ("--tar", "--docker-archive")  # their temporary files are staged too
 
 
 @pytest.fixture
@@ -112,6 +113,7 @@ MOMENTS: dict[str, Callable[[Path], Callable[[], bool]]] = {
     "staging-appears": _staging_of,
     "first-blob-written": _partial_blob,
     "runtime-layout-committed": _layout_done,
+    "archive-staging-appears": lambda out: lambda: any(out.glob(".demo.*.tar.tmp-*[0-9a-f]")),
     "after-300ms": lambda out: _after(0.3),
 }
 
@@ -121,7 +123,7 @@ def clean_build(spec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     """The index digests a build that nobody interrupts gives (its own cache)."""
     monkeypatch.setenv("KILN_CACHE", str(tmp_path / "clean-cache"))
     out = tmp_path / "clean-out"
-    _finish(_kiln("build", str(spec), "--output", str(out)))
+    _finish(_kiln("build", str(spec), "--output", str(out), *ARCHIVES))
     monkeypatch.setenv("KILN_CACHE", str(tmp_path / "cache"))
     return {"demo": _index_digest(out / "demo")}
 
@@ -132,10 +134,11 @@ def test_kill_build_then_rebuild(
 ) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    killed = _kill_when(_kiln("build", str(spec), "--output", str(out)), MOMENTS[moment](out))
+    build = ("build", str(spec), "--output", str(out), *ARCHIVES)
+    killed = _kill_when(_kiln(*build), MOMENTS[moment](out))
     if moment != "after-300ms":
         assert killed, f"the build ended before {moment}"
-    _finish(_kiln("build", str(spec), "--output", str(out)))
+    _finish(_kiln(*build))
     assert {name: _index_digest(out / name) for name in clean_build} == clean_build
     assert _leftovers(out, tmp_path / "cache") == []
 
@@ -144,7 +147,7 @@ def test_two_builds_at_once_do_not_remove_each_other(
     spec: Path, tmp_path: Path, clean_build: dict[str, str]
 ) -> None:
     out = tmp_path / "out"
-    first, second = (_kiln("build", str(spec), "--output", str(out)) for _ in range(2))
+    first, second = (_kiln("build", str(spec), "--output", str(out), *ARCHIVES) for _ in range(2))
     _finish(first)
     _finish(second)
     assert {name: _index_digest(out / name) for name in clean_build} == clean_build

@@ -18,7 +18,6 @@ import hashlib
 import io
 import json
 import os
-import secrets
 import shutil
 import tarfile
 from collections.abc import Mapping, Sequence
@@ -340,9 +339,13 @@ def write_oci_archive(
     if docker is not None:
         generated["manifest.json"] = docker
         names.insert(2, "manifest.json")
-    staging = out.with_name(f".{out.name}.tmp-{secrets.token_hex(6)}")
-    _deterministic_tar_of_tree(layout, staging, epoch=epoch, names=names, generated=generated)
-    staging.replace(out)
+    staging = new_staging_dir(out)  # locked: a killed build's half tar is removed later
+    try:
+        tar = staging / "archive.tar"
+        _deterministic_tar_of_tree(layout, tar, epoch=epoch, names=names, generated=generated)
+        tar.replace(out)
+    finally:
+        discard_staging(staging)
 
 
 def _decompressed(media_type: str, data: bytes) -> bytes:
@@ -364,8 +367,7 @@ def write_docker_archive(
     manifest = json.loads(read_blob(layout, manifest_digest))
     config_digest = manifest["config"]["digest"]
     config = read_blob(layout, config_digest)
-    staging_dir = out.parent / f".{out.name}.d-{secrets.token_hex(6)}"
-    staging_dir.mkdir(parents=True)
+    staging_dir = new_staging_dir(out)
     try:
         names: list[str] = []
         config_name = config_digest.split(":", 1)[1] + ".json"
@@ -388,10 +390,10 @@ def write_docker_archive(
             repositories.setdefault(repo, {})[tag] = layer_names[-1].split("/", 1)[0]
         (staging_dir / "repositories").write_bytes(canonical_json(repositories))
         ordered = sorted(dict.fromkeys([config_name, *names]))
-        tmp = out.with_name(f".{out.name}.tmp-{secrets.token_hex(6)}")
+        tar = staging_dir / "archive.tar"  # not among the names it holds
         _deterministic_tar_of_tree(
-            staging_dir, tmp, epoch=epoch, names=[*ordered, "manifest.json", "repositories"]
+            staging_dir, tar, epoch=epoch, names=[*ordered, "manifest.json", "repositories"]
         )
-        tmp.replace(out)
+        tar.replace(out)
     finally:
-        shutil.rmtree(staging_dir, ignore_errors=True)
+        discard_staging(staging_dir)
