@@ -168,3 +168,22 @@ def test_killed_in_every_window_of_new_staging_dir(tmp_path: Path) -> None:
     assert not lock.exists()
     discard_staging(staging)
     assert _entries(final.parent) == []
+
+
+def test_a_filesystem_without_locks_builds_and_keeps_staging(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """flock may fail with ENOLCK (some network filesystems): build on, remove nothing."""
+    import errno
+
+    import kiln.assemble.staging as staging_module
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(staging_module.fcntl, "flock", no_locks)
+    final = tmp_path / "python"
+    staging = new_staging_dir(final)
+    assert remove_abandoned(tmp_path) == []  # cannot tell it is abandoned: kept
+    commit_directory(staging, final)
+    assert _entries(tmp_path) == ["python"]

@@ -28,6 +28,7 @@ from kiln.errors import EnvironmentProblem
 
 _STAGING = re.compile(r"\.(?P<base>.+\.tmp-[0-9a-f]{12})(?P<old>\.old)?")
 _LOCK = re.compile(r"\.(?P<base>.+\.tmp-[0-9a-f]{12})\.lock")
+_NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL})
 _held: dict[Path, int] = {}  # staging directory -> the descriptor holding its lock
 _held_guard = threading.Lock()
 
@@ -52,7 +53,7 @@ def _take_abandoned(lock: Path) -> int | None:
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    except OSError:  # held (EWOULDBLOCK), or a filesystem without locks: keep it
         os.close(fd)
         return None
     if not _same_file(fd, lock):
@@ -126,7 +127,13 @@ def new_staging_dir(final: Path) -> Path:
         except FileExistsError:
             continue
         # a sweeper may have taken it for an orphan in between: then it is unlinked
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            if exc.errno not in _NO_LOCKS:
+                os.close(fd)
+                raise
+            # no locks here: the lock file marks it live and no sweeper removes it
         if not _same_file(fd, lock):
             os.close(fd)
             continue
