@@ -12,7 +12,7 @@ import pytest
 
 from cli.conftest import SPEC, Env
 from fixtures.debrepo import DebSpec
-from fixtures.registry import RunningRegistry, registry
+from fixtures.registry import FaultProxy, ProxiedRequest, Respond, RunningRegistry, registry
 from kiln.cli.main import main
 
 __all__ = ["registry"]
@@ -133,3 +133,33 @@ def test_publish_a_version_with_a_plus(
     # the exact upstream version stays in the annotations
     assert json.loads(raw)["annotations"]["org.opencontainers.image.version"] == "20.19.2+dfsg"
     assert main(["verify", f"{destination}/demo:20.19.2_dfsg", "--key", str(pub)]) == 0
+
+
+def test_publish_failing_before_its_tags_moves_none(
+    env: Env,
+    registry: RunningRegistry,
+    keys: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The referrers tag cannot be written (503 every time): exit 3, and no tag exists."""
+
+    def refuse_referrers_tag(request: ProxiedRequest) -> Respond | None:
+        reference = request.path.rsplit("/manifests/", 1)[-1]
+        if request.method == "PUT" and reference.startswith("sha256-"):
+            return Respond(503, b'{"errors":[{"code":"UNAVAILABLE","message":"injected"}]}')
+        return None
+
+    env.spec.write_text(SPEC_WITH_VERSION)
+    key, _ = keys
+    prefix = f"kiln-{tmp_path.name[-12:].lower()}"
+    with FaultProxy(registry.host, request_hook=refuse_referrers_tag) as proxy:
+        code = main(["publish", str(env.spec), "--registry", f"{proxy.host}/{prefix}",
+                     "--key", str(key), "--output", str(tmp_path / "out"),
+                     "--variant", "runtime"])  # fmt: skip
+    assert code == 3
+    err = capsys.readouterr().err
+    assert f"registry {proxy.host}" in err
+    assert "answered 503" in err
+    assert "no tag was moved: 3.13.5, 3.13, latest" in err
+    assert registry.tags(f"{prefix}/demo") == []  # not even the full version

@@ -228,6 +228,7 @@ def write_archives(
 ) -> None:
     """The optional oci-archive and (single-arch) docker-archive of a built layout."""
     epoch = built.source_date_epoch
+    tags = list(repo_tags) or [f"{built.layout.name}:{built.tag}"]
     if oci_archive is not None:
         write_oci_archive(built.layout, oci_archive, epoch=epoch, repo_tags=tags)
     if docker_archive is not None:
@@ -237,4 +238,3 @@ def write_archives(
             raise InputError(f"docker archive: the image has no {wanted} manifest")
         digest = chosen[0].manifest.digest
         write_docker_archive(built.layout, digest, docker_archive, repo_tags=tags, epoch=epoch)
-    tags = list(repo_tags) or [f"{built.layout.name}:{built.tag}"]

@@ -211,20 +211,37 @@ def read_blob(layout: Path, digest: str) -> bytes:
 REF_NAME = "org.opencontainers.image.ref.name"
 
 
+def _layout_top(image_index: Descriptor, per_arch: Mapping[str, Descriptor]) -> Descriptor:
+    """What ``index.json`` names with the image's tag: the image users pull and push.
+
+    One platform: its manifest itself (with its platform), so that tools reading only
+    layouts with one image manifest (``syft oci-dir:``, ``oci-archive:``) read it; an
+    image index around a single manifest would add nothing. Several: the image index.
+    """
+    if len(per_arch) == 1:
+        return next(iter(per_arch.values()))
+    return image_index
+
+
 def write_layout_index(
     layout: Path, image_index: Descriptor, tag: str, per_arch: Mapping[str, Descriptor]
-) -> None:
-    """``oci-layout`` and ``index.json``: ``tag`` names the multi-arch image index.
+) -> Descriptor:
+    """``oci-layout`` and ``index.json``; returns the descriptor named ``tag`` (``_layout_top``).
 
-    Each per-arch manifest is also named ``<tag>-<arch>``: tools that cannot pick a
-    platform from a nested index (umoci reports "tag is ambiguous") unpack those.
+    With several platforms each per-arch manifest is also named ``<tag>-<arch>``: tools
+    that cannot pick a platform from a nested index (umoci reports "tag is ambiguous")
+    unpack those; trivy reads the first entry, the index. With one platform index.json
+    holds one entry, its manifest: what syft and single-image readers require.
     """
     (layout / "oci-layout").write_bytes(canonical_json({"imageLayoutVersion": "1.0.0"}))
-    refs = [replace(image_index, annotations=((REF_NAME, tag),), platform=())]
-    for arch, manifest in sorted(per_arch.items()):
-        refs.append(replace(manifest, annotations=((REF_NAME, f"{tag}-{arch}"),)))
+    top = _layout_top(image_index, per_arch)
+    refs = [replace(top, annotations=((REF_NAME, tag),))]
+    if len(per_arch) > 1:
+        for arch, manifest in sorted(per_arch.items()):
+            refs.append(replace(manifest, annotations=((REF_NAME, f"{tag}-{arch}"),)))
     doc = {"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": [r.to_json() for r in refs]}
     (layout / "index.json").write_bytes(canonical_json(doc))
+    return top
 
 
 def export_platform_layout(layout: Path, manifest: Descriptor, dest: Path, *, tag: str) -> None:
