@@ -30,16 +30,17 @@ from kiln.assemble import (
     package_input,
 )
 from kiln.assemble.build import HARDENING_REPORT
-from kiln.assemble.oci import image_annotations
+from kiln.assemble.oci import DEFAULT_PATH, config_json, image_annotations
 from kiln.debian.deb import read_deb
 from kiln.errors import InputError
+from kiln.pipeline.origin import checkout_annotations, public_url
 from kiln.sandbox.unpack import resolve_image
 from thirdparty.tools import syft_debs, syft_json, trivy_cyclonedx, trivy_debs
 
 TRIXIE_OS_RELEASE = b'PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\nID=debian\nVERSION_ID="13"\n'
 #: The index digest of the golden image below. It changes only when kiln's output format
 #: changes on purpose (then update it and say why in the commit).
-GOLDEN_INDEX_DIGEST = "sha256:233b89150da91bc822f8be66c1fe693b8aeff061d81d2639577584965204f3fa"
+GOLDEN_INDEX_DIGEST = "sha256:9b2927562cd6ad736fed8694c1301a533810894bdd7675a434980a7245413e0c"
 
 
 def _fake_pem(name: str) -> bytes:
@@ -415,8 +416,95 @@ def test_annotations_prefix_oci_keys_and_keep_created_from_the_epoch() -> None:
     assert notes == {
         "org.opencontainers.image.created": "2023-11-14T22:13:20Z",
         "org.opencontainers.image.title": "tiny",
+        "org.opencontainers.image.vendor": "kiln",
         "org.opencontainers.image.description": "d",
         "org.opencontainers.image.version": "1.2",
         "org.opencontainers.image.base.name": "kiln/base",
         "com.example.team": "x",
     }
+
+
+def _config(inp: object, annotations: dict[str, str] | None = None) -> dict[str, object]:
+    return json.loads(config_json(inp, [], [], annotations))["config"]  # type: ignore[arg-type, no-any-return]
+
+
+def test_the_config_labels_ports_stop_signal_and_a_path_always() -> None:
+    inp = make_input((), exposed_ports=("8080/tcp", "53/udp"), stop_signal="SIGQUIT")
+    notes = image_annotations(inp, {"licenses": "MIT", "source": "https://forge.invalid/k"})
+    config = _config(inp, notes)
+    assert config["Labels"] == notes  # docker/podman inspect show labels, not annotations
+    assert config["ExposedPorts"] == {"8080/tcp": {}, "53/udp": {}}
+    assert config["StopSignal"] == "SIGQUIT"
+    assert config["Env"] == [f"PATH={DEFAULT_PATH}"]
+    own = _config(make_input((), env=(("LANG", "C"), ("PATH", "/opt/bin")), labels=(("a", "b"),)))
+    assert own["Env"] == ["LANG=C", "PATH=/opt/bin"]
+    assert own["Labels"] == {"a": "b"}
+    assert "ExposedPorts" not in own
+    assert "StopSignal" not in own
+
+
+def test_the_built_image_carries_its_labels(image: Path) -> None:
+    skopeo = _tool("skopeo")
+    config = json.loads(_run(skopeo, "inspect", "--config", f"oci:{image}:latest"))["config"]
+    assert config["Labels"]["org.opencontainers.image.licenses"] == "MIT"
+    assert config["Labels"]["org.opencontainers.image.title"] == "tiny"
+    assert config["Labels"]["org.opencontainers.image.vendor"] == "kiln"
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "repo"
+    (repo / "images").mkdir(parents=True)
+    (repo / "images/x.yaml").write_text("name: x\n")
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@x", "add", ".")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "x")
+    return repo
+
+
+def test_source_and_revision_come_from_the_specs_checkout(checkout: Path) -> None:
+    spec, lock = checkout / "images/x.yaml", checkout / "images/x.lock.json"
+    head = subprocess.run(
+        ["git", "-C", str(checkout), "rev-parse", "HEAD"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    assert checkout_annotations(spec, lock, {}) == {"revision": head}  # no remote: no source
+    _git(checkout, "remote", "add", "origin", "https://me:secret@forge.invalid/team/k.git")
+    found = checkout_annotations(spec, lock, {})
+    assert found == {"source": "https://forge.invalid/team/k.git", "revision": head}
+    spec.write_text("name: y\n")  # the commit no longer describes the spec
+    assert checkout_annotations(spec, lock, {}) == {"source": "https://forge.invalid/team/k.git"}
+    configured = {"KILN_IMAGE_SOURCE": "https://u:p@x.invalid/s", "KILN_IMAGE_REVISION": "v1"}
+    assert checkout_annotations(spec, lock, configured) == {
+        "source": "https://x.invalid/s",
+        "revision": "v1",
+    }
+
+
+def test_outside_a_checkout_nothing_is_invented(tmp_path: Path) -> None:
+    spec = tmp_path / "x.yaml"
+    spec.write_text("name: x\n")
+    assert checkout_annotations(spec, tmp_path / "x.lock.json", {}) == {}
+
+
+@pytest.mark.parametrize(
+    ("remote", "url"),
+    [
+        ("https://u:p@forge.invalid:8443/a/b.git", "https://forge.invalid:8443/a/b.git"),
+        ("git@forge.invalid:a/b.git", "ssh://forge.invalid/a/b.git"),
+        ("ssh://git@forge.invalid/a/b", "ssh://forge.invalid/a/b"),
+        ("/srv/git/b.git", None),
+        ("../b", None),
+        ("file:///srv/b.git", None),
+    ],
+)
+def test_remotes_become_public_urls_or_nothing(remote: str, url: str | None) -> None:
+    assert public_url(remote) == url

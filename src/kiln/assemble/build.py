@@ -124,7 +124,7 @@ def _build_arch(
         )
         for group in groups
     )
-    config_bytes = config_json(inp, layers, _history(groups, bool(base_packages)))
+    config_bytes = config_json(inp, layers, _history(groups, bool(base_packages)), annotations)
     config = Descriptor.of(MT_CONFIG, config_bytes)
     write_blob(staging, config_bytes)
     manifest_bytes = manifest_json(config, layers, annotations)

@@ -38,6 +38,7 @@ OUTPUT_CODE = (
     "debian/_ar.py",
     "pipeline/build.py",
     "pipeline/tags.py",  # the tag is part of the cached build
+    "pipeline/origin.py",  # the source/revision/licenses annotations
 )
 
 

@@ -275,6 +275,8 @@ class AssemblyInput:
     workdir: str = ""
     user: str | None = None  # default: 65532:65532 for runtime, 0:0 for dev
     labels: tuple[tuple[str, str], ...] = ()
+    exposed_ports: tuple[str, ...] = ()  # "8080/tcp": the config's ExposedPorts
+    stop_signal: str | None = None  # "SIGQUIT": the config's StopSignal
     tests: tuple[ImageTest, ...] = ()
     #: Paths exempt from the runtime check for shells and package managers (explicit opt-out).
     allow_paths: tuple[str, ...] = field(default=())

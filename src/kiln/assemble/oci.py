@@ -95,6 +95,10 @@ def platform_of(arch: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+#: who made the image, unless the spec's ``vendor`` annotation says otherwise
+DEFAULT_VENDOR = "kiln"
+
+
 def image_annotations(inp: AssemblyInput, extra: Mapping[str, str]) -> dict[str, str]:
     """``org.opencontainers.image.*`` annotations: computed ones, then the spec's.
 
@@ -105,6 +109,7 @@ def image_annotations(inp: AssemblyInput, extra: Mapping[str, str]) -> dict[str,
     out = {
         ANNOTATION_PREFIX + "created": rfc3339(inp.source_date_epoch),
         ANNOTATION_PREFIX + "title": inp.facts.name,
+        ANNOTATION_PREFIX + "vendor": DEFAULT_VENDOR,
     }
     if inp.facts.description:
         out[ANNOTATION_PREFIX + "description"] = inp.facts.description
@@ -117,21 +122,42 @@ def image_annotations(inp: AssemblyInput, extra: Mapping[str, str]) -> dict[str,
     return out
 
 
-def config_json(inp: AssemblyInput, layers: Sequence[LayerBlob], history: Sequence[str]) -> bytes:
-    """The image configuration (OCI config.md) for one architecture."""
+#: PATH when a spec sets none: Debian's login default for root, as docker and Debian's images set
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def config_json(
+    inp: AssemblyInput,
+    layers: Sequence[LayerBlob],
+    history: Sequence[str],
+    annotations: Mapping[str, str] | None = None,
+) -> bytes:
+    """The image configuration (OCI config.md) for one architecture.
+
+    ``Labels`` repeat the image's ``org.opencontainers.image.*`` annotations (``docker
+    inspect`` and ``podman inspect`` show labels, not annotations), then ``inp.labels``.
+    ``Env`` always holds a PATH.
+    """
     created = rfc3339(inp.source_date_epoch)
     platform = dict(platform_of(inp.arch))
     config: dict[str, object] = {"User": inp.run_as}
-    if inp.env:
-        config["Env"] = [f"{k}={v}" for k, v in inp.env]
+    env = list(inp.env)
+    if not any(name == "PATH" for name, _ in env):
+        env.insert(0, ("PATH", DEFAULT_PATH))
+    config["Env"] = [f"{k}={v}" for k, v in env]
     if inp.entrypoint:
         config["Entrypoint"] = list(inp.entrypoint)
     if inp.cmd:
         config["Cmd"] = list(inp.cmd)
     if inp.workdir:
         config["WorkingDir"] = inp.workdir
-    if inp.labels:
-        config["Labels"] = dict(inp.labels)
+    labels = {**(annotations or {}), **dict(inp.labels)}
+    if labels:
+        config["Labels"] = labels
+    if inp.exposed_ports:
+        config["ExposedPorts"] = {port: {} for port in inp.exposed_ports}
+    if inp.stop_signal:
+        config["StopSignal"] = inp.stop_signal
     doc: dict[str, object] = {
         "created": created,
         "architecture": platform["architecture"],

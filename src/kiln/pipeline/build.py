@@ -36,10 +36,11 @@ from kiln.debian.deb import DebPackage, read_deb
 from kiln.debian.distro import get_distro
 from kiln.debian.sources import Mirrors
 from kiln.errors import InputError, Location
+from kiln.pipeline.origin import checkout_annotations, licenses_annotation
 from kiln.pipeline.tags import image_tag
 from kiln.resolve.lockfile import Lock, LockedNpmPackage
 from kiln.sandbox.unpack import host_arch
-from kiln.spec import ImageSpec, LoadedSpec
+from kiln.spec import ImageSpec, LoadedSpec, lock_path_for
 
 if TYPE_CHECKING:
     from kiln.upstream import NpmRegistry
@@ -188,6 +189,8 @@ def assembly_input(
         cmd=tuple(overlay.cmd if overlay.cmd is not None else spec.cmd),
         workdir=spec.workdir,
         user=user,
+        exposed_ports=tuple(overlay.ports if overlay.ports is not None else spec.ports),
+        stop_signal=overlay.stop_signal or spec.stop_signal,
         tests=tests,
         wheels=tuple(
             WheelInstall(wheel=w.wheel, interpreter=w.interpreter, prefix=w.prefix)
@@ -278,8 +281,10 @@ def build_variant(
         "docker_archive": out.with_name(out.name + ".docker.tar") if docker_archive else None,
         "docker_archive_arch": host_arch() if host_arch() in debs else None,
     }
+    origin = checkout_annotations(loaded.path, lock_path_for(loaded.path))
     key = build_key(
         {
+            "origin": origin,
             "spec": loaded.sha256,
             "lock": lock.digest,
             "variant": variant,
@@ -309,6 +314,7 @@ def build_variant(
             for d in pkgs:
                 if d.control.package == spec.version_package:
                     version = upstream_version(d.control.version)
+                    origin = {**licenses_annotation(d), **origin}
     npm = npm_inputs(lock.npm_packages(variant), npm_registry)
     inputs = [
         assembly_input(
@@ -331,7 +337,7 @@ def build_variant(
         tag=tag,
         compression=compression,
         base_packages=base_packages,
-        annotations=spec.annotations,
+        annotations={**origin, **spec.annotations},  # the spec's own win
         repo_tags=[f"{spec.name}:{tag}"],
         **archives,  # type: ignore[arg-type]
     )
