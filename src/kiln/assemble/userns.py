@@ -15,6 +15,7 @@ A separate process on purpose: it forks, and its caller may be running threads.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import sys
@@ -64,6 +65,17 @@ def _child(argv: list[str], binfmt: str | None, ready: int, go: int) -> int:
     return EXIT_NO_NAMESPACE  # pragma: no cover - execvp does not return
 
 
+def _close_inherited(keep: set[int]) -> None:
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        return
+    for fd in fds:  # stdin, stdout and stderr stay
+        if fd > 2 and fd not in keep:
+            with contextlib.suppress(OSError):  # the listing's own descriptor, closed since
+                os.close(fd)
+
+
 def main(args: list[str]) -> int:
     binfmt = None
     if args[:1] == ["--binfmt"]:
@@ -80,6 +92,9 @@ def main(args: list[str]) -> int:
         os._exit(_child(argv, binfmt, ready_w, go_r))
     os.close(ready_w)
     os.close(go_r)
+    # Hold no descriptor the command was given (e.g. bubblewrap's --info-fd): its
+    # reader waits for every write end to close, which must not wait for this process.
+    _close_inherited(keep={ready_r, go_w})
     if os.read(ready_r, 1) == b"u":
         try:
             for name in ("uid_map", "gid_map"):

@@ -348,7 +348,12 @@ def check_layout(layout: Path, *, arch: str, tag: str | None) -> bool:
 def run_image_tests(
     target: Annotated[Path, typer.Argument(help="an image spec (YAML) or an OCI layout dir")],
     arch: Annotated[
-        list[str] | None, typer.Option("--arch", help="architecture(s) to test (default: host)")
+        list[str] | None,
+        typer.Option(
+            "--arch",
+            help="architecture(s) to test, e.g. amd64,arm64 (default: this machine's); "
+            "another architecture's programs run through qemu-user",
+        ),
     ] = None,
     tag: Annotated[str | None, typer.Option(help="tag in the layout (default: first)")] = None,
     output: Annotated[Path, typer.Option(help="where kiln build wrote layouts")] = DEFAULT_OUTPUT,
@@ -356,7 +361,7 @@ def run_image_tests(
     """Run the image's tests inside it, sandboxed with bubblewrap; write a CTRF report."""
     from kiln.sandbox.unpack import host_arch
 
-    archs = arch or [host_arch()]
+    archs = _csv(arch) or [host_arch()]
     failed = []
     for layout in _layouts_for(target, output):
         for one in archs:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kiln.errors import EnvironmentProblem, InputError
+from kiln.sandbox.emulation import emulated
 from kiln.sandbox.probe import EXIT_NO_SERVICE
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -137,8 +138,13 @@ def run_in_rootfs(
     workdir: str = "/",
     network: bool = False,
     timeout: float = 60.0,
+    arch: str | None = None,
 ) -> RunResult:
-    """Run ``argv`` in the sandbox and capture exit code, stdout and stderr."""
+    """Run ``argv`` in the sandbox and capture exit code, stdout and stderr.
+
+    ``arch`` names the rootfs's architecture when it may not be this machine's: its
+    programs then run through qemu-user (``kiln.sandbox.emulation``).
+    """
     cmd = bwrap_argv(
         rootfs,
         argv,
@@ -149,6 +155,8 @@ def run_in_rootfs(
         network=network,
         bwrap=find_bwrap(),
     )
+    if arch is not None:
+        cmd = emulated(cmd, arch, purpose=f"running {argv[0]} in the {arch} image {rootfs}")
     start = time.monotonic()
     proc = subprocess.Popen(
         cmd,
@@ -265,6 +273,7 @@ def run_service_in_rootfs(
     workdir: str = "/",
     network: bool = False,
     timeout: float = 60.0,
+    arch: str | None = None,
 ) -> RunResult:
     """Start ``argv`` as a service in the sandbox, probe it on its loopback, stop it.
 
@@ -272,6 +281,8 @@ def run_service_in_rootfs(
     port cannot clash with the host's. The probe (``kiln.sandbox.probe``) runs inside
     that namespace via nsenter, retrying until the service listens; ``timeout`` bounds
     the whole test. The service's output goes to files, so a chatty one never blocks.
+    ``arch``: as for ``run_in_rootfs`` (the probe runs natively, in the sandbox's
+    network namespace).
     """
     read_end, write_end = os.pipe()
     cmd = bwrap_argv(
@@ -285,6 +296,8 @@ def run_service_in_rootfs(
         bwrap=find_bwrap(),
         info_fd=write_end,
     )
+    if arch is not None:
+        cmd = emulated(cmd, arch, purpose=f"running {argv[0]} in the {arch} image {rootfs}")
     start = time.monotonic()
     deadline = time.time() + timeout
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:

@@ -113,6 +113,7 @@ def run_test(unpacked: UnpackedImage, test: ImageTest) -> TestOutcome:
             workdir=config.workdir or "/",
             network=test.network,
             timeout=test.timeout,
+            arch=unpacked.image.arch,
         )
     else:
         result = run_in_rootfs(
@@ -124,6 +125,7 @@ def run_test(unpacked: UnpackedImage, test: ImageTest) -> TestOutcome:
             workdir=config.workdir or "/",
             network=test.network,
             timeout=test.timeout,
+            arch=unpacked.image.arch,
         )
     status, message = _verdict(test, result)
     stop = max(start, start + int(result.duration * 1000))
