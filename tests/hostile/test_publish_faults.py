@@ -32,7 +32,14 @@ import pytest
 
 from fixtures.debrepo import GpgKey, RepoServer, build_repository, default_mirror_dir
 from fixtures.debrepo import standard_packages as fixture_packages
-from fixtures.registry import FaultProxy, ProxiedRequest, RunningRegistry, registry
+from fixtures.registry import (
+    FaultProxy,
+    ProxiedRequest,
+    ReferrersApiFacade,
+    RunningRegistry,
+    Upstream,
+    registry,
+)
 from kiln.attest import (
     Attestation,
     EcdsaSigner,
@@ -41,7 +48,7 @@ from kiln.attest import (
     fetch_bundles,
     verify_image,
 )
-from kiln.errors import KilnError
+from kiln.errors import KilnError, RemoteContentError
 from kiln.net import RetryPolicy
 from kiln.pipeline.publish import (
     PUBLISHED_TYPES,
@@ -370,3 +377,55 @@ def _check_complete(
     for subject in (digest, *(m.digest for m in index.manifests)):
         bundles = fetch_bundles(client, repository, subject)
         verify_image(bundles, str(subject), signer.verifier(), policy)
+
+
+def test_publish_to_a_registry_with_the_referrers_api(
+    images: Images, registry: RunningRegistry
+) -> None:
+    facade = ReferrersApiFacade()
+    with (
+        FaultProxy(
+            registry.host, request_hook=facade.request_hook, response_hook=facade.response_hook
+        ) as proxy,
+        _client(proxy.host) as client,
+    ):
+        destination = Destination(proxy.host, f"api{next(_repositories)}")
+        published = publish(
+            images.new.seen, images.new.attestations, client=client, destination=destination
+        )
+        repository = destination.repository("demo")
+        assert published.tags == tags_for(images.new.seen.built.tag, "runtime")
+        assert facade.api_calls >= 3  # the read-back listed each subject through the API
+    # the registry indexed the referrers itself: no referrers tag was written
+    assert sorted(registry.tags(repository)) == sorted(published.tags)
+
+
+def test_a_registry_that_loses_a_referrer_gets_no_tag(
+    images: Images, registry: RunningRegistry
+) -> None:
+    """It accepted the artifact (201 with OCI-Subject) but does not list it afterwards."""
+    facade = ReferrersApiFacade()
+    lost: list[str] = []
+
+    def forget_one(request: ProxiedRequest, answer: Upstream) -> None:
+        facade.response_hook(request, answer)
+        for entries in facade.referrers.values():
+            if entries and not lost:
+                lost.append(entries.pop()["digest"])
+
+    with (
+        FaultProxy(
+            registry.host, request_hook=facade.request_hook, response_hook=forget_one
+        ) as proxy,
+        _client(proxy.host) as client,
+    ):
+        destination = Destination(proxy.host, f"lossy{next(_repositories)}")
+        with pytest.raises(RemoteContentError) as caught:
+            publish(
+                images.new.seen, images.new.attestations, client=client, destination=destination
+            )
+    report = caught.value.diagnostics()
+    assert "are not listed after attaching them" in report
+    assert lost[0] in report
+    assert "no tag was moved" in report
+    assert registry.tags(destination.repository("demo")) == []

@@ -451,3 +451,17 @@ def test_reports_carry_the_unstable_fix_and_its_evidence() -> None:
     (res,) = sarif["runs"][0]["results"]
     assert res["properties"]["fixedInUnstable"] == "3.6.0-1"
     assert "fix in unstable 3.6.0-1" in res["message"]["text"]
+
+
+# --- kiln compat's CVE column ----------------------------------------------------------
+
+
+def test_compat_says_which_debian_source_filled_the_cve_column() -> None:
+    from kiln.compat.report import notes
+    from kiln.compat.runner import AppResult, Side, SuiteResult
+
+    before = Side("before", "b", build_ok=True, cves=40, cve_source="debian-archive")
+    after = Side("after", "a", build_ok=True, cves=10, cve_source="debian-archive")
+    app_result = AppResult("app", "an app", (), before, after, identical=True)
+    lines = notes(SuiteResult((app_result,), (), (), 1.0, ()))
+    assert any("Debian data from debian-archive" in line and "no tracker" in line for line in lines)

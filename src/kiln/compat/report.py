@@ -84,6 +84,11 @@ def failures(result: SuiteResult) -> list[RenderableType]:
     return parts
 
 
+_SOURCE_NOTE: dict[tuple[str, ...], str] = {
+    ("debian-archive",): " (Debian's signed changelogs, fixed + fix-in-unstable; no tracker data)"
+}
+
+
 def notes(result: SuiteResult) -> list[str]:
     """Footnotes: CVE counts not available, stand-ins reused, time taken."""
     out: list[str] = []
@@ -91,6 +96,9 @@ def notes(result: SuiteResult) -> list[str]:
         {s.cve_note for app in result.apps for s in (app.before, app.after) if s.cve_note}
     )
     out += [f"CVEs: {note}" for note in cve_notes]
+    used = sorted({s.cve_source for app in result.apps for s in (app.before, app.after)} - {""})
+    if used:
+        out.append(f"CVEs: Debian data from {', '.join(used)}{_SOURCE_NOTE.get(tuple(used), '')}")
     cached = [s.name for s in result.standins if s.cached]
     built = [s.name for s in result.standins if not s.cached]
     if built:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from kiln.compat.containers import Store, check_tools, run
 from kiln.compat.kilnimages import KilnImport, import_layout, kiln_build_argv, stage_specs
@@ -52,6 +53,7 @@ class Side:
     packages: int | None = None  # installed packages kiln scan found (Debian + language)
     cves: int | None = None
     cve_note: str = ""
+    cve_source: str = ""  # the Debian feed the count came from (debian-tracker, debian-archive)
     build_seconds: float = 0.0
     build_cached: bool = False  # the store had an image built from the same inputs
     port: int | None = None
@@ -446,37 +448,67 @@ def _first_difference(what: str, before: str, after: str) -> str:
 
 
 def _scan(side: Side, store: Store, config: SuiteConfig, logs: Path) -> Side:
-    """Count packages and findings ``kiln scan`` reports for the app image's rootfs."""
+    """Count packages and findings ``kiln scan`` reports for the app image's rootfs.
+
+    Without Debian Security Tracker data in the database, the Debian CVEs come from the
+    ``debian-archive`` feed: it is updated first for the packages of this image (its
+    changelog cache makes that cheap after the first image), and the note says so.
+    """
     if not side.build_ok:
         return side
     log = logs / f"scan-{side.image.rsplit('/', 1)[-1].replace(':', '-')}.log"
     mounted = run(store.podman("image", "mount", side.image), timeout=SCAN_TIMEOUT, log=log)
     if not mounted.ok:
         return replace(side, cve_note=f"image mount failed: {mounted.tail(3)}")
-    argv = [sys.executable, "-m", "kiln.cli.main", "scan", mounted.output.strip()]
-    argv += ["--format", "json"]
-    if config.db:
-        argv += ["--db", config.db]
+    rootfs = mounted.output.strip()
+    db = ["--db", config.db] if config.db else []
     try:
-        proc = subprocess.run(
-            argv, capture_output=True, text=True, timeout=SCAN_TIMEOUT, check=False
-        )
+        report, failed = _scan_report(rootfs, db, log)
+        if report is not None and "debian-tracker" not in _sources(report):
+            update = _kiln(["db", "update", "--source", "debian-archive", "--image", rootfs, *db])
+            _append(log, update.stdout + update.stderr)
+            if update.returncode == 0:
+                report, failed = _scan_report(rootfs, db, log)
     except subprocess.TimeoutExpired:
         return replace(side, cve_note="kiln scan timed out")
     finally:
         run(store.podman("image", "unmount", side.image), timeout=120, log=log)
+    if report is None:
+        return replace(side, cve_note=failed)
+    try:
+        total = int(report["summary"]["total"])
+        side = replace(side, packages=int(report["package_count"]))
+    except (ValueError, KeyError, TypeError):
+        return replace(side, cve_note="kiln scan wrote an unexpected report")
+    sources = _sources(report)
+    if not sources:
+        return replace(side, cve_note="the vulnerability database is empty (kiln db update)")
+    used = next((s for s in ("debian-tracker", "debian-archive") if s in sources), "")
+    return replace(side, cves=total, cve_source=used)
+
+
+def _kiln(args: list[str]) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "kiln.cli.main", *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=SCAN_TIMEOUT, check=False)
+
+
+def _scan_report(rootfs: str, db: list[str], log: Path) -> tuple[dict[str, Any] | None, str]:
+    """``kiln scan --format json`` of a root filesystem: (the report, or why there is none)."""
+    proc = _kiln(["scan", rootfs, "--format", "json", *db])
     _append(log, proc.stderr)
     try:
         report = json.loads(proc.stdout)
-        total = int(report["summary"]["total"])
-        packages = int(report["package_count"])
-        snapshots = report.get("snapshots") or []
-    except (ValueError, KeyError, TypeError):
-        return replace(side, cve_note=f"kiln scan failed (exit {proc.returncode})")
-    side = replace(side, packages=packages)
-    if not snapshots:
-        return replace(side, cve_note="the vulnerability database is empty (kiln db update)")
-    return replace(side, cves=total)
+    except ValueError:
+        return None, f"kiln scan failed (exit {proc.returncode})"
+    if not isinstance(report, dict):
+        return None, f"kiln scan failed (exit {proc.returncode})"
+    return report, ""
+
+
+def _sources(report: dict[str, Any]) -> set[str]:
+    """The feeds whose snapshots a scan report says it used."""
+    snapshots = report.get("snapshots") or []
+    return {s.get("source", "") for s in snapshots if isinstance(s, dict)}
 
 
 __all__ = ["KILN_PREFIX", "AppResult", "Side", "SuiteConfig", "SuiteResult", "run_suite"]
