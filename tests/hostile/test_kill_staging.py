@@ -187,3 +187,25 @@ def test_a_filesystem_without_locks_builds_and_keeps_staging(
     assert remove_abandoned(tmp_path) == []  # cannot tell it is abandoned: kept
     commit_directory(staging, final)
     assert _entries(tmp_path) == ["python"]
+
+
+def test_staging_of_another_user_is_left_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lock file this user may not open (another user's build in a shared out/)."""
+    import kiln.assemble.staging as staging_module
+
+    theirs = tmp_path / ".python.tmp-0123456789ab"
+    theirs.mkdir()
+    lock = tmp_path / ".python.tmp-0123456789ab.lock"
+    lock.write_text("4242\n")
+    real_open = os.open
+
+    def denied(path: object, flags: int, *args: int) -> int:
+        if Path(str(path)) == lock:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(staging_module.os, "open", denied)
+    assert remove_abandoned(tmp_path) == []
+    assert theirs.is_dir()

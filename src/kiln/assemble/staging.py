@@ -49,7 +49,7 @@ def _take_abandoned(lock: Path) -> int | None:
     """Lock ``lock`` if its owner is gone; the descriptor, or None while someone holds it."""
     try:
         fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
-    except FileNotFoundError:
+    except OSError:  # gone already, or another user's: not ours to remove
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
