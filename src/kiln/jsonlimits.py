@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, BinaryIO, NoReturn
 
 from kiln.errors import InputError, KilnError, Location
 
@@ -58,6 +58,49 @@ def nesting_exceeds(data: bytes, max_depth: int) -> bool:
             return False  # unbalanced: the parser reports the syntax error
         structure = reduced
     return _PAIR.search(structure) is not None
+
+
+def stream_nesting_exceeds(handle: BinaryIO, max_depth: int, *, chunk: int = 1 << 20) -> bool:
+    """``nesting_exceeds`` for a stream read in chunks, before a streaming parser sees it.
+
+    Streaming parsers (ijson) build a path prefix per event, so nesting N levels costs
+    O(N^2) memory there: 100,000 levels (200 KB) took more than the machine's memory.
+    Exact up to a factor of two near the limit: within a chunk the depth is bounded
+    from above by the chunk's unmatched opening brackets plus its own pair nesting.
+    """
+    depth = 0
+    in_string = False
+    carry = b""
+    while True:
+        block = handle.read(chunk)
+        data = carry + block
+        if block:  # hold back a trailing run of backslashes: its escapes end in the next block
+            cut = len(data.rstrip(b"\\"))
+            data, carry = data[:cut], data[cut:]
+        structure = data.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_STRUCTURE)
+        if in_string:  # the string open at the end of the last block closes first
+            quote = structure.find(b'"')
+            if quote < 0:
+                structure = b""
+            else:
+                structure, in_string = structure[quote + 1 :], False
+        parts = structure.replace(b'""', b"").split(b'"')
+        in_string = len(parts) % 2 == 0
+        outside = b"".join(parts[::2])
+        passes = 0
+        while True:
+            reduced = _PAIR.sub(b"", outside)
+            if reduced == outside:
+                break
+            outside, passes = reduced, passes + 1
+            if depth + passes > max_depth:
+                return True
+        opens = len(outside.lstrip(b"]}"))
+        if depth + opens + passes > max_depth:
+            return True
+        depth += opens - (len(outside) - opens)
+        if not block:
+            return False
 
 
 def _refuse_constant(name: str) -> NoReturn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -11,7 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kiln.errors import InputError, KilnError, RemoteContentError
-from kiln.jsonlimits import MAX_DEPTH, nesting_exceeds, parse_json, read_json_file
+from kiln.jsonlimits import (
+    MAX_DEPTH,
+    nesting_exceeds,
+    parse_json,
+    read_json_file,
+    stream_nesting_exceeds,
+)
 
 
 def _nest(depth: int) -> bytes:
@@ -105,3 +112,21 @@ def test_depth_check_agrees_with_the_parsed_value(value: object, limit: int) -> 
 def test_any_bytes_parse_or_fail_as_kiln_errors(data: bytes) -> None:
     with contextlib.suppress(KilnError):
         parse_json(data, where="f", max_bytes=200, max_depth=8)
+
+
+@given(_json, st.integers(min_value=1, max_value=8), st.integers(min_value=1, max_value=64))
+def test_the_streamed_depth_check_brackets_the_true_depth(
+    value: object, limit: int, chunk: int
+) -> None:
+    data = json.dumps(value, ensure_ascii=False).encode()
+    exceeds = stream_nesting_exceeds(io.BytesIO(data), limit, chunk=chunk)
+    if _depth(value) > limit:
+        assert exceeds
+    if _depth(value) * 2 <= limit:
+        assert not exceeds
+
+
+def test_the_streamed_depth_check_sees_nesting_across_chunks() -> None:
+    deep = b'{"a": "\\\\", "b": "[\\"[", "c": ' + _nest(100_000) + b"}"
+    assert stream_nesting_exceeds(io.BytesIO(deep), 128, chunk=7)
+    assert not stream_nesting_exceeds(io.BytesIO(_nest(60) * 1000), 128, chunk=7)

@@ -17,7 +17,9 @@ checks the values against ``Deb822`` on this machine's status file and on hostil
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
 
 from kiln.debian.version import parse_version
 from kiln.errors import InputError
@@ -31,7 +33,7 @@ _PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]*$")
 _FIELD_LINE = re.compile(r"^([^: \t\n\r\f\v]+)\s*:\s*((?:\S+(?:\s+\S+)*)?)\s*$")
 
 
-def _stanzas(text: str) -> Iterator[tuple[int, list[str], int | None]]:
+def _stanzas(text: str | Iterable[str]) -> Iterator[tuple[int, list[str], int | None]]:
     """Yield (first line number, wanted lines, first malformed line or None) per stanza.
 
     Only the lines of the fields kiln reads are kept (a status file is mostly
@@ -41,7 +43,8 @@ def _stanzas(text: str) -> Iterator[tuple[int, list[str], int | None]]:
     start = 0
     bad: int | None = None
     keep = False
-    for number, line in enumerate(text.splitlines(keepends=True), start=1):
+    text_lines = text.splitlines(keepends=True) if isinstance(text, str) else text
+    for number, line in enumerate(text_lines, start=1):
         if not line.strip():
             if start:
                 yield start, lines, bad
@@ -90,6 +93,11 @@ def stanza_fields(lines: list[str]) -> dict[str, str]:
     return fields
 
 
+# A status file is read line by line (only the five fields are kept), so memory grows
+# with the number of packages, not the file: 100 MB of status is ~40 MB of Python.
+MAX_STATUS_BYTES = 1024 * 1024 * 1024  # 1 GiB; Debian's largest real ones are ~50 MB
+
+
 def parse_status(
     data: bytes,
     location: str,
@@ -107,11 +115,61 @@ def parse_status(
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
+        raise _not_utf8(location, exc.start) from exc
+    return _packages(text.splitlines(keepends=True), location, distro, warnings, require_status)
+
+
+def read_status_file(
+    path: Path,
+    location: str,
+    distro: Distro | None,
+    warnings: list[str],
+    *,
+    require_status: bool = True,
+) -> list[InstalledPackage]:
+    """``parse_status`` of a file, streamed: the file is never held in memory whole."""
+    size = path.stat().st_size
+    if size > MAX_STATUS_BYTES:
         raise InputError(
-            f"{location}: byte {exc.start} is not UTF-8; not a dpkg status file"
-        ) from exc
+            f"{location}: {size} bytes is over the {MAX_STATUS_BYTES} byte limit "
+            "for a dpkg status file"
+        )
+    with path.open("rb") as handle:
+        return _packages(
+            _decoded_lines(handle, location), location, distro, warnings, require_status
+        )
+
+
+def _not_utf8(location: str, offset: int) -> InputError:
+    return InputError(f"{location}: byte {offset} is not UTF-8; not a dpkg status file")
+
+
+def _decoded_lines(handle: BinaryIO, location: str) -> Iterator[str]:
+    """The lines ``str.splitlines(keepends=True)`` gives for the decoded file, one by one.
+
+    Splitting at each ``\n`` first and then with ``splitlines`` gives the same lines
+    (``\n`` is one of its breaks and ``\r\n`` stays whole), so a streamed file reads
+    exactly as ``parse_status`` of its bytes.
+    """
+    offset = 0
+    for raw in handle:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(location, offset + exc.start) from exc
+        offset += len(raw)
+        yield from text.splitlines(keepends=True)
+
+
+def _packages(
+    text_lines: Iterable[str],
+    location: str,
+    distro: Distro | None,
+    warnings: list[str],
+    require_status: bool,
+) -> list[InstalledPackage]:
     packages: list[InstalledPackage] = []
-    for line, lines, bad in _stanzas(text):
+    for line, lines, bad in _stanzas(text_lines):
         where = f"{location}:{line}"
         if bad is not None:
             warnings.append(f"{location}:{bad}: malformed line in stanza, stanza skipped")

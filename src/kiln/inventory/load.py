@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kiln.errors import InputError
-from kiln.inventory.dpkg import parse_status
+from kiln.inventory.dpkg import parse_status, read_status_file
 from kiln.inventory.model import Distro, InstalledPackage, Inventory, build_inventory
 from kiln.inventory.npm import parse_package_json, parse_package_lock
 from kiln.inventory.osrelease import distro_from_tree
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 RegistryClientFactory = Callable[["Reference"], "RegistryClient"]
 
-_MAX_FILE_BYTES = 256 * 1024 * 1024
 # HOST[:PORT]/...: the first path component names a registry host (dot, port, localhost)
 _REFERENCE = re.compile(r"^(?:docker://)?(?:[^/.~][^/]*[.:][^/]*|localhost)/.")
 
@@ -77,17 +76,13 @@ def load_target(
         from kiln.inventory.image import tree_from_image_tar
 
         return inventory_from_tree(text, tree_from_image_tar(text, platform))
-    data = _read(path)
-    if data.lstrip()[:1] == b"{":
-        from kiln.inventory.npm import load_json
-        from kiln.inventory.sbom import parse_sbom
+    warnings: list[str] = []
+    if _first_byte(path) == b"{":
+        from kiln.inventory.sbom import read_sbom_file
 
-        warnings: list[str] = []
-        document = load_json(data, text, max_bytes=_MAX_FILE_BYTES)
-        distro, packages = parse_sbom(document, text, warnings)
+        distro, packages = read_sbom_file(path, text, warnings)
         return build_inventory(text, distro, packages, warnings)
-    warnings = []
-    packages = parse_status(data, text, None, warnings)
+    packages = read_status_file(path, text, None, warnings)
     if not packages and warnings:
         raise InputError(
             f"{text}: not an image, SBOM or dpkg status file",
@@ -118,11 +113,14 @@ def _pull_and_load(
     return inventory_from_tree(text, tree)
 
 
-def _read(path: Path) -> bytes:
-    size = path.stat().st_size
-    if size > _MAX_FILE_BYTES:
-        raise InputError(f"{path}: {size} bytes is too large for an SBOM or status file")
-    return path.read_bytes()
+def _first_byte(path: Path) -> bytes:
+    """The first byte that is not JSON whitespace (an SBOM starts with ``{``)."""
+    with path.open("rb") as handle:
+        while chunk := handle.read(65536):
+            stripped = chunk.lstrip(b" \t\r\n")
+            if stripped:
+                return stripped[:1]
+    return b""
 
 
 def _status_d(text: str, path: Path) -> Inventory:
@@ -131,14 +129,14 @@ def _status_d(text: str, path: Path) -> Inventory:
     for entry in sorted(path.iterdir()):
         if entry.name.endswith((".md5sums", ".list", ".conffiles")) or not entry.is_file():
             continue
-        packages += parse_status(_read(entry), str(entry), None, warnings, require_status=False)
+        packages += read_status_file(entry, str(entry), None, warnings, require_status=False)
     return build_inventory(text, None, packages, warnings)
 
 
 def _dpkg_admin_dir(text: str, path: Path) -> Inventory:
     warnings: list[str] = []
     status = path / "status"
-    packages = parse_status(_read(status), str(status), None, warnings)
+    packages = read_status_file(status, str(status), None, warnings)
     if (path / "status.d").is_dir():
         extra = _status_d(str(path / "status.d"), path / "status.d")
         packages += extra.packages

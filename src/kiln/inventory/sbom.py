@@ -10,15 +10,24 @@ as an ``epoch=`` qualifier; it is folded back into the version. The distro comes
 from the operating-system component/package, else a purl ``distro=`` qualifier.
 A package whose purl cannot be parsed is skipped with a warning naming it. An
 in-toto Statement whose predicate is one of these SBOMs is unwrapped.
+
+Limits (``read_sbom_file``): a file up to ``STREAM_ABOVE_BYTES`` is parsed whole with
+``kiln.jsonlimits`` (exact line:column errors); a larger one is streamed with ijson, one
+package record at a time, so memory grows with the packages kept (~1 KB each), not with
+the document; at most ``MAX_SBOM_BYTES`` and ``MAX_SBOM_PACKAGES`` package records, and
+nesting is checked first (``stream_nesting_exceeds``) in both cases.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
+import ijson  # type: ignore[import-untyped]
 from packageurl import PackageURL
 
 from kiln.debian.version import parse_version
@@ -31,10 +40,17 @@ from kiln.inventory.model import (
     npm_purl,
     pypi_purl,
 )
+from kiln.jsonlimits import MAX_DEPTH, parse_json, stream_nesting_exceeds
 
 _SPDX_SOURCE_INFO = re.compile(r"built package from:?\s*(?P<name>\S+)(?:\s+(?P<version>\S+))?")
 _DEB_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]*$")
 _MAX_DEPTH = 32
+STREAM_ABOVE_BYTES = 32 * 1024 * 1024
+MAX_SBOM_BYTES = 4 * 1024 * 1024 * 1024  # 4 GiB: ~10 million CycloneDX components
+MAX_SBOM_PACKAGES = 2_000_000  # package records (components, SPDX packages) in one SBOM
+_FORMAT_KEYS = frozenset(
+    f"{base}{key}" for base in ("", "predicate.") for key in ("spdxVersion", "bomFormat")
+)
 
 
 @dataclass(frozen=True)
@@ -59,22 +75,112 @@ def parse_sbom(
         document = document["predicate"]
         if not isinstance(document, dict):
             raise InputError("in-toto predicate is not an object", Location(location))
-    entries: list[_Entry] = []
-    distro: Distro | None = None
-    if isinstance(document.get("spdxVersion"), str):
-        if not document["spdxVersion"].startswith("SPDX-2."):
-            raise InputError(
-                f"unsupported {document['spdxVersion']} (kiln reads SPDX 2.x JSON)",
-                Location(location, field="spdxVersion"),
-            )
-        distro = _spdx(document, location, entries, warnings)
-    elif document.get("bomFormat") == "CycloneDX":
-        distro = _cyclonedx(document, location, entries, warnings)
-    else:
+    spdx = _kind(document.get("spdxVersion"), document.get("bomFormat"), location)
+    records = document.get("packages" if spdx else "components", [])
+    if not isinstance(records, list):
+        if spdx:
+            raise InputError("packages is not a list", Location(location, field="packages"))
+        warnings.append(f"{location}: components is not a list of components, skipped")
+        records = []
+    return _packages(spdx, records, location, warnings)
+
+
+def read_sbom_file(
+    path: Path, location: str, warnings: list[str]
+) -> tuple[Distro | None, list[InstalledPackage]]:
+    """``parse_sbom`` of a file: parsed whole when small, streamed when large."""
+    size = path.stat().st_size
+    if size > MAX_SBOM_BYTES:
         raise InputError(
-            "not an SBOM: neither SPDX (spdxVersion) nor CycloneDX (bomFormat)",
+            f"{size} bytes is over the {MAX_SBOM_BYTES} byte limit for an SBOM",
             Location(location),
         )
+    if size <= STREAM_ABOVE_BYTES:
+        document = parse_json(
+            path.read_bytes(),
+            where=location,
+            max_bytes=STREAM_ABOVE_BYTES,
+            what="the file",
+            file=True,
+        )
+        return parse_sbom(document, location, warnings)
+    with path.open("rb") as handle:
+        if stream_nesting_exceeds(handle, MAX_DEPTH):
+            raise InputError(
+                f"the file nests arrays/objects deeper than {MAX_DEPTH} levels",
+                Location(location),
+            )
+        handle.seek(0)
+        spdx, base = _stream_kind(handle, location)
+        handle.seek(0)
+        records = ijson.items(
+            handle, f"{base}{'packages' if spdx else 'components'}.item", use_float=True
+        )
+        return _packages(spdx, _streamed(records, handle, location), location, warnings)
+
+
+def _kind(spdx_version: object, bom_format: object, location: str) -> bool:
+    """True for SPDX 2.x, False for CycloneDX; anything else is not an SBOM kiln reads."""
+    if isinstance(spdx_version, str):
+        if not spdx_version.startswith("SPDX-2."):
+            raise InputError(
+                f"unsupported {spdx_version} (kiln reads SPDX 2.x JSON)",
+                Location(location, field="spdxVersion"),
+            )
+        return True
+    if bom_format == "CycloneDX":
+        return False
+    raise InputError(
+        "not an SBOM: neither SPDX (spdxVersion) nor CycloneDX (bomFormat)", Location(location)
+    )
+
+
+def _stream_kind(handle: BinaryIO, location: str) -> tuple[bool, str]:
+    """The SBOM's kind and where its records are (top level or an in-toto predicate).
+
+    Reads events only until the format key (producers write it first; at worst the
+    whole file is read once more).
+    """
+    try:
+        for prefix, event, value in ijson.parse(handle, use_float=True):
+            if prefix in _FORMAT_KEYS and event in ("string", "number", "boolean", "null"):
+                base, _, key = prefix.rpartition(".")
+                spdx = _kind(
+                    value if key == "spdxVersion" else None,
+                    value if key == "bomFormat" else None,
+                    location,
+                )
+                return spdx, f"{base}." if base else ""
+    except ijson.JSONError as exc:
+        raise _malformed(handle, location, exc) from exc
+    return _kind(None, None, location), ""
+
+
+def _streamed(records: Iterable[Any], handle: BinaryIO, location: str) -> Iterator[Any]:
+    try:
+        for number, record in enumerate(records):
+            if number >= MAX_SBOM_PACKAGES:
+                raise InputError(
+                    f"more than {MAX_SBOM_PACKAGES} package records; kiln reads at most that many",
+                    Location(location),
+                )
+            yield record
+    except ijson.JSONError as exc:
+        raise _malformed(handle, location, exc) from exc
+
+
+def _malformed(handle: BinaryIO, location: str, exc: Exception) -> InputError:
+    return InputError(f"the file is not JSON near byte {handle.tell()}: {exc}", Location(location))
+
+
+def _packages(
+    spdx: bool, records: Iterable[Any], location: str, warnings: list[str]
+) -> tuple[Distro | None, list[InstalledPackage]]:
+    entries: list[_Entry] = []
+    if spdx:
+        distro = _spdx(records, location, entries, warnings)
+    else:
+        distro = _cyclonedx(records, location, entries, warnings)
     parsed = [p for p in (_parse_purl(e, warnings) for e in entries) if p is not None]
     if distro is None:
         distro = _distro_from_purls(parsed)
@@ -103,12 +209,9 @@ def _str(value: object) -> str | None:
 
 
 def _spdx(
-    document: dict[str, Any], location: str, entries: list[_Entry], warnings: list[str]
+    packages: Iterable[Any], location: str, entries: list[_Entry], warnings: list[str]
 ) -> Distro | None:
     distro: Distro | None = None
-    packages = document.get("packages", [])
-    if not isinstance(packages, list):
-        raise InputError("packages is not a list", Location(location, field="packages"))
     for number, package in enumerate(packages):
         if not isinstance(package, dict):
             warnings.append(f"{location}: packages[{number}] is not an object, skipped")
@@ -145,13 +248,13 @@ def _spdx(
 
 
 def _cyclonedx(
-    document: dict[str, Any], location: str, entries: list[_Entry], warnings: list[str]
+    top: Iterable[Any], location: str, entries: list[_Entry], warnings: list[str]
 ) -> Distro | None:
     distro: Distro | None = None
-    stack: list[tuple[Any, int, str]] = [(document.get("components", []), 0, "components")]
+    stack: list[tuple[Any, int, str]] = [(top, 0, "components")]
     while stack:
         components, depth, path = stack.pop()
-        if not isinstance(components, list) or depth > _MAX_DEPTH:
+        if (depth and not isinstance(components, list)) or depth > _MAX_DEPTH:
             warnings.append(f"{location}: {path} is not a list of components, skipped")
             continue
         for number, component in enumerate(components):
