@@ -51,3 +51,11 @@ def test_a_deeply_nested_osv_record_is_a_feed_format_error() -> None:
     feed = FEEDS["osv"]()
     with pytest.raises(InputError, match=r"x\.json: the OSV record nests"):
         list(feed.records(from_bytes("x.json", b'{"id": "X", "affected": ' + DEEP + b"}")))
+
+
+def test_a_deeply_nested_tracker_export_is_refused_before_parsing() -> None:
+    # 60 KB nested 30,000 levels took ijson 2.2 GB of paths before the fix
+    export = b'{"pkg": {"CVE-1": {"releases": ' + b"[" * 30000 + b"]" * 30000 + b"}}}"
+    feed = FEEDS["debian-tracker"]()
+    with pytest.raises(InputError, match=r"t\.json: \$: not a Debian tracker export: it nests"):
+        list(feed.records(from_bytes("t.json", export)))
