@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import ijson  # type: ignore[import-untyped]
 from packageurl import PackageURL
@@ -53,7 +53,7 @@ _FORMAT_KEYS = frozenset(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Entry:
     """One package record of an SBOM before the distro is known."""
 
@@ -176,28 +176,76 @@ def _malformed(handle: BinaryIO, location: str, exc: Exception) -> InputError:
 def _packages(
     spdx: bool, records: Iterable[Any], location: str, warnings: list[str]
 ) -> tuple[Distro | None, list[InstalledPackage]]:
-    entries: list[_Entry] = []
+    collector = _Collector()
     if spdx:
-        distro = _spdx(records, location, entries, warnings)
+        distro = _spdx(records, location, collector, warnings)
     else:
-        distro = _cyclonedx(records, location, entries, warnings)
-    parsed = [p for p in (_parse_purl(e, warnings) for e in entries) if p is not None]
-    if distro is None:
-        distro = _distro_from_purls(parsed)
-    packages: list[InstalledPackage] = []
-    unsupported: Counter[str] = Counter()
-    for entry, purl in parsed:
-        if purl.type in _IMAGE_PURL_TYPES:
-            continue  # the image the SBOM describes (kiln's, syft's root), not a package in it
-        package = _package(entry, purl, distro, warnings)
-        if package is None and purl.type not in ("deb", "pypi", "npm"):
-            unsupported[purl.type] += 1
-        elif package is not None:
-            packages.append(package)
-    if unsupported:
-        counts = ", ".join(f"{kind}: {n}" for kind, n in sorted(unsupported.items()))
+        distro = _cyclonedx(records, location, collector, warnings)
+    distro = distro or collector.purl_distro
+    warnings += collector.purl_warnings
+    warnings += collector.package_warnings
+    if collector.unsupported:
+        counts = ", ".join(f"{kind}: {n}" for kind, n in sorted(collector.unsupported.items()))
         warnings.append(f"{location}: packages of ecosystems kiln does not scan ignored ({counts})")
-    return distro, packages
+    return distro, [
+        _finish(found, distro) if isinstance(found, _PendingDeb) else found
+        for found in collector.found
+    ]
+
+
+class _Collector:
+    """Takes each package record as it is read and keeps only what its package needs.
+
+    The purl is parsed at once (no list of parsed purls); a Debian package waits as a
+    ``_PendingDeb`` for the distro (an operating-system record may come last). Warnings
+    keep the order of a two-pass read: purl problems, then package problems.
+    """
+
+    def __init__(self) -> None:
+        self.found: list[InstalledPackage | _PendingDeb] = []
+        self.purl_distro: Distro | None = None  # from the first deb purl that names one
+        self.purl_warnings: list[str] = []
+        self.package_warnings: list[str] = []
+        self.unsupported: Counter[str] = Counter()
+
+    def append(self, entry: _Entry) -> None:
+        parsed = _parse_purl(entry, self.purl_warnings)
+        if parsed is None:
+            return
+        purl = parsed[1]
+        if self.purl_distro is None:
+            self.purl_distro = _distro_from_purls([parsed])
+        if purl.type in _IMAGE_PURL_TYPES:
+            return  # the image the SBOM describes (kiln's, syft's root), not a package in it
+        package = _package(entry, purl, self.package_warnings)
+        if package is None and purl.type not in ("deb", "pypi", "npm"):
+            self.unsupported[purl.type] += 1
+        elif package is not None:
+            self.found.append(package)
+
+
+class _PendingDeb(NamedTuple):
+    """A Debian package read from an SBOM, before the distro (part of its purl) is known."""
+
+    name: str
+    version: str
+    source_name: str
+    source_version: str
+    arch: str | None
+    location: str
+
+
+def _finish(deb: _PendingDeb, distro: Distro | None) -> InstalledPackage:
+    return InstalledPackage(
+        "deb",
+        deb.name,
+        deb.version,
+        deb.source_name,
+        deb.source_version,
+        deb.arch,
+        deb_purl(deb.name, deb.version, deb.arch, distro, deb.source_name, deb.source_version),
+        (deb.location,),
+    )
 
 
 #: purl types naming a container image: an SBOM's subject, never a package installed in it
@@ -209,7 +257,7 @@ def _str(value: object) -> str | None:
 
 
 def _spdx(
-    packages: Iterable[Any], location: str, entries: list[_Entry], warnings: list[str]
+    packages: Iterable[Any], location: str, entries: _Collector, warnings: list[str]
 ) -> Distro | None:
     distro: Distro | None = None
     for number, package in enumerate(packages):
@@ -248,7 +296,7 @@ def _spdx(
 
 
 def _cyclonedx(
-    top: Iterable[Any], location: str, entries: list[_Entry], warnings: list[str]
+    top: Iterable[Any], location: str, entries: _Collector, warnings: list[str]
 ) -> Distro | None:
     distro: Distro | None = None
     stack: list[tuple[Any, int, str]] = [(top, 0, "components")]
@@ -335,8 +383,8 @@ def _distro_from_purls(parsed: list[tuple[_Entry, PackageURL]]) -> Distro | None
 
 
 def _package(
-    entry: _Entry, purl: PackageURL, distro: Distro | None, warnings: list[str]
-) -> InstalledPackage | None:
+    entry: _Entry, purl: PackageURL, warnings: list[str]
+) -> InstalledPackage | _PendingDeb | None:
     qualifiers: dict[str, str] = purl.qualifiers if isinstance(purl.qualifiers, dict) else {}
     version = purl.version or entry.version
     where = f"{entry.location}: {entry.label}"
@@ -370,16 +418,8 @@ def _package(
     source_name, source_version = _deb_source(entry, qualifiers)
     source_name = source_name or name
     source_version = source_version or version
-    arch = qualifiers.get("arch")
-    return InstalledPackage(
-        "deb",
-        name,
-        version,
-        source_name,
-        source_version,
-        arch,
-        deb_purl(name, version, arch, distro, source_name, source_version),
-        (entry.location,),
+    return _PendingDeb(
+        name, version, source_name, source_version, qualifiers.get("arch"), entry.location
     )
 
 
