@@ -13,6 +13,7 @@ import pytest
 from cli.conftest import SPEC, Env
 from fixtures.debrepo import DebSpec
 from fixtures.registry import FaultProxy, ProxiedRequest, Respond, RunningRegistry, registry
+from kiln.attest import TEST_REPORT_CTRF
 from kiln.cli.main import main
 
 __all__ = ["registry"]
@@ -86,7 +87,8 @@ def test_publish_then_verify(
     other = [*args[:-1], str(tmp_path / "other.key"), "--output", str(out), "--variant", "runtime"]
     assert main(other) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("published"))
-    assert "(0 new image blobs, 9 attestations," in line, line
+    # image + 2 platform signatures, provenance, 2 SBOMs and a test report per platform
+    assert "(0 new image blobs, 10 attestations," in line, line
 
 
 def test_publish_refuses_without_a_key(
@@ -163,3 +165,57 @@ def test_publish_failing_before_its_tags_moves_none(
     assert "answered 503" in err
     assert "no tag was moved: 3.13.5, 3.13, latest" in err
     assert registry.tags(f"{prefix}/demo") == []  # not even the full version
+
+
+def _platform_digests(layout: Path) -> dict[str, str]:
+    index = json.loads((layout / "index.json").read_text())
+    digest = index["manifests"][0]["digest"].split(":", 1)[1]
+    nested = json.loads((layout / "blobs" / "sha256" / digest).read_text())
+    return {m["platform"]["architecture"]: m["digest"] for m in nested["manifests"]}
+
+
+def test_each_platform_gets_its_own_test_report_and_an_untested_one_none(  # noqa: PLR0917
+    env: Env,
+    registry: RunningRegistry,
+    keys: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Tests ran on amd64 only, yet the report named the arm64 manifest too and
+    `kiln verify <arm64 digest> --require test-report` passed (issue 12 item 6)."""
+    env.spec.write_text(SPEC_WITH_VERSION)
+    key, pub = keys
+    out = tmp_path / "out"
+    destination = f"{registry.host}/kiln-{tmp_path.name[-12:].lower()}"
+    args = ["publish", str(env.spec), "--registry", destination, "--key", str(key)]
+    # first as on a machine that cannot run arm64 programs: no emulator anywhere
+    with monkeypatch.context() as patch:
+        patch.setattr("kiln.sandbox.emulation.find_emulator", lambda name: None)
+        assert main([*args, "--output", str(out), "--variant", "runtime"]) == 0
+    err = capsys.readouterr().err
+    assert "linux/arm64 is published without a test report" in err
+    assert "qemu-aarch64-static" in err
+    digests = _platform_digests(out / "demo")
+    require = ["--key", str(pub), "--require", "test-report"]
+    assert main(["verify", f"{destination}/demo@{digests['amd64']}", *require]) == 0
+    capsys.readouterr()
+    assert main(["verify", f"{destination}/demo@{digests['arm64']}", *require]) == 1
+    assert f"missing test report attestation ({TEST_REPORT_CTRF}) for {digests['arm64']}" in (
+        capsys.readouterr().err
+    )
+    # the index is not vouched for either: one of its platforms was never tested
+    assert main(["verify", f"{destination}/demo:latest", *require]) == 1
+    capsys.readouterr()
+
+    # with the emulator: both platforms tested, each report about its own platform
+    other = tmp_path / "again"
+    registry_path = f"{destination}-2"
+    again = ["publish", str(env.spec), "--registry", registry_path, "--key", str(key)]
+    assert main([*again, "--output", str(other), "--variant", "runtime"]) == 0
+    assert "without a test report" not in capsys.readouterr().err
+    for arch, digest in _platform_digests(other / "demo").items():
+        assert main(["verify", f"{registry_path}/demo@{digest}", *require]) == 0, arch
+    assert main(["verify", f"{registry_path}/demo:latest", *require]) == 0
+    reports = sorted(p.name for p in (other / "demo").glob("ctrf-report*.json"))
+    assert reports == ["ctrf-report-arm64.json", "ctrf-report.json"]

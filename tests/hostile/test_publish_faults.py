@@ -252,7 +252,7 @@ def _build(spec: Path, out: Path, epoch: str, signer: KeyBundleSigner) -> Image:
         built=built.image,
         started_on=now,
         finished_on=now,
-        test_report=CTRF,
+        test_reports={image.arch: CTRF for image in built.image.images},
         options={},
     )
     return Image(seen, attestations_for(seen, signer))

@@ -296,6 +296,13 @@ def _layouts_for(target: Path, output: Path) -> list[Path]:
     return found
 
 
+def report_name(arch: str) -> str:
+    """The CTRF report's file name in a layout: this machine's arch's, or another's."""
+    from kiln.sandbox.unpack import host_arch
+
+    return CTRF_REPORT if arch == host_arch() else f"ctrf-report-{arch}.json"
+
+
 def check_layout(layout: Path, *, arch: str, tag: str | None) -> bool:
     """Unpack ``layout`` for ``arch``, run its stored tests, write CTRF; True if all pass."""
     from kiln.sandbox import (
@@ -308,7 +315,7 @@ def check_layout(layout: Path, *, arch: str, tag: str | None) -> bool:
         unpack_image,
         write_ctrf,
     )
-    from kiln.sandbox.unpack import host_arch, read_embedded_facts
+    from kiln.sandbox.unpack import read_embedded_facts
 
     image = resolve_image(layout, tag=tag, arch=arch)
     scratch = layout.parent / f".{layout.name}.test-{os.getpid()}"
@@ -325,7 +332,7 @@ def check_layout(layout: Path, *, arch: str, tag: str | None) -> bool:
         app_name=name,
         extra={"arch": arch, "variant": facts.get("variant"), "manifest": image.manifest_digest},
     )
-    report_path = layout / (CTRF_REPORT if arch == host_arch() else f"ctrf-report-{arch}.json")
+    report_path = layout / report_name(arch)
     write_ctrf(report_path, report)
     table = Table(title=f"{name} ({arch})")
     table.add_column("test")

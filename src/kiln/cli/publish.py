@@ -12,18 +12,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kiln.cli.app import app, console
+from kiln.cli.app import app, console, err_console
 from kiln.cli.attest import Keyless, KeyOption, PasswordFile, bundle_signer
 from kiln.cli.build import (
-    CTRF_REPORT,
     DEFAULT_OUTPUT,
     BuildOptions,
     BuiltVariant,
     _csv,
     build_spec,
     check_layout,
+    report_name,
 )
-from kiln.errors import PolicyError
+from kiln.errors import EnvironmentProblem, PolicyError
 
 if TYPE_CHECKING:
     from kiln.attest import Attestation
@@ -77,9 +77,9 @@ def publish(
                 ):
                     # same digest, tested and attested before: only the tags are refreshed
                     attestations: tuple[Attestation, ...] = ()
-                    seen = _observation(built, report=None)
+                    seen = _observation(built, reports={})
                 else:
-                    seen = _observation(built, report=_run_tests(built))
+                    seen = _observation(built, reports=_run_tests(built))
                     attestations = attestations_for(seen, signer)
                 result = push_image(seen, attestations, client=client, destination=destination)
                 console.print(
@@ -91,23 +91,35 @@ def publish(
                 )
 
 
-def _run_tests(built: BuiltVariant) -> dict[str, Any] | None:
-    """Run the image's tests on this host's arch; refuse to publish when one fails."""
-    from kiln.sandbox.unpack import host_arch
+def _run_tests(built: BuiltVariant) -> dict[str, dict[str, Any]]:
+    """Run the image's tests on every platform it has (another architecture's through
+    qemu-user); refuse to publish when one fails. A platform this machine cannot run is
+    published without a test report, and says so."""
+    from kiln.sandbox.emulation import binfmt_rule
 
-    arch = host_arch()
-    if arch not in {i.arch for i in built.image.images}:
-        return None
+    reports: dict[str, dict[str, Any]] = {}
     layout = built.image.layout
-    if not check_layout(layout, arch=arch, tag=built.image.tag):
-        raise PolicyError(f"{built.label}: image tests failed; nothing was pushed")
-    report: dict[str, Any] = json.loads((layout / CTRF_REPORT).read_bytes())
-    return report
+    for image in built.image.images:
+        try:
+            binfmt_rule(image.arch, purpose=f"testing the {image.arch} image {built.label}")
+        except EnvironmentProblem as exc:
+            err_console.print(
+                f"warning: {exc}; linux/{image.arch} is published without a test report",
+                markup=False,
+                highlight=False,
+            )
+            continue
+        if not check_layout(layout, arch=image.arch, tag=built.image.tag):
+            raise PolicyError(
+                f"{built.label}: image tests failed on linux/{image.arch}; nothing was pushed"
+            )
+        report_path = layout / report_name(image.arch)
+        reports[image.arch] = json.loads(report_path.read_bytes())
+    return reports
 
 
-def _observation(built: BuiltVariant, *, report: dict[str, Any] | None) -> BuildObservation:
+def _observation(built: BuiltVariant, *, reports: dict[str, dict[str, Any]]) -> BuildObservation:
     from kiln.pipeline.publish import BuildObservation
-    from kiln.sandbox.unpack import host_arch
 
     return BuildObservation(
         loaded=built.loaded,
@@ -116,6 +128,6 @@ def _observation(built: BuiltVariant, *, report: dict[str, Any] | None) -> Build
         built=built.image,
         started_on=built.started_on,
         finished_on=built.finished_on,
-        test_report=report,
-        options={"tests_ran_on": host_arch() if report is not None else "none"},
+        test_reports=reports,
+        options={"tests_ran_on": ",".join(sorted(reports)) or "none"},
     )

@@ -91,7 +91,9 @@ class BuildObservation:
     built: BuiltImage
     started_on: dt.datetime
     finished_on: dt.datetime
-    test_report: Mapping[str, Any] | None
+    #: arch -> the CTRF report of the tests run on that platform (an arch whose tests did
+    #: not run has none, and no test report is attested for it)
+    test_reports: Mapping[str, Mapping[str, Any]]
     options: Mapping[str, Any]
 
 
@@ -174,12 +176,10 @@ def attestations_for(
         options=dict(seen.options),
         rebuilt=_rebuilt(installed_by_arch.values()),
     )
-    documents: list[tuple[str, Mapping[str, Any]]] = []
-    if seen.test_report is not None:
-        documents.append((TEST_REPORT_CTRF, seen.test_report))
     found = [
         *sign_image(digests, signer),
-        *attest_image(digests, signer, provenance=provenance, documents=documents),
+        *attest_image(digests, signer, provenance=provenance),
+        *_test_reports(seen, digests, name, signer),
     ]
     for image in seen.built.images:
         # One SBOM per platform, about that platform's manifest within this index.
@@ -203,6 +203,35 @@ def attestations_for(
                 )
             )
     return tuple(found)
+
+
+def _test_reports(
+    seen: BuildObservation, digests: ImageDigests, name: str, signer: BundleSigner
+) -> list[Attestation]:
+    """One signed CTRF report per platform whose tests ran, about that platform.
+
+    A report names the index as a subject too only when every platform of the index was
+    tested: a test report never vouches for a platform whose tests did not run.
+    """
+    images = seen.built.images
+    everywhere = all(image.arch in seen.test_reports for image in images)
+    found = []
+    for image in images:
+        report = seen.test_reports.get(image.arch)
+        if report is None:
+            continue
+        subjects = [Subject.of(f"{name}@linux/{image.arch}", image.manifest.digest)]
+        if everywhere:
+            subjects.insert(0, Subject.of(name, digests.index_digest))
+        statement = statement_for(TEST_REPORT_CTRF, subjects, report)
+        found.append(
+            Attestation(
+                TEST_REPORT_CTRF,
+                signer.sign_statement(statement),
+                (digests.index_digest, image.manifest.digest),
+            )
+        )
+    return found
 
 
 def _rebuilt(inputs: Iterable[SbomInput]) -> dict[str, dict[str, str]]:

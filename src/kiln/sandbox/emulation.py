@@ -43,6 +43,11 @@ _NATIVE = {"x86_64": {"amd64", "i386"}, "aarch64": {"arm64"}, "arm64": {"arm64"}
 USERNS_HELPER = ("-m", "kiln.assemble.userns")
 
 
+def find_emulator(name: str) -> str | None:
+    """Where the qemu-user program ``name`` is installed (on PATH), if it is."""
+    return shutil.which(name)
+
+
 def binfmt_rule(arch: str, *, purpose: str, machine: str | None = None) -> str | None:
     """The binfmt_misc rule that runs ``arch`` programs here; None when they run natively.
 
@@ -57,7 +62,7 @@ def binfmt_rule(arch: str, *, purpose: str, machine: str | None = None) -> str |
         raise EnvironmentProblem(f"{purpose}: kiln cannot run {arch} programs on {machine}")
     qarch, magic, mask = known
     for name in (f"qemu-{qarch}-static", f"qemu-{qarch}"):
-        emulator = shutil.which(name)
+        emulator = find_emulator(name)
         if emulator is not None:
             return f":kiln-{qarch}:M::{magic}:{mask}:{emulator}:F"
     raise EnvironmentProblem(
