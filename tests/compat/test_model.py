@@ -25,16 +25,20 @@ def _app(
     return directory
 
 
-def test_the_shipped_suite_has_the_six_apps_of_issue_6() -> None:
+def test_the_shipped_suite_has_the_apps_of_issues_6_and_12() -> None:
     apps = {app.name: app for app in load_apps(COMPAT)}
     assert set(apps) == {
+        "debian-slim-tools",
         "django-check",
         "express-npm-ci",
         "fastapi-distroless",
         "flask-gunicorn",
         "java-jar",
+        "nginx-port80",
         "nginx-static",
+        "node-native-addon",
     }
+    assert apps["nginx-port80"].declaration.after is None  # port 80 on both sides
     assert apps["django-check"].declaration.output is not None
     assert apps["nginx-static"].declaration.after is not None
     assert apps["nginx-static"].declaration.after.port == 8080

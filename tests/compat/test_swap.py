@@ -84,3 +84,33 @@ def test_a_base_nobody_maps_is_reported_unmapped(catalogs) -> None:  # type: ign
     assert unmapped.replacement is None
     assert swapped.text.startswith("FROM redis:7\n")
     assert "kept" in unmapped.describe()
+
+
+COMPAT = Path(__file__).resolve().parents[2] / "compat"
+
+
+@pytest.mark.parametrize(
+    ("app", "layouts"),
+    [
+        # the site's config listens on 80: migrate reads it from the build context
+        ("nginx-port80", ["nginx-dev"]),
+        # only static files: the runtime on 8080, as before
+        ("nginx-static", ["nginx"]),
+        ("node-native-addon", ["node-dev", "node-dev"]),
+        ("debian-slim-tools", ["base-dev"]),
+    ],
+)
+def test_the_shipped_apps_swap_to_what_they_need(app: str, layouts: list[str]) -> None:
+    from kiln.compat.model import load_app
+    from kiln.migrate import DirectoryContext, load_catalog
+
+    loaded = load_app(COMPAT / app)
+    swapped = swap_from_lines(
+        loaded.dockerfile.read_text(),
+        load_catalog(COMPAT.parent / "images"),
+        load_standins(COMPAT / "standins.yaml"),
+        path=str(loaded.dockerfile),
+        context=DirectoryContext(loaded.directory),
+    )
+    assert [swap.layout for swap in swapped.swaps] == layouts
+    assert all(swap.how == "migrate" for swap in swapped.swaps)
