@@ -465,3 +465,38 @@ def test_compat_says_which_debian_source_filled_the_cve_column() -> None:
     app_result = AppResult("app", "an app", (), before, after, identical=True)
     lines = notes(SuiteResult((app_result,), (), (), 1.0, ()))
     assert any("Debian data from debian-archive" in line and "no tracker" in line for line in lines)
+
+
+# --- the source's debian.tar, read instead of a big binary ------------------------------
+
+
+def _tar(members: dict[str, bytes], mode: str = "w:xz") -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_the_changelog_is_read_from_a_debian_tar() -> None:
+    from kiln.vuln.feeds.debian_archive import _changelog_in_tar
+
+    text = changelog("openjdk-21", [("21.0.9+10-1", "* Fix CVE-2025-5001.")])
+    data = _tar({"debian/rules": b"#!/usr/bin/make -f\n", "debian/changelog": text})
+    assert _changelog_in_tar(data, "openjdk-21_21.0.9+10-1.debian.tar.xz") == text
+    assert _changelog_in_tar(_tar({"debian/control": b"x"}, "w:gz"), "x.debian.tar.gz") is None
+
+
+def test_a_truncated_debian_tar_is_a_format_error_naming_it() -> None:
+    from kiln.vuln.feeds.debian_archive import _changelog_in_tar
+
+    data = _tar({"debian/rules": b"r" * 50_000, "debian/changelog": b"x" * 10})
+    with pytest.raises(FeedFormatError, match=r"not a readable tar archive") as info:
+        _changelog_in_tar(data[: len(data) // 2], "foo_1.0-1.debian.tar.xz")
+    assert info.value.location is not None
+    assert info.value.location.file == "foo_1.0-1.debian.tar.xz"

@@ -24,7 +24,13 @@ are all unchanged is a no-op (the input digest covers them and the scope).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import lzma
+import re
+import tarfile
+import threading
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,7 +40,10 @@ from typing import ClassVar
 
 from kiln.debian.cache import Cache
 from kiln.debian.client import (  # the signed-index path every archive read takes
+    NOT_FOUND,
     fetch_debs,
+    fetch_index,
+    fetch_promised,
     load_packages_table,
     load_release,
     suite_base_url,
@@ -47,14 +56,23 @@ from kiln.debian.release import VerifiedRelease, parse_release, verify_clearsign
 from kiln.debian.sources import Mirrors
 from kiln.debian.version import compare_versions
 from kiln.errors import InputError, IntegrityError, Location, RemoteContentError
-from kiln.net import Fetcher
-from kiln.vuln.feeds.changelog_mentions import RULES_VERSION, Mention, mentions_from_changelog
+from kiln.net import Fetcher, HttpStatusError
+from kiln.recipes.index import SourcePackage, parse_sources
+from kiln.vuln.feeds.changelog_mentions import (
+    MAX_CHANGELOG_BYTES,
+    RULES_VERSION,
+    Mention,
+    mentions_from_changelog,
+)
 from kiln.vuln.feeds.interface import Feed, FeedFormatError, FeedWarning, ImportMode
 from kiln.vuln.feeds.source import FeedInput, from_bytes
 from kiln.vuln.model import ArchiveMention, ArchiveStatus, FeedRecord
 
 UNSTABLE_SUITES = ("sid", "experimental")
 MAX_TRIES = 4  # binaries tried per (source, suite) before giving up on a changelog
+BIG_DEB = 1 << 20  # before fetching a binary this big, see if the debian.tar is smaller
+_DEBIAN_TAR_RE = re.compile(r"\.debian\.tar\.(?:xz|gz|bz2)$")
+_MAX_TAR_MEMBERS = 100_000
 _CACHE_VERSION = f"archive-changelog-v1.{RULES_VERSION}"
 
 
@@ -191,6 +209,8 @@ class Archive:
     workers: int = 8
     notes: list[str] = field(default_factory=list)  # what the run had to accept, said aloud
     _releases: dict[str, VerifiedRelease] = field(default_factory=dict, repr=False)
+    _sources_text: dict[str, bytes] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def releases(self) -> dict[str, VerifiedRelease]:
         """Each suite's verified Release (fetched once per ``Archive``)."""
@@ -306,7 +326,17 @@ class Archive:
         urls = suite_urls(self.distro, self.mirrors)
         queue = list(job.binaries)
         tried: list[str] = []
+        tar_checked = False
         while queue and len(tried) < MAX_TRIES:
+            if queue[0].size > BIG_DEB and not tar_checked:
+                # a big binary next (openjdk's headless JRE is 42 MB): the source's
+                # debian.tar, when smaller, carries the same changelog
+                tar_checked = True
+                text = self._debian_tar_changelog(job, below=queue[0].size)
+                if isinstance(text, FeedWarning):
+                    return text
+                if text is not None:
+                    return self._mentions(job, key, text, "debian/changelog", where)
             pkg = queue.pop(0)
             tried.append(pkg.name)
             try:
@@ -323,23 +353,96 @@ class Archive:
                 target = PurePosixPath(doc.link_target).name if doc and doc.link_target else ""
                 queue.sort(key=lambda p: p.name != target)
                 continue
-            display = f"{job.source} {job.version} ({pkg.filename}:{found.path})"
-            try:
-                name, mentions = mentions_from_changelog(found.text.encode(), display)
-            except FeedFormatError as exc:
-                return FeedWarning(exc.message, where)
-            if name != job.source:
-                return FeedWarning(
-                    f"{pkg.filename}: the changelog is of {name!r}, not of {job.source!r}", where
-                )
-            payload = json.dumps([vars(m) for m in mentions]).encode()
-            self.cache.put_derived(key, payload)
-            return tuple(mentions)
+            return self._mentions(
+                job, key, found.text.encode(), f"{pkg.filename}:{found.path}", where
+            )
         return FeedWarning(
             f"no changelog.Debian.gz in {', '.join(tried) or 'any binary'} "
             "(their doc directories point elsewhere)",
             where,
         )
+
+    def _mentions(
+        self, job: _Job, key: str, text: bytes, artifact: str, where: Location
+    ) -> tuple[Mention, ...] | FeedWarning:
+        """Parse one changelog of ``job``; cache the mentions under ``key``."""
+        try:
+            name, mentions = mentions_from_changelog(
+                text, f"{job.source} {job.version} ({artifact})"
+            )
+        except FeedFormatError as exc:
+            return FeedWarning(exc.message, where)
+        if name != job.source:
+            return FeedWarning(
+                f"{artifact}: the changelog is of {name!r}, not of {job.source!r}", where
+            )
+        self.cache.put_derived(key, json.dumps([vars(m) for m in mentions]).encode())
+        return tuple(mentions)
+
+    def _sources(self, suite: str, name: str) -> list[SourcePackage]:
+        """The stanzas of source ``name`` in ``suite``'s signed Sources index."""
+        with self._lock:
+            plain = self._sources_text.get(suite)
+            if plain is None:
+                release = self.releases()[suite]
+                path = "main/source/Sources.xz"
+                plain = fetch_index(release, path, cache=self.cache, fetcher=self.fetcher)
+                self._sources_text[suite] = plain
+        identity = self.releases()[suite].identity
+        source = f"{identity.base_url}/dists/{suite}/main/source/Sources.xz"
+        return parse_sources(plain, suite=suite, source=source, names=[name])
+
+    def _debian_tar_changelog(self, job: _Job, *, below: int) -> bytes | FeedWarning | None:
+        """``debian/changelog`` of the job's ``.debian.tar.*``, if it has one under ``below``
+        bytes (a native source has none); the file is checked against the signed index."""
+        suite = job.suites[0]
+        found = [p for p in self._sources(suite, job.source) if p.version == job.version]
+        tars = [f for p in found for f in p.files if _DEBIAN_TAR_RE.search(f.name)]
+        if not tars or tars[0].size >= below:
+            return None
+        tar, package = tars[0], found[0]
+        where = Location(f"{job.source} {job.version}", field=suite)
+        base = suite_base_url(suite_urls(self.distro, self.mirrors), suite)
+        url = f"{base}/{package.directory}/{tar.name}"
+        try:
+            data = self.cache.read_blob(tar.sha256, size=tar.size)
+            if data is None:
+                data = fetch_promised(self.fetcher, url, size=tar.size, source=url)
+                self.cache.put_blob(data, sha256=tar.sha256, size=tar.size, source=url)
+        except IntegrityError as exc:
+            return FeedWarning(f"{tar.name} fails its signed index: {exc.message}", where)
+        except HttpStatusError as exc:
+            if exc.status not in NOT_FOUND:
+                raise
+            return None  # mirrors of binaries only lack source files: read the binary
+        try:
+            return _changelog_in_tar(data, tar.name)
+        except FeedFormatError as exc:
+            return FeedWarning(exc.message, where)
+
+
+def _changelog_in_tar(data: bytes, display: str) -> bytes | None:
+    """The ``debian/changelog`` member of a ``.debian.tar.*`` (``None`` if absent)."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r|*") as archive:
+            for number, member in enumerate(archive):
+                if number > _MAX_TAR_MEMBERS:
+                    raise FeedFormatError(
+                        f"more than {_MAX_TAR_MEMBERS} members", Location(display)
+                    )
+                if member.name.removeprefix("./") != "debian/changelog" or not member.isfile():
+                    continue
+                if member.size > MAX_CHANGELOG_BYTES:
+                    raise FeedFormatError(
+                        f"debian/changelog of {member.size} bytes, more than "
+                        f"{MAX_CHANGELOG_BYTES}: not read",
+                        Location(display),
+                    )
+                fh = archive.extractfile(member)
+                return fh.read() if fh is not None else None
+    except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error) as exc:
+        raise FeedFormatError(f"not a readable tar archive: {exc}", Location(display)) from exc
+    return None
 
 
 class DebianArchiveFeed(Feed):
