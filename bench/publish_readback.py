@@ -55,7 +55,14 @@ def _observed(work: Path) -> publishing.BuildObservation:
     )
     now = dt.datetime.now(dt.UTC)
     return publishing.BuildObservation(
-        built.loaded, built.lock, built.variant, built.image, now, now, CTRF, {}
+        loaded=built.loaded,
+        lock=built.lock,
+        variant=built.variant,
+        built=built.image,
+        started_on=now,
+        finished_on=now,
+        test_reports={image.arch: CTRF for image in built.image.images},
+        options={},
     )
 
 
