@@ -154,7 +154,12 @@ def parse_packages(
     version wins. Stanzas for other architectures are refused, as is any stanza missing
     a required field or with an unsafe ``Filename``: the error names the stanza's line.
     """
-    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    try:
+        text = bytes(data).decode("utf-8") if not isinstance(data, str) else data
+    except UnicodeDecodeError as exc:
+        raise RemoteContentError(
+            f"{source}: byte {exc.start} of the Packages index is not UTF-8"
+        ) from exc
     if _SEP in text:
         raise RemoteContentError(f"{source}: control character U+001F in the Packages index")
     records: dict[str, str] = {}

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 from typing import ClassVar
 
-from debian.changelog import Changelog, ChangelogParseError
+from debian.changelog import ChangeBlock, Changelog, ChangelogParseError
 
 from kiln.debian.deb import DebFormatError, read_changelog
 from kiln.errors import Location
@@ -54,10 +54,21 @@ def fixes_from_changelog(text: bytes, display: str) -> list[ChangelogFix]:
                 first[cve] = ChangelogFix(
                     source=source,
                     cve=cve,
-                    version=str(block.version),
+                    version=_block_version(block, display),
                     distribution=str(block.distributions or ""),
                 )
     return [first[c] for c in sorted(first)]
+
+
+def _block_version(block: ChangeBlock, display: str) -> str:
+    """The entry's version; python-debian checks it only when it is first read."""
+    try:
+        return str(block.version)
+    except ValueError as exc:
+        raise FeedFormatError(
+            f"not a valid Debian changelog: {exc} in the entry of {block.package}",
+            Location(display),
+        ) from exc
 
 
 def _changelog_from_deb(data: bytes, display: str) -> bytes | None:
