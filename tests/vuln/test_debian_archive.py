@@ -500,3 +500,76 @@ def test_a_truncated_debian_tar_is_a_format_error_naming_it() -> None:
         _changelog_in_tar(data[: len(data) // 2], "foo_1.0-1.debian.tar.xz")
     assert info.value.location is not None
     assert info.value.location.file == "foo_1.0-1.debian.tar.xz"
+
+
+# --- an unstable past Valid-Until, and hostile changelogs through the feed ---------------
+
+
+@pytest.fixture(scope="module")
+def stale_root(tmp_path_factory: pytest.TempPathFactory, debrepo_key: GpgKey) -> Path:
+    """Stable suites valid at NOW; sid and experimental signed a month ago, long expired."""
+    root = tmp_path_factory.mktemp("stale")
+    long_line = changelog("longline", [("1.0-1", "* Fix CVE-2025-6001 " + "x" * (1 << 20))])
+    truncated = gzip.compress(changelog("cut", [("1.0-1", "* Fix CVE-2025-6002.")]), mtime=0)
+    stable = {
+        "trixie": [
+            DebSpec("zlib1g", "1:1.3-1", "amd64", source="zlib",
+                    files=doc("zlib1g", changelog("zlib", ZLIB))),
+            DebSpec("longline", "1.0-1", files=doc("longline", long_line)),
+            DebSpec("cut", "1.0-1", files={"usr/share/doc/cut/changelog.Debian.gz":
+                                           truncated[: len(truncated) // 2]}),
+        ],
+        "trixie-updates": [],
+        "trixie-security": [],
+    }  # fmt: skip
+    unstable = {
+        "sid": [
+            DebSpec("zlib1g", "1:1.3.1-1", "amd64", source="zlib",
+                    files=doc("zlib1g", changelog("zlib", ZLIB_SID))),
+        ],
+        "experimental": [],
+    }  # fmt: skip
+    build_repository(root, stable, key=debrepo_key, archs=("amd64",))
+    old = REPO_DATE - timedelta(days=30)
+    build_repository(
+        root, unstable, key=debrepo_key, archs=("amd64",), date=old,
+        valid_until=old + timedelta(days=7),
+    )  # fmt: skip
+    return root
+
+
+def test_an_expired_unstable_is_read_as_of_its_date_and_said_so(
+    stale_root: Path, tmp_path: Path, debrepo_key: GpgKey
+) -> None:
+    with RepoServer(stale_root) as srv:
+        db, warnings = update(srv, tmp_path, debrepo_key, ["zlib"])
+    assert statuses(db)[("zlib", "CVE-2023-3002")][:2] == ("fix-in-unstable", "1:1.3.1-1")
+    expired = [w for w in warnings if "expired" in w]
+    assert len(expired) == 2
+    assert any("/dists/sid" in w for w in expired)
+    db.close()
+
+
+def test_an_expired_stable_suite_is_still_refused(
+    stale_root: Path, tmp_path: Path, debrepo_key: GpgKey
+) -> None:
+    from kiln.errors import RemoteContentError
+
+    with RepoServer(stale_root) as srv:
+        archive = replace(
+            make_archive(srv, tmp_path, debrepo_key.keyring),
+            now=lambda: REPO_DATE + timedelta(days=8),  # past the stable suites' Valid-Until
+        )
+        with pytest.raises(RemoteContentError, match=r"/dists/trixie.*expired"):
+            archive.manifest(Scope(None, "test"))
+
+
+def test_hostile_changelogs_through_the_feed_are_warnings_naming_source_and_version(
+    stale_root: Path, tmp_path: Path, debrepo_key: GpgKey
+) -> None:
+    with RepoServer(stale_root) as srv:
+        db, warnings = update(srv, tmp_path, debrepo_key, ["longline", "cut", "zlib"])
+    assert any(w.startswith("longline 1.0-1: trixie:") and "line of" in w for w in warnings)
+    assert any(w.startswith("cut 1.0-1: trixie:") and "gz" in w for w in warnings), warnings
+    assert {k[0] for k in statuses(db)} == {"zlib"}
+    db.close()
