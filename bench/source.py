@@ -35,12 +35,13 @@ from kiln.debian import Cache, get_distro
 from kiln.debian.distro import Distro
 from kiln.errors import KilnError, RemoteContentError
 from kiln.pipeline.repo import Repository
+from kiln.pipeline.source import SourceBuilder
 from kiln.recipes.build import BuildError
 from kiln.recipes.buildroot import BuildRoot
 from kiln.recipes.index import SourcePackage
-from kiln.recipes.service import SourceBuilder, host_arch
 from kiln.recipes.verify import RebuildComparison
 from kiln.resolve.lockfile import read_lock
+from kiln.sandbox.unpack import host_arch
 
 _T = TypeVar("_T")
 ROOT = Path(__file__).resolve().parent.parent

@@ -237,7 +237,7 @@ def _control_text(deb: Path) -> str:
 def test_source_package_sbom_lists_sources_patches_recipe_and_debs(tmp_path: Path) -> None:
     import json
 
-    from kiln.recipes.service import source_package_sbom
+    from kiln.pipeline.source import source_package_sbom
 
     fetched = fetched_for(SourceSpec("1.0-1"), tmp_path)
     loaded = load_recipe(write_recipe(tmp_path))

@@ -93,7 +93,7 @@ def test_rebuild_verify_names_the_diffoscope_report_or_says_it_is_missing(
     capsys: pytest.CaptureFixture[str],
     with_diffoscope: bool,
 ) -> None:
-    from kiln.recipes.service import SourceBuilder
+    from kiln.pipeline.source import SourceBuilder
     from kiln.recipes.verify import DebComparison, DiffoscopeReport, RebuildComparison
 
     report = DiffoscopeReport(tmp_path / "hello.diffoscope.txt", complete=True)

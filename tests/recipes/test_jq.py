@@ -28,9 +28,10 @@ from kiln.attest.predicates import PROVENANCE_V1, SPDX_2_3
 from kiln.attest.verify import fetch_bundles
 from kiln.cli.main import main
 from kiln.debian import get_distro
+from kiln.pipeline.source import SourceBuilder
 from kiln.recipes.load import load_recipe
-from kiln.recipes.service import SourceBuilder, host_arch
 from kiln.registry import RegistryClient
+from kiln.sandbox.unpack import host_arch
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 

@@ -41,7 +41,7 @@ def source_fetch(
 ) -> None:
     """Download a source package, every file checked against the signed Sources index."""
     from kiln.debian import get_distro
-    from kiln.recipes.service import SourceBuilder
+    from kiln.pipeline.source import SourceBuilder
 
     builder = SourceBuilder.from_environment(ConsoleProgress(err_console))
     fetched, _ = builder.fetch(get_distro(distro), package, version=version)
@@ -81,7 +81,8 @@ def package_build(
     Beside the .debs: the build record, SLSA provenance and an SPDX SBOM of the source
     package; with --key (or --keyless) both are signed as Sigstore bundles too.
     """
-    from kiln.recipes.service import SourceBuilder, host_arch
+    from kiln.pipeline.source import SourceBuilder
+    from kiln.sandbox.unpack import host_arch
 
     signer = bundle_signer(key, keyless, password_file) if key is not None or keyless else None
     builder = SourceBuilder.from_environment(ConsoleProgress(err_console))
@@ -112,7 +113,8 @@ def rebuild(
     ] = False,
 ) -> None:
     """Rebuild an unpatched Debian package in the sandbox (and with --verify, compare)."""
-    from kiln.recipes.service import SourceBuilder, host_arch
+    from kiln.pipeline.source import SourceBuilder
+    from kiln.sandbox.unpack import host_arch
 
     if not verify:
         raise typer.BadParameter("only --verify rebuilds are supported", param_hint="--verify")

@@ -7,7 +7,7 @@ computed, as SPDX 2.3 requires for files) and each recipe patch (with its DEP-3
 ``CVE`` and ``Origin`` in the comment); each binary .deb is a package ``GENERATED_FROM``
 the source package, with its sha256. Timestamps and the namespace derive from the
 inputs (the changelog date kiln gives the build, the digests), so equal builds give equal
-bytes. Signed beside the provenance by ``kiln package build --key`` (kiln.recipes.service).
+bytes. Signed beside the provenance by ``kiln package build --key`` (kiln.pipeline.source).
 Spec: https://spdx.github.io/spdx-spec/v2.3/
 """
 

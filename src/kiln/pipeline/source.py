@@ -13,7 +13,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,15 +35,10 @@ from kiln.recipes.load import LoadedRecipe, check_base, load_recipe
 from kiln.recipes.provenance import package_provenance
 from kiln.recipes.sbom import SourceFile, source_spdx
 from kiln.recipes.verify import RebuildComparison, compare_debs, debs_by_package
+from kiln.sandbox.unpack import host_arch
 
 # Fixed, so the same inputs give the same build-root tarball (mmdebstrap honours it).
 ROOT_EPOCH = 1_700_000_000
-_MACHINE_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
-
-
-def host_arch() -> str:
-    machine = platform.machine()
-    return _MACHINE_ARCH.get(machine, machine)
 
 
 @dataclass
