@@ -10,6 +10,7 @@ tests/catalog/test_dev_debian.py.
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 from pathlib import Path
 
@@ -20,11 +21,10 @@ from kiln.assemble.maintscripts import (
     MAINTSCRIPTS,
     SandboxRunner,
     ScriptRun,
-    binfmt_rule,
     configure_packages,
     has_scripts,
 )
-from kiln.assemble.model import Group, PackageInput, User
+from kiln.assemble.model import Group, PackageInput, PathSpec, User
 from kiln.assemble.plan import plan_from_packages
 from kiln.errors import EnvironmentProblem, InputError, PolicyError
 
@@ -118,6 +118,11 @@ def test_what_the_scripts_did_is_read_back() -> None:
     assert "var/lib/dpkg/status-old" not in plan
     # documentation went before the scripts ran (no slave links to pruned man pages)
     assert "usr/share/man/man1/mawk.1.gz" not in plan
+    # ... but its directory stays: update-alternatives fails making a slave link to a man
+    # page kept elsewhere (openjdk's) in a missing directory
+    man1 = plan.get("usr/share/man/man1")
+    assert man1 is not None
+    assert man1.kind == "dir"
     # the scripts are kept for later upgrades and removals, executable
     postinst = plan.get("var/lib/dpkg/info/mawk.postinst")
     assert postinst is not None
@@ -161,16 +166,22 @@ def test_a_failing_script_fails_the_build_with_its_output() -> None:
     assert "chown: invalid group: 'root:utmp'" in "\n".join(caught.value.details)
 
 
-def test_foreign_architectures_need_an_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert binfmt_rule("amd64", "x86_64") is None
-    monkeypatch.setattr(shutil, "which", lambda name: None)
-    with pytest.raises(EnvironmentProblem, match="qemu-aarch64-static"):
-        binfmt_rule("arm64", "x86_64")
+def test_the_sandbox_maps_ids_and_emulates_foreign_architectures(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
-    rule = binfmt_rule("arm64", "x86_64")
-    assert rule is not None
-    assert rule.startswith(":kiln-aarch64:M::\\x7fELF\\x02")
-    assert rule.endswith(":/usr/bin/qemu-aarch64-static:F")
+    runner = SandboxRunner()
+    native = runner.command(tmp_path, arch="amd64", argv=("/bin/true",), epoch=1)
+    assert native[1:4] == ["-m", "kiln.assemble.userns", "--"]  # the 65536-id namespace
+    assert "--unshare-net" in native
+    assert native[-1] == "/bin/true"
+    arm = runner.command(tmp_path, arch="arm64", argv=("/bin/true",), epoch=1)
+    assert arm[3] == "--binfmt"
+    assert arm[4].endswith(":/usr/bin/qemu-aarch64-static:F")
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/bwrap" if name == "bwrap" else None)
+    with pytest.raises(EnvironmentProblem, match="qemu-aarch64-static"):
+        runner.command(tmp_path, arch="arm64", argv=("/bin/true",), epoch=1)
 
 
 # ----------------------------------------------------------------- the real sandbox
@@ -213,3 +224,14 @@ def test_the_sandbox_runs_as_root_over_debians_ids(tmp_path: Path) -> None:
     assert plan.get("etc/alternatives-awk").link_target == "/usr/bin/mawk"  # type: ignore[union-attr]
     assert plan.get("usr/bin/sh").package == "fake-sh"  # type: ignore[union-attr]
     assert plan.get("etc").package == "fake-sh"  # type: ignore[union-attr]
+
+
+def test_a_spec_link_to_where_an_alternative_leads_keeps_the_alternative() -> None:
+    same = PathSpec("/usr/bin/awk", "symlink", target="mawk")
+    plan = assemble(make_input((mawk(),), variant="dev", paths=(same,)), runner=FakeDpkg()).plan
+    awk = plan.get("usr/bin/awk")
+    assert awk is not None
+    assert awk.link_target == "/etc/alternatives/awk"  # update-alternatives --config works
+    elsewhere = PathSpec("/usr/bin/awk", "symlink", target="/usr/bin/gawk")
+    with pytest.raises(InputError, match="/usr/bin/awk"):
+        assemble(make_input((mawk(),), variant="dev", paths=(elsewhere,)), runner=FakeDpkg())

@@ -18,6 +18,8 @@ from kiln.errors import InputError
 KILN = "kiln"
 #: Owner of the merged-/usr compatibility symlinks (part of every base layer).
 USRMERGE = "kiln:usrmerge"
+#: Owner of what -dev images' replayed maintainer scripts made (kiln.assemble.maintscripts).
+MAINTSCRIPTS_OWNER = "kiln:maintscripts"
 
 _MAX_SYMLINK_HOPS = 40
 

@@ -33,6 +33,7 @@ from kiln.assemble.model import AssemblyInput
 from kiln.errors import PolicyError
 
 PRUNED_DIRS = tuple(f"usr/share/{d}" for d in ("doc", "man", "info", "locale", "lintian", "bug"))
+MAN_DIR = "usr/share/man"
 WORLD_WRITABLE_ALLOWED = frozenset({"tmp"})
 BIN_DIRS = ("usr/bin", "usr/sbin", "usr/local/bin", "usr/local/sbin", "bin", "sbin")
 SHELLS = frozenset(
@@ -125,12 +126,14 @@ def fix_world_writable(plan: Plan) -> tuple[Plan, list[str]]:
     return plan.replacing(changed), sorted("/" + e.path for e in changed)
 
 
-def _pruned(path: str, plan: Plan) -> bool:
+def _pruned(path: str, plan: Plan, *, keep_man_dirs: bool) -> bool:
     if not any(path == d or path.startswith(d + "/") for d in PRUNED_DIRS):
         return False
     if posixpath.basename(path) == "copyright":
         return False
     entry = plan.entries[path]
+    if entry.kind == "dir" and keep_man_dirs and (path + "/").startswith(MAN_DIR + "/"):
+        return False
     if entry.kind == "dir":
         # keep directories that (transitively) hold a kept copyright file
         return not any(posixpath.basename(e.path) == "copyright" for e in plan.under(path))
@@ -140,8 +143,14 @@ def _pruned(path: str, plan: Plan) -> bool:
     )
 
 
-def prune_docs(plan: Plan) -> tuple[Plan, int, int]:
-    dropped = [e for p, e in plan.entries.items() if _pruned(p, plan)]
+def prune_docs(plan: Plan, *, keep_man_dirs: bool = False) -> tuple[Plan, int, int]:
+    """Drop documentation (keeping copyright files).
+
+    ``keep_man_dirs`` keeps the (empty) /usr/share/man directories: -dev images need
+    them, since update-alternatives fails to make a slave link to a man page that lives
+    elsewhere (openjdk's) when its directory is missing, as on Debian's slim images.
+    """
+    dropped = [e for p, e in plan.entries.items() if _pruned(p, plan, keep_man_dirs=keep_man_dirs)]
     files = [e for e in dropped if e.kind != "dir"]
     return plan.without(e.path for e in dropped), len(files), sum(e.size for e in files)
 
@@ -276,7 +285,7 @@ def harden(plan: Plan, inp: AssemblyInput) -> tuple[Plan, HardeningReport]:
     """Apply every hardening rule; raise ``PolicyError`` for a runtime shell/package manager."""
     plan, setid = strip_setid(plan)
     plan, writable = fix_world_writable(plan)
-    plan, pruned_files, pruned_bytes = prune_docs(plan)
+    plan, pruned_files, pruned_bytes = prune_docs(plan, keep_man_dirs=inp.variant == "dev")
     dev_removed = 0
     if inp.variant == "runtime":
         plan, dev_removed = prune_dev_files(plan)

@@ -24,7 +24,6 @@ machine (host name, network) is visible.
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import stat
 import subprocess
@@ -35,15 +34,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from kiln.assemble.fs import Entry, Plan, dir_entry, file_entry, sort_key, symlink_entry
+from kiln.assemble.fs import (
+    MAINTSCRIPTS_OWNER,
+    Entry,
+    Plan,
+    dir_entry,
+    file_entry,
+    sort_key,
+    symlink_entry,
+)
 from kiln.assemble.harden import prune_docs
 from kiln.assemble.model import AssemblyInput
 from kiln.assemble.steps import dpkg_database, path_exclude
 from kiln.assemble.userns import EXIT_NO_NAMESPACE
 from kiln.errors import EnvironmentProblem, PolicyError
+from kiln.sandbox.emulation import USERNS_HELPER, binfmt_rule
 
 #: Owner of what the replayed scripts created or changed.
-MAINTSCRIPTS = "kiln:maintscripts"
+MAINTSCRIPTS = MAINTSCRIPTS_OWNER
 
 #: Written by dpkg, apt and the scripts with this machine's clock, or only meaningful while
 #: they run: not part of the image (mmdebstrap removes the same).
@@ -122,7 +130,7 @@ def unpacked(plan: Plan, inp: AssemblyInput) -> Plan:
     as on Debian's slim images).
     """
     plan = path_exclude(plan, inp)
-    plan, _, _ = prune_docs(plan)
+    plan, _, _ = prune_docs(plan, keep_man_dirs=True)
     return dpkg_database(plan, inp, status="install ok unpacked")
 
 
@@ -255,47 +263,6 @@ def read_back(plan: Plan, root: Path, written: dict[str, _Written]) -> Plan:
 
 # ---------------------------------------------------------------------------- sandbox
 
-#: Debian architecture -> (qemu's name, ELF magic, mask) as qemu's qemu-binfmt-conf.sh has them
-_QEMU = {
-    "arm64": (
-        "aarch64",
-        r"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00",
-        r"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff",
-    ),
-    "armhf": (
-        "arm",
-        r"\x7fELF\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x28\x00",
-        r"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff",
-    ),
-    "amd64": (
-        "x86_64",
-        r"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00",
-        r"\xff\xff\xff\xff\xff\xfe\xfe\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff",
-    ),
-}
-#: what each machine runs without emulation
-_NATIVE = {"x86_64": {"amd64", "i386"}, "aarch64": {"arm64"}, "arm64": {"arm64"}}
-
-
-def binfmt_rule(arch: str, machine: str | None = None) -> str | None:
-    """The binfmt_misc rule that runs ``arch`` programs here, or None when they run natively."""
-    machine = machine or platform.machine()
-    if arch in _NATIVE.get(machine, set()):
-        return None
-    known = _QEMU.get(arch)
-    if known is None:
-        raise EnvironmentProblem(f"cannot run {arch} maintainer scripts on this {machine} machine")
-    qarch, magic, mask = known
-    for name in (f"qemu-{qarch}-static", f"qemu-{qarch}"):
-        emulator = shutil.which(name)
-        if emulator is not None:
-            return f":kiln-{qarch}:M::{magic}:{mask}:{emulator}:F"
-    raise EnvironmentProblem(
-        f"building a {arch} -dev image runs its maintainer scripts, which needs "
-        f"qemu-{qarch}-static on this {machine} machine",
-        hint="apt-get install qemu-user-static",
-    )
-
 
 class SandboxRunner:
     """The production runner: ``kiln.assemble.userns`` + bubblewrap, no network."""
@@ -311,7 +278,7 @@ class SandboxRunner:
                 "inside it",
                 hint="apt-get install bubblewrap",
             )
-        rule = binfmt_rule(arch)
+        rule = binfmt_rule(arch, purpose=f"configuring the {arch} packages of a -dev image")
         env = {
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "HOME": "/root",
@@ -338,7 +305,7 @@ class SandboxRunner:
             "--",
             *argv,
         ]  # fmt: skip
-        helper = [sys.executable, "-m", "kiln.assemble.userns"]
+        helper = [sys.executable, *USERNS_HELPER]
         return [*helper, *(["--binfmt", rule] if rule else []), "--", *sandbox]
 
     def run(self, rootfs: Path, *, arch: str, argv: tuple[str, ...], epoch: int) -> ScriptRun:

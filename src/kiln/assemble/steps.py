@@ -25,6 +25,7 @@ from kiln.assemble.certhash import fingerprint as _fingerprint
 from kiln.assemble.certhash import subject_hash
 from kiln.assemble.fs import (
     KILN,
+    MAINTSCRIPTS_OWNER,
     USRMERGE,
     Entry,
     Plan,
@@ -398,9 +399,9 @@ def spec_paths(plan: Plan, inp: AssemblyInput) -> Plan:
             existing is not None
             and spec.kind == "symlink"
             and existing.kind == "symlink"
-            and existing.link_target == spec.target
+            and _same_link(plan, path, existing, spec.target)
         ):
-            continue  # the package already made exactly this link (e.g. in -dev variants)
+            continue  # the package already made this link (e.g. in -dev variants)
         both_dirs = existing is not None and spec.kind == "dir" and existing.kind == "dir"
         if existing is not None and overlay is None and not spec.replace and not both_dirs:
             owner = (
@@ -426,6 +427,22 @@ def spec_paths(plan: Plan, inp: AssemblyInput) -> Plan:
                 entry = file_entry(path, spec.content, mode=spec.mode, uid=spec.uid, gid=spec.gid)
         made[path] = (spec.path, entry)
     return plan.with_entries(*(entry for _, entry in made.values()))
+
+
+def _same_link(plan: Plan, path: str, existing: Entry, target: str | None) -> bool:
+    """Whether an existing link is the one a spec asks for, or leads to the same file.
+
+    In -dev images a link update-alternatives made (``/usr/bin/java`` ->
+    ``/etc/alternatives/java`` -> the JVM's) stays when the spec's leads to the same
+    place: replacing it would break ``update-alternatives --config``.
+    """
+    if not target or existing.link_target == target:
+        return existing.link_target == target
+    if existing.package != MAINTSCRIPTS_OWNER:
+        return False
+    wanted = target.lstrip("/") if target.startswith("/") else f"{posixpath.dirname(path)}/{target}"
+    real = plan.resolve(path)
+    return real is not None and plan.resolve(wanted) == real
 
 
 def _check_spec_parents(
