@@ -10,7 +10,6 @@ or standard output. ``--lock`` adds each .deb's sha256 from the image's lock fil
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -18,17 +17,8 @@ from typing import Annotated
 import typer
 
 from kiln.cli.app import app, err_console
+from kiln.epoch import source_date_epoch
 from kiln.errors import InputError
-
-
-def _source_date_epoch() -> int | None:
-    text = os.environ.get("SOURCE_DATE_EPOCH")
-    if not text:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise InputError(f"SOURCE_DATE_EPOCH={text!r} is not a number of seconds") from None
 
 
 @app.command("sbom")
@@ -69,7 +59,7 @@ def sbom(
         layout,
         platform=platform,
         lock=read_lock(lock) if lock is not None else None,
-        source_date_epoch=_source_date_epoch(),
+        source_date_epoch=source_date_epoch(),
         default_supplier=supplier,
     )
     for warning in inp.warnings:

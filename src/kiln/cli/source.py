@@ -9,7 +9,6 @@ start without them.
 from __future__ import annotations
 
 import hashlib
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -19,6 +18,7 @@ from rich.table import Table
 
 from kiln.cli.app import app, console, err_console
 from kiln.cli.attest import Keyless, KeyOption, PasswordFile, bundle_signer
+from kiln.epoch import source_date_epoch
 from kiln.errors import PolicyError
 from kiln.progress import ConsoleProgress
 
@@ -181,8 +181,8 @@ def repo_publish(
 
     home = gnupghome or default_cache_root() / "gnupg"
     key = ensure_signing_key(home)
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    date = datetime.fromtimestamp(int(epoch), UTC) if epoch else datetime.now(UTC)
+    epoch = source_date_epoch()
+    date = datetime.fromtimestamp(epoch, UTC) if epoch is not None else datetime.now(UTC)
     result = publish(
         directory,
         files or [],

@@ -35,6 +35,7 @@ from kiln.assemble.model import NONROOT_GID, NONROOT_UID, NpmPackageInput
 from kiln.debian.deb import DebPackage, read_deb
 from kiln.debian.distro import get_distro
 from kiln.debian.sources import Mirrors
+from kiln.epoch import source_date_epoch as epoch_from_environment
 from kiln.errors import InputError, Location
 from kiln.pipeline.origin import checkout_annotations, licenses_annotation
 from kiln.pipeline.tags import image_tag
@@ -50,11 +51,9 @@ DEFAULT_OUTPUT = Path("out")
 
 def source_date_epoch(changelog_times: Iterable[int | None]) -> int:
     """SOURCE_DATE_EPOCH from the environment, else the newest package changelog date."""
-    env = os.environ.get("SOURCE_DATE_EPOCH")
-    if env:
-        if not env.isdigit():
-            raise InputError(f"SOURCE_DATE_EPOCH={env!r} is not a number of seconds")
-        return int(env)
+    env = epoch_from_environment()
+    if env is not None:
+        return env
     times = [t for t in changelog_times if t is not None]
     if not times:
         raise InputError(
