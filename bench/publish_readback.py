@@ -4,8 +4,8 @@ Run: `.venv/bin/python bench/publish_readback.py [RUNS]`. Builds the tests' fixt
 image (signed fixture archive on loopback, no network; runtime variant, amd64 + arm64),
 signs its 9 attestations, then publishes it RUNS times (default 5) into fresh
 repositories of a local docker-registry, each through a counting proxy (no faults).
-Reports the median publish time, the time of ``confirm_published`` (the read-back of
-image, blobs and referrers that now precedes the tags) and the requests of each.
+Reports the median publish time, the time of ``confirm_image`` + ``confirm_referrers``
+(the read-back of image, blobs and referrers that now precedes the tags) and requests.
 """
 
 from __future__ import annotations
@@ -66,15 +66,24 @@ def _observed(work: Path) -> publishing.BuildObservation:
     )
 
 
-def _timed(function: Callable[..., Any], spent: list[float]) -> Callable[..., Any]:
-    def run(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            spent.append(time.perf_counter() - start)
+class ReadBack:
+    """Wraps the read-back steps: seconds and proxied requests spent in them, per run."""
 
-    return run
+    def __init__(self) -> None:
+        self.proxy: FaultProxy | None = None
+        self.seconds = 0.0
+        self.requests = 0
+
+    def wrap(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            start, sent = time.perf_counter(), len(self.proxy.log) if self.proxy else 0
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+                self.requests += (len(self.proxy.log) if self.proxy else 0) - sent
+
+        return run
 
 
 def main() -> None:
@@ -101,32 +110,23 @@ def main() -> None:
             attestations = publishing.attestations_for(
                 seen, KeyBundleSigner(EcdsaSigner.generate())
             )
-            readback: list[float] = []
-            patch.setattr(
-                publishing, "confirm_published", _timed(publishing.confirm_published, readback)
-            )
-            totals, requests, readback_requests = [], [], []
+            watch = ReadBack()
+            for step in ("confirm_image", "confirm_referrers"):
+                patch.setattr(publishing, step, watch.wrap(getattr(publishing, step)))
+            totals, requests, readback, readback_requests = [], [], [], []
             for run in range(runs):
                 with (
                     FaultProxy(registry.host) as proxy,
                     RegistryClient.for_host(proxy.host, credentials=Anonymous()) as client,
                 ):
+                    watch.proxy, watch.seconds, watch.requests = proxy, 0.0, 0
                     destination = publishing.Destination(proxy.host, f"bench{run}")
                     start = time.perf_counter()
                     publishing.publish(seen, attestations, client=client, destination=destination)
                     totals.append(time.perf_counter() - start)
                     requests.append(len(proxy.log))
-                    tags = {"3.13.5", "3.13", "latest"}
-                    tagged = [
-                        i
-                        for i, (m, p, _) in enumerate(proxy.log)
-                        if m == "PUT" and p.rsplit("/manifests/", 1)[-1] in tags
-                    ]
-                    last_attach = max(
-                        i for i, (m, p, _) in enumerate(proxy.log[: tagged[0]])
-                        if m == "PUT" and "/manifests/sha256-" in p
-                    )  # fmt: skip
-                    readback_requests.append(tagged[0] - last_attach - 1)
+                    readback.append(watch.seconds)
+                    readback_requests.append(watch.requests)
         stop_agent(key)
     table = Table(title=f"publish of the fixture image ({len(attestations)} attestations)")
     for column in ("", "median", "runs", "requests"):

@@ -36,6 +36,7 @@ from fixtures.registry import (
     FaultProxy,
     ProxiedRequest,
     ReferrersApiFacade,
+    Respond,
     RunningRegistry,
     Upstream,
     registry,
@@ -427,5 +428,32 @@ def test_a_registry_that_loses_a_referrer_gets_no_tag(
     report = caught.value.diagnostics()
     assert "are not listed after attaching them" in report
     assert lost[0] in report
+    assert "no tag was moved" in report
+    assert registry.tags(destination.repository("demo")) == []
+
+
+def test_a_registry_that_loses_a_blob_gets_no_tag(
+    images: Images, registry: RunningRegistry
+) -> None:
+    """It stored the layer (the manifest PUT passed) but says it does not have it."""
+    layer = images.new.seen.built.images[0].layers[-1].digest
+
+    def blob_unknown(request: ProxiedRequest) -> Respond | None:
+        if request.method == "HEAD" and request.path.endswith(f"/blobs/{layer}"):
+            return Respond(404)
+        return None
+
+    with (
+        FaultProxy(registry.host, request_hook=blob_unknown) as proxy,
+        _client(proxy.host) as client,
+    ):
+        destination = Destination(proxy.host, f"lostblob{next(_repositories)}")
+        with pytest.raises(RemoteContentError) as caught:
+            publish(
+                images.new.seen, images.new.attestations, client=client, destination=destination
+            )
+    report = caught.value.diagnostics()
+    assert f"blob {layer} of manifest" in report
+    assert "is missing after the push" in report
     assert "no tag was moved" in report
     assert registry.tags(destination.repository("demo")) == []

@@ -254,10 +254,11 @@ def publish(
 ) -> Published:
     """Push the image and its evidence, read both back, and only then move the tags.
 
-    Order: blobs and manifests by digest (``push_layout`` without tags), every signature
-    and attestation with its referrer index, a read-back of all of them, then the tags
-    (``latest`` last). A failure before the tags leaves every tag where it was, so a tag
-    never names an image whose evidence is missing; the error says so.
+    Order: blobs and manifests by digest (``push_layout`` without tags) and their
+    read-back, every signature and attestation with its referrer index and their
+    read-back, then the tags (``latest`` last). A failure before the tags leaves every
+    tag where it was, so a tag never names an image whose blobs or evidence are missing;
+    the error says so.
     """
     repository = destination.repository(seen.loaded.spec.name)
     tags = tags_for(seen.built.tag, seen.variant)
@@ -268,8 +269,9 @@ def publish(
     before = client.stats
     try:
         result = push_layout(client, Path(seen.built.layout), target, ref_name=seen.built.tag)
+        image = confirm_image(client, repository, digest)
         attached = attach_attestations(client, repository, attestations)
-        image = confirm_published(client, repository, digest, _by_subject(attestations, attached))
+        confirm_referrers(client, repository, _by_subject(attestations, attached))
     except KilnError as exc:
         exc.details.append(f"no tag was moved: {', '.join(tags)} name what they named before")
         raise
@@ -305,40 +307,39 @@ def _by_subject(
     return found
 
 
-def confirm_published(
-    client: RegistryClient,
-    repository: str,
-    digest: Digest,
-    referrers: Mapping[Digest, set[Digest]],
-) -> Manifest:
-    """Read back what a tag is about to name; the image's manifest (verified) out.
+def confirm_image(client: RegistryClient, repository: str, digest: Digest) -> Manifest:
+    """Read back a pushed image: its manifest (verified) out, or ``RemoteContentError``.
 
     The image by digest and each platform manifest (content checked against its
-    digest), every blob they list, every expected referrer listed for its subject and
-    stored. Anything missing is ``RemoteContentError``: the registry lost what it
-    accepted.
+    digest), and a HEAD of every blob they list: the registry must still have what it
+    accepted before signatures are attached to it or a tag names it.
     """
     where = f"registry {client.registry}: repository {repository}"
     image = client.get_manifest(repository, digest)
-    parsed = image.parsed
-    children = (
-        [client.get_manifest(repository, c.digest) for c in parsed.manifests]
-        if isinstance(parsed, ImageIndex)
-        else [image]
-    )
-    for manifest in children:
+    pending = [image]
+    while pending:  # the index, its platform manifests (and any index nested in it)
+        manifest = pending.pop()
         listed = manifest.parsed
         if isinstance(listed, ImageIndex):
-            raise RemoteContentError(f"{where}: {manifest.digest} nests an index in an index")
+            pending += [client.get_manifest(repository, c.digest) for c in listed.manifests]
+            continue
         for blob in (listed.config, *listed.layers):
             if client.blob_size(repository, blob.digest) is None:
                 raise RemoteContentError(
                     f"{where}: blob {blob.digest} of manifest {manifest.digest} is missing "
                     "after the push"
                 )
+    return image
+
+
+def confirm_referrers(
+    client: RegistryClient, repository: str, referrers: Mapping[Digest, set[Digest]]
+) -> None:
+    """Read back attached evidence: each subject lists its referrers, and each is stored."""
+    where = f"registry {client.registry}: repository {repository}"
     for subject, expected in sorted(referrers.items(), key=lambda item: str(item[0])):
-        listed_digests = {d.digest for d in list_referrers(client, repository, subject)}
-        missing = sorted(str(d) for d in expected - listed_digests)
+        listed = {d.digest for d in list_referrers(client, repository, subject)}
+        missing = sorted(str(d) for d in expected - listed)
         if missing:
             raise RemoteContentError(
                 f"{where}: {len(missing)} signature or attestation referrers of {subject} "
@@ -350,4 +351,3 @@ def confirm_published(
                 raise RemoteContentError(
                     f"{where}: referrer {referrer} of {subject} is listed but not stored"
                 )
-    return image
