@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
 from kiln.cli.app import app
-from kiln.cli.main import ALL_MODULES, COMMAND_MODULES, _register
+from kiln.cli.main import ALL_MODULES, COMMAND_MODULES, _register, main
 
 
 def _registered() -> dict[str, str]:
@@ -100,3 +102,47 @@ def test_the_program_exits_with_mains_code_and_flushed_output(
     )
     assert done.returncode == code
     assert shown in done.stdout + done.stderr
+
+
+def _break_schema(monkeypatch: pytest.MonkeyPatch, exc: BaseException) -> None:
+    from kiln.spec import ImageSpec
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise exc
+
+    monkeypatch.setattr(ImageSpec, "model_json_schema", broken)
+
+
+def test_a_bug_exits_70_with_one_line_and_the_traceback_in_a_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unexpected exception exited 1 (the policy-failure code) with a traceback."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    _break_schema(monkeypatch, ZeroDivisionError("division by zero"))
+    assert main(["schema"]) == 70
+    err = capsys.readouterr().err
+    assert err.startswith("internal error: ZeroDivisionError: division by zero\n")
+    assert "Traceback" not in err
+    (report,) = (tmp_path / "kiln-crash").glob("traceback-*.txt")
+    assert report.name in err
+    assert "ZeroDivisionError" in report.read_text()
+    assert "model_json_schema" in report.read_text() or "broken" in report.read_text()
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (PermissionError(13, "Permission denied", "/srv/out.json"), 2),
+        (FileNotFoundError(2, "No such file or directory", "/nope/x"), 2),
+        (OSError(28, "No space left on device", "/srv/out.json"), 3),
+    ],
+)
+def test_an_os_error_is_an_input_or_environment_error_naming_the_path(
+    error: OSError, code: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _break_schema(monkeypatch, error)
+    assert main(["schema"]) == code
+    err = capsys.readouterr().err
+    assert f"error: {error.filename}: {error.strerror}" in err
+    assert "Traceback" not in err

@@ -8,14 +8,18 @@ missing entry costs time, never a command; tests/cli/test_main.py keeps the map 
 
 from __future__ import annotations
 
+import errno
 import gc
 import importlib
 import os
 import sys
+import tempfile
+import traceback
+from pathlib import Path
 from typing import NoReturn
 
 from kiln.cli.app import app, err_console
-from kiln.errors import KilnError
+from kiln.errors import EnvironmentProblem, InputError, KilnError
 
 # httpx 0.28 imports its own command-line client (click, rich.progress, pygments) on
 # every `import httpx` when those happen to be installed; kiln never runs it. A None
@@ -75,15 +79,67 @@ def main(argv: list[str] | None = None) -> int:
         # standalone mode: usage errors are printed by typer and raise SystemExit(2)
         app(args=args, prog_name="kiln")
     except KilnError as exc:
-        err_console.print("[bold red]error:[/]", end=" ")
-        err_console.print(exc.diagnostics(), markup=False, highlight=False)
-        return exc.exit_code
+        return _report(exc)
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):
             return exc.code or 0
         err_console.print(str(exc.code), markup=False, highlight=False)
         return 2
+    except KeyboardInterrupt:
+        err_console.print("interrupted", markup=False, highlight=False)
+        return INTERRUPTED
+    except OSError as exc:
+        return _report(_os_error(exc))
+    except Exception as exc:  # noqa: BLE001 - the one place a bug becomes exit 70, not a traceback
+        return _internal_error(exc)
     return 0
+
+
+#: sysexits(3) EX_SOFTWARE: kiln itself failed (a bug), not the input or the machine
+INTERNAL_ERROR = 70
+#: 128 + SIGINT, as a shell reports it
+INTERRUPTED = 130
+_INPUT_ERRNOS = frozenset({errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR,
+                           errno.EEXIST, errno.ENAMETOOLONG, errno.ELOOP, errno.EROFS})  # fmt: skip
+
+
+def _report(exc: KilnError) -> int:
+    err_console.print("[bold red]error:[/]", end=" ")
+    err_console.print(exc.diagnostics(), markup=False, highlight=False)
+    return exc.exit_code
+
+
+def _os_error(exc: OSError) -> KilnError:
+    """An OSError no command turned into its own error: a path the user gave cannot be
+    used (input, exit 2), or the machine failed (disk full, I/O error: exit 3)."""
+    where = f"{exc.filename}: " if exc.filename is not None else ""
+    message = f"{where}{exc.strerror or exc}"
+    if exc.errno in _INPUT_ERRNOS:
+        return InputError(message, hint="check the path and its permissions")
+    return EnvironmentProblem(message)
+
+
+def _internal_error(exc: BaseException) -> int:
+    """One line for the user; the traceback goes to a file they can attach to a report."""
+    text = "".join(traceback.format_exception(exc))
+    path: Path | None = None
+    try:
+        directory = Path(tempfile.gettempdir()) / "kiln-crash"
+        directory.mkdir(mode=0o700, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="traceback-", suffix=".txt", dir=directory)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        path = Path(name)
+    except OSError:
+        path = None
+    where = f"the traceback is in {path}" if path else f"traceback:\n{text}"
+    err_console.print(
+        f"internal error: {type(exc).__name__}: {exc}\n"
+        f"  this is a bug in kiln, not in your input; {where}",
+        markup=False,
+        highlight=False,
+    )
+    return INTERNAL_ERROR
 
 
 def run() -> NoReturn:
