@@ -521,3 +521,15 @@ def test_found_a_changelog_version_python_debian_refuses_late_is_a_feed_error() 
     )
     with pytest.raises(KilnError, match="changelog: not a valid Debian changelog"):
         fixes_from_changelog(changelog, "changelog")
+
+
+def test_found_a_release_date_past_year_9999_is_remote_content_error() -> None:
+    with pytest.raises(KilnError, match=r"Release: Date .* is not an RFC 2822 date"):
+        parse_release(b"Date:0\x1fJan\x1f2200000000\x1f0:0\x1fUT", source="Release")
+
+
+def test_found_rows_the_csv_module_refuses_are_feed_errors() -> None:
+    with pytest.raises(KilnError, match="expected the header"):  # a lone CR ends a line
+        _records("epss", "epss.csv", b"\r\x00")
+    with pytest.raises(KilnError, match=r"epss\.csv:2: not CSV: field larger than"):
+        _records("epss", "epss.csv", b"cve,epss,percentile\n" + b"x" * 200_000)

@@ -385,7 +385,7 @@ def parse_release(text: bytes, *, source: str) -> Release:
 def _parse_date(text: str, *, field_name: str, source: str) -> datetime:
     try:
         parsed = parsedate_to_datetime(text)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # year 2200000000 overflows
         raise RemoteContentError(
             f"{source}: {field_name} {text!r} is not an RFC 2822 date"
         ) from exc

@@ -22,6 +22,18 @@ EPSS_URL = "https://epss.cyentia.com/epss_scores-current.csv.gz"
 _CVE = re.compile(r"^CVE-\d{4}-\d{4,}$")
 
 
+def _rows(text: str, origin: str) -> Iterator[tuple[int, list[str]]]:
+    """The CSV rows with their line numbers; a row the csv module refuses is a format error."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        for row in reader:
+            yield reader.line_num, row
+    except csv.Error as exc:
+        raise FeedFormatError(
+            f"not CSV: {exc}", Location(origin, line=reader.line_num or None)
+        ) from exc
+
+
 class EpssFeed(Feed):
     name: ClassVar[str] = "epss"
     default_url: ClassVar[str | None] = EPSS_URL
@@ -41,7 +53,7 @@ class EpssFeed(Feed):
                 f"not UTF-8 text at byte {exc.start}", Location(source.origin)
             ) from exc
         header: list[str] | None = None
-        for lineno, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        for lineno, row in _rows(text, source.origin):
             if not row or row[0].startswith("#"):
                 continue
             if header is None:
