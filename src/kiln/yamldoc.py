@@ -42,6 +42,7 @@ MAX_NUMBER_CHARS = 64
 _NOT_PRINTABLE = re.compile(
     "[^\t\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
 )
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _STR_TAG = "tag:yaml.org,2002:str"
 _NUMBER_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})
 
@@ -91,6 +92,15 @@ class _PlainDataComposer(Composer):
 
 
 def _check_scalar(node: ScalarNode) -> None:
+    if _SURROGATE.search(node.value):
+        # "\ud83d\ude00" (as JSON writes U+1F600) is one character; a lone half of such
+        # a pair is none, and no UTF-8 file, path or config can hold it
+        try:
+            node.value = node.value.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+        except UnicodeDecodeError:
+            raise _refuse(
+                "a \\u escape gives a lone surrogate (U+D800-U+DFFF)", node.start_mark
+            ) from None
     tag = str(node.tag)
     if tag == "tag:yaml.org,2002:timestamp":
         raise _refuse(f"{node.value!r} reads as a date: quote it if it is text", node.start_mark)

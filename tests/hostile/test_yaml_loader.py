@@ -62,6 +62,8 @@ HOSTILE: dict[str, tuple[str, str, int]] = {
     "merge key": ("x: {<<: {a: 1}}\n", "merge keys (<<) are not accepted", 1),
     "bad date": ("x: 2001-13-45\n", "'2001-13-45' reads as a date", 1),
     "huge number": ("x: " + "9" * 5000 + "\n", "a number of 5000 characters", 1),
+    "lone surrogate": ('x: "a\\ud800"\n', "lone surrogate", 1),
+    "lone surrogate key": ('"\\udc00": 1\n', "lone surrogate", 1),
 }
 
 
@@ -109,6 +111,12 @@ def test_a_full_alias_bomb_is_refused_at_the_first_anchor() -> None:
     with pytest.raises(SpecError, match="anchors") as caught:
         _spec(alias_bomb(9))
     assert str(caught.value).startswith("hostile.yaml:3:")
+
+
+def test_a_surrogate_pair_escape_is_one_character() -> None:
+    # JSON writes U+1F600 as "\ud83d\ude00"; a policy or spec written by json.dumps holds it
+    spec = parse_spec(SPEC_HEAD.encode() + b'description: "\\ud83d\\ude00"\n', Path("s.yaml"))
+    assert spec.spec.description == "\U0001f600"
 
 
 def test_not_utf8_names_the_line() -> None:
