@@ -163,23 +163,8 @@ def test_corrupt_and_foreign_referrers_are_reported(
 ) -> None:
     published = _publish(registry, tmp_path, "kiln/corrupt")
     _attest(published, signer, provenance_inputs)
-    junk = attach_artifact(
-        published.client,
-        "kiln/corrupt",
-        published.subject,
-        artifact_type=SIGSTORE_BUNDLE,
-        payload=b"this is not a bundle",
-        payload_media_type=SIGSTORE_BUNDLE,
-    )
-    found = fetch_bundles(published.client, "kiln/corrupt", published.subject.digest)
-    assert len(found) == 4
-    report = verify_reference(
-        published.client, published.reference, signer.verifier(), default_policy()
-    )
-    problems = [b for b in report.bundles if b.problem]
-    assert len(problems) == 1
-    assert str(junk.digest) in problems[0].source
-    assert "not JSON" in (problems[0].problem or "")
+    problem = _set_aside(published, signer, b"this is not a bundle")
+    assert "not JSON" in problem
 
     # the signature bundle's bytes rot on the registry's disk: a digest mismatch, reported
     signature = next(
@@ -203,23 +188,29 @@ def test_a_deeply_nested_referrer_is_set_aside_and_the_valid_bundles_decide(
     # anyone with push access can attach an unsigned referrer nesting 5,000 levels
     published = _publish(registry, tmp_path, "kiln/nested")
     _attest(published, signer, provenance_inputs)
-    hostile = attach_artifact(
+    problem = _set_aside(published, signer, b'{"mediaType":' + b"[" * 5000 + b"]" * 5000 + b"}")
+    assert "the Sigstore bundle nests arrays/objects deeper than 128 levels" in problem
+
+
+def _set_aside(published: Published, signer: EcdsaSigner, payload: bytes) -> str:
+    """Attach ``payload`` as a bundle referrer; verification passes and names it unreadable."""
+    repository = published.reference.repository
+    junk = attach_artifact(
         published.client,
-        "kiln/nested",
+        repository,
         published.subject,
         artifact_type=SIGSTORE_BUNDLE,
-        payload=b'{"mediaType":' + b"[" * 5000 + b"]" * 5000 + b"}",
+        payload=payload,
         payload_media_type=SIGSTORE_BUNDLE,
     )
+    assert len(fetch_bundles(published.client, repository, published.subject.digest)) == 4
     report = verify_reference(
         published.client, published.reference, signer.verifier(), default_policy()
     )
     assert report.outcome.ok
     (problem,) = [b for b in report.bundles if b.problem]
-    assert str(hostile.digest) in problem.source
-    assert "the Sigstore bundle nests arrays/objects deeper than 128 levels" in (
-        problem.problem or ""
-    )
+    assert str(junk.digest) in problem.source
+    return problem.problem or ""
 
 
 def test_a_signed_referrer_of_another_image_names_the_other_digest(
