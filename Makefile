@@ -68,10 +68,14 @@ fuzz: setup
 compat: setup
 	$(BIN)/kiln compat --json out/compat.json
 
+# ruff, format, mypy --strict, and the layer contracts of docs/architecture.md:
+# import-linter's layers and no import of another package's private names.
 lint: venv
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
 	$(BIN)/mypy src
+	$(BIN)/lint-imports
+	$(BIN)/python tools/lint_private_imports.py
 
 bench: setup
 	$(BIN)/python bench/resolve.py
