@@ -1,7 +1,8 @@
 """One error root for kiln, split by what the user can do about it.
 
-The CLI catches ``KilnError`` once and maps it to an exit code (see ARCHITECTURE.md):
-1 policy failure, 2 usage or input error, 3 environment error. Bad remote content
+The CLI catches ``KilnError`` once and maps it to an exit code (docs/architecture.md):
+1 policy failure, 2 usage or input error, 3 environment error (70 is a bug: any other
+exception, caught in kiln.cli.main). Bad remote content
 (``RemoteContentError``) is never retried: it is an attack or corruption. A transport
 failure (``TransportError``) may be retried.
 """

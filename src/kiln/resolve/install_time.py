@@ -1,7 +1,7 @@
 """Packages that only maintainer scripts need: kept out of runtime image variants.
 
-kiln never runs maintainer scripts (ARCHITECTURE.md, "Image conventions"): what they
-would do is done by kiln itself. A package whose only purpose in a closure is to serve
+A runtime variant never runs maintainer scripts: what they would do is done by kiln's
+assembly steps (only ``-dev`` variants replay them, docs/dev-images.md). A package whose only purpose in a closure is to serve
 ``preinst``/``postinst``/``prerm``/``postrm`` or ``config`` scripts is therefore dead
 weight in a runtime variant, and often a script for an interpreter (sh, perl) a runtime
 variant does not ship. With ``drop_install_time_only=True`` the resolver cuts every

@@ -2,8 +2,8 @@
 
 Feed records are what an importer writes into the database and what the matcher reads
 back; they are frozen and carry no I/O. A ``Finding`` says which package is affected by
-which vulnerability, what the fix is and how the match was made (ARCHITECTURE.md,
-"Vulnerability data").
+which vulnerability, what the fix is and how the match was made (docs/architecture.md,
+docs/vulnerability-db.md).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ _LABELS = {s: s.name.lower() for s in Severity}
 
 
 class FindingStatus(enum.StrEnum):
-    """What can be done about a finding (ARCHITECTURE.md statuses)."""
+    """What can be done about a finding (the statuses of docs/vulnerability-db.md)."""
 
     FIXED = "fixed"  # a fixed version exists: upgrade
     OPEN = "open"  # no fix published yet (includes the tracker's "undetermined")
