@@ -28,6 +28,7 @@ from ruamel.yaml.composer import Composer
 from ruamel.yaml.error import MarkedYAMLError, StreamMark, YAMLError
 from ruamel.yaml.events import AliasEvent, DocumentStartEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
+from ruamel.yaml.scanner import RoundTripScanner
 
 from kiln.errors import InputError, Location
 
@@ -53,6 +54,20 @@ class _RefusedYAMLError(MarkedYAMLError):
 
 def _refuse(problem: str, mark: StreamMark | None) -> _RefusedYAMLError:
     return _RefusedYAMLError(problem=problem, problem_mark=mark)
+
+
+class _DepthLimitedScanner(RoundTripScanner):
+    """ruamel.yaml's scanner, refusing flow nesting past ``MAX_DEPTH`` as it reads it.
+
+    The composer's depth check alone comes late for ``[[[[...`` on one line: each ``[``
+    may start a simple key, and the scanner looks up to 1024 characters ahead for it at
+    a cost that grows with the nesting (about 2 s for 1,000 levels).
+    """
+
+    def fetch_flow_collection_start(self, TokenClass: Any, to_push: str) -> None:  # noqa: N803 - ruamel's name
+        if self.flow_level >= MAX_DEPTH:
+            raise _refuse(f"nested more than {MAX_DEPTH} levels deep", self.reader.get_mark())
+        super().fetch_flow_collection_start(TokenClass, to_push)
 
 
 class _PlainDataComposer(Composer):
@@ -151,6 +166,7 @@ def load_yaml(data: bytes, path: Path, *, error: type[InputError]) -> Any:
         )
     yaml = YAML(typ="rt")
     yaml.Composer = _PlainDataComposer
+    yaml.Scanner = _DepthLimitedScanner
     try:
         return yaml.load(text)
     except MarkedYAMLError as exc:

@@ -126,6 +126,14 @@ def test_not_utf8_names_the_line() -> None:
     assert caught.value.location.line == 3
 
 
+def test_flow_nesting_is_refused_as_it_is_scanned() -> None:
+    # Not after the scanner's look-ahead for simple keys, which costs seconds at 1,000
+    # levels on one line: the unclosed quote beyond the limit is never reached.
+    with pytest.raises(SpecError, match=f"nested more than {MAX_DEPTH}") as caught:
+        _spec("x: " + "[" * 1000 + '"never closed\n')
+    assert str(caught.value).startswith(f"hostile.yaml:3:{4 + MAX_DEPTH}:")
+
+
 def test_nesting_within_the_limit_still_reads() -> None:
     # the refusal is about depth, not about nesting as such
     body = "x: " + "[" * (MAX_DEPTH - 2) + "]" * (MAX_DEPTH - 2) + "\n"
