@@ -1,13 +1,13 @@
 """Packages that only maintainer scripts need: kept out of runtime image variants.
 
 A runtime variant never runs maintainer scripts: what they would do is done by kiln's
-assembly steps (only ``-dev`` variants replay them, docs/dev-images.md). A package whose only purpose in a closure is to serve
-``preinst``/``postinst``/``prerm``/``postrm`` or ``config`` scripts is therefore dead
-weight in a runtime variant, and often a script for an interpreter (sh, perl) a runtime
-variant does not ship. With ``drop_install_time_only=True`` the resolver cuts every
-dependency that one of these names can satisfy (``debconf (>= 0.5) | debconf-2.0``,
-``passwd | adduser``, ``systemd | systemd-standalone-sysusers | systemd-sysusers``),
-and records the cut edge in the lock.
+assembly steps (only ``-dev`` variants replay them, docs/dev-images.md). A package whose
+only purpose in a closure is to serve ``preinst``/``postinst``/``prerm``/ ``postrm`` or
+``config`` scripts is therefore dead weight in a runtime variant, and often a script for
+an interpreter (sh, perl) a runtime variant does not ship. With
+``drop_install_time_only=True`` the resolver cuts every dependency that one of these
+names can satisfy (``debconf (>= 0.5) | debconf-2.0``, ``passwd | adduser``, ``systemd |
+systemd-standalone-sysusers | systemd-sysusers``), and records the cut edge in the lock.
 
 Each entry was checked against trixie's relations: who depends on it, and whether any
 program outside maintainer scripts needs it at run time. Packages reached only through
