@@ -19,9 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from kiln.debian.cache import atomic_write
 from kiln.errors import InputError, Location
+from kiln.jsonlimits import parse_json
 
 LOCK_VERSION: Literal[1] = 1
 _HEX64 = r"^[0-9a-f]{64}$"
+#: Catalog locks are ~100 KiB; a thousand times that is no lock kiln wrote.
+MAX_LOCK_BYTES = 128 * 1024 * 1024
 
 
 class LockError(InputError):
@@ -181,14 +184,10 @@ class Lock(_Frozen):
 
 def parse_lock(data: bytes, path: Path) -> Lock:
     """Parse lock bytes, naming the file and field path on any problem."""
-    try:
-        raw = json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise LockError(
-            f"not valid JSON: {exc.msg}", Location(str(path), exc.lineno, exc.colno)
-        ) from exc
-    except UnicodeDecodeError as exc:
-        raise LockError("not UTF-8 text", Location(str(path))) from exc
+    # bounded: json.loads alone raised RecursionError on a lock of nested brackets
+    raw = parse_json(
+        data, where=str(path), max_bytes=MAX_LOCK_BYTES, what="the lock", error=LockError, file=True
+    )
     try:
         return Lock.model_validate(raw)
     except ValidationError as exc:
