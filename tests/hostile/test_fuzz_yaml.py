@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from kiln.assemble.fs import Plan
@@ -205,6 +205,9 @@ def _passwd_lines(plan: Plan) -> list[list[str]]:
 
 
 @given(_SPECS)
+@example(  # found by the fuzzer: json.dumps writes U+10000 as a \\u surrogate pair
+    {"name": "demo", "packages": ["base-files"], "paths": [{"path": "/\U00010000", "type": "file"}]}
+)
 def test_fuzz_accepted_specs_build_sound_accounts_and_paths(document: dict[str, Any]) -> None:
     """A spec the model accepts assembles without a non-kiln error and without injection."""
     data = json.dumps(document).encode()  # JSON is YAML
@@ -278,6 +281,7 @@ JSON_PIECES = [
 
 
 @given(_documents(LOCK_TEXTS, JSON_PIECES))
+@example("[" * 3000 + "]" * 3000)  # found by the long run: RecursionError in json.loads
 def test_fuzz_lock_text(text: str) -> None:
     expect_kiln_error_only(lambda: parse_lock(text.encode(), Path("x.lock.json")), "x.lock.json")
 

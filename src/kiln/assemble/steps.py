@@ -99,7 +99,8 @@ def _accounts(plan: Plan, inp: AssemblyInput) -> tuple[list[User], list[Group]]:
     for u in users:
         if not all(_account_field(f) for f in (u.name, u.gecos, u.home, u.shell)):
             raise InputError(
-                f"accounts: user {u.name!r} has a ':' or newline (or other control character) in a field"
+                f"accounts: user {u.name!r} has a ':' or newline (or other control character) "
+                "in a field"
             )
         if u.gid not in gids:
             raise InputError(f"accounts: user {u.name!r} has primary gid {u.gid}, no such group")
