@@ -1,7 +1,8 @@
 """Read a recipe from YAML (errors as ``file:line:column``) and check it against Debian.
 
-The YAML is read with ruamel.yaml's round-trip loader, as image specs are
-(kiln.spec.load), so a pydantic error on ``patches[1].path`` points at that line.
+The YAML is read by ``kiln.yamldoc.load_yaml``, as image specs are (kiln.spec.load):
+plain data only (no aliases, tags or deep nesting), and a pydantic error on
+``patches[1].path`` points at that line.
 Each patch named by the recipe is read and its DEP-3 header checked. ``check_base``
 refuses a recipe whose base version is not the newest in ``<codename>`` /
 ``<codename>-security``: ``+kiln1`` sorts above its base, and would shadow a newer
