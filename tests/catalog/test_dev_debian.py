@@ -172,7 +172,7 @@ SLIM_EXCLUDES = (
 INTENDED_EXTRA = {"ca-certificates", "netbase", "openssl"}
 
 COMPARED = r"""
-echo "packages:$(dpkg-query -W -f '${Package} ' | tr -s ' ')"
+dpkg-query -W -f 'package:${Package} ${Version} ${db:Status-Abbrev}\n'
 echo "links:$(ls /etc/alternatives | tr '\n' ' ')"
 update-alternatives --get-selections | sed 's/^/selection:/'
 """
@@ -180,17 +180,23 @@ update-alternatives --get-selections | sed 's/^/selection:/'
 
 @dataclass(frozen=True)
 class DpkgFacts:
-    packages: set[str]
+    versions: dict[str, tuple[str, str]]  # package -> (version, dpkg -l's status letters)
     links: list[str]
     selections: list[str]
+
+    @property
+    def packages(self) -> set[str]:
+        return set(self.versions)
 
 
 def _facts(rootfs: Path) -> DpkgFacts:
     lines = _sh(rootfs, COMPARED).splitlines()
+    packages = [line.split()[:3] for line in lines if line.startswith("package:")]
+    [links] = [line for line in lines if line.startswith("links:")]
     return DpkgFacts(
-        packages=set(lines[0].removeprefix("packages:").split()),
-        links=lines[1].removeprefix("links:").split(),
-        selections=[" ".join(line.split()) for line in lines[2:]],
+        versions={name.removeprefix("package:"): (v, state) for name, v, state in packages},
+        links=links.removeprefix("links:").split(),
+        selections=[" ".join(line.split()) for line in lines if line.startswith("selection:")],
     )
 
 
@@ -217,5 +223,21 @@ def test_base_dev_matches_an_mmdebstrap_slim(rootfs_of: Unpack, tmp_path: Path) 
     kiln = _facts(rootfs_of("base"))
     assert kiln.packages - debian.packages == INTENDED_EXTRA
     assert debian.packages - kiln.packages == set()
+    # the same versions from the same archive, every one installed (dpkg -l's "ii")
+    assert {p: kiln.versions[p] for p in debian.packages} == debian.versions
+    assert {state for _, state in kiln.versions.values()} == {"ii"}
     assert kiln.links == debian.links
     assert kiln.selections == debian.selections
+
+
+def test_base_dev_is_reproducible(tmp_path: Path) -> None:
+    """Same lock, same bytes: the replayed scripts leave nothing of the build machine."""
+    spec = staged_spec("base", tmp_path / "spec")
+    digests = []
+    for run in ("first", "second"):
+        out = tmp_path / run
+        argv = ["build", str(spec), "--refresh", "--no-cache", "--output", str(out)]
+        assert main([*argv, "--variant", "dev", "--arch", host_arch()]) == 0
+        index = json.loads((out / "base-dev" / "index.json").read_text())
+        digests.append([m["digest"] for m in index["manifests"]])
+    assert digests[0] == digests[1]
