@@ -31,7 +31,7 @@ import re
 import tarfile
 import threading
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -502,7 +502,3 @@ class DebianArchiveFeed(Feed):
                 yield from dict.fromkeys(failed)
                 continue
             yield from derive(src, logs, distro=archive.distro)
-
-
-def scope_of_sources(names: Iterable[str], description: str) -> Scope:
-    return Scope(frozenset(names), description)
