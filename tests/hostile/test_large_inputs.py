@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from kiln.errors import InputError
+from kiln.inventory import dpkg as dpkg_module
 from kiln.inventory import load_target
 from kiln.inventory import sbom as sbom_module
 from kiln.inventory.dpkg import parse_status, read_status_file
@@ -150,7 +151,11 @@ STATUS = (
 )
 
 
-def test_a_streamed_status_file_reads_as_its_bytes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("block", [1, 7, 4096, 1 << 20])
+def test_a_streamed_status_file_reads_as_its_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    monkeypatch.setattr(dpkg_module, "_READ_BLOCK", block)
     path = tmp_path / "status"
     path.write_bytes(STATUS.encode() * 50)
     whole_warnings: list[str] = []
@@ -162,7 +167,11 @@ def test_a_streamed_status_file_reads_as_its_bytes(tmp_path: Path) -> None:
     assert (streamed, streamed_warnings) == (whole, whole_warnings)
 
 
-def test_a_streamed_status_file_names_the_first_byte_that_is_not_utf8(tmp_path: Path) -> None:
+@pytest.mark.parametrize("block", [5, 1 << 20])
+def test_a_streamed_status_file_names_the_first_byte_that_is_not_utf8(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    monkeypatch.setattr(dpkg_module, "_READ_BLOCK", block)
     path = tmp_path / "status"
     data = STATUS.encode() * 3
     path.write_bytes(data + b"Package: \xff\n")

@@ -96,6 +96,7 @@ def stanza_fields(lines: list[str]) -> dict[str, str]:
 # A status file is read line by line (only the five fields are kept), so memory grows
 # with the number of packages, not the file: 100 MB of status is ~40 MB of Python.
 MAX_STATUS_BYTES = 1024 * 1024 * 1024  # 1 GiB; Debian's largest real ones are ~50 MB
+_READ_BLOCK = 1024 * 1024
 
 
 def parse_status(
@@ -147,18 +148,24 @@ def _not_utf8(location: str, offset: int) -> InputError:
 def _decoded_lines(handle: BinaryIO, location: str) -> Iterator[str]:
     """The lines ``str.splitlines(keepends=True)`` gives for the decoded file, one by one.
 
-    Splitting at each ``\n`` first and then with ``splitlines`` gives the same lines
-    (``\n`` is one of its breaks and ``\r\n`` stays whole), so a streamed file reads
-    exactly as ``parse_status`` of its bytes.
+    Blocks are cut after a ``\n``: it is one of ``splitlines``' breaks and ``\r\n``
+    stays whole, so a streamed file reads exactly as ``parse_status`` of its bytes.
     """
     offset = 0
-    for raw in handle:
+    rest = b""
+    while True:
+        block = handle.read(_READ_BLOCK)
+        data = rest + block
+        cut = data.rfind(b"\n") + 1 if block else len(data)  # whole lines; all at the end
+        data, rest = data[:cut], data[cut:]
         try:
-            text = raw.decode("utf-8")
+            text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise _not_utf8(location, offset + exc.start) from exc
-        offset += len(raw)
+        offset += len(data)
         yield from text.splitlines(keepends=True)
+        if not block:
+            return
 
 
 def _packages(
