@@ -9,15 +9,21 @@ done to the unpacked root, and the image's default command serves the result as 
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from fixtures.catalog import staged_spec
 from kiln.assemble.model import ImageTest, Probe
 from kiln.cli.main import main
+from kiln.compat.containers import Store, run
+from kiln.compat.probe import free_port, wait_until_answering
 from kiln.migrate import DirectoryContext, Rewrite, load_catalog, migrate
 from kiln.sandbox import resolve_image, run_test, unpack_image
 from kiln.sandbox.unpack import UnpackedImage, host_arch, remove_rootfs
@@ -184,3 +190,58 @@ def test_the_context_is_never_left(tmp_path: Path) -> None:
     assert list(context.files("../outside.conf")) == []
     assert list(context.files("link.conf")) == []
     assert list(context.files("/")) == []
+
+
+@pytest.mark.network
+def test_a_migrated_port_80_site_runs_unchanged_under_podman(tmp_path: Path) -> None:
+    """compat/nginx-port80: migrated, built with buildah and published with -p HOST:80."""
+    if not all(shutil.which(tool) for tool in ("podman", "buildah", "skopeo")):
+        pytest.skip("podman, buildah and skopeo are needed")
+    app = ROOT / "compat" / "nginx-port80"
+    text = (app / "Dockerfile").read_text()
+    context = DirectoryContext(app)
+    migration = migrate(text, load_catalog(ROOT / "images"), "localhost/kiln", context=context)
+    [outcome] = migration.outcomes
+    assert isinstance(outcome, Rewrite)
+    assert outcome.variant == "dev"
+    out = tmp_path / "out"
+    spec = staged_spec("nginx", tmp_path / "spec")
+    argv = ["build", str(spec), "--refresh", "--output", str(out), "--variant", "dev"]
+    assert main([*argv, "--arch", host_arch()]) == 0
+    layout = out / "nginx-dev"
+    [tag] = [
+        m["annotations"]["org.opencontainers.image.ref.name"]
+        for m in json.loads((layout / "index.json").read_text())["manifests"]
+    ]
+    build_context = tmp_path / "app"
+    shutil.copytree(app, build_context)
+    (build_context / "Dockerfile").write_text(migration.migrated)  # only FROM changed
+    directory = Path(tempfile.mkdtemp(prefix="kiln-ng-"))  # podman: runroot <= 50 chars
+    store = Store.under(directory)
+    name = f"kiln-nginx-port80-{os.getpid()}"
+    try:
+        copied = run(
+            ["skopeo", "copy", f"oci:{layout}:{tag}", store.transport + outcome.replacement],
+            timeout=600,
+        )
+        assert copied.ok, copied.tail()
+        image = "localhost/nginx-port80:test"
+        built = run(
+            store.build_argv(build_context, build_context / "Dockerfile", image), timeout=900
+        )
+        assert built.ok, built.tail()
+        port = free_port()
+        started = run(store.run_argv(image, name, publish=(port, 80)), timeout=120)
+        assert started.ok, started.tail()
+        problem = wait_until_answering(port, 60, alive=lambda: True)
+        assert problem is None, problem + "\n" + store.logs(name).tail()
+        with httpx.Client(timeout=10) as client:
+            page = client.get(f"http://127.0.0.1:{port}/")
+            api = client.get(f"http://127.0.0.1:{port}/api/status")
+        assert page.status_code == 200
+        assert "served on port 80" in page.text
+        assert page.headers["x-site"] == "kiln-compat"
+        assert api.json() == {"ok": True}
+    finally:
+        store.remove_container(name)
+        shutil.rmtree(directory, ignore_errors=True)
