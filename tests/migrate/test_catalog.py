@@ -39,7 +39,7 @@ def test_without_a_lock_the_tag_is_latest(tmp_path: Path) -> None:
 def test_a_broken_lock_is_an_error(tmp_path: Path) -> None:
     directory = write_fixture_catalog(tmp_path / "images")
     (directory / "python.lock.json").write_text("{not json")
-    with pytest.raises(InputError, match="not valid JSON"):
+    with pytest.raises(InputError, match=r"python.lock.json:1:2: the lock is not JSON"):
         load_catalog(directory)
 
 
