@@ -18,7 +18,13 @@ import pytest
 from fixtures.catalog import staged_spec
 from kiln.cli.main import main
 from kiln.errors import EnvironmentProblem
-from kiln.sandbox.emulation import USERNS_HELPER, binfmt_rule, emulated, needs_emulation
+from kiln.sandbox.emulation import (
+    SLOWDOWN,
+    USERNS_HELPER,
+    binfmt_rule,
+    emulated,
+    needs_emulation,
+)
 
 
 def test_a_native_command_is_left_alone() -> None:
@@ -83,3 +89,15 @@ def test_arm64_images_pass_their_own_tests_under_emulation(
         assert "dynamic loader runs" in names
     else:  # a service started under emulation and answered its probe on the port
         assert "answers PING over a socket" in names
+
+
+def test_a_tests_timeout_is_stretched_under_emulation_only() -> None:
+    """node-dev's npm test took over its 60 s under qemu: slow, not failing."""
+    from kiln.assemble.model import ImageTest
+    from kiln.sandbox.runner import timeout_for
+
+    test = ImageTest(name="npm ci", command=("/bin/true",), timeout=60)
+    native = "arm64" if platform.machine() == "aarch64" else "amd64"
+    foreign = "amd64" if native == "arm64" else "arm64"
+    assert timeout_for(test, native) == 60
+    assert timeout_for(test, foreign) == 60 * SLOWDOWN

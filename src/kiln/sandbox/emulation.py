@@ -38,6 +38,10 @@ _QEMU = {
 }
 #: what each machine runs without emulation
 _NATIVE = {"x86_64": {"amd64", "i386"}, "aarch64": {"arm64"}, "arm64": {"arm64"}}
+#: how much longer a program takes under qemu-user than natively, at most (interpreters
+#: such as node and python starting up: 5 to 10 times here); a test's timeout is
+#: stretched by it under emulation, so that a slow emulator is not a failing image
+SLOWDOWN = 10
 #: the helper that makes the namespace and registers the emulator (a separate process:
 #: it forks, and its caller may be running threads)
 USERNS_HELPER = ("-m", "kiln.assemble.userns")

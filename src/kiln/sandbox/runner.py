@@ -22,6 +22,7 @@ import kiln
 from kiln.assemble.model import ImageTest, Probe
 from kiln.errors import InputError
 from kiln.sandbox.bwrap import RunResult, parse_user, run_in_rootfs, run_service_in_rootfs
+from kiln.sandbox.emulation import SLOWDOWN, needs_emulation
 from kiln.sandbox.probe import EXIT_MATCHED, EXIT_MISMATCH, EXIT_NO_SERVICE
 from kiln.sandbox.unpack import (
     UnpackedImage,
@@ -66,13 +67,13 @@ def _service_verdict(test: ImageTest, probe: Probe, result: RunResult) -> str:
     if exited:  # whatever the probe then said (nsenter finds no sandbox left to enter)
         return f"the service exited with code {result.exit_code} before answering on {where}"
     if result.probe_exit == EXIT_NO_SERVICE:
-        return f"nothing answered on {where} within {test.timeout:g}s"
+        return f"nothing answered on {where} within {result.duration:.0f}s"
     return f"the probe of {where} failed (exit {result.probe_exit}): {result.probe_output[-300:]}"
 
 
 def _verdict(test: ImageTest, result: RunResult) -> tuple[Status, str]:
     if result.timed_out:
-        return "failed", f"timed out after {test.timeout:g}s"
+        return "failed", f"timed out after {result.duration:.0f}s"
     if test.probe is not None:
         why = _service_verdict(test, test.probe, result)
         if why:
@@ -94,12 +95,18 @@ def _verdict(test: ImageTest, result: RunResult) -> tuple[Status, str]:
     return "passed", ""
 
 
+def timeout_for(test: ImageTest, arch: str) -> float:
+    """The test's timeout, stretched under emulation (a slow emulator is no failure)."""
+    return test.timeout * (SLOWDOWN if needs_emulation(arch) else 1)
+
+
 def run_test(unpacked: UnpackedImage, test: ImageTest) -> TestOutcome:
     config = unpacked.image.config
     uid, gid = parse_user(test.user or config.user, unpacked.rootfs)
     env = dict(config.env)
     env.update(dict(test.env))
     start = int(time.time() * 1000)
+    timeout = timeout_for(test, unpacked.image.arch)
     if test.probe is not None:
         result = run_service_in_rootfs(
             unpacked.rootfs,
@@ -112,7 +119,7 @@ def run_test(unpacked: UnpackedImage, test: ImageTest) -> TestOutcome:
             env=env,
             workdir=config.workdir or "/",
             network=test.network,
-            timeout=test.timeout,
+            timeout=timeout,
             arch=unpacked.image.arch,
         )
     else:
@@ -124,7 +131,7 @@ def run_test(unpacked: UnpackedImage, test: ImageTest) -> TestOutcome:
             env=env,
             workdir=config.workdir or "/",
             network=test.network,
-            timeout=test.timeout,
+            timeout=timeout,
             arch=unpacked.image.arch,
         )
     status, message = _verdict(test, result)
