@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple, cast
 
 import ijson  # type: ignore[import-untyped]
 from packageurl import PackageURL
@@ -187,10 +187,11 @@ def _packages(
     if collector.unsupported:
         counts = ", ".join(f"{kind}: {n}" for kind, n in sorted(collector.unsupported.items()))
         warnings.append(f"{location}: packages of ecosystems kiln does not scan ignored ({counts})")
-    return distro, [
-        _finish(found, distro) if isinstance(found, _PendingDeb) else found
-        for found in collector.found
-    ]
+    packages = collector.found
+    for number, found in enumerate(packages):  # in place: each pending record freed as built
+        if isinstance(found, _PendingDeb):
+            packages[number] = _finish(found, distro)
+    return distro, cast(list[InstalledPackage], packages)
 
 
 class _Collector:
