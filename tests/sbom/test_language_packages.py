@@ -11,7 +11,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kiln.inventory.npm import declared_by_package_json
+from kiln.inventory.python import declared_by_core_metadata
 from kiln.sbom import generate_cyclonedx, generate_spdx, read_sbom_input
+from kiln.sbom.licenses import license_from_declared, parse_expression
 from vuln.conftest import make_layout
 
 STATUS = """\
@@ -63,6 +69,12 @@ def test_pip_and_npm_are_components_of_the_image(tmp_path: Path) -> None:
     cdx = json.loads(generate_cyclonedx(inp))
     purls = {c.get("purl") for c in cdx["components"]}
     assert {"pkg:pypi/pip@25.1.1", "pkg:npm/npm@10.9.9"} <= purls
+
+
+def _json_children(children: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    return st.lists(children, max_size=3) | st.dictionaries(
+        st.sampled_from(["type", "name", "email", "url"]), children, max_size=3
+    )
 
 
 def _dist_info(root: Path, name: str, version: str, headers: str) -> None:
@@ -160,3 +172,22 @@ def test_licences_and_suppliers_come_from_the_packages_metadata(tmp_path: Path) 
     spdx = json.loads(generate_spdx(inp))  # spdx-tools validated it
     declared = {p["name"]: p["licenseDeclared"] for p in spdx["packages"]}
     assert (declared["expr"], declared["bare"]) == ("Apache-2.0 OR MIT", "NOASSERTION")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(), _json_children))
+def test_any_package_json_gives_a_declaration_or_nothing(value: object) -> None:
+    document = {"name": "x", "version": "1.0.0", "license": value, "licenses": value}
+    document |= {"author": value, "maintainers": value, "repository": value}
+    declared = declared_by_package_json(json.dumps(document).encode(), "/p/package.json")
+    found = license_from_declared(declared.licenses)
+    assert found is None or parse_expression(found) is not None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300), st.text(max_size=300))
+def test_any_core_metadata_gives_a_declaration_or_nothing(license_: str, author: str) -> None:
+    text = f"Name: x\nVersion: 1\nLicense-Expression: {license_}\nAuthor: {author}\n"
+    declared = declared_by_core_metadata(text.encode())
+    found = license_from_declared((*declared.licenses, license_ * 100))
+    assert found is None or parse_expression(found) is not None

@@ -313,15 +313,25 @@ def license_from_declared(statements: tuple[str, ...]) -> str | None:
     return None
 
 
+_MAX_DECLARED = 1000  # longer is licence text, not an expression (and costly to parse)
+
+
 def _declared_expression(statement: str) -> str | None:
     text = " ".join(statement.split())
+    if len(text) > _MAX_DECLARED:
+        return None
     if text.startswith("License ::"):
         name = text.rpartition(" :: ")[2].lower()
         return _CLASSIFIERS.get(name)
     mapped = _DECLARED_NAMES.get(text.lower()) or _map_name(text)
     if mapped is not None:
         return mapped
-    info = licensing().validate(text)
+    try:
+        info = licensing().validate(text)
+    except (ExpressionError, AttributeError, ValueError):
+        # license-expression raises (and on some keys fails to build its own error) for
+        # characters no licence key has: then it is not an expression
+        return None
     if info.errors or not info.normalized_expression:
         return None
     normalised = str(info.normalized_expression)
