@@ -504,6 +504,10 @@ def test_outside_a_checkout_nothing_is_invented(tmp_path: Path) -> None:
         ("/srv/git/b.git", None),
         ("../b", None),
         ("file:///srv/b.git", None),
+        ("https://forge.invalid:abc/a", None),  # hostile remotes are no source, not a crash
+        ("ssh://u@forge.invalid:99999/a", None),
+        ("https://[::1/a", None),
+        ("https://u:p@[2001:db8::1]:8443/a", "https://[2001:db8::1]:8443/a"),
     ],
 )
 def test_remotes_become_public_urls_or_nothing(remote: str, url: str | None) -> None:

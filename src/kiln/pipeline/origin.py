@@ -44,9 +44,14 @@ def _git(directory: Path, *args: str) -> str | None:
 
 def public_url(remote: str) -> str | None:
     """A remote as a URL others can use: credentials removed; local paths are not one."""
-    parts = urlsplit(remote)
+    try:
+        parts = urlsplit(remote)
+        port = parts.port
+    except ValueError:
+        return None  # a malformed port or IPv6 host: not a URL to publish
     if parts.scheme in ("https", "http", "ssh", "git") and parts.hostname:
-        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        netloc = host + (f":{port}" if port else "")
         return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
     scp = _SCP_LIKE.match(remote)
     if scp and not parts.scheme:  # git@host:owner/repo.git
