@@ -2,10 +2,13 @@
 
 OCI's annotation list (https://github.com/opencontainers/image-spec/blob/main/annotations.md)
 asks for the URL of the source and its revision. kiln takes them from what the user
-configured (``$KILN_IMAGE_SOURCE``, ``$KILN_IMAGE_REVISION``), else from the git checkout
-holding the spec: the remote of its current branch (else ``origin``) with any
-credentials removed, and ``HEAD`` when neither the spec nor its lock has uncommitted
-changes. Anything not known is left out rather than guessed. ``licenses`` is the SPDX
+configured (``$KILN_IMAGE_SOURCE``, ``$KILN_IMAGE_REVISION``); the source, when not
+configured, from the git checkout holding the spec: the remote of its current branch
+(else ``origin``) with any credentials removed. The revision is never read from git:
+the same spec and lock must give the same digest at every commit of the catalog (an
+unrelated commit would otherwise change every image, and the factory would republish
+all of them); SLSA provenance records the commit instead. Anything not known is left
+out rather than guessed. ``licenses`` is the SPDX
 expression of the ``version-package``'s machine-readable copyright file.
 """
 
@@ -23,7 +26,6 @@ from kiln.debian.deb import DebPackage
 SOURCE_ENV = "KILN_IMAGE_SOURCE"
 REVISION_ENV = "KILN_IMAGE_REVISION"
 _SCP_LIKE = re.compile(r"^(?:[^@/:]+@)?(?P<host>[^/:]+):(?P<path>[^/].*)$")
-_REVISION = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
 _GIT_TIMEOUT = 10.0
 
 
@@ -62,7 +64,8 @@ def public_url(remote: str) -> str | None:
 def checkout_annotations(
     spec_path: Path, lock_path: Path, environ: Mapping[str, str] = os.environ
 ) -> dict[str, str]:
-    """``source`` and ``revision`` of the spec (configured, else from its git checkout)."""
+    """``source`` (configured, else the spec checkout's remote) and ``revision`` (only
+    when configured) of the image built from ``spec_path``."""
     out: dict[str, str] = {}
     configured = environ.get(SOURCE_ENV, "").strip()
     source = (public_url(configured) or configured) if configured else ""
@@ -76,12 +79,6 @@ def checkout_annotations(
             if found:
                 source = found
                 break
-    if not revision:
-        head = _git(directory, "rev-parse", "--verify", "HEAD")
-        paths = [str(p.resolve()) for p in (spec_path, lock_path) if p.exists()]
-        changed = _git(directory, "status", "--porcelain", "--", *paths)
-        if head and _REVISION.match(head) and changed == "":
-            revision = head
     if source:
         out["source"] = source
     if revision:
