@@ -72,7 +72,7 @@ def test_a_symlink_to_a_sibling_directory_inside_the_package_is_kept() -> None:
         (gzip.compress(b"\x00" * 10, mtime=0), "corrupt tar archive|not a gzipped tar"),
         (package_tgz("demo", "1.0.0")[:-40], "corrupt tar archive|not a gzipped tar"),
         (make_tgz([Member("package/index.js", b"")]), "has no package.json"),
-        (make_tgz([Member("package/package.json", b"{nope")]), "not valid JSON"),
+        (make_tgz([Member("package/package.json", b"{nope")]), "package.json is not JSON"),
         (make_tgz([Member("package/package.json", b"[]")]), "not a JSON object"),
         (package_tgz("other", "1.0.0"), "names other@1.0.0, not the locked demo@1.0.0"),
         (package_tgz("demo", "6.6.6"), "names demo@6.6.6, not the locked demo@1.0.0"),

@@ -22,7 +22,6 @@ of a key (see ``kiln.attest.keyless``). Bundles are written to ``--output DIR``
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -30,6 +29,7 @@ import typer
 
 from kiln.cli.app import app, console
 from kiln.errors import InputError, Location
+from kiln.jsonlimits import read_json_file
 
 if TYPE_CHECKING:
     from kiln.attest import BundleSigner, VerificationReport
@@ -126,13 +126,14 @@ def sign(
         _say(f"signed {digest} -> {path}")
 
 
+#: a document given to kiln attest (an SBOM, a test report, VEX): read whole
+MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
+
+
 def _load_json(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(path.read_bytes())
-    except FileNotFoundError as exc:
-        raise InputError(f"{path} does not exist") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"not JSON: {exc}", location=Location(str(path))) from exc
+    if not path.exists():
+        raise InputError(f"{path} does not exist")
+    value = read_json_file(path, max_bytes=MAX_DOCUMENT_BYTES, what="the document")
     if not isinstance(value, dict):
         raise InputError("not a JSON object", location=Location(str(path)))
     return value

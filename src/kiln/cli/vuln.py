@@ -510,12 +510,14 @@ def vex_attach(
     from kiln.attest import Subject, vex_statement
     from kiln.attest.predicates import OPENVEX_0_2
     from kiln.attest.verify import attach_bundle
+    from kiln.jsonlimits import read_json_file
     from kiln.registry import Reference, RegistryClient
     from kiln.vuln.vex import load_vex
+    from kiln.vuln.vex.load import MAX_VEX_BYTES
 
     if not load_vex(document):  # refuses what scan could not read, before anything is signed
         raise InputError(f"{document}: the VEX document has no statements")
-    data = json.loads(document.read_bytes())
+    data = read_json_file(document, max_bytes=MAX_VEX_BYTES, what="the VEX document")
     signer = bundle_signer(key, keyless, password_file)
     ref = Reference.parse(reference)
     with RegistryClient.for_host(ref.registry, insecure=insecure) as client:

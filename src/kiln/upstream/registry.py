@@ -13,7 +13,6 @@ read as npm reads it (https://docs.npmjs.com/cli/v10/using-npm/config#registry):
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -23,6 +22,7 @@ from urllib.parse import quote, urlsplit
 
 from kiln.debian.cache import atomic_write, default_cache_root
 from kiln.errors import EnvironmentProblem, IntegrityError, RemoteContentError
+from kiln.jsonlimits import parse_json
 from kiln.net import Fetcher, HttpFetcher
 from kiln.resolve.lockfile import LockedNpmPackage
 from kiln.upstream.integrity import canonical_sri, sha512_of, verify_integrity
@@ -118,10 +118,13 @@ class NpmRegistry:
         base = self.base_url
         url = _document_url(base, name, version)
         body = self._fetcher.fetch(url, max_bytes=MAX_DOCUMENT_BYTES).body
-        try:
-            doc = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise RemoteContentError(f"{source}: the registry's answer is not JSON: {exc}") from exc
+        doc = parse_json(
+            body,
+            where=f"{source} ({url})",
+            max_bytes=MAX_DOCUMENT_BYTES,
+            what="the npm registry's answer",
+            error=RemoteContentError,
+        )
         if not isinstance(doc, dict):
             raise RemoteContentError(f"{source}: the registry's answer is not a JSON object")
         found = (doc.get("name"), doc.get("version"))

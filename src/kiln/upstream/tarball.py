@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import posixpath
 import tarfile
 import zlib
 
 from kiln.assemble.model import DataMember
 from kiln.errors import RemoteContentError
+from kiln.jsonlimits import parse_json
 
 MAX_UNPACKED_BYTES = 1024**3
 MAX_MEMBERS = 200_000
@@ -116,10 +116,13 @@ def read_npm_tarball(
 def _check_manifest(member: DataMember | None, *, name: str, version: str, source: str) -> None:
     if member is None or member.kind != "file" or not isinstance(member.content, bytes):
         raise RemoteContentError(f"{source}: the tarball has no package.json")
-    try:
-        manifest = json.loads(member.content)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RemoteContentError(f"{source}: package.json is not valid JSON: {exc}") from exc
+    manifest = parse_json(
+        member.content,
+        where=f"{source}: package/package.json",
+        max_bytes=len(member.content),
+        what="package.json",
+        error=RemoteContentError,
+    )
     if not isinstance(manifest, dict):
         raise RemoteContentError(f"{source}: package.json is not a JSON object")
     found = (manifest.get("name"), manifest.get("version"))

@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from kiln.errors import InputError, Location
+from kiln.errors import Location
+from kiln.jsonlimits import read_json_file
 from kiln.vuln.vex.cyclonedx import CycloneDxVexReader
 from kiln.vuln.vex.interface import VexFormatError, VexReader
 from kiln.vuln.vex.model import VexStatement
 from kiln.vuln.vex.openvex import OpenVexReader
 
 READERS: tuple[VexReader, ...] = (OpenVexReader(), CycloneDxVexReader())
+#: a VEX document from outside, read whole (a large CycloneDX VEX is a few MB)
+MAX_VEX_BYTES = 64 * 1024 * 1024
 
 
 def load_vex(path: Path) -> list[VexStatement]:
     """Read a VEX document of any supported format."""
-    try:
-        document = json.loads(path.read_bytes())
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the VEX document: {exc.strerror}") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise VexFormatError(
-            f"not JSON: {exc}", Location(str(path), line=getattr(exc, "lineno", None))
-        ) from exc
+    document = read_json_file(
+        path, max_bytes=MAX_VEX_BYTES, what="the VEX document", error=VexFormatError
+    )
     if not isinstance(document, dict):
         raise VexFormatError("a VEX document must be a JSON object", Location(str(path), field="$"))
     for reader in READERS:
