@@ -256,6 +256,23 @@ def test_derive_fixed_in_stable_and_fix_in_unstable() -> None:
     }
 
 
+def test_a_backport_is_fixed_at_its_own_version_not_at_the_unstable_entry_it_carries() -> None:
+    from kiln.vuln.feeds import Mention
+
+    # trixie-security's 2.9.0-1~deb13u1 backports sid's 2.9.0-1, whose entry it carries
+    entry = Mention("CVE-2026-0001", "2.9.0-1", "* Fix CVE-2026-0001.", "fix")
+    logs = [
+        SuiteChangelog("trixie", "2.7.1-2", ()),
+        SuiteChangelog("trixie-security", "2.9.0-1~deb13u1", (entry,)),
+        SuiteChangelog("sid", "2.9.0-1", (entry,)),
+    ]
+    out = derive("expat", logs, distro=DISTRO)
+    (status,) = [r for r in out if isinstance(r, ArchiveStatus)]
+    assert (status.status, status.version) == ("fixed", "2.9.0-1~deb13u1")
+    mentions = {r.suite: r.version for r in out if not isinstance(r, ArchiveStatus)}
+    assert mentions == {"trixie-security": "2.9.0-1~deb13u1", "sid": "2.9.0-1"}
+
+
 # --- the feed over the signed fixture archive -----------------------------------------
 
 

@@ -33,7 +33,7 @@ import threading
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import ClassVar
@@ -108,7 +108,19 @@ def _newer(a: str, b: str) -> bool:
 def derive(
     source: str, changelogs: Sequence[SuiteChangelog], *, distro: Distro
 ) -> list[ArchiveMention | ArchiveStatus]:
-    """The mentions and the stable-release statuses of one source (pure)."""
+    """The mentions and the stable-release statuses of one source (pure).
+
+    A suite's version fixes what its changelog names from the first naming entry on,
+    but never from later than itself: a backport (2.9.0-1~deb13u1) carries the entries
+    of the unstable versions it was made from (2.9.0-1), which sort above it.
+    """
+    changelogs = [
+        replace(
+            c,
+            mentions=tuple(replace(m, version=_at_most(m.version, c.version)) for m in c.mentions),
+        )
+        for c in changelogs
+    ]
     out: list[ArchiveMention | ArchiveStatus] = [
         ArchiveMention(source, m.cve, c.suite, m.version, m.line, m.confidence)
         for c in changelogs
@@ -154,6 +166,10 @@ def derive(
             )
         )
     return out
+
+
+def _at_most(version: str, ceiling: str) -> str:
+    return ceiling if _newer(version, ceiling) else version
 
 
 class _VersionOrder:
