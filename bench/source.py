@@ -33,12 +33,12 @@ from typing import TypeVar
 
 from kiln.debian import Cache, get_distro
 from kiln.debian.distro import Distro
+from kiln.debian.source_index import SourcePackage
 from kiln.errors import KilnError, RemoteContentError
 from kiln.pipeline.repo import Repository
 from kiln.pipeline.source import SourceBuilder
 from kiln.recipes.build import BuildError
 from kiln.recipes.buildroot import BuildRoot
-from kiln.recipes.index import SourcePackage
 from kiln.recipes.verify import RebuildComparison
 from kiln.resolve.lockfile import read_lock
 from kiln.sandbox.unpack import host_arch

@@ -13,9 +13,9 @@ from fixtures.debrepo import DebSpec, RepoServer, build_deb
 from kiln.aptrepo import KEYRING_NAME, SigningKey, ensure_signing_key, publish
 from kiln.debian.cache import Cache
 from kiln.debian.distro import Distro
+from kiln.debian.source_index import load_sources
 from kiln.errors import InputError
 from kiln.net import HttpFetcher, RetryPolicy
-from kiln.recipes.index import load_sources
 
 DATE = datetime(2026, 2, 1, 12, 0, tzinfo=UTC)
 KILN = Distro("kiln", "0", "kiln")

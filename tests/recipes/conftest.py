@@ -13,8 +13,8 @@ from srcrepo import SourceSpec, build_source_repository
 from fixtures.debrepo import FIXTURE_DISTRO, REPO_DATE, GpgKey, RepoServer
 from kiln.debian.cache import Cache
 from kiln.debian.distro import Distro
+from kiln.debian.source_index import SourceUniverse, load_sources
 from kiln.net import HttpFetcher, RetryPolicy
-from kiln.recipes import SourceUniverse, load_sources
 
 NOW = REPO_DATE + timedelta(hours=1)
 

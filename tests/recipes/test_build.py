@@ -17,13 +17,13 @@ import pytest
 from srcrepo import SourceSpec, build_source_package, sources_stanza
 
 from kiln.debian.deb import read_deb
+from kiln.debian.source_index import parse_sources
 from kiln.recipes import (
     BuildError,
     FetchedSource,
     PatchError,
     build_in_sandbox,
     load_recipe,
-    parse_sources,
 )
 from kiln.recipes.build import BUILD_PATH, root_entries, sandbox_argv
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from conftest import SourceRepo
+from kiln.debian.source_index import parse_sources
 from kiln.errors import IntegrityError, RemoteContentError
-from kiln.recipes import fetch_source, parse_sources, synthesise_dsc
+from kiln.recipes import fetch_source, synthesise_dsc
 
 
 def test_load_sources_verifies_and_orders_versions(srcrepo: SourceRepo) -> None:

@@ -252,7 +252,8 @@ def _provided_names(provides: str) -> list[str]:
     return names
 
 
-def _package_from_record(fields: list[str], suite: str) -> BinaryPackage:
+def package_from_record(fields: list[str], suite: str) -> BinaryPackage:
+    """A package from one record of a compact ``PackagesTable`` (its fields, split)."""
     (
         name,
         version,
@@ -385,7 +386,7 @@ class MergedUniverse:
             return None
         raw = self._blob[self._offsets[i] : self._offsets[i + 1]].decode("utf-8")
         suite_number, _, record = raw.partition(_SEP)
-        package = _package_from_record(record.split(_SEP), self._suites[int(suite_number)])
+        package = package_from_record(record.split(_SEP), self._suites[int(suite_number)])
         self._memo[name] = package
         return package
 

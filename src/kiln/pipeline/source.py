@@ -23,6 +23,7 @@ from kiln.attest.predicates import SPDX_2_3, statement_for
 from kiln.debian.cache import atomic_write
 from kiln.debian.deb import read_deb
 from kiln.debian.distro import Distro, get_distro
+from kiln.debian.source_index import SourcePackage, SourceUniverse, load_sources
 from kiln.errors import InputError, PolicyError
 from kiln.pipeline.repo import Repository
 from kiln.progress import NO_PROGRESS, Progress
@@ -30,7 +31,6 @@ from kiln.recipes.build import BuildOutput, build_in_sandbox
 from kiln.recipes.buildroot import BuildRoot, BuildRootSpec, ensure_build_root
 from kiln.recipes.check import RecipeTestResult, audit_debs, run_recipe_tests
 from kiln.recipes.fetch import FetchedSource, fetch_source
-from kiln.recipes.index import SourcePackage, SourceUniverse, load_sources
 from kiln.recipes.load import LoadedRecipe, check_base, load_recipe
 from kiln.recipes.provenance import package_provenance
 from kiln.recipes.sbom import SourceFile, source_spdx

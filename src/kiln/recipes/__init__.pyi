@@ -4,7 +4,6 @@ from .build import BuildError, BuildOutput, PatchError, build_in_sandbox
 from .buildroot import BuildRoot, BuildRootSpec, ensure_build_root
 from .dep3 import Dep3Header, parse_dep3
 from .fetch import FetchedSource, fetch_source, synthesise_dsc
-from .index import SourceFile, SourcePackage, SourceUniverse, load_sources, parse_sources
 from .load import (
     LoadedPatch,
     LoadedRecipe,
@@ -32,18 +31,13 @@ __all__ = [
     "Recipe",
     "RecipeError",
     "RecipeTest",
-    "SourceFile",
-    "SourcePackage",
-    "SourceUniverse",
     "StaleBaseError",
     "build_in_sandbox",
     "check_base",
     "ensure_build_root",
     "fetch_source",
     "load_recipe",
-    "load_sources",
     "parse_dep3",
     "parse_recipe",
-    "parse_sources",
     "synthesise_dsc",
 ]

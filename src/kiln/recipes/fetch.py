@@ -21,9 +21,9 @@ from debian.deb822 import Dsc
 
 from kiln.debian.cache import Cache
 from kiln.debian.client import NOT_FOUND, fetch_promised
+from kiln.debian.source_index import SourceFile, SourcePackage, SourceUniverse
 from kiln.errors import RemoteContentError
 from kiln.net import Fetcher, HttpStatusError
-from kiln.recipes.index import SourceFile, SourcePackage, SourceUniverse
 
 # Fields of a Sources stanza that are also .dsc fields (deb-src-control(5)); the others
 # (Directory, Priority, Section, Package-List's order, Files of the index) are index-only

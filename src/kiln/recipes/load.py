@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kiln.debian.source_index import SourcePackage, SourceUniverse
 from kiln.debian.version import compare_versions
 from kiln.errors import InputError, Location, PolicyError
 from kiln.recipes.dep3 import Dep3Header, parse_dep3
-from kiln.recipes.index import SourcePackage, SourceUniverse
 from kiln.recipes.model import Recipe
 from kiln.yamldoc import locate, parse_yaml_model, read_limited
 

@@ -50,14 +50,14 @@ from kiln.debian.client import (  # the signed-index path every archive read tak
 )
 from kiln.debian.deb import DebFormatError, read_deb
 from kiln.debian.distro import Distro
-from kiln.debian.index import _package_from_record
+from kiln.debian.index import package_from_record
 from kiln.debian.model import BinaryPackage
 from kiln.debian.release import VerifiedRelease, parse_release, verify_clearsigned
+from kiln.debian.source_index import SourcePackage, parse_sources
 from kiln.debian.sources import Mirrors
 from kiln.debian.version import compare_versions
 from kiln.errors import InputError, IntegrityError, Location, RemoteContentError
 from kiln.net import Fetcher, HttpStatusError
-from kiln.recipes.index import SourcePackage, parse_sources
 from kiln.vuln.feeds.changelog_mentions import (
     MAX_CHANGELOG_BYTES,
     RULES_VERSION,
@@ -313,7 +313,7 @@ class Archive:
                 record = table.record(name)
                 if record is None:
                     continue
-                pkg = _package_from_record(record, suite)
+                pkg = package_from_record(record, suite)
                 by_source.setdefault(pkg.source, []).append(pkg)
             for source, pkgs in by_source.items():
                 newest = pkgs[0].source_version
