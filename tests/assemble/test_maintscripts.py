@@ -173,7 +173,7 @@ def test_the_sandbox_maps_ids_and_emulates_foreign_architectures(
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
     runner = SandboxRunner()
     native = runner.command(tmp_path, arch="amd64", argv=("/bin/true",), epoch=1)
-    assert native[1:4] == ["-m", "kiln.assemble.userns", "--"]  # the 65536-id namespace
+    assert native[1:4] == ["-m", "kiln.isolation.userns", "--"]  # the 65536-id namespace
     assert "--unshare-net" in native
     assert native[-1] == "/bin/true"
     arm = runner.command(tmp_path, arch="arm64", argv=("/bin/true",), epoch=1)

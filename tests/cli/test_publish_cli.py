@@ -191,7 +191,7 @@ def test_each_platform_gets_its_own_test_report_and_an_untested_one_none(  # noq
     args = ["publish", str(env.spec), "--registry", destination, "--key", str(key)]
     # first as on a machine that cannot run arm64 programs: no emulator anywhere
     with monkeypatch.context() as patch:
-        patch.setattr("kiln.sandbox.emulation.find_emulator", lambda name: None)
+        patch.setattr("kiln.isolation.emulation.find_emulator", lambda name: None)
         assert main([*args, "--output", str(out), "--variant", "runtime"]) == 0
     err = capsys.readouterr().err
     assert "linux/arm64 is published without a test report" in err

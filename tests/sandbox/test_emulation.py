@@ -18,7 +18,7 @@ import pytest
 from fixtures.catalog import staged_spec
 from kiln.cli.main import main
 from kiln.errors import EnvironmentProblem
-from kiln.sandbox.emulation import (
+from kiln.isolation.emulation import (
     SLOWDOWN,
     USERNS_HELPER,
     binfmt_rule,

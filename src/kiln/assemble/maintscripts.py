@@ -10,7 +10,7 @@ status. As mmdebstrap does, kiln lets dpkg do it (Debian Policy ch. 6, dpkg(1)):
    control members (scripts, triggers) in ``info/``;
 2. the plan is written to a scratch root and, inside a sandbox as root (a private user
    namespace mapping 65536 ids, bubblewrap, no network; foreign architectures through
-   qemu-user, see ``kiln.assemble.userns``), every ``preinst install`` runs, then
+   qemu-user, see ``kiln.isolation.userns``), every ``preinst install`` runs, then
    ``dpkg --configure --pending``;
 3. the root is read back into the plan: unchanged entries keep their package, what the
    scripts made is owned by ``kiln:maintscripts``; logs, lock files and ``*-old``
@@ -46,9 +46,9 @@ from kiln.assemble.fs import (
 from kiln.assemble.harden import prune_docs
 from kiln.assemble.model import AssemblyInput
 from kiln.assemble.steps import dpkg_database, path_exclude
-from kiln.assemble.userns import EXIT_NO_NAMESPACE
 from kiln.errors import EnvironmentProblem, PolicyError
-from kiln.sandbox.emulation import USERNS_HELPER, binfmt_rule
+from kiln.isolation.emulation import USERNS_HELPER, binfmt_rule
+from kiln.isolation.userns import EXIT_NO_NAMESPACE
 
 #: Owner of what the replayed scripts created or changed.
 MAINTSCRIPTS = MAINTSCRIPTS_OWNER
@@ -265,7 +265,7 @@ def read_back(plan: Plan, root: Path, written: dict[str, _Written]) -> Plan:
 
 
 class SandboxRunner:
-    """The production runner: ``kiln.assemble.userns`` + bubblewrap, no network."""
+    """The production runner: ``kiln.isolation.userns`` + bubblewrap, no network."""
 
     def __init__(self, *, timeout: float = 1800.0) -> None:
         self.timeout = timeout

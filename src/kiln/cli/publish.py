@@ -95,7 +95,7 @@ def _run_tests(built: BuiltVariant) -> dict[str, dict[str, Any]]:
     """Run the image's tests on every platform it has (another architecture's through
     qemu-user); refuse to publish when one fails. A platform this machine cannot run is
     published without a test report, and says so."""
-    from kiln.sandbox.emulation import binfmt_rule
+    from kiln.isolation.emulation import binfmt_rule
 
     reports: dict[str, dict[str, Any]] = {}
     layout = built.image.layout

@@ -2,7 +2,7 @@
 
 An arm64 image's tests (and an arm64 ``-dev`` image's maintainer scripts) run on an
 amd64 machine through qemu-user. Nothing is registered on the machine itself: kiln's
-user-namespace helper (``python -m kiln.assemble.userns``) mounts a binfmt_misc
+user-namespace helper (``python -m kiln.isolation.userns``) mounts a binfmt_misc
 instance private to its namespace (Linux >= 6.7) and registers the emulator there with
 the ``F`` flag (opened at registration, so it works inside the image's root), then
 runs the sandbox. Every program the emulated one starts is emulated too, as under a
@@ -44,7 +44,7 @@ _NATIVE = {"x86_64": {"amd64", "i386"}, "aarch64": {"arm64"}, "arm64": {"arm64"}
 SLOWDOWN = 10
 #: the helper that makes the namespace and registers the emulator (a separate process:
 #: it forks, and its caller may be running threads)
-USERNS_HELPER = ("-m", "kiln.assemble.userns")
+USERNS_HELPER = ("-m", "kiln.isolation.userns")
 
 
 def find_emulator(name: str) -> str | None:

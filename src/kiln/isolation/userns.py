@@ -1,6 +1,6 @@
 """Run a command as root in a private user namespace that maps 65536 ids, with emulation.
 
-``python -m kiln.assemble.userns [--binfmt NAME:MAGIC:MASK:INTERPRETER] -- ARGV...``
+``python -m kiln.isolation.userns [--binfmt NAME:MAGIC:MASK:INTERPRETER] -- ARGV...``
 
 Maintainer scripts chown files to Debian's system groups (staff, utmp, shadow), so the
 namespace maps ids 0-65535 one to one (a bubblewrap ``--unshare-user`` maps only one).

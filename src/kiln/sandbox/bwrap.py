@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kiln.errors import EnvironmentProblem, InputError
-from kiln.sandbox.emulation import emulated
+from kiln.isolation.emulation import emulated
 from kiln.sandbox.probe import EXIT_NO_SERVICE
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -143,7 +143,7 @@ def run_in_rootfs(
     """Run ``argv`` in the sandbox and capture exit code, stdout and stderr.
 
     ``arch`` names the rootfs's architecture when it may not be this machine's: its
-    programs then run through qemu-user (``kiln.sandbox.emulation``).
+    programs then run through qemu-user (``kiln.isolation.emulation``).
     """
     cmd = bwrap_argv(
         rootfs,

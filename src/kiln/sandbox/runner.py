@@ -21,8 +21,8 @@ from typing import Literal
 import kiln
 from kiln.assemble.model import ImageTest, Probe
 from kiln.errors import InputError
+from kiln.isolation.emulation import SLOWDOWN, needs_emulation
 from kiln.sandbox.bwrap import RunResult, parse_user, run_in_rootfs, run_service_in_rootfs
-from kiln.sandbox.emulation import SLOWDOWN, needs_emulation
 from kiln.sandbox.probe import EXIT_MATCHED, EXIT_MISMATCH, EXIT_NO_SERVICE
 from kiln.sandbox.unpack import (
     UnpackedImage,
