@@ -126,6 +126,14 @@ def parse_dockerfile(text: str, path: str = "Dockerfile") -> Dockerfile:
                 hint="kiln migrate rewrites the FROM lines of a Dockerfile",
             ) from exc
         raise InputError(f"BuildKit's parser refuses it: {exc}", Location(path)) from exc
+    except UnicodeDecodeError as exc:
+        # the binding returns invalid UTF-8 for some flags holding a 4-byte character
+        # (COPY --\U0001b800from=...): no Dockerfile kiln can rewrite
+        raise InputError(
+            "BuildKit's parser (the dockerfile package) cannot read it: it splits a "
+            "non-ASCII character inside an instruction's flag",
+            Location(path),
+        ) from exc
     instructions = tuple(_instruction(c) for c in commands)
     escape = _escape_directive(text)
     lines = text.split("\n")
