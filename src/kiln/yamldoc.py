@@ -176,6 +176,12 @@ def load_yaml(data: bytes, path: Path, *, error: type[InputError]) -> Any:
         raise error(f"invalid YAML: {problem}", loc) from exc
     except YAMLError as exc:
         raise error(f"invalid YAML: {exc}", Location(str(path))) from exc
+    except AssertionError as exc:
+        # ruamel.yaml's own consistency checks fail on some malformed documents (a block
+        # scalar indicator after a comment, "a:\n  # c\n  |  # c\n"): invalid all the same
+        raise error(
+            "invalid YAML: ruamel.yaml cannot read this document", Location(str(path))
+        ) from exc
 
 
 def read_limited(path: Path, *, what: str, limit: int, error: type[InputError]) -> bytes:

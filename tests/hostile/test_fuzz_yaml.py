@@ -191,6 +191,7 @@ _SPECS = st.fixed_dictionaries(
 
 
 @given(_documents(SPEC_TEXTS, YAML_PIECES))
+@example("a:\n  # c\n  |  # c\n")  # found by the long run: an AssertionError inside ruamel.yaml
 def test_fuzz_spec_text(text: str) -> None:
     expect_kiln_error_only(lambda: parse_spec(text.encode(), Path("fuzz.yaml")), "fuzz.yaml")
 
@@ -215,6 +216,9 @@ def test_fuzz_accepted_specs_build_sound_accounts_and_paths(document: dict[str, 
         spec = parse_spec(data, Path("fuzz.yaml")).spec
     except KilnError:
         return
+    written = {p.path for p in (*spec.paths, *(v for d in spec.variants.values() for v in d.paths))}
+    if written & {"/etc", "/etc/passwd", "/etc/group"}:
+        return  # replace: true lets a spec write its own passwd; kiln's is not at stake
     for variant in spec.variant_names():
         inp = assembly_input(spec, variant=variant, arch="amd64", packages=(), source_date_epoch=0)
         try:
@@ -306,6 +310,7 @@ CATALOG = catalog_from_specs([load_spec(p) for p in SPECS])
 
 
 @given(_documents(DOCKERFILE_TEXTS, DOCKER_PIECES))
+@example("FROM a\nCOPY --\U0001b800from=b x y\n")  # found by the long run: UnicodeDecodeError
 def test_fuzz_dockerfile(text: str) -> None:
     expect_kiln_error_only(lambda: parse_dockerfile(text, "Dockerfile"), "Dockerfile")
     expect_kiln_error_only(

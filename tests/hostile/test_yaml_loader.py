@@ -205,6 +205,14 @@ def test_kiln_verify_exits_2_on_a_hostile_policy(
     assert HOSTILE[case][1] in err
 
 
+@pytest.mark.parametrize("reader", sorted(READERS))
+def test_a_document_ruamel_yaml_trips_on_is_an_input_error(reader: str) -> None:
+    # found by the long fuzz run: an AssertionError inside ruamel.yaml's scanner
+    read, error, _ = READERS[reader]
+    with pytest.raises(error, match=r"ruamel\.yaml cannot read this document"):
+        read("a:\n  # c\n  |  # c\n")
+
+
 def test_every_refusal_is_a_kiln_error() -> None:
     for body, _, _ in HOSTILE.values():
         for read, _, _ in READERS.values():
