@@ -52,6 +52,7 @@ class FakeDpkg:
 
     def __init__(self) -> None:
         self.seen_status = ""
+        self.seen_mtimes: set[int] = set()
         self.seen_scripts: list[str] = []
         self.argv: tuple[str, ...] = ()
 
@@ -61,6 +62,9 @@ class FakeDpkg:
         self.argv = argv
         self.seen_status = (rootfs / "var/lib/dpkg/status").read_text()
         self.seen_scripts = sorted(p.name for p in (rootfs / "var/lib/dpkg/info").iterdir())
+        self.seen_mtimes = {
+            int(p.lstat().st_mtime) for p in (rootfs / "usr/bin/mawk", rootfs / "usr", rootfs)
+        }
         (rootfs / "etc/alternatives").mkdir(parents=True)
         os.symlink("/usr/bin/mawk", rootfs / "etc/alternatives/awk")
         os.symlink("/etc/alternatives/awk", rootfs / "usr/bin/awk")
@@ -101,6 +105,8 @@ def test_scripts_see_every_package_unpacked_with_its_scripts() -> None:
     assert "mawk.list" in fake.seen_scripts
     assert fake.argv[:2] == ("/bin/sh", "-c")
     assert fake.argv[-1] == "mawk"  # the preinst order
+    # every time stamp is the epoch, not the build's (a .pyc or cache made from an mtime)
+    assert fake.seen_mtimes == {1_700_000_000}
 
 
 def test_what_the_scripts_did_is_read_back() -> None:

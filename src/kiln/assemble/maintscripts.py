@@ -139,7 +139,7 @@ def configure_packages(plan: Plan, inp: AssemblyInput, runner: ScriptRunner) -> 
     plan = unpacked(plan, inp)
     with tempfile.TemporaryDirectory(prefix="kiln-configure-") as tmp:
         root = Path(tmp) / "root"
-        written = materialise(plan, root)
+        written = materialise(plan, root, epoch=inp.source_date_epoch)
         result = runner.run(
             root,
             arch=inp.arch,
@@ -167,9 +167,15 @@ class _Written:
     size: int
 
 
-def materialise(plan: Plan, root: Path) -> dict[str, _Written]:
-    """Write ``plan`` under ``root`` with its modes and owners; what each file became on disk."""
+def materialise(plan: Plan, root: Path, *, epoch: int = 0) -> dict[str, _Written]:
+    """Write ``plan`` under ``root`` with its modes and owners; what each file became on disk.
+
+    Every time stamp is ``epoch`` (as dpkg leaves a .deb's members at their archive
+    times), so what a script derives from a file's mtime (a .pyc's header, a cache) does
+    not depend on when the build ran.
+    """
     root.mkdir(mode=0o755)
+    times = (epoch, epoch)
     written: dict[str, _Written] = {}
     dirs: list[Entry] = []
     for entry in plan.sorted():
@@ -182,6 +188,7 @@ def materialise(plan: Plan, root: Path) -> dict[str, _Written]:
             case "symlink":
                 os.symlink(entry.link_target or "", target)
                 os.lchown(target, entry.uid, entry.gid)
+                os.utime(target, times, follow_symlinks=False)
                 continue
             case "hardlink":
                 os.link(root / (entry.link_target or ""), target)
@@ -189,11 +196,14 @@ def materialise(plan: Plan, root: Path) -> dict[str, _Written]:
                 target.write_bytes(entry.read())
                 os.chown(target, entry.uid, entry.gid)
                 os.chmod(target, entry.mode)
+                os.utime(target, times)
         info = target.lstat()
         written[entry.path] = _Written(info.st_ino, info.st_mtime_ns, info.st_size)
-    for entry in reversed(dirs):
+    for entry in reversed(dirs):  # children first: a parent's times are set after
         os.chown(root / entry.path, entry.uid, entry.gid)
         os.chmod(root / entry.path, entry.mode)
+        os.utime(root / entry.path, times)
+    os.utime(root, times)
     return written
 
 
