@@ -127,12 +127,18 @@ def accounts(plan: Plan, inp: AssemblyInput) -> Plan:
         days = inp.source_date_epoch // 86400
         shadow = "".join(f"{u.name}:*:{days}:0:99999:7:::\n" for u in users).encode()
         new.append(file_entry("etc/shadow", shadow, mode=0o600))
+    return plan.with_entries(*new, *_homes(users))
+
+
+def _homes(users: list[User]) -> list[Entry]:
+    """Each account's home directory (0700, its own), except /nonexistent and /."""
+    homes = []
     for u in users:
         if u.home in ("/nonexistent", "/"):
             continue
         home = normalise_path(u.home, where=f"accounts: home of {u.name}")
-        new.append(dir_entry(home, mode=0o700, uid=u.uid, gid=u.gid))
-    return plan.with_entries(*new)
+        homes.append(dir_entry(home, mode=0o700, uid=u.uid, gid=u.gid))
+    return homes
 
 
 def _account_lines(plan: Plan, path: str) -> list[list[str]]:
@@ -198,12 +204,7 @@ def _add_accounts(plan: Plan, inp: AssemblyInput, users: list[User], groups: lis
     if plan.get("etc/shadow") is None:
         lines = [f"{f[0]}:*:{days}:0:99999:7:::" for f in _account_lines(plan, "etc/passwd")]
         new.append(file_entry("etc/shadow", "".join(x + "\n" for x in lines).encode(), mode=0o600))
-    for u in new_users:
-        if u.home in ("/nonexistent", "/"):
-            continue
-        home = normalise_path(u.home, where=f"accounts: home of {u.name}")
-        new.append(dir_entry(home, mode=0o700, uid=u.uid, gid=u.gid))
-    return plan.with_entries(*new)
+    return plan.with_entries(*new, *_homes(new_users))
 
 
 # ------------------------------------------------------------------------- CA bundle
