@@ -10,7 +10,6 @@ port already in use) stay skips.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Generator
 
 import pytest
@@ -18,18 +17,7 @@ import pytest
 # The signed fixture Debian repository (tests/fixtures/debrepo.py): debrepo, debrepo_key...
 pytest_plugins = ["fixtures.debrepo"]
 
-_MISSING = re.compile(
-    r"not installed|is needed|are needed|not found|needs (?!to)\S+|no [^,;]{1,40} on this machine",
-    re.IGNORECASE,
-)
-
-
-def missing_tool_reason(report: pytest.TestReport) -> str | None:
-    """The skip reason when ``report`` is a skip because something is not installed."""
-    if not report.skipped or not isinstance(report.longrepr, tuple):
-        return None
-    reason = str(report.longrepr[2])
-    return reason if _MISSING.search(reason) else None
+from fixtures.skips import missing_tool_reason  # noqa: E402 (after the plugin list)
 
 
 @pytest.hookimpl(hookwrapper=True)

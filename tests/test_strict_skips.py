@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import missing_tool_reason
+from fixtures.skips import missing_tool_reason
 
 
 def _skip(reason: str) -> pytest.TestReport:

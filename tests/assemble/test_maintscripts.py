@@ -79,6 +79,11 @@ class FakeDpkg:
         return ScriptRun(0, "Setting up mawk ...\n")
 
 
+def dpkg_package() -> PackageInput:
+    """dpkg itself: what runs the scripts (a -dev variant without it replays nothing)."""
+    return pkg("dpkg", member("./usr/bin/dpkg", content=b"\x7fELF dpkg", mode=0o755))
+
+
 def mawk() -> PackageInput:
     return scripted(
         "mawk",
@@ -89,16 +94,19 @@ def mawk() -> PackageInput:
     )
 
 
-def test_only_dev_images_with_scripts_replay_them() -> None:
+def test_only_dev_images_with_scripts_and_dpkg_replay_them() -> None:
     plain = pkg("plain", member("./usr/bin/x", content=b"x"))
-    assert has_scripts(make_input((mawk(),), variant="dev"))
-    assert not has_scripts(make_input((mawk(),), variant="runtime"))
-    assert not has_scripts(make_input((plain,), variant="dev"))
+    dpkg = pkg("dpkg", member("./usr/bin/dpkg", content=b"\x7fELF dpkg", mode=0o755))
+    assert has_scripts(make_input((mawk(), dpkg), variant="dev"))
+    assert not has_scripts(make_input((mawk(), dpkg), variant="runtime"))
+    assert not has_scripts(make_input((plain, dpkg), variant="dev"))
+    # a debug -dev variant without dpkg (recipes/images/jq.yaml): nothing to run them with
+    assert not has_scripts(make_input((mawk(),), variant="dev"))
 
 
 def test_scripts_see_every_package_unpacked_with_its_scripts() -> None:
     fake = FakeDpkg()
-    inp = make_input((mawk(),), variant="dev")
+    inp = make_input((mawk(), dpkg_package()), variant="dev")
     assemble(inp, runner=fake)
     assert "Package: mawk\nStatus: install ok unpacked\n" in fake.seen_status
     assert "mawk.postinst" in fake.seen_scripts
@@ -110,7 +118,7 @@ def test_scripts_see_every_package_unpacked_with_its_scripts() -> None:
 
 
 def test_what_the_scripts_did_is_read_back() -> None:
-    plan = assemble(make_input((mawk(),), variant="dev"), runner=FakeDpkg()).plan
+    plan = assemble(make_input((mawk(), dpkg_package()), variant="dev"), runner=FakeDpkg()).plan
     awk = plan.get("usr/bin/awk")
     assert awk is not None
     assert (awk.link_target, awk.package) == ("/etc/alternatives/awk", MAINTSCRIPTS)
@@ -137,7 +145,7 @@ def test_what_the_scripts_did_is_read_back() -> None:
 
 def test_kiln_accounts_are_added_to_debians() -> None:
     inp = make_input(
-        (mawk(),),
+        (mawk(), dpkg_package()),
         variant="dev",
         users=(User("node", 1000, 1000, "/home/node", "/bin/bash"),),
         groups=(Group("node", 1000),),
@@ -154,7 +162,7 @@ def test_kiln_accounts_are_added_to_debians() -> None:
 
 
 def test_an_account_that_clashes_with_debians_is_refused() -> None:
-    inp = make_input((mawk(),), variant="dev", users=(User("staff", 1000, 0),))
+    inp = make_input((mawk(), dpkg_package()), variant="dev", users=(User("staff", 1000, 0),))
     with pytest.raises(InputError, match="'staff' \\(1000\\) clashes with Debian's user 'staff'"):
         assemble(inp, runner=FakeDpkg())
 
@@ -167,7 +175,7 @@ class Failing:
 
 def test_a_failing_script_fails_the_build_with_its_output() -> None:
     with pytest.raises(PolicyError) as caught:
-        assemble(make_input((mawk(),), variant="dev"), runner=Failing())
+        assemble(make_input((mawk(), dpkg_package()), variant="dev"), runner=Failing())
     assert "configuring the packages failed" in str(caught.value)
     assert "chown: invalid group: 'root:utmp'" in "\n".join(caught.value.details)
 
@@ -234,10 +242,15 @@ def test_the_sandbox_runs_as_root_over_debians_ids(tmp_path: Path) -> None:
 
 def test_a_spec_link_to_where_an_alternative_leads_keeps_the_alternative() -> None:
     same = PathSpec("/usr/bin/awk", "symlink", target="mawk")
-    plan = assemble(make_input((mawk(),), variant="dev", paths=(same,)), runner=FakeDpkg()).plan
+    plan = assemble(
+        make_input((mawk(), dpkg_package()), variant="dev", paths=(same,)), runner=FakeDpkg()
+    ).plan
     awk = plan.get("usr/bin/awk")
     assert awk is not None
     assert awk.link_target == "/etc/alternatives/awk"  # update-alternatives --config works
     elsewhere = PathSpec("/usr/bin/awk", "symlink", target="/usr/bin/gawk")
     with pytest.raises(InputError, match="/usr/bin/awk"):
-        assemble(make_input((mawk(),), variant="dev", paths=(elsewhere,)), runner=FakeDpkg())
+        assemble(
+            make_input((mawk(), dpkg_package()), variant="dev", paths=(elsewhere,)),
+            runner=FakeDpkg(),
+        )

@@ -107,10 +107,14 @@ class ScriptRunner(Protocol):
 
 
 def has_scripts(inp: AssemblyInput) -> bool:
-    """Whether a -dev image has anything to replay (a package with a maintainer script)."""
+    """Whether a -dev image has anything to replay: a package with a maintainer script,
+    and dpkg to run them. A -dev variant without dpkg (a debug shell on a runtime image,
+    no package manager) is assembled like a runtime image: kiln's steps stand in."""
     scripts = {"preinst", "postinst"}
-    return inp.variant == "dev" and any(
-        name in scripts for pkg in inp.packages for name, _ in pkg.control_files
+    return (
+        inp.variant == "dev"
+        and any(pkg.name == "dpkg" for pkg in inp.packages)
+        and any(name in scripts for pkg in inp.packages for name, _ in pkg.control_files)
     )
 
 
