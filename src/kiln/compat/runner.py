@@ -32,6 +32,7 @@ from kiln.compat.swap import KILN_PREFIX, SwappedDockerfile, official_refs, swap
 from kiln.debian.distro import get_distro
 from kiln.debian.sources import Mirrors
 from kiln.errors import InputError
+from kiln.fileio import sha256_file
 from kiln.migrate import Catalog, DirectoryContext
 from kiln.upstream.registry import NpmRegistry
 
@@ -352,7 +353,7 @@ def build_key(context: Path, dockerfile: Path, store: Store) -> str:
     digest.update(text.encode())
     for path in sorted(p for p in context.rglob("*") if p.is_file()):
         digest.update(f"\0{path.relative_to(context)}\0".encode())
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+        digest.update(bytes.fromhex(sha256_file(path)))
     for ref in official_refs(text, str(dockerfile)):
         info = store.inspect(ref)
         digest.update(f"\0{ref}={info.get('Id') if info else None}".encode())

@@ -30,6 +30,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kiln.errors import EnvironmentProblem, IntegrityError
+from kiln.fileio import sha256_file
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
@@ -136,7 +137,7 @@ class Cache:
             if size is not None and path.stat().st_size != size:
                 self._discard(path)
                 return None
-            digest = _file_sha256(path)
+            digest = sha256_file(path)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -251,14 +252,6 @@ class Cache:
     def _discard(path: Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _unusable(root: Path, exc: OSError) -> EnvironmentProblem:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from kiln.debian.deb import read_deb
 from kiln.debian.distro import Distro, get_distro
 from kiln.debian.source_index import SourcePackage, SourceUniverse, load_sources
 from kiln.errors import InputError, PolicyError
+from kiln.fileio import sha256_file
 from kiln.pipeline.repo import Repository
 from kiln.progress import NO_PROGRESS, Progress
 from kiln.recipes.build import BuildOutput, build_in_sandbox
@@ -271,7 +271,7 @@ def write_build_record(
         },
         "buildflags": output.buildflags,
         "profiles": list(output.profiles),
-        "outputs": {p.name: _sha(p) for p in output.debs},
+        "outputs": {p.name: sha256_file(p) for p in output.debs},
         "elfAudit": [dataclasses.asdict(a) for a in audits],
         "tests": [{"name": t.name, "passed": t.passed, "reason": t.reason} for t in tests],
     }
@@ -289,10 +289,6 @@ def _recipe_record(loaded: LoadedRecipe | None) -> dict[str, object] | None:
         "cves": list(loaded.cves),
         "patches": {p.name: p.sha256 for p in loaded.patches},
     }
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def source_package_sbom(output: BuildOutput, fetched: FetchedSource, loaded: LoadedRecipe) -> bytes:

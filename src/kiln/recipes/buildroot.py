@@ -27,6 +27,7 @@ from pathlib import Path
 
 from kiln.debian.distro import Distro
 from kiln.errors import EnvironmentProblem
+from kiln.fileio import sha256_file
 from kiln.progress import NO_PROGRESS, Progress
 
 # 2: every root has fakeroot, as sbuild's chroots do (its core dependencies), for the
@@ -182,7 +183,7 @@ def _create_root(
             details=tail,
             hint="check the mirror is reachable and the Build-Depends are installable",
         )
-    sha = _sha256(tmp)
+    sha = sha256_file(tmp)
     os.replace(tmp, tarball)
     digest_file.write_text(sha + "\n")
     return BuildRoot(spec, tarball, sha, created=True)
@@ -241,11 +242,3 @@ def list_root(tarball: Path) -> Sequence[str]:
     """Member names of a root tarball (for tests and diagnostics)."""
     with tarfile.open(tarball) as archive:
         return archive.getnames()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

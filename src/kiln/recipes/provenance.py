@@ -17,11 +17,10 @@ Spec: https://slsa.dev/spec/v1.0/provenance
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
 from typing import Any
 
 from kiln.attest.statement import Statement, Subject, make_statement
+from kiln.fileio import sha256_file
 from kiln.recipes.build import BUILD_PATH, BuildOutput
 from kiln.recipes.buildroot import BuildRoot
 from kiln.recipes.fetch import FetchedSource
@@ -42,7 +41,7 @@ def package_provenance(
 ) -> Statement:
     """The provenance statement of one package build (subjects: its .debs)."""
     subjects = [
-        Subject(name=deb.name, digest={"sha256": _sha256(deb)}) for deb in sorted(output.debs)
+        Subject(name=deb.name, digest={"sha256": sha256_file(deb)}) for deb in sorted(output.debs)
     ]
     package = fetched.package
     dependencies: list[dict[str, Any]] = [
@@ -89,7 +88,3 @@ def package_provenance(
         "runDetails": {"builder": {"id": BUILDER_ID}},
     }
     return make_statement(subjects, SLSA_PROVENANCE, predicate)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -36,6 +36,7 @@ from spdx_tools.spdx.model.spdx_no_assertion import SpdxNoAssertion
 
 from kiln import __version__
 from kiln.debian.deb import read_deb
+from kiln.fileio import sha256_file
 from kiln.sbom.spdx import NAMESPACE_BASE, validated_json
 
 SOURCE_ID = "SPDXRef-Source"
@@ -86,7 +87,7 @@ def source_spdx(
     binaries: list[tuple[Path, str, str, str]] = []
     for deb in sorted(debs):
         control = read_deb(deb, name=deb.name).control
-        sha = hashlib.sha256(deb.read_bytes()).hexdigest()
+        sha = sha256_file(deb)
         digest.update(f"{deb.name}\0{sha}\n".encode())
         binaries.append((deb, control.package, control.architecture, sha))
     name = f"{source}-{version}"

@@ -10,7 +10,6 @@ text report for the pair, bounded in size (``--max-report-size``) and time.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kiln.debian.deb import read_deb
+from kiln.fileio import sha256_file
 
 DIFFOSCOPE_TIMEOUT = 300.0  # seconds per pair; diffoscope's own --timeout, then a kill
 DIFFOSCOPE_MAX_REPORT = 2_000_000  # bytes of text report kept per pair
@@ -99,8 +99,8 @@ def compare_debs(
     results = []
     for name in sorted(set(ours) | set(theirs)):
         a, b = ours.get(name), theirs.get(name)
-        ours_sha = _sha256(a) if a else ""
-        theirs_sha = _sha256(b) if b else ""
+        ours_sha = sha256_file(a) if a else ""
+        theirs_sha = sha256_file(b) if b else ""
         if a is None or b is None or ours_sha == theirs_sha:
             missing = () if a and b else (("not rebuilt",) if a is None else ("not in the distro",))
             results.append(DebComparison(name, ours_sha, theirs_sha, missing))
@@ -192,11 +192,3 @@ def _noted(report: Path, note: str, *, complete: bool) -> DiffoscopeReport:
 def debs_by_package(paths: Sequence[Path]) -> dict[str, Path]:
     """``name_version_arch.deb`` files keyed by package name."""
     return {p.name.split("_", 1)[0]: p for p in paths if p.suffix == ".deb"}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

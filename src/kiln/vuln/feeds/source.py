@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from kiln.errors import InputError
+from kiln.fileio import sha256_file
 from kiln.net import Fetcher
 
 _CHUNK = 1 << 20
@@ -92,25 +93,17 @@ class FeedInput:
             raise InputError(f"{self.origin}: not a valid zip archive: {exc}") from exc
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def from_path(path: Path) -> FeedInput:
     """A local input. A directory's digest covers every member's path and content."""
     if path.is_dir():
         h = hashlib.sha256()
         for p in sorted(q for q in path.rglob("*") if q.is_file()):
-            h.update(f"{p.relative_to(path)}\0{_sha256_file(p)}\n".encode())
+            h.update(f"{p.relative_to(path)}\0{sha256_file(p)}\n".encode())
         return FeedInput(str(path), f"sha256:{h.hexdigest()}", "dir", path)
     if not path.is_file():
         raise InputError(f"{path}: no such file or directory", hint="pass --from FILE|DIR|URL")
     kind = "zip" if zipfile.is_zipfile(path) else "file"
-    return FeedInput(str(path), f"sha256:{_sha256_file(path)}", kind, path)
+    return FeedInput(str(path), f"sha256:{sha256_file(path)}", kind, path)
 
 
 def from_bytes(origin: str, data: bytes) -> FeedInput:
