@@ -8,13 +8,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from srcrepo import SourceSpec, build_source_repository
 
 from fixtures.debrepo import FIXTURE_DISTRO, REPO_DATE, GpgKey, RepoServer
 from kiln.debian.cache import Cache
 from kiln.debian.distro import Distro
 from kiln.debian.source_index import SourceUniverse, load_sources
 from kiln.net import HttpFetcher, RetryPolicy
+from recipes.srcrepo import SourceSpec, build_source_repository
 
 NOW = REPO_DATE + timedelta(hours=1)
 

@@ -14,7 +14,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from srcrepo import SourceSpec, build_source_package, sources_stanza
 
 from kiln.debian.deb import read_deb
 from kiln.debian.source_index import parse_sources
@@ -26,6 +25,7 @@ from kiln.recipes import (
     load_recipe,
 )
 from kiln.recipes.build import BUILD_PATH, root_entries, sandbox_argv
+from recipes.srcrepo import SourceSpec, build_source_package, sources_stanza
 
 PATCH = """\
 Description: Greet kiln instead of the world

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SourceRepo
 from kiln.cli.main import main
+from recipes.conftest import SourceRepo
 
 
 @pytest.fixture

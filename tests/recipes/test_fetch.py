@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SourceRepo
 from kiln.debian.source_index import parse_sources
 from kiln.errors import IntegrityError, RemoteContentError
 from kiln.recipes import fetch_source, synthesise_dsc
+from recipes.conftest import SourceRepo
 
 
 def test_load_sources_verifies_and_orders_versions(srcrepo: SourceRepo) -> None:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SourceRepo
 from kiln.errors import InputError
 from kiln.recipes import RecipeError, StaleBaseError, check_base, load_recipe, parse_dep3
 from kiln.recipes.model import Hardening
+from recipes.conftest import SourceRepo
 
 GOOD_PATCH = """\
 Description: Fix a thing

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from resolve_universe import MemoryUniverse
-
 from kiln.resolve import resolve
 from kiln.resolve.apt_order import apt_cache_order
+from resolve.resolve_universe import MemoryUniverse
 
 MAIN = """\
 Package: zeta

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 
 import pytest
-from resolve_universe import MemoryUniverse
 
 from kiln.debian.distro import get_distro
 from kiln.errors import InputError, RemoteContentError
@@ -22,6 +21,7 @@ from kiln.resolve import (
 )
 from kiln.resolve._relations import MalformedRelationError
 from kiln.resolve.solver import CutEdge
+from resolve.resolve_universe import MemoryUniverse
 
 TRIXIE = get_distro("debian-13")
 

@@ -12,12 +12,12 @@ import random
 
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
-from resolve_universe import MemoryUniverse
 
 from kiln.debian.model import BinaryPackage
 from kiln.debian.version import satisfies
 from kiln.resolve import ResolutionError, resolve
 from kiln.resolve._relations import Alternative, parse_provides, parse_relations
+from resolve.resolve_universe import MemoryUniverse
 
 REAL = [f"pkg{i}" for i in range(8)]
 VIRTUAL = ["virt-a", "virt-b"]
