@@ -353,3 +353,19 @@ def test_changelog_from_a_hostile_deb_names_the_file(tmp_path: Path, payload: by
         _records(DebianChangelogFeed(), from_path(bad))
     assert "evil_1.0_all.deb" in str(err.value)
     assert "not a readable .deb" in str(err.value)
+
+
+def test_an_osv_yaml_record_with_anchors_or_aliases_is_refused_at_its_line() -> None:
+    """PyYAML's base loader accepted a few hundred bytes of nested aliases that stand
+    for hundreds of millions of nodes once validated."""
+    from kiln.vuln.feeds.osv import parse_osv
+
+    bomb = b"id: X-1\na: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a]\n"
+    with pytest.raises(FeedFormatError, match=r"anchors and aliases are not accepted \(&a\)"):
+        parse_osv(bomb, "bomb.yaml")
+    # text that merely contains & or * is still read
+    record, _ = parse_osv(
+        b"id: GHSA-x\nsummary: 'a & b * c'\naffected: []\nmodified: '2024-01-01T00:00:00Z'\n",
+        "plain.yaml",
+    )
+    assert record.id == "GHSA-x"

@@ -86,6 +86,8 @@ def _load(data: bytes, display: str) -> Any:
             error=FeedFormatError,
         )
     try:
+        if b"&" in data or b"*" in data:  # only then can the document hold an anchor or alias
+            _refuse_aliases(data, display)
         # The base loader keeps every scalar a string: "2.10" must not become the float 2.1.
         return yaml.load(data, Loader=_YAML_LOADER)  # noqa: S506 - BaseLoader builds no objects
     except yaml.MarkedYAMLError as exc:
@@ -96,6 +98,20 @@ def _load(data: bytes, display: str) -> Any:
         ) from exc
     except yaml.YAMLError as exc:
         raise FeedFormatError(f"malformed YAML: {exc}", Location(display)) from exc
+
+
+def _refuse_aliases(data: bytes, display: str) -> None:
+    """Refuse anchors and aliases: OSV records never need them, and a few hundred bytes
+    of nested aliases stand for billions of nodes once validated or serialised."""
+    for event in yaml.parse(data, Loader=_YAML_LOADER):
+        anchor = getattr(event, "anchor", None)
+        if isinstance(event, yaml.AliasEvent) or anchor is not None:
+            mark = event.start_mark
+            written = f"*{anchor}" if isinstance(event, yaml.AliasEvent) else f"&{anchor}"
+            raise FeedFormatError(
+                f"YAML anchors and aliases are not accepted ({written})",
+                Location(display, line=mark.line + 1 if mark is not None else None),
+            )
 
 
 def _event(raw: dict[str, str]) -> OsvEvent:
