@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from kiln.debian.cache import Cache, FetchRecord, atomic_write, default_cache_root
+from kiln.debian.cache import Cache, FetchRecord, default_cache_root
 from kiln.errors import EnvironmentProblem, IntegrityError
+from kiln.fileio import atomic_write
 
 DATA = b"package bytes"
 SHA = hashlib.sha256(DATA).hexdigest()

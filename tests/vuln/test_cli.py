@@ -351,5 +351,6 @@ def test_scan_restores_the_cycle_collector_after_the_report(
     assert gc.isenabled()
     assert json.loads(out.read_text())["findings"]
     # also when the report cannot be written (an input error naming the path, exit 2)
-    assert main(["scan", str(rootfs), "--db", cli_db, "-o", str(tmp_path / "no" / "r.txt")]) == 2
+    (tmp_path / "file").write_text("a file, not a directory")
+    assert main(["scan", str(rootfs), "--db", cli_db, "-o", str(tmp_path / "file" / "r.txt")]) == 2
     assert gc.isenabled()

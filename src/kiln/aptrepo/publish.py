@@ -27,9 +27,9 @@ from pathlib import Path
 
 from debian.deb822 import Dsc, Packages, Release, Sources
 
-from kiln.debian.cache import atomic_write
 from kiln.debian.deb import read_deb
 from kiln.errors import EnvironmentProblem, InputError
+from kiln.fileio import atomic_write
 
 KEYRING_NAME = "kiln-archive-keyring.gpg"
 DEFAULT_UID = "kiln repository signing key <kiln@localhost>"

@@ -30,6 +30,7 @@ from kiln.assemble.layers import LayerBlob
 from kiln.assemble.model import OCI_PLATFORMS, AssemblyInput
 from kiln.assemble.staging import commit_directory, discard_staging, new_staging_dir
 from kiln.errors import InputError
+from kiln.fileio import atomic_write
 
 MT_CONFIG = "application/vnd.oci.image.config.v1+json"
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -205,14 +206,8 @@ def index_json(manifests: Sequence[Descriptor], annotations: Mapping[str, str]) 
 def write_blob(layout: Path, data: bytes) -> str:
     digest = hashlib.sha256(data).hexdigest()
     path = layout / "blobs" / "sha256" / digest
-    path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        tmp = path.with_name(f".partial-{digest}")
-        with tmp.open("wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(path)
+        atomic_write(path, data)
     return f"sha256:{digest}"
 
 

@@ -29,6 +29,7 @@ import typer
 
 from kiln.cli.app import app, console
 from kiln.errors import InputError, Location
+from kiln.fileio import atomic_write
 from kiln.jsonlimits import read_json_file
 
 if TYPE_CHECKING:
@@ -95,11 +96,8 @@ def bundle_signer(key: Path | None, keyless: bool, password_file: Path | None) -
 
 
 def _write_bundle(directory: Path, name: str, bundle: bytes) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{name}.sigstore.json"
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_bytes(bundle)
-    tmp.replace(target)
+    atomic_write(target, bundle)
     return target
 
 

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from kiln.cli.app import app, console, err_console
 from kiln.errors import PolicyError
+from kiln.fileio import atomic_write
 
 # The suite's modules load inside the command so that every kiln command starts fast.
 # ruff: noqa: PLC0415
@@ -77,7 +78,7 @@ def compat(
     wide = console if console.width >= 140 else Console(width=140, highlight=False)
     wide.print(render(result))
     if json_out is not None:
-        json_out.write_text(to_json(result), encoding="utf-8")
+        atomic_write(json_out, to_json(result).encode("utf-8"))
         err_console.print(f"JSON report: {json_out}", markup=False)
     if not result.ok:
         failed = [a.name for a in result.apps if not a.ok]

@@ -46,7 +46,7 @@ def sbom(
     ] = "kiln",
 ) -> None:
     """Write the SBOM of an image: SPDX 2.3 or CycloneDX 1.6 JSON, from what is installed."""
-    from kiln.debian.cache import atomic_write
+    from kiln.fileio import atomic_write
     from kiln.resolve.lockfile import read_lock
     from kiln.sbom import FORMATS, read_sbom_input, render_sbom
 

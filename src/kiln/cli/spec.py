@@ -52,7 +52,7 @@ def notes(
     ),
 ) -> None:
     """Print which official images each kiln image replaces and how it differs from them."""
-    from kiln.debian.cache import atomic_write
+    from kiln.fileio import atomic_write
     from kiln.migrate import (
         catalog_from_specs,
         notes_markdown,

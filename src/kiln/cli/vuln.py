@@ -7,6 +7,7 @@ over ``kiln.vuln`` (parse options -> typed values -> pipeline -> render)."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -20,6 +21,7 @@ import typer
 from kiln.cli.app import app, console, err_console
 from kiln.cli.attest import Keyless, KeyOption, PasswordFile, bundle_signer
 from kiln.errors import InputError, PolicyError
+from kiln.fileio import atomic_write
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -395,10 +397,10 @@ def _write_report(rendered: str | RenderableType, output: Path | None) -> None:
         if not isinstance(rendered, str):
             from rich.console import Console
 
-            with output.open("w") as fh:  # crop=False: a long line keeps its end
-                Console(file=fh, width=160).print(rendered, crop=False)
-        else:
-            output.write_text(rendered)
+            buffer = io.StringIO()  # crop=False: a long line keeps its end
+            Console(file=buffer, width=160).print(rendered, crop=False)
+            rendered = buffer.getvalue()
+        atomic_write(output, rendered.encode())
     elif isinstance(rendered, str):
         sys.stdout.write(rendered)
     else:
@@ -490,7 +492,7 @@ def vex_create(
         ) from exc
     text = json.dumps(doc, indent=2) + "\n"
     if output:
-        output.write_text(text)
+        atomic_write(output, text.encode())
     else:
         sys.stdout.write(text)
 

@@ -32,7 +32,7 @@ from kiln.compat.swap import KILN_PREFIX, SwappedDockerfile, official_refs, swap
 from kiln.debian.distro import get_distro
 from kiln.debian.sources import Mirrors
 from kiln.errors import InputError
-from kiln.fileio import sha256_file
+from kiln.fileio import atomic_write, sha256_file
 from kiln.migrate import Catalog, DirectoryContext
 from kiln.upstream.registry import NpmRegistry
 
@@ -238,9 +238,7 @@ def _fetch_npm(ref: str, downloads: Path) -> None:
         return
     registry = NpmRegistry.from_environment()
     data = registry.tarball(registry.lock(name, version))
-    tmp = target.with_suffix(".part")
-    tmp.write_bytes(data)
-    tmp.replace(target)
+    atomic_write(target, data)
 
 
 def _kiln_layouts(

@@ -1,6 +1,6 @@
 """Type stub of the lazily loaded package (lazy_loader reads its imports)."""
 
-from .cache import Cache, atomic_write, default_cache_root
+from .cache import Cache, default_cache_root
 from .client import (
     NOT_FOUND,
     RepoSnapshot,
@@ -56,7 +56,6 @@ __all__ = [
     "RepoSnapshot",
     "SourceEntry",
     "VerifiedRelease",
-    "atomic_write",
     "changelog_paths",
     "compare_versions",
     "default_cache_root",

@@ -22,7 +22,6 @@ import json
 import os
 import re
 import struct
-import tempfile
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,7 +29,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kiln.errors import EnvironmentProblem, IntegrityError
-from kiln.fileio import sha256_file
+from kiln.fileio import atomic_write, sha256_file
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
@@ -44,40 +43,6 @@ def default_cache_root(environ: Mapping[str, str] = os.environ) -> Path:
     if configured:
         return Path(configured)
     return Path(environ.get("HOME", str(Path.home()))) / ".cache" / "kiln"
-
-
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is either absent/old or complete.
-
-    ``mode`` replaces mkstemp's 0600: locks and SBOMs are files users share.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def verify_bytes(data: bytes, *, sha256: str, size: int | None, source: str) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from kiln.debian.cache import atomic_write
 from kiln.errors import InputError, Location
+from kiln.fileio import atomic_write
 from kiln.migrate._plan import Migration
 
 MAX_DOCKERFILE_BYTES = 1024 * 1024

@@ -19,12 +19,11 @@ from pathlib import Path
 from kiln.assemble.harden import ElfAudit
 from kiln.attest.bundle import BundleSigner
 from kiln.attest.predicates import SPDX_2_3, statement_for
-from kiln.debian.cache import atomic_write
 from kiln.debian.deb import read_deb
 from kiln.debian.distro import Distro, get_distro
 from kiln.debian.source_index import SourcePackage, SourceUniverse, load_sources
 from kiln.errors import InputError, PolicyError
-from kiln.fileio import sha256_file
+from kiln.fileio import atomic_write, sha256_file
 from kiln.pipeline.repo import Repository
 from kiln.progress import NO_PROGRESS, Progress
 from kiln.recipes.build import BuildOutput, build_in_sandbox
@@ -276,7 +275,7 @@ def write_build_record(
         "tests": [{"name": t.name, "passed": t.passed, "reason": t.reason} for t in tests],
     }
     path = output.log.with_name(f"{output.source}_{output.version}.kiln-build.json")
-    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    atomic_write(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
     return path
 
 

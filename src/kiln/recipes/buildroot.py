@@ -27,7 +27,7 @@ from pathlib import Path
 
 from kiln.debian.distro import Distro
 from kiln.errors import EnvironmentProblem
-from kiln.fileio import sha256_file
+from kiln.fileio import atomic_write, sha256_file
 from kiln.progress import NO_PROGRESS, Progress
 
 # 2: every root has fakeroot, as sbuild's chroots do (its core dependencies), for the
@@ -185,7 +185,7 @@ def _create_root(
         )
     sha = sha256_file(tmp)
     os.replace(tmp, tarball)
-    digest_file.write_text(sha + "\n")
+    atomic_write(digest_file, f"{sha}\n".encode())
     return BuildRoot(spec, tarball, sha, created=True)
 
 

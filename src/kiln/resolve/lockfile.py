@@ -17,8 +17,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from kiln.debian.cache import atomic_write
 from kiln.errors import InputError, Location
+from kiln.fileio import atomic_write
 from kiln.jsonlimits import parse_json
 
 LOCK_VERSION: Literal[1] = 1

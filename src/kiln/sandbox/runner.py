@@ -21,6 +21,7 @@ from typing import Literal
 import kiln
 from kiln.assemble.model import ImageTest, Probe
 from kiln.errors import InputError
+from kiln.fileio import atomic_write
 from kiln.isolation.emulation import SLOWDOWN, needs_emulation
 from kiln.sandbox.bwrap import RunResult, parse_user, run_in_rootfs, run_service_in_rootfs
 from kiln.sandbox.probe import EXIT_MATCHED, EXIT_MISMATCH, EXIT_NO_SERVICE
@@ -209,9 +210,7 @@ def ctrf_report(
 
 
 def write_ctrf(path: Path, report: dict[str, object]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    atomic_write(path, (json.dumps(report, indent=2, sort_keys=True) + "\n").encode())
 
 
 def failure_text(outcome: TestOutcome, lines: int = TAIL_LINES) -> str:

@@ -20,8 +20,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-from kiln.debian.cache import atomic_write, default_cache_root
+from kiln.debian.cache import default_cache_root
 from kiln.errors import EnvironmentProblem, IntegrityError, RemoteContentError
+from kiln.fileio import atomic_write
 from kiln.jsonlimits import parse_json
 from kiln.net import Fetcher, HttpFetcher
 from kiln.resolve.lockfile import LockedNpmPackage
