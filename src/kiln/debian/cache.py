@@ -38,10 +38,13 @@ _DERIVED_HEADER = struct.Struct("<8sQI")  # magic, payload length, CRC-32 of the
 
 
 def default_cache_root(environ: Mapping[str, str] = os.environ) -> Path:
-    """``$KILN_CACHE``, else ``~/.cache/kiln``."""
+    """``$KILN_CACHE``, else ``~/.cache/kiln``: the one resolver of kiln's cache root.
+
+    Set but empty means the default (as an unset variable), never the working directory.
+    """
     configured = environ.get("KILN_CACHE")
     if configured:
-        return Path(configured)
+        return Path(configured).expanduser()
     return Path(environ.get("HOME", str(Path.home()))) / ".cache" / "kiln"
 
 

@@ -49,13 +49,14 @@ def as_db_url(value: str) -> str:
     return value if "://" in value else f"sqlite:///{Path(value).expanduser().resolve()}"
 
 
-def default_db_url() -> str:
-    """``$KILN_DB`` (a path or an SQLAlchemy URL), else ``$KILN_CACHE/vuln.db``."""
-    configured = os.environ.get("KILN_DB")
+def default_db_url(environ: Mapping[str, str] = os.environ) -> str:
+    """``$KILN_DB`` (a path or an SQLAlchemy URL), else ``vuln.db`` in kiln's cache root."""
+    configured = environ.get("KILN_DB")
     if configured:
         return as_db_url(configured)
-    cache = Path(os.environ.get("KILN_CACHE", "~/.cache/kiln")).expanduser()
-    return f"sqlite:///{cache / 'vuln.db'}"
+    from kiln.debian.cache import default_cache_root
+
+    return f"sqlite:///{default_cache_root(environ) / 'vuln.db'}"
 
 
 @dataclass(frozen=True)
