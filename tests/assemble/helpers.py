@@ -32,8 +32,8 @@ def build_deb(
     if root.exists():
         shutil.rmtree(root)
     (root / "DEBIAN").mkdir(parents=True)
-    for rel, spec in files.items():
-        path = root / rel
+    for member, spec in files.items():
+        path = root / member
         path.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(spec, str):
             path.symlink_to(spec.removeprefix("->"))

@@ -7,7 +7,7 @@ from debian.deb822 import Deb822
 
 from assemble.helpers import make_input, member, pkg
 from assemble.test_wheels import make_wheel
-from kiln.assemble import AptSource, WheelInstall, assemble
+from kiln.assemble import AptSource, PackageInput, WheelInstall, assemble
 from kiln.assemble.fs import Plan, file_entry
 from kiln.assemble.steps import APT_SOURCES, PATH_EXCLUDE_CFG, apt_sources, path_exclude
 from kiln.errors import InputError
@@ -19,7 +19,7 @@ SOURCES = (
 )
 
 
-def _python(*extra: object) -> tuple[object, ...]:
+def _python(*extra: PackageInput) -> tuple[PackageInput, ...]:
     return (
         pkg(
             "libpython3.13-stdlib",
@@ -30,11 +30,11 @@ def _python(*extra: object) -> tuple[object, ...]:
     )
 
 
-def _dpkg() -> object:
+def _dpkg() -> PackageInput:
     return pkg("dpkg", member("./usr/bin/dpkg", content=b"dpkg", mode=0o755))
 
 
-def _apt(keyring: bool = True) -> tuple[object, ...]:
+def _apt(keyring: bool = True) -> tuple[PackageInput, ...]:
     apt = pkg("apt", member("./usr/bin/apt-get", content=b"apt", mode=0o755))
     if not keyring:
         return (apt,)

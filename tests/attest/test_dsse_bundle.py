@@ -17,6 +17,7 @@ from kiln.attest import (
     IN_TOTO_PAYLOAD_TYPE,
     EcdsaSigner,
     Envelope,
+    Statement,
     envelope_verifies,
     image_signature_statement,
     pae,
@@ -29,7 +30,7 @@ from kiln.errors import RemoteContentError
 from .helpers import IMAGE
 
 
-def _statement():  # type: ignore[no-untyped-def]
+def _statement() -> Statement:
     return image_signature_statement(
         "tiny", IMAGE.index_digest, media_type="application/vnd.oci.image.index.v1+json"
     )

@@ -31,7 +31,7 @@ from kiln.errors import InputError
 from .helpers import IMAGE
 
 
-def _official(statement_json: bytes) -> tuple[PbStatement, provenance_pb2.Provenance]:  # type: ignore[name-defined]
+def _official(statement_json: bytes) -> tuple[PbStatement, provenance_pb2.Provenance]:
     """Parse with the in-toto protobuf models; unknown fields are errors."""
     document = json.loads(statement_json)
     pb = json_format.ParseDict(document, PbStatement([], "", {}).pb, ignore_unknown_fields=False)
@@ -61,9 +61,9 @@ def test_subjects_are_the_index_and_each_platform_manifest(
 ) -> None:
     statement = provenance_statement(provenance_inputs)
     assert [(s.name, s.oci_digests()) for s in statement.subject] == [
-        ("tiny", {IMAGE.index_digest}),
-        ("tiny@linux/amd64", {IMAGE.manifests["amd64"]}),
-        ("tiny@linux/arm64", {IMAGE.manifests["arm64"]}),
+        ("tiny", frozenset({IMAGE.index_digest})),
+        ("tiny@linux/amd64", frozenset({IMAGE.manifests["amd64"]})),
+        ("tiny@linux/arm64", frozenset({IMAGE.manifests["arm64"]})),
     ]
 
 

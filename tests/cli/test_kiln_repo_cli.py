@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import lzma
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,7 @@ KILN_FIELDS = {
 
 
 @pytest.fixture
-def kiln_repo(env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def kiln_repo(env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     deb = build_deb(
         DebSpec("tzdata", REBUILT, depends="debconf (>= 0.5) | debconf-2.0", extra=KILN_FIELDS),
         tmp_path / "debs" / f"tzdata_{REBUILT}_all.deb",

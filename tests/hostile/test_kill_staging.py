@@ -8,6 +8,7 @@ SIGKILL, one that is still running, and this test process itself.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -149,7 +150,7 @@ def test_a_crash_while_removing_the_previous_content_is_cleaned_up(
     def crash(path: Path, *args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt  # the process dies while removing the previous content
 
-    monkeypatch.setattr(staging_module.shutil, "rmtree", crash)
+    monkeypatch.setattr(shutil, "rmtree", crash)  # the shutil that staging calls
     with pytest.raises(KeyboardInterrupt):
         commit_directory(staging, final)
     monkeypatch.undo()
@@ -175,13 +176,12 @@ def test_a_filesystem_without_locks_builds_and_keeps_staging(
 ) -> None:
     """flock may fail with ENOLCK (some network filesystems): build on, remove nothing."""
     import errno
-
-    import kiln.assemble.staging as staging_module
+    import fcntl
 
     def no_locks(fd: int, operation: int) -> None:
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr(staging_module.fcntl, "flock", no_locks)
+    monkeypatch.setattr(fcntl, "flock", no_locks)  # the fcntl that staging calls
     final = tmp_path / "python"
     staging = new_staging_dir(final)
     assert remove_abandoned(tmp_path) == []  # cannot tell it is abandoned: kept
@@ -193,8 +193,6 @@ def test_staging_of_another_user_is_left_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A lock file this user may not open (another user's build in a shared out/)."""
-    import kiln.assemble.staging as staging_module
-
     theirs = tmp_path / ".python.tmp-0123456789ab"
     theirs.mkdir()
     lock = tmp_path / ".python.tmp-0123456789ab.lock"
@@ -206,6 +204,6 @@ def test_staging_of_another_user_is_left_alone(
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, flags, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(staging_module.os, "open", denied)
+    monkeypatch.setattr(os, "open", denied)  # the os that staging calls
     assert remove_abandoned(tmp_path) == []
     assert theirs.is_dir()

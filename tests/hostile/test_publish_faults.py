@@ -194,9 +194,10 @@ class Proxy(FaultProxy):
                 for name, value in answer.headers.items():
                     if name.lower() != "content-length":
                         self.send_header(name, value)
-                length = answer.headers.get("Content-Length", "0")
+                answered_length = answer.headers.get("Content-Length", "0")
                 self.send_header(
-                    "Content-Length", length if self.command == "HEAD" else str(len(data))
+                    "Content-Length",
+                    answered_length if self.command == "HEAD" else str(len(data)),
                 )
                 self.end_headers()
                 if self.command == "HEAD":

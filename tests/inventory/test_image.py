@@ -100,7 +100,8 @@ def _layer_blob(layout: Path) -> Path:
     index = json.loads((layout / "index.json").read_text())
     manifest_blob = layout / "blobs/sha256" / index["manifests"][0]["digest"].split(":")[1]
     manifest = json.loads(manifest_blob.read_text())
-    return layout / "blobs/sha256" / manifest["layers"][0]["digest"].split(":")[1]
+    digest: str = manifest["layers"][0]["digest"]
+    return layout / "blobs/sha256" / digest.split(":")[1]
 
 
 def test_layer_digest_mismatch_is_an_input_error(tmp_path: Path) -> None:

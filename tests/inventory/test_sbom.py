@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from kiln.inventory import Distro, load_target
 KILN_PURL = "pkg:deb/debian/libc6@2.41-12?arch=amd64&distro=debian-13&upstream=glibc"
 
 
-def _cyclonedx(components: list[dict[str, object]]) -> str:
+def _cyclonedx(components: Sequence[object]) -> str:
     return json.dumps(
         {"bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1, "components": components}
     )

@@ -175,9 +175,8 @@ def test_a_dev_image_is_read_from_the_full_status_file(
     dev = build_test_image(tmp_path, variant="dev")
     inp = read_sbom_input(dev.layout, lock=dev.lock)
     assert {p.location for p in inp.packages} == {"/var/lib/dpkg/status"}
-    strip = {"location": ""}
-    assert [replace(p, **strip) for p in inp.packages] == [
-        replace(p, **strip) for p in sbom_input.packages
+    assert [replace(p, location="") for p in inp.packages] == [
+        replace(p, location="") for p in sbom_input.packages
     ]
 
 

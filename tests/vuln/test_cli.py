@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,10 +51,11 @@ def rootfs(tmp_path: Path) -> Path:
     return root
 
 
-def _scan_json(target: Path | str, db: str, *extra: str, tmp: Path) -> dict:  # type: ignore[type-arg]
+def _scan_json(target: Path | str, db: str, *extra: str, tmp: Path) -> dict[str, Any]:
     out = tmp / f"scan-{abs(hash((str(target), extra)))}.json"
     assert main(["scan", str(target), "--format", "json", "--db", db, "-o", str(out), *extra]) == 0
-    return json.loads(out.read_text())
+    doc: dict[str, Any] = json.loads(out.read_text())
+    return doc
 
 
 def _keys(doc: dict) -> set[tuple[str, str, str]]:  # type: ignore[type-arg]

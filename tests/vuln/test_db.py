@@ -297,7 +297,7 @@ def test_scans_read_a_current_sqlite_file_directly_and_get_the_same_data(
             {"debian_sources": ["openssl"], "release": None},
             {},
         ):
-            assert reader.load(**query) == loaded_db.load(**query)  # type: ignore[arg-type]
+            assert reader.load(**query) == loaded_db.load(**query)
         again = reader.load(debian_sources=["openssl"], release="bookworm")
         assert again == loaded_db.load(debian_sources=["openssl"], release="bookworm")
         assert reader.snapshots() == loaded_db.snapshots()

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -454,17 +455,17 @@ def test_a_tracker_verdict_for_the_release_wins_over_the_archive() -> None:
 def test_reports_carry_the_unstable_fix_and_its_evidence() -> None:
     data = VulnData(archive={"openssl": (_status("CVE-2025-1003", "fix-in-unstable", "3.6.0-1"),)})
     result = _scan(data)
-    doc = json.loads(FORMATTERS["json"].render(result))
+    doc = json.loads(str(FORMATTERS["json"].render(result)))
     (finding,) = doc["findings"]
     assert (finding["status"], finding["fixed_in_unstable"]) == ("fix-in-unstable", "3.6.0-1")
     assert finding["evidence"] == "sid 3.6.0-1: * Fix CVE-2025-1003."
     assert doc["summary"]["by_status"]["fix-in-unstable"] == 1
-    vex = json.loads(FORMATTERS["openvex"].render(result))
+    vex = json.loads(str(FORMATTERS["openvex"].render(result)))
     (statement,) = vex["statements"]
     assert statement["status"] == "under_investigation"
     assert "3.6.0-1" in statement["action_statement"]
     assert "* Fix CVE-2025-1003." in statement["action_statement"]
-    sarif = json.loads(FORMATTERS["sarif"].render(result))
+    sarif = json.loads(str(FORMATTERS["sarif"].render(result)))
     (res,) = sarif["runs"][0]["results"]
     assert res["properties"]["fixedInUnstable"] == "3.6.0-1"
     assert "fix in unstable 3.6.0-1" in res["message"]["text"]
@@ -487,7 +488,7 @@ def test_compat_says_which_debian_source_filled_the_cve_column() -> None:
 # --- the source's debian.tar, read instead of a big binary ------------------------------
 
 
-def _tar(members: dict[str, bytes], mode: str = "w:xz") -> bytes:
+def _tar(members: dict[str, bytes], mode: Literal["w:xz", "w:gz"] = "w:xz") -> bytes:
     import io
     import tarfile
 

@@ -13,7 +13,9 @@ from kiln.vuln.feeds import (
     DebianChangelogFeed,
     DebianTrackerFeed,
     EpssFeed,
+    Feed,
     FeedFormatError,
+    FeedInput,
     FeedWarning,
     KevFeed,
     OsvFeed,
@@ -22,12 +24,19 @@ from kiln.vuln.feeds import (
     from_path,
     parse_osv,
 )
-from kiln.vuln.model import ChangelogFix, KevRecord, OsvRecord, TrackerStatus
+from kiln.vuln.model import (
+    ChangelogFix,
+    EpssRecord,
+    FeedRecord,
+    KevRecord,
+    OsvRecord,
+    TrackerStatus,
+)
 
 from .conftest import vulndata
 
 
-def _records(feed, source):  # type: ignore[no-untyped-def]
+def _records(feed: Feed, source: FeedInput) -> tuple[list[FeedRecord], list[FeedWarning]]:
     items = list(feed.records(source))
     return [i for i in items if not isinstance(i, FeedWarning)], [
         i for i in items if isinstance(i, FeedWarning)
@@ -47,10 +56,10 @@ def test_tracker_sample_statuses_are_read_per_release() -> None:
     eol = by_key[("chromium", "CVE-2022-0456", "buster")]
     assert (eol.status, eol.fixed_version, eol.urgency) == ("open", None, "end-of-life")
     # "releases": [] (chromium-browser) yields nothing rather than failing
-    assert not [r for r in recs if r.source == "chromium-browser"]
-    assert by_key[("txt2man", "CVE-2013-1444", "sid")].description.startswith(
-        "A certain Debian patch"
-    )
+    assert not [r for r in recs if isinstance(r, TrackerStatus) and r.source == "chromium-browser"]
+    description = by_key[("txt2man", "CVE-2013-1444", "sid")].description
+    assert description is not None
+    assert description.startswith("A certain Debian patch")
 
 
 def test_truncated_tracker_export_names_file_offset_and_package(tmp_path: Path) -> None:
@@ -329,7 +338,9 @@ def test_epss_csv_gz_and_bad_line(tmp_path: Path) -> None:
     p = tmp_path / "epss.csv.gz"
     p.write_bytes(gzip.compress(text.encode()))
     recs, _ = _records(EpssFeed(), from_path(p))
-    assert [(r.cve, r.epss) for r in recs] == [("CVE-2018-18074", 0.00591)]
+    (rec,) = recs
+    assert isinstance(rec, EpssRecord)
+    assert (rec.cve, rec.epss) == ("CVE-2018-18074", 0.00591)
     bad = tmp_path / "bad.csv"
     bad.write_text(text + "CVE-2020-0001,lots,0.5\n")
     with pytest.raises(FeedFormatError) as err:

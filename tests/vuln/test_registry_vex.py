@@ -102,7 +102,8 @@ OTHER = "sha256:" + "b" * 64
 
 
 def _openvex() -> dict[str, Any]:
-    return json.loads(_vex_doc())
+    doc: dict[str, Any] = json.loads(_vex_doc())
+    return doc
 
 
 def _vex_doc() -> str:

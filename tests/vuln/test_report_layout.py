@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import pytest
 from rich.console import Console
@@ -15,14 +15,7 @@ from kiln.vuln.report import FORMATTERS, result_json
 from kiln.vuln.report._layout import ANY, dumps_lines
 from kiln.vuln.report.json_format import render_json
 from kiln.vuln.report.table import report_lines
-from kiln.vuln.scan import ScanResult
-
-
-@dataclass(frozen=True)
-class _Distro:
-    id: str = "debian"
-    version_id: str | None = "12"
-    codename: str | None = "bookworm"
+from kiln.vuln.scan import DistroInfo, ScanResult
 
 
 def _finding(n: int, severity: Severity, **changes: object) -> Finding:
@@ -52,7 +45,9 @@ def _finding(n: int, severity: Severity, **changes: object) -> Finding:
 
 
 def _result(findings: list[Finding], warnings: tuple[str, ...] = ()) -> ScanResult:
-    return ScanResult("rootfs", _Distro(), 42, tuple(findings), (), warnings)
+    return ScanResult(
+        "rootfs", DistroInfo("debian", "12", "bookworm"), 42, tuple(findings), (), warnings
+    )
 
 
 SEVERITIES = [Severity.LOW, Severity.CRITICAL, Severity.MEDIUM, Severity.HIGH]

@@ -338,6 +338,7 @@ def test_the_table_shows_feed_text_as_written(loaded_db: VulnDB) -> None:
     hostile = replace(
         result.findings[0], title="overflow in foo[bar] via [/] and :fire: [bold]x[/bold]"
     )
-    console = Console(file=io.StringIO(), width=400, color_system=None)
+    out = io.StringIO()
+    console = Console(file=out, width=400, color_system=None)
     console.print(FORMATTERS["table"].render(replace(result, findings=(hostile,))))
-    assert "overflow in foo[bar] via [/] and :fire: [bold]x[/bold]" in console.file.getvalue()
+    assert "overflow in foo[bar] via [/] and :fire: [bold]x[/bold]" in out.getvalue()
