@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fixtures.registry import RunningRegistry
 from kiln.net import RetryPolicy
-from kiln.registry import Anonymous, CredentialSource, RegistryClient
+from kiln.registry import OCI_MANIFEST, Anonymous, CredentialSource, Digest, RegistryClient
 
 
 class RecordingSleep:
@@ -36,3 +37,15 @@ def client_for(
         retry=retry,
         **options,
     )
+
+
+def empty_manifest_body() -> bytes:
+    """An OCI image manifest with no layers, for mock transports that answer one."""
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "x", "digest": str(Digest.of(b"")), "size": 0},
+            "layers": [],
+        }
+    ).encode()

@@ -41,7 +41,7 @@ from kiln.registry import (
     push_layout,
 )
 
-from .helpers import RecordingSleep, client_for
+from .helpers import RecordingSleep, client_for, empty_manifest_body
 from .layouts import tree, write_layout
 
 
@@ -254,14 +254,7 @@ def _mock_client(handler: Callable[[httpx.Request], httpx.Response]) -> Registry
     ],
 )
 def test_timeouts_and_resets_are_retried(fault: Exception) -> None:
-    body = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": "x", "digest": str(Digest.of(b"")), "size": 0},
-            "layers": [],
-        }
-    ).encode()
+    body = empty_manifest_body()
     calls = {"n": 0}
 
     def handler(request: httpx.Request) -> httpx.Response:

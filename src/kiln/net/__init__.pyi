@@ -4,6 +4,7 @@ from ._file import FileFetcher, SchemeFetcher, path_of_file_url
 from ._hosts import is_loopback_host
 from ._http import (
     DEFAULT_MAX_BYTES,
+    RETRY_STATUS,
     Fetcher,
     FetchResult,
     HttpFetcher,
@@ -15,6 +16,7 @@ from ._http import (
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "RETRY_STATUS",
     "FetchResult",
     "Fetcher",
     "FileFetcher",

@@ -17,7 +17,8 @@ from kiln import __version__
 from kiln.errors import EnvironmentProblem, TransportError
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
-_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: statuses a retry can fix (RFC 9110 408/5xx, RFC 8470 425 Too Early, RFC 6585 429)
+RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
 @dataclass
@@ -182,7 +183,7 @@ class HttpFetcher:
                 with self._stream(url, headers) as response:
                     if response.status_code == 304:
                         return FetchResult(url, 304, b"", etag, last_modified, not_modified=True)
-                    if response.status_code in _RETRY_STATUS:
+                    if response.status_code in RETRY_STATUS:
                         status = response.status_code
                         last_error = TransportError(f"{url}: server answered {status}")
                         continue

@@ -22,7 +22,7 @@ import httpx
 
 from kiln.errors import RemoteContentError, TransportError
 from kiln.jsonlimits import parse_json
-from kiln.net import RetryPolicy, http_client
+from kiln.net import RETRY_STATUS, RetryPolicy, http_client
 from kiln.registry._auth import (
     Anonymous,
     Challenge,
@@ -34,7 +34,6 @@ from kiln.registry._auth import (
 from kiln.registry._errors import RegistryAuthError, RegistryNotFoundError, RegistryRequestError
 from kiln.registry._reference import is_loopback
 
-RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _ERROR_BODY_LIMIT = 64 * 1024
 _MAX_TOKEN_ANSWER_BYTES = 1024 * 1024  # a bearer token and its expiry
 _READ_CHUNK = 1024 * 1024
