@@ -3,12 +3,10 @@
 ``read_vuln_data`` is the one query path, plain SQL that SQLite and PostgreSQL both run,
 over any ``Rows`` executor. ``SqliteReader`` runs it on the standard library's
 ``sqlite3`` module, read-only, so that scanning with the default SQLite database loads
-neither SQLAlchemy nor Alembic; ``open_for_scan`` picks it when the file is already at
-the newest schema and otherwise opens (creating or migrating) a ``VulnDB``.
+neither SQLAlchemy nor Alembic; ``scan_source.open_for_scan`` picks it when the file is
+already at the newest schema and otherwise opens (creating or migrating) a ``VulnDB``.
+This module imports nothing of ``store`` (which imports it).
 """
-
-# The SQLAlchemy-backed store is imported only when the fast path does not apply.
-# ruff: noqa: PLC0415
 
 from __future__ import annotations
 
@@ -18,8 +16,9 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
+from kiln.debian.cache import default_cache_root
 from kiln.errors import EnvironmentProblem
 from kiln.vuln.model import (
     ArchiveStatus,
@@ -34,9 +33,6 @@ from kiln.vuln.model import (
     Snapshot,
     TrackerStatus,
 )
-
-if TYPE_CHECKING:
-    from kiln.vuln.db.store import VulnDB
 
 # The newest revision in migrations/versions: a database already there is read without
 # loading Alembic (tests check this against Alembic's own head).
@@ -54,8 +50,6 @@ def default_db_url(environ: Mapping[str, str] = os.environ) -> str:
     configured = environ.get("KILN_DB")
     if configured:
         return as_db_url(configured)
-    from kiln.debian.cache import default_cache_root
-
     return f"sqlite:///{default_cache_root(environ) / 'vuln.db'}"
 
 
@@ -366,16 +360,3 @@ class SqliteReader:
 
     def close(self) -> None:
         self._conn.close()
-
-
-def open_for_scan(url: str | None = None) -> VulnSource:
-    """The database to scan against: read directly when it is an SQLite file at the
-    newest schema, else opened (created, migrated) as a ``VulnDB``."""
-    url = as_db_url(url) if url else default_db_url()
-    reader = SqliteReader.open_current(url)
-    if reader is not None:
-        return reader
-    from kiln.vuln.db.store import VulnDB
-
-    db: VulnDB = VulnDB.open(url)
-    return db
