@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from inventory.builders import STATUS, write
 from kiln.errors import InputError
-from kiln.inventory import Distro, load_target
+from kiln.inventory import OsRelease, load_target
 from kiln.inventory.dpkg import _FIELDS, _stanzas, parse_status, stanza_fields
 
-BOOKWORM = Distro.from_parts("debian", "12")
+BOOKWORM = OsRelease.from_parts("debian", "12")
 
 
 def test_status_keeps_only_installed_and_reads_sources() -> None:

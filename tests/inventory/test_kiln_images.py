@@ -14,7 +14,7 @@ import pytest
 from assemble.helpers import build_deb, make_input
 from kiln.assemble import build_image, package_input
 from kiln.debian.deb import read_deb
-from kiln.inventory import Distro, load_target
+from kiln.inventory import OsRelease, load_target
 
 OS_RELEASE = b'PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\nID=debian\nVERSION_ID="13"\n'
 
@@ -70,7 +70,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_kiln_runtime_image_layout(image: Path) -> None:
     inventory = load_target(image)
     assert inventory.warnings == ()
-    assert inventory.distro == Distro("debian", "13", "trixie", "Debian GNU/Linux 13 (trixie)")
+    assert inventory.distro == OsRelease("debian", "13", "trixie", "Debian GNU/Linux 13 (trixie)")
     facts = {(p.ecosystem, p.name, p.version, p.source_name, p.arch) for p in inventory.packages}
     assert facts == {
         ("deb", "base-files", "13.8", "base-files", "amd64"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from packageurl import PackageURL
 
-from kiln.inventory.model import Distro, deb_purl, npm_purl, purl_string, pypi_purl
+from kiln.inventory.model import OsRelease, deb_purl, npm_purl, purl_string, pypi_purl
 
 
 @pytest.mark.parametrize(
@@ -36,7 +36,7 @@ def test_purl_string_is_what_packageurl_writes(
 
 
 def test_debian_npm_and_pypi_purls() -> None:
-    bookworm = Distro.from_parts("debian", "12")
+    bookworm = OsRelease.from_parts("debian", "12")
     assert (
         deb_purl("libssl3", "3.0.11-1~deb12u2", "amd64", bookworm, "openssl", "3.0.11-1~deb12u2")
         == "pkg:deb/debian/libssl3@3.0.11-1~deb12u2?arch=amd64&distro=debian-12&upstream=openssl"

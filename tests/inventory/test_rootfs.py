@@ -9,7 +9,7 @@ import pytest
 
 from inventory.builders import OS_RELEASE, make_rootfs, metadata, write
 from kiln.errors import InputError
-from kiln.inventory import Distro, load_target
+from kiln.inventory import OsRelease, load_target
 
 
 def _ids(inventory: object) -> set[tuple[str, str, str, str | None]]:
@@ -20,7 +20,9 @@ def test_rootfs_inventory(tmp_path: Path) -> None:
     root = make_rootfs(tmp_path / "root")
     inventory = load_target(root)
     assert inventory.warnings == ()
-    assert inventory.distro == Distro("debian", "12", "bookworm", "Debian GNU/Linux 12 (bookworm)")
+    assert inventory.distro == OsRelease(
+        "debian", "12", "bookworm", "Debian GNU/Linux 12 (bookworm)"
+    )
     assert _ids(inventory) == {
         ("deb", "bash", "5.2.15-2+b2", "bash"),
         ("deb", "libc6", "2.36-9+deb12u4", "glibc"),
@@ -55,7 +57,7 @@ def test_os_release_fallback_and_quoting(tmp_path: Path) -> None:
     )
     inventory = load_target(root)
     # testing has no VERSION_ID; the codename names the release it will become
-    assert inventory.distro == Distro("debian", "13", "trixie", "Debian GNU/Linux trixie/sid")
+    assert inventory.distro == OsRelease("debian", "13", "trixie", "Debian GNU/Linux trixie/sid")
     assert "/usr/lib/os-release:5: not a KEY=value line, ignored" in inventory.warnings
 
 
@@ -208,12 +210,12 @@ def test_special_files_are_not_read(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("debian_version", "expected"),
     [
-        ("12.11\n", Distro("debian", "12", "bookworm", None)),
-        ("trixie/sid\n", Distro("debian", "13", "trixie", None)),
+        ("12.11\n", OsRelease("debian", "12", "bookworm", None)),
+        ("trixie/sid\n", OsRelease("debian", "13", "trixie", None)),
     ],
 )
 def test_debian_version_is_the_fallback_without_os_release(
-    tmp_path: Path, debian_version: str, expected: Distro
+    tmp_path: Path, debian_version: str, expected: OsRelease
 ) -> None:
     root = tmp_path / "root"
     write(root, "etc/debian_version", debian_version)

@@ -10,7 +10,7 @@ import pytest
 
 from inventory.builders import write
 from kiln.errors import InputError
-from kiln.inventory import Distro, load_target
+from kiln.inventory import OsRelease, load_target
 
 KILN_PURL = "pkg:deb/debian/libc6@2.41-12?arch=amd64&distro=debian-13&upstream=glibc"
 
@@ -39,7 +39,7 @@ def test_cyclonedx_with_bogus_purls_skips_only_those(tmp_path: Path) -> None:
     path = write(tmp_path, "bom.json", sbom)
     inventory = load_target(path)
     assert [p.purl for p in inventory.packages] == [KILN_PURL]
-    assert inventory.distro == Distro("debian", "13", "trixie", None)
+    assert inventory.distro == OsRelease("debian", "13", "trixie", None)
     warnings = "\n".join(inventory.warnings)
     assert f"{path}#b: b (nonsense): invalid purl 'not a purl'" in warnings
     assert "c (q): invalid purl 'pkg:pypi/x@1?a'" in warnings
@@ -105,7 +105,7 @@ def test_trivy_style_source_properties_and_epoch_qualifier(tmp_path: Path) -> No
     assert package.purl == (
         "pkg:deb/debian/zlib1g@1:1.2.13.dfsg-1?arch=amd64&distro=debian-12&upstream=zlib"
     )
-    assert inventory.distro == Distro("debian", "12", "bookworm", None)
+    assert inventory.distro == OsRelease("debian", "12", "bookworm", None)
 
 
 def test_spdx_source_info_and_os_package(tmp_path: Path) -> None:
@@ -140,7 +140,7 @@ def test_spdx_source_info_and_os_package(tmp_path: Path) -> None:
     (bash,) = inventory.packages
     assert (bash.source_name, bash.source_version) == ("bash", "5.2.37-2")
     assert bash.locations == (f"{path}#SPDXRef-bash",)
-    assert inventory.distro == Distro("debian", "13", "trixie", None)
+    assert inventory.distro == OsRelease("debian", "13", "trixie", None)
 
 
 def test_the_image_an_sbom_describes_is_not_an_unscanned_package(tmp_path: Path) -> None:

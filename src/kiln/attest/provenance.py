@@ -38,7 +38,7 @@ from kiln.attest.predicates import PROVENANCE_V1, ImageDigests
 from kiln.attest.statement import Statement, make_statement
 from kiln.debian.distro import get_distro
 from kiln.errors import InputError
-from kiln.inventory.model import Distro, deb_purl
+from kiln.inventory.model import OsRelease, deb_purl
 from kiln.resolve.lockfile import Lock
 
 BUILD_TYPE = "https://kiln.dev/build/image/v1"
@@ -85,7 +85,7 @@ def _rfc3339(moment: dt.datetime, what: str) -> str:
 def _deb_dependencies(inputs: ProvenanceInputs) -> list[dict[str, Any]]:
     known = get_distro(inputs.lock.distro)
     # the os-release view of the distro: purls then read as kiln's and syft's SBOMs write them
-    distro = Distro.from_parts("debian", known.version, known.codename)
+    distro = OsRelease.from_parts("debian", known.version, known.codename)
     archs = sorted(inputs.image.manifests) or sorted(inputs.lock.variants.get(inputs.variant, {}))
     seen: dict[tuple[str, str, str], dict[str, Any]] = {}
     for arch in archs:

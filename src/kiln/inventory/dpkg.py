@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 from kiln.debian.version import parse_version
 from kiln.errors import InputError
-from kiln.inventory.model import Distro, InstalledPackage, deb_purl
+from kiln.inventory.model import InstalledPackage, OsRelease, deb_purl
 
 _FIELDS = ["Package", "Version", "Architecture", "Source", "Status"]
 _FIELD_SET = frozenset(_FIELDS)
@@ -102,7 +102,7 @@ _READ_BLOCK = 1024 * 1024
 def parse_status(
     data: bytes,
     location: str,
-    distro: Distro | None,
+    distro: OsRelease | None,
     warnings: list[str],
     *,
     require_status: bool = True,
@@ -123,7 +123,7 @@ def parse_status(
 def read_status_file(
     path: Path,
     location: str,
-    distro: Distro | None,
+    distro: OsRelease | None,
     warnings: list[str],
     *,
     require_status: bool = True,
@@ -171,7 +171,7 @@ def _decoded_lines(handle: BinaryIO, location: str) -> Iterator[str]:
 def _packages(
     text_lines: Iterable[str],
     location: str,
-    distro: Distro | None,
+    distro: OsRelease | None,
     warnings: list[str],
     require_status: bool,
 ) -> list[InstalledPackage]:
@@ -204,7 +204,7 @@ def _package(
     stanza: dict[str, str],
     where: str,
     location: str,
-    distro: Distro | None,
+    distro: OsRelease | None,
     warnings: list[str],
 ) -> InstalledPackage | None:
     name = stanza.get("Package", "").strip()

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from kiln.errors import InputError
 from kiln.inventory.dpkg import parse_status, read_status_file
-from kiln.inventory.model import Distro, InstalledPackage, Inventory, build_inventory
+from kiln.inventory.model import InstalledPackage, Inventory, OsRelease, build_inventory
 from kiln.inventory.npm import parse_package_json, parse_package_lock
 from kiln.inventory.osrelease import distro_from_tree
 from kiln.inventory.python import parse_core_metadata
@@ -147,7 +147,7 @@ def _dpkg_admin_dir(text: str, path: Path) -> Inventory:
 def inventory_from_tree(target: str, tree: FileTree) -> Inventory:
     """Catalog a root filesystem view: distro, dpkg, Python and npm packages."""
     warnings: list[str] = []
-    distro: Distro | None = distro_from_tree(tree, warnings)
+    distro: OsRelease | None = distro_from_tree(tree, warnings)
     packages: list[InstalledPackage] = []
     status = tree.read(STATUS)
     if status is not None:

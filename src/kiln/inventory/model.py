@@ -39,7 +39,7 @@ def normalize_pypi_name(name: str) -> str:
 
 
 @dataclass(frozen=True)
-class Distro:
+class OsRelease:
     """The operating system release of a target, as ``os-release`` names it."""
 
     id: str  # debian
@@ -54,7 +54,7 @@ class Distro:
         version_id: str | None,
         codename: str | None = None,
         pretty_name: str | None = None,
-    ) -> Distro:
+    ) -> OsRelease:
         """Build a distro, normalising Debian point releases (``12.11`` -> ``12``).
 
         Debian's os-release ``VERSION_ID`` is the major release; trivy records the
@@ -110,7 +110,7 @@ class Inventory:
     """Everything found in one target, packages sorted for deterministic output."""
 
     target: str
-    distro: Distro | None
+    distro: OsRelease | None
     packages: tuple[InstalledPackage, ...]
     warnings: tuple[str, ...] = ()
 
@@ -119,7 +119,7 @@ def deb_purl(  # noqa: PLR0917 - mirrors the purl's own parts
     name: str,
     version: str,
     arch: str | None,
-    distro: Distro | None,
+    distro: OsRelease | None,
     source_name: str | None,
     source_version: str | None,
 ) -> str:
@@ -175,7 +175,7 @@ def purl_string(
 
 def build_inventory(
     target: str,
-    distro: Distro | None,
+    distro: OsRelease | None,
     packages: list[InstalledPackage],
     warnings: list[str],
 ) -> Inventory:

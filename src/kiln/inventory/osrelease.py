@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shlex
 
-from kiln.inventory.model import Distro
+from kiln.inventory.model import OsRelease
 from kiln.inventory.tree import DEBIAN_VERSION, OS_RELEASE_PATHS, FileTree
 
 
@@ -35,7 +35,7 @@ def parse_os_release(text: str, location: str, warnings: list[str]) -> dict[str,
     return values
 
 
-def distro_from_tree(tree: FileTree, warnings: list[str]) -> Distro | None:
+def distro_from_tree(tree: FileTree, warnings: list[str]) -> OsRelease | None:
     """The distro of a root filesystem, or None (with a warning) if it has no os-release."""
     for path in OS_RELEASE_PATHS:
         data = tree.read(path)
@@ -46,7 +46,7 @@ def distro_from_tree(tree: FileTree, warnings: list[str]) -> Distro | None:
         if not distro_id:
             warnings.append(f"/{path}: no ID field, distro unknown")
             return None
-        return Distro.from_parts(
+        return OsRelease.from_parts(
             distro_id,
             values.get("VERSION_ID"),
             values.get("VERSION_CODENAME"),
@@ -57,7 +57,7 @@ def distro_from_tree(tree: FileTree, warnings: list[str]) -> Distro | None:
         text = version.decode("utf-8", "replace").strip()
         warnings.append(f"no os-release: distro taken from /{DEBIAN_VERSION} ({text!r})")
         if text[:1].isdigit():
-            return Distro.from_parts("debian", text)
-        return Distro.from_parts("debian", None, text.split("/", 1)[0] or None)
+            return OsRelease.from_parts("debian", text)
+        return OsRelease.from_parts("debian", None, text.split("/", 1)[0] or None)
     warnings.append("no /etc/os-release or /usr/lib/os-release: distro unknown")
     return None

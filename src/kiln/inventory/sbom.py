@@ -33,8 +33,8 @@ from packageurl import PackageURL
 from kiln.debian.version import parse_version
 from kiln.errors import InputError, Location
 from kiln.inventory.model import (
-    Distro,
     InstalledPackage,
+    OsRelease,
     deb_purl,
     normalize_pypi_name,
     npm_purl,
@@ -67,8 +67,8 @@ class _Entry:
 
 def parse_sbom(
     document: Any, location: str, warnings: list[str]
-) -> tuple[Distro | None, list[InstalledPackage]]:
-    """Distro and packages of a parsed SBOM JSON document."""
+) -> tuple[OsRelease | None, list[InstalledPackage]]:
+    """OsRelease and packages of a parsed SBOM JSON document."""
     if not isinstance(document, dict):
         raise InputError("not an SBOM: the JSON document is not an object", Location(location))
     if "predicate" in document and "_type" in document:  # in-toto Statement around an SBOM
@@ -87,7 +87,7 @@ def parse_sbom(
 
 def read_sbom_file(
     path: Path, location: str, warnings: list[str]
-) -> tuple[Distro | None, list[InstalledPackage]]:
+) -> tuple[OsRelease | None, list[InstalledPackage]]:
     """``parse_sbom`` of a file: parsed whole when small, streamed when large."""
     size = path.stat().st_size
     if size > MAX_SBOM_BYTES:
@@ -175,7 +175,7 @@ def _malformed(handle: BinaryIO, location: str, exc: Exception) -> InputError:
 
 def _packages(
     spdx: bool, records: Iterable[Any], location: str, warnings: list[str]
-) -> tuple[Distro | None, list[InstalledPackage]]:
+) -> tuple[OsRelease | None, list[InstalledPackage]]:
     collector = _Collector()
     if spdx:
         distro = _spdx(records, location, collector, warnings)
@@ -204,7 +204,7 @@ class _Collector:
 
     def __init__(self) -> None:
         self.found: list[InstalledPackage | _PendingDeb] = []
-        self.purl_distro: Distro | None = None  # from the first deb purl that names one
+        self.purl_distro: OsRelease | None = None  # from the first deb purl that names one
         self.purl_warnings: list[str] = []
         self.package_warnings: list[str] = []
         self.unsupported: Counter[str] = Counter()
@@ -236,7 +236,7 @@ class _PendingDeb(NamedTuple):
     location: str
 
 
-def _finish(deb: _PendingDeb, distro: Distro | None) -> InstalledPackage:
+def _finish(deb: _PendingDeb, distro: OsRelease | None) -> InstalledPackage:
     return InstalledPackage(
         "deb",
         deb.name,
@@ -259,8 +259,8 @@ def _str(value: object) -> str | None:
 
 def _spdx(
     packages: Iterable[Any], location: str, entries: _Collector, warnings: list[str]
-) -> Distro | None:
-    distro: Distro | None = None
+) -> OsRelease | None:
+    distro: OsRelease | None = None
     for number, package in enumerate(packages):
         if not isinstance(package, dict):
             warnings.append(f"{location}: packages[{number}] is not an object, skipped")
@@ -269,7 +269,7 @@ def _spdx(
         if package.get("primaryPackagePurpose") == "OPERATING-SYSTEM":
             name = _str(package.get("name"))
             if name and distro is None:
-                distro = Distro.from_parts(name, _str(package.get("versionInfo")))
+                distro = OsRelease.from_parts(name, _str(package.get("versionInfo")))
             continue
         refs = package.get("externalRefs") or []
         purls = [
@@ -298,8 +298,8 @@ def _spdx(
 
 def _cyclonedx(
     top: Iterable[Any], location: str, entries: _Collector, warnings: list[str]
-) -> Distro | None:
-    distro: Distro | None = None
+) -> OsRelease | None:
+    distro: OsRelease | None = None
     stack: list[tuple[Any, int, str]] = [(top, 0, "components")]
     while stack:
         components, depth, path = stack.pop()
@@ -317,7 +317,7 @@ def _cyclonedx(
             if component.get("type") == "operating-system":
                 name = _str(component.get("name"))
                 if name and distro is None:
-                    distro = Distro.from_parts(
+                    distro = OsRelease.from_parts(
                         props.get("syft:distro:id", name),
                         props.get("syft:distro:versionID") or _str(component.get("version")),
                         props.get("syft:distro:versionCodename"),
@@ -367,19 +367,19 @@ def _parse_purl(entry: _Entry, warnings: list[str]) -> tuple[_Entry, PackageURL]
     return entry, purl
 
 
-def _distro_from_purls(parsed: list[tuple[_Entry, PackageURL]]) -> Distro | None:
+def _distro_from_purls(parsed: list[tuple[_Entry, PackageURL]]) -> OsRelease | None:
     for _, purl in parsed:
         qualifiers = purl.qualifiers if isinstance(purl.qualifiers, dict) else {}
         value = qualifiers.get("distro")
         if purl.type == "deb" and isinstance(value, str) and value.isalpha():  # distro=bookworm
-            return Distro.from_parts(purl.namespace or "debian", None, value)
+            return OsRelease.from_parts(purl.namespace or "debian", None, value)
         if purl.type == "deb" and isinstance(value, str) and "-" in value:
             distro_id, _, version = value.rpartition("-")
             if version and not version[0].isdigit():
-                return Distro.from_parts(distro_id, None, version)
-            return Distro.from_parts(distro_id, version)
+                return OsRelease.from_parts(distro_id, None, version)
+            return OsRelease.from_parts(distro_id, version)
         if purl.type == "deb" and purl.namespace:
-            return Distro.from_parts(purl.namespace, None)
+            return OsRelease.from_parts(purl.namespace, None)
     return None
 
 

@@ -7,7 +7,7 @@ import uuid
 
 from packageurl import PackageURL
 
-from kiln.inventory.model import Distro
+from kiln.inventory.model import OsRelease
 from kiln.sbom.model import ImageIdentity, SbomInput
 
 # UUIDv5 namespace of kiln's SBOM documents (uuid5(NAMESPACE_URL, "kiln:sbom")).
@@ -18,12 +18,12 @@ _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "kiln:sbom")
 _DISTRO_SUPPLIERS = {"debian": "Debian", "ubuntu": "Canonical"}
 
 
-def os_version(distro: Distro) -> str:
+def os_version(distro: OsRelease) -> str:
     """The release as scanners expect it on the OS element: ``13`` (else the codename)."""
     return distro.version_id or distro.codename or "unknown"
 
 
-def os_supplier(distro: Distro) -> str:
+def os_supplier(distro: OsRelease) -> str:
     return _DISTRO_SUPPLIERS.get(distro.id, distro.pretty_name or distro.id)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from kiln.inventory.model import Distro
+from kiln.inventory.model import OsRelease
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class SbomInput:
     """Everything both SBOM formats state about one platform of one image."""
 
     image: ImageIdentity
-    distro: Distro
+    distro: OsRelease
     packages: tuple[SbomPackage, ...]  # sorted by (name, arch, version)
     files: tuple[GeneratedFile, ...] = ()  # sorted by path
     warnings: tuple[str, ...] = ()

@@ -37,7 +37,7 @@ from debian.deb822 import Deb822, PkgRelation
 
 from kiln.errors import InputError
 from kiln.inventory.dpkg import parse_status
-from kiln.inventory.model import Declared, Distro, InstalledPackage
+from kiln.inventory.model import Declared, InstalledPackage, OsRelease
 from kiln.inventory.npm import declared_by_package_json, parse_package_json
 from kiln.inventory.osrelease import parse_os_release
 from kiln.inventory.python import declared_by_core_metadata, parse_core_metadata
@@ -180,7 +180,7 @@ def _identity(
     )
 
 
-def _distro(files: ImageFiles) -> Distro:
+def _distro(files: ImageFiles) -> OsRelease:
     for path in OS_RELEASE_PATHS:
         data = files.rootfs.read(path)
         if data is None:
@@ -189,7 +189,7 @@ def _distro(files: ImageFiles) -> Distro:
         values = parse_os_release(data.decode("utf-8", "replace"), where, [])
         if not values.get("ID"):
             raise InputError(f"{files.layout}: {where} in the image has no ID field")
-        return Distro.from_parts(
+        return OsRelease.from_parts(
             values["ID"],
             values.get("VERSION_ID"),
             values.get("VERSION_CODENAME"),
@@ -273,7 +273,7 @@ def supplier_of(maintainer: str) -> Supplier | None:
     return Supplier("organization" if team else "person", name, email or None)
 
 
-def _packages(rootfs: RootFS, distro: Distro, warnings: list[str]) -> list[SbomPackage]:
+def _packages(rootfs: RootFS, distro: OsRelease, warnings: list[str]) -> list[SbomPackage]:
     dpkg_warnings: list[str] = []
     installed: list[tuple[InstalledPackage, _Extra | None]] = []
     for path, data in _dpkg_files(rootfs):
