@@ -20,6 +20,7 @@ def make_deb(tmp_path: Path) -> MakeDeb:
         pytest.skip("dpkg-deb is not installed")
 
     def make(name: str, files: Mapping[str, FileSpec], **kw: object) -> PackageInput:
+        # kw: build_deb's keyword options (version, arch, fields...) of several types
         deb = build_deb(tmp_path, name, files, **kw)  # type: ignore[arg-type]
         return package_input(read_deb(deb))
 

@@ -83,6 +83,7 @@ def make_input(packages: tuple[PackageInput, ...], **kw: object) -> AssemblyInpu
         "source_date_epoch": EPOCH,
     }
     defaults.update(kw)
+    # defaults: any AssemblyInput fields, of several types, overridden per test
     return AssemblyInput(packages=packages, **defaults)  # type: ignore[arg-type]
 
 
@@ -103,6 +104,7 @@ def member(path: str, kind: str = "file", **kw: object) -> DataMember:
     content = kw.pop("content", b"" if kind == "file" else None)
     mode = kw.pop("mode", 0o755 if kind == "dir" else 0o644)
     size = len(content) if isinstance(content, bytes) else 0
+    # kw: the other DataMember fields (uid, link_target...), of several types
     return DataMember(path=path, kind=kind, mode=mode, size=size, content=content, **kw)  # type: ignore[arg-type]
 
 

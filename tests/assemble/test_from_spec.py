@@ -20,7 +20,7 @@ from kiln.pipeline.build import (
     upstream_version,
 )
 from kiln.resolve.lockfile import ArchLock, Lock
-from kiln.spec import parse_spec
+from kiln.spec import LoadedSpec, parse_spec
 
 SPEC = b"""\
 name: demo
@@ -51,7 +51,7 @@ archs: [amd64]
 """
 
 
-def _loaded(tmp_path: Path):  # type: ignore[no-untyped-def]
+def _loaded(tmp_path: Path) -> LoadedSpec:
     path = tmp_path / "demo.yaml"
     path.write_bytes(SPEC)
     return parse_spec(SPEC, path)

@@ -11,13 +11,13 @@ import pytest
 
 from assemble.helpers import MakeDeb, compile_static, make_input, member, pkg
 from kiln.assemble import assemble
-from kiln.assemble.fs import Plan, dir_entry, file_entry, symlink_entry
+from kiln.assemble.fs import Entry, Plan, dir_entry, file_entry, symlink_entry
 from kiln.assemble.harden import audit_elf, harden
 from kiln.errors import InputError, PolicyError
 
 
-def _plan(*entries: object) -> Plan:
-    return Plan.empty().with_entries(*entries)  # type: ignore[arg-type]
+def _plan(*entries: Entry) -> Plan:
+    return Plan.empty().with_entries(*entries)
 
 
 def test_setuid_and_setgid_bits_are_stripped_and_reported() -> None:
@@ -26,8 +26,8 @@ def test_setuid_and_setgid_bits_are_stripped_and_reported() -> None:
         file_entry("usr/bin/wall", b"x", mode=0o2755, package="util"),
     )
     hardened, report = harden(plan, make_input(()))
-    assert hardened.get("usr/bin/su").mode == 0o755  # type: ignore[union-attr]
-    assert hardened.get("usr/bin/wall").mode == 0o755  # type: ignore[union-attr]
+    assert hardened.entries["usr/bin/su"].mode == 0o755
+    assert hardened.entries["usr/bin/wall"].mode == 0o755
     assert report.setid_stripped == ("/usr/bin/su", "/usr/bin/wall")
 
 
@@ -39,9 +39,9 @@ def test_nothing_is_world_writable_except_tmp() -> None:
         symlink_entry("etc/link", "open"),
     )
     hardened, report = harden(plan, make_input(()))
-    assert hardened.get("tmp").mode == 0o1777  # type: ignore[union-attr]
-    assert hardened.get("var/tmp").mode == 0o1775  # type: ignore[union-attr]
-    assert hardened.get("etc/open").mode == 0o664  # type: ignore[union-attr]
+    assert hardened.entries["tmp"].mode == 0o1777
+    assert hardened.entries["var/tmp"].mode == 0o1775
+    assert hardened.entries["etc/open"].mode == 0o664
     assert report.world_writable_fixed == ("/etc/open", "/var/tmp")
 
 
@@ -185,10 +185,10 @@ def test_hostile_real_debs_are_neutralised_or_refused(make_deb: MakeDeb, tmp_pat
         },
     )
     rootfs = assemble(make_input((evil,)))
-    assert rootfs.plan.get("usr/bin/suid").mode == 0o755  # type: ignore[union-attr]
-    assert rootfs.plan.get("usr/bin/sgid").mode == 0o711  # type: ignore[union-attr]
-    assert rootfs.plan.get("etc/open").mode == 0o664  # type: ignore[union-attr]
-    assert rootfs.plan.get("etc/escape").link_target == "/../../../../etc/shadow"  # type: ignore[union-attr]
+    assert rootfs.plan.entries["usr/bin/suid"].mode == 0o755
+    assert rootfs.plan.entries["usr/bin/sgid"].mode == 0o711
+    assert rootfs.plan.entries["etc/open"].mode == 0o664
+    assert rootfs.plan.entries["etc/escape"].link_target == "/../../../../etc/shadow"
     assert rootfs.plan.resolve("etc/escape") is None  # resolved inside the image: nothing there
     assert rootfs.report.setid_stripped == ("/usr/bin/sgid", "/usr/bin/suid")
     twin = make_deb("twin", {"usr/bin/suid": (b"other", 0o755)})

@@ -12,7 +12,7 @@ import zstandard
 
 from assemble.helpers import EPOCH, member, pkg
 from kiln.assemble.fs import USRMERGE, Entry, Plan, dir_entry, file_entry, symlink_entry
-from kiln.assemble.layers import split_layers, write_layer
+from kiln.assemble.layers import Compression, split_layers, write_layer
 from kiln.assemble.plan import plan_from_packages
 from kiln.errors import InputError
 
@@ -75,10 +75,10 @@ def test_a_hard_link_whose_target_is_elsewhere_becomes_a_file(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("compression", ["gzip", "zstd", "none"])
-def test_same_plan_same_bytes(tmp_path: Path, compression: str) -> None:
+def test_same_plan_same_bytes(tmp_path: Path, compression: Compression) -> None:
     plan = _sample()
-    one = write_layer(plan.sorted(), tmp_path / "a", epoch=EPOCH, compression=compression)  # type: ignore[arg-type]
-    two = write_layer(plan.sorted(), tmp_path / "b", epoch=EPOCH, compression=compression)  # type: ignore[arg-type]
+    one = write_layer(plan.sorted(), tmp_path / "a", epoch=EPOCH, compression=compression)
+    two = write_layer(plan.sorted(), tmp_path / "b", epoch=EPOCH, compression=compression)
     assert one.path.read_bytes() == two.path.read_bytes()
     assert (one.digest, one.diff_id) == (two.digest, two.diff_id)
     assert one.path.name == one.digest.split(":")[1]

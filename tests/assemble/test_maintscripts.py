@@ -24,7 +24,7 @@ from kiln.assemble.maintscripts import (
     configure_packages,
     has_scripts,
 )
-from kiln.assemble.model import Group, PackageInput, PathSpec, User
+from kiln.assemble.model import DataMember, Group, PackageInput, PathSpec, User
 from kiln.assemble.plan import plan_from_packages
 from kiln.errors import EnvironmentProblem, InputError, PolicyError
 
@@ -34,8 +34,10 @@ PASSWD_MASTER = b"root:x:0:0:root:/root:/bin/bash\nstaff:x:50:50::/:/usr/sbin/no
 GROUP_MASTER = b"root:x:0:\nstaff:x:50:\n"
 
 
-def scripted(name: str, *members: object, scripts: dict[str, bytes] | None = None) -> PackageInput:
-    base = pkg(name, *members)  # type: ignore[arg-type]
+def scripted(
+    name: str, *members: DataMember, scripts: dict[str, bytes] | None = None
+) -> PackageInput:
+    base = pkg(name, *members)
     files = tuple(sorted((scripts or {"postinst": b"#!/bin/sh\nexit 0\n"}).items()))
     return PackageInput(
         name=base.name,
@@ -123,7 +125,7 @@ def test_what_the_scripts_did_is_read_back() -> None:
     assert awk is not None
     assert (awk.link_target, awk.package) == ("/etc/alternatives/awk", MAINTSCRIPTS)
     assert plan.resolve("usr/bin/awk") == "usr/bin/mawk"
-    assert plan.get("usr/bin/mawk").package == "mawk"  # type: ignore[union-attr]
+    assert plan.entries["usr/bin/mawk"].package == "mawk"
     assert "usr/share/mawk/gone" not in plan  # removed by a script
     # dpkg's own status is kept, not rewritten by kiln
     assert b"Status: install ok installed" in (plan.read("var/lib/dpkg/status") or b"")
@@ -235,9 +237,9 @@ def test_the_sandbox_runs_as_root_over_debians_ids(tmp_path: Path) -> None:
     assert made is not None
     assert (made.uid, made.gid, made.package) == (0, 50, MAINTSCRIPTS)
     assert plan.read("etc/made-by-script") == b"arch=amd64 host=kiln uid=0 epoch=1700000000\n"
-    assert plan.get("etc/alternatives-awk").link_target == "/usr/bin/mawk"  # type: ignore[union-attr]
-    assert plan.get("usr/bin/sh").package == "fake-sh"  # type: ignore[union-attr]
-    assert plan.get("etc").package == "fake-sh"  # type: ignore[union-attr]
+    assert plan.entries["etc/alternatives-awk"].link_target == "/usr/bin/mawk"
+    assert plan.entries["usr/bin/sh"].package == "fake-sh"
+    assert plan.entries["etc"].package == "fake-sh"
 
 
 def test_a_spec_link_to_where_an_alternative_leads_keeps_the_alternative() -> None:

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from assemble.helpers import EPOCH, build_deb, compile_static, make_input
+from assemble.helpers import EPOCH, FileSpec, build_deb, compile_static, make_input
 from kiln.assemble import (
+    AssemblyInput,
     BuiltImage,
     DataMember,
     ImageFacts,
@@ -30,7 +31,7 @@ from kiln.assemble import (
     package_input,
 )
 from kiln.assemble.build import HARDENING_REPORT
-from kiln.assemble.oci import DEFAULT_PATH, config_json, image_annotations
+from kiln.assemble.oci import DEFAULT_PATH, Descriptor, config_json, image_annotations
 from kiln.debian.deb import read_deb
 from kiln.errors import InputError
 from kiln.pipeline.origin import checkout_annotations, public_url
@@ -49,7 +50,7 @@ def _fake_pem(name: str) -> bytes:
 
 
 def _packages(work: Path, arch: str, hello: bytes | None) -> tuple[PackageInput, ...]:
-    specs: dict[str, dict[str, object]] = {
+    specs: dict[str, dict[str, FileSpec]] = {
         "base-files": {
             "usr/lib/os-release": TRIXIE_OS_RELEASE,
             "etc/os-release": "->../usr/lib/os-release",
@@ -69,12 +70,12 @@ def _packages(work: Path, arch: str, hello: bytes | None) -> tuple[PackageInput,
         }
     out = []
     for name, files in specs.items():
-        deb = build_deb(work, f"{name}", files, arch=arch)  # type: ignore[arg-type]
+        deb = build_deb(work, f"{name}", files, arch=arch)
         out.append(package_input(read_deb(deb)))
     return tuple(out)
 
 
-def _inputs(work: Path, hello: bytes | None, **kw: object) -> list:  # type: ignore[type-arg]
+def _inputs(work: Path, hello: bytes | None, **kw: object) -> list[AssemblyInput]:
     inputs = []
     for arch in ("amd64", "arm64"):
         (work / arch).mkdir(parents=True, exist_ok=True)
@@ -192,7 +193,9 @@ def test_archives_are_readable_by_skopeo(image: Path) -> None:
     docker = json.loads(_run(skopeo, "inspect", f"docker-archive:{docker_tar}"))
     assert docker["Architecture"] == "amd64"
     with tarfile.open(docker_tar) as tar:
-        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+        member = tar.extractfile("manifest.json")
+        assert member is not None
+        manifest = json.load(member)
     assert manifest[0]["RepoTags"] == ["tiny:latest"]
     assert len(manifest[0]["Layers"]) == 1
 
@@ -286,14 +289,16 @@ def test_a_single_platform_layout_names_its_manifest_once(single: BuiltImage) ->
     assert blobs == referenced  # no image index left behind unreferenced
 
 
-def blobs_of(descriptor: object) -> str:
-    return str(descriptor.digest).split(":", 1)[1]  # type: ignore[attr-defined]
+def blobs_of(descriptor: Descriptor) -> str:
+    return descriptor.digest.split(":", 1)[1]
 
 
 def test_the_single_platform_archive_is_also_a_docker_archive(single: BuiltImage) -> None:
     with tarfile.open(single.layout.parent.parent / "tiny.oci.tar") as tar:
         names = tar.getnames()
-        docker = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+        member = tar.extractfile("manifest.json")
+        assert member is not None
+        docker = json.load(member)
     assert names[:3] == ["oci-layout", "index.json", "manifest.json"]
     assert not any(n.startswith(("./", "/")) for n in names)  # syft rejects ./ names
     (image,) = docker
@@ -424,8 +429,9 @@ def test_annotations_prefix_oci_keys_and_keep_created_from_the_epoch() -> None:
     }
 
 
-def _config(inp: object, annotations: dict[str, str] | None = None) -> dict[str, object]:
-    return json.loads(config_json(inp, [], [], annotations))["config"]  # type: ignore[arg-type, no-any-return]
+def _config(inp: AssemblyInput, annotations: dict[str, str] | None = None) -> dict[str, object]:
+    config: dict[str, object] = json.loads(config_json(inp, [], [], annotations))["config"]
+    return config
 
 
 def test_the_config_labels_ports_stop_signal_and_a_path_always() -> None:

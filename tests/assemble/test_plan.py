@@ -24,7 +24,7 @@ def test_members_from_a_real_deb_keep_modes_and_owners(make_deb: MakeDeb) -> Non
         "hello",
     )
     assert plan.read("etc/hello.conf") == b"a=1\n"
-    assert plan.get("usr/bin").kind == "dir"  # type: ignore[union-attr]
+    assert plan.entries["usr/bin"].kind == "dir"
 
 
 def test_merged_usr_moves_paths_and_links_top_level_dirs() -> None:
@@ -46,7 +46,7 @@ def test_merged_usr_moves_paths_and_links_top_level_dirs() -> None:
     assert plan.resolve("bin/tool") == "usr/bin/tool"
     assert plan.resolve("lib/x86_64-linux-gnu/libx.so") == "usr/lib/x86_64-linux-gnu/libx.so.1"
     # a relative target that climbed out of /sbin is rewritten for its new place
-    assert plan.get("usr/sbin/up").link_target == "../bin/real"  # type: ignore[union-attr]
+    assert plan.entries["usr/sbin/up"].link_target == "../bin/real"
 
 
 def test_arm64_gets_no_lib64_link_unless_something_lives_there() -> None:
@@ -54,13 +54,13 @@ def test_arm64_gets_no_lib64_link_unless_something_lives_there() -> None:
         [pkg("a", member("usr/lib/aarch64-linux-gnu/x", content=b""))], arch="arm64"
     )
     assert "lib64" not in plan
-    assert plan.get("lib").link_target == "usr/lib"  # type: ignore[union-attr]
+    assert plan.entries["lib"].link_target == "usr/lib"
 
 
 def test_base_files_own_usrmerge_links_are_accepted() -> None:
     p = pkg("base-files", member("bin", "symlink", link_target="usr/bin"))
     plan = plan_from_packages([p], arch="amd64")
-    assert plan.get("bin").package == USRMERGE  # type: ignore[union-attr]
+    assert plan.entries["bin"].package == USRMERGE
 
 
 def test_two_packages_shipping_one_path_is_an_error_naming_both() -> None:
@@ -91,7 +91,7 @@ def test_replaces_decides_the_owner_whatever_the_order(order: int) -> None:
     packages = [old, new] if order == 0 else [new, old]
     plan = plan_from_packages(packages, arch="amd64")
     assert plan.read("usr/bin/tool") == b"new"
-    assert plan.get("usr/bin/tool").package == "new"  # type: ignore[union-attr]
+    assert plan.entries["usr/bin/tool"].package == "new"
 
 
 def test_replaces_with_an_unmet_version_does_not_apply() -> None:
@@ -139,7 +139,7 @@ def test_symlinks_escaping_the_root_are_kept_but_resolve_inside() -> None:
         member("etc/real", content=b"inside"),
     )
     plan = plan_from_packages([p], arch="amd64")
-    assert plan.get("etc/escape").link_target == "../../../../etc/shadow"  # type: ignore[union-attr]
+    assert plan.entries["etc/escape"].link_target == "../../../../etc/shadow"
     assert plan.resolve("etc/escape") is None  # /etc/shadow is not in the image
     assert plan.read("etc/abs") == b"inside"
     looped = plan.with_entries(symlink_entry("a", "b"), symlink_entry("b", "a"))
@@ -175,4 +175,4 @@ def test_plans_are_immutable_values() -> None:
     bigger = plan.with_entries(symlink_entry("a/d", "c"))
     assert "a/d" not in plan
     assert "a/d" in bigger
-    assert plan.get("a").kind == "dir"  # type: ignore[union-attr]
+    assert plan.entries["a"].kind == "dir"

@@ -55,7 +55,7 @@ def test_accounts_write_root_nobody_nonroot_without_hashes() -> None:
     home = plan.get("home/nonroot")
     assert home is not None
     assert (home.kind, home.mode, home.uid, home.gid) == ("dir", 0o700, 65532, 65532)
-    assert plan.get("root").mode == 0o700  # type: ignore[union-attr]
+    assert plan.entries["root"].mode == 0o700
 
 
 def test_spec_accounts_are_added_and_dev_gets_a_locked_shadow() -> None:
@@ -71,7 +71,7 @@ def test_spec_accounts_are_added_and_dev_gets_a_locked_shadow() -> None:
     shadow = _lines(plan, "etc/shadow")
     assert all(line.split(":")[1] == "*" for line in shadow)
     assert len(shadow) == 4
-    assert plan.get("srv/app").uid == 1000  # type: ignore[union-attr]
+    assert plan.entries["srv/app"].uid == 1000
 
 
 @pytest.mark.parametrize(
@@ -209,13 +209,13 @@ def test_localtime_points_at_utc_only_when_tzdata_is_there() -> None:
     assert "etc/localtime" not in localtime(Plan.empty(), make_input(()))
     tz = Plan.empty().with_entries(file_entry("usr/share/zoneinfo/Etc/UTC", b"TZif2"))
     plan = localtime(tz, make_input(()))
-    assert plan.get("etc/localtime").link_target == "/usr/share/zoneinfo/Etc/UTC"  # type: ignore[union-attr]
+    assert plan.entries["etc/localtime"].link_target == "/usr/share/zoneinfo/Etc/UTC"
     assert plan.read("etc/localtime") == b"TZif2"
     assert plan.read("etc/timezone") == b"Etc/UTC\n"
 
 
 def test_tmp_is_sticky_and_world_writable() -> None:
-    assert tmp(Plan.empty(), make_input(())).get("tmp").mode == 0o1777  # type: ignore[union-attr]
+    assert tmp(Plan.empty(), make_input(())).entries["tmp"].mode == 0o1777
 
 
 TRIXIE_OS_RELEASE = b"""PRETTY_NAME="Debian GNU/Linux 13 (trixie)"
@@ -264,7 +264,7 @@ def test_spec_paths_make_links_dirs_and_files() -> None:
     cache = plan.get("var/cache/app")
     assert cache is not None
     assert (cache.mode, cache.uid) == (0o750, 65532)
-    assert plan.get("etc/app.conf").mode == 0o640  # type: ignore[union-attr]
+    assert plan.entries["etc/app.conf"].mode == 0o640
 
 
 def test_a_spec_path_may_not_silently_replace_a_package_file() -> None:
@@ -276,9 +276,9 @@ def test_a_spec_path_may_not_silently_replace_a_package_file() -> None:
         [pkg("q", member("usr/bin/l", "symlink", link_target="x"))], arch="amd64"
     )
     kept = spec_paths(same, make_input((), paths=(PathSpec("/usr/bin/l", "symlink", target="x"),)))
-    assert kept.get("usr/bin/l").package == "q"  # type: ignore[union-attr]
+    assert kept.entries["usr/bin/l"].package == "q"
     allowed = make_input((), paths=(PathSpec("/usr/bin/x", "symlink", target="y", replace=True),))
-    assert spec_paths(plan, allowed).get("usr/bin/x").kind == "symlink"  # type: ignore[union-attr]
+    assert spec_paths(plan, allowed).entries["usr/bin/x"].kind == "symlink"
     with pytest.raises(InputError, match="leaves the image root"):
         spec_paths(plan, make_input((), paths=(PathSpec("/../x", "dir"),)))
 

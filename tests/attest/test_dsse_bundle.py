@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from sigstore import dsse as sigstore_dsse
@@ -118,7 +120,7 @@ def test_parse_bundle_round_trip(signer: EcdsaSigner) -> None:
     assert parsed.statement(where="bundle.json") == _statement()
 
 
-def _mutated(signer: EcdsaSigner, change) -> bytes:  # type: ignore[no-untyped-def]
+def _mutated(signer: EcdsaSigner, change: Callable[[Any], object]) -> bytes:
     document = json.loads(sign_statement(_statement(), signer))
     change(document)
     return json.dumps(document).encode()
@@ -147,7 +149,9 @@ def _mutated(signer: EcdsaSigner, change) -> bytes:  # type: ignore[no-untyped-d
         ),
     ],
 )
-def test_hostile_bundles_are_refused(signer: EcdsaSigner, change, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_hostile_bundles_are_refused(
+    signer: EcdsaSigner, change: Callable[[Any], object], message: str
+) -> None:
     with pytest.raises(RemoteContentError, match=message) as caught:
         parse_bundle(_mutated(signer, change), where="evil.sigstore.json")
     assert "evil.sigstore.json" in str(caught.value)

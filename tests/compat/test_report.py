@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from kiln.cli.main import main
@@ -25,6 +26,7 @@ def _side(name: str, **changes: object) -> Side:
         "observations": OBSERVED,
     }
     values.update(changes)
+    # values holds fields of several types, overridden per test: not one TypedDict
     return Side(name, f"localhost/compat/app:{name}", **values)  # type: ignore[arg-type]
 
 
@@ -143,7 +145,9 @@ def test_json_report_carries_results_responses_and_log_tails() -> None:
     assert document["standins"][0]["cached"] is True
 
 
-def test_the_cli_refuses_a_suite_directory_with_a_broken_app(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_the_cli_refuses_a_suite_directory_with_a_broken_app(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "compat.yaml").write_text(
         "description: x\nport: 80\nrequests: [{path: /}]\n"

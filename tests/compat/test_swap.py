@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from kiln.compat.model import load_standins
+from kiln.compat.model import StandinCatalog, load_standins
 from kiln.compat.swap import official_refs, swap_from_lines
-from kiln.migrate import catalog_from_specs
+from kiln.migrate import Catalog, catalog_from_specs
 from kiln.spec import load_spec
 
 PYTHON_SPEC = """\
@@ -41,7 +41,7 @@ COPY --from=build /install /srv
 
 
 @pytest.fixture
-def catalogs(tmp_path: Path):  # type: ignore[no-untyped-def]
+def catalogs(tmp_path: Path) -> tuple[Catalog, StandinCatalog]:
     spec = tmp_path / "python.yaml"
     spec.write_text(PYTHON_SPEC)
     standins = tmp_path / "standins.yaml"
@@ -54,7 +54,7 @@ def test_official_refs_leave_out_stage_names_and_repeats() -> None:
     assert official_refs(text) == ("python:3.13-slim", "nginx:1.26")
 
 
-def test_only_the_from_lines_change(catalogs) -> None:  # type: ignore[no-untyped-def]
+def test_only_the_from_lines_change(catalogs: tuple[Catalog, StandinCatalog]) -> None:
     catalog, standins = catalogs
     swapped = swap_from_lines(DOCKERFILE, catalog, standins, prefix="localhost/kiln")
     before = DOCKERFILE.splitlines()
@@ -64,7 +64,9 @@ def test_only_the_from_lines_change(catalogs) -> None:  # type: ignore[no-untype
     assert after[1] == "FROM localhost/kiln/python:latest-dev AS build"
 
 
-def test_migrate_decides_and_the_stand_in_fills_what_it_cannot_map(catalogs) -> None:  # type: ignore[no-untyped-def]
+def test_migrate_decides_and_the_stand_in_fills_what_it_cannot_map(
+    catalogs: tuple[Catalog, StandinCatalog],
+) -> None:
     catalog, standins = catalogs
     swaps = swap_from_lines(DOCKERFILE, catalog, standins).swaps
     first, stage, nginx = swaps
@@ -76,7 +78,7 @@ def test_migrate_decides_and_the_stand_in_fills_what_it_cannot_map(catalogs) -> 
     assert "nginx:1.26 -> localhost/kiln/nginx:latest (standins.yaml" in nginx.describe()
 
 
-def test_a_base_nobody_maps_is_reported_unmapped(catalogs) -> None:  # type: ignore[no-untyped-def]
+def test_a_base_nobody_maps_is_reported_unmapped(catalogs: tuple[Catalog, StandinCatalog]) -> None:
     catalog, standins = catalogs
     swapped = swap_from_lines('FROM redis:7\nCMD ["redis-server"]\n', catalog, standins)
     (unmapped,) = swapped.unmapped

@@ -51,7 +51,9 @@ def test_corrupt_blob_is_discarded(tmp_path: Path) -> None:
 def test_derived_payload_is_checked(tmp_path: Path) -> None:
     cache = Cache(tmp_path)
     cache.put_derived("universe-amd64-1", b"payload")
-    assert cache.get_derived("universe-amd64-1") == b"payload"
+    derived = cache.get_derived("universe-amd64-1")
+    assert derived is not None
+    assert bytes(derived) == b"payload"
     path = tmp_path / "derived" / "universe-amd64-1"
     path.write_bytes(path.read_bytes()[:-1] + b"X")
     assert cache.get_derived("universe-amd64-1") is None

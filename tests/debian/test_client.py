@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -34,7 +34,7 @@ def _load(
     *,
     archs: tuple[str, ...] = ("amd64", "arm64"),
     keyring: Path | None = None,
-    now: object = NOW,
+    now: datetime = NOW,
     max_age: float = 0.0,
     fetcher: HttpFetcher | None = None,
 ) -> RepoSnapshot:
@@ -45,7 +45,7 @@ def _load(
         fetcher=fetcher or _fetcher(),
         mirrors=repo.mirrors,
         keyring=keyring or repo.keyring,
-        now=now,  # type: ignore[arg-type]
+        now=now,
         max_age=max_age,
     )
 
@@ -310,9 +310,9 @@ def test_cached_verification_is_reused_until_the_keyring_changes(
     calls: list[object] = []
     real = release_module._run_gpgv
 
-    def counting(*args: object, **kwargs: object) -> tuple[str, ...]:
+    def counting(args: list[str], *, keyring: Path, home: str, source: str) -> tuple[str, ...]:
         calls.append(args)
-        return real(*args, **kwargs)  # type: ignore[arg-type]
+        return real(args, keyring=keyring, home=home, source=source)
 
     monkeypatch.setattr(release_module, "_run_gpgv", counting)
     _load(debrepo, cache)
@@ -470,8 +470,9 @@ def test_real_trixie_snapshot(tmp_path: Path) -> None:
         assert libc is not None
         assert (libc.source, libc.multi_arch) == ("glibc", "same")
         assert "mawk" in [p.name for p in universe.providers("awk")]
-        assert universe.get("tzdata") is not None
-        assert universe.get("tzdata").architecture == "all"  # type: ignore[union-attr]
+        tzdata = universe.get("tzdata")
+        assert tzdata is not None
+        assert tzdata.architecture == "all"
 
         entry = main_release.entry(f"main/binary-{arch}/Packages.xz", source="Release")
         blob = cache.read_blob(entry.sha256)

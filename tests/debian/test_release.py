@@ -25,18 +25,18 @@ KEYRING = Path("/k.gpg")
 FILES = {"main/binary-amd64/Packages.xz": b"xz", "main/binary-amd64/Packages": b"plain"}
 
 
-def _release(**overrides: object) -> bytes:
-    args: dict[str, object] = {
-        "suite": "stable",
-        "codename": "trixie",
-        "date": DATE,
-        "valid_until": DATE + timedelta(days=7),
-        "archs": ("amd64",),
-        "by_hash": True,
-        "files": FILES,
-    }
-    args.update(overrides)
-    return release_text(**args)  # type: ignore[arg-type]
+def _release(
+    *, valid_until: datetime | None = DATE + timedelta(days=7), by_hash: bool = True
+) -> bytes:
+    return release_text(
+        suite="stable",
+        codename="trixie",
+        date=DATE,
+        valid_until=valid_until,
+        archs=("amd64",),
+        by_hash=by_hash,
+        files=FILES,
+    )
 
 
 def test_parse_release_fields() -> None:

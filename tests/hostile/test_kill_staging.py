@@ -199,10 +199,10 @@ def test_staging_of_another_user_is_left_alone(
     lock.write_text("4242\n")
     real_open = os.open
 
-    def denied(path: object, flags: int, *args: int) -> int:
+    def denied(path: str | os.PathLike[str], flags: int, *args: int) -> int:
         if Path(str(path)) == lock:
             raise PermissionError(13, "Permission denied", str(path))
-        return real_open(path, flags, *args)  # type: ignore[arg-type]
+        return real_open(path, flags, *args)
 
     monkeypatch.setattr(os, "open", denied)  # the os that staging calls
     assert remove_abandoned(tmp_path) == []

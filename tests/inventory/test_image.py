@@ -27,7 +27,7 @@ from inventory.builders import (
     write_layout,
 )
 from kiln.errors import InputError
-from kiln.inventory import load_target
+from kiln.inventory import Inventory, load_target
 
 UPPER_LAYER = [
     # delete requests, add urllib3; replace the dpkg status; hide /opt's lower contents
@@ -44,8 +44,8 @@ UPPER_LAYER = [
 LOWER_OPT = [Entry("opt/old/node_modules/gone/package.json", '{"name":"gone","version":"1.0.0"}')]
 
 
-def _names(inventory: object) -> set[str]:
-    return {f"{p.ecosystem}:{p.name}@{p.version}" for p in inventory.packages}  # type: ignore[attr-defined]
+def _names(inventory: Inventory) -> set[str]:
+    return {f"{p.ecosystem}:{p.name}@{p.version}" for p in inventory.packages}
 
 
 @pytest.mark.parametrize("compression", ["gzip", "zstd", "none"])
@@ -309,7 +309,11 @@ def test_members_under_a_symlinked_directory_follow_it_inside_the_root(tmp_path:
 def test_docker_archive_without_its_config(tmp_path: Path) -> None:
     archive = docker_archive(tmp_path / "docker.tar", [layer_tar(BASE_LAYER)])
     with tarfile.open(archive) as tar:
-        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]  # type: ignore[union-attr]
+        members = []
+        for m in tar.getmembers():
+            content = tar.extractfile(m)
+            assert content is not None  # a docker archive holds regular files only
+            members.append((m, content.read()))
     with tarfile.open(archive, "w") as tar:
         for member, data in members:
             if not member.name.endswith(".json") or member.name == "manifest.json":

@@ -69,7 +69,10 @@ def test_byte_order_mark_and_crlf() -> None:
     text = "\ufeffFROM python:3.13\r\nRUN x \\\r\n  y\r\nFROM node:20\r\n"
     assert _image_at(text, 0) == "python:3.13"
     assert _image_at(text, 1) == "node:20"
-    assert parse_dockerfile(text).stages[0].origin.span.column == 6  # type: ignore[union-attr]
+    origin = parse_dockerfile(text).stages[0].origin
+    assert origin is not None
+    assert origin.span is not None
+    assert origin.span.column == 6
 
 
 def test_word_split_across_a_continuation_is_not_located() -> None:

@@ -111,6 +111,7 @@ def plain_server() -> Iterator[str]:
 
 
 def _ca_count(client: httpx.Client) -> int:
+    # httpx keeps the pool and its SSL context private (BaseTransport declares neither)
     context = client._transport._pool._ssl_context  # type: ignore[attr-defined]
     return int(context.cert_store_stats()["x509_ca"])
 

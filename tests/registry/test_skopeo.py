@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.registry import RunningRegistry
-from kiln.registry import ImageLayout, Reference, push_layout
+from kiln.registry import ImageLayout, ImageManifest, Reference, push_layout
 
 from .helpers import client_for
 from .layouts import write_layout
@@ -44,10 +44,9 @@ def test_skopeo_inspects_and_copies_what_kiln_pushed(
     arm64 = json.loads(_skopeo("inspect", "--tls-verify=false", "--override-arch", "arm64", image))
     assert arm64["Architecture"] == "arm64"
     assert arm64["Digest"] == str(source.index.digest)  # skopeo names the reference's digest
-    assert arm64["Layers"] == [
-        str(d.digest)
-        for d in ImageLayout.open(source.path).manifest(source.manifests[1]).parsed.layers  # type: ignore[union-attr]
-    ]
+    arm64_manifest = ImageLayout.open(source.path).manifest(source.manifests[1]).parsed
+    assert isinstance(arm64_manifest, ImageManifest)
+    assert arm64["Layers"] == [str(d.digest) for d in arm64_manifest.layers]
 
     copied = tmp_path / "copied"
     _skopeo(

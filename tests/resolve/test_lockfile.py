@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -113,9 +115,9 @@ def test_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         (lambda d: d["variants"]["runtime"]["amd64"]["packages"][0].update(size=-1), "size"),
     ],
 )
-def test_tampered_lock_is_refused(mutate: object, expected: str) -> None:
+def test_tampered_lock_is_refused(mutate: Callable[[Any], object], expected: str) -> None:
     data = json.loads(_lock(_pkg("a")).to_json())
-    mutate(data)  # type: ignore[operator]
+    mutate(data)
     with pytest.raises(LockError) as info:
         parse_lock(json.dumps(data).encode(), Path("x.lock.json"))
     assert expected in str(info.value.location)

@@ -30,9 +30,8 @@ def universe(text: str, arch: str = "amd64") -> MemoryUniverse:
     return MemoryUniverse.from_stanzas(text.strip() + "\n", arch=arch)
 
 
-def names(requested: list[str], text: str, **kwargs: object) -> set[str]:
-    kwargs.setdefault("drop_install_time_only", False)
-    return set(resolve(requested, universe(text), **kwargs).names)  # type: ignore[arg-type]
+def names(requested: list[str], text: str) -> set[str]:
+    return set(resolve(requested, universe(text), drop_install_time_only=False).names)
 
 
 # --- closure basics ------------------------------------------------------------------

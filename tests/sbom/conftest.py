@@ -18,7 +18,7 @@ from unittest import mock
 
 import pytest
 
-from assemble.helpers import EPOCH, build_deb, make_input
+from assemble.helpers import EPOCH, FileSpec, build_deb, make_input
 from kiln.assemble import ImageFacts, build_image, package_input
 from kiln.debian.deb import read_deb
 from kiln.resolve.lockfile import ArchLock, Lock, LockedPackage
@@ -45,7 +45,7 @@ def _pem(name: str) -> bytes:
 class DebSpec:
     name: str
     version: str
-    files: dict[str, object]
+    files: dict[str, FileSpec]
     fields: dict[str, str]
     arch: str = "amd64"
 
@@ -150,7 +150,7 @@ def build_test_image(
                 deb = build_deb(
                     work / arch,
                     spec.name,
-                    spec.files,  # type: ignore[arg-type]
+                    spec.files,
                     version=spec.version,
                     arch=deb_arch,
                     fields=spec.fields,

@@ -16,8 +16,10 @@ from kiln.upstream import read_npm_tarball, sri_sha512
 from .conftest import Member, package_tgz
 
 
-def _pkg(name: str, version: str = "1.0.0", **kwargs: object) -> NpmPackageInput:
-    tgz = package_tgz(name, version, **kwargs)  # type: ignore[arg-type]
+def _pkg(
+    name: str, version: str = "1.0.0", *, bins: object = None, extra: list[Member] | None = None
+) -> NpmPackageInput:
+    tgz = package_tgz(name, version, bins=bins, extra=extra)
     members = read_npm_tarball(tgz, name=name, version=version, source=name)
     return NpmPackageInput(name, version, sri_sha512(tgz), members)
 

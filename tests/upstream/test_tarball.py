@@ -5,13 +5,14 @@ import tarfile
 
 import pytest
 
+from kiln.assemble import DataMember
 from kiln.errors import RemoteContentError
 from kiln.upstream import read_npm_tarball
 
 from .conftest import Member, make_tgz, package_tgz
 
 
-def _read(data: bytes) -> dict[str, object]:
+def _read(data: bytes) -> dict[str, DataMember]:
     members = read_npm_tarball(data, name="demo", version="1.0.0", source="demo@1.0.0")
     return {m.path: m for m in members}
 
@@ -62,7 +63,7 @@ def test_a_symlink_to_a_sibling_directory_inside_the_package_is_kept() -> None:
     tgz = package_tgz(
         "demo", "1.0.0", extra=[Member("package/lib/up", kind=tarfile.SYMTYPE, link="../bin")]
     )
-    assert _read(tgz)["lib/up"].link_target == "../bin"  # type: ignore[attr-defined]
+    assert _read(tgz)["lib/up"].link_target == "../bin"
 
 
 @pytest.mark.parametrize(

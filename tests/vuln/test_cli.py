@@ -58,7 +58,7 @@ def _scan_json(target: Path | str, db: str, *extra: str, tmp: Path) -> dict[str,
     return doc
 
 
-def _keys(doc: dict) -> set[tuple[str, str, str]]:  # type: ignore[type-arg]
+def _keys(doc: dict[str, Any]) -> set[tuple[str, str, str]]:
     return {(f["package"]["name"], f["package"]["version"], f["id"]) for f in doc["findings"]}
 
 

@@ -6,6 +6,7 @@ import gzip
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -290,7 +291,7 @@ def test_osv_zip_input(tmp_path: Path) -> None:
 
 
 def test_kev_catalog(tmp_path: Path) -> None:
-    doc = {
+    doc: dict[str, Any] = {
         "title": "CISA Catalog",
         "catalogVersion": "2024.01.01",
         "count": 1,
@@ -323,7 +324,7 @@ def test_kev_catalog(tmp_path: Path) -> None:
             "Known",
         )
     ]
-    doc["vulnerabilities"][0]["cveID"] = "log4shell"  # type: ignore[index]
+    doc["vulnerabilities"][0]["cveID"] = "log4shell"
     p.write_text(json.dumps(doc))
     with pytest.raises(FeedFormatError) as err:
         _records(KevFeed(), from_path(p))

@@ -98,7 +98,9 @@ def _tracker(*rows: TrackerStatus) -> VulnData:
         ),  # tilde sorts before: already fixed
     ],
 )
-def test_tracker_statuses(row: TrackerStatus, installed: str, expected: tuple | None) -> None:  # type: ignore[type-arg]
+def test_tracker_statuses(
+    row: TrackerStatus, installed: str, expected: tuple[FindingStatus, str | None, str] | None
+) -> None:
     findings = match_packages([deb("zlib1g", installed, "zlib")], _tracker(row), context=BOOKWORM)
     if expected is None:
         assert findings == ()
@@ -488,4 +490,4 @@ def test_findings_equal_what_the_finding_constructor_makes() -> None:
     assert made == found
     assert hash(made) == hash(found)
     with pytest.raises(FrozenInstanceError):
-        found.id = "CVE-2"  # type: ignore[misc]
+        found.id = "CVE-2"  # type: ignore[misc]  # assigning to a frozen field is the point

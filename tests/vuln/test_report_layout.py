@@ -41,6 +41,7 @@ def _finding(n: int, severity: Severity, **changes: object) -> Finding:
         urls=(),
         matches=(),
     )
+    # changes overrides fields of several types, per test: not one TypedDict
     return replace(f, **changes)  # type: ignore[arg-type]
 
 
@@ -59,6 +60,7 @@ def _many(count: int = 40) -> list[Finding]:
 
 def _print(result: ScanResult, width: int = 120, **console: object) -> str:
     out = io.StringIO()
+    # console is passed through to rich's Console: options of several types
     Console(file=out, width=width, **console).print(FORMATTERS["table"].render(result))  # type: ignore[arg-type]
     return out.getvalue()
 
