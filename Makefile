@@ -73,12 +73,12 @@ fuzz: setup
 compat: setup
 	$(BIN)/kiln compat --json out/compat.json
 
-# ruff, format, mypy --strict, and the layer contracts of docs/architecture.md:
-# import-linter's layers and no import of another package's private names.
+# ruff, format, mypy --strict (kiln and its tests), and the layer contracts of
+# docs/architecture.md: import-linter's layers and no import of another package's private names.
 lint: venv
 	$(BIN)/ruff check src tests bench tools
 	$(BIN)/ruff format --check src tests bench tools
-	$(BIN)/mypy src
+	$(BIN)/mypy src tests
 	$(BIN)/lint-imports
 	$(BIN)/python tools/lint_private_imports.py
 
