@@ -9,11 +9,11 @@ import pytest
 
 from inventory.builders import OS_RELEASE, make_rootfs, metadata, write
 from kiln.errors import InputError
-from kiln.inventory import OsRelease, load_target
+from kiln.inventory import Inventory, OsRelease, load_target
 
 
-def _ids(inventory: object) -> set[tuple[str, str, str, str | None]]:
-    return {(p.ecosystem, p.name, p.version, p.source_name) for p in inventory.packages}  # type: ignore[attr-defined]
+def _ids(inventory: Inventory) -> set[tuple[str, str, str, str | None]]:
+    return {(p.ecosystem, p.name, p.version, p.source_name) for p in inventory.packages}
 
 
 def test_rootfs_inventory(tmp_path: Path) -> None:
