@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -133,11 +134,18 @@ def test_kill_build_then_rebuild(
     spec: Path, tmp_path: Path, clean_build: dict[str, str], moment: str
 ) -> None:
     out = tmp_path / "out"
-    out.mkdir()
     build = ("build", str(spec), "--output", str(out), *ARCHIVES)
-    killed = _kill_when(_kiln(*build), MOMENTS[moment](out))
+    # A moment that lasts a few milliseconds (an archive's staging) can pass between two
+    # polls on a busy machine: a build that ended first is tried again, from scratch.
+    for _attempt in range(5):
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(tmp_path / "cache", ignore_errors=True)
+        out.mkdir()
+        killed = _kill_when(_kiln(*build), MOMENTS[moment](out))
+        if killed:
+            break
     if moment != "after-300ms":
-        assert killed, f"the build ended before {moment}"
+        assert killed, f"the build ended before {moment}, five times"
     _finish(_kiln(*build))
     assert {name: _index_digest(out / name) for name in clean_build} == clean_build
     assert _leftovers(out, tmp_path / "cache") == []
