@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import re
 import subprocess
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +35,9 @@ from kiln.vuln.feeds import Archive, DebianArchiveFeed, Scope
 
 pytestmark = pytest.mark.network
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from _aptroot import make_apt_root  # noqa: E402 (bench/ holds the one private apt root)
+
 DISTRO = get_distro("debian-13")
 STABLE = ("trixie", "trixie-updates", "trixie-security")
 CVE = re.compile(r"\bCVE-\d{4}-\d{4,}\b")
@@ -43,29 +47,9 @@ MAX_DEB = 8 << 20  # prefer binaries below this; a source of only bigger ones ta
 def _apt_root(root: Path) -> list[str]:
     mirrors = discover_mirrors()
     urls = {**mirrors.suite_urls(DISTRO), "sid": mirrors.debian}
-    for sub in ("etc/apt/apt.conf.d", "etc/apt/preferences.d", "var/lib/apt/lists/partial",
-                "var/cache/apt/archives/partial", "var/lib/dpkg"):  # fmt: skip
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    (root / "var/lib/dpkg/status").write_text("")
     # the mirror here may serve a sid whose Release is past Valid-Until: apt is told to
     # read it anyway, as kiln reads unstable (evidence only)
-    lines = [
-        f"deb [arch=amd64 signed-by={DISTRO.keyring}"
-        f"{' check-valid-until=no' if suite == 'sid' else ''}] {url} {suite} main"
-        for suite, url in urls.items()
-    ]
-    (root / "etc/apt/sources.list").write_text("\n".join(lines) + "\n")
-    return [
-        "-o", f"Dir={root}",
-        "-o", f"Dir::State::status={root}/var/lib/dpkg/status",
-        "-o", f"Dir::Etc::sourcelist={root}/etc/apt/sources.list",
-        "-o", "Dir::Etc::sourceparts=-",
-        "-o", "APT::Architecture=amd64",
-        "-o", "APT::Architectures::=",
-        "-o", "APT::Architectures::=amd64",
-        "-o", "Acquire::Languages=none",
-        "-o", "Debug::NoLocking=1",
-    ]  # fmt: skip
+    return make_apt_root(root, DISTRO, "amd64", suites=urls, unchecked={"sid"})
 
 
 def _suite_of(list_file: Path) -> str:
