@@ -146,6 +146,11 @@ class BuildOptions:
     cache: bool = True
 
 
+def variant_label(image: str, variant: str) -> str:
+    """What a variant's layout and messages are called: ``python``, ``python-dev``."""
+    return image if variant == "runtime" else f"{image}-{variant}"
+
+
 @dataclass(frozen=True)
 class BuiltVariant:
     """One built variant and what the orchestrator observed while building it."""
@@ -159,8 +164,7 @@ class BuiltVariant:
 
     @property
     def label(self) -> str:
-        name = self.loaded.spec.name
-        return name if self.variant == "runtime" else f"{name}-{self.variant}"
+        return variant_label(self.loaded.spec.name, self.variant)
 
 
 def build_spec(item: LoadedSpec, repo: Repository, options: BuildOptions) -> list[BuiltVariant]:
@@ -187,7 +191,7 @@ def build_spec(item: LoadedSpec, repo: Repository, options: BuildOptions) -> lis
         if options.variants and name not in options.variants:
             continue
         started = dt.datetime.now(dt.UTC)
-        label = item.spec.name if name == "runtime" else f"{item.spec.name}-{name}"
+        label = variant_label(item.spec.name, name)
         count = sum(len(lock.packages(name, a)) for a in archs)
         with progress.phase(f"fetching {count} .debs and assembling {label} ({', '.join(archs)})"):
             try:

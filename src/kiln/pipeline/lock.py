@@ -184,7 +184,7 @@ def current_lock(loaded: LoadedSpec, repo: Repository, policy: LockPolicy = "kee
         drift = lock_drift(found, relocked, path=str(path))
         why = f"refreshed: {drift.summary() if drift else 'resolution changed'}"
     else:
-        return CurrentLock(found, drift=lock_drift(found, relocked, path=str(path)))
+        return CurrentLock(found)  # the archive resolves to it exactly: nothing to write
     write_lock(relocked, path)
     return CurrentLock(relocked, written=why)
 
