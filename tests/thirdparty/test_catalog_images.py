@@ -14,7 +14,6 @@ depend on the checked-in locks standing still. Then, for each of the 16 images:
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from fixtures.catalog import staged_spec
 from kiln.sandbox.unpack import host_arch
 from thirdparty.tools import (
     ntia_checker_path,
@@ -52,15 +52,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     """Every catalog spec built once (each on its own: one failure fails its two images)."""
     work = tmp_path_factory.mktemp("catalog")
     specs = work / "images"
-    specs.mkdir()
     out = work / "out"
     failures: dict[str, str] = {}
     for name in SPECS:
-        shutil.copyfile(ROOT / "images" / f"{name}.yaml", specs / f"{name}.yaml")
-        lock = ROOT / "images" / f"{name}.lock.json"
-        if lock.is_file():
-            shutil.copyfile(lock, specs / lock.name)
-        argv = [sys.executable, "-m", "kiln.cli.main", "build", str(specs / f"{name}.yaml")]
+        spec = staged_spec(name, specs)
+        argv = [sys.executable, "-m", "kiln.cli.main", "build", str(spec)]
         argv += ["--output", str(out), "--arch", host_arch(), "--tar", "--refresh"]
         done = subprocess.run(
             argv, capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False
