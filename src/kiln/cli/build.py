@@ -146,11 +146,6 @@ class BuildOptions:
     cache: bool = True
 
 
-def variant_label(image: str, variant: str) -> str:
-    """What a variant's layout and messages are called: ``python``, ``python-dev``."""
-    return image if variant == "runtime" else f"{image}-{variant}"
-
-
 @dataclass(frozen=True)
 class BuiltVariant:
     """One built variant and what the orchestrator observed while building it."""
@@ -164,7 +159,7 @@ class BuiltVariant:
 
     @property
     def label(self) -> str:
-        return variant_label(self.loaded.spec.name, self.variant)
+        return self.loaded.spec.label(self.variant)
 
 
 def build_spec(item: LoadedSpec, repo: Repository, options: BuildOptions) -> list[BuiltVariant]:
@@ -191,7 +186,7 @@ def build_spec(item: LoadedSpec, repo: Repository, options: BuildOptions) -> lis
         if options.variants and name not in options.variants:
             continue
         started = dt.datetime.now(dt.UTC)
-        label = variant_label(item.spec.name, name)
+        label = item.spec.label(name)
         count = sum(len(lock.packages(name, a)) for a in archs)
         with progress.phase(f"fetching {count} .debs and assembling {label} ({', '.join(archs)})"):
             try:

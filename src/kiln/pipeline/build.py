@@ -171,7 +171,7 @@ def assembly_input(
     )
     return AssemblyInput(
         facts=ImageFacts(
-            name=spec.name if variant == "runtime" else f"{spec.name}-{variant}",
+            name=spec.label(variant),
             version=version,
             lock_digest=lock_digest,
             description=spec.description,

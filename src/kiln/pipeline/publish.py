@@ -153,7 +153,7 @@ def attestations_for(
 ) -> tuple[Attestation, ...]:
     """Every signed statement about one built variant (pure apart from reading the layout)."""
     spec = seen.loaded.spec
-    name = spec.name if seen.variant == "runtime" else f"{spec.name}-{seen.variant}"
+    name = spec.label(seen.variant)
     digests = ImageDigests.from_built(seen.built, name)
     installed_by_arch = {
         image.arch: read_sbom_input(

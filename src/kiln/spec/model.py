@@ -662,6 +662,10 @@ class ImageSpec(_Frozen):
         """The variants this spec builds: always ``runtime``, plus the declared ones."""
         return ("runtime", *sorted(self.variants))
 
+    def label(self, variant: str) -> str:
+        """What a variant's image and layout are called: ``python``, ``python-dev``."""
+        return self.name if variant == "runtime" else f"{self.name}-{variant}"
+
     def variant(self, name: str) -> Variant:
         """The overlay for a variant; ``runtime`` is the spec itself (an empty overlay)."""
         for key, value in self.variants.items():
