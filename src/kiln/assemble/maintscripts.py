@@ -27,7 +27,6 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,7 +46,7 @@ from kiln.assemble.harden import prune_docs
 from kiln.assemble.model import AssemblyInput
 from kiln.assemble.steps import dpkg_database, path_exclude
 from kiln.errors import EnvironmentProblem, PolicyError
-from kiln.isolation.emulation import USERNS_HELPER, binfmt_rule
+from kiln.isolation.emulation import emulated
 from kiln.isolation.userns import EXIT_NO_NAMESPACE
 
 #: Owner of what the replayed scripts created or changed.
@@ -292,7 +291,6 @@ class SandboxRunner:
                 "inside it",
                 hint="apt-get install bubblewrap",
             )
-        rule = binfmt_rule(arch, purpose=f"configuring the {arch} packages of a -dev image")
         env = {
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "HOME": "/root",
@@ -319,8 +317,8 @@ class SandboxRunner:
             "--",
             *argv,
         ]  # fmt: skip
-        helper = [sys.executable, *USERNS_HELPER]
-        return [*helper, *(["--binfmt", rule] if rule else []), "--", *sandbox]
+        purpose = f"configuring the {arch} packages of a -dev image"
+        return emulated(sandbox, arch, purpose=purpose, namespace=True)
 
     def run(self, rootfs: Path, *, arch: str, argv: tuple[str, ...], epoch: int) -> ScriptRun:
         command = self.command(rootfs, arch=arch, argv=argv, epoch=epoch)

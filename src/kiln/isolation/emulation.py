@@ -80,13 +80,16 @@ def needs_emulation(arch: str, machine: str | None = None) -> bool:
     return arch not in _NATIVE.get(machine or platform.machine(), set())
 
 
-def emulated(argv: Sequence[str], arch: str, *, purpose: str) -> list[str]:
+def emulated(argv: Sequence[str], arch: str, *, purpose: str, namespace: bool = False) -> list[str]:
     """``argv`` (usually a bubblewrap command) made to run ``arch`` programs here.
 
     Unchanged on a machine that runs ``arch`` natively; otherwise wrapped in the
     user-namespace helper with the emulator registered in its private binfmt_misc.
+    ``namespace``: always run under the helper (its 65536-id namespace), emulating only
+    when ``arch`` needs it.
     """
     rule = binfmt_rule(arch, purpose=purpose)
-    if rule is None:
+    if rule is None and not namespace:
         return list(argv)
-    return [sys.executable, *USERNS_HELPER, "--binfmt", rule, "--", *argv]
+    binfmt = ["--binfmt", rule] if rule is not None else []
+    return [sys.executable, *USERNS_HELPER, *binfmt, "--", *argv]
