@@ -235,8 +235,8 @@ class Images:
 
 
 def _build(spec: Path, out: Path, epoch: str, signer: KeyBundleSigner) -> Image:
-    from kiln.cli.build import BuildOptions, build_spec
     from kiln.pipeline import Repository
+    from kiln.pipeline.build import BuildOptions, build_spec
     from kiln.spec import load_spec
 
     with pytest.MonkeyPatch.context() as patch:

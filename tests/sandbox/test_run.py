@@ -14,7 +14,7 @@ from assemble.helpers import make_input, member, pkg
 from kiln.assemble import ImageTest, build_image
 from kiln.assemble.fs import Plan, file_entry
 from kiln.assemble.harden import harden
-from kiln.cli.build import hardening_table
+from kiln.cli.buildview import hardening_table
 from kiln.cli.main import main
 from kiln.errors import EnvironmentProblem
 from kiln.sandbox import (

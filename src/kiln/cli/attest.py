@@ -31,9 +31,10 @@ from kiln.cli.app import app, console
 from kiln.errors import InputError, Location
 from kiln.fileio import atomic_write
 from kiln.jsonlimits import read_json_file
+from kiln.pipeline.signing import bundle_signer
 
 if TYPE_CHECKING:
-    from kiln.attest import BundleSigner, VerificationReport
+    from kiln.attest import VerificationReport
 
 # the short names of kiln.attest.policy_file.ATTESTATION_NAMES (a test keeps them equal)
 KIND_NAMES = ("provenance", "spdx", "cyclonedx", "vex", "test-report")
@@ -81,18 +82,6 @@ def keygen(
     _say(f"private key: {private_path}")
     _say(f"public key:  {public_path}")
     _say(f"key id:      {pair.key_id}")
-
-
-def bundle_signer(key: Path | None, keyless: bool, password_file: Path | None) -> BundleSigner:
-    from kiln.attest import KeyBundleSigner, load_signer, read_password
-
-    if keyless == (key is not None):
-        raise InputError("say how to sign: either --key KEY or --keyless")
-    if key is not None:
-        return KeyBundleSigner(load_signer(key, password=read_password(password_file)))
-    from kiln.attest.keyless import KeylessBundleSigner
-
-    return KeylessBundleSigner.from_ambient()
 
 
 def _write_bundle(directory: Path, name: str, bundle: bytes) -> Path:

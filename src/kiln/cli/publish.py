@@ -6,27 +6,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from kiln.cli.app import app, console, err_console
-from kiln.cli.attest import Keyless, KeyOption, PasswordFile, bundle_signer
-from kiln.cli.build import (
-    DEFAULT_OUTPUT,
-    BuildOptions,
-    BuiltVariant,
-    _csv,
-    build_spec,
-    check_layout,
-    report_name,
-)
-from kiln.errors import EnvironmentProblem, PolicyError
+from kiln.cli.attest import Keyless, KeyOption, PasswordFile
+from kiln.cli.buildview import DEFAULT_OUTPUT, ConsoleBuildListener, show_check, split_csv
+from kiln.errors import EnvironmentProblem
 
 if TYPE_CHECKING:
     from kiln.attest import Attestation
+    from kiln.pipeline.build import BuiltVariant
     from kiln.pipeline.publish import BuildObservation
 
 
@@ -54,8 +46,12 @@ def publish(
 ) -> None:
     """Build (or reuse), test, sign and push each spec's images with SBOMs and provenance."""
     from kiln.pipeline import Repository
+    from kiln.pipeline.build import BuildOptions, build_spec
+    from kiln.pipeline.imagetest import check_every_platform
     from kiln.pipeline.publish import Destination, already_attested, attestations_for
     from kiln.pipeline.publish import publish as push_image
+    from kiln.pipeline.signing import bundle_signer
+    from kiln.progress import ConsoleProgress
     from kiln.registry import RegistryClient
     from kiln.spec import load_spec
 
@@ -63,15 +59,18 @@ def publish(
     signer = bundle_signer(key, keyless, password_file)
     options = BuildOptions(
         output=output,
-        archs=tuple(_csv(arch)),
-        variants=tuple(_csv(variant)),
+        archs=tuple(split_csv(arch)),
+        variants=tuple(split_csv(variant)),
         frozen=frozen,
         refresh=refresh,
     )
     repo = Repository.from_environment()
+    listener = ConsoleBuildListener()
+    progress = ConsoleProgress(err_console)
     with RegistryClient.for_host(destination.registry, insecure=insecure) as client:
         for path in specs:
-            for built in build_spec(load_spec(path), repo, options):
+            loaded = load_spec(path)
+            for built in build_spec(loaded, repo, options, listener=listener, progress=progress):
                 if already_attested(
                     client, destination, built.loaded.spec.name, built.image.index_digest, signer
                 ):
@@ -79,7 +78,10 @@ def publish(
                     attestations: tuple[Attestation, ...] = ()
                     seen = _observation(built, reports={})
                 else:
-                    seen = _observation(built, reports=_run_tests(built))
+                    reports = check_every_platform(
+                        built, on_checked=show_check, on_untestable=_untestable
+                    )
+                    seen = _observation(built, reports=reports)
                     attestations = attestations_for(seen, signer)
                 result = push_image(seen, attestations, client=client, destination=destination)
                 console.print(
@@ -91,31 +93,12 @@ def publish(
                 )
 
 
-def _run_tests(built: BuiltVariant) -> dict[str, dict[str, Any]]:
-    """Run the image's tests on every platform it has (another architecture's through
-    qemu-user); refuse to publish when one fails. A platform this machine cannot run is
-    published without a test report, and says so."""
-    from kiln.isolation.emulation import binfmt_rule
-
-    reports: dict[str, dict[str, Any]] = {}
-    layout = built.image.layout
-    for image in built.image.images:
-        try:
-            binfmt_rule(image.arch, purpose=f"testing the {image.arch} image {built.label}")
-        except EnvironmentProblem as exc:
-            err_console.print(
-                f"warning: {exc}; linux/{image.arch} is published without a test report",
-                markup=False,
-                highlight=False,
-            )
-            continue
-        if not check_layout(layout, arch=image.arch, tag=built.image.tag):
-            raise PolicyError(
-                f"{built.label}: image tests failed on linux/{image.arch}; nothing was pushed"
-            )
-        report_path = layout / report_name(image.arch)
-        reports[image.arch] = json.loads(report_path.read_bytes())
-    return reports
+def _untestable(arch: str, problem: EnvironmentProblem) -> None:
+    err_console.print(
+        f"warning: {problem}; linux/{arch} is published without a test report",
+        markup=False,
+        highlight=False,
+    )
 
 
 def _observation(built: BuiltVariant, *, reports: dict[str, dict[str, Any]]) -> BuildObservation:

@@ -17,9 +17,10 @@ import typer
 from rich.table import Table
 
 from kiln.cli.app import app, console, err_console
-from kiln.cli.attest import Keyless, KeyOption, PasswordFile, bundle_signer
+from kiln.cli.attest import Keyless, KeyOption, PasswordFile
 from kiln.epoch import source_date_epoch
 from kiln.errors import PolicyError
+from kiln.pipeline.signing import bundle_signer
 from kiln.progress import ConsoleProgress
 
 source_app = typer.Typer(help="Debian source packages: fetch them verified.", no_args_is_help=True)

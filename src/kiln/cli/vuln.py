@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from kiln.cli.app import app, console, err_console
-from kiln.cli.attest import Keyless, KeyOption, PasswordFile, bundle_signer
+from kiln.cli.attest import Keyless, KeyOption, PasswordFile
 from kiln.errors import InputError, PolicyError
 from kiln.fileio import atomic_write
+from kiln.pipeline.signing import bundle_signer
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

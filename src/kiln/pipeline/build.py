@@ -1,17 +1,23 @@
-"""Build a locked spec: map it onto assembly inputs and assemble every variant.
+"""Build a locked spec: the lock policy, the per-variant loop, the assembly inputs.
 
-The spec and lock are mapped onto ``kiln.assemble`` values here; the work happens in
+``build_spec`` is what ``kiln build`` and ``kiln publish`` run: settle the lock under
+the requested policy (keep, frozen, refresh), fetch each variant's verified .debs and
+assemble it. What it observes (the lock it settled on, each variant built) goes to a
+``BuildListener`` that the caller renders; the pipeline itself prints nothing. The spec
+and lock are mapped onto ``kiln.assemble`` values here; the work happens in
 ``kiln.assemble``. SOURCE_DATE_EPOCH defaults to the newest changelog date among the
 packages, so the same lock gives the same digests on any machine.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from kiln.assemble import (
     AptSource,
@@ -36,14 +42,17 @@ from kiln.debian.deb import DebPackage, read_deb
 from kiln.debian.distro import get_distro
 from kiln.debian.sources import Mirrors
 from kiln.epoch import source_date_epoch as epoch_from_environment
-from kiln.errors import InputError, Location
+from kiln.errors import InputError, Location, TransportError
+from kiln.pipeline.lock import CurrentLock, LockPolicy, current_lock, locked_to_binary
 from kiln.pipeline.origin import checkout_annotations, licenses_annotation
 from kiln.pipeline.tags import image_tag
+from kiln.progress import NO_PROGRESS, Progress
 from kiln.resolve.lockfile import Lock, LockedNpmPackage
 from kiln.sandbox.unpack import host_arch
 from kiln.spec import ImageSpec, LoadedSpec, lock_path_for
 
 if TYPE_CHECKING:
+    from kiln.pipeline.repo import Repository
     from kiln.upstream import NpmRegistry
 
 DEFAULT_OUTPUT = Path("out")
@@ -342,4 +351,134 @@ def build_variant(
     )
     if cache is not None:
         cache.store(key, built)
+    return built
+
+
+# ------------------------------------------------------------------ the per-spec build
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What ``kiln build`` (and ``kiln publish``) was asked for."""
+
+    output: Path = DEFAULT_OUTPUT
+    archs: tuple[str, ...] = ()  # empty: every arch of the spec
+    variants: tuple[str, ...] = ()  # empty: every variant
+    frozen: bool = False
+    refresh: bool = False  # relock against the archive before building
+    compression: Compression = "gzip"
+    oci_archive: bool = False
+    docker_archive: bool = False
+    cache: bool = True
+
+    @property
+    def lock_policy(self) -> LockPolicy:
+        """``--frozen`` refuses a stale lock, ``--refresh`` relocks first, else keep it.
+
+        Raises ``InputError`` when both were asked for.
+        """
+        if self.frozen and self.refresh:
+            raise InputError("--frozen and --refresh contradict each other: choose one")
+        return "frozen" if self.frozen else "refresh" if self.refresh else "keep"
+
+
+@dataclass(frozen=True)
+class BuiltVariant:
+    """One built variant and what the orchestrator observed while building it."""
+
+    loaded: LoadedSpec
+    lock: Lock
+    variant: str
+    image: BuiltImage
+    started_on: dt.datetime
+    finished_on: dt.datetime
+
+    @property
+    def label(self) -> str:
+        """The variant's image name (``python``, ``python-dev``)."""
+        return self.loaded.spec.label(self.variant)
+
+
+class BuildListener(Protocol):
+    """What ``build_spec`` observed, for a caller to render (the CLI prints it)."""
+
+    def lock_settled(self, item: LoadedSpec, current: CurrentLock) -> None:
+        """The lock the build uses: written anew, drifted from the archive, or unchecked."""
+
+    def variant_built(self, built: BuiltVariant) -> None:
+        """One variant's layout is written."""
+
+
+class _Silent:
+    def lock_settled(self, item: LoadedSpec, current: CurrentLock) -> None:
+        del item, current
+
+    def variant_built(self, built: BuiltVariant) -> None:
+        del built
+
+
+#: the listener of a library caller that renders nothing
+SILENT_BUILD: BuildListener = _Silent()
+
+
+def build_spec(
+    item: LoadedSpec,
+    repo: Repository,
+    options: BuildOptions,
+    *,
+    listener: BuildListener = SILENT_BUILD,
+    progress: Progress = NO_PROGRESS,
+) -> list[BuiltVariant]:
+    """Lock (under ``options.lock_policy``), fetch and build every requested variant.
+
+    A fetch that fails while the lock has drifted from the archive says that the pool
+    dropped the superseded .debs and how to relock.
+    """
+    cache = LayoutCache(repo.cache.root / "layouts") if options.cache else None
+    current = current_lock(item, repo, options.lock_policy)
+    listener.lock_settled(item, current)
+    lock = current.lock
+    distro = get_distro(lock.distro)
+    unknown = sorted(set(options.archs) - set(item.spec.archs))
+    if unknown:
+        raise InputError(f"{item.path}: the spec does not build {', '.join(unknown)}")
+    archs = [a for a in item.spec.archs if not options.archs or a in options.archs]
+    built = []
+    for name in item.spec.variant_names():
+        if options.variants and name not in options.variants:
+            continue
+        started = dt.datetime.now(dt.UTC)
+        label = item.spec.label(name)
+        count = sum(len(lock.packages(name, a)) for a in archs)
+        with progress.phase(f"fetching {count} .debs and assembling {label} ({', '.join(archs)})"):
+            try:
+                debs: dict[str, Sequence[Path]] = {
+                    a: repo.fetch(distro, [locked_to_binary(p) for p in lock.packages(name, a)])
+                    for a in archs
+                }
+            except TransportError as exc:
+                if not current.drift:
+                    raise
+                raise TransportError(
+                    exc.message,
+                    exc.location,
+                    hint="the lock is behind the archive, whose pool drops superseded .debs: "
+                    "build with --refresh (or `kiln lock` and review the change)",
+                    details=exc.details,
+                ) from exc
+            image = build_variant(
+                item,
+                lock,
+                name,
+                debs,
+                output=options.output,
+                compression=options.compression,
+                oci_archive=options.oci_archive,
+                docker_archive=options.docker_archive,
+                cache=cache,
+                mirrors=repo.mirrors,
+            )
+        done = BuiltVariant(item, lock, name, image, started, dt.datetime.now(dt.UTC))
+        listener.variant_built(done)
+        built.append(done)
     return built
