@@ -169,3 +169,21 @@ epss = Table(
     Column("epss", Float, nullable=False),
     Column("percentile", Float, nullable=False),
 )
+
+# The advisory event log (kiln.vuln.advisories): append-only, one row per event about one
+# (image, vulnerability). ``data`` is the event's canonical JSON text (kind-specific, checked
+# by the advisories package on write and on read). Reads are per image and per (image, vuln),
+# in append order (``id``).
+advisory_events = Table(
+    "advisory_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("image", String(200), nullable=False),
+    Column("vuln_id", String(64), nullable=False),
+    Column("package", String(256)),
+    Column("kind", String(48), nullable=False),
+    Column("time", String(40), nullable=False),
+    Column("data", Text, nullable=False),
+    Index("ix_advisory_events_image", "image"),
+    Index("ix_advisory_events_image_vuln", "image", "vuln_id", "id"),
+)
