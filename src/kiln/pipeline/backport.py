@@ -1,0 +1,1264 @@
+"""Backport a CVE fix from Debian unstable: find the patch, make a recipe, build, publish, rebuild.
+
+Issue #16, step 3b of the remediation loop. Two halves:
+
+``find_unstable_fix(source, cve)``
+    Reads unstable's (``sid``, then ``experimental``) source package through the signed
+    path (the suites' InRelease verified with gpgv by ``kiln.vuln.feeds.debian_archive``'s
+    ``Archive``, which reads an expired unstable Release as of its date and says so;
+    ``Sources.xz`` checked against it; the ``.debian.tar.*`` checked against its index
+    entry) and reads that tarball in memory: only regular files, no ``..`` or absolute
+    names, bounded member count and sizes; symlinks are never followed. It finds the
+    changelog entry naming the CVE (the ``debian-archive`` feed's classifier, so a
+    "does not affect" mention is no fix) and the ``debian/patches`` of the series that
+    name the CVE (file name, DEP-3 header or git ``Subject``, or named by that entry).
+    When unstable moved to a new upstream version with no such patch, the result is the
+    ``upstream`` case: the research agent (#17) finds the upstream commit. ``None`` when
+    unstable does not fix the CVE or the release already names it in its own changelog.
+
+``backport_from_unstable(fix, ...)`` / ``backport_patch(...)``
+    The release's source at the given version is fetched (verified) and unpacked with
+    ``dpkg-source`` in the sandbox; each patch must apply with ``patch -F 0`` (rejected
+    hunks are reported and nothing is written). A recipe (``recipes/<source>.yaml`` with
+    the patch under ``recipes/patches/<source>/``, DEP-3 header with kiln's ``Origin``
+    note and ``Last-Update``) is staged under the work directory, built by
+    ``kiln.pipeline.source.SourceBuilder`` in the sandbox *with the package's own test
+    suite* (no ``nocheck``), published into a kiln apt repository, and only then copied
+    into the catalog. With ``image``, the image is built before (its current lock) and
+    after (its spec with ``repositories: [kiln]``, relocked with kiln's repository
+    overlaid), its tests run, and both are scanned: the rebuilt image's dpkg record of
+    the package must carry ``Kiln-Fixes`` naming the CVE, and kiln's scan (with the
+    image's own ``Kiln-Fixes`` as ``fixed`` VEX statements) must no longer report it.
+
+Both halves are synchronous and keep no global state: the factory runs them in Temporal
+activities, one thread each. Long phases go through ``progress`` (``kiln.progress``);
+a ``progress`` whose ``phase`` or ``update`` raises cancels the work between phases.
+Everything written goes under ``work`` except the recipe files installed into
+``catalog_root`` at the very end and kiln's cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import email.parser
+import fcntl
+import hashlib
+import io
+import json
+import lzma
+import re
+import shutil
+import subprocess
+import tarfile
+import time
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+import yaml
+from debian.changelog import Changelog
+
+from kiln.aptrepo import ensure_signing_key, publish
+from kiln.debian.cache import Cache, default_cache_root
+from kiln.debian.client import NOT_FOUND, fetch_index, fetch_promised
+from kiln.debian.distro import DISTROS, Distro
+from kiln.debian.source_index import SourceFile, SourcePackage, parse_sources
+from kiln.debian.version import compare_versions, parse_version
+from kiln.epoch import source_date_epoch
+from kiln.errors import InputError, Location, PolicyError, RemoteContentError
+from kiln.fileio import atomic_write, sha256_file
+from kiln.net import Fetcher, HttpStatusError
+from kiln.pipeline.build import BuildOptions, build_spec
+from kiln.pipeline.imagetest import check_layout
+from kiln.pipeline.repo import KILN_SUITE, KilnRepo, Repository
+from kiln.pipeline.scan import scan_target
+from kiln.pipeline.source import SourceBuilder
+from kiln.progress import NO_PROGRESS, Progress
+from kiln.recipes.build import unpack_source
+from kiln.recipes.load import load_recipe
+from kiln.recipes.model import Recipe
+from kiln.resolve.lockfile import read_lock
+from kiln.sandbox.unpack import host_arch
+from kiln.sbom.read import read_sbom_input
+from kiln.spec.load import load_spec
+from kiln.text import plain_line
+from kiln.vuln.feeds.changelog_mentions import mentions_from_changelog
+from kiln.vuln.feeds.debian_archive import UNSTABLE_SUITES, Archive, suite_urls
+from kiln.vuln.feeds.interface import FeedFormatError
+from kiln.vuln.vex.model import VexStatement
+from kiln.vuln.vex.openvex import write_openvex
+
+# -- bounds for what unstable's debian tarball may cost ---------------------------------
+MAX_DEBIAN_TAR = 64 << 20  # compressed, as the signed index promises it
+MAX_UNPACKED = 256 << 20  # every member read, uncompressed
+MAX_MEMBER = 16 << 20  # one file (a changelog, a patch)
+MAX_MEMBERS = 20_000
+MAX_PATCH = 8 << 20  # the recipe loader's own bound (kiln.recipes.load)
+
+_CVE = re.compile(r"^CVE-\d{4}-\d{4,}$")
+_SOURCE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+_PATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*\.(?:patch|diff)$")
+_DEBIAN_TAR = re.compile(r"\.debian\.tar\.(?:xz|gz|bz2)$")
+_DIFF_START = ("--- ", "diff ", "Index: ", "===")
+_PATCH_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+/-]*\.(?:patch|diff)\b")
+_TOP_ITEM = re.compile(r"^ {2}[*+-] |^ {2}\[ ")
+_CLOSES = re.compile(r"#(\d{4,8})")
+
+_REJECT_LINE = r"FAILED|can't find file|Reversed|malformed|Only garbage|No file to patch"
+
+FixKind = Literal["patch", "upstream", "unlocated"]
+
+
+# ------------------------------------------------------------------------- the model
+
+
+@dataclass(frozen=True)
+class UnstablePatch:
+    """One patch of unstable's ``debian/patches`` that carries the fix, as unstable ships it."""
+
+    name: str  # path under debian/patches (as the series names it)
+    text: bytes
+    sha256: str
+    headers: tuple[tuple[str, str], ...]  # DEP-3 fields, or a git patch's From/Subject/Date
+    why: str  # how it was recognised: "file name", "header", "changelog entry"
+
+    @property
+    def description(self) -> str:
+        """The patch's one-line summary (Description, Subject without ``[PATCH]``)."""
+        fields = {k.lower(): v for k, v in self.headers}
+        text = fields.get("description") or fields.get("subject") or ""
+        text = re.sub(r"^\[PATCH[^\]]*\]\s*", "", " ".join(text.split()))
+        return text or f"fix from Debian's {self.name}"
+
+
+@dataclass(frozen=True)
+class UnstableFix:
+    """Where Debian unstable fixes ``cve`` in ``source``, and what the release has instead.
+
+    ``kind``: ``patch`` (``patches`` carry it), ``upstream`` (unstable moved to upstream
+    ``upstream_version`` and no patch names the CVE: the research agent, issue #17,
+    finds the upstream commit) or ``unlocated`` (same upstream version, but no patch
+    names the CVE; the entry is the only lead). ``note`` says which, in one sentence.
+    """
+
+    source: str
+    cve: str
+    release: str  # trixie
+    release_version: str  # the release's newest version of the source (its candidate)
+    suite: str  # sid | experimental
+    unstable_version: str  # the suite's version whose tarball was read
+    fixed_version: str  # the first unstable version whose changelog names the CVE
+    kind: FixKind
+    patches: tuple[UnstablePatch, ...]
+    changelog_line: str  # the changelog item naming the CVE
+    changelog_entry: str  # the whole entry of ``fixed_version``
+    bugs: tuple[str, ...]  # Debian bug numbers the entry closes
+    upstream_version: str  # of ``unstable_version``
+    source_files: Mapping[str, str] = field(default_factory=dict)  # name -> sha256 (signed)
+    note: str = ""
+
+    @property
+    def origin(self) -> str:
+        """Where the fix comes from, for a PR's evidence."""
+        names = ", ".join(p.name for p in self.patches) or "no separate patch"
+        return f"Debian {self.suite} {self.source} {self.unstable_version}: {names}"
+
+
+@dataclass(frozen=True)
+class PatchFile:
+    """A patch to add to a recipe: file name, the patch as received, DEP-3 fields to lead it.
+
+    ``text`` is kept whole (its own header included) after kiln's DEP-3 block, so the
+    recipe's patch says both what kiln asserts and what the original said.
+    """
+
+    name: str
+    text: bytes
+    headers: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class BuiltPackage:
+    """A .deb the backport built (and published)."""
+
+    name: str
+    version: str
+    arch: str
+    path: Path
+    sha256: str
+
+
+@dataclass(frozen=True)
+class PackageTests:
+    """The package's own test suite, as the build log shows it (a failure fails the build)."""
+
+    ran: bool  # dh_auto_test ran without nocheck
+    summary: tuple[str, ...]  # the log's test-summary lines (ctest, automake, meson, ...)
+    log: Path
+
+
+@dataclass(frozen=True)
+class ScanCounts:
+    """One scan of one image: active findings per severity, and whether the CVE is among them."""
+
+    layout: Path
+    counts: Mapping[str, int]
+    total: int
+    cve_reported: bool
+
+
+@dataclass(frozen=True)
+class ImageOutcome:
+    """The image rebuilt from kiln's repository: layouts, digests, tests, scans."""
+
+    name: str
+    variants: tuple[str, ...]
+    layouts: Mapping[str, Path]  # variant label -> layout
+    digests: Mapping[str, str]  # variant label -> index digest
+    tests_passed: int
+    tests_failed: int
+    before: tuple[ScanCounts, ...]
+    after: tuple[ScanCounts, ...]
+    kiln_fixes: Mapping[str, str]  # binary package -> its Kiln-Fixes field in the image
+
+
+@dataclass(frozen=True)
+class BackportResult:
+    """What a backport produced: the PR's files and the evidence a reviewer reads."""
+
+    source: str
+    base_version: str  # the release's version it starts from
+    kiln_version: str  # <base>+kiln<N>
+    cves: tuple[str, ...]
+    files: Mapping[str, bytes]  # path relative to the catalog root -> content (the PR)
+    patches: Mapping[str, bytes]  # patch file name -> content, as written
+    packages: tuple[BuiltPackage, ...]
+    package_tests: PackageTests
+    build_seconds: float
+    repository: Path  # the kiln apt repository the .debs were published to
+    origin: tuple[tuple[str, str], ...]  # DEP-3 fields of the patch(es), for the PR
+    changelog_line: str  # "" for a patch that did not come from a Debian changelog
+    image: ImageOutcome | None = None
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+
+class MirrorMissingError(RemoteContentError):
+    """The mirror lacks a file its signed index lists."""
+
+
+class PatchRejectedError(PolicyError):
+    """A patch does not apply to the release's source (the hunks are in ``details``)."""
+
+
+# ------------------------------------------------------------ unstable's debian tarball
+
+
+@dataclass(frozen=True)
+class DebianTree:
+    """The regular files of a ``.debian.tar.*`` kiln reads (changelog, patches, format)."""
+
+    files: Mapping[str, bytes]  # member path without ./ -> content
+    refused: tuple[str, ...]  # links and special files under debian/ (never followed)
+    display: str
+
+    def text(self, name: str) -> bytes | None:
+        return self.files.get(name)
+
+
+def read_debian_tar(data: bytes, *, display: str) -> DebianTree:
+    """The regular files of a Debian packaging tarball, read in memory and bounded.
+
+    Refuses (``RemoteContentError`` naming ``display`` and the member) absolute names,
+    ``..`` components, more than ``MAX_MEMBERS`` members, a member over ``MAX_MEMBER``
+    bytes or more than ``MAX_UNPACKED`` bytes in all. Links and devices are listed in
+    ``refused``, never followed. Only ``debian/`` members are kept.
+    """
+    files: dict[str, bytes] = {}
+    refused: list[str] = []
+    total = 0
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r|*") as archive:
+            for number, member in enumerate(archive, start=1):
+                if number > MAX_MEMBERS:
+                    raise RemoteContentError(f"{display}: more than {MAX_MEMBERS} members")
+                name = member.name.removeprefix("./")
+                parts = PurePosixPath(name).parts
+                if name.startswith("/") or ".." in parts:
+                    raise RemoteContentError(
+                        f"{display}: member {member.name!r} leads outside the tree",
+                        hint="a source package never has such names; this one is hostile",
+                    )
+                if not parts or parts[0] != "debian":
+                    continue
+                if member.isdir():
+                    continue
+                if not member.isfile():
+                    refused.append(name)
+                    continue
+                if member.size > MAX_MEMBER:
+                    raise RemoteContentError(
+                        f"{display}: {name} is {member.size} bytes, more than {MAX_MEMBER}"
+                    )
+                total += member.size
+                if total > MAX_UNPACKED:
+                    raise RemoteContentError(
+                        f"{display}: more than {MAX_UNPACKED} bytes unpacked: not read"
+                    )
+                handle = archive.extractfile(member)
+                files[name] = handle.read() if handle is not None else b""
+    except (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error, OSError) as exc:
+        raise RemoteContentError(f"{display}: not a readable tar archive: {exc}") from exc
+    return DebianTree(files, tuple(refused), display)
+
+
+def patch_headers(text: bytes) -> tuple[tuple[str, str], ...]:
+    """The header fields of a patch: DEP-3 fields, or a git format-patch's mail headers."""
+    head: list[str] = []
+    for line in text.decode("utf-8", "replace").splitlines():
+        if line.startswith(_DIFF_START) or line.strip() == "---":
+            break
+        head.append(line)
+    if head and head[0].startswith("From ") and not head[0].startswith("From: "):
+        head = head[1:]  # the mbox separator of git format-patch
+    block: list[str] = []
+    for line in head:
+        if not line.strip():
+            if block:
+                break
+            continue
+        block.append(line)
+    if not block or not re.match(r"^[A-Za-z][A-Za-z0-9-]*:", block[0]):
+        return ()
+    message = email.parser.HeaderParser().parsestr("\n".join(block) + "\n\n")
+    return tuple((k, " ".join(str(v).split())) for k, v in message.items())
+
+
+def _header_text(text: bytes) -> str:
+    out = []
+    for line in text.decode("utf-8", "replace").splitlines():
+        if line.startswith(_DIFF_START):
+            break
+        out.append(line)
+    return "\n".join(out)
+
+
+def _series(tree: DebianTree) -> list[str]:
+    raw = tree.text("debian/patches/series")
+    if raw is None:
+        return []
+    names = []
+    for line in raw.decode("utf-8", "replace").splitlines():
+        entry = line.split("#", 1)[0].split()
+        if entry:
+            names.append(entry[0])
+    return names
+
+
+def _top_items(block_text: str) -> list[str]:
+    """A changelog entry's top-level items, each with its sub-items."""
+    items: list[list[str]] = []
+    for line in block_text.splitlines():
+        if _TOP_ITEM.match(line) or (not items and line.strip()):
+            items.append([line.strip()])
+        elif items and line.strip():
+            items[-1].append(line.strip())
+    return [" ".join(i) for i in items]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    version: str
+    line: str
+    text: str  # the whole entry
+    item: str  # the top-level item naming the CVE, with its sub-items
+
+
+def _changelog_entry(changelog: bytes, cve: str, *, display: str) -> _Entry | None:
+    """The first changelog entry naming ``cve`` as a fix (None: unnamed, or only low)."""
+    try:
+        _, mentions = mentions_from_changelog(changelog, display)
+    except FeedFormatError as exc:
+        raise RemoteContentError(exc.message, exc.location) from exc
+    mention = next((m for m in mentions if m.cve == cve), None)
+    if mention is None or mention.confidence != "fix":
+        return None
+    parsed = Changelog(changelog.decode("utf-8", "replace"), strict=False)
+    for block in parsed:
+        if str(block.version) == mention.version:
+            text = str(block)
+            body = "\n".join(block.changes())
+            item = next((i for i in _top_items(body) if cve in i), mention.line)
+            return _Entry(mention.version, mention.line, text, item)
+    return _Entry(mention.version, mention.line, mention.line, mention.line)
+
+
+def _upstream(version: str) -> str:
+    plain = version.split(":", 1)[-1]
+    return plain.rsplit("-", 1)[0] if "-" in plain else plain
+
+
+def locate_fix(
+    tree: DebianTree,
+    cve: str,
+    *,
+    source: str,
+    suite: str,
+    version: str,
+    release: str,
+    release_version: str,
+    release_changelog: bytes | None = None,
+    source_files: Mapping[str, str] | None = None,
+) -> UnstableFix | None:
+    """Find ``cve``'s fix in unstable's packaging ``tree`` (pure; see the module).
+
+    ``None`` when the tree's changelog does not name the CVE as a fix at a version newer
+    than ``release_version``, or when ``release_changelog`` (the release's own) names it.
+    """
+    changelog = tree.text("debian/changelog")
+    if changelog is None:
+        raise RemoteContentError(f"{tree.display}: no debian/changelog (or not a regular file)")
+    entry = _changelog_entry(changelog, cve, display=f"{tree.display}: debian/changelog")
+    if entry is None or compare_versions(entry.version, release_version) <= 0:
+        return None
+    if release_changelog is not None:
+        ours = _changelog_entry(release_changelog, cve, display=f"{source} {release_version}")
+        if ours is not None:
+            return None
+    series = _series(tree)
+    found: list[UnstablePatch] = []
+    named_in_entry = {
+        PurePosixPath(m).name for m in _PATCH_REF.findall(entry.item) if "/" in m or "." in m
+    }
+    for name in series:
+        path = f"debian/patches/{name}"
+        if ".." in PurePosixPath(name).parts or name.startswith("/"):
+            raise RemoteContentError(f"{tree.display}: series names {name!r}, outside the tree")
+        text = tree.text(path)
+        if text is None:
+            continue  # missing or a link: nothing kiln would read
+        base = PurePosixPath(name).name
+        why = ""
+        if cve.lower() in base.lower():
+            why = "file name"
+        elif cve in _header_text(text):
+            why = "header"
+        elif base in named_in_entry:
+            why = "changelog entry"
+        if why:
+            digest = hashlib.sha256(text).hexdigest()
+            found.append(UnstablePatch(name, text, digest, patch_headers(text), why))
+    if any(p.why != "changelog entry" for p in found):
+        found = [p for p in found if p.why != "changelog entry"]
+    upstream = _upstream(version)
+    kind: FixKind = "patch"
+    note = f"{len(found)} patch(es) of {suite}'s debian/patches carry the fix"
+    if not found:
+        if _upstream(entry.version) != _upstream(release_version):
+            kind = "upstream"
+            note = (
+                f"{suite} fixed {cve} by moving to upstream {_upstream(entry.version)} "
+                f"({release} has {_upstream(release_version)}); no debian/patches names it: "
+                "the research agent (issue #17) finds the upstream commit"
+            )
+        else:
+            kind = "unlocated"
+            note = (
+                f"{suite}'s changelog names {cve} at {entry.version} (same upstream as "
+                f"{release}), but no patch of the series names it: the entry is the only lead"
+            )
+    return UnstableFix(
+        source=source,
+        cve=cve,
+        release=release,
+        release_version=release_version,
+        suite=suite,
+        unstable_version=version,
+        fixed_version=entry.version,
+        kind=kind,
+        patches=tuple(found),
+        changelog_line=entry.line,
+        changelog_entry=entry.text,
+        bugs=tuple(dict.fromkeys(_CLOSES.findall(entry.item))),
+        upstream_version=upstream,
+        source_files=dict(source_files or {}),
+        note=note,
+    )
+
+
+# --------------------------------------------------------------- the signed-path I/O
+
+
+def _check_names(source: str, cves: Sequence[str]) -> None:
+    if not _SOURCE.match(source) or len(source) > 128:
+        raise InputError(f"{source!r} is not a Debian source package name")
+    bad = [c for c in cves if not _CVE.match(c)]
+    if bad or not cves:
+        raise InputError(f"{', '.join(bad) or 'no CVE'}: not a CVE id (CVE-YYYY-NNNN)")
+
+
+def _distro_of(release: str) -> Distro:
+    for distro in DISTROS.values():
+        if release in (distro.codename, distro.id):
+            return distro
+    known = ", ".join(d.codename for d in DISTROS.values())
+    raise InputError(f"unknown release {release!r} (kiln builds on {known})")
+
+
+def _fetch_verified(
+    item: SourceFile, url: str, *, cache: Cache, fetcher: Fetcher, what: str
+) -> bytes:
+    """A file of a source package, checked against its signed index entry (cached)."""
+    if item.size > MAX_DEBIAN_TAR:
+        raise RemoteContentError(
+            f"{what}: {item.name} is {item.size} bytes, more than {MAX_DEBIAN_TAR}: not read"
+        )
+    data = cache.read_blob(item.sha256, size=item.size)
+    if data is None:
+        data = fetch_promised(fetcher, url, size=item.size, source=f"{url} ({what})")
+        cache.put_blob(data, sha256=item.sha256, size=item.size, source=url)
+    return data
+
+
+@dataclass
+class _Suites:
+    """The signed source indexes of the release and unstable, read through one ``Archive``."""
+
+    repository: Repository
+    distro: Distro
+
+    def __post_init__(self) -> None:
+        repo = self.repository
+        self.archive = Archive(
+            self.distro, repo.cache, repo.fetcher, repo.mirrors, repo.clock, keyring=repo.keyring
+        )
+        self.urls = suite_urls(self.distro, repo.mirrors)
+
+    def versions(self, suite: str, name: str) -> list[SourcePackage]:
+        release = self.archive.releases()[suite]
+        plain = fetch_index(
+            release, "main/source/Sources.xz", cache=self.repository.cache,
+            fetcher=self.repository.fetcher,
+        )  # fmt: skip
+        where = f"{self.urls[suite]}/dists/{suite}/main/source/Sources.xz"
+        found = parse_sources(plain, suite=suite, source=where, names=[name])
+        found.sort(key=lambda p: parse_version(p.version), reverse=True)
+        return found
+
+    def debian_tree(self, package: SourcePackage) -> DebianTree:
+        what = f"{package.name} {package.version} ({package.suite})"
+        tars = [f for f in package.files if _DEBIAN_TAR.search(f.name)]
+        if not tars:
+            raise RemoteContentError(
+                f"{what}: no .debian.tar in its Sources entry (format {package.format})",
+                hint="kiln backports from '3.0 (quilt)' sources only",
+            )
+        url = f"{self.urls[package.suite]}/{package.directory}/{tars[0].name}"
+        try:
+            data = _fetch_verified(
+                tars[0], url, cache=self.repository.cache, fetcher=self.repository.fetcher,
+                what=what,
+            )  # fmt: skip
+        except HttpStatusError as exc:
+            if exc.status not in NOT_FOUND:
+                raise
+            raise MirrorMissingError(
+                f"{what}: {url} is missing from the mirror (its signed index lists it)",
+                hint="the mirror lacks source files; use another mirror (kiln config "
+                "mirrors.debian) or wait for it to sync",
+            ) from exc
+        return read_debian_tar(data, display=f"{tars[0].name} ({package.suite})")
+
+
+def find_unstable_fix(
+    source: str,
+    cve: str,
+    *,
+    release: str = "trixie",
+    repository: Repository | None = None,
+    progress: Progress = NO_PROGRESS,
+) -> UnstableFix | None:
+    """Where Debian unstable (``sid``, then ``experimental``) fixes ``cve`` in ``source``.
+
+    Reads the signed Sources indexes of the release (its newest version is the
+    candidate) and of unstable, then the ``.debian.tar`` of unstable's newest version
+    and of the release's candidate (each checked against its index entry); see
+    ``locate_fix``. ``repository`` defaults to ``Repository.from_environment()``.
+    """
+    _check_names(source, [cve])
+    distro = _distro_of(release)
+    repo = repository if repository is not None else Repository.from_environment()
+    with progress.phase(f"reading the signed source indexes for {source} ({release}, unstable)"):
+        suites = _Suites(repo, distro)
+        ours = [p for s in distro.suites for p in suites.versions(s, source)]
+        if not ours:
+            raise InputError(f"{source} is not a source package of {release}")
+        ours.sort(key=lambda p: parse_version(p.version), reverse=True)
+        candidate = ours[0]
+    for suite in UNSTABLE_SUITES:
+        theirs = suites.versions(suite, source)
+        if not theirs or compare_versions(theirs[0].version, candidate.version) <= 0:
+            continue
+        package = theirs[0]
+        with progress.phase(f"reading {source} {package.version} ({suite})"):
+            tree = suites.debian_tree(package)
+            release_log = _release_changelog(suites, candidate)
+            fix = locate_fix(
+                tree,
+                cve,
+                source=source,
+                suite=suite,
+                version=package.version,
+                release=distro.codename,
+                release_version=candidate.version,
+                release_changelog=release_log,
+                source_files={f.name: f.sha256 for f in package.files},
+            )
+        if fix is not None:
+            return fix
+    return None
+
+
+def _release_changelog(suites: _Suites, package: SourcePackage) -> bytes | None:
+    """The release's own changelog, when its mirror has the packaging tarball.
+
+    Without it (a native source, a mirror lacking source files) the version order alone
+    decides: unstable's naming entry must be newer than the release's candidate.
+    """
+    if not any(_DEBIAN_TAR.search(f.name) for f in package.files):
+        return None
+    try:
+        return suites.debian_tree(package).text("debian/changelog")
+    except MirrorMissingError:
+        return None
+
+
+# ---------------------------------------------- patch -> recipe -> build -> repo -> image
+
+
+def _clean(value: str, limit: int = 500) -> str:
+    text = " ".join(plain_line(value).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _check_diff_paths(text: bytes, name: str) -> None:
+    """Refuse a patch whose file names are absolute or lead out of the tree (``..``)."""
+    for number, raw in enumerate(text.decode("utf-8", "replace").splitlines(), start=1):
+        if raw.startswith(("--- ", "+++ ")):
+            target = raw[4:].split("\t", 1)[0].strip()
+        elif raw.startswith("diff --git "):
+            target = raw[len("diff --git ") :]
+        elif raw.startswith("Index: "):
+            target = raw[len("Index: ") :].strip()
+        else:
+            continue
+        for path in target.split():
+            if path == "/dev/null":
+                continue
+            if path.startswith("/") or ".." in PurePosixPath(path).parts:
+                raise InputError(
+                    f"patch {name} names {path!r}, outside the source tree",
+                    location=Location(name, number),
+                    hint="a patch for kiln names paths inside the tree (a/..., b/...)",
+                )
+
+
+def backport_header(patch: PatchFile, cves: Sequence[str], *, updated: dt.date) -> str:
+    """The DEP-3 block kiln writes above a received patch (the fields, then a blank line).
+
+    Fields come from ``patch.headers`` (control characters removed, one line each);
+    ``CVE`` is the backport's CVEs and ``Last-Update`` the backport's date; a patch
+    with no ``Description``/``Subject`` gets one naming the CVEs, and one with neither
+    ``Origin`` nor ``Bug`` an ``Origin: other`` naming where kiln received it.
+    """
+    fields: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for key, value in patch.headers:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,63}", key):
+            continue
+        lowered = key.lower()
+        if lowered in ("cve", "last-update") or (lowered in seen and not lowered.startswith("bug")):
+            continue
+        seen.add(lowered)
+        fields.append((key, _clean(value)))
+    if not ({"description", "subject"} & seen):
+        fields.insert(0, ("Description", f"Fix {', '.join(cves)}"))
+    if "origin" not in seen and not any(k.startswith("bug") for k in seen):
+        fields.append(("Origin", f"other, received by kiln as {patch.name}"))
+    fields.append(("CVE", ", ".join(cves)))
+    fields.append(("Last-Update", updated.isoformat()))
+    return "".join(f"{k}: {v}\n" for k, v in fields) + "\n"
+
+
+def render_patch(patch: PatchFile, cves: Sequence[str], *, updated: dt.date) -> bytes:
+    """kiln's DEP-3 block, then the patch exactly as received (its own header too)."""
+    return backport_header(patch, cves, updated=updated).encode() + patch.text
+
+
+def _hunk_report(output: str) -> list[str]:
+    lines = [line for line in output.splitlines() if line.strip()]
+    keep = [
+        line
+        for line in lines
+        if re.search(
+            r"FAILED|can't find file|Reversed|malformed|Only garbage|No file to patch", line
+        )
+        or line.startswith("patching file")
+    ]
+    return (keep or lines)[-20:]
+
+
+def apply_patches(tree: Path, patches: Sequence[tuple[str, bytes]]) -> None:
+    """Apply each patch to ``tree`` in order (as dpkg-source would: -p1, no fuzz).
+
+    Each is first tried with ``--dry-run``: a patch that does not apply raises
+    ``PatchRejectedError`` with the rejected hunks in ``details`` and leaves the tree as
+    the previous patches made it (nothing half-applied).
+    """
+    for name, text in patches:
+        _check_diff_paths(text, name)
+        base = ["patch", "--batch", "--forward", "-F", "0", "-p1", "-t", "-d", str(tree)]
+        dry = subprocess.run(
+            [*base, "--dry-run"], input=text, capture_output=True, timeout=120, check=False
+        )
+        if dry.returncode != 0:
+            out = (dry.stdout + dry.stderr).decode("utf-8", "replace")
+            raise PatchRejectedError(
+                f"patch {name} does not apply to {tree.name}",
+                location=Location(name),
+                details=_hunk_report(out),
+                hint="the fix needs a context change for this version: adapt the patch "
+                "(dpkg-source -x, quilt push, fix the rejects, quilt refresh)",
+            )
+        done = subprocess.run(
+            [*base, "-s", "-E"], input=text, capture_output=True, timeout=120, check=False
+        )
+        if done.returncode != 0:  # the dry run passed: only a changed tree gets here
+            raise PatchRejectedError(
+                f"patch {name} applied in a dry run but not for real to {tree.name}",
+                details=_hunk_report(done.stdout.decode("utf-8", "replace")),
+            )
+
+
+def recipe_text(
+    source: str,
+    version: str,
+    *,
+    distro: Distro,
+    revision: int,
+    patches: Sequence[str],
+    existing: Recipe | None,
+    note: str,
+) -> bytes:
+    """The recipe YAML: an existing recipe of the same version keeps its settings."""
+    data: dict[str, object] = {}
+    if existing is not None and existing.version == version:
+        data = existing.model_dump(by_alias=True, exclude_defaults=True, mode="json")
+    data.update(
+        {
+            "source": source,
+            "version": version,
+            "distro": distro.id,
+            "revision": revision,
+            "patches": [{"path": p} for p in patches],
+        }
+    )
+    head = "".join(f"# {line}\n" for line in note.splitlines())
+    body = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return (head + body).encode()
+
+
+def _test_summary(log: Path) -> tuple[bool, tuple[str, ...]]:
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return False, ()
+    patterns = (
+        r"\d+% tests passed, \d+ tests? failed out of \d+",
+        r"^# (?:TOTAL|PASS|FAIL|SKIP|XFAIL|XPASS|ERROR): +\d+",
+        r"^(?:Ok|Fail|Skipped|Expected Fail|Timeout): +\d+",
+        r"(?i)^.*\ball \d+ tests passed\b.*$",
+        r"(?i)^.*\b\d+ (?:tests? )?passed\b.*$",
+    )
+    summary = [
+        m.group(0).strip()
+        for pattern in patterns
+        for m in re.finditer(pattern, text, flags=re.MULTILINE)
+    ]
+    return "dh_auto_test" in text, tuple(dict.fromkeys(summary))[-12:]
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / ".kiln-publish.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def publish_debs(debs: Sequence[Path], repository: Path, *, gnupghome: Path | None) -> Path:
+    """Add ``debs`` to kiln's apt repository at ``repository`` (signed; one writer at a time)."""
+    home = gnupghome or default_cache_root() / "gnupg"
+    key = ensure_signing_key(home)
+    epoch = source_date_epoch()
+    date = (
+        dt.datetime.fromtimestamp(epoch, dt.UTC) if epoch is not None else dt.datetime.now(dt.UTC)
+    )
+    with _locked(repository):
+        published = publish(repository, list(debs), key=key, date=date, suite=KILN_SUITE)
+    return published.keyring
+
+
+def _with_kiln_repository(spec: bytes, path: str) -> bytes:
+    """The spec's text with ``repositories: [kiln]`` (comments and order kept)."""
+    text = spec.decode("utf-8")
+    lines = text.splitlines(keepends=True)
+    for number, line in enumerate(lines):
+        if line.startswith("repositories:"):
+            value = line.split(":", 1)[1].split("#", 1)[0].strip()
+            if re.fullmatch(r"\[\s*kiln\s*\]", value):
+                return spec
+            raise InputError(
+                f"{path}: repositories is {value!r}; kiln adds only to a missing key",
+                location=Location(path, number + 1, field="repositories"),
+            )
+    for number, line in enumerate(lines):
+        if line.startswith("distro:"):
+            lines.insert(number + 1, "repositories: [kiln]   # kiln's rebuilds (backports)\n")
+            return "".join(lines).encode()
+    raise InputError(f"{path}: no top-level distro: line to add repositories after")
+
+
+def _variants_with(lock_path: Path, source: str, arch: str) -> tuple[str, ...]:
+    lock = read_lock(lock_path)
+    return tuple(
+        name
+        for name, per_arch in lock.variants.items()
+        if arch in per_arch and any(p.source == source for p in per_arch[arch].packages)
+    )
+
+
+def kiln_fixes_vex(layout: Path, *, arch: str, timestamp: str) -> tuple[bytes, dict[str, str]]:
+    """An OpenVEX document stating ``fixed`` for each CVE an installed package's
+    ``Kiln-Fixes`` names (read from the image's dpkg database), and those fields."""
+    facts = read_sbom_input(layout, platform=f"linux/{arch}")
+    statements: list[VexStatement] = []
+    fields: dict[str, str] = {}
+    for package in facts.packages:
+        fixes = dict(package.kiln_build).get("Kiln-Fixes")
+        if not fixes:
+            continue
+        fields[package.name] = fixes
+        for cve in fixes.split():
+            statements.append(
+                VexStatement(
+                    vulnerability=cve,
+                    aliases=frozenset(),
+                    products=(package.purl,),
+                    status="fixed",
+                    impact_statement=f"{package.name} {package.version} is kiln's rebuild "
+                    f"with the fix (Kiln-Fixes: {fixes})",
+                    timestamp=timestamp,
+                )
+            )
+    doc = write_openvex(statements, author="kiln backport", timestamp=timestamp)
+    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode(), fields
+
+
+def _scan(layout: Path, arch: str, cves: Sequence[str], vex: Sequence[Path]) -> ScanCounts:
+    result = scan_target(str(layout), vex=vex, platform=f"linux/{arch}")
+    active = result.active
+    return ScanCounts(
+        layout=layout,
+        counts=result.counts(),
+        total=len(active),
+        cve_reported=any(set(cves) & f.ids for f in active),
+    )
+
+
+@dataclass(frozen=True)
+class _Staged:
+    directory: Path
+    recipe: Path
+    files: dict[str, bytes]
+    patches: dict[str, bytes]
+
+
+def _stage_recipe(
+    source: str,
+    version: str,
+    patches: Sequence[PatchFile],
+    cves: Sequence[str],
+    *,
+    distro: Distro,
+    catalog_root: Path,
+    staging: Path,
+    updated: dt.date,
+    note: str,
+) -> _Staged:
+    existing_path = catalog_root / "recipes" / f"{source}.yaml"
+    existing = load_recipe(existing_path) if existing_path.is_file() else None
+    names: list[str] = []
+    revision = 1
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "patches" / source).mkdir(parents=True)
+    files: dict[str, bytes] = {}
+    rendered: dict[str, bytes] = {}
+    if existing is not None and existing.recipe.version == version:
+        for old in existing.patches:
+            relative = next(p.path for p in existing.recipe.patches if p.path.endswith(old.name))
+            if old.name in {p.name for p in patches}:
+                continue  # replaced by the new rendering below
+            names.append(relative)
+            atomic_write(staging / relative, old.text.encode())
+        revision = existing.recipe.revision + 1
+    for patch in patches:
+        relative = f"patches/{source}/{patch.name}"
+        body = render_patch(patch, cves, updated=updated)
+        if len(body) > MAX_PATCH:
+            raise InputError(f"patch {patch.name} is larger than {MAX_PATCH} bytes")
+        atomic_write(staging / relative, body)
+        names.append(relative)
+        files[f"recipes/{relative}"] = body
+        rendered[patch.name] = body
+    text = recipe_text(
+        source,
+        version,
+        distro=distro,
+        revision=revision,
+        patches=names,
+        existing=existing.recipe if existing else None,
+        note=note,
+    )
+    recipe = staging / f"{source}.yaml"
+    atomic_write(recipe, text)
+    files[f"recipes/{source}.yaml"] = text
+    load_recipe(recipe)  # what kiln wrote must load (model, DEP-3 headers)
+    return _Staged(staging, recipe, files, rendered)
+
+
+def backport_patches(
+    source: str,
+    version: str,
+    patches: Sequence[PatchFile],
+    cves: Sequence[str],
+    *,
+    catalog_root: Path,
+    work: Path,
+    image: str | None = None,
+    release: str = "trixie",
+    repository: Repository | None = None,
+    apt_repository: Path | None = None,
+    gnupghome: Path | None = None,
+    note: str = "",
+    updated: dt.date | None = None,
+    install: bool = True,
+    progress: Progress = NO_PROGRESS,
+) -> BackportResult:
+    """Patches -> recipe -> sandboxed build with the package's tests -> kiln repo -> image.
+
+    ``version`` is the release's version to start from (the one in the image's lock;
+    ``kiln package build`` refuses it unless it is the release's newest). Every patch
+    must apply to it (``PatchRejectedError``, nothing written). The recipe is staged in
+    ``work/recipes`` and installed into ``catalog_root/recipes`` (``install``) only after
+    the build and its tests passed. ``apt_repository`` (default ``work/repo``) receives
+    the .debs; ``image`` names ``catalog_root/images/<image>.yaml`` to rebuild and scan
+    (only its variants that contain the source, for this machine's architecture). The
+    spec with ``repositories: [kiln]`` and its new lock are in ``result.files`` only.
+    """
+    _check_names(source, cves)
+    distro = _distro_of(release)
+    try:
+        parse_version(version)
+    except ValueError as exc:
+        raise InputError(f"{version!r} is not a Debian version: {exc}") from exc
+    if not patches:
+        raise InputError("a backport needs at least one patch")
+    for patch in patches:
+        if not _PATCH_NAME.match(patch.name):
+            raise InputError(
+                f"{patch.name!r} is not a patch file name (letters, digits, ._+-, "
+                "ending .patch or .diff; no directories)"
+            )
+        if len(patch.text) > MAX_PATCH:
+            raise InputError(f"patch {patch.name} is larger than {MAX_PATCH} bytes")
+        _check_diff_paths(patch.text, patch.name)
+    if len({p.name for p in patches}) != len(patches):
+        raise InputError("two patches have the same file name")
+    repo = repository if repository is not None else Repository.from_environment()
+    builder = SourceBuilder(repo, progress)
+    arch = host_arch()
+    work.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    day = updated or _today()
+
+    fetched, _ = builder.fetch(distro, source, version=version)
+    scratch = work / "check"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    with progress.phase(f"checking that {len(patches)} patch(es) apply to {source} {version}"):
+        tree = unpack_source(fetched, Path("/"), scratch, log=work / "check.log")
+        fmt = tree / "debian" / "source" / "format"
+        if not fmt.is_file() or fmt.is_symlink() or fmt.read_text().strip() != "3.0 (quilt)":
+            raise PatchRejectedError(
+                f"{source} {version} is not a '3.0 (quilt)' source: kiln adds patches through "
+                "debian/patches only"
+            )
+        apply_patches(tree, [(p.name, p.text) for p in patches])
+    shutil.rmtree(scratch, ignore_errors=True)
+    timings["fetch_and_check"] = time.monotonic() - started
+
+    header = note or f"{source} {version} with {', '.join(cves)} fixed (kiln backport)"
+    staged = _stage_recipe(
+        source, version, patches, cves, distro=distro, catalog_root=catalog_root,
+        staging=work / "recipes", updated=day, note=header,
+    )  # fmt: skip
+    out_dir = work / "packages"
+    shutil.rmtree(out_dir, ignore_errors=True)
+    mark = time.monotonic()
+    output = builder.build_recipe(staged.recipe, arch=arch, out_dir=out_dir)
+    timings["build"] = time.monotonic() - mark
+    ran, summary = _test_summary(output.log)
+    built = tuple(
+        BuiltPackage(d.name.split("_", 1)[0], output.version, d.name.rsplit("_", 1)[-1][:-4],
+                     d, sha256_file(d))
+        for d in output.debs
+    )  # fmt: skip
+
+    apt_dir = apt_repository or work / "repo"
+    mark = time.monotonic()
+    with progress.phase(f"publishing {len(output.debs)} .debs to {apt_dir}"):
+        keyring = publish_debs(output.debs, apt_dir, gnupghome=gnupghome)
+    timings["publish"] = time.monotonic() - mark
+
+    outcome = None
+    files = dict(staged.files)
+    if image is not None:
+        mark = time.monotonic()
+        outcome, image_files = _rebuild_image(
+            image, source, cves, catalog_root=catalog_root, work=work, repo=repo,
+            apt_dir=apt_dir, keyring=keyring, arch=arch, progress=progress,
+        )  # fmt: skip
+        files.update(image_files)
+        timings["image"] = time.monotonic() - mark
+
+    if install:
+        for relative, body in staged.files.items():
+            atomic_write(catalog_root / relative, body)
+    timings["total"] = time.monotonic() - started
+    origin = tuple(
+        (k, v) for p in patches for k, v in patch_headers(render_patch(p, cves, updated=day))
+    )
+    return BackportResult(
+        source=source,
+        base_version=version,
+        kiln_version=output.version,
+        cves=tuple(cves),
+        files=files,
+        patches=staged.patches,
+        packages=built,
+        package_tests=PackageTests(ran, summary, output.log),
+        build_seconds=output.duration,
+        repository=apt_dir,
+        origin=origin,
+        changelog_line="",
+        image=outcome,
+        timings=timings,
+    )
+
+
+def _rebuild_image(
+    image: str,
+    source: str,
+    cves: Sequence[str],
+    *,
+    catalog_root: Path,
+    work: Path,
+    repo: Repository,
+    apt_dir: Path,
+    keyring: Path,
+    arch: str,
+    progress: Progress,
+) -> tuple[ImageOutcome, dict[str, bytes]]:
+    """Build ``image`` before and after (from kiln's repository), test it, scan both."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", image):
+        raise InputError(f"{image!r} is not an image name")
+    spec_path = catalog_root / "images" / f"{image}.yaml"
+    lock_path = spec_path.with_suffix(".lock.json")
+    if not spec_path.is_file() or not lock_path.is_file():
+        raise InputError(f"{spec_path} (and its lock) is not in the catalog")
+    variants = _variants_with(lock_path, source, arch)
+    if not variants:
+        raise InputError(f"image {image} has no package built from {source} on {arch}")
+    stamp = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    results: dict[str, list[ScanCounts]] = {"before": [], "after": []}
+    layouts: dict[str, Path] = {}
+    digests: dict[str, str] = {}
+    passed = failed = 0
+    fixes: dict[str, str] = {}
+    files: dict[str, bytes] = {}
+    after_repo = dataclasses.replace(
+        repo, kiln_repo=KilnRepo(apt_dir.resolve().as_uri(), keyring), _snapshots={}
+    )
+    for when, which in (("before", repo), ("after", after_repo)):
+        staged = work / f"catalog-{when}" / "images"
+        shutil.rmtree(staged.parent, ignore_errors=True)
+        shutil.copytree(spec_path.parent, staged, symlinks=False)
+        spec_copy = staged / spec_path.name
+        if when == "after":
+            atomic_write(spec_copy, _with_kiln_repository(spec_path.read_bytes(), str(spec_path)))
+        options = BuildOptions(
+            output=work / f"images-{when}", archs=(arch,), variants=variants,
+            refresh=when == "after",
+        )  # fmt: skip
+        with progress.phase(f"building {image} ({when} the backport: {', '.join(variants)})"):
+            built = build_spec(load_spec(spec_copy), which, options, progress=progress)
+        for variant in built:
+            layout = variant.image.layout
+            vex: list[Path] = []
+            if when == "after":
+                layouts[variant.label] = layout
+                digests[variant.label] = variant.image.index_digest
+                with progress.phase(f"testing {variant.label}"):
+                    check = check_layout(layout, arch=arch, tag=variant.image.tag)
+                passed += sum(o.status == "passed" for o in check.outcomes)
+                failed += sum(o.status != "passed" for o in check.outcomes)
+                document, found = kiln_fixes_vex(layout, arch=arch, timestamp=stamp)
+                fixes.update(found)
+                missing = [c for c in cves if not any(c in v.split() for v in found.values())]
+                if missing:
+                    raise PolicyError(
+                        f"{variant.label}: no installed package's Kiln-Fixes names "
+                        f"{', '.join(missing)}; the image did not take kiln's rebuild",
+                        hint="check that kiln's build is not older than Debian's newest "
+                        f"{source} (the overlay prefers Debian's then)",
+                    )
+                vex_path = work / f"{variant.label}.kiln-fixes.openvex.json"
+                atomic_write(vex_path, document)
+                vex.append(vex_path)
+            with progress.phase(f"scanning {variant.label} ({when})"):
+                results[when].append(_scan(layout, arch, cves, vex))
+        if when == "after":
+            files[f"images/{spec_path.name}"] = spec_copy.read_bytes()
+            new_lock = staged / lock_path.name
+            if new_lock.read_bytes() != lock_path.read_bytes():
+                files[f"images/{lock_path.name}"] = new_lock.read_bytes()
+    if failed:
+        raise PolicyError(
+            f"{image}: {failed} image test(s) failed on the rebuilt image",
+            details=[str(p) for p in layouts.values()],
+        )
+    still = [s for s in results["after"] if s.cve_reported]
+    if still:
+        raise PolicyError(
+            f"{image}: kiln's scan still reports {', '.join(cves)} after the backport",
+            details=[str(s.layout) for s in still],
+        )
+    outcome = ImageOutcome(
+        name=image,
+        variants=variants,
+        layouts=layouts,
+        digests=digests,
+        tests_passed=passed,
+        tests_failed=failed,
+        before=tuple(results["before"]),
+        after=tuple(results["after"]),
+        kiln_fixes=fixes,
+    )
+    return outcome, files
+
+
+def _today() -> dt.date:
+    epoch = source_date_epoch()
+    if epoch is not None:
+        return dt.datetime.fromtimestamp(epoch, dt.UTC).date()
+    return dt.datetime.now(dt.UTC).date()
+
+
+def backport_patch(
+    source: str,
+    version: str,
+    patch: bytes,
+    headers: Sequence[tuple[str, str]] | Mapping[str, str],
+    cves: Sequence[str],
+    *,
+    name: str,
+    catalog_root: Path,
+    work: Path,
+    **options: object,
+) -> BackportResult:
+    """One patch (e.g. an upstream commit the research agent found) through the whole path.
+
+    ``headers`` are the DEP-3 fields to lead the patch (``Description``, ``Origin``,
+    ``Bug``...); ``options`` are ``backport_patches``'s keyword arguments.
+    """
+    pairs = tuple(headers.items()) if isinstance(headers, Mapping) else tuple(headers)
+    return backport_patches(
+        source, version, [PatchFile(name, patch, pairs)], cves,
+        catalog_root=catalog_root, work=work, **options,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def backport_from_unstable(
+    fix: UnstableFix,
+    *,
+    catalog_root: Path,
+    work: Path,
+    version: str | None = None,
+    image: str | None = None,
+    repository: Repository | None = None,
+    apt_repository: Path | None = None,
+    gnupghome: Path | None = None,
+    updated: dt.date | None = None,
+    install: bool = True,
+    progress: Progress = NO_PROGRESS,
+) -> BackportResult:
+    """Backport unstable's patch(es) for ``fix.cve`` onto the release's ``version``.
+
+    ``version`` defaults to the release's candidate (``fix.release_version``). An
+    ``upstream`` or ``unlocated`` fix has no patch to take: ``PolicyError`` saying so
+    (the research agent, issue #17, finds the commit and calls ``backport_patch``).
+    """
+    if fix.kind != "patch" or not fix.patches:
+        raise PolicyError(
+            f"{fix.source}: no unstable patch to backport for {fix.cve} ({fix.kind})",
+            hint=fix.note,
+        )
+    base = version or fix.release_version
+    patches = []
+    for item in fix.patches:
+        bug = [("Bug-Debian", f"https://bugs.debian.org/{b}") for b in fix.bugs]
+        theirs = {k.lower(): v for k, v in item.headers}
+        origin = theirs.get("origin") or (
+            f"vendor, Debian {fix.suite} {fix.source} {fix.unstable_version} "
+            f"debian/patches/{item.name}"
+        )
+        headers = (
+            ("Description", item.description),
+            *[(k, v) for k, v in item.headers if k.lower() in ("author", "from", "date")],
+            ("Origin", origin),
+            *bug,
+            *[(k, v) for k, v in item.headers
+              if k.lower().startswith("bug") or k.lower() in ("applied-upstream", "forwarded")],
+            ("X-Kiln-Backport", f"from Debian {fix.suite} {fix.source} {fix.unstable_version} "
+             f"(fixed in {fix.fixed_version}) onto {fix.release} {base}; original sha256 "
+             f"{item.sha256}"),
+            ("X-Debian-Changelog", fix.changelog_line),
+        )  # fmt: skip
+        patches.append(PatchFile(PurePosixPath(item.name).name, item.text, headers))
+    note = (
+        f"{fix.source} {base} ({fix.release}) with the fix for {fix.cve} backported from Debian "
+        f"{fix.suite} ({fix.origin}).\nWritten by kiln's backport (kiln.pipeline.backport); "
+        f"Debian's changelog: {fix.changelog_line}"
+    )
+    result = backport_patches(
+        fix.source, base, patches, [fix.cve], catalog_root=catalog_root, work=work,
+        image=image, release=fix.release, repository=repository,
+        apt_repository=apt_repository, gnupghome=gnupghome, note=note, updated=updated,
+        install=install, progress=progress,
+    )  # fmt: skip
+    return dataclasses.replace(result, changelog_line=fix.changelog_line)
