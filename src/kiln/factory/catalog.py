@@ -1,0 +1,351 @@
+"""The real reconcile steps over a catalog checkout (``images/*.yaml`` and their locks).
+
+``observe`` locks the spec against today's verified archive without writing anything
+and scans the checked-in lock with kiln's vulnerability database: the generation is
+the sha256 of the spec, the fresh lock and the feed snapshots the scan used, so it
+changes exactly when one of them does. ``bump`` works on a staged copy of the spec and
+lock under ``.kiln/factory/work/`` (the checkout is never touched: the change reaches
+it only as a pull request): relock with ``refresh``, build every variant for this
+machine's architecture, run the image's own tests in bubblewrap, scan the built
+image, and propose the new lock with the evidence. Pull requests go through a
+``kiln.forge`` forge; advisory events into ``kiln.vuln.advisories``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kiln.errors import InputError, PolicyError
+from kiln.factory.activities import Beat
+from kiln.factory.model import (
+    CheckEntry,
+    CveEntry,
+    Observation,
+    PackageEntry,
+    Proposal,
+    PrResult,
+    ReconcileRequest,
+    SizeEntry,
+    StepResult,
+    valid_key,
+)
+from kiln.factory.server import state_dir
+
+if TYPE_CHECKING:
+    from kiln.assemble import BuiltImage
+    from kiln.forge import Forge
+    from kiln.inventory.model import InstalledPackage, OsRelease
+    from kiln.pipeline import Repository
+    from kiln.resolve.lockfile import Lock, LockedPackage
+    from kiln.spec import LoadedSpec
+    from kiln.vuln import Finding, ScanResult
+
+# Heavy modules (assembly, the solver, the database) load inside the steps, so a
+# worker that only records or a `kiln factory status` does not import them.
+# ruff: noqa: PLC0415
+
+EventSink = Callable[[str, str, str, Mapping[str, str]], None]
+
+
+def _host_arch() -> str:
+    from kiln.sandbox.unpack import host_arch
+
+    return host_arch()
+
+
+def _os_release(distro_id: str) -> OsRelease:
+    from kiln.debian import get_distro
+    from kiln.inventory.model import OsRelease
+
+    distro = get_distro(distro_id)
+    return OsRelease.from_parts("debian", distro.version, distro.codename)
+
+
+def lock_inventory(lock: Lock, variant: str, arch: str) -> list[InstalledPackage]:
+    """The packages a lock installs for one variant and arch, as the scanner reads them."""
+    from kiln.inventory.model import InstalledPackage, deb_purl
+
+    distro = _os_release(lock.distro)
+    return [
+        InstalledPackage(
+            ecosystem="deb",
+            name=p.name,
+            version=p.version,
+            source_name=p.source,
+            source_version=p.source_version,
+            arch=p.arch,
+            purl=deb_purl(p.name, p.version, p.arch, distro, p.source, p.source_version),
+            locations=(f"{lock.image}.lock.json",),
+        )
+        for p in lock.packages(variant, arch)
+    ]
+
+
+def scan_packages(
+    target: str, distro_id: str, packages: Sequence[InstalledPackage], db_url: str | None
+) -> ScanResult:
+    """Scan ``packages`` with kiln's database (``$KILN_DB`` unless ``db_url``)."""
+    from kiln.inventory.model import Inventory
+    from kiln.vuln import scan_inventory
+    from kiln.vuln.db.scan_source import open_for_scan
+
+    inventory = Inventory(target, _os_release(distro_id), tuple(packages))
+    return scan_inventory(inventory, open_for_scan(db_url))
+
+
+def cve_entries(findings: Iterable[Finding]) -> list[CveEntry]:
+    """Findings as evidence rows (one per vulnerability and package)."""
+    rows = {
+        (f.id, f.package_name): CveEntry(
+            id=f.id,
+            package=f.package_name,
+            installed=f.package_version,
+            severity=f.severity.label,
+            fixed_version=f.fixed_version or f.unstable_version,
+            kev=f.kev,
+            epss=f.epss,
+            title=f.title,
+        )
+        for f in findings
+    }
+    return [rows[k] for k in sorted(rows)]
+
+
+def package_changes(
+    old: Iterable[LockedPackage], new: Iterable[LockedPackage]
+) -> list[PackageEntry]:
+    """Packages added, removed or moved between two locks' package sets."""
+    before = {(p.name, p.arch): p.version for p in old}
+    after = {(p.name, p.arch): p.version for p in new}
+    return [
+        PackageEntry(f"{name}:{arch}", before.get((name, arch)), after.get((name, arch)))
+        for name, arch in sorted(set(before) | set(after))
+        if before.get((name, arch)) != after.get((name, arch))
+    ]
+
+
+def _image_size(image: BuiltImage, arch: str) -> int | None:
+    for one in image.images:
+        if one.arch == arch:
+            return one.config.size + sum(layer.size for layer in one.layers)
+    return None
+
+
+@dataclass
+class CatalogSteps:
+    """``Steps`` over the checkout at ``root`` (see the module docstring)."""
+
+    root: Path
+    forge: Forge | None = None  # None: `dry_run` only (open_pr refuses otherwise)
+    events: EventSink | None = None
+    db_url: str | None = None  # the vulnerability database (None: $KILN_DB / the cache)
+    repository: Callable[[], Repository] | None = None
+    archs: tuple[str, ...] = field(default_factory=lambda: (_host_arch(),))
+
+    def _repo(self) -> Repository:
+        if self.repository is not None:
+            return self.repository()
+        from kiln.pipeline import Repository
+
+        return Repository.from_environment()
+
+    def spec_path(self, image: str) -> Path:
+        """``images/<image>.yaml`` of the checkout (an input error when there is none)."""
+        if not valid_key(image):
+            raise InputError(f"{image!r} is not an image name (images/NAME.yaml)")
+        path = self.root / "images" / f"{image}.yaml"
+        if not path.is_file():
+            raise InputError(f"{path}: no such image in the catalog")
+        return path
+
+    def _load(self, image: str) -> LoadedSpec:
+        from kiln.spec import load_spec
+
+        return load_spec(self.spec_path(image))
+
+    def _scan_lock(self, lock: Lock, target: str) -> ScanResult:
+        arch = self.archs[0] if self.archs[0] in lock.variants.get("runtime", {}) else None
+        arch = arch or next(iter(lock.variants["runtime"]))
+        return scan_packages(
+            target, lock.distro, lock_inventory(lock, "runtime", arch), self.db_url
+        )
+
+    def observe(self, request: ReconcileRequest) -> Observation:
+        """Fresh lock (nothing written) + scan of the checked-in lock -> the generation."""
+        from kiln.pipeline import lock_spec
+        from kiln.resolve.lockfile import LockError, diff_locks, lock_drift, read_lock
+        from kiln.vuln import FindingStatus
+
+        loaded = self._load(request.image)
+        found: Lock | None
+        try:
+            found = read_lock(loaded.lock_path)
+        except LockError:
+            if loaded.lock_path.exists():
+                raise
+            found = None
+        belongs = found is not None and found.spec_sha256 == loaded.sha256
+        repo = self._repo()
+        pins = found.npm if found is not None and belongs else None
+        fresh = lock_spec(loaded, repo.snapshot_for(loaded.spec), npm=pins).lock
+        changes = diff_locks(found, fresh) if found is not None else ["no lock yet"]
+        drift = lock_drift(found, fresh, path=str(loaded.lock_path)) if found else None
+        scan = self._scan_lock(found or fresh, f"{request.image} (checked-in lock)")
+        feed_state = ",".join(sorted(f"{s.source}={s.digest}" for s in scan.snapshots))
+        generation = hashlib.sha256(
+            b"\0".join([loaded.sha256.encode(), fresh.to_json(), feed_state.encode()])
+        ).hexdigest()
+        fixable = sorted({f.id for f in scan.active if f.fix_available})
+        unstable = sorted(
+            {
+                f"{f.source_name or f.package_name} {f.id}"
+                for f in scan.active
+                if f.status is FindingStatus.FIX_IN_UNSTABLE
+            }
+        )
+        summary = drift.summary() if drift else ("; ".join(changes[:1]) if changes else "")
+        return Observation(
+            image=request.image,
+            generation=generation,
+            behind=bool(changes),
+            drift=summary,
+            changed=changes[:200],
+            open_cves=fixable,
+            unstable_cves=unstable,
+            feed_state=hashlib.sha256(feed_state.encode()).hexdigest(),
+        )
+
+    def _work(self, image: str, generation: str) -> Path:
+        work = state_dir(self.root) / "factory" / "work" / f"{image}-{generation[:16]}"
+        if work.exists():
+            shutil.rmtree(work)  # an earlier attempt's leftovers (a killed worker)
+        work.mkdir(parents=True)
+        return work
+
+    def bump(self, request: ReconcileRequest, seen: Observation, beat: Beat) -> StepResult:
+        """Relock a staged copy, build, test and scan it: the new lock as a proposal."""
+        from kiln.compat.kilnimages import stage_specs
+        from kiln.pipeline import current_lock
+        from kiln.resolve.lockfile import LockError, read_lock
+        from kiln.spec import load_spec
+
+        original = self._load(request.image)
+        work = self._work(request.image, seen.generation)
+        (staged_path,) = stage_specs(self.root / "images", [request.image], work / "images")
+        staged = load_spec(staged_path)
+        repo = self._repo()
+        beat("relocking")
+        current = current_lock(staged, repo, "refresh")
+        if current.written is None:
+            return StepResult("bump", "nothing", "the archive resolves to the checked-in lock")
+        new = current.lock
+        try:
+            old: Lock | None = read_lock(original.lock_path)
+        except LockError:
+            if original.lock_path.exists():
+                raise
+            old = None
+        built = self._build(staged, new, repo, work / "out", beat)
+        tests = self._test(built, beat)
+        failed = [t for t in tests if t.status != "pass"]
+        if failed:
+            raise PolicyError(
+                f"{request.image}: the image's tests fail after the bump",
+                details=[f"{t.name}: {t.status} {t.detail}".strip() for t in failed],
+            )
+        beat("scanning")
+        arch = self.archs[0]
+        before = self._scan_lock(old, f"{request.image} before") if old else None
+        after = self._scan_built(built["runtime"], arch, new.distro)
+        sizes = [
+            SizeEntry(
+                f"linux/{arch} (.deb payload)",
+                sum(p.size for p in old.packages("runtime", arch)) if old else None,
+                sum(p.size for p in new.packages("runtime", arch)),
+            ),
+            SizeEntry(f"linux/{arch} (image)", None, _image_size(built["runtime"], arch)),
+        ]
+        changed = package_changes(old.all_packages() if old else (), new.all_packages())
+        proposal = Proposal(
+            image=request.image,
+            kind="bump",
+            generation=seen.generation,
+            title=f"{request.image}: {current.written}",
+            files={f"images/{request.image}.lock.json": new.to_json().decode()},
+            cves_before=cve_entries(before.active) if before else [],
+            cves_after=cve_entries(after.active),
+            packages=changed,
+            sizes=sizes,
+            tests=[CheckEntry("build", "pass", built["runtime"].index_digest), *tests],
+            digest=built["runtime"].index_digest,
+            notes=[f"relocked against the archive: {current.written}", f"reason: {request.reason}"],
+        )
+        return StepResult("bump", "proposed", current.written, proposal)
+
+    def _build(
+        self, loaded: LoadedSpec, lock: Lock, repo: Repository, output: Path, beat: Beat
+    ) -> dict[str, BuiltImage]:
+        from kiln.debian import get_distro
+        from kiln.pipeline import locked_to_binary
+        from kiln.pipeline.build import build_variant
+
+        distro = get_distro(lock.distro)
+        built = {}
+        for variant in loaded.spec.variant_names():
+            beat(f"building {loaded.spec.label(variant)}")
+            debs = {
+                a: repo.fetch(distro, [locked_to_binary(p) for p in lock.packages(variant, a)])
+                for a in self.archs
+            }
+            built[variant] = build_variant(
+                loaded, lock, variant, debs, output=output, mirrors=repo.mirrors
+            )
+        return built
+
+    def _test(self, built: Mapping[str, BuiltImage], beat: Beat) -> list[CheckEntry]:
+        from kiln.sandbox import run_layout_tests
+
+        checks: list[CheckEntry] = []
+        for variant, image in built.items():
+            beat(f"testing {variant}")
+            _, outcomes = run_layout_tests(image.layout, arch=self.archs[0])
+            checks.extend(
+                CheckEntry(
+                    f"{variant}: {o.test.name}",
+                    "pass" if o.status == "passed" else "fail",
+                    "" if o.status == "passed" else o.message[:300],
+                )
+                for o in outcomes
+            )
+        return checks
+
+    def _scan_built(self, image: BuiltImage, arch: str, distro_id: str) -> ScanResult:
+        from kiln.inventory import load_target
+
+        inventory = load_target(image.layout, f"linux/{arch}")
+        debs = [p for p in inventory.packages if p.ecosystem == "deb"]
+        return scan_packages(str(image.layout), distro_id, debs, self.db_url)
+
+    def backport(self, request: ReconcileRequest, seen: Observation, beat: Beat) -> StepResult:
+        """Backport from unstable (``kiln.pipeline.backport``, not wired in yet)."""
+        return StepResult("backport", "skipped", "backport from unstable is not wired in yet")
+
+    def vex(self, request: ReconcileRequest, seen: Observation, beat: Beat) -> StepResult:
+        """VEX with evidence (not wired in yet)."""
+        return StepResult("vex", "skipped", "VEX with evidence is not wired in yet")
+
+    def open_pr(self, proposal: Proposal, dry_run: bool) -> PrResult:
+        """The proposal as a pull request through the forge (``dry_run``: what it would be)."""
+        from kiln.factory.prs import open_change
+
+        return open_change(self.forge, self.root, proposal, dry_run=dry_run)
+
+    def record(self, image: str, vuln_id: str, kind: str, data: dict[str, str]) -> None:
+        """Append an advisory event (to the sink; none configured: Temporal's history only)."""
+        if self.events is not None:
+            self.events(image, vuln_id, kind, data)

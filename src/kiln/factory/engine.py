@@ -1,0 +1,213 @@
+"""The engine's entry points: connect, run a worker, enqueue keys, one pass, status, retry.
+
+A key (an image name) is enqueued as ``start_workflow(ReconcileWorkflow, id=
+"reconcile-<image>", id_conflict_policy=USE_EXISTING)``: while a reconcile of that
+image is queued or running, another enqueue returns the same workflow (and signals it,
+so it is seen), so many events about one image collapse into one reconcile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.service import RPCError
+from temporalio.worker import Worker
+
+from kiln.errors import EnvironmentProblem, InputError
+from kiln.factory.activities import FactoryActivities
+from kiln.factory.model import (
+    TASK_QUEUE,
+    WORKFLOW_PREFIX,
+    DeadLetter,
+    ReconcileRequest,
+    ReconcileResult,
+    StepPolicy,
+    valid_key,
+    workflow_id,
+)
+from kiln.factory.server import NAMESPACE, Endpoint
+from kiln.factory.state import FactoryState
+from kiln.factory.workflows import ReconcileWorkflow
+
+
+async def connect(endpoint: Endpoint) -> Client:
+    """A client of the factory's Temporal (an environment error naming it if unreachable)."""
+    try:
+        return await Client.connect(endpoint.address, namespace=NAMESPACE)
+    except (RPCError, RuntimeError) as exc:
+        raise EnvironmentProblem(
+            f"cannot reach Temporal at {endpoint.address}: {exc}",
+            hint="check KILN_TEMPORAL, or unset it to let kiln run a local dev server",
+        ) from exc
+
+
+def make_worker(
+    client: Client,
+    activities: FactoryActivities,
+    *,
+    max_concurrent: int = 1,
+    task_queue: str = TASK_QUEUE,
+) -> tuple[Worker, ThreadPoolExecutor]:
+    """A worker for reconcile workflows and the given activities (a thread pool runs them;
+    ``max_concurrent`` steps at once). The caller shuts the executor down after the worker."""
+    executor = ThreadPoolExecutor(max_workers=max_concurrent + 4, thread_name_prefix="kiln-step")
+    worker = Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[ReconcileWorkflow],
+        activities=activities.all(),
+        activity_executor=executor,
+        max_concurrent_activities=max_concurrent + 4,
+        max_concurrent_workflow_tasks=max(2, max_concurrent),
+    )
+    return worker, executor
+
+
+async def enqueue(
+    client: Client,
+    image: str,
+    *,
+    reason: str,
+    dry_run: bool = False,
+    force: bool = False,
+    policy: StepPolicy | None = None,
+    task_queue: str = TASK_QUEUE,
+) -> WorkflowHandle[ReconcileWorkflow, ReconcileResult]:
+    """Enqueue the key ``image``: a new reconcile, or the one already queued or running."""
+    if not valid_key(image):
+        raise InputError(f"{image!r} is not an image name (images/NAME.yaml)")
+    request = ReconcileRequest(image, reason, dry_run, force, policy or StepPolicy())
+    # signal-with-start: a running reconcile of the key gets the poke (and re-observes
+    # when it has finished, if the poke came after its observation); none: one starts
+    return await client.start_workflow(
+        ReconcileWorkflow.run,
+        request,
+        id=workflow_id(image),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        start_signal="poke",
+        start_signal_args=[reason],
+    )
+
+
+def catalog_images(root: os.PathLike[str] | str) -> list[str]:
+    """The image keys of a checkout: the names of its ``images/*.yaml``."""
+    from pathlib import Path  # noqa: PLC0415
+
+    directory = Path(root) / "images"
+    if not directory.is_dir():
+        raise InputError(
+            f"{directory} does not exist: run the factory in a catalog checkout (images/*.yaml)"
+        )
+    return sorted(p.stem for p in directory.glob("*.yaml") if valid_key(p.stem))
+
+
+async def run_pass(
+    client: Client,
+    activities: FactoryActivities,
+    images: Sequence[str],
+    *,
+    dry_run: bool,
+    workers: int = 1,
+    policy: StepPolicy | None = None,
+    reason: str = "kiln factory run --once",
+) -> list[ReconcileResult]:
+    """One pass: run an in-process worker, enqueue every image, wait for each result."""
+    worker, executor = make_worker(client, activities, max_concurrent=workers)
+    try:
+        async with worker:
+            handles = [
+                await enqueue(client, image, reason=reason, dry_run=dry_run, policy=policy)
+                for image in images
+            ]
+            return list(await asyncio.gather(*(h.result() for h in handles)))
+    finally:
+        executor.shutdown(wait=True)
+
+
+@dataclass
+class ImageStatus:
+    """One row of ``kiln factory status``."""
+
+    image: str
+    state: str  # queued | in flight | dead-lettered | idle
+    phase: str = ""
+    last: ReconcileResult | None = None
+    letter: DeadLetter | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (``status --json``)."""
+        from dataclasses import asdict  # noqa: PLC0415
+
+        return {
+            "image": self.image,
+            "state": self.state,
+            "phase": self.phase,
+            "last_result": asdict(self.last) if self.last else None,
+            "dead_letter": asdict(self.letter) if self.letter else None,
+        }
+
+
+@dataclass
+class FactoryStatus:
+    """Everything ``status`` shows: per image, plus counts."""
+
+    images: list[ImageStatus] = field(default_factory=list)
+
+    def count(self, state: str) -> int:
+        """How many images are in ``state``."""
+        return sum(1 for i in self.images if i.state == state)
+
+
+async def running(client: Client) -> dict[str, str]:
+    """Reconciles queued or running now: image -> "queued" or "in flight <activity>"."""
+    found: dict[str, str] = {}
+    query = f"WorkflowType = '{ReconcileWorkflow.__name__}' AND ExecutionStatus = 'Running'"
+    async for execution in client.list_workflows(query):
+        if not execution.id.startswith(WORKFLOW_PREFIX):
+            continue
+        image = execution.id.removeprefix(WORKFLOW_PREFIX)
+        description = await client.get_workflow_handle(execution.id).describe()
+        pending = description.raw_description.pending_activities
+        started = [p.activity_type.name for p in pending if p.state == 2]  # STARTED
+        found[image] = f"in flight: {', '.join(started)}" if started else "queued"
+        if description.status is not WorkflowExecutionStatus.RUNNING:
+            found.pop(image)
+    return found
+
+
+async def status(
+    client: Client | None, state: FactoryState, images: Iterable[str]
+) -> FactoryStatus:
+    """Queued, in flight, dead-lettered and last result per image (``client`` None: the
+    records only, when Temporal is not reachable)."""
+    live = await running(client) if client is not None else {}
+    letters = {d.image: d for d in state.dead_letters()}
+    last = {r.image: r for r in state.results()}
+    rows = []
+    for image in sorted(set(images) | set(live) | set(letters) | set(last)):
+        phase = live.get(image, "")
+        if image in live:
+            kind = "in flight" if phase.startswith("in flight") else "queued"
+        elif image in letters:
+            kind = "dead-lettered"
+        else:
+            kind = "idle"
+        rows.append(ImageStatus(image, kind, phase, last.get(image), letters.get(image)))
+    return FactoryStatus(rows)
+
+
+async def retry(client: Client, state: FactoryState, image: str) -> DeadLetter | None:
+    """Release the image's dead letter and enqueue it again (forced: the same generation
+    gets fresh attempts). The released letter, or None when it had none."""
+    letter = state.release(image)
+    await enqueue(client, image, reason="kiln factory retry", force=True)
+    return letter

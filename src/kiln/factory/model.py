@@ -1,0 +1,180 @@
+"""The values that cross the engine: what a workflow asks, what an activity answers.
+
+Plain dataclasses of strings, numbers, lists and dicts, so Temporal's default data
+converter carries them as JSON between workflow and activities on any worker, and
+the workflow sandbox can import this module (it touches nothing outside itself).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+TASK_QUEUE = "kiln-factory"
+WORKFLOW_PREFIX = "reconcile-"
+
+# An image key: the name of images/<key>.yaml (what the spec model accepts as a name).
+_KEY = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
+
+
+def valid_key(image: str) -> bool:
+    """Whether ``image`` can be a reconcile key (an image name; no path, no ``..``)."""
+    return bool(_KEY.match(image)) and ".." not in image
+
+
+def workflow_id(image: str) -> str:
+    """The reconcile workflow's id for one image: the key, so enqueues collapse."""
+    return f"{WORKFLOW_PREFIX}{image}"
+
+
+@dataclass
+class StepPolicy:
+    """How long a step may take and how often it is tried per generation."""
+
+    max_attempts: int = 3  # per step and generation, then the image is dead-lettered
+    initial_backoff_s: float = 10.0
+    backoff_coefficient: float = 2.0
+    max_backoff_s: float = 600.0
+    step_timeout_s: float = 3600.0  # start-to-close of one attempt (a build is long)
+    heartbeat_s: float = 60.0  # a worker silent for this long is presumed dead
+    observe_timeout_s: float = 600.0
+
+
+@dataclass
+class ReconcileRequest:
+    """One reconcile of one image key (what ``start_workflow`` carries)."""
+
+    image: str
+    reason: str = "manual"  # which source enqueued it, e.g. "archive: trixie-security"
+    dry_run: bool = False
+    force: bool = False  # `kiln factory retry`: try a dead-lettered generation again
+    policy: StepPolicy = field(default_factory=StepPolicy)
+
+
+@dataclass
+class Observation:
+    """An image's actual state, read at the start of a reconcile."""
+
+    image: str
+    generation: str  # sha256 of spec + fresh lock + feed state: one per "change"
+    behind: bool  # the archive resolves the spec to other packages than the lock
+    drift: str = ""  # one line: how far behind
+    changed: list[str] = field(default_factory=list)  # "name old -> new"
+    open_cves: list[str] = field(default_factory=list)  # fixable ones in the lock as it is
+    unstable_cves: list[str] = field(default_factory=list)  # "source CVE" only unstable fixes
+    feed_state: str = ""
+    skip: str = ""  # non-empty: why nothing is to be done (already reconciled, dead letter)
+
+
+@dataclass
+class CveEntry:
+    """One finding before or after a change (``kiln.forge.evidence.CveRow``'s fields)."""
+
+    id: str
+    package: str
+    installed: str
+    severity: str = "unknown"
+    fixed_version: str | None = None
+    kev: bool = False
+    epss: float | None = None
+    title: str = ""
+
+
+@dataclass
+class PackageEntry:
+    """A package a change adds (``before`` None), removes (``after`` None) or moves."""
+
+    name: str
+    before: str | None
+    after: str | None
+
+
+@dataclass
+class SizeEntry:
+    """An image's size on one platform before and after, in bytes (None: unknown)."""
+
+    platform: str
+    before: int | None
+    after: int | None
+
+
+@dataclass
+class CheckEntry:
+    """One check of a change (build, a test, scan, compat): pass, fail, skipped, error."""
+
+    name: str
+    status: str
+    detail: str = ""
+
+
+@dataclass
+class Proposal:
+    """A change a step made and checked, ready to become a pull request."""
+
+    image: str
+    kind: str  # bump | backport | vex | research
+    generation: str
+    title: str
+    files: dict[str, str | None]  # path in the catalog -> new text (None: delete)
+    cves_before: list[CveEntry] = field(default_factory=list)
+    cves_after: list[CveEntry] = field(default_factory=list)
+    packages: list[PackageEntry] = field(default_factory=list)
+    sizes: list[SizeEntry] = field(default_factory=list)
+    tests: list[CheckEntry] = field(default_factory=list)
+    compat: list[CheckEntry] = field(default_factory=list)
+    digest: str = ""  # the built index digest (provenance subject)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def cves_fixed(self) -> list[str]:
+        """CVEs present before and gone after."""
+        after = {c.id for c in self.cves_after}
+        return sorted({c.id for c in self.cves_before} - after)
+
+
+@dataclass
+class StepResult:
+    """What one step did: proposed a change, found nothing to do, or failed."""
+
+    step: str
+    outcome: str  # proposed | nothing | failed | skipped
+    reason: str = ""
+    proposal: Proposal | None = None
+
+
+@dataclass
+class PrResult:
+    """The pull request a proposal became (or would become, in a dry run)."""
+
+    id: str
+    url: str
+    branch: str
+    created: bool  # False: an open PR for this generation existed and was kept/updated
+    dry_run: bool = False
+    title: str = ""
+
+
+@dataclass
+class ReconcileResult:
+    """How a reconcile ended; the last one per image is what ``status`` shows."""
+
+    image: str
+    generation: str
+    outcome: str  # up-to-date | proposed | pr-opened | pr-exists | pending-upstream-fix
+    #               | skipped | dead-lettered
+    reason: str = ""
+    prs: list[str] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)  # "bump: proposed", ...
+    finished: str = ""  # ISO time, set by the recording activity
+
+
+@dataclass
+class DeadLetter:
+    """An image whose step kept failing for one generation, kept until ``retry``."""
+
+    image: str
+    generation: str
+    step: str
+    reason: str
+    attempts: int
+    time: str = ""

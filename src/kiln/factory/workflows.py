@@ -1,0 +1,228 @@
+"""The reconcile workflow: one per image key, level-based, idempotent.
+
+Workflow code runs in Temporal's sandbox and is replayed from history, so it only
+decides: every read of the world and every change to it is an activity (by name,
+``kiln.factory.activities``). A reconcile observes the image (its generation: spec +
+fresh lock + feed state), skips a generation already settled or dead-lettered, then
+tries the cheapest remedy first: bump, backport from unstable, VEX; whatever is left is
+``pending-upstream-fix``. A step that keeps failing (attempts capped per generation,
+exponential backoff, errors no retry fixes not retried) dead-letters the image with
+the reason until ``kiln factory retry``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState
+
+with workflow.unsafe.imports_passed_through():
+    from kiln.factory.activities import NON_RETRYABLE, EventInput, PrInput, StepInput
+    from kiln.factory.model import (
+        DeadLetter,
+        Observation,
+        Proposal,
+        PrResult,
+        ReconcileRequest,
+        ReconcileResult,
+        StepPolicy,
+        StepResult,
+    )
+
+_BOOKKEEPING = timedelta(seconds=60)
+_ROUNDS = 5
+
+
+def _retry(policy: StepPolicy) -> RetryPolicy:
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=policy.initial_backoff_s),
+        backoff_coefficient=policy.backoff_coefficient,
+        maximum_interval=timedelta(seconds=policy.max_backoff_s),
+        maximum_attempts=policy.max_attempts,
+        non_retryable_error_types=list(NON_RETRYABLE),
+    )
+
+
+def _attempts(exc: ActivityError, policy: StepPolicy) -> int:
+    """How many attempts a failed activity had: all of them, or one (not retryable)."""
+    return policy.max_attempts if exc.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED else 1
+
+
+def _reason(exc: ActivityError) -> str:
+    cause = exc.cause
+    if isinstance(cause, ApplicationError):
+        return f"{cause.type or 'error'}: {cause.message}"
+    return str(cause or exc)
+
+
+class StepFailedError(Exception):
+    """A step failed for good (its attempts spent, or an error no retry fixes)."""
+
+    def __init__(self, step: str, reason: str, attempts: int) -> None:
+        super().__init__(f"{step}: {reason}")
+        self.step = step
+        self.reason = reason
+        self.attempts = attempts
+
+
+@workflow.defn(name="ReconcileWorkflow")
+class ReconcileWorkflow:
+    """Reconcile one image to its desired state (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.phase = "queued"
+        self.pokes: list[str] = []
+
+    @workflow.signal
+    def poke(self, reason: str) -> None:
+        """Another enqueue of the same key while this reconcile runs: noted, not queued."""
+        self.pokes.append(reason)
+
+    @workflow.query
+    def current_phase(self) -> str:
+        """What the reconcile is doing now (observing, bump, pr, ...)."""
+        return self.phase
+
+    async def _run_step(
+        self, name: str, request: ReconcileRequest, seen: Observation
+    ) -> StepResult:
+        self.phase = name
+        policy = request.policy
+        try:
+            result: StepResult = await workflow.execute_activity(
+                name,
+                StepInput(request, seen),
+                result_type=StepResult,
+                start_to_close_timeout=timedelta(seconds=policy.step_timeout_s),
+                heartbeat_timeout=timedelta(seconds=policy.heartbeat_s),
+                retry_policy=_retry(policy),
+            )
+        except ActivityError as exc:
+            raise StepFailedError(name, _reason(exc), _attempts(exc, policy)) from exc
+        return result
+
+    async def _open_pr(self, request: ReconcileRequest, proposal: Proposal) -> PrResult:
+        self.phase = "pr"
+        policy = request.policy
+        try:
+            pr: PrResult = await workflow.execute_activity(
+                "open_pr",
+                PrInput(proposal, request.dry_run),
+                result_type=PrResult,
+                start_to_close_timeout=timedelta(seconds=policy.observe_timeout_s),
+                retry_policy=_retry(policy),
+            )
+        except ActivityError as exc:
+            raise StepFailedError("pr", _reason(exc), _attempts(exc, policy)) from exc
+        return pr
+
+    async def _bookkeeping(self, name: str, arg: object) -> None:
+        await workflow.execute_activity(
+            name,
+            arg,
+            start_to_close_timeout=_BOOKKEEPING,
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+        )
+
+    @workflow.run
+    async def run(self, request: ReconcileRequest) -> ReconcileResult:
+        """Reconcile; again while enqueues arrived after the last observation (the state
+        they announce may not have been seen), at most ``_ROUNDS`` times per run, then
+        as a new run of the same id (a history that does not grow without end)."""
+        rounds = 0
+        while True:
+            pokes = len(self.pokes)
+            result = await self._round(request)
+            if len(self.pokes) == pokes:
+                return result
+            request = replace(request, force=False, reason=self.pokes[-1])
+            rounds += 1
+            if rounds == _ROUNDS:
+                workflow.continue_as_new(request)
+
+    async def _round(self, request: ReconcileRequest) -> ReconcileResult:
+        """Observe, remedy cheapest first, open pull requests, record the result."""
+        self.phase = "observing"
+        policy = request.policy
+        try:
+            seen = await workflow.execute_activity(
+                "observe",
+                request,
+                result_type=Observation,
+                start_to_close_timeout=timedelta(seconds=policy.observe_timeout_s),
+                retry_policy=_retry(policy),
+            )
+        except ActivityError as exc:
+            failed = StepFailedError("observe", _reason(exc), _attempts(exc, policy))
+            return await self._dead_letter(request, "", failed)
+        if seen.skip:
+            self.phase = "done"
+            return ReconcileResult(request.image, seen.generation, "skipped", seen.skip)
+        try:
+            result = await self._remedy(request, seen)
+        except StepFailedError as failed:
+            return await self._dead_letter(request, seen.generation, failed)
+        self.phase = "done"
+        if request.dry_run:
+            return result
+        await self._bookkeeping("record_result", result)
+        return result
+
+    async def _remedy(self, request: ReconcileRequest, seen: Observation) -> ReconcileResult:
+        steps: list[str] = []
+        prs: list[str] = []
+        outcome = "up-to-date"
+        plan = []
+        if seen.behind:
+            plan.append("bump")
+        if seen.unstable_cves:
+            plan.append("backport")
+        if seen.open_cves or seen.unstable_cves:
+            plan.append("vex")
+        for name in plan:
+            step = await self._run_step(name, request, seen)
+            steps.append(f"{name}: {step.outcome}" + (f" ({step.reason})" if step.reason else ""))
+            if step.outcome != "proposed" or step.proposal is None:
+                continue
+            pr = await self._open_pr(request, step.proposal)
+            prs.append(pr.id)
+            outcome = "proposed" if pr.dry_run else "pr-opened" if pr.created else "pr-exists"
+            if not request.dry_run:
+                for cve in step.proposal.cves_fixed or ["-"]:
+                    await self._bookkeeping(
+                        "record_event",
+                        EventInput(request.image, cve, "pr-opened", {"pr": pr.id, "kind": name}),
+                    )
+            break  # cheapest remedy first: one change per generation
+        if not prs and (seen.open_cves or seen.unstable_cves):
+            outcome = "pending-upstream-fix"
+            if not request.dry_run:
+                for cve in seen.open_cves + seen.unstable_cves:
+                    await self._bookkeeping(
+                        "record_event",
+                        EventInput(
+                            request.image,
+                            cve.split()[-1],
+                            "pending-upstream-fix",
+                            {"generation": seen.generation},
+                        ),
+                    )
+        reason = seen.drift or request.reason
+        return ReconcileResult(request.image, seen.generation, outcome, reason, prs, steps)
+
+    async def _dead_letter(
+        self, request: ReconcileRequest, generation: str, failed: StepFailedError
+    ) -> ReconcileResult:
+        self.phase = "dead-lettered"
+        result = ReconcileResult(
+            request.image, generation, "dead-lettered", f"{failed.step}: {failed.reason}"
+        )
+        if request.dry_run:
+            return result
+        letter = DeadLetter(request.image, generation, failed.step, failed.reason, failed.attempts)
+        await self._bookkeeping("dead_letter", letter)
+        await self._bookkeeping("record_result", result)
+        return result
