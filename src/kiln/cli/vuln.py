@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -23,20 +21,21 @@ from kiln.cli.attest import Keyless, KeyOption, PasswordFile
 from kiln.errors import InputError, PolicyError
 from kiln.fileio import atomic_write
 from kiln.pipeline.signing import bundle_signer
+from kiln.vuln.feeds.registry import FEEDS
+from kiln.vuln.lazymap import spoken_list
+from kiln.vuln.report.formats import FORMATTERS
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
-
-    from kiln.vuln.feeds import Feed, FeedInput
-    from kiln.vuln.scan import ScanResult
-    from kiln.vuln.vex import VexStatement
 
 db_app = typer.Typer(help="Manage the vulnerability database ($KILN_DB).", no_args_is_help=True)
 vex_app = typer.Typer(help="Write and inspect OpenVEX documents.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(vex_app, name="vex")
 
-_FORMATS = ("table", "json", "sarif", "openvex", "cyclonedx")
+# --source and --format: the feed and formatter registries (cheap: names only)
+SOURCES_HELP = spoken_list(list(FEEDS))
+FORMATS_HELP = spoken_list(list(FORMATTERS))
 
 
 @db_app.command("update")
@@ -45,7 +44,7 @@ def db_update(
         str,
         typer.Option(
             "--source",
-            help="debian-tracker, debian-changelog, debian-archive, osv, nvd, kev or epss",
+            help=SOURCES_HELP,
         ),
     ],
     from_: Annotated[
@@ -81,62 +80,19 @@ def db_update(
     debian-archive reads the configured mirror (no --from): the changelogs of the
     catalog's source packages (default), of --image targets, or of --all of main.
     """
-    from kiln.net import HttpFetcher, http_client
-    from kiln.vuln.db import VulnDB
-    from kiln.vuln.feeds import FEEDS, NvdClient, NvdFeed, parse_since, resolve_input
+    from kiln.pipeline.scan import FeedRequest, update_feed
 
-    if source not in FEEDS:
-        raise InputError(
-            f"unknown feed source {source!r}", hint=f"choose one of: {', '.join(FEEDS)}"
-        )
-    feed = FEEDS[source]()
-    if source == "debian-archive":
-        if from_ is not None:
-            raise InputError(
-                "debian-archive reads the configured Debian mirror; --from is not used",
-                hint="choose the sources with --catalog DIR, --image TARGET or --all",
-            )
-        feed, archive_input = _archive_feed(all_sources, image or [], catalog, distro)
-    store = VulnDB.open(db)
-    try:
-        cursor = None
-        if source == "debian-archive":
-            data = archive_input
-        elif isinstance(feed, NvdFeed) and (
-            from_ is None or from_.startswith(("http://", "https://"))
-        ):
-            client = http_client()
-            key = os.environ.get("NVD_API_KEY")
-            if key:
-                client.headers["apiKey"] = key
-            fetcher = HttpFetcher(client)
-            end = datetime.now(UTC)
-            previous = store.cursor("nvd")
-            start = parse_since(since) if since else (parse_since(previous) if previous else None)
-            nvd = NvdClient(fetcher, base_url=from_ or NvdFeed.default_url or "", api_key=bool(key))
-            data = nvd.download(start, end)
-            cursor = end.isoformat(timespec="seconds")
-        elif from_ is None and source == "debian-changelog":
-            from kiln.debian.cache import default_cache_root
-
-            blobs = default_cache_root() / "sha256"
-            if not blobs.is_dir():
-                raise InputError(
-                    f"no cached .deb files under {blobs}",
-                    hint="pass --from DIR of <source>.changelog.Debian files or .debs",
-                )
-            data = resolve_input(str(blobs))
-        elif from_ is None:
-            if feed.default_url is None:
-                raise InputError(
-                    f"the {source} feed has no download URL", hint="pass --from FILE|DIR"
-                )
-            data = resolve_input(feed.default_url, fetcher=HttpFetcher())
-        else:
-            data = resolve_input(from_, fetcher=HttpFetcher() if "://" in from_ else None)
-        result = store.import_feed(feed, data, cursor=cursor, force=force)
-    finally:
-        store.close()
+    request = FeedRequest(
+        source=source,
+        from_=from_,
+        since=since,
+        force=force,
+        all_sources=all_sources,
+        images=tuple(image or ()),
+        catalog=catalog,
+        distro=distro,
+    )
+    result = update_feed(request, db)
     for w in result.warnings[:20]:
         err_console.print(f"warning: {w}", markup=False, highlight=False)
     if len(result.warnings) > 20:
@@ -149,73 +105,6 @@ def db_update(
     console.print(
         f"{source}: snapshot {snap.id} {snap.digest[:19]} at {snap.created_at} ({counts})"
     )
-
-
-def _archive_feed(
-    all_sources: bool, images: list[str], catalog: Path | None, distro_id: str
-) -> tuple[Feed, FeedInput]:
-    """The debian-archive feed over the configured mirror and its input for this scope."""
-    from datetime import UTC, datetime
-
-    from kiln.debian.cache import Cache
-    from kiln.debian.distro import get_distro
-    from kiln.debian.sources import discover_mirrors
-    from kiln.net import HttpFetcher, SchemeFetcher
-    from kiln.vuln.feeds import Archive, DebianArchiveFeed, Scope
-
-    if sum((all_sources, bool(images), catalog is not None)) > 1:
-        raise InputError("choose one of --all, --image and --catalog")
-    if all_sources:
-        scope = Scope(None, "all of main")
-    elif images:
-        scope = Scope(frozenset(_image_sources(images)), f"sources of {', '.join(images)}")
-    else:
-        from kiln.migrate import default_catalog_dir
-
-        directory = catalog or default_catalog_dir()
-        scope = Scope(
-            frozenset(_catalog_sources(directory)), f"sources of the locks in {directory}"
-        )
-    keyring = os.environ.get("KILN_KEYRING")
-    archive = Archive(
-        distro=get_distro(distro_id),
-        cache=Cache.default(),
-        fetcher=SchemeFetcher(HttpFetcher()),
-        mirrors=discover_mirrors(),
-        now=lambda: datetime.now(UTC),
-        keyring=Path(keyring) if keyring else None,
-    )
-    return DebianArchiveFeed(archive, scope), archive.manifest(scope)
-
-
-def _catalog_sources(directory: Path) -> set[str]:
-    """The source packages every lock of a catalog names."""
-    from kiln.resolve.lockfile import parse_lock
-
-    locks = sorted(directory.glob("*.lock.json"))
-    if not locks:
-        raise InputError(
-            f"no *.lock.json in {directory}", hint="lock the catalog first, or pass --image/--all"
-        )
-    try:
-        return {
-            p.source for path in locks for p in parse_lock(path.read_bytes(), path).all_packages()
-        }
-    except OSError as exc:
-        raise InputError(f"cannot read the locks in {directory}: {exc}") from exc
-
-
-def _image_sources(targets: list[str]) -> set[str]:
-    """The Debian source packages installed in each scan target."""
-    from kiln.inventory import load_target
-
-    names: set[str] = set()
-    for target in targets:
-        inventory = load_target(target)
-        names |= {p.source_name or p.name for p in inventory.packages if p.ecosystem == "deb"}
-    if not names:
-        raise InputError(f"no Debian packages in {', '.join(targets)}")
-    return names
 
 
 @db_app.command("status")
@@ -241,72 +130,6 @@ def db_status(
         store.close()
 
 
-def _scan_one(
-    target: str,
-    vex: list[Path],
-    db: str | None,
-    platform: str | None,
-    *,
-    key: Path | None = None,
-    insecure: bool = False,
-) -> ScanResult:
-    from kiln.inventory import load_target
-    from kiln.vuln.db import open_for_scan
-    from kiln.vuln.scan import scan_inventory
-
-    statements: list[VexStatement] = []
-    if vex:
-        from kiln.vuln.vex import load_vex
-
-        statements = [s for p in vex for s in load_vex(p)]
-    with tempfile.TemporaryDirectory(prefix="kiln-scan-") as tmp:
-        notes: list[str] = []
-        if _is_registry_reference(target):
-            target, attested, notes = _pull_for_scan(target, Path(tmp), key, insecure)
-            statements.extend(attested)
-        elif key is not None:
-            raise InputError("--key verifies VEX attached in a registry; TARGET is local")
-        inventory = load_target(target, platform) if platform else load_target(target)
-        store = open_for_scan(db)
-        try:
-            return scan_inventory(
-                inventory, store, vex=statements, warnings=[*inventory.warnings, *notes]
-            )
-        finally:
-            store.close()
-
-
-def _is_registry_reference(target: str) -> bool:
-    """A target that is no local path and reads as HOST[:PORT]/REPO[:TAG][@DIGEST]."""
-    if Path(target).exists() or "/" not in target:
-        return False
-    host = target.split("/", 1)[0]
-    return "." in host or ":" in host or host == "localhost"
-
-
-def _pull_for_scan(
-    target: str, into: Path, key: Path | None, insecure: bool
-) -> tuple[str, list[VexStatement], list[str]]:
-    """Pull ``target`` into ``into``; with ``key``, the signed VEX attached to it too."""
-    from kiln.attest import ImageDigests, check_bundles, load_verifier
-    from kiln.attest.verify import fetch_bundles
-    from kiln.registry import Reference, RegistryClient, pull_layout
-    from kiln.vuln.vex.attested import vex_from_attestations
-
-    reference = Reference.parse(target)
-    layout = into / "image"
-    with RegistryClient.for_host(reference.registry, insecure=insecure) as client:
-        pulled = pull_layout(client, reference, layout)
-        if key is None:
-            return str(layout), [], ["VEX attached in the registry not read: give --key PUB"]
-        digests = ImageDigests.from_layout(layout)
-        raws = fetch_bundles(client, reference.repository, pulled.descriptor.digest)
-    checked = check_bundles(raws, load_verifier(key))
-    attested = vex_from_attestations(checked, {digests.index_digest, *digests.manifests.values()})
-    applied = f"{len(attested.statements)} VEX statement(s) from signed registry attestations"
-    return str(layout), list(attested.statements), [applied, *attested.set_aside]
-
-
 @app.command()
 def scan(
     target: Annotated[
@@ -316,9 +139,7 @@ def scan(
             "or HOST[:PORT]/REPO[:TAG][@DIGEST] in a registry"
         ),
     ] = None,
-    format_: Annotated[
-        str, typer.Option("--format", help="table, json, sarif, openvex or cyclonedx")
-    ] = "table",
+    format_: Annotated[str, typer.Option("--format", help=FORMATS_HELP)] = "table",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="write the report here")
     ] = None,
@@ -357,14 +178,14 @@ def scan(
     ] = False,
 ) -> None:
     """Scan a target for known vulnerabilities."""
+    from kiln.pipeline.scan import scan_target
     from kiln.vuln.model import Severity
-    from kiln.vuln.report import FORMATTERS
     from kiln.vuln.scan import cyclic_gc_paused, gate
     from kiln.vuln.scan import only_fixed as keep_fixed
 
-    if format_ not in _FORMATS:
+    if format_ not in FORMATTERS:
         raise InputError(
-            f"unknown --format {format_!r}", hint=f"choose one of: {', '.join(_FORMATS)}"
+            f"unknown --format {format_!r}", hint=f"choose one of: {', '.join(FORMATTERS)}"
         )
     threshold = None
     if fail_on:
@@ -378,7 +199,9 @@ def scan(
         return
     if target is None:
         raise InputError("give a TARGET to scan (or --compare A B)")
-    result = _scan_one(target, vex_files, db, platform, key=key, insecure=insecure)
+    result = scan_target(
+        target, vex=vex_files, db=db, platform=platform, key=key, insecure=insecure
+    )
     if only_fixed or ignore_unfixed:
         result = keep_fixed(result)
     with cyclic_gc_paused():  # a report is as many acyclic objects again as the scan
@@ -419,13 +242,14 @@ def _compare(
 ) -> None:
     from rich.table import Table
 
+    from kiln.pipeline.scan import is_registry_reference, scan_target
     from kiln.vuln.model import Severity
     from kiln.vuln.scan import only_fixed as keep_fixed
 
     results = []
     for t in pair:
-        registry = key if _is_registry_reference(t) else None
-        r = _scan_one(t, vex, db, platform, key=registry, insecure=insecure)
+        registry = key if is_registry_reference(t) else None
+        r = scan_target(t, vex=vex, db=db, platform=platform, key=registry, insecure=insecure)
         results.append(keep_fixed(r) if fixed else r)
     a, b = results
     table = Table("severity", pair[0], pair[1], "reduction", title="findings by severity")

@@ -4,7 +4,8 @@ A feed turns an input (a file, a directory, a zip or a URL, see ``source.py``) i
 stream of frozen records (``kiln.vuln.model.FeedRecord``) and warnings. It never writes
 the database: ``kiln.vuln.db`` imports the stream in one transaction, so a feed that
 raises half-way leaves the previous snapshot intact. Adding a source touches only this
-folder (the pip-audit ``_service/interface.py`` shape).
+folder: its module and one line of ``registry.py``, from which ``kiln db update
+--source`` takes its choices and help (the pip-audit ``_service/interface.py`` shape).
 """
 
 from __future__ import annotations
