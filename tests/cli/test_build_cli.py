@@ -4,8 +4,10 @@ changed spec, --frozen refusing a stale lock, and a layout skopeo accepts."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +47,59 @@ def test_build_locks_builds_and_reuses(
     assert "locking" not in capsys.readouterr().out
     assert env.lock.read_bytes() == before
     assert _index_digest(runtime) == first
+
+
+# The golden digests of the fixture build (issue 14 item 9): the same spec and lock must
+# give these exact bytes on any machine and in any release of kiln, so an accidental
+# change to a layer, the config, a manifest or the index fails here, not only "two builds
+# differ". The lock's InRelease hashes are set to a constant first, since the fixture
+# archive is signed with a key made per test session (everything else in it is fixed).
+# When the image format changes ON PURPOSE, update the constants from the assertion's
+# message (the new values are printed) and say why in the commit; if only the layer
+# digests moved but not GOLDEN_DIFF_IDS, the compression (gzip/zlib) changed, not the files.
+GOLDEN_INDEX = {
+    "demo": "sha256:91e133eb076b49228ea77dd56bbe6ad459b03b98ce91c350f9cdf616fe1306cf",
+    "demo-dev": "sha256:8fd8d9aaf6ec03c7bf78786fcae05f8d3d10f97c978443881f8d96d567e67fc6",
+}
+GOLDEN_MANIFESTS = {
+    "demo": {
+        "amd64": "sha256:a0f18d67d025692c7a8637d7f60eabea61f6dd227d112d47e73604f79dd5e6de",
+        "arm64": "sha256:8a0fcfb12c501405dbe93b691b02864bae86883302290fc5ebb10dc068cd385f",
+    },
+    "demo-dev": {
+        "amd64": "sha256:d52ffb66697d5a43c91dc78831aacd1eb869e8fec095c8431f8a42a678905c3c",
+        "arm64": "sha256:cb6905364086e750b7150cd2477a36bd5a9f2991ae84e4f3270cdace96c47069",
+    },
+}
+# the uncompressed layers (config rootfs.diff_ids) of demo on amd64
+GOLDEN_DIFF_IDS = ["sha256:b5cebb928a2ce20e06c6e37e8b75a58ecdc0511da450cb5aff2271b549a67794"]
+
+
+def _blob(layout: Path, digest: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((layout / "blobs/sha256" / digest.split(":")[1]).read_text())
+    return doc
+
+
+def test_the_fixture_build_has_the_golden_digests(env: Env, tmp_path: Path) -> None:
+    assert main(["lock", str(env.spec)]) == 0
+    unsigned = re.sub(
+        r'("inrelease_sha256": )"[0-9a-f]{64}"', rf'\1"{"0" * 64}"', env.lock.read_text()
+    )
+    assert unsigned.count(f'"inrelease_sha256": "{"0" * 64}"') == 3  # trixie, -updates, -security
+    env.lock.write_text(unsigned)
+    out = tmp_path / "out"
+    assert main(["build", str(env.spec), "--output", str(out), "--no-cache"]) == 0
+    index, manifests = {}, {}
+    for name in GOLDEN_INDEX:
+        index[name] = _index_digest(out / name)
+        listed = _blob(out / name, index[name])["manifests"]
+        manifests[name] = {m["platform"]["architecture"]: m["digest"] for m in listed}
+    amd64 = _blob(out / "demo", _blob(out / "demo", manifests["demo"]["amd64"])["config"]["digest"])
+    diff_ids = amd64["rootfs"]["diff_ids"]
+    found = f"now: {index=} {manifests=} {diff_ids=}"
+    assert diff_ids == GOLDEN_DIFF_IDS, found
+    assert manifests == GOLDEN_MANIFESTS, found
+    assert index == GOLDEN_INDEX, found
 
 
 def test_build_relocks_when_the_spec_changed(
