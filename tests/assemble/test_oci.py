@@ -31,7 +31,13 @@ from kiln.assemble import (
     package_input,
 )
 from kiln.assemble.build import HARDENING_REPORT
-from kiln.assemble.oci import DEFAULT_PATH, Descriptor, config_json, image_annotations
+from kiln.assemble.oci import (
+    DEFAULT_PATH,
+    Descriptor,
+    config_json,
+    image_annotations,
+    platform_archive_path,
+)
 from kiln.debian.deb import read_deb
 from kiln.errors import InputError
 from kiln.pipeline.origin import checkout_annotations, public_url
@@ -244,7 +250,7 @@ def test_syft_sees_debian_13_and_exactly_the_packages(
 ) -> None:
     syft = _syft()
     if source == "oci-dir":
-        target = f"oci-dir:{built.export_platform('amd64', tmp_path / 'amd64')}"
+        target = f"oci-dir:{built.platform_layout('amd64')}"
     else:
         target = f"docker-archive:{built.layout.parent.parent / 'tiny.docker.tar'}"
     result = subprocess.run(
@@ -259,6 +265,76 @@ def test_syft_sees_debian_13_and_exactly_the_packages(
     assert (sbom["distro"]["id"], sbom["distro"]["versionID"]) == ("debian", "13")
     debs = sorted((a["name"], a["version"]) for a in sbom["artifacts"] if a["type"] == "deb")
     assert debs == [(n, "1.0-1") for n in ("base-files", "ca-certificates", "hello", "tzdata")]
+
+
+ARCHS = ("amd64", "arm64")
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_each_platform_has_its_own_layout_sharing_the_blobs(built: BuiltImage, arch: str) -> None:
+    layout = built.platform_layout(arch)
+    assert layout == built.layout / arch
+    (image,) = (img for img in built.images if img.arch == arch)
+    (entry,) = json.loads((layout / "index.json").read_bytes())["manifests"]
+    assert entry["digest"] == image.manifest.digest
+    assert entry["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert entry["annotations"] == {"org.opencontainers.image.ref.name": "latest"}
+    assert json.loads((layout / "oci-layout").read_bytes()) == {"imageLayoutVersion": "1.0.0"}
+    manifest = json.loads((layout / "blobs/sha256" / blobs_of(image.manifest)).read_bytes())
+    wanted = {blobs_of(image.manifest), manifest["config"]["digest"].split(":")[1]}
+    wanted |= {layer["digest"].split(":")[1] for layer in manifest["layers"]}
+    blobs = {p.name: p for p in (layout / "blobs" / "sha256").iterdir()}
+    assert set(blobs) == wanted  # this platform's blobs, not the other's nor the index
+    for name, path in blobs.items():  # hard links: the extra layout costs no blob bytes
+        assert path.stat().st_ino == (built.layout / "blobs/sha256" / name).stat().st_ino
+
+
+def test_asking_for_a_platform_the_image_lacks_is_refused(built: BuiltImage) -> None:
+    with pytest.raises(InputError, match="has no s390x manifest"):
+        built.platform_layout("s390x")
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_syft_and_trivy_read_each_platform_of_a_multi_platform_build(
+    built: BuiltImage, arch: str, tmp_path: Path
+) -> None:
+    layout = built.platform_layout(arch)
+    archive = built.layout.parent.parent / f"tiny.{arch}.oci.tar"
+    for source in (f"oci-dir:{layout}", f"oci-archive:{archive}"):
+        sbom = syft_json(source)
+        assert (sbom["distro"]["id"], sbom["distro"]["versionID"]) == ("debian", "13"), source
+        assert syft_debs(sbom) == TINY_DEBS, source
+    for target in (layout, archive):
+        assert trivy_debs(trivy_cyclonedx(target, tmp_path / "cache")) == TINY_DEBS, target
+
+
+def test_syft_cannot_read_the_multi_platform_layout_itself(built: BuiltImage) -> None:
+    """Why the per-platform layouts exist: if syft learns nested indexes, revisit them."""
+    argv = [_syft(), "scan", f"oci-dir:{built.layout}", "-o", "json"]
+    env = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"}
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
+    assert done.returncode != 0
+    assert "unexpected number of OCI directory manifests (found 3)" in done.stderr
+
+
+def test_per_platform_archives_name_one_image(built: BuiltImage) -> None:
+    skopeo = _tool("skopeo")
+    for image in built.images:
+        archive = built.layout.parent.parent / f"tiny.{image.arch}.oci.tar"
+        with tarfile.open(archive) as tar:
+            member = tar.extractfile("index.json")
+            assert member is not None
+            (entry,) = json.load(member)["manifests"]
+            docker = tar.extractfile("manifest.json")
+            assert docker is not None
+            (loadable,) = json.load(docker)
+        assert entry["digest"] == image.manifest.digest
+        assert loadable["RepoTags"] == ["tiny:latest"]
+        inspected = json.loads(_run(skopeo, "inspect", f"oci-archive:{archive}"))
+        assert (inspected["Digest"], inspected["Architecture"]) == (
+            image.manifest.digest,
+            image.arch,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -304,6 +380,28 @@ def test_the_single_platform_archive_is_also_a_docker_archive(single: BuiltImage
     (image,) = docker
     assert image["RepoTags"] == ["tiny:latest"]
     assert all(path in names for path in [image["Config"], *image["Layers"]])
+
+
+@pytest.mark.parametrize(
+    ("archive", "expected"),
+    [
+        ("python.oci.tar", "python.arm64.oci.tar"),
+        ("python-dev.oci.tar", "python-dev.arm64.oci.tar"),
+        (".oci.tar", ".oci.tar.arm64"),
+        ("image.tar", "image.tar.arm64"),
+    ],
+)
+def test_the_platform_archive_sits_beside_the_whole_one(archive: str, expected: str) -> None:
+    assert platform_archive_path(Path("out") / archive, "arm64") == Path("out") / expected
+
+
+def test_a_single_platform_build_links_its_platform_archive(single: BuiltImage) -> None:
+    whole = single.layout.parent.parent / "tiny.oci.tar"
+    platform = single.layout.parent.parent / "tiny.amd64.oci.tar"
+    assert platform.read_bytes() == whole.read_bytes()
+    assert platform.stat().st_ino == whole.stat().st_ino  # one copy on disk
+    index = json.loads((single.layout / "index.json").read_bytes())
+    assert json.loads((single.platform_layout("amd64") / "index.json").read_bytes()) == index
 
 
 def test_a_multi_platform_archive_claims_no_single_docker_image(image: Path) -> None:
@@ -358,6 +456,11 @@ def test_two_builds_are_identical_and_the_epoch_matters(tmp_path: Path) -> None:
     one = build_image(_inputs(tmp_path / "one", None), tmp_path / "out1")
     two = build_image(_inputs(tmp_path / "two", None), tmp_path / "out2")
     assert one.index_digest == two.index_digest
+    for arch in ARCHS:  # the per-platform layouts are reproducible too
+        first, second = one.platform_layout(arch), two.platform_layout(arch)
+        assert (first / "index.json").read_bytes() == (second / "index.json").read_bytes()
+        names = sorted(p.name for p in (first / "blobs/sha256").iterdir())
+        assert names == sorted(p.name for p in (second / "blobs/sha256").iterdir())
     moved = [replace(i, source_date_epoch=EPOCH + 86400) for i in _inputs(tmp_path / "three", None)]
     three = build_image(moved, tmp_path / "out3")
     assert three.index_digest != one.index_digest

@@ -27,6 +27,7 @@ from kiln.sandbox.unpack import host_arch
 from thirdparty.tools import (
     ntia_checker_path,
     require,
+    spdx_debs,
     syft_debs,
     syft_json,
     trivy_cyclonedx,
@@ -75,15 +76,6 @@ def _kiln_sbom(layout: Path, tmp_path: Path) -> tuple[Path, dict[str, Any], str]
     return path, json.loads(path.read_text()), done.stderr
 
 
-def _kiln_debs(document: dict[str, Any]) -> list[tuple[str, str]]:
-    debs = []
-    for package in document["packages"]:
-        refs = [r["referenceLocator"] for r in package.get("externalRefs", [])]
-        if any(ref.startswith("pkg:deb/") for ref in refs):
-            debs.append((package["name"], package["versionInfo"]))
-    return sorted(debs)
-
-
 @pytest.mark.parametrize("image", IMAGES)
 def test_syft_trivy_and_ntia_read_the_image(built: Built, image: str, tmp_path: Path) -> None:
     spec = image.removesuffix("-dev")
@@ -96,7 +88,7 @@ def test_syft_trivy_and_ntia_read_the_image(built: Built, image: str, tmp_path: 
 
     sbom_path, sbom, stderr = _kiln_sbom(layout, tmp_path)
     assert "debian_version" not in stderr  # warnings must mean something
-    expected = _kiln_debs(sbom)
+    expected = spdx_debs(sbom)
     assert expected, "kiln's SBOM lists no Debian packages"
 
     for source in (f"oci-dir:{layout}", f"oci-archive:{archive}"):

@@ -78,6 +78,16 @@ def syft_debs(document: Any) -> list[tuple[str, str]]:
     return sorted((a["name"], a["version"]) for a in document["artifacts"] if a["type"] == "deb")
 
 
+def spdx_debs(document: Any) -> list[tuple[str, str]]:
+    """(name, version) of the Debian packages (a ``pkg:deb/`` purl) of an SPDX document."""
+    debs = []
+    for package in document["packages"]:
+        refs = [r["referenceLocator"] for r in package.get("externalRefs", [])]
+        if any(ref.startswith("pkg:deb/") for ref in refs):
+            debs.append((package["name"], package["versionInfo"]))
+    return sorted(debs)
+
+
 def trivy_debs(document: Any) -> list[tuple[str, str]]:
     """(name, version) of trivy's OS packages (a purl's ``epoch=`` folded back in)."""
     out = []

@@ -28,15 +28,17 @@ from kiln.assemble.oci import (
     MT_MANIFEST,
     Descriptor,
     config_json,
-    export_platform_layout,
     image_annotations,
     index_json,
+    link_archive,
     manifest_json,
+    platform_archive_path,
     platform_of,
     write_blob,
     write_docker_archive,
     write_layout_index,
     write_oci_archive,
+    write_platform_layout,
 )
 from kiln.assemble.plan import plan_from_packages
 from kiln.assemble.staging import commit_directory, discard_staging, new_staging_dir
@@ -88,13 +90,15 @@ class BuiltImage:
     def index_digest(self) -> str:
         return self.index.digest
 
-    def export_platform(self, arch: str, dest: Path) -> Path:
-        """Write a single-platform layout of ``arch`` (for ``syft oci-dir:`` and the like)."""
-        for image in self.images:
-            if image.arch == arch:
-                export_platform_layout(self.layout, image.manifest, dest, tag=self.tag)
-                return dest
-        raise InputError(f"the image has no {arch} manifest")
+    def platform_layout(self, arch: str) -> Path:
+        """The single-platform layout of ``arch`` inside the layout (``<layout>/<arch>/``).
+
+        Every build writes one per platform, for the tools that read only a layout
+        naming one image manifest (``syft oci-dir:``).
+        """
+        if not any(image.arch == arch for image in self.images):
+            raise InputError(f"{self.layout}: the image has no {arch} manifest")
+        return self.layout / arch
 
 
 def _history(layers: Sequence[Sequence[object]], base: bool) -> list[str]:
@@ -188,6 +192,8 @@ def build_image(
         if len(per_arch) > 1:  # a single platform's layout names its manifest instead
             write_blob(staging, index_bytes)
         index = write_layout_index(staging, Descriptor.of(MT_INDEX, index_bytes), tag, per_arch)
+        for arch, manifest in per_arch.items():  # committed with the layout, in one swap
+            write_platform_layout(staging, manifest, staging / arch, tag=tag)
         report_doc = {"image": first.facts.name, "reports": [r.to_json() for r in reports]}
         (staging / HARDENING_REPORT).write_text(
             json.dumps(report_doc, indent=2, sort_keys=True) + "\n"
@@ -226,11 +232,25 @@ def write_archives(
     docker_archive_arch: str | None = None,
     repo_tags: Sequence[str] = (),
 ) -> None:
-    """The optional oci-archive and (single-arch) docker-archive of a built layout."""
+    """The optional oci-archives and (single-arch) docker-archive of a built layout.
+
+    ``oci_archive`` is the whole layout; beside it goes one archive per platform
+    (``platform_archive_path``: ``<name>.<arch>.oci.tar``) of that platform's layout,
+    which syft and trivy read. A one-platform build's two archives have the same bytes:
+    the per-platform one is a hard link to the other where the filesystem allows.
+    """
     epoch = built.source_date_epoch
     tags = list(repo_tags) or [f"{built.layout.name}:{built.tag}"]
     if oci_archive is not None:
         write_oci_archive(built.layout, oci_archive, epoch=epoch, repo_tags=tags)
+        for image in built.images:
+            target = platform_archive_path(oci_archive, image.arch)
+            if len(built.images) == 1:
+                link_archive(oci_archive, target)
+            else:
+                write_oci_archive(
+                    built.platform_layout(image.arch), target, epoch=epoch, repo_tags=tags
+                )
     if docker_archive is not None:
         wanted = docker_archive_arch or built.images[0].arch
         chosen = [img for img in built.images if img.arch == wanted]

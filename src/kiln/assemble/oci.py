@@ -28,7 +28,7 @@ import zstandard
 
 from kiln.assemble.layers import LayerBlob
 from kiln.assemble.model import OCI_PLATFORMS, AssemblyInput
-from kiln.assemble.staging import commit_directory, discard_staging, new_staging_dir
+from kiln.assemble.staging import discard_staging, new_staging_dir
 from kiln.errors import InputError
 from kiln.fileio import atomic_write
 
@@ -252,7 +252,8 @@ def write_layout_index(
     With several platforms each per-arch manifest is also named ``<tag>-<arch>``: tools
     that cannot pick a platform from a nested index (umoci reports "tag is ambiguous")
     unpack those; trivy reads the first entry, the index. With one platform index.json
-    holds one entry, its manifest: what syft and single-image readers require.
+    holds one entry, its manifest: what syft and single-image readers require. syft
+    reads a multi-platform image through ``write_platform_layout``'s layouts.
     """
     (layout / "oci-layout").write_bytes(canonical_json({"imageLayoutVersion": "1.0.0"}))
     top = _layout_top(image_index, per_arch)
@@ -265,35 +266,46 @@ def write_layout_index(
     return top
 
 
-def export_platform_layout(layout: Path, manifest: Descriptor, dest: Path, *, tag: str) -> None:
-    """A single-platform layout (one manifest in index.json) sharing ``layout``'s blobs.
+def _link_or_copy(source: Path, target: Path) -> None:
+    """``target`` as a hard link to ``source``, or a copy where links are impossible."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
-    For tools that read only such layouts (``syft oci-dir:``). Blobs are hard-linked when
-    the filesystem allows, else copied; ``dest`` is replaced atomically.
+
+def write_platform_layout(layout: Path, manifest: Descriptor, dest: Path, *, tag: str) -> None:
+    """A single-platform layout at ``dest``: ``index.json`` names ``manifest`` alone, ``tag``.
+
+    For the tools that read only a layout naming one image manifest (``syft oci-dir:``
+    and ``oci-archive:``, ``trivy image --input`` of a tar). ``dest`` does not exist yet
+    and lies inside the staging directory of ``layout`` (``build_image`` commits both
+    at once); the blobs the manifest reaches are hard links to ``layout``'s (copies where
+    the filesystem has no links), so the extra layout costs inodes, not bytes.
     """
     doc = json.loads(read_blob(layout, manifest.digest))
     digests = [manifest.digest, doc["config"]["digest"], *(d["digest"] for d in doc["layers"])]
-    staging = new_staging_dir(dest)
-    try:
-        blobs = staging / "blobs" / "sha256"
-        blobs.mkdir(parents=True)
-        for digest in digests:
-            source = layout / "blobs" / "sha256" / digest.split(":", 1)[1]
-            target = blobs / source.name
-            if target.exists():
-                continue
-            try:
-                os.link(source, target)
-            except OSError:
-                shutil.copyfile(source, target)
-        (staging / "oci-layout").write_bytes(canonical_json({"imageLayoutVersion": "1.0.0"}))
-        ref = replace(manifest, annotations=((REF_NAME, tag),))
-        index = {"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": [ref.to_json()]}
-        (staging / "index.json").write_bytes(canonical_json(index))
-        commit_directory(staging, dest)
-    except BaseException:
-        discard_staging(staging)
-        raise
+    blobs = dest / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    for digest in dict.fromkeys(digests):
+        name = digest.split(":", 1)[1]
+        _link_or_copy(layout / "blobs" / "sha256" / name, blobs / name)
+    (dest / "oci-layout").write_bytes(canonical_json({"imageLayoutVersion": "1.0.0"}))
+    ref = replace(manifest, annotations=((REF_NAME, tag),))
+    index = {"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": [ref.to_json()]}
+    (dest / "index.json").write_bytes(canonical_json(index))
+
+
+def platform_archive_path(archive: Path, arch: str) -> Path:
+    """Where the single-platform archive of ``arch`` goes beside ``archive``.
+
+    ``out/python.oci.tar`` -> ``out/python.amd64.oci.tar``; another name gets
+    ``.<arch>`` appended.
+    """
+    suffix = ".oci.tar"
+    if archive.name.endswith(suffix) and len(archive.name) > len(suffix):
+        return archive.with_name(f"{archive.name.removesuffix(suffix)}.{arch}{suffix}")
+    return archive.with_name(f"{archive.name}.{arch}")
 
 
 # ----------------------------------------------------------------------------- archives
@@ -382,6 +394,21 @@ def write_oci_archive(
         tar = staging / "archive.tar"
         _deterministic_tar_of_tree(layout, tar, epoch=epoch, names=names, generated=generated)
         tar.replace(out)
+    finally:
+        discard_staging(staging)
+
+
+def link_archive(source: Path, target: Path) -> None:
+    """Put an archive with ``source``'s bytes at ``target``: a hard link, else a copy.
+
+    Staged like ``write_oci_archive``: ``target`` is replaced by a rename, never seen
+    half-written.
+    """
+    staging = new_staging_dir(target)
+    try:
+        staged = staging / "archive.tar"
+        _link_or_copy(source, staged)
+        staged.replace(target)
     finally:
         discard_staging(staging)
 
