@@ -28,6 +28,7 @@ from typing import Any, cast
 
 from kiln.epoch import source_date_epoch
 from kiln.errors import InputError, PolicyError
+from kiln.forge._branch import branch_commit
 from kiln.forge._git import Git, Identity, RefRaceError
 from kiln.forge.evidence import CHANGE_KINDS, render_markdown
 from kiln.forge.model import PR_STATES, ChangeRequest, PrState, PullRequest, branch_name
@@ -152,20 +153,17 @@ class LocalGitForge:
         now = self._clock()
         ref = f"refs/heads/{change.branch}"
         tip = self._git.resolve(ref)
-        tree = self._git.build_tree(base, change.files)
         open_record = next((r for r in mine if r.pr.state == "open"), None)
         event = "opened" if open_record is None else "updated"
-        if open_record is not None and tip is not None:
-            # the branch keeps its history; a moved base comes in as a second parent
-            parents = [tip] if self._git.is_ancestor(base, tip) else [tip, base]
-        else:  # a new pull request, or an open one whose branch someone deleted
-            parents = [base]
-        if parents == [tip] and tip is not None and self._git.tree_of(tip) == tree:
-            commit = tip  # the new generation changes no file: nothing to commit
-        else:
-            commit = self._git.commit_tree(
-                tree, parents, _commit_message(change), identity=self._identity, when=now
-            )
+        # an open pull request whose branch someone deleted starts again from the base
+        commit = branch_commit(
+            self._git,
+            change,
+            base=base,
+            tip=tip if open_record is not None else None,
+            identity=self._identity,
+            when=now,
+        )
         history: tuple[Mapping[str, Any], ...] = ()
         if open_record is None:
             pr_id, created = max(records, default=0) + 1, now
@@ -248,16 +246,6 @@ class LocalGitForge:
             if base is not None and self._git.is_ancestor(pr.head, base):
                 merged.append(self.set_state(pr.id, "merged"))
         return merged
-
-
-def _commit_message(change: ChangeRequest) -> str:
-    fixed = ", ".join(change.evidence.cves_fixed) or "none"
-    return (
-        f"{change.title.strip().splitlines()[0]}\n\n"
-        f"kiln {change.kind} of {change.image}.\n\n"
-        f"Kiln-Generation: {change.generation}\n"
-        f"Kiln-Fixes: {fixed}\n"
-    )
 
 
 def _parse_record(name: str, blob: bytes) -> _Record:
