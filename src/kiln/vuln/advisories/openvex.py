@@ -1,6 +1,7 @@
 """OpenVEX v0.2.0 for one image, from the advisory store's current state.
 
-One statement per (image, vulnerability) whose status was determined: the status comes
+One statement per (image, vulnerability) whose status was determined (a person or the
+loop judged it: anything but a bare detection): the status comes
 from the newest determining event (``state.py``), its time is that event's time, and the
 product is the package the events name (``pkg:deb/debian/<binary>``, no version: the
 statement is about the package in this image, whichever build it carries) or, for an
@@ -80,8 +81,14 @@ def openvex_document(
     states: Sequence[AdvisoryState], *, author: str, timestamp: datetime | str | None = None
 ) -> dict[str, Any] | None:
     """The OpenVEX document of ``states`` (one image's), or ``None`` when none has a
-    determination (a bare detection is news for the store, not a statement to sign)."""
-    decided = [s for s in states if s.determination is not None]
+    determination. A vulnerability whose newest determining event is a detection (new,
+    or re-opened after a fix) is left out: that is news for the store, not a statement
+    to sign, and an earlier ``fixed`` must not be repeated once it was re-opened."""
+    decided = [
+        s
+        for s in states
+        if s.determination is not None and s.determination.kind is not EventKind.DETECTION
+    ]
     if not decided:
         return None
     if not author.strip():
