@@ -38,8 +38,8 @@ from kiln.inventory import sbom as sbom_module
 from kiln.inventory.dpkg import parse_status
 from kiln.inventory.sbom import parse_sbom, read_sbom_file
 from kiln.jsonlimits import parse_json
+from kiln.oci.model import parse_manifest
 from kiln.registry import OCI_INDEX, OCI_MANIFEST, Digest
-from kiln.registry._model import parse_manifest
 from kiln.vuln.feeds import FEEDS, fixes_from_changelog, from_bytes, parse_osv
 from kiln.vuln.feeds.nvd import parse_page
 

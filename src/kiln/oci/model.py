@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kiln.errors import KilnError, RemoteContentError
 from kiln.jsonlimits import parse_json
-from kiln.registry._digest import Digest
+from kiln.oci.digest import Digest
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

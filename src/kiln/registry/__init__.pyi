@@ -14,11 +14,10 @@ from ._auth import (
     parse_challenge,
 )
 from ._client import BlobOutcome, PutManifestResult, RegistryClient, TransferStats
-from ._digest import Digest
 from ._errors import RegistryAuthError, RegistryNotFoundError, RegistryRequestError
 from ._image import PullResult, PushResult, pull_layout, push_layout
 from ._layout import ImageLayout
-from ._model import (
+from ._oci import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
     EMPTY_JSON,
@@ -30,6 +29,7 @@ from ._model import (
     OCI_MANIFEST,
     SIGSTORE_BUNDLE,
     Descriptor,
+    Digest,
     ImageIndex,
     ImageManifest,
     Manifest,

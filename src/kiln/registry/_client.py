@@ -25,10 +25,8 @@ import httpx
 from kiln.errors import InputError, IntegrityError, RemoteContentError, TransportError
 from kiln.jsonlimits import parse_json
 from kiln.net import RetryPolicy
-from kiln.registry._auth import CredentialSource, default_credentials
-from kiln.registry._digest import Digest
-from kiln.registry._errors import RegistryNotFoundError
-from kiln.registry._model import (
+from kiln.oci.digest import Digest
+from kiln.oci.model import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
     MAX_MANIFEST_BYTES,
@@ -39,6 +37,8 @@ from kiln.registry._model import (
     Manifest,
     parse_manifest,
 )
+from kiln.registry._auth import CredentialSource, default_credentials
+from kiln.registry._errors import RegistryNotFoundError
 from kiln.registry._reference import validate_repository, validate_tag
 from kiln.registry._session import (
     Body,

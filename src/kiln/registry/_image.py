@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kiln.errors import InputError, IntegrityError
+from kiln.oci.digest import Digest
+from kiln.oci.model import Descriptor, ImageIndex, Manifest
 from kiln.registry._client import RegistryClient, TransferStats
-from kiln.registry._digest import Digest
 from kiln.registry._layout import ImageLayout, blob_path, write_index, writing_layout
-from kiln.registry._model import Descriptor, ImageIndex, Manifest
 from kiln.registry._reference import Reference, validate_tag
 
 

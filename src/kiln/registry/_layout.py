@@ -18,8 +18,8 @@ from pydantic import ValidationError
 
 from kiln.errors import InputError, IntegrityError, Location
 from kiln.jsonlimits import read_json_file
-from kiln.registry._digest import Digest
-from kiln.registry._model import (
+from kiln.oci.digest import Digest
+from kiln.oci.model import (
     INDEX_TYPES,
     MAX_MANIFEST_BYTES,
     OCI_INDEX,

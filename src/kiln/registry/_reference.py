@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from kiln.errors import InputError
 from kiln.net import is_loopback_host
-from kiln.registry._digest import Digest
+from kiln.oci.digest import Digest
 
 _COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 _REPOSITORY = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")

@@ -13,10 +13,8 @@ and https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#refe
 from __future__ import annotations
 
 from kiln.errors import RemoteContentError
-from kiln.registry._client import RegistryClient
-from kiln.registry._digest import Digest
-from kiln.registry._errors import RegistryNotFoundError
-from kiln.registry._model import (
+from kiln.oci.digest import Digest
+from kiln.oci.model import (
     EMPTY_JSON,
     OCI_EMPTY,
     OCI_INDEX,
@@ -26,6 +24,8 @@ from kiln.registry._model import (
     ImageManifest,
     Manifest,
 )
+from kiln.registry._client import RegistryClient
+from kiln.registry._errors import RegistryNotFoundError
 from kiln.registry._reference import validate_repository
 
 
