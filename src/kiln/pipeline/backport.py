@@ -69,7 +69,7 @@ from kiln.debian.distro import DISTROS, Distro
 from kiln.debian.source_index import SourceFile, SourcePackage, parse_sources
 from kiln.debian.version import compare_versions, parse_version
 from kiln.epoch import source_date_epoch
-from kiln.errors import InputError, Location, PolicyError, RemoteContentError
+from kiln.errors import InputError, KilnError, Location, PolicyError, RemoteContentError
 from kiln.fileio import atomic_write, sha256_file
 from kiln.net import Fetcher, HttpStatusError
 from kiln.pipeline.build import BuildOptions, build_spec
@@ -80,12 +80,13 @@ from kiln.pipeline.source import SourceBuilder
 from kiln.progress import NO_PROGRESS, Progress
 from kiln.recipes.build import unpack_source
 from kiln.recipes.load import load_recipe
-from kiln.recipes.model import Recipe
+from kiln.recipes.model import Recipe, RecipeTest
 from kiln.resolve.lockfile import read_lock
 from kiln.sandbox.unpack import host_arch
 from kiln.sbom.read import read_sbom_input
 from kiln.spec.load import load_spec
 from kiln.text import plain_line
+from kiln.vuln.db.scan_source import open_for_scan
 from kiln.vuln.feeds.changelog_mentions import mentions_from_changelog
 from kiln.vuln.feeds.debian_archive import UNSTABLE_SUITES, Archive, suite_urls
 from kiln.vuln.feeds.interface import FeedFormatError
@@ -194,11 +195,14 @@ class BuiltPackage:
 
 @dataclass(frozen=True)
 class PackageTests:
-    """The package's own test suite, as the build log shows it (a failure fails the build)."""
+    """The package's own test suite as the build log shows it (a failure fails the build),
+    and the recipe's tests run on the built packages (``kiln.recipes.check``)."""
 
-    ran: bool  # dh_auto_test ran without nocheck
-    summary: tuple[str, ...]  # the log's test-summary lines (ctest, automake, meson, ...)
+    ran: bool  # dh_auto_test ran a test suite (it printed something)
+    summary: tuple[str, ...]  # the runners' summary lines (ctest, automake, meson, ...)
     log: Path
+    lines: int = 0  # output lines of the test step
+    recipe_tests: tuple[tuple[str, bool, str], ...] = ()  # (name, passed, reason)
 
 
 @dataclass(frozen=True)
@@ -224,6 +228,7 @@ class ImageOutcome:
     before: tuple[ScanCounts, ...]
     after: tuple[ScanCounts, ...]
     kiln_fixes: Mapping[str, str]  # binary package -> its Kiln-Fixes field in the image
+    notes: tuple[str, ...] = ()  # what could not be done (e.g. no "before" build)
 
 
 @dataclass(frozen=True)
@@ -752,11 +757,20 @@ def recipe_text(
     patches: Sequence[str],
     existing: Recipe | None,
     note: str,
+    tests: Sequence[RecipeTest] = (),
 ) -> bytes:
-    """The recipe YAML: an existing recipe of the same version keeps its settings."""
+    """The recipe YAML: an existing recipe of the same version keeps its settings;
+    ``tests`` are added unless the recipe has a test of the same name."""
     data: dict[str, object] = {}
     if existing is not None and existing.version == version:
         data = existing.model_dump(by_alias=True, exclude_defaults=True, mode="json")
+    kept = list(existing.tests) if existing is not None and existing.version == version else []
+    names = {t.name for t in kept}
+    merged = kept + [t for t in tests if t.name not in names]
+    if merged:
+        data["tests"] = [
+            t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in merged
+        ]
     data.update(
         {
             "source": source,
@@ -771,24 +785,54 @@ def recipe_text(
     return (head + body).encode()
 
 
-def _test_summary(log: Path) -> tuple[bool, tuple[str, ...]]:
+_TEST_STEP = re.compile(r"^\s+(?:dh_auto_test|debian/rules override_dh_auto_test)\b")
+_NEXT_STEP = re.compile(r"^\s+(?:dh_(?!auto_test)\w+|create-stamp|debian/rules override_)")
+_MAKE_NOISE = re.compile(r"^make(?:\[\d+\])?: (?:Entering|Leaving) directory|^\s*$")
+_SUMMARY = (
+    r"\d+% tests passed, \d+ tests? failed out of \d+",  # ctest
+    r"^# (?:TOTAL|PASS|FAIL|SKIP|XFAIL|XPASS|ERROR): +\d+",  # automake
+    r"^(?:Ok|Fail|Skipped|Expected Fail|Timeout): +\d+",  # meson
+    r"(?i)^.*\b(?:all )?\d+ tests? (?:passed|failed|ok)\b.*$",
+)
+
+
+def package_test_outcome(
+    log: Path, recipe_tests: Sequence[tuple[str, bool, str]] = ()
+) -> PackageTests:
+    """What the build log says the package's own test step (``dh_auto_test``) did.
+
+    The step's output is the lines between its announcement and the next debhelper
+    step, without make's directory lines: none means the package defines no test
+    suite for its build system (``ran`` is False). ``summary`` keeps the test runners'
+    summary lines (ctest, automake, meson, "N tests passed").
+    """
     try:
-        text = log.read_text(errors="replace")
+        lines = log.read_text(errors="replace").splitlines()
     except OSError:
-        return False, ()
-    patterns = (
-        r"\d+% tests passed, \d+ tests? failed out of \d+",
-        r"^# (?:TOTAL|PASS|FAIL|SKIP|XFAIL|XPASS|ERROR): +\d+",
-        r"^(?:Ok|Fail|Skipped|Expected Fail|Timeout): +\d+",
-        r"(?i)^.*\ball \d+ tests passed\b.*$",
-        r"(?i)^.*\b\d+ (?:tests? )?passed\b.*$",
-    )
+        return PackageTests(False, ("the build log cannot be read",), log, 0, tuple(recipe_tests))
+    segment: list[str] = []
+    inside = seen = False
+    for line in lines:
+        if _TEST_STEP.match(line):
+            inside = seen = True
+            continue
+        if inside and _NEXT_STEP.match(line):
+            inside = False
+        if inside and not _MAKE_NOISE.match(line):
+            segment.append(line)
+    text = "\n".join(segment)
     summary = [
         m.group(0).strip()
-        for pattern in patterns
+        for pattern in _SUMMARY
         for m in re.finditer(pattern, text, flags=re.MULTILINE)
     ]
-    return "dh_auto_test" in text, tuple(dict.fromkeys(summary))[-12:]
+    if not seen:
+        summary = ["the log has no dh_auto_test step (not a debhelper build, or nocheck)"]
+    elif not segment:
+        summary = ["dh_auto_test ran and found no test suite for the build system"]
+    return PackageTests(
+        bool(segment), tuple(dict.fromkeys(summary))[-12:], log, len(segment), tuple(recipe_tests)
+    )
 
 
 @contextlib.contextmanager
@@ -880,14 +924,16 @@ def _scan(layout: Path, arch: str, cves: Sequence[str], vex: Sequence[Path]) -> 
 
 
 @dataclass(frozen=True)
-class _Staged:
+class StagedRecipe:
+    """A recipe written under a staging directory, and its files as the PR will carry them."""
+
     directory: Path
     recipe: Path
     files: dict[str, bytes]
     patches: dict[str, bytes]
 
 
-def _stage_recipe(
+def stage_recipe(
     source: str,
     version: str,
     patches: Sequence[PatchFile],
@@ -898,7 +944,13 @@ def _stage_recipe(
     staging: Path,
     updated: dt.date,
     note: str,
-) -> _Staged:
+    tests: Sequence[RecipeTest] = (),
+) -> StagedRecipe:
+    """Write the recipe and its patches under ``staging`` (a ``recipes/`` directory).
+
+    A recipe already in ``catalog_root`` for the same version keeps its patches, tests
+    and settings and gets the next revision; the result must load as a recipe.
+    """
     existing_path = catalog_root / "recipes" / f"{source}.yaml"
     existing = load_recipe(existing_path) if existing_path.is_file() else None
     names: list[str] = []
@@ -932,12 +984,13 @@ def _stage_recipe(
         patches=names,
         existing=existing.recipe if existing else None,
         note=note,
+        tests=tests,
     )
     recipe = staging / f"{source}.yaml"
     atomic_write(recipe, text)
     files[f"recipes/{source}.yaml"] = text
     load_recipe(recipe)  # what kiln wrote must load (model, DEP-3 headers)
-    return _Staged(staging, recipe, files, rendered)
+    return StagedRecipe(staging, recipe, files, rendered)
 
 
 def backport_patches(
@@ -956,6 +1009,7 @@ def backport_patches(
     note: str = "",
     updated: dt.date | None = None,
     install: bool = True,
+    tests: Sequence[RecipeTest] = (),
     progress: Progress = NO_PROGRESS,
 ) -> BackportResult:
     """Patches -> recipe -> sandboxed build with the package's tests -> kiln repo -> image.
@@ -1013,16 +1067,20 @@ def backport_patches(
     timings["fetch_and_check"] = time.monotonic() - started
 
     header = note or f"{source} {version} with {', '.join(cves)} fixed (kiln backport)"
-    staged = _stage_recipe(
+    staged = stage_recipe(
         source, version, patches, cves, distro=distro, catalog_root=catalog_root,
-        staging=work / "recipes", updated=day, note=header,
+        staging=work / "recipes", updated=day, note=header, tests=tests,
     )  # fmt: skip
     out_dir = work / "packages"
     shutil.rmtree(out_dir, ignore_errors=True)
     mark = time.monotonic()
     output = builder.build_recipe(staged.recipe, arch=arch, out_dir=out_dir)
     timings["build"] = time.monotonic() - mark
-    ran, summary = _test_summary(output.log)
+    record = json.loads(
+        output.log.with_name(f"{source}_{output.version}.kiln-build.json").read_bytes()
+    )
+    tests_done = tuple((t["name"], bool(t["passed"]), str(t["reason"])) for t in record["tests"])
+    package_tests = package_test_outcome(output.log, tests_done)
     built = tuple(
         BuiltPackage(d.name.split("_", 1)[0], output.version, d.name.rsplit("_", 1)[-1][:-4],
                      d, sha256_file(d))
@@ -1061,7 +1119,7 @@ def backport_patches(
         files=files,
         patches=staged.patches,
         packages=built,
-        package_tests=PackageTests(ran, summary, output.log),
+        package_tests=package_tests,
         build_seconds=output.duration,
         repository=apt_dir,
         origin=origin,
@@ -1101,6 +1159,7 @@ def _rebuild_image(
     passed = failed = 0
     fixes: dict[str, str] = {}
     files: dict[str, bytes] = {}
+    notes: list[str] = []
     after_repo = dataclasses.replace(
         repo, kiln_repo=KilnRepo(apt_dir.resolve().as_uri(), keyring), _snapshots={}
     )
@@ -1116,7 +1175,15 @@ def _rebuild_image(
             refresh=when == "after",
         )  # fmt: skip
         with progress.phase(f"building {image} ({when} the backport: {', '.join(variants)})"):
-            built = build_spec(load_spec(spec_copy), which, options, progress=progress)
+            try:
+                built = build_spec(load_spec(spec_copy), which, options, progress=progress)
+            except KilnError as exc:
+                if when == "after":
+                    raise
+                # the image as locked cannot be rebuilt (its lock's .debs left the pool):
+                # the backport goes on, without a "before" scan to compare with
+                notes.append(f"the image as locked was not rebuilt for a scan: {exc.message}")
+                built = []
         for variant in built:
             layout = variant.image.layout
             vex: list[Path] = []
@@ -1168,6 +1235,7 @@ def _rebuild_image(
         before=tuple(results["before"]),
         after=tuple(results["after"]),
         kiln_fixes=fixes,
+        notes=tuple(notes),
     )
     return outcome, files
 
@@ -1215,6 +1283,7 @@ def backport_from_unstable(
     gnupghome: Path | None = None,
     updated: dt.date | None = None,
     install: bool = True,
+    tests: Sequence[RecipeTest] = (),
     progress: Progress = NO_PROGRESS,
 ) -> BackportResult:
     """Backport unstable's patch(es) for ``fix.cve`` onto the release's ``version``.
@@ -1259,6 +1328,76 @@ def backport_from_unstable(
         fix.source, base, patches, [fix.cve], catalog_root=catalog_root, work=work,
         image=image, release=fix.release, repository=repository,
         apt_repository=apt_repository, gnupghome=gnupghome, note=note, updated=updated,
-        install=install, progress=progress,
+        install=install, tests=tests, progress=progress,
     )  # fmt: skip
     return dataclasses.replace(result, changelog_line=fix.changelog_line)
+
+
+# ------------------------------------------------------------------- what to backport
+
+
+@dataclass(frozen=True)
+class BackportCandidate:
+    """A CVE that Debian unstable fixes and the release does not, in a catalog image."""
+
+    image: str
+    source: str
+    locked_version: str  # the source version in the image's lock
+    cve: str
+    fixed_version: str  # the first unstable version naming it
+    suite: str
+    line: str  # the changelog item
+
+
+def unstable_candidates(
+    catalog_root: Path,
+    *,
+    db: str | None = None,
+    release: str = "trixie",
+    arch: str | None = None,
+) -> list[BackportCandidate]:
+    """Every (image, source, CVE) of the catalog's locks that only unstable fixes.
+
+    Reads the ``debian-archive`` feed's statuses from kiln's database (``db``, default
+    ``$KILN_DB`` / the cache's): ``fix-in-unstable`` with a fix-confidence mention, at a
+    version newer than the one the lock has (``arch``, default this machine's).
+    """
+    distro = _distro_of(release)
+    arch = arch or host_arch()
+    per_image: dict[str, dict[str, str]] = {}
+    for lock_path in sorted((catalog_root / "images").glob("*.lock.json")):
+        lock = read_lock(lock_path)
+        sources: dict[str, str] = {}
+        for per_arch in lock.variants.values():
+            for package in per_arch[arch].packages if arch in per_arch else ():
+                sources[package.source] = package.source_version
+        per_image[lock_path.name.removesuffix(".lock.json")] = sources
+    wanted = {s for sources in per_image.values() for s in sources}
+    store = open_for_scan(db)
+    try:
+        data = store.load(debian_sources=wanted, release=distro.codename)
+    finally:
+        store.close()
+    found: list[BackportCandidate] = []
+    for image, sources in sorted(per_image.items()):
+        for source, locked in sorted(sources.items()):
+            for held in data.archive.get(source, ()):
+                status = held.record
+                if (
+                    status.status == "fix-in-unstable"
+                    and status.confidence == "fix"
+                    and compare_versions(locked, status.version) < 0
+                ):
+                    found.append(
+                        BackportCandidate(
+                            image=image,
+                            source=source,
+                            locked_version=locked,
+                            cve=status.cve,
+                            fixed_version=status.version,
+                            suite=status.suite,
+                            line=status.line,
+                        )
+                    )
+    found.sort(key=lambda c: (c.image, c.source, c.cve))
+    return found
