@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from kiln.assemble.staging import (
+from kiln.oci.staging import (
     commit_directory,
     discard_staging,
     new_staging_dir,
@@ -28,7 +28,7 @@ _HOLD = textwrap.dedent(
     """
     import os, signal, sys
     from pathlib import Path
-    from kiln.assemble.staging import new_staging_dir
+    from kiln.oci.staging import new_staging_dir
     staging = new_staging_dir(Path(sys.argv[1]))
     blobs = staging / "blobs" / "sha256"
     blobs.mkdir(parents=True)
@@ -137,7 +137,7 @@ def test_a_crash_while_removing_the_previous_content_is_cleaned_up(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: bool
 ) -> None:
     """The previous layout leaves through the (locked) staging name, never a free one."""
-    import kiln.assemble.staging as staging_module
+    import kiln.oci.staging as staging_module
 
     final = tmp_path / "python"
     final.mkdir()

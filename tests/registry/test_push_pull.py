@@ -9,6 +9,7 @@ import pytest
 
 from fixtures.registry import FaultProxy, RunningRegistry
 from kiln.errors import InputError, IntegrityError
+from kiln.oci.layout import LayoutError
 from kiln.registry import (
     BlobOutcome,
     Descriptor,
@@ -186,7 +187,7 @@ def test_layout_problems_are_input_errors(registry: RunningRegistry, tmp_path: P
             push_layout(client, source.path, target)
         manifest_file = source.path / "blobs" / "sha256" / source.manifests[0].digest.encoded
         manifest_file.write_bytes(manifest_file.read_bytes() + b" ")
-        with pytest.raises(IntegrityError, match="does not match its descriptor"):
+        with pytest.raises(LayoutError, match="does not match its descriptor"):
             push_layout(client, source.path, target)
         with pytest.raises(InputError, match="this client talks to"):
             push_layout(client, source.path, Reference.parse("localhost:1/kiln/bad:1"))

@@ -41,9 +41,9 @@ from kiln.assemble.oci import (
     write_platform_layout,
 )
 from kiln.assemble.plan import plan_from_packages
-from kiln.assemble.staging import commit_directory, discard_staging, new_staging_dir
 from kiln.assemble.steps import STEPS, apply_steps
 from kiln.errors import InputError
+from kiln.oci.staging import commit_directory, discard_staging, new_staging_dir
 
 HARDENING_REPORT = "hardening.json"
 

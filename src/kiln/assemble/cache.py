@@ -24,7 +24,7 @@ from kiln.assemble.build import ArchImage, BuiltImage
 from kiln.assemble.harden import ElfAudit, HardeningReport
 from kiln.assemble.layers import LayerBlob
 from kiln.assemble.oci import Descriptor, canonical_json
-from kiln.assemble.staging import commit_directory, discard_staging, new_staging_dir
+from kiln.oci.staging import commit_directory, discard_staging, new_staging_dir
 
 _SUMMARY = "build.json"
 _LAYOUT = "layout"

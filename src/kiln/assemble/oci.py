@@ -28,9 +28,9 @@ import zstandard
 
 from kiln.assemble.layers import LayerBlob
 from kiln.assemble.model import OCI_PLATFORMS, AssemblyInput
-from kiln.assemble.staging import discard_staging, new_staging_dir
 from kiln.errors import InputError
 from kiln.fileio import atomic_write
+from kiln.oci.staging import discard_staging, new_staging_dir
 
 MT_CONFIG = "application/vnd.oci.image.config.v1+json"
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

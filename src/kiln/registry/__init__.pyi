@@ -16,7 +16,6 @@ from ._auth import (
 from ._client import BlobOutcome, PutManifestResult, RegistryClient, TransferStats
 from ._errors import RegistryAuthError, RegistryNotFoundError, RegistryRequestError
 from ._image import PullResult, PushResult, pull_layout, push_layout
-from ._layout import ImageLayout
 from ._oci import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
@@ -31,6 +30,7 @@ from ._oci import (
     Descriptor,
     Digest,
     ImageIndex,
+    ImageLayout,
     ImageManifest,
     Manifest,
     Platform,

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from kiln.errors import InputError, IntegrityError
 from kiln.oci.digest import Digest
+from kiln.oci.layout import ImageLayout, blob_path, index_entry, write_index, write_marker
 from kiln.oci.model import Descriptor, ImageIndex, Manifest
+from kiln.oci.staging import commit_directory, discard_staging, new_staging_dir
 from kiln.registry._client import RegistryClient, TransferStats
-from kiln.registry._layout import ImageLayout, blob_path, write_index, writing_layout
 from kiln.registry._reference import Reference, validate_tag
 
 
@@ -134,9 +135,15 @@ def pull_layout(client: RegistryClient, source: Reference, destination: Path) ->
     top = client.get_manifest(repository, source.digest or source.identifier)
     if source.digest is None and source.tag is None:
         raise InputError(f"reference {source} has neither tag nor digest")
-    with writing_layout(destination) as root:
-        _pull_tree(client, repository, top, root, seen=set())
-        write_index(root, top.descriptor, source.tag)
+    staging = new_staging_dir(destination.absolute())
+    try:
+        write_marker(staging)
+        _pull_tree(client, repository, top, staging, seen=set())
+        write_index(staging, [index_entry(top.descriptor, source.tag)])
+        commit_directory(staging, destination.absolute())
+    except BaseException:
+        discard_staging(staging)
+        raise
     return PullResult(
         source.with_digest(top.digest), top.descriptor, destination, client.stats - before
     )

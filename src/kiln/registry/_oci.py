@@ -6,6 +6,7 @@ import. lazy_loader's stub takes only relative imports, hence this module.
 """
 
 from kiln.oci.digest import Digest
+from kiln.oci.layout import ImageLayout
 from kiln.oci.model import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
@@ -40,6 +41,7 @@ __all__ = [
     "Descriptor",
     "Digest",
     "ImageIndex",
+    "ImageLayout",
     "ImageManifest",
     "Manifest",
     "Platform",

@@ -1,5 +1,15 @@
 """Staging directories: build next to the destination, swap in whole, clean up after the dead.
 
+The one atomic directory commit in kiln (built layouts, pulled layouts, cache entries).
+``commit_directory`` swaps the staging directory and the destination with
+``renameat2(RENAME_EXCHANGE)`` (Linux >= 3.15 on ext4, xfs, btrfs, tmpfs...): at every
+instant the destination is either the old tree or the new one. Where the kernel or the
+filesystem does not offer it (ENOSYS, EINVAL, EOPNOTSUPP: e.g. some network and FUSE
+filesystems), the fallback is two renames, the old tree out of the way to
+``<staging>.old`` and the new one in: between them the destination is briefly absent,
+never half-written (a crash exactly there leaves no destination, and the next
+``new_staging_dir`` removes both leftovers; build again).
+
 A layout (or cache entry) is written into ``.<name>.tmp-<hex>`` beside its destination
 and renamed into place when complete. While a process works in one it holds an
 exclusive ``flock`` on ``.<name>.tmp-<hex>.lock``; the kernel drops that lock when the
