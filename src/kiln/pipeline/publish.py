@@ -16,13 +16,14 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kiln.assemble import BuiltImage
 from kiln.attest import (
     CYCLONEDX_1_6,
     IMAGE_SIGNATURE,
     LOCAL_BUILDER_ID,
+    OPENVEX_0_2,
     PROVENANCE_V1,
     SPDX_2_3,
     TEST_REPORT_CTRF,
@@ -60,6 +61,10 @@ from kiln.registry import (
 from kiln.resolve.lockfile import Lock
 from kiln.sbom import SbomFormat, SbomInput, read_sbom_input, render_sbom
 from kiln.spec import LoadedSpec
+from kiln.vuln.advisories import openvex_for_image
+
+if TYPE_CHECKING:
+    from kiln.vuln.advisories import AdvisoryStore
 
 
 @dataclass(frozen=True)
@@ -149,9 +154,20 @@ def already_attested(
 
 
 def attestations_for(
-    seen: BuildObservation, signer: BundleSigner, *, builder_id: str = LOCAL_BUILDER_ID
+    seen: BuildObservation,
+    signer: BundleSigner,
+    *,
+    builder_id: str = LOCAL_BUILDER_ID,
+    advisories: AdvisoryStore | None = None,
 ) -> tuple[Attestation, ...]:
-    """Every signed statement about one built variant (pure apart from reading the layout)."""
+    """Every signed statement about one built variant (pure apart from reading the layout
+    and, when ``advisories`` is given, the image's advisories).
+
+    With ``advisories``, the image's OpenVEX (``openvex_for_image`` of the variant's
+    label, e.g. ``python-dev``) is attested too when the store has determined statements
+    for it: about the index and every platform manifest, so that ``kiln scan --key`` of
+    either applies it.
+    """
     spec = seen.loaded.spec
     name = spec.label(seen.variant)
     digests = ImageDigests.from_built(seen.built, name)
@@ -202,7 +218,25 @@ def attestations_for(
                     (digests.index_digest, image.manifest.digest),
                 )
             )
+    if advisories is not None:
+        vex = openvex_attestation(advisories, digests, signer)
+        found.extend([vex] if vex else [])
     return tuple(found)
+
+
+def openvex_attestation(
+    advisories: AdvisoryStore, digests: ImageDigests, signer: BundleSigner
+) -> Attestation | None:
+    """The image's OpenVEX from the advisory store as a signed attestation about the index
+    and every platform manifest (``digests.name`` is the image the store knows, e.g.
+    ``python-dev``), or ``None`` when the store has no determined statement for it. The
+    document is deterministic: its times come from the events."""
+    document = openvex_for_image(advisories, digests.name)
+    if not document:
+        return None
+    statement = statement_for(OPENVEX_0_2, digests.subjects(), json.loads(document))
+    attach_to = (digests.index_digest, *(d for _, d in sorted(digests.manifests.items())))
+    return Attestation(OPENVEX_0_2, signer.sign_statement(statement), attach_to)
 
 
 def _test_reports(

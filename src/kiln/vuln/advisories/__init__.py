@@ -6,9 +6,8 @@ writes an image's OpenVEX; ``osv`` exports kiln's own fixes as OSV records. See
 docs/advisories.md.
 """
 
-from kiln.vuln.advisories.events import AdvisoryEvent, EventKind
-from kiln.vuln.advisories.openvex import openvex_for_image
-from kiln.vuln.advisories.state import AdvisoryState
-from kiln.vuln.advisories.store import AdvisoryStore
+import lazy_loader
 
-__all__ = ["AdvisoryEvent", "AdvisoryState", "AdvisoryStore", "EventKind", "openvex_for_image"]
+# Submodules load on first use (see __init__.pyi for what is exported): publishing an
+# image without advisories never loads SQLAlchemy for them.
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)
