@@ -171,7 +171,7 @@ def test_off_without_an_endpoint(tmp_path: Path) -> None:
     assert agent_from_env({}, state=tmp_path) is None
     with pytest.raises(InputError, match="KILN_AGENT_MODEL"):
         agent_from_env({"KILN_AGENT_URL": "http://127.0.0.1:9/v1"}, state=tmp_path)
-    with pytest.raises(InputError, match="plain http only to this machine"):
+    with pytest.raises(InputError, match="would send the token in clear text"):
         agent_from_env(
             {"KILN_AGENT_URL": "http://llm.invalid/v1", "KILN_AGENT_MODEL": "m"}, state=tmp_path
         )

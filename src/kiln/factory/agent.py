@@ -41,15 +41,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from kiln.errors import InputError, KilnError
 from kiln.fileio import atomic_write
+from kiln.forge.config import check_token_url
 from kiln.forge.evidence import AgentStep
 from kiln.jsonlimits import parse_json
-from kiln.net import RETRY_STATUS, http_client, is_loopback_host
+from kiln.net import RETRY_STATUS, http_client
 from kiln.text import plain_line
 
 MAX_LOG_CHUNK = 16 * 1024
@@ -85,14 +85,7 @@ class AgentConfig:
         url = environ.get("KILN_AGENT_URL", "").strip()
         if not url:
             return None
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise InputError(f"KILN_AGENT_URL={url!r} is not an http(s) URL")
-        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-            raise InputError(
-                f"KILN_AGENT_URL={url!r}: plain http only to this machine",
-                hint="use https for a remote endpoint",
-            )
+        check_token_url(url, variable="KILN_AGENT_URL")
         model = environ.get("KILN_AGENT_MODEL", "").strip()
         if not model:
             raise InputError("KILN_AGENT_URL is set but KILN_AGENT_MODEL is not")

@@ -34,6 +34,22 @@ _REMOTES: dict[str, type[RemoteForge]] = {
 _DEFAULT_URL = {"github": "https://api.github.com"}
 
 
+def check_token_url(url: str, *, variable: str) -> str:
+    """``url`` if a token may be sent to it: http(s), https unless on loopback, no
+    credentials in it; else ``InputError`` naming ``variable``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise InputError(f"{variable}={url!r} is not an http(s) URL")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise InputError(
+            f"{variable}={url!r} would send the token in clear text",
+            hint="use https (plain http only for a service on this machine)",
+        )
+    if parts.username or parts.password:
+        raise InputError(f"{variable} holds credentials; give the token in its own variable")
+    return url
+
+
 def forge_from_config(
     environ: Mapping[str, str] = os.environ,
     *,
@@ -55,16 +71,7 @@ def forge_from_config(
     url = environ.get("KILN_FORGE_URL", "").strip() or _DEFAULT_URL.get(kind, "")
     if not url:
         raise InputError(f"KILN_FORGE={kind} needs KILN_FORGE_URL, the forge's API URL")
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise InputError(f"KILN_FORGE_URL={url!r} is not an http(s) URL")
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        raise InputError(
-            f"KILN_FORGE_URL={url!r} would send the token in clear text",
-            hint="use https (plain http only for a forge on this machine)",
-        )
-    if parts.username or parts.password:
-        raise InputError("KILN_FORGE_URL holds credentials; put the token in KILN_FORGE_TOKEN")
+    check_token_url(url, variable="KILN_FORGE_URL")
     name = environ.get("KILN_FORGE_REPO", "").strip()
     segments = name.split("/")
     if len(segments) < 2 or not all(s and s not in (".", "..") for s in segments):
