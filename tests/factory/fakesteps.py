@@ -18,14 +18,13 @@ from pathlib import Path
 from kiln.errors import InputError, PolicyError, TransportError
 from kiln.factory.activities import Beat
 from kiln.factory.model import (
-    CheckEntry,
-    CveEntry,
     Observation,
     Proposal,
     PrResult,
     ReconcileRequest,
     StepResult,
 )
+from kiln.forge.evidence import CheckResult, CveRow
 
 
 def append(path: Path, line: str) -> None:
@@ -93,8 +92,8 @@ class FakeSteps:
             generation=seen.generation,
             title=f"{request.image}: bump",
             files={f"images/{request.image}.lock.json": "{}\n"},
-            cves_before=[CveEntry("CVE-2026-0001", "libx", "1.0", "high")],
-            tests=[CheckEntry("build", "pass")],
+            cves_before=[CveRow("CVE-2026-0001", "libx", "1.0", "high")],
+            tests=[CheckResult("build", "pass")],
         )
         return StepResult("bump", "proposed", "", proposal)
 

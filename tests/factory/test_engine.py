@@ -115,7 +115,7 @@ def test_a_transient_failure_is_retried_with_backoff(temporal: Endpoint, tmp_pat
     attempts = [
         (e[3]["outcome"], e[3]["attempt"]) for e in events if e[2] == "remediation-attempted"
     ]
-    assert attempts == [("failed", "1"), ("proposed", "2")]
+    assert attempts == [("failed", "1"), ("succeeded", "2")]
 
 
 def test_a_permanently_failing_image_is_dead_lettered_and_retry_requeues_it(

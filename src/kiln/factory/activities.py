@@ -42,6 +42,8 @@ from kiln.factory.state import FactoryState
 NON_RETRYABLE = (InputError.__name__, PolicyError.__name__, RemoteContentError.__name__)
 
 Beat = Callable[[str], None]
+# a step's outcome in the advisory log's words (remediation-attempted's ``outcome``)
+_OUTCOMES = {"proposed": "succeeded", "nothing": "skipped", "failed": "failed"}
 R = TypeVar("R")
 
 
@@ -97,6 +99,12 @@ class EventInput:
     vuln_id: str
     kind: str
     data: dict[str, str]
+
+
+def vulnerabilities(seen: Observation) -> list[str]:
+    """The vulnerability ids an observation found open (fixable or fixed in unstable)."""
+    ids = {*seen.open_cves, *(entry.split()[-1] for entry in seen.unstable_cves)}
+    return sorted(ids)
 
 
 def failure(exc: BaseException) -> ApplicationError:
@@ -206,13 +214,14 @@ class FactoryActivities:
             return
         data = {
             "step": step,
-            "outcome": outcome,
-            "reason": reason[:2000],
+            "outcome": _OUTCOMES.get(outcome, outcome),
+            "reason": reason[:2000] or outcome,
             "attempt": str(attempt),
             "generation": given.seen.generation,
         }
-        ids = given.seen.open_cves or given.seen.unstable_cves or ["-"]
-        for vuln in ids:
+        # the advisory log is per vulnerability: a bump with no CVE to fix (drift only)
+        # is in Temporal's history and the factory's records, not in it
+        for vuln in vulnerabilities(given.seen):
             self._record(given.request.image, vuln, kind, data)
 
     def _record(self, image: str, vuln: str, kind: str, data: dict[str, str]) -> None:

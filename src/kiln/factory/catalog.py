@@ -23,24 +23,22 @@ from typing import TYPE_CHECKING
 from kiln.errors import InputError, PolicyError
 from kiln.factory.activities import Beat
 from kiln.factory.model import (
-    CheckEntry,
-    CveEntry,
     Observation,
-    PackageEntry,
     Proposal,
     PrResult,
     ReconcileRequest,
-    SizeEntry,
     StepResult,
     valid_key,
 )
 from kiln.factory.server import state_dir
+from kiln.forge.evidence import CheckResult, CveRow, PackageChange, SizeChange
 
 if TYPE_CHECKING:
     from kiln.assemble import BuiltImage
     from kiln.forge import Forge
     from kiln.inventory.model import InstalledPackage, OsRelease
-    from kiln.pipeline import Repository
+    from kiln.pipeline import CurrentLock, Repository
+    from kiln.pipeline.build import BuiltVariant
     from kiln.resolve.lockfile import Lock, LockedPackage
     from kiln.spec import LoadedSpec
     from kiln.vuln import Finding, ScanResult
@@ -98,10 +96,10 @@ def scan_packages(
     return scan_inventory(inventory, open_for_scan(db_url))
 
 
-def cve_entries(findings: Iterable[Finding]) -> list[CveEntry]:
+def cve_entries(findings: Iterable[Finding]) -> list[CveRow]:
     """Findings as evidence rows (one per vulnerability and package)."""
     rows = {
-        (f.id, f.package_name): CveEntry(
+        (f.id, f.package_name): CveRow(
             id=f.id,
             package=f.package_name,
             installed=f.package_version,
@@ -118,12 +116,12 @@ def cve_entries(findings: Iterable[Finding]) -> list[CveEntry]:
 
 def package_changes(
     old: Iterable[LockedPackage], new: Iterable[LockedPackage]
-) -> list[PackageEntry]:
+) -> list[PackageChange]:
     """Packages added, removed or moved between two locks' package sets."""
     before = {(p.name, p.arch): p.version for p in old}
     after = {(p.name, p.arch): p.version for p in new}
     return [
-        PackageEntry(f"{name}:{arch}", before.get((name, arch)), after.get((name, arch)))
+        PackageChange(f"{name}:{arch}", before.get((name, arch)), after.get((name, arch)))
         for name, arch in sorted(set(before) | set(after))
         if before.get((name, arch)) != after.get((name, arch))
     ]
@@ -134,6 +132,21 @@ def _image_size(image: BuiltImage, arch: str) -> int | None:
         if one.arch == arch:
             return one.config.size + sum(layer.size for layer in one.layers)
     return None
+
+
+class _Heard:
+    """The build's listener: keeps why the lock was rewritten, heartbeats per variant."""
+
+    def __init__(self, beat: Beat) -> None:
+        self.beat = beat
+        self.written: str | None = None
+
+    def lock_settled(self, item: LoadedSpec, current: CurrentLock) -> None:
+        self.written = current.written
+        self.beat(f"{item.spec.name}: lock {current.written or 'unchanged'}")
+
+    def variant_built(self, built: BuiltVariant) -> None:
+        self.beat(f"built {built.label}")
 
 
 @dataclass
@@ -230,7 +243,7 @@ class CatalogSteps:
     def bump(self, request: ReconcileRequest, seen: Observation, beat: Beat) -> StepResult:
         """Relock a staged copy, build, test and scan it: the new lock as a proposal."""
         from kiln.compat.kilnimages import stage_specs
-        from kiln.pipeline import current_lock
+        from kiln.pipeline.build import BuildOptions, build_spec
         from kiln.resolve.lockfile import LockError, read_lock
         from kiln.spec import load_spec
 
@@ -238,19 +251,21 @@ class CatalogSteps:
         work = self._work(request.image, seen.generation)
         (staged_path,) = stage_specs(self.root / "images", [request.image], work / "images")
         staged = load_spec(staged_path)
-        repo = self._repo()
-        beat("relocking")
-        current = current_lock(staged, repo, "refresh")
-        if current.written is None:
-            return StepResult("bump", "nothing", "the archive resolves to the checked-in lock")
-        new = current.lock
         try:
             old: Lock | None = read_lock(original.lock_path)
         except LockError:
             if original.lock_path.exists():
                 raise
             old = None
-        built = self._build(staged, new, repo, work / "out", beat)
+        beat("relocking and building")
+        listener = _Heard(beat)
+        options = BuildOptions(output=work / "out", archs=self.archs, refresh=True)
+        built = {
+            b.variant: b.image for b in build_spec(staged, self._repo(), options, listener=listener)
+        }
+        if listener.written is None:
+            return StepResult("bump", "nothing", "the archive resolves to the checked-in lock")
+        new = read_lock(staged.lock_path)
         tests = self._test(built, beat)
         failed = [t for t in tests if t.status != "pass"]
         if failed:
@@ -263,64 +278,45 @@ class CatalogSteps:
         before = self._scan_lock(old, f"{request.image} before") if old else None
         after = self._scan_built(built["runtime"], arch, new.distro)
         sizes = [
-            SizeEntry(
+            SizeChange(
                 f"linux/{arch} (.deb payload)",
                 sum(p.size for p in old.packages("runtime", arch)) if old else None,
                 sum(p.size for p in new.packages("runtime", arch)),
             ),
-            SizeEntry(f"linux/{arch} (image)", None, _image_size(built["runtime"], arch)),
+            SizeChange(f"linux/{arch} (image)", None, _image_size(built["runtime"], arch)),
         ]
         changed = package_changes(old.all_packages() if old else (), new.all_packages())
         proposal = Proposal(
             image=request.image,
             kind="bump",
             generation=seen.generation,
-            title=f"{request.image}: {current.written}",
+            title=f"{request.image}: {listener.written}",
             files={f"images/{request.image}.lock.json": new.to_json().decode()},
             cves_before=cve_entries(before.active) if before else [],
             cves_after=cve_entries(after.active),
             packages=changed,
             sizes=sizes,
-            tests=[CheckEntry("build", "pass", built["runtime"].index_digest), *tests],
+            tests=[CheckResult("build", "pass", built["runtime"].index_digest), *tests],
             digest=built["runtime"].index_digest,
-            notes=[f"relocked against the archive: {current.written}", f"reason: {request.reason}"],
+            notes=[f"relocked: {listener.written}", f"why now: {request.reason}"],
         )
-        return StepResult("bump", "proposed", current.written, proposal)
+        return StepResult("bump", "proposed", listener.written, proposal)
 
-    def _build(
-        self, loaded: LoadedSpec, lock: Lock, repo: Repository, output: Path, beat: Beat
-    ) -> dict[str, BuiltImage]:
-        from kiln.debian import get_distro
-        from kiln.pipeline import locked_to_binary
-        from kiln.pipeline.build import build_variant
+    def _test(self, built: Mapping[str, BuiltImage], beat: Beat) -> list[CheckResult]:
+        """Each built variant's own tests in bubblewrap (CTRF written into its layout)."""
+        from kiln.pipeline.imagetest import check_layout
 
-        distro = get_distro(lock.distro)
-        built = {}
-        for variant in loaded.spec.variant_names():
-            beat(f"building {loaded.spec.label(variant)}")
-            debs = {
-                a: repo.fetch(distro, [locked_to_binary(p) for p in lock.packages(variant, a)])
-                for a in self.archs
-            }
-            built[variant] = build_variant(
-                loaded, lock, variant, debs, output=output, mirrors=repo.mirrors
-            )
-        return built
-
-    def _test(self, built: Mapping[str, BuiltImage], beat: Beat) -> list[CheckEntry]:
-        from kiln.sandbox import run_layout_tests
-
-        checks: list[CheckEntry] = []
+        checks: list[CheckResult] = []
         for variant, image in built.items():
             beat(f"testing {variant}")
-            _, outcomes = run_layout_tests(image.layout, arch=self.archs[0])
+            check = check_layout(image.layout, arch=self.archs[0], tag=None)
             checks.extend(
-                CheckEntry(
+                CheckResult(
                     f"{variant}: {o.test.name}",
                     "pass" if o.status == "passed" else "fail",
                     "" if o.status == "passed" else o.message[:300],
                 )
-                for o in outcomes
+                for o in check.outcomes
             )
         return checks
 

@@ -19,6 +19,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from kiln.errors import EnvironmentProblem, InputError
 from kiln.factory.activities import FactoryActivities
@@ -34,7 +35,8 @@ from kiln.factory.model import (
 )
 from kiln.factory.server import NAMESPACE, Endpoint
 from kiln.factory.state import FactoryState
-from kiln.factory.workflows import ReconcileWorkflow
+from kiln.factory.watch import WatchActivities, WatchRequest
+from kiln.factory.workflows import ReconcileWorkflow, WatchWorkflow
 
 
 async def connect(endpoint: Endpoint) -> Client:
@@ -54,18 +56,26 @@ def make_worker(
     *,
     max_concurrent: int = 1,
     task_queue: str = TASK_QUEUE,
+    watch: WatchActivities | None = None,
 ) -> tuple[Worker, ThreadPoolExecutor]:
-    """A worker for reconcile workflows and the given activities (a thread pool runs them;
-    ``max_concurrent`` steps at once). The caller shuts the executor down after the worker."""
+    """A worker for the factory's workflows and the given activities (a thread pool runs
+    them; ``max_concurrent`` steps at once; ``watch``: the watch's activities too). The
+    caller shuts the executor down after the worker."""
     executor = ThreadPoolExecutor(max_workers=max_concurrent + 4, thread_name_prefix="kiln-step")
     worker = Worker(
         client,
         task_queue=task_queue,
-        workflows=[ReconcileWorkflow],
-        activities=activities.all(),
+        workflows=[ReconcileWorkflow, WatchWorkflow],
+        activities=[*activities.all(), *(watch.all() if watch else [])],
         activity_executor=executor,
         max_concurrent_activities=max_concurrent + 4,
         max_concurrent_workflow_tasks=max(2, max_concurrent),
+        # kiln's modules hold no workflow state: the sandbox uses them as imported
+        # (re-importing them per workflow run cost time and broke the data classes'
+        # identity for the converter)
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules("kiln")
+        ),
     )
     return worker, executor
 
@@ -95,6 +105,25 @@ async def enqueue(
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         start_signal="poke",
         start_signal_args=[reason],
+    )
+
+
+async def start_watch(
+    client: Client,
+    source: str,
+    *,
+    interval: float,
+    rounds: int = 0,
+    task_queue: str = TASK_QUEUE,
+) -> WorkflowHandle[WatchWorkflow, int]:
+    """Start the watch of ``source`` (or find the one running: one per source)."""
+    return await client.start_workflow(
+        WatchWorkflow.run,
+        WatchRequest(source, interval, rounds),
+        id=f"watch-{source}",
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
     )
 
 

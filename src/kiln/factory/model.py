@@ -1,14 +1,16 @@
 """The values that cross the engine: what a workflow asks, what an activity answers.
 
-Plain dataclasses of strings, numbers, lists and dicts, so Temporal's default data
-converter carries them as JSON between workflow and activities on any worker, and
-the workflow sandbox can import this module (it touches nothing outside itself).
+Plain dataclasses of strings, numbers, lists and dicts (and the forge's evidence rows,
+plain frozen data too), so Temporal's default data converter carries them as JSON
+between workflow and activities on any worker.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+
+from kiln.forge.evidence import CheckResult, CveRow, PackageChange, PatchOrigin, SizeChange
 
 TASK_QUEUE = "kiln-factory"
 WORKFLOW_PREFIX = "reconcile-"
@@ -67,47 +69,6 @@ class Observation:
 
 
 @dataclass
-class CveEntry:
-    """One finding before or after a change (``kiln.forge.evidence.CveRow``'s fields)."""
-
-    id: str
-    package: str
-    installed: str
-    severity: str = "unknown"
-    fixed_version: str | None = None
-    kev: bool = False
-    epss: float | None = None
-    title: str = ""
-
-
-@dataclass
-class PackageEntry:
-    """A package a change adds (``before`` None), removes (``after`` None) or moves."""
-
-    name: str
-    before: str | None
-    after: str | None
-
-
-@dataclass
-class SizeEntry:
-    """An image's size on one platform before and after, in bytes (None: unknown)."""
-
-    platform: str
-    before: int | None
-    after: int | None
-
-
-@dataclass
-class CheckEntry:
-    """One check of a change (build, a test, scan, compat): pass, fail, skipped, error."""
-
-    name: str
-    status: str
-    detail: str = ""
-
-
-@dataclass
 class Proposal:
     """A change a step made and checked, ready to become a pull request."""
 
@@ -116,12 +77,13 @@ class Proposal:
     generation: str
     title: str
     files: dict[str, str | None]  # path in the catalog -> new text (None: delete)
-    cves_before: list[CveEntry] = field(default_factory=list)
-    cves_after: list[CveEntry] = field(default_factory=list)
-    packages: list[PackageEntry] = field(default_factory=list)
-    sizes: list[SizeEntry] = field(default_factory=list)
-    tests: list[CheckEntry] = field(default_factory=list)
-    compat: list[CheckEntry] = field(default_factory=list)
+    cves_before: list[CveRow] = field(default_factory=list)
+    cves_after: list[CveRow] = field(default_factory=list)
+    packages: list[PackageChange] = field(default_factory=list)
+    sizes: list[SizeChange] = field(default_factory=list)
+    tests: list[CheckResult] = field(default_factory=list)
+    compat: list[CheckResult] = field(default_factory=list)
+    patches: list[PatchOrigin] = field(default_factory=list)
     digest: str = ""  # the built index digest (provenance subject)
     notes: list[str] = field(default_factory=list)
 
@@ -163,7 +125,7 @@ class ReconcileResult:
     outcome: str  # up-to-date | proposed | pr-opened | pr-exists | pending-upstream-fix
     #               | skipped | dead-lettered
     reason: str = ""
-    prs: list[str] = field(default_factory=list)
+    prs: list[str] = field(default_factory=list)  # "<id> <branch>: <title>"
     steps: list[str] = field(default_factory=list)  # "bump: proposed", ...
     finished: str = ""  # ISO time, set by the recording activity
 

@@ -16,35 +16,27 @@ from kiln.factory.model import Proposal, PrResult
 
 if TYPE_CHECKING:
     from kiln.forge import ChangeRequest, Forge
-    from kiln.forge.evidence import ChangeKind, CheckStatus, Evidence
+    from kiln.forge.evidence import ChangeKind, Evidence
 
 # ruff: noqa: PLC0415
 
 
 def evidence_of(proposal: Proposal) -> Evidence:
     """The proposal's evidence in the forge's terms."""
-    from kiln.forge.evidence import CheckResult, CveRow, Evidence, PackageChange, SizeChange
-
-    def rows(entries: list[object]) -> tuple[CveRow, ...]:
-        return tuple(CveRow(**vars(e)) for e in entries)
-
-    def checks(entries: list[object]) -> tuple[CheckResult, ...]:
-        return tuple(
-            CheckResult(e.name, cast("CheckStatus", e.status), e.detail)  # type: ignore[attr-defined]
-            for e in entries
-        )
+    from kiln.forge.evidence import Evidence
 
     return Evidence(
         image=proposal.image,
         kind=cast("ChangeKind", proposal.kind),
         generation=proposal.generation,
-        cves_before=rows(list(proposal.cves_before)),
-        cves_after=rows(list(proposal.cves_after)),
-        packages=tuple(PackageChange(p.name, p.before, p.after) for p in proposal.packages),
-        sizes=tuple(SizeChange(s.platform, s.before, s.after) for s in proposal.sizes),
-        tests=checks(list(proposal.tests)),
-        compat=checks(list(proposal.compat)),
+        cves_before=tuple(proposal.cves_before),
+        cves_after=tuple(proposal.cves_after),
+        packages=tuple(proposal.packages),
+        sizes=tuple(proposal.sizes),
+        tests=tuple(proposal.tests),
+        compat=tuple(proposal.compat),
         provenance_digest=proposal.digest or None,
+        patches=tuple(proposal.patches),
         notes=tuple(proposal.notes),
     )
 
@@ -66,15 +58,15 @@ def change_of(proposal: Proposal, base: str = "main") -> ChangeRequest:
 
 
 def open_change(forge: Forge | None, root: Path, proposal: Proposal, *, dry_run: bool) -> PrResult:
-    """Open (or find, or update) the proposal's pull request; in a dry run, describe it."""
-    change = change_of(proposal)
-    if dry_run:
-        return PrResult(
-            "(dry run)", "", change.branch, created=True, dry_run=True, title=change.title
-        )
+    """Open (or find, or update) the proposal's pull request; in a dry run, say what the
+    forge would answer (``DryRunForge`` over the real one: it reads, never writes)."""
+    from kiln.forge import DryRunForge
+
     if forge is None:
         raise InputError(f"{root}: no forge configured to open pull requests in")
-    before = {(p.image, p.kind, p.generation) for p in forge.list()}
-    pr = forge.open_or_update(change)
-    created = (proposal.image, proposal.kind, proposal.generation) not in before
-    return PrResult(str(pr.id), pr.url or "", pr.branch, created=created, title=pr.title)
+    change = change_of(proposal)
+    known = {(p.image, p.kind, p.generation) for p in forge.list()}
+    created = (proposal.image, proposal.kind, proposal.generation) not in known
+    pr = (DryRunForge(forge) if dry_run else forge).open_or_update(change)
+    pr_id = str(pr.id) if pr.id else "(new)"
+    return PrResult(pr_id, pr.url or "", pr.branch, created, dry_run, pr.title)

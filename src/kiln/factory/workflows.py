@@ -20,7 +20,13 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 
 with workflow.unsafe.imports_passed_through():
-    from kiln.factory.activities import NON_RETRYABLE, EventInput, PrInput, StepInput
+    from kiln.factory.activities import (
+        NON_RETRYABLE,
+        EventInput,
+        PrInput,
+        StepInput,
+        vulnerabilities,
+    )
     from kiln.factory.model import (
         DeadLetter,
         Observation,
@@ -31,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         StepPolicy,
         StepResult,
     )
+    from kiln.factory.watch import EnqueueInput, PollInput, PollResult, WatchRequest
 
 _BOOKKEEPING = timedelta(seconds=60)
 _ROUNDS = 5
@@ -188,27 +195,28 @@ class ReconcileWorkflow:
             if step.outcome != "proposed" or step.proposal is None:
                 continue
             pr = await self._open_pr(request, step.proposal)
-            prs.append(pr.id)
+            prs.append(f"{pr.id} {pr.branch}: {pr.title}")
             outcome = "proposed" if pr.dry_run else "pr-opened" if pr.created else "pr-exists"
             if not request.dry_run:
-                for cve in step.proposal.cves_fixed or ["-"]:
+                data = {
+                    "pr_id": pr.id,
+                    "url": pr.url or f"{pr.branch} (local forge)",
+                    "branch": pr.branch,
+                    "generation": seen.generation,
+                }
+                for cve in step.proposal.cves_fixed:
                     await self._bookkeeping(
-                        "record_event",
-                        EventInput(request.image, cve, "pr-opened", {"pr": pr.id, "kind": name}),
+                        "record_event", EventInput(request.image, cve, "pr-opened", data)
                     )
             break  # cheapest remedy first: one change per generation
         if not prs and (seen.open_cves or seen.unstable_cves):
             outcome = "pending-upstream-fix"
             if not request.dry_run:
-                for cve in seen.open_cves + seen.unstable_cves:
+                note = f"no remedy for generation {seen.generation[:12]}: " + "; ".join(steps)
+                for cve in vulnerabilities(seen):
                     await self._bookkeeping(
                         "record_event",
-                        EventInput(
-                            request.image,
-                            cve.split()[-1],
-                            "pending-upstream-fix",
-                            {"generation": seen.generation},
-                        ),
+                        EventInput(request.image, cve, "pending-upstream-fix", {"note": note}),
                     )
         reason = seen.drift or request.reason
         return ReconcileResult(request.image, seen.generation, outcome, reason, prs, steps)
@@ -226,3 +234,43 @@ class ReconcileWorkflow:
         await self._bookkeeping("dead_letter", letter)
         await self._bookkeeping("record_result", result)
         return result
+
+
+_WATCH_ROUNDS_PER_RUN = 100
+
+
+@workflow.defn(name="WatchWorkflow")
+class WatchWorkflow:
+    """Poll one source every interval; enqueue the keys a change concerns (watch.py)."""
+
+    @workflow.run  # noqa: RET503 (continue_as_new raises: the run ends there)
+    async def run(self, request: WatchRequest) -> int:
+        """Poll, enqueue, sleep; a new run of the same id every 100 polls."""
+        previous = dict(request.previous)
+        done = request.done
+        for _ in range(_WATCH_ROUNDS_PER_RUN):
+            try:
+                polled = await workflow.execute_activity(
+                    "poll",
+                    PollInput(request.source, previous),
+                    result_type=PollResult,
+                    start_to_close_timeout=timedelta(minutes=15),
+                    retry_policy=_retry(StepPolicy()),
+                )
+            except ActivityError as exc:
+                # a source that fails (garbage, unreachable) is polled again next round
+                workflow.logger.warning("watch %s: poll failed: %s", request.source, _reason(exc))
+            else:
+                if polled.keys:
+                    await workflow.execute_activity(
+                        "enqueue_keys",
+                        EnqueueInput(polled.keys, f"{request.source}: {polled.note}"),
+                        start_to_close_timeout=_BOOKKEEPING,
+                        retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+                    )
+                previous = polled.state
+            done += 1
+            if request.rounds and done >= request.rounds:
+                return done
+            await workflow.sleep(timedelta(seconds=request.interval_s))
+        workflow.continue_as_new(replace(request, previous=previous, done=done))

@@ -1,0 +1,297 @@
+"""``kiln factory run|watch|worker|status|prs|retry``: the remediation loop's commands.
+
+Thin adapters over ``kiln.factory``: they find the checkout (the git repository the
+command runs in), the Temporal to use (``KILN_TEMPORAL`` or the local dev server kiln
+starts under ``.kiln/temporal``), and render what the engine answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from kiln.cli.app import app, console, err_console
+from kiln.errors import InputError
+
+if TYPE_CHECKING:
+    from kiln.factory.engine import FactoryStatus
+    from kiln.factory.model import ReconcileResult
+    from kiln.factory.server import Endpoint
+
+# The engine (temporalio), the steps and the forge load inside the commands.
+# ruff: noqa: PLC0415
+
+factory_app = typer.Typer(
+    help="The remediation loop: watch, reconcile each image, open pull requests.",
+    no_args_is_help=True,
+)
+app.add_typer(factory_app, name="factory")
+
+CatalogOption = Annotated[
+    Path | None,
+    typer.Option("--catalog", help="the catalog checkout (default: the one you are in)"),
+]
+
+
+def _root(catalog: Path | None) -> Path:
+    from kiln.factory.wiring import checkout_root
+
+    return checkout_root(catalog or Path.cwd())
+
+
+def _endpoint(root: Path) -> Endpoint:
+    from kiln.factory.server import endpoint_for
+
+    endpoint = endpoint_for(root)
+    where = f"Temporal {endpoint.address}"
+    if endpoint.ui:
+        where += f", UI {endpoint.ui}"
+    err_console.print(f"factory: {where}", markup=False, highlight=False)
+    return endpoint
+
+
+def _results_table(results: list[ReconcileResult], *, dry_run: bool) -> Table:
+    table = Table(title="factory pass" + (" (dry run: nothing written)" if dry_run else ""))
+    for column in ("image", "outcome", "pull request" if not dry_run else "would open", "why"):
+        table.add_column(column)
+    for r in results:
+        table.add_row(
+            r.image,
+            r.outcome,
+            "\n".join(r.prs) or "—",
+            "\n".join([r.reason, *r.steps]).strip(),
+        )
+    return table
+
+
+@factory_app.command("run")
+def run(
+    once: Annotated[bool, typer.Option("--once", help="one pass over the catalog")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="write nothing; print what would be opened")
+    ] = False,
+    image: Annotated[
+        list[str] | None, typer.Option("--image", help="only these images (repeatable)")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="steps run at once in this pass")] = 1,
+    catalog: CatalogOption = None,
+) -> None:
+    """Reconcile every image of the catalog once (an in-process worker runs the steps)."""
+    if not once:
+        raise InputError("kiln factory run needs --once; `kiln factory watch` runs continuously")
+    if workers < 1:
+        raise InputError(f"--workers {workers}: at least 1")
+    from kiln.factory.activities import FactoryActivities
+    from kiln.factory.engine import catalog_images, connect, run_pass
+    from kiln.factory.state import FactoryState
+    from kiln.factory.wiring import production_steps
+
+    root = _root(catalog)
+    known = catalog_images(root)
+    images = list(dict.fromkeys(image or known))
+    unknown = sorted(set(images) - set(known))
+    if unknown:
+        raise InputError(f"not in {root / 'images'}: {', '.join(unknown)}")
+    endpoint = _endpoint(root)
+    activities = FactoryActivities(production_steps(root), FactoryState(root))
+
+    async def main() -> list[ReconcileResult]:
+        client = await connect(endpoint)
+        return await run_pass(client, activities, images, dry_run=dry_run, workers=workers)
+
+    results = asyncio.run(main())
+    console.print(_results_table(results, dry_run=dry_run))
+
+
+@factory_app.command("worker")
+def worker(
+    concurrency: Annotated[int, typer.Option(help="steps this worker runs at once")] = 1,
+    catalog: CatalogOption = None,
+) -> None:
+    """Serve the kiln-factory task queue until interrupted (run N of them on N machines)."""
+    from kiln.factory.activities import FactoryActivities
+    from kiln.factory.engine import connect, make_worker
+    from kiln.factory.state import FactoryState
+    from kiln.factory.wiring import production_steps
+
+    root = _root(catalog)
+    endpoint = _endpoint(root)
+    activities = FactoryActivities(production_steps(root), FactoryState(root))
+
+    async def main() -> None:
+        client = await connect(endpoint)
+        running, executor = make_worker(client, activities, max_concurrent=concurrency)
+        try:
+            err_console.print("factory worker: serving kiln-factory (Ctrl-C stops)")
+            await running.run()
+        finally:
+            executor.shutdown(wait=True)
+
+    asyncio.run(main())
+
+
+@factory_app.command("watch")
+def watch(
+    source: Annotated[
+        list[str] | None,
+        typer.Option("--source", help="archive, catalog, feeds (repeatable; default: all)"),
+    ] = None,
+    interval: Annotated[float, typer.Option(help="seconds between two polls of a source")] = 300.0,
+    rounds: Annotated[int, typer.Option(help="stop after this many polls (0: never)")] = 0,
+    concurrency: Annotated[int, typer.Option(help="steps this process runs at once")] = 1,
+    catalog: CatalogOption = None,
+) -> None:
+    """Poll the archive, the feeds and the catalog's commits (a Temporal workflow per
+    source) and reconcile the images that changed; this process is also a worker."""
+    from kiln.factory.activities import FactoryActivities
+    from kiln.factory.engine import connect, make_worker, start_watch
+    from kiln.factory.state import FactoryState
+    from kiln.factory.watch import SOURCES, CatalogWatcher, WatchActivities
+    from kiln.factory.wiring import production_steps
+
+    sources = list(dict.fromkeys(source or SOURCES))
+    unknown = sorted(set(sources) - set(SOURCES))
+    if unknown:
+        raise InputError(f"--source {', '.join(unknown)}: use {', '.join(SOURCES)}")
+    if interval < 1:
+        raise InputError(f"--interval {interval}: at least 1 second")
+    root = _root(catalog)
+    endpoint = _endpoint(root)
+    activities = FactoryActivities(production_steps(root), FactoryState(root))
+    watcher = WatchActivities(CatalogWatcher(root))
+
+    async def main() -> None:
+        client = await connect(endpoint)
+        running, executor = make_worker(
+            client, activities, max_concurrent=concurrency, watch=watcher
+        )
+        try:
+            async with running:
+                handles = [
+                    await start_watch(client, s, interval=interval, rounds=rounds) for s in sources
+                ]
+                err_console.print(f"factory watch: {', '.join(sources)} every {interval:.0f}s")
+                for handle in handles:
+                    await handle.result()
+        finally:
+            executor.shutdown(wait=True)
+
+    asyncio.run(main())
+
+
+def status_table(found: FactoryStatus) -> Table:
+    """The status of every image as a table (what ``kiln factory status`` prints)."""
+    table = Table(title="kiln factory status")
+    for column in ("image", "state", "last result", "generation", "finished", "detail"):
+        table.add_column(column)
+    for row in found.images:
+        last = row.last
+        detail = row.phase
+        if row.letter is not None:
+            detail = f"{row.letter.step}: {row.letter.reason.splitlines()[0][:160]}"
+        elif last is not None:
+            detail = "\n".join(last.prs) or last.reason[:160]
+        table.add_row(
+            row.image,
+            row.state,
+            last.outcome if last else "—",
+            last.generation[:12] if last else "—",
+            last.finished if last else "—",
+            detail,
+        )
+    table.caption = (
+        f"{found.count('queued')} queued, {found.count('in flight')} in flight, "
+        f"{found.count('dead-lettered')} dead-lettered"
+    )
+    return table
+
+
+@factory_app.command("status")
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table")] = False,
+    catalog: CatalogOption = None,
+) -> None:
+    """Queued, in flight, dead-lettered, and the last result of every image."""
+    from kiln.factory.engine import catalog_images, connect
+    from kiln.factory.engine import status as factory_status
+    from kiln.factory.state import FactoryState
+
+    root = _root(catalog)
+    endpoint = _endpoint(root)
+
+    async def main() -> FactoryStatus:
+        client = await connect(endpoint)
+        return await factory_status(client, FactoryState(root), catalog_images(root))
+
+    found = asyncio.run(main())
+    if as_json:
+        typer.echo(json.dumps([row.to_dict() for row in found.images], indent=2))
+    else:
+        console.print(status_table(found))
+
+
+PR_KEYS = ("id", "image", "kind", "branch", "cves_fixed", "checks", "state")
+
+
+@factory_app.command("prs")
+def prs(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table")] = False,
+    catalog: CatalogOption = None,
+) -> None:
+    """The pull requests the factory opened (id, image, kind, branch, CVEs fixed, checks, state)."""
+    from kiln.factory.wiring import production_forge
+
+    pulls = production_forge(_root(catalog)).list()
+    if as_json:
+        typer.echo(json.dumps([pr.to_dict() for pr in pulls], indent=2))
+        return
+    table = Table(title="kiln pull requests")
+    for column in (*PR_KEYS, "title"):
+        table.add_column(column.replace("_", " "))
+    for pr in pulls:
+        failing = sorted(name for name, s in pr.checks.items() if s != "pass")
+        checks = f"{len(pr.checks) - len(failing)}/{len(pr.checks)} pass"
+        table.add_row(
+            str(pr.id),
+            pr.image,
+            pr.kind,
+            pr.branch,
+            ", ".join(pr.cves_fixed) or "—",
+            checks + (f" (failing: {', '.join(failing)})" if failing else ""),
+            pr.state,
+            pr.title,
+        )
+    console.print(table)
+
+
+@factory_app.command("retry")
+def retry(
+    image: Annotated[str, typer.Argument(help="the dead-lettered image to try again")],
+    catalog: CatalogOption = None,
+) -> None:
+    """Release an image's dead letter and enqueue it again (a worker picks it up)."""
+    from kiln.factory.engine import connect
+    from kiln.factory.engine import retry as factory_retry
+    from kiln.factory.state import FactoryState
+
+    root = _root(catalog)
+    endpoint = _endpoint(root)
+
+    async def main() -> None:
+        client = await connect(endpoint)
+        letter = await factory_retry(client, FactoryState(root), image)
+        if letter is None:
+            console.print(f"{image}: had no dead letter; enqueued it anyway", markup=False)
+        else:
+            console.print(
+                f"{image}: released the dead letter ({letter.step}: "
+                f"{letter.reason.splitlines()[0][:160]}) and enqueued it",
+                markup=False,
+            )
+
+    asyncio.run(main())
