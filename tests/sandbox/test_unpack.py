@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from kiln.errors import InputError
+from kiln.oci.layout import LayoutError
 from kiln.sandbox import remove_rootfs, resolve_image, unpack_image
 from sandbox.layouts import file, info, write_layout
 
@@ -109,13 +110,42 @@ def test_layout_errors_name_what_is_wrong(tmp_path: Path) -> None:
         resolve_image(layout, arch="arm64")
     with pytest.raises(InputError, match="no image tagged 'nope'"):
         resolve_image(layout, tag="nope", arch="amd64")
-    with pytest.raises(InputError, match="not an OCI image layout index"):
+    with pytest.raises(LayoutError, match="not an OCI image layout: it has no oci-layout"):
         resolve_image(tmp_path, arch="amd64")
     top = json.loads((layout / "index.json").read_text())
     index_digest = top["manifests"][0]["digest"].split(":")[1]
     (layout / "blobs/sha256" / index_digest).write_bytes(b"{}")
-    with pytest.raises(InputError, match="does not match its digest"):
+    with pytest.raises(LayoutError, match="does not match its descriptor") as caught:
         resolve_image(layout, arch="amd64")
+    assert caught.value.exit_code == 2  # the one code of a damaged layout, in every command
+
+
+def _first_layer(layout: Path) -> Path:
+    (entry,) = json.loads((layout / "index.json").read_text())["manifests"]
+    manifest = json.loads((layout / "blobs/sha256" / entry["digest"][7:]).read_bytes())
+    layer: str = manifest["layers"][0]["digest"]
+    return layout / "blobs/sha256" / layer[7:]
+
+
+def test_a_layer_that_does_not_match_its_digest_is_refused(tmp_path: Path) -> None:
+    layout = write_layout(tmp_path / "layout", [[file("a", b"x" * 4096)]])
+    blob = _first_layer(layout)
+    data = bytearray(blob.read_bytes())
+    data[-5] ^= 0xFF  # in gzip's trailer (the size): same length, the tar still reads
+    blob.write_bytes(bytes(data))
+    image = resolve_image(layout, arch="amd64")  # the layer is read when unpacked
+    with pytest.raises(LayoutError, match=r"layer #0 sha256:[0-9a-f]{64} does not match"):
+        unpack_image(image, tmp_path / "rootfs")
+
+
+def test_a_layer_of_the_wrong_size_is_refused_before_reading(tmp_path: Path) -> None:
+    layout = write_layout(tmp_path / "layout", [[file("a", b"x")]])
+    with _first_layer(layout).open("ab") as blob:
+        blob.write(b"\0" * 10)
+    image = resolve_image(layout, arch="amd64")
+    with pytest.raises(LayoutError, match="bytes, the descriptor says"):
+        unpack_image(image, tmp_path / "rootfs")
+    assert not (tmp_path / "rootfs" / "a").exists()
 
 
 def test_unpack_target_must_be_empty(tmp_path: Path) -> None:

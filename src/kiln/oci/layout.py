@@ -17,6 +17,8 @@ Writes: ``write_blob`` (content-addressed, atomic), ``write_marker`` and
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import shutil
 from collections.abc import Iterable
@@ -142,6 +144,60 @@ def open_blob(root: Path, target: Descriptor) -> IO[bytes]:
         raise LayoutError(
             f"{root}: cannot read blob {target.digest}: {exc.strerror or exc}"
         ) from exc
+
+
+_CHUNK = 1 << 20
+_END_OF_ARCHIVE = 1024  # two 512-byte zero blocks (POSIX ustar)
+
+
+class HashingReader(io.RawIOBase):
+    """A read-only stream that hashes and counts what passes through it.
+
+    Layers are streamed (through a decompressor, into a tar reader), never read whole:
+    wrap the blob in this, read, then ``verify`` against the descriptor. ``tail`` keeps
+    the last KiB read, for readers that check a tar ended properly.
+    """
+
+    def __init__(self, raw: IO[bytes], algorithm: str = "sha256") -> None:
+        super().__init__()
+        self._raw = raw
+        self.hash = hashlib.new(algorithm)
+        self.size = 0
+        self.tail = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(len(buffer))
+        self.hash.update(data)
+        self.size += len(data)
+        self.tail = (self.tail + data)[-_END_OF_ARCHIVE:]
+        buffer[: len(data)] = data
+        return len(data)
+
+    def drain(self) -> None:
+        """Read (and hash) the rest of the stream."""
+        while self.read(_CHUNK):
+            pass
+
+    def matches(self, digest: Digest, size: int | None = None) -> bool:
+        """Whether everything read so far has ``digest`` (and ``size``, when given)."""
+        return (
+            self.hash.name == digest.algorithm
+            and self.hash.hexdigest() == digest.encoded
+            and (size is None or self.size == size)
+        )
+
+    def verify(self, descriptor: Descriptor, where: str) -> None:
+        """Drain the stream and raise ``LayoutError`` unless it matched ``descriptor``."""
+        self.drain()
+        if not self.matches(descriptor.digest, descriptor.size):
+            raise LayoutError(
+                f"{where} does not match its descriptor (got "
+                f"{descriptor.digest.algorithm}:{self.hash.hexdigest()}, {self.size} bytes; "
+                f"expected {descriptor.digest}, {descriptor.size} bytes)"
+            )
 
 
 def write_blob(root: Path, data: bytes) -> Digest:

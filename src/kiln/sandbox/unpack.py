@@ -12,7 +12,6 @@ already unpacked. Spec: image-spec layer.md ("Whiteouts"), image-layout.md.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import platform
@@ -22,17 +21,16 @@ import tarfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, cast
 
 import zstandard
 
 from kiln.assemble.model import OCI_PLATFORMS
 from kiln.errors import InputError
+from kiln.oci.layout import HashingReader, ImageLayout, LayoutError, open_blob
+from kiln.oci.model import Descriptor, ImageManifest
 
-REF_NAME = "org.opencontainers.image.ref.name"
-MT_INDEX = "application/vnd.oci.image.index.v1+json"
-MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+_NESTING = 4  # index -> (nested index ->) manifest; bounded against cycles
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
 MOUNTPOINTS = ("proc", "dev", "tmp")
@@ -74,12 +72,6 @@ class ImageConfig:
 
 
 @dataclass(frozen=True)
-class LayerRef:
-    media_type: str
-    digest: str
-
-
-@dataclass(frozen=True)
 class ImageRef:
     """One platform's image in a layout: its manifest, config and layers."""
 
@@ -87,119 +79,72 @@ class ImageRef:
     arch: str
     manifest_digest: str
     config: ImageConfig
-    layers: tuple[LayerRef, ...]
+    layers: tuple[Descriptor, ...]
 
 
 def host_arch() -> str:
     return _MACHINE_ARCH.get(platform.machine(), platform.machine())
 
 
-def _blob_path(layout: Path, digest: str) -> Path:
-    algo, _, hexdigest = digest.partition(":")
-    if (
-        algo != "sha256"
-        or len(hexdigest) != 64
-        or not all(c in "0123456789abcdef" for c in hexdigest)
-    ):
-        raise InputError(f"{layout}: malformed digest {digest!r}")
-    return layout / "blobs" / "sha256" / hexdigest
-
-
-def _read_json_blob(layout: Path, digest: str) -> dict[str, Any]:
-    path = _blob_path(layout, digest)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{layout}: blob {digest} is missing") from exc
-    if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
-        raise InputError(f"{layout}: blob {digest} does not match its digest")
-    try:
-        doc = json.loads(data)
-    except ValueError as exc:
-        raise InputError(f"{layout}: blob {digest} is not JSON: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise InputError(f"{layout}: blob {digest} is not a JSON object")
-    return doc
-
-
-def _descriptors(doc: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
-    manifests = doc.get("manifests")
-    if not isinstance(manifests, list) or not all(isinstance(m, dict) for m in manifests):
-        raise InputError(f"{where}: 'manifests' is not a list of descriptors")
-    return manifests
-
-
-def _annotation(descriptor: Mapping[str, Any], key: str) -> object:
-    annotations = descriptor.get("annotations")
-    return annotations.get(key) if isinstance(annotations, dict) else None
-
-
-def _platform(descriptor: Mapping[str, Any]) -> dict[str, Any]:
-    found = descriptor.get("platform")
-    return found if isinstance(found, dict) else {}
+def _architecture(descriptor: Descriptor) -> str | None:
+    return descriptor.platform.architecture if descriptor.platform is not None else None
 
 
 def resolve_image(layout: Path, *, tag: str | None = None, arch: str | None = None) -> ImageRef:
-    """Find the manifest of ``arch`` (default: this machine's) under ``tag`` in a layout."""
+    """Find the manifest of ``arch`` (default: this machine's) under ``tag`` in a layout.
+
+    Every document on the way (index, manifest, config) is read verified through
+    ``kiln.oci.layout``; a damaged or incomplete layout raises ``LayoutError``.
+    """
+    image = ImageLayout.open(layout)
     index_path = layout / "index.json"
-    try:
-        top = json.loads(index_path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{index_path}: not an OCI image layout index ({exc})") from exc
-    if not isinstance(top, dict):
-        raise InputError(f"{index_path}: not a JSON object")
-    candidates = _descriptors(top, str(index_path))
+    candidates = list(image.index.manifests)
     if tag is not None:
-        candidates = [d for d in candidates if _annotation(d, REF_NAME) == tag]
+        candidates = image.tagged(tag)
         if not candidates:
-            raise InputError(f"{index_path}: no image tagged {tag!r}")
+            raise LayoutError(f"{index_path}: no image tagged {tag!r}")
+    if not candidates:
+        raise LayoutError(f"{index_path}: lists no image")
     wanted = arch or host_arch()
     oci_arch = OCI_PLATFORMS.get(wanted, (wanted, None))[0]
     descriptor = candidates[0]
-    while descriptor.get("mediaType") in (MT_INDEX, _DOCKER_LIST):
-        nested = _read_json_blob(layout, str(descriptor.get("digest")))
-        entries = _descriptors(nested, f"{layout}: index {descriptor.get('digest')}")
+    for _ in range(_NESTING):
+        parsed = image.manifest(descriptor).parsed
+        if isinstance(parsed, ImageManifest):
+            break
         matching = [
             d
-            for d in entries
-            if _platform(d).get("architecture") == oci_arch
-            and _platform(d).get("os", "linux") == "linux"
+            for d in parsed.manifests
+            if d.platform is not None
+            and d.platform.architecture == oci_arch
+            and d.platform.os == "linux"
         ]
         if not matching:
-            have = sorted(str(_platform(d).get("architecture")) for d in entries if _platform(d))
+            have = sorted(str(_architecture(d)) for d in parsed.manifests if d.platform)
             raise InputError(
                 f"{layout}: the image has no linux/{oci_arch} manifest (it has: "
                 f"{', '.join(have) or 'none'})"
             )
         descriptor = matching[0]
-    named = _platform(descriptor).get("architecture")
+    else:
+        raise LayoutError(f"{layout}: image indexes nest deeper than {_NESTING} levels")
+    named = _architecture(descriptor)
     if named is not None and named != oci_arch:  # a single-platform layout names its manifest
         raise InputError(f"{layout}: the image has no linux/{oci_arch} manifest (it has: {named})")
-    digest = str(descriptor.get("digest"))
-    manifest = _read_json_blob(layout, digest)
-    config_desc = manifest.get("config")
-    layers = manifest.get("layers")
-    if not isinstance(config_desc, dict) or not isinstance(layers, list):
-        raise InputError(f"{layout}: manifest {digest} lacks config or layers")
-    config_doc = _read_json_blob(layout, str(config_desc.get("digest")))
+    where = f"{layout}: config {parsed.config.digest}"
     return ImageRef(
         layout=layout,
         arch=wanted,
-        manifest_digest=digest,
-        config=ImageConfig.from_json(config_doc, f"{layout}: config {config_desc.get('digest')}"),
-        layers=tuple(
-            LayerRef(str(layer.get("mediaType", "")), str(layer.get("digest")))
-            for layer in layers
-            if isinstance(layer, dict)
-        ),
+        manifest_digest=str(descriptor.digest),
+        config=ImageConfig.from_json(image.config(parsed.config), where),
+        layers=parsed.layers,
     )
 
 
 # ------------------------------------------------------------------------------ unpack
 
 
-def _open_layer(layout: Path, layer: LayerRef) -> IO[bytes]:
-    raw: IO[bytes] = _blob_path(layout, layer.digest).open("rb")
+def _decompressed(layout: Path, layer: Descriptor, raw: IO[bytes]) -> IO[bytes]:
     if layer.media_type.endswith("+gzip") or layer.media_type.endswith(".tar.gzip"):
         return cast("IO[bytes]", gzip.GzipFile(fileobj=raw, mode="rb"))
     if layer.media_type.endswith("+zstd"):
@@ -344,8 +289,15 @@ def unpack_image(image: ImageRef, dest: Path) -> UnpackedImage:
     state = _UnpackState()
     for index, layer in enumerate(image.layers):
         where = f"{image.layout}: layer #{index} {layer.digest}"
-        with _open_layer(image.layout, layer) as stream:
-            _apply_layer(dest, stream, where, state)
+        with open_blob(image.layout, layer) as raw:
+            hashing = HashingReader(raw, layer.digest.algorithm)
+            stream = _decompressed(image.layout, layer, cast("IO[bytes]", hashing))
+            try:
+                _apply_layer(dest, stream, where, state)
+            except InputError:
+                hashing.verify(layer, where)  # a damaged blob says so, not "corrupt tar"
+                raise
+            hashing.verify(layer, where)
     for mount in MOUNTPOINTS:
         path = dest / mount
         if not os.path.lexists(path):
