@@ -13,7 +13,8 @@ import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
-from kiln.errors import InputError, IntegrityError
+from kiln.errors import InputError
+from kiln.oci.layout import LayoutError
 from kiln.sbom import generate_cyclonedx, generate_spdx, read_sbom_input
 from sandbox.layouts import Member, file, info, write_layout
 
@@ -125,7 +126,7 @@ def test_a_layer_escaping_the_root_is_refused(tmp_path: Path) -> None:
         read_sbom_input(layout, source_date_epoch=EPOCH)
 
 
-def test_a_corrupted_layer_is_an_integrity_error(tmp_path: Path) -> None:
+def test_a_corrupted_layer_is_a_layout_error(tmp_path: Path) -> None:
     layout = _layout(tmp_path, _base())
     index = json.loads((layout / "index.json").read_bytes())
     manifest_digest = next(
@@ -136,8 +137,9 @@ def test_a_corrupted_layer_is_an_integrity_error(tmp_path: Path) -> None:
     data = bytearray(blob.read_bytes())
     data[-5] ^= 0xFF  # inside gzip's trailer: the tar still reads, the digest does not match
     blob.write_bytes(bytes(data))
-    with pytest.raises(IntegrityError, match="does not match"):
+    with pytest.raises(LayoutError, match="does not match its descriptor") as caught:
         read_sbom_input(layout, source_date_epoch=EPOCH)
+    assert caught.value.exit_code == 2  # as in kiln test, scan and publish
 
 
 def test_not_a_layout_is_an_input_error(tmp_path: Path) -> None:

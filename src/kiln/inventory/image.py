@@ -22,7 +22,7 @@ import re
 import tarfile
 import zlib
 from collections.abc import Callable
-from typing import IO, Annotated, Any, Protocol, TypeVar, cast
+from typing import IO, Annotated, Protocol, TypeVar, cast
 
 import zstandard
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from kiln.errors import InputError, Location
 from kiln.inventory.tree import LayerTree
 from kiln.jsonlimits import parse_json
+from kiln.oci.layout import HashingReader
 
 _DIGEST = r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$"
 _INDEX_TYPES = frozenset(
@@ -145,32 +146,6 @@ class TarArchive:
         if handle is None:
             raise FileNotFoundError(name)
         return handle
-
-
-class HashingReader(io.RawIOBase):
-    """A read-only stream that hashes and counts what passes through it."""
-
-    def __init__(self, raw: IO[bytes], algorithm: str) -> None:
-        super().__init__()
-        self._raw = raw
-        self.hash = hashlib.new(algorithm)
-        self.size = 0
-        self.tail = b""  # the last 1 KiB read: a complete tar ends with two zero blocks
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._raw.read(len(buffer))
-        self.hash.update(data)
-        self.size += len(data)
-        self.tail = (self.tail + data)[-_END_OF_ARCHIVE:]
-        buffer[: len(data)] = data
-        return len(data)
-
-    def drain(self) -> None:
-        while self.read(_CHUNK):
-            pass
 
 
 def _blob_path(digest: str) -> str:

@@ -1,7 +1,7 @@
 """Read the files an SBOM needs from one platform of an OCI image layout, digests verified.
 
 Navigation (``index.json`` -> image index -> platform manifest -> config) goes through
-``kiln.registry.ImageLayout``, which checks every manifest against its descriptor. Layers
+``kiln.oci.layout.ImageLayout``, which checks every blob against its descriptor. Layers
 are streamed, hashed against their descriptors, and applied in order in memory per the
 image spec's changeset rules (https://github.com/opencontainers/image-spec/blob/v1.1.0/layer.md):
 ``.wh.<name>`` deletes a lower path, ``.wh..wh..opq`` hides a directory's lower contents.
@@ -11,17 +11,17 @@ files, the files kiln generates); symlinks resolve inside the root, as in a chro
 
 from __future__ import annotations
 
-import json
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kiln.errors import InputError, IntegrityError
-from kiln.inventory.image import LAYER_ERRORS, HashingReader, layer_tar_stream
+from kiln.errors import InputError
+from kiln.inventory.image import LAYER_ERRORS, layer_tar_stream
 from kiln.inventory.tree import LayerTree, is_metadata_path
-from kiln.registry import Descriptor, Digest, ImageIndex, ImageLayout, ImageManifest
+from kiln.oci.layout import HashingReader, ImageLayout
+from kiln.oci.model import Descriptor, ImageIndex, ImageManifest
 
 #: The SBOM reader's view of an image's files: the inventory's in-memory layer tree.
 RootFS = LayerTree
@@ -39,7 +39,6 @@ GENERATED_PATHS = (
     "etc/ssl/certs/ca-certificates.crt",
     IMAGE_JSON,
 )
-MAX_CONFIG_BYTES = 4 * 1024 * 1024
 _NESTING = 4
 
 
@@ -121,39 +120,17 @@ def _choose(index: ImageIndex, platform: str | None, where: str) -> Descriptor:
     )
 
 
-def _read_config(layout: ImageLayout, descriptor: Descriptor) -> dict[str, Any]:
-    if descriptor.size > MAX_CONFIG_BYTES:
-        raise InputError(f"{layout.path}: config {descriptor.digest} is too large")
-    data = layout.blob(descriptor.digest).read_bytes()
-    if Digest.of(data, descriptor.digest.algorithm) != descriptor.digest:
-        raise IntegrityError(f"{layout.path}: config {descriptor.digest} does not match its digest")
-    try:
-        config = json.loads(data)
-    except ValueError as exc:
-        raise InputError(f"{layout.path}: config {descriptor.digest} is not JSON: {exc}") from exc
-    if not isinstance(config, dict):
-        raise InputError(f"{layout.path}: config {descriptor.digest} is not a JSON object")
-    return config
-
-
 def _apply(layout: ImageLayout, descriptor: Descriptor, number: int, rootfs: RootFS) -> None:
     label = f"{layout.path}: layer {descriptor.digest}"
-    with layout.blob(descriptor.digest).open("rb") as raw:
+    with layout.open_blob(descriptor) as raw:
         hashing = HashingReader(raw, descriptor.digest.algorithm)
         try:
             with tarfile.open(fileobj=layer_tar_stream(hashing), mode="r|") as tar:
                 rootfs.apply_layer(tar, number, label)
-            hashing.drain()
         except LAYER_ERRORS as exc:
-            hashing.drain()
-            if hashing.hash.hexdigest() != descriptor.digest.encoded:
-                raise IntegrityError(f"{label} does not match its digest") from exc
+            hashing.verify(descriptor, label)  # a damaged blob says so first
             raise InputError(f"{label} is not a readable tar: {exc}") from exc
-    if hashing.hash.hexdigest() != descriptor.digest.encoded or hashing.size != descriptor.size:
-        raise IntegrityError(
-            f"{label} does not match its descriptor (got "
-            f"{descriptor.digest.algorithm}:{hashing.hash.hexdigest()}, {hashing.size} bytes)"
-        )
+        hashing.verify(descriptor, label)
 
 
 def _manifests(
@@ -180,7 +157,7 @@ def read_image_files(path: Path, platform: str | None = None) -> ImageFiles:
     descriptor, manifest, annotations = chain[-1]
     if not isinstance(manifest, ImageManifest):  # _manifests ends on one or raises
         raise InputError(f"{layout.path}: no image manifest found")
-    config = _read_config(layout, manifest.config)
+    config = layout.config(manifest.config)
     rootfs = new_rootfs()
     for number, layer in enumerate(manifest.layers):
         _apply(layout, layer, number, rootfs)
