@@ -42,15 +42,15 @@ from kiln.registry import Anonymous, RegistryClient  # noqa: E402
 
 
 def _observed(work: Path) -> publishing.BuildObservation:
-    from kiln.cli.build import BuildOptions, build_spec
-    from kiln.pipeline import Repository
+    from kiln.pipeline import ArchiveAccess
+    from kiln.pipeline.build import BuildOptions, build_spec
     from kiln.spec import load_spec
 
     spec = work / "demo.yaml"
     spec.write_text(SPEC)
     (built,) = build_spec(
         load_spec(spec),
-        Repository.from_environment(),
+        ArchiveAccess.from_environment(),
         BuildOptions(output=work / "out", variants=("runtime",)),
     )
     now = dt.datetime.now(dt.UTC)

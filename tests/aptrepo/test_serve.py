@@ -206,9 +206,9 @@ def test_kilns_client_reads_the_served_repository(
     from kiln.aptrepo import load_kiln_universe
     from kiln.debian.cache import Cache
     from kiln.net import HttpFetcher, RetryPolicy
-    from kiln.pipeline.repo import KilnRepo
+    from kiln.pipeline.archive import KilnAptRepo
 
-    repo = KilnRepo.from_environment(
+    repo = KilnAptRepo.from_environment(
         {"KILN_REPO": server.url, "KILN_REPO_KEYRING": str(published.keyring)}
     )
     assert repo is not None

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kiln.debian import get_distro
-from kiln.pipeline import Repository, locked_to_binary
+from kiln.pipeline import ArchiveAccess, locked_to_binary
 from kiln.pipeline.build import build_variant
 from kiln.resolve.lockfile import read_lock
 from kiln.sandbox import resolve_image, run_in_rootfs, runner, unpack_image
@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.network, pytest.mark.slow]
 def debs() -> dict[str, list[Path]]:
     loaded = load_spec(SPEC)
     lock = read_lock(loaded.lock_path)
-    repo = Repository.from_environment()
+    repo = ArchiveAccess.from_environment()
     distro = get_distro(lock.distro)
     return {
         arch: repo.fetch(distro, [locked_to_binary(p) for p in arch_lock.packages])

@@ -235,7 +235,7 @@ class Images:
 
 
 def _build(spec: Path, out: Path, epoch: str, signer: KeyBundleSigner) -> Image:
-    from kiln.pipeline import Repository
+    from kiln.pipeline import ArchiveAccess
     from kiln.pipeline.build import BuildOptions, build_spec
     from kiln.spec import load_spec
 
@@ -243,7 +243,7 @@ def _build(spec: Path, out: Path, epoch: str, signer: KeyBundleSigner) -> Image:
         patch.setenv("SOURCE_DATE_EPOCH", epoch)
         (built,) = build_spec(
             load_spec(spec),
-            Repository.from_environment(),
+            ArchiveAccess.from_environment(),
             BuildOptions(output=out, variants=("runtime",)),
         )
     now = dt.datetime.now(dt.UTC)

@@ -8,24 +8,26 @@ import pytest
 
 from kiln.errors import InputError
 from kiln.net import FetchResult, FileFetcher, HttpStatusError, ResponseTooLargeError, SchemeFetcher
-from kiln.pipeline.repo import KEYRING_NAME, KilnRepo
+from kiln.pipeline.archive import KEYRING_NAME, KilnAptRepo
 
 
 def test_no_kiln_repo_configured() -> None:
-    assert KilnRepo.from_environment({}) is None
+    assert KilnAptRepo.from_environment({}) is None
 
 
 def test_a_directory_uses_the_keyring_published_inside_it(tmp_path: Path) -> None:
-    repo = KilnRepo.from_environment({"KILN_REPO": str(tmp_path)})
-    assert repo == KilnRepo(tmp_path.resolve().as_uri(), tmp_path.resolve() / KEYRING_NAME)
+    repo = KilnAptRepo.from_environment({"KILN_REPO": str(tmp_path)})
+    assert repo == KilnAptRepo(tmp_path.resolve().as_uri(), tmp_path.resolve() / KEYRING_NAME)
 
 
 def test_a_remote_repository_needs_an_explicit_keyring(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="KILN_REPO_KEYRING is not set"):
-        KilnRepo.from_environment({"KILN_REPO": "https://repo.example.invalid/kiln"})
+        KilnAptRepo.from_environment({"KILN_REPO": "https://repo.example.invalid/kiln"})
     keyring = tmp_path / "k.gpg"
     env = {"KILN_REPO": "https://repo.example.invalid/kiln/", "KILN_REPO_KEYRING": str(keyring)}
-    assert KilnRepo.from_environment(env) == KilnRepo("https://repo.example.invalid/kiln", keyring)
+    assert KilnAptRepo.from_environment(env) == KilnAptRepo(
+        "https://repo.example.invalid/kiln", keyring
+    )
 
 
 def test_file_fetcher_reads_bounded_and_reports_missing_as_404(tmp_path: Path) -> None:

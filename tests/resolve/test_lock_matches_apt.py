@@ -12,7 +12,7 @@ import pytest
 
 from kiln.debian import Cache, discover_mirrors, get_distro
 from kiln.net import HttpFetcher
-from kiln.pipeline import Repository, lock_spec
+from kiln.pipeline import ArchiveAccess, lock_spec
 from kiln.spec import load_spec
 from resolve.test_apt_peer import AptRoot, _reachable_without_install_time, make_apt_root
 
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_python_lock_equals_apt(tmp_path: Path, arch: str) -> None:
     loaded = load_spec(ROOT / "images/python.yaml")
     distro = get_distro(loaded.spec.distro)
-    repo = Repository(
+    repo = ArchiveAccess(
         discover_mirrors(),
         Cache(tmp_path / "cache"),
         HttpFetcher(),

@@ -9,7 +9,7 @@ import pytest
 from kiln.pipeline.lock import lock_npm
 from kiln.resolve.lockfile import Lock, LockedNpmPackage, LockError, diff_locks, parse_lock
 from kiln.spec import load_spec
-from kiln.upstream import NpmRegistry, sri_sha512
+from kiln.upstream import NpmIndex, sri_sha512
 
 from .conftest import BASE, FakeRegistry, package_tgz
 
@@ -84,9 +84,7 @@ def test_lock_npm_locks_each_variant_once_per_package(
     spec.write_text(SPEC)
     for name, version in (("left-pad", "1.3.0"), ("npm", "10.9.2")):
         registry.publish(name, version, package_tgz(name, version))
-    npm = lock_npm(
-        load_spec(spec), NpmRegistry(BASE, fetcher=registry, cache_root=tmp_path / "cache")
-    )
+    npm = lock_npm(load_spec(spec), NpmIndex(BASE, fetcher=registry, cache_root=tmp_path / "cache"))
     assert [p.name for p in npm["runtime"]] == ["left-pad"]
     assert [p.name for p in npm["dev"]] == ["left-pad", "npm"]
     assert npm["dev"][0] == npm["runtime"][0]

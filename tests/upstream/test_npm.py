@@ -7,13 +7,13 @@ import pytest
 
 from kiln.errors import EnvironmentProblem, IntegrityError, RemoteContentError
 from kiln.net import HttpStatusError
-from kiln.upstream import NpmRegistry, registry_url, sri_sha512
+from kiln.upstream import NpmIndex, registry_url, sri_sha512
 
 from .conftest import BASE, FakeRegistry, package_tgz
 
 
-def _npm(registry: FakeRegistry, tmp_path: Path) -> NpmRegistry:
-    return NpmRegistry(BASE, fetcher=registry, cache_root=tmp_path)
+def _npm(registry: FakeRegistry, tmp_path: Path) -> NpmIndex:
+    return NpmIndex(BASE, fetcher=registry, cache_root=tmp_path)
 
 
 def test_lock_records_path_integrity_sha256_and_size_and_caches_the_tarball(
@@ -29,7 +29,7 @@ def test_lock_records_path_integrity_sha256_and_size_and_caches_the_tarball(
     blob = tmp_path / "npm" / "sha512" / hashlib.sha512(tgz).hexdigest()
     assert blob.read_bytes() == tgz
     # fetched once: reading it for a build needs no registry at all
-    offline = NpmRegistry(
+    offline = NpmIndex(
         lambda: pytest.fail("registry consulted"), fetcher=registry, cache_root=tmp_path
     )
     assert offline.tarball(locked) == tgz

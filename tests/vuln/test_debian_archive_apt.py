@@ -24,12 +24,12 @@ from debian.changelog import Changelog
 from debian.deb822 import Packages
 from debian.debian_support import Version
 
-from kiln.cli.vuln import _catalog_sources
 from kiln.debian import discover_mirrors
 from kiln.debian.cache import Cache
 from kiln.debian.distro import get_distro
 from kiln.migrate import default_catalog_dir
 from kiln.net import HttpFetcher
+from kiln.pipeline.scan import catalog_sources
 from kiln.vuln.db import VulnDB
 from kiln.vuln.feeds import Archive, DebianArchiveFeed, Scope
 
@@ -129,7 +129,7 @@ def _per_version_cves(
 
 
 def test_fix_in_unstable_agrees_with_an_independent_apt_count(tmp_path: Path) -> None:
-    sources = _catalog_sources(default_catalog_dir())
+    sources = catalog_sources(default_catalog_dir())
     options = _apt_root(tmp_path / "apt")
     subprocess.run(["apt-get", *options, "-qq", "update"], check=True, capture_output=True)
     binaries = _binaries(tmp_path / "apt", sources)

@@ -55,7 +55,7 @@ def build(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="always assemble anew")] = False,
 ) -> None:
     """Build OCI image layouts (out/<name>/, out/<name>-dev/) from locked specs."""
-    from kiln.pipeline import Repository
+    from kiln.pipeline import ArchiveAccess
     from kiln.pipeline.build import BuildOptions, build_spec
     from kiln.progress import ConsoleProgress
     from kiln.spec import load_spec
@@ -71,13 +71,13 @@ def build(
         docker_archive=docker_archive,
         cache=not no_cache,
     )
-    repo = Repository.from_environment()
+    archive = ArchiveAccess.from_environment()
     listener = ConsoleBuildListener()
     progress = ConsoleProgress(err_console)
     built = [
         b
         for path in specs
-        for b in build_spec(load_spec(path), repo, options, listener=listener, progress=progress)
+        for b in build_spec(load_spec(path), archive, options, listener=listener, progress=progress)
     ]
     console.print(summary_table(built))
 

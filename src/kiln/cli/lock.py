@@ -16,7 +16,7 @@ from kiln.cli.app import app, console
 from kiln.errors import PolicyError
 
 if TYPE_CHECKING:
-    from kiln.pipeline import LockResult, Repository
+    from kiln.pipeline import ArchiveAccess, LockResult
     from kiln.resolve.lockfile import Lock
     from kiln.spec import LoadedSpec
 
@@ -48,13 +48,13 @@ def lock(
         for item in loaded:
             _show(read_lock(item.lock_path), item)
         return
-    from kiln.pipeline import Repository
+    from kiln.pipeline import ArchiveAccess
 
-    repo = Repository.from_environment(max_age=max_age)
+    archive = ArchiveAccess.from_environment(max_age=max_age)
     stale: list[str] = []
     for item in loaded:
         started = time.perf_counter()
-        result = _lock_one(item, repo)
+        result = _lock_one(item, archive)
         elapsed = time.perf_counter() - started
         if why:
             _why(result, why)
@@ -82,10 +82,10 @@ def lock(
         )
 
 
-def _lock_one(item: LoadedSpec, repo: Repository) -> LockResult:
+def _lock_one(item: LoadedSpec, archive: ArchiveAccess) -> LockResult:
     from kiln.pipeline import lock_spec
 
-    return lock_spec(item, repo.snapshot_for(item.spec))
+    return lock_spec(item, archive.snapshot_for(item.spec))
 
 
 def _changes(item: LoadedSpec, fresh: Lock) -> list[str]:
@@ -137,20 +137,20 @@ def _kib(size: int) -> str:
 def fetch(specs: SpecArgs) -> None:
     """Download the locked .deb files into the cache, verifying size and sha256 first."""
     from kiln.debian import get_distro
-    from kiln.pipeline import Repository, locked_to_binary
+    from kiln.pipeline import ArchiveAccess, locked_to_binary
     from kiln.resolve.lockfile import read_lock
     from kiln.spec import load_spec
 
-    repo = Repository.from_environment()
+    archive = ArchiveAccess.from_environment()
     for item in specs:
         loaded = load_spec(item)
         lock_ = read_lock(loaded.lock_path)
         packages = [locked_to_binary(p) for p in lock_.all_packages()]
         started = time.perf_counter()
-        paths = repo.fetch(get_distro(lock_.distro), packages)
+        paths = archive.fetch(get_distro(lock_.distro), packages)
         elapsed = time.perf_counter() - started
         size = sum(p.size for p in packages)
         console.print(
-            f"{loaded.path}: {len(paths)} .debs verified in {repo.cache.root} "
+            f"{loaded.path}: {len(paths)} .debs verified in {archive.cache.root} "
             f"({size / 1024**2:.1f} MiB, {elapsed:.2f}s)"
         )

@@ -45,7 +45,7 @@ def publish(
     output: Annotated[Path, typer.Option(help="where layouts go")] = DEFAULT_OUTPUT,
 ) -> None:
     """Build (or reuse), test, sign and push each spec's images with SBOMs and provenance."""
-    from kiln.pipeline import Repository
+    from kiln.pipeline import ArchiveAccess
     from kiln.pipeline.build import BuildOptions, build_spec
     from kiln.pipeline.imagetest import check_every_platform
     from kiln.pipeline.publish import Destination, already_attested, attestations_for
@@ -64,13 +64,13 @@ def publish(
         frozen=frozen,
         refresh=refresh,
     )
-    repo = Repository.from_environment()
+    archive = ArchiveAccess.from_environment()
     listener = ConsoleBuildListener()
     progress = ConsoleProgress(err_console)
     with RegistryClient.for_host(destination.registry, insecure=insecure) as client:
         for path in specs:
             loaded = load_spec(path)
-            for built in build_spec(loaded, repo, options, listener=listener, progress=progress):
+            for built in build_spec(loaded, archive, options, listener=listener, progress=progress):
                 if already_attested(
                     client, destination, built.loaded.spec.name, built.image.index_digest, signer
                 ):

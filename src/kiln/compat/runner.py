@@ -34,7 +34,7 @@ from kiln.debian.sources import Mirrors
 from kiln.errors import InputError
 from kiln.fileio import atomic_write, sha256_file
 from kiln.migrate import Catalog, DirectoryContext
-from kiln.upstream.registry import NpmRegistry
+from kiln.upstream.npm import NpmIndex
 
 BUILD_TIMEOUT = 1800.0
 BUILD_KEY_LABEL = "io.kiln.compat.build-key"
@@ -236,8 +236,8 @@ def _fetch_npm(ref: str, downloads: Path) -> None:
     target = downloads / f"{name.replace('/', '-').lstrip('@')}-{version}.tgz"
     if target.exists():
         return
-    registry = NpmRegistry.from_environment()
-    data = registry.tarball(registry.lock(name, version))
+    index = NpmIndex.from_environment()
+    data = index.tarball(index.lock(name, version))
     atomic_write(target, data)
 
 

@@ -1,4 +1,10 @@
-"""Production wiring of the Debian repository client: mirrors, cache, fetcher, clock."""
+"""Production wiring of the Debian archive client: mirrors, cache, fetcher, clock.
+
+Names (issue 14 item 7): the *archive* is Debian's (``ArchiveAccess`` reads it, with
+kiln's own apt repository overlaid when a spec asks); kiln's *apt repository* is
+``KilnAptRepo`` here and ``kiln.aptrepo`` (publish, serve); a *repository* in
+``kiln.registry`` is an OCI registry repository name (``Reference.repository``).
+"""
 
 from __future__ import annotations
 
@@ -34,14 +40,14 @@ def _utc_now() -> datetime:
 
 
 @dataclass(frozen=True)
-class KilnRepo:
+class KilnAptRepo:
     """Where kiln's own signed apt repository is, and the keyring its Release verifies with."""
 
     url: str  # http(s):// or file:///
     keyring: Path
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str]) -> KilnRepo | None:
+    def from_environment(cls, environ: Mapping[str, str]) -> KilnAptRepo | None:
         """``$KILN_REPO`` (a URL or a directory) and ``$KILN_REPO_KEYRING``.
 
         For a directory or ``file://`` URL the keyring defaults to the one ``kiln repo
@@ -65,7 +71,7 @@ class KilnRepo:
 
 
 @dataclass
-class Repository:
+class ArchiveAccess:
     """Where kiln reads Debian from, and where it keeps what it has verified."""
 
     mirrors: Mirrors
@@ -74,18 +80,18 @@ class Repository:
     clock: Callable[[], datetime] = _utc_now
     keyring: Path | None = None
     max_age: float = 0.0
-    kiln_repo: KilnRepo | None = None
+    kiln_repo: KilnAptRepo | None = None
     _snapshots: dict[tuple[str, tuple[str, ...]], RepoSnapshot] = field(default_factory=dict)
 
     @classmethod
     def from_environment(
         cls, *, max_age: float = 0.0, environ: Mapping[str, str] = os.environ
-    ) -> Repository:
+    ) -> ArchiveAccess:
         """Host apt sources (or ``$KILN_CONFIG``), ``$KILN_CACHE``, a retrying fetcher.
 
         ``$KILN_KEYRING`` replaces the distro's archive keyring (for a private mirror
         signed with its own key); ``$KILN_REPO`` names kiln's own repository
-        (``KilnRepo.from_environment``) for specs that list ``repositories: [kiln]``.
+        (``KilnAptRepo.from_environment``) for specs that list ``repositories: [kiln]``.
         """
         keyring = Path(environ["KILN_KEYRING"]) if environ.get("KILN_KEYRING") else None
         return cls(
@@ -94,11 +100,11 @@ class Repository:
             SchemeFetcher(HttpFetcher()),
             keyring=keyring,
             max_age=max_age,
-            kiln_repo=KilnRepo.from_environment(environ),
+            kiln_repo=KilnAptRepo.from_environment(environ),
         )
 
     def snapshot(self, distro: Distro, archs: Sequence[str]) -> RepoSnapshot:
-        """The verified indexes of ``distro`` for ``archs`` (loaded once per repository)."""
+        """The verified indexes of ``distro`` for ``archs`` (loaded once per ``ArchiveAccess``)."""
         key = (distro.id, tuple(sorted(archs)))
         if key not in self._snapshots:
             self._snapshots[key] = load_snapshot(

@@ -52,8 +52,8 @@ from kiln.sandbox.unpack import host_arch
 from kiln.spec import ImageSpec, LoadedSpec, lock_path_for
 
 if TYPE_CHECKING:
-    from kiln.pipeline.repo import Repository
-    from kiln.upstream import NpmRegistry
+    from kiln.pipeline.archive import ArchiveAccess
+    from kiln.upstream import NpmIndex
 
 DEFAULT_OUTPUT = Path("out")
 
@@ -211,21 +211,21 @@ def assembly_input(
 
 
 def npm_inputs(
-    locked: Sequence[LockedNpmPackage], registry: NpmRegistry | None = None
+    locked: Sequence[LockedNpmPackage], index: NpmIndex | None = None
 ) -> tuple[NpmPackageInput, ...]:
     """The locked npm tarballs, from kiln's cache (or the registry), verified and read."""
     if not locked:
         return ()
-    from kiln.upstream import NpmRegistry, read_npm_tarball  # noqa: PLC0415 (npm specs only)
+    from kiln.upstream import NpmIndex, read_npm_tarball  # noqa: PLC0415 (npm specs only)
 
-    registry = registry or NpmRegistry.from_environment()
+    index = index or NpmIndex.from_environment()
     return tuple(
         NpmPackageInput(
             name=p.name,
             version=p.version,
             integrity=p.integrity,
             members=read_npm_tarball(
-                registry.tarball(p), name=p.name, version=p.version, source=f"{p.name}@{p.version}"
+                index.tarball(p), name=p.name, version=p.version, source=f"{p.name}@{p.version}"
             ),
         )
         for p in locked
@@ -269,17 +269,17 @@ def build_variant(
     docker_archive: bool = False,
     cache: LayoutCache | None = None,
     mirrors: Mirrors | None = None,
-    npm_registry: NpmRegistry | None = None,
+    npm_index: NpmIndex | None = None,
 ) -> BuiltImage:
     """Build one variant of a locked spec from its verified .debs (per architecture).
 
     ``debs`` maps each architecture to the cached .deb files of the lock's packages for
-    that variant (``Repository.fetch``). SOURCE_DATE_EPOCH defaults to the newest
+    that variant (``ArchiveAccess.fetch``). SOURCE_DATE_EPOCH defaults to the newest
     changelog among them; the image version is the ``version-package``'s upstream
     version. Writes ``out/<name>[-<variant>]/`` (+ ``.oci.tar`` / ``.docker.tar``).
     With a ``cache``, an unchanged build (same spec, lock, .debs, options, epoch
     override and kiln code) is restored instead of rebuilt. The lock's npm tarballs
-    for the variant come from ``npm_registry`` (default: npm's configured registry,
+    for the variant come from ``npm_index`` (default: npm's configured registry,
     consulted only for tarballs missing from kiln's cache).
     """
     spec = loaded.spec
@@ -323,7 +323,7 @@ def build_variant(
                 if d.control.package == spec.version_package:
                     version = upstream_version(d.control.version)
                     origin = {**licenses_annotation(d), **origin}
-    npm = npm_inputs(lock.npm_packages(variant), npm_registry)
+    npm = npm_inputs(lock.npm_packages(variant), npm_index)
     inputs = [
         assembly_input(
             spec,
@@ -423,7 +423,7 @@ SILENT_BUILD: BuildListener = _Silent()
 
 def build_spec(
     item: LoadedSpec,
-    repo: Repository,
+    archive: ArchiveAccess,
     options: BuildOptions,
     *,
     listener: BuildListener = SILENT_BUILD,
@@ -434,8 +434,8 @@ def build_spec(
     A fetch that fails while the lock has drifted from the archive says that the pool
     dropped the superseded .debs and how to relock.
     """
-    cache = LayoutCache(repo.cache.root / "layouts") if options.cache else None
-    current = current_lock(item, repo, options.lock_policy)
+    cache = LayoutCache(archive.cache.root / "layouts") if options.cache else None
+    current = current_lock(item, archive, options.lock_policy)
     listener.lock_settled(item, current)
     lock = current.lock
     distro = get_distro(lock.distro)
@@ -453,7 +453,7 @@ def build_spec(
         with progress.phase(f"fetching {count} .debs and assembling {label} ({', '.join(archs)})"):
             try:
                 debs: dict[str, Sequence[Path]] = {
-                    a: repo.fetch(distro, [locked_to_binary(p) for p in lock.packages(name, a)])
+                    a: archive.fetch(distro, [locked_to_binary(p) for p in lock.packages(name, a)])
                     for a in archs
                 }
             except TransportError as exc:
@@ -476,7 +476,7 @@ def build_spec(
                 oci_archive=options.oci_archive,
                 docker_archive=options.docker_archive,
                 cache=cache,
-                mirrors=repo.mirrors,
+                mirrors=archive.mirrors,
             )
         done = BuiltVariant(item, lock, name, image, started, dt.datetime.now(dt.UTC))
         listener.variant_built(done)

@@ -1,7 +1,7 @@
 """Lock a spec: resolve every variant and architecture against one verified snapshot.
 
 Pure given the snapshot: the same spec and the same indexes give the same lock bytes.
-A spec naming npm packages is also locked against the npm registry (``NpmRegistry``,
+A spec naming npm packages is also locked against the npm registry (``NpmIndex``,
 from npm's config unless one is given): each pinned version's tarball is fetched once
 into kiln's cache and recorded with its sha512 integrity.
 """
@@ -33,8 +33,8 @@ from kiln.resolve.solver import Resolution, UnknownPackageError, resolve
 from kiln.spec import LoadedSpec
 
 if TYPE_CHECKING:
-    from kiln.pipeline.repo import Repository
-    from kiln.upstream import NpmRegistry
+    from kiln.pipeline.archive import ArchiveAccess
+    from kiln.upstream import NpmIndex
 
 
 @dataclass(frozen=True)
@@ -46,24 +46,24 @@ class LockResult:
 
 
 def lock_npm(
-    loaded: LoadedSpec, registry: NpmRegistry | None = None
+    loaded: LoadedSpec, index: NpmIndex | None = None
 ) -> dict[str, tuple[LockedNpmPackage, ...]]:
     """Each variant's pinned npm packages, locked against the registry (none: no I/O)."""
     spec = loaded.spec
     wanted = {v: spec.npm_for(v) for v in spec.variant_names()}
     if not any(wanted.values()):
         return {}
-    if registry is None:
-        from kiln.upstream import NpmRegistry  # noqa: PLC0415 (only specs with npm need it)
+    if index is None:
+        from kiln.upstream import NpmIndex  # noqa: PLC0415 (only specs with npm need it)
 
-        registry = NpmRegistry.from_environment()
+        index = NpmIndex.from_environment()
     locked: dict[tuple[str, str], LockedNpmPackage] = {}
     result = {}
     for variant, refs in wanted.items():
         if refs:
             for ref in refs:
                 if ref not in locked:
-                    locked[ref] = registry.lock(*ref)
+                    locked[ref] = index.lock(*ref)
             result[variant] = tuple(locked[ref] for ref in refs)
     return result
 
@@ -72,7 +72,7 @@ def lock_spec(
     loaded: LoadedSpec,
     snapshot: RepoSnapshot,
     *,
-    npm_registry: NpmRegistry | None = None,
+    npm_index: NpmIndex | None = None,
     npm: dict[str, tuple[LockedNpmPackage, ...]] | None = None,
 ) -> LockResult:
     """Resolve each variant of ``loaded`` on each of its architectures (+ its npm pins).
@@ -117,7 +117,7 @@ def lock_spec(
             for r in snapshot.releases
         ),
         variants=variants,
-        npm=npm if npm is not None else lock_npm(loaded, npm_registry),
+        npm=npm if npm is not None else lock_npm(loaded, npm_index),
     )
     return LockResult(lock, resolutions)
 
@@ -140,7 +140,9 @@ class CurrentLock:
     unchecked: str | None = None
 
 
-def current_lock(loaded: LoadedSpec, repo: Repository, policy: LockPolicy = "keep") -> CurrentLock:
+def current_lock(
+    loaded: LoadedSpec, archive: ArchiveAccess, policy: LockPolicy = "keep"
+) -> CurrentLock:
     """The lock to build ``loaded`` from, under ``policy``.
 
     - ``keep``: the checked-in lock when it belongs to the spec as it is (else lock
@@ -152,7 +154,9 @@ def current_lock(loaded: LoadedSpec, repo: Repository, policy: LockPolicy = "kee
     path = loaded.lock_path
     if policy == "frozen":
         existing = read_lock(path)
-        fresh = lock_spec(loaded, repo.snapshot_for(loaded.spec), npm=_npm_pins(existing, loaded))
+        fresh = lock_spec(
+            loaded, archive.snapshot_for(loaded.spec), npm=_npm_pins(existing, loaded)
+        )
         changes = diff_locks(existing, fresh.lock)
         if changes:
             raise PolicyError(
@@ -170,12 +174,12 @@ def current_lock(loaded: LoadedSpec, repo: Repository, policy: LockPolicy = "kee
     belongs = found is not None and found.spec_sha256 == loaded.sha256
     if found is not None and belongs and policy == "keep":
         try:
-            fresh = lock_spec(loaded, repo.snapshot_for(loaded.spec), npm=found.npm)
+            fresh = lock_spec(loaded, archive.snapshot_for(loaded.spec), npm=found.npm)
         except TransportError as exc:
             return CurrentLock(found, unchecked=f"could not compare with the archive: {exc}")
         return CurrentLock(found, drift=lock_drift(found, fresh.lock, path=str(path)))
     pins = _npm_pins(found, loaded) if belongs else None
-    relocked = lock_spec(loaded, repo.snapshot_for(loaded.spec), npm=pins).lock
+    relocked = lock_spec(loaded, archive.snapshot_for(loaded.spec), npm=pins).lock
     if found is None:
         why = "no lock yet"
     elif not belongs:

@@ -146,9 +146,7 @@ def _archive_feed(request: FeedRequest) -> tuple[Feed, FeedInput]:
         from kiln.migrate import default_catalog_dir
 
         directory = catalog or default_catalog_dir()
-        scope = Scope(
-            frozenset(_catalog_sources(directory)), f"sources of the locks in {directory}"
-        )
+        scope = Scope(frozenset(catalog_sources(directory)), f"sources of the locks in {directory}")
     keyring = os.environ.get("KILN_KEYRING")
     archive = Archive(
         distro=get_distro(request.distro),
@@ -161,7 +159,7 @@ def _archive_feed(request: FeedRequest) -> tuple[Feed, FeedInput]:
     return DebianArchiveFeed(archive, scope), archive.manifest(scope)
 
 
-def _catalog_sources(directory: Path) -> set[str]:
+def catalog_sources(directory: Path) -> set[str]:
     """The source packages every lock of a catalog names."""
     from kiln.resolve.lockfile import parse_lock
 

@@ -1,7 +1,7 @@
 """Production wiring of source builds: mirrors, cache, Sources, build roots, the sandbox.
 
 The I/O edge that the ``kiln source`` / ``kiln package`` / ``kiln rebuild`` commands
-call: it reads the signed indexes through kiln.pipeline.repo's ``Repository``, keeps
+call: it reads the signed indexes through kiln.pipeline.archive's ``ArchiveAccess``, keeps
 fetched sources and build roots in ``$KILN_CACHE``, and records what each build was
 made from (source digests, recipe digest, build-root digest, hardening flags, outputs)
 in a JSON build record next to the .debs.
@@ -24,7 +24,7 @@ from kiln.debian.distro import Distro, get_distro
 from kiln.debian.source_index import SourcePackage, SourceUniverse, load_sources
 from kiln.errors import InputError, PolicyError
 from kiln.fileio import atomic_write, sha256_file
-from kiln.pipeline.repo import Repository
+from kiln.pipeline.archive import ArchiveAccess
 from kiln.progress import NO_PROGRESS, Progress
 from kiln.recipes.build import BuildOutput, build_in_sandbox
 from kiln.recipes.buildroot import BuildRoot, BuildRootSpec, ensure_build_root
@@ -44,12 +44,12 @@ ROOT_EPOCH = 1_700_000_000
 class SourceBuilder:
     """Fetch, build and verify Debian source packages with kiln's cache and mirrors."""
 
-    repository: Repository
+    repository: ArchiveAccess
     progress: Progress = NO_PROGRESS  # long phases (build root, build, tests) are announced
 
     @classmethod
     def from_environment(cls, progress: Progress = NO_PROGRESS) -> SourceBuilder:
-        return cls(Repository.from_environment(), progress)
+        return cls(ArchiveAccess.from_environment(), progress)
 
     @property
     def cache_root(self) -> Path:

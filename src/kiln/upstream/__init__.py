@@ -2,7 +2,7 @@
 
 Public interface:
 
-* ``NpmRegistry`` (``from_environment()``, ``lock(name, version) -> LockedNpmPackage``,
+* ``NpmIndex`` (``from_environment()``, ``lock(name, version) -> LockedNpmPackage``,
   ``tarball(locked) -> bytes``): the registry from npm's config, tarballs fetched once
   into kiln's cache and checked against the lock (sha512 integrity, sha256, size);
 * ``registry_url(environ)``: the registry base URL as npm configures it;
@@ -13,11 +13,11 @@ Public interface:
 """
 
 from kiln.upstream.integrity import canonical_sri, sri_sha512, verify_integrity
-from kiln.upstream.registry import NpmRegistry, registry_url
+from kiln.upstream.npm import NpmIndex, registry_url
 from kiln.upstream.tarball import read_npm_tarball
 
 __all__ = [
-    "NpmRegistry",
+    "NpmIndex",
     "canonical_sri",
     "read_npm_tarball",
     "registry_url",

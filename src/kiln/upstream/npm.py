@@ -1,4 +1,5 @@
-"""The npm registry: where it is, what a pinned version's tarball is, and fetching it.
+"""The npm registry as kiln reads it (``NpmIndex``): where it is, what a pinned version's
+tarball is, and fetching it. (``kiln.registry`` is the OCI distribution client.)
 
 The registry base URL is never written in kiln: it comes from npm's own configuration,
 read as npm reads it (https://docs.npmjs.com/cli/v10/using-npm/config#registry): the
@@ -80,7 +81,7 @@ def _field(doc: Mapping[str, object], key: str, source: str) -> str:
     return value
 
 
-class NpmRegistry:
+class NpmIndex:
     """Lock pinned npm packages against one registry and fetch their tarballs once.
 
     ``fetcher`` is injected (kiln.net's ``HttpFetcher`` in production); ``cache_root``
@@ -97,7 +98,7 @@ class NpmRegistry:
         self.cache_root = cache_root
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> NpmRegistry:
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> NpmIndex:
         """Registry from npm's config (read lazily: cached tarballs need no registry)."""
         return cls(
             lambda: registry_url(environ),
