@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
 from markdown_it import MarkdownIt
 
+from kiln.errors import InputError
 from kiln.forge.evidence import (
     AgentStep,
     CheckResult,
@@ -154,3 +159,37 @@ def test_checks_and_fixed_cves() -> None:
     assert evidence.cves_fixed == ("CVE-2025-0001", "CVE-2025-0003")
     assert evidence.checks["test:tls-handshake"] == "fail"
     assert not evidence.checks_pass
+
+
+def test_evidence_round_trips_through_json() -> None:
+    evidence = full_evidence()
+    data = json.loads(json.dumps(evidence.to_dict()))
+    assert Evidence.from_dict(data, where="record") == evidence
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d.update(kind="rewrite"), "kind 'rewrite' is not one of"),
+        (
+            lambda d: d["cves_before"][0].update(epss="high"),
+            r"cves_before\[0\].epss is not a number",
+        ),
+        (lambda d: d["cves_before"][0].update(kev="yes"), r"cves_before\[0\].kev is not bool"),
+        (lambda d: d["tests"][1].update(status="maybe"), r"tests\[1\].status 'maybe'"),
+        (lambda d: d["sizes"][0].update(before=True), r"sizes\[0\].before is not int"),
+        (
+            lambda d: d["patches"][0]["headers"].update(Origin=["x"]),
+            r"patches\[0\].headers.Origin is not str",
+        ),
+        (lambda d: d.pop("image"), "'image'"),
+        (lambda d: d.update(packages={}), "packages is not list"),
+    ],
+)
+def test_malformed_evidence_is_an_input_error_naming_the_field(
+    mutate: Callable[[dict[str, Any]], object], message: str
+) -> None:
+    data = json.loads(json.dumps(full_evidence().to_dict()))
+    mutate(data)
+    with pytest.raises(InputError, match=rf"record: the evidence is malformed: .*{message}"):
+        Evidence.from_dict(data, where="record")

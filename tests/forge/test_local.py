@@ -223,3 +223,10 @@ def test_dry_run_writes_nothing_and_answers_like_the_forge(catalog: Path) -> Non
     assert git(catalog, "for-each-ref") == refs
     assert dry.list() == [opened]
     assert len(dry.proposals) == 2
+
+
+def test_the_record_keeps_the_evidence(catalog: Path) -> None:
+    sent = change()
+    pr = forge(catalog).open_or_update(sent)
+    assert forge(catalog).evidence(pr.id) == sent.evidence
+    assert forge(catalog).body(pr.id).startswith("## kiln bump: python — 1 CVE fixed")

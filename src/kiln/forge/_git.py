@@ -169,7 +169,9 @@ class Git:
             "GIT_COMMITTER_EMAIL": identity.email,
             "GIT_COMMITTER_DATE": date,
         }
-        args = ["commit-tree", tree]
+        # never signed, whatever an older git or the user's config says: kiln's commits
+        # must be the same from one machine to the next
+        args = ["commit-tree", "--no-gpg-sign", tree]
         for parent in parents:
             args += ["-p", parent]
         return self.run(*args, data=message.encode(), env=env, what="commit the change").strip()

@@ -18,11 +18,13 @@ turn a hostile advisory's text into a link. The description is bounded
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
+from kiln.errors import InputError
 from kiln.text import plain_line
 
 #: GitHub refuses a pull request body over 65,536 characters; leave room for a footer
@@ -112,6 +114,19 @@ class Evidence:
     agent: tuple[AgentStep, ...] = ()
     notes: tuple[str, ...] = ()
 
+    def to_dict(self) -> dict[str, Any]:
+        """The evidence as JSON-ready data (what the local forge's PR records keep)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: object, *, where: str) -> Evidence:
+        """``to_dict``'s output back as ``Evidence``; ``InputError`` naming ``where`` and
+        the field when it is not that shape (a record edited or corrupted by hand)."""
+        try:
+            return _evidence_from(data)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise InputError(f"{where}: the evidence is malformed: {exc}") from exc
+
     @property
     def cves_fixed(self) -> tuple[str, ...]:
         """The vulnerability ids found before and no longer after, sorted."""
@@ -132,6 +147,112 @@ class Evidence:
         """Whether there is at least one check and every one passed (auto-merge gate)."""
         checks = self.checks
         return bool(checks) and all(status == "pass" for status in checks.values())
+
+
+# --- from JSON ----------------------------------------------------------------------
+
+
+def _expect(value: object, kind: type, name: str) -> Any:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise TypeError(f"{name} is not {kind.__name__}")
+    return value
+
+
+def _optional(value: object, kind: type, name: str) -> Any:
+    return None if value is None else _expect(value, kind, name)
+
+
+def _rows(data: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
+    rows = _expect(data.get(name, []), list, name)
+    return [_expect(row, dict, f"{name}[{n}]") for n, row in enumerate(rows)]
+
+
+def _check(row: Mapping[str, Any], name: str) -> CheckResult:
+    status = _expect(row["status"], str, f"{name}.status")
+    if status not in ("pass", "fail", "skipped", "error"):
+        raise ValueError(f"{name}.status {status!r} is not pass, fail, skipped or error")
+    return CheckResult(
+        _expect(row["name"], str, f"{name}.name"),
+        status,
+        _expect(row.get("detail", ""), str, f"{name}.detail"),
+    )
+
+
+def _cve(row: Mapping[str, Any], name: str) -> CveRow:
+    epss = row.get("epss")
+    if epss is not None and (isinstance(epss, bool) or not isinstance(epss, int | float)):
+        raise TypeError(f"{name}.epss is not a number")
+    return CveRow(
+        id=_expect(row["id"], str, f"{name}.id"),
+        package=_expect(row["package"], str, f"{name}.package"),
+        installed=_expect(row["installed"], str, f"{name}.installed"),
+        severity=_expect(row.get("severity", "unknown"), str, f"{name}.severity"),
+        fixed_version=_optional(row.get("fixed_version"), str, f"{name}.fixed_version"),
+        kev=_expect(row.get("kev", False), bool, f"{name}.kev"),
+        epss=None if epss is None else float(epss),
+        title=_expect(row.get("title", ""), str, f"{name}.title"),
+    )
+
+
+def _evidence_from(value: object) -> Evidence:
+    data: Mapping[str, Any] = _expect(value, dict, "the evidence")
+    kind = _expect(data["kind"], str, "kind")
+    if kind not in CHANGE_KINDS:
+        raise ValueError(f"kind {kind!r} is not one of {', '.join(CHANGE_KINDS)}")
+    patches = []
+    for n, row in enumerate(_rows(data, "patches")):
+        headers = _expect(row.get("headers", {}), dict, f"patches[{n}].headers")
+        for key, header in headers.items():
+            _expect(header, str, f"patches[{n}].headers.{key}")
+        patches.append(
+            PatchOrigin(
+                _expect(row["name"], str, f"patches[{n}].name"),
+                dict(headers),
+                _optional(row.get("changelog"), str, f"patches[{n}].changelog"),
+            )
+        )
+    return Evidence(
+        image=_expect(data["image"], str, "image"),
+        kind=kind,  # checked against CHANGE_KINDS above
+        generation=_expect(data["generation"], str, "generation"),
+        cves_before=tuple(
+            _cve(r, f"cves_before[{n}]") for n, r in enumerate(_rows(data, "cves_before"))
+        ),
+        cves_after=tuple(
+            _cve(r, f"cves_after[{n}]") for n, r in enumerate(_rows(data, "cves_after"))
+        ),
+        packages=tuple(
+            PackageChange(
+                _expect(r["name"], str, f"packages[{n}].name"),
+                _optional(r.get("before"), str, f"packages[{n}].before"),
+                _optional(r.get("after"), str, f"packages[{n}].after"),
+            )
+            for n, r in enumerate(_rows(data, "packages"))
+        ),
+        sizes=tuple(
+            SizeChange(
+                _expect(r["platform"], str, f"sizes[{n}].platform"),
+                _optional(r.get("before"), int, f"sizes[{n}].before"),
+                _optional(r.get("after"), int, f"sizes[{n}].after"),
+            )
+            for n, r in enumerate(_rows(data, "sizes"))
+        ),
+        tests=tuple(_check(r, f"tests[{n}]") for n, r in enumerate(_rows(data, "tests"))),
+        compat=tuple(_check(r, f"compat[{n}]") for n, r in enumerate(_rows(data, "compat"))),
+        provenance_digest=_optional(data.get("provenance_digest"), str, "provenance_digest"),
+        patches=tuple(patches),
+        agent=tuple(
+            AgentStep(
+                _expect(r["tool"], str, f"agent[{n}].tool"),
+                _expect(r["summary"], str, f"agent[{n}].summary"),
+                _expect(r.get("digest", ""), str, f"agent[{n}].digest"),
+            )
+            for n, r in enumerate(_rows(data, "agent"))
+        ),
+        notes=tuple(
+            _expect(note, str, "notes[]") for note in _expect(data.get("notes", []), list, "notes")
+        ),
+    )
 
 
 # --- Markdown -----------------------------------------------------------------------

@@ -30,7 +30,7 @@ from kiln.epoch import source_date_epoch
 from kiln.errors import InputError, PolicyError
 from kiln.forge._branch import branch_commit
 from kiln.forge._git import Git, Identity, RefRaceError
-from kiln.forge.evidence import CHANGE_KINDS, render_markdown
+from kiln.forge.evidence import CHANGE_KINDS, Evidence, render_markdown
 from kiln.forge.model import PR_STATES, ChangeRequest, PrState, PullRequest, branch_name
 from kiln.jsonlimits import parse_json
 
@@ -118,6 +118,13 @@ class LocalGitForge:
             raise InputError(f"{self.repo}: no kiln pull request #{pr_id}")
         return records[pr_id].body
 
+    def evidence(self, pr_id: int) -> Evidence:
+        """The evidence pull request ``pr_id`` was last opened or updated with."""
+        _, records = self._load()
+        if pr_id not in records:
+            raise InputError(f"{self.repo}: no kiln pull request #{pr_id}")
+        return Evidence.from_dict(records[pr_id].evidence, where=f"{RECORDS_REF}:{pr_id}.json")
+
     def history(self, pr_id: int) -> builtins.list[Mapping[str, Any]]:
         """What happened to pull request ``pr_id``: opened, updated, merged, closed."""
         _, records = self._load()
@@ -181,7 +188,7 @@ class LocalGitForge:
                 *history,
                 {"event": event, "generation": change.generation, "commit": commit, "time": now},
             ),
-            evidence=dataclasses.asdict(change.evidence),
+            evidence=change.evidence.to_dict(),
         )
         records_commit = self._commit_record(records_tip, record, f"{event} #{pr_id}", now)
         self._git.update_refs({ref: (commit, tip), RECORDS_REF: (records_commit, records_tip)})
