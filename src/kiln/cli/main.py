@@ -55,6 +55,7 @@ COMMAND_MODULES: dict[str, str] = {
     "scan": "kiln.cli.vuln",
     "schema": "kiln.cli.spec",
     "sign": "kiln.cli.attest",
+    "site": "kiln.cli.site",
     "source": "kiln.cli.source",
     "spec": "kiln.cli.spec",
     "test": "kiln.cli.build",
