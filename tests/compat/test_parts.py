@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from kiln.compat.containers import Store, run
 from kiln.compat.kilnimages import kiln_build_argv, layout_tag
 from kiln.compat.model import App, AppDeclaration, StandinSpec
@@ -13,6 +15,7 @@ from kiln.compat.runner import Side, _check_output, _compare, build_key
 from kiln.compat.standins import import_changes, local_name, mmdebstrap_argv, standin_key
 from kiln.debian.distro import get_distro
 from kiln.debian.sources import Mirrors
+from kiln.oci.layout import LayoutError
 
 MIRRORS = Mirrors("http://mirror.invalid/debian", "http://mirror.invalid/debian-security")
 TRIXIE = get_distro("debian-13")
@@ -106,10 +109,22 @@ def test_run_keeps_output_and_exit_code_and_logs_them(tmp_path: Path) -> None:
 
 
 def test_layout_tag_reads_the_index(tmp_path: Path) -> None:
+    with pytest.raises(LayoutError, match="not an OCI image layout"):
+        layout_tag(tmp_path)
+    (tmp_path / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    entry = {
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": "sha256:" + "0" * 64,
+        "size": 2,
+    }
+    (tmp_path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
     assert layout_tag(tmp_path) is None
-    index = {"manifests": [{"annotations": {"org.opencontainers.image.ref.name": "3.13-dev"}}]}
-    (tmp_path / "index.json").write_text(json.dumps(index))
+    entry["annotations"] = {"org.opencontainers.image.ref.name": "3.13-dev"}
+    (tmp_path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
     assert layout_tag(tmp_path) == "3.13-dev"
+    (tmp_path / "index.json").write_text('{"schemaVersion": 2, "manifests": [{"size": -1}]}')
+    with pytest.raises(LayoutError, match=r"index\.json"):
+        layout_tag(tmp_path)
 
 
 def _app(text: str) -> App:

@@ -12,13 +12,13 @@ skopeo picks the host's platform out of the multi-arch index.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from kiln.compat.containers import Store, run
+from kiln.oci.layout import ImageLayout, LayoutError
 from kiln.spec.load import lock_path_for
 
 BUILD_TIMEOUT = 1800.0
@@ -65,25 +65,21 @@ def kiln_build_argv(specs: list[Path], output: Path, arch: str) -> list[str]:
 
 
 def layout_tag(layout: Path) -> str | None:
-    """The first tag (``org.opencontainers.image.ref.name``) of an OCI layout's index."""
-    try:
-        index = json.loads((layout / "index.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    for manifest in index.get("manifests", []) if isinstance(index, dict) else []:
-        name = (manifest.get("annotations") or {}).get("org.opencontainers.image.ref.name")
-        if isinstance(name, str) and name:
-            return name
-    return None
+    """The first tag (``org.opencontainers.image.ref.name``) of an OCI layout's index.
+
+    Raises ``LayoutError`` when ``layout`` is not a readable OCI image layout.
+    """
+    return ImageLayout.open(layout).first_tag()
 
 
 def import_layout(layout: Path, ref: str, store: Store, *, log: Path) -> KilnImport:
     """Copy the OCI layout at ``layout`` into ``store`` as ``ref``."""
-    tag = layout_tag(layout)
+    try:
+        tag = layout_tag(layout)
+    except LayoutError as exc:
+        return KilnImport(layout.name, ref, False, exc.message)
     if tag is None:
-        return KilnImport(
-            layout.name, ref, False, f"{layout} is not an OCI layout with a tagged manifest"
-        )
+        return KilnImport(layout.name, ref, False, f"{layout}/index.json names no tagged image")
     result = run(
         ["skopeo", "copy", "--quiet", f"oci:{layout}:{tag}", f"{store.transport}{ref}"],
         timeout=600,
