@@ -167,6 +167,15 @@ def _rows(data: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
     return [_expect(row, dict, f"{name}[{n}]") for n, row in enumerate(rows)]
 
 
+def _before_after(row: Mapping[str, Any], name: str, key: str, kind: type) -> tuple[str, Any, Any]:
+    """A (key, before, after) row: the key a string, before/after ``kind`` or None."""
+    return (
+        _expect(row[key], str, f"{name}.{key}"),
+        _optional(row.get("before"), kind, f"{name}.before"),
+        _optional(row.get("after"), kind, f"{name}.after"),
+    )
+
+
 def _check(row: Mapping[str, Any], name: str) -> CheckResult:
     status = _expect(row["status"], str, f"{name}.status")
     if status not in ("pass", "fail", "skipped", "error"):
@@ -222,19 +231,11 @@ def _evidence_from(value: object) -> Evidence:
             _cve(r, f"cves_after[{n}]") for n, r in enumerate(_rows(data, "cves_after"))
         ),
         packages=tuple(
-            PackageChange(
-                _expect(r["name"], str, f"packages[{n}].name"),
-                _optional(r.get("before"), str, f"packages[{n}].before"),
-                _optional(r.get("after"), str, f"packages[{n}].after"),
-            )
+            PackageChange(*_before_after(r, f"packages[{n}]", "name", str))
             for n, r in enumerate(_rows(data, "packages"))
         ),
         sizes=tuple(
-            SizeChange(
-                _expect(r["platform"], str, f"sizes[{n}].platform"),
-                _optional(r.get("before"), int, f"sizes[{n}].before"),
-                _optional(r.get("after"), int, f"sizes[{n}].after"),
-            )
+            SizeChange(*_before_after(r, f"sizes[{n}]", "platform", int))
             for n, r in enumerate(_rows(data, "sizes"))
         ),
         tests=tuple(_check(r, f"tests[{n}]") for n, r in enumerate(_rows(data, "tests"))),
