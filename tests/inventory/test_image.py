@@ -28,6 +28,7 @@ from inventory.builders import (
 )
 from kiln.errors import InputError
 from kiln.inventory import Inventory, load_target
+from kiln.oci.layout import LayoutError
 
 UPPER_LAYER = [
     # delete requests, add urllib3; replace the dpkg status; hide /opt's lower contents
@@ -110,8 +111,9 @@ def test_layer_digest_mismatch_is_an_input_error(tmp_path: Path) -> None:
     data = bytearray(blob.read_bytes())
     data[600] ^= 0x01  # flip one bit inside the first member's data
     blob.write_bytes(bytes(data))
-    with pytest.raises(InputError, match="does not match its digest"):
+    with pytest.raises(LayoutError, match="does not match its digest") as caught:
         load_target(layout)
+    assert caught.value.exit_code == 2  # kiln.oci's one error for a damaged layout
 
 
 def test_manifest_digest_mismatch_is_an_input_error(tmp_path: Path) -> None:
@@ -146,7 +148,8 @@ def test_missing_blob_and_bad_index(tmp_path: Path) -> None:
     _layer_blob(layout).unlink()
     with pytest.raises(InputError, match="is missing"):
         load_target(layout)
-    (layout / "index.json").write_text('{"schemaVersion": 2, "manifests": [{"digest": "x"}]}')
+    entry = '{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "x", "size": 1}'
+    (layout / "index.json").write_text(f'{{"schemaVersion": 2, "manifests": [{entry}]}}')
     with pytest.raises(InputError, match=r"invalid ImageIndex") as caught:
         load_target(layout)
     assert caught.value.location is not None
@@ -218,7 +221,7 @@ def test_docker_archive_and_diff_id_check(tmp_path: Path) -> None:
     wrong = docker_archive(
         tmp_path / "wrong.tar", layers, diff_ids=[sha256(layers[0]), sha256(b"other")]
     )
-    with pytest.raises(InputError, match="does not match its diff_id") as caught:
+    with pytest.raises(LayoutError, match="does not match its diff_id") as caught:
         load_target(wrong)
     assert caught.value.exit_code == 2  # a local file the user gave, not the environment
 

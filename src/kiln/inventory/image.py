@@ -30,21 +30,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from kiln.errors import InputError, Location
 from kiln.inventory.tree import LayerTree
 from kiln.jsonlimits import parse_json
-from kiln.oci.layout import HashingReader
+from kiln.oci.digest import Digest
+from kiln.oci.layout import HashingReader, LayoutError
+from kiln.oci.model import (
+    IMAGE_MANIFEST_TYPES,
+    INDEX_TYPES,
+    Descriptor,
+    ImageIndex,
+    ImageManifest,
+    Platform,
+)
 
 _DIGEST = r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$"
-_INDEX_TYPES = frozenset(
-    {
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-    }
-)
-_MANIFEST_TYPES = frozenset(
-    {
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-    }
-)
 DEFAULT_PLATFORM = "linux/amd64"
 _MAX_JSON_BYTES = 16 * 1024 * 1024
 _CHUNK = 1024 * 1024
@@ -53,39 +50,10 @@ _END_OF_ARCHIVE = 1024  # two 512-byte zero blocks (POSIX ustar)
 _ALTERED = "the image was altered or damaged after it was written; save or copy it again"
 
 
-# OCI says readers MUST ignore unknown properties, so these models ignore extras.
+# OCI says readers MUST ignore unknown properties, so these models ignore extras. The
+# OCI documents themselves (descriptors, indexes, manifests) are kiln.oci's models.
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
-
-
-class Platform(_Model):
-    os: str
-    architecture: str
-    variant: str | None = None
-
-    def __str__(self) -> str:
-        base = f"{self.os}/{self.architecture}"
-        return f"{base}/{self.variant}" if self.variant else base
-
-
-class Descriptor(_Model):
-    media_type: str | None = Field(default=None, alias="mediaType")
-    digest: Annotated[str, Field(pattern=_DIGEST)]
-    size: Annotated[int, Field(ge=0)]
-    platform: Platform | None = None
-
-
-class ImageIndex(_Model):
-    schema_version: int = Field(alias="schemaVersion")
-    media_type: str | None = Field(default=None, alias="mediaType")
-    manifests: tuple[Descriptor, ...]
-
-
-class ImageManifest(_Model):
-    schema_version: int = Field(alias="schemaVersion")
-    media_type: str | None = Field(default=None, alias="mediaType")
-    config: Descriptor
-    layers: tuple[Descriptor, ...]
 
 
 class DockerArchiveEntry(_Model):
@@ -148,9 +116,8 @@ class TarArchive:
         return handle
 
 
-def _blob_path(digest: str) -> str:
-    algorithm, _, hexdigest = digest.partition(":")
-    return f"blobs/{algorithm}/{hexdigest}"
+def _blob_path(digest: Digest) -> str:
+    return f"blobs/{digest.algorithm}/{digest.encoded}"
 
 
 def _load_json_model(archive: Archive, name: str, model: type[_M], data: bytes | None = None) -> _M:
@@ -185,7 +152,7 @@ def _read_blob(archive: Archive, descriptor: Descriptor, what: str) -> bytes:
             data = handle.read(descriptor.size + 1)
     except OSError as exc:
         raise InputError(f"{archive.label}: {what} blob {name} is missing") from exc
-    _check(archive, what, descriptor.digest, descriptor.size, data)
+    _check(archive, what, str(descriptor.digest), descriptor.size, data)
     return data
 
 
@@ -193,7 +160,7 @@ def _check(archive: Archive, what: str, digest: str, size: int | None, data: byt
     algorithm, _, expected = digest.partition(":")
     actual = hashlib.new(algorithm, data).hexdigest()
     if actual != expected or (size is not None and len(data) != size):
-        raise InputError(
+        raise LayoutError(
             f"{archive.label}: {what} {digest} does not match its content "
             f"(got {algorithm}:{actual}, {len(data)} bytes)",
             hint=_ALTERED,
@@ -244,12 +211,12 @@ def _layer_tree_from_oci(archive: Archive, platform: str | None, tree: LayerTree
     descriptor = _select(archive, index, platform, where)
     for _ in range(4):  # index -> (nested index ->) manifest; bounded against cycles
         data = _read_blob(archive, descriptor, "manifest")
-        kind = descriptor.media_type or _media_type(data, f"{archive.label}: {descriptor.digest}")
-        if kind in _INDEX_TYPES:
+        kind = descriptor.media_type
+        if kind in INDEX_TYPES:
             nested = _load_json_model(archive, _blob_path(descriptor.digest), ImageIndex, data)
-            descriptor = _select(archive, nested, platform, descriptor.digest)
+            descriptor = _select(archive, nested, platform, str(descriptor.digest))
             continue
-        if kind is not None and kind not in _MANIFEST_TYPES:
+        if kind not in IMAGE_MANIFEST_TYPES:
             raise InputError(f"{archive.label}: {descriptor.digest} has media type {kind!r}")
         manifest = _load_json_model(archive, _blob_path(descriptor.digest), ImageManifest, data)
         _read_blob(archive, manifest.config, "config")
@@ -260,18 +227,12 @@ def _layer_tree_from_oci(archive: Archive, platform: str | None, tree: LayerTree
                 _blob_path(layer.digest),
                 number,
                 f"layer {layer.digest}",
-                digest=layer.digest,
+                digest=str(layer.digest),
                 size=layer.size,
                 diff_id=None,
             )
         return
     raise InputError(f"{archive.label}: image indexes nest deeper than 4 levels")
-
-
-def _media_type(data: bytes, where: str) -> str | None:
-    document = parse_json(data, where=where, max_bytes=_MAX_JSON_BYTES, what="the manifest")
-    kind = document.get("mediaType") if isinstance(document, dict) else None
-    return kind if isinstance(kind, str) else None
 
 
 def _digest_from_name(name: str) -> str | None:
@@ -402,7 +363,7 @@ def _apply_layer(
         actual = compressed.hash.hexdigest()
         if actual != expected or (size is not None and compressed.size != size):
             promised = f"; the manifest says {size} bytes" if size is not None else ""
-            raise InputError(
+            raise LayoutError(
                 f"{archive.label}: {label} does not match its digest "
                 f"(got {algo}:{actual}, {compressed.size} bytes{promised})",
                 hint=_ALTERED,
@@ -414,7 +375,7 @@ def _apply_layer(
     if diff_id is not None and uncompressed is not None:
         actual = uncompressed.hash.hexdigest()
         if f"{diff_id.partition(':')[0]}:{actual}" != diff_id:
-            raise InputError(
+            raise LayoutError(
                 f"{archive.label}: {label} does not match its diff_id {diff_id} (got {actual})",
                 hint=_ALTERED,
             )

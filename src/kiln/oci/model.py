@@ -52,6 +52,11 @@ class Platform(BaseModel):
     os_features: tuple[str, ...] | None = Field(default=None, alias="os.features")
     variant: str | None = None
 
+    def __str__(self) -> str:
+        """``os/architecture[/variant]``, as ``--platform`` takes it."""
+        base = f"{self.os}/{self.architecture}"
+        return f"{base}/{self.variant}" if self.variant else base
+
 
 class Descriptor(BaseModel):
     """A typed pointer to content: media type, digest and size (and optional extras)."""
