@@ -230,3 +230,22 @@ def test_the_record_keeps_the_evidence(catalog: Path) -> None:
     pr = forge(catalog).open_or_update(sent)
     assert forge(catalog).evidence(pr.id) == sent.evidence
     assert forge(catalog).body(pr.id).startswith("## kiln bump: python — 1 CVE fixed")
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("images", "'images' is a directory on the base branch"),
+        ("README.md/x", "would be under the file 'README.md'"),
+        ("images/python.yaml/x", "would be under the file 'images/python.yaml'"),
+    ],
+)
+def test_a_file_where_a_directory_is_is_refused(catalog: Path, path: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        forge(catalog).open_or_update(change(extra={path: b"x"}))
+    assert git(catalog, "for-each-ref", "refs/heads/kiln") == ""
+
+
+def test_an_epoch_of_zero_is_a_date(catalog: Path) -> None:
+    pr = forge(catalog, clock=0).open_or_update(change())
+    assert git(catalog, "log", "-1", "--format=%at %ct", str(pr.head)) == "0 0\n"

@@ -209,3 +209,15 @@ def test_the_marker_cannot_close_its_comment() -> None:
     assert text.count("-->") == 1
     assert text.endswith(" -->")
     assert "<script" not in text
+
+
+def test_a_failed_push_names_the_remote_but_not_the_token(catalog: Path, tmp_path: Path) -> None:
+    git(catalog, "remote", "add", "origin", str(tmp_path / TOKEN / "missing.git"))
+    replay = Replay("github_lifecycle")
+    replay.exchanges = replay.exchanges[:1]
+    with pytest.raises(
+        TransportError, match="could not list refs/heads/kiln/bump/python"
+    ) as caught:
+        make(GitHubForge, replay, catalog, []).open_or_update(change("g1"))
+    assert TOKEN not in caught.value.diagnostics()
+    assert "***" in str(caught.value)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kiln.errors import EnvironmentProblem, InputError
+from kiln.text import plain_line
 
 ZERO_OID = "0" * 40
 _TIMEOUT = 120.0
@@ -95,8 +96,10 @@ class Git:
         except subprocess.TimeoutExpired as exc:
             raise EnvironmentProblem(f"git {args[0]} took longer than {_TIMEOUT:.0f} s") from exc
         if done.returncode not in ok:
-            message = done.stderr.decode("utf-8", "replace").strip().splitlines()
-            reason = message[-1] if message else f"exit status {done.returncode}"
+            lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            # git's own verdict ("fatal: ...", "error: ..."), not its closing advice
+            verdicts = [line for line in lines if line.startswith(("fatal:", "error:"))]
+            reason = plain_line((verdicts or lines or [f"exit status {done.returncode}"])[0])
             raise InputError(f"{self.repo}: could not {what}: {reason}")
         self.last_status = done.returncode
         return done.stdout
@@ -128,6 +131,8 @@ class Git:
 
         Built in a temporary index file inside the git directory, never the user's.
         """
+        if base is not None:
+            self._check_file_dir_conflicts(base, files)
         with tempfile.TemporaryDirectory(prefix="kiln-index-", dir=self.git_dir) as tmp:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
             if base is not None:
@@ -150,6 +155,24 @@ class Git:
                 )
             return self.run("write-tree", env=env, what="write the change's tree").strip()
 
+    def _check_file_dir_conflicts(self, base: str, files: Mapping[str, bytes | None]) -> None:
+        """Refuse a file where ``base`` has a directory, or under one of its files: git's
+        index would silently drop the directory's files or the file."""
+        listing = self.run("ls-tree", "-r", "-z", "--name-only", base, what=f"list {base}")
+        existing = set(filter(None, listing.split("\0")))
+        directories = {name.rsplit("/", 1)[0] for name in existing if "/" in name}
+        directories |= {d.rsplit("/", n)[0] for d in directories for n in range(d.count("/") + 1)}
+        for path, data in files.items():
+            if data is None:
+                continue
+            if path in directories:
+                raise InputError(f"{self.repo}: {path!r} is a directory on the base branch")
+            parts = path.split("/")
+            for end in range(1, len(parts)):
+                parent = "/".join(parts[:end])
+                if parent in existing:
+                    raise InputError(f"{self.repo}: {path!r} would be under the file {parent!r}")
+
     def commit_tree(
         self,
         tree: str,
@@ -160,7 +183,7 @@ class Git:
         when: int,
     ) -> str:
         """A commit of ``tree`` with ``parents``, authored and committed at ``when``."""
-        date = f"{when} +0000"
+        date = f"@{when} +0000"  # "@": seconds since 1970 even when few digits
         env = {
             "GIT_AUTHOR_NAME": identity.name,
             "GIT_AUTHOR_EMAIL": identity.email,
