@@ -7,6 +7,7 @@ side is real: branches are pushed to a local bare repository standing in for the
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from kiln.errors import PolicyError, RemoteContentError, TransportError
 from kiln.forge import ForgejoForge, GitHubForge, GitLabForge, RemoteForge, RemoteSettings
 from kiln.forge._git import Git
 from kiln.forge.evidence import CheckResult
+from kiln.forge.model import ChangeRequest
 from kiln.forge.remote import marker
 from kiln.net import HttpStatusError, RetryPolicy
 
@@ -221,3 +223,30 @@ def test_a_failed_push_names_the_remote_but_not_the_token(catalog: Path, tmp_pat
         make(GitHubForge, replay, catalog, []).open_or_update(change("g1"))
     assert TOKEN not in caught.value.diagnostics()
     assert "***" in str(caught.value)
+
+
+def _passing(generation: str = "g1", *, image: str = "python", kind: str = "bump") -> ChangeRequest:
+    plain = change(generation, image=image, kind=kind)
+    evidence = replace(plain.evidence, tests=(CheckResult("smoke", "pass"),))
+    return replace(plain, evidence=evidence, title=f"{kind.capitalize()} {image}")
+
+
+def test_gitlab_duplicate_then_merge_when_the_pipeline_succeeds(
+    catalog: Path, remote: Path
+) -> None:
+    replay = Replay("gitlab_duplicate_automerge")
+    replay.values["head"] = "0" * 40
+    forge = make(GitLabForge, replay, catalog, [], automerge=True)
+    pr = forge.open_or_update(_passing())
+    assert (pr.id, pr.generation) == (6, "g1")
+    assert replay.done  # 409 on create, the open one updated, then PUT .../merge
+    assert git(remote, "rev-parse", "--verify", "-q", "kiln/bump/python")
+
+
+def test_research_is_labelled_for_review_and_never_merged(catalog: Path, remote: Path) -> None:
+    replay = Replay("github_research")
+    pr = make(GitHubForge, replay, catalog, [], automerge=True).open_or_update(
+        _passing(kind="research")
+    )
+    assert pr.kind == "research"
+    assert replay.done  # labels kiln, research, needs review; no merge call follows
