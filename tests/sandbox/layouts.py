@@ -14,10 +14,10 @@ from kiln.assemble.oci import (
     MT_INDEX,
     MT_MANIFEST,
     Descriptor,
-    canonical_json,
     write_blob,
     write_layout_index,
 )
+from kiln.oci.model import canonical_json
 
 Member = tuple[tarfile.TarInfo, bytes | None]
 

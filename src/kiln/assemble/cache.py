@@ -23,7 +23,8 @@ import kiln
 from kiln.assemble.build import ArchImage, BuiltImage
 from kiln.assemble.harden import ElfAudit, HardeningReport
 from kiln.assemble.layers import LayerBlob
-from kiln.assemble.oci import Descriptor, canonical_json
+from kiln.assemble.oci import Descriptor
+from kiln.oci.model import canonical_json
 from kiln.oci.staging import commit_directory, discard_staging, new_staging_dir
 
 _SUMMARY = "build.json"
@@ -33,6 +34,7 @@ _LAYOUT = "layout"
 #: The parts of kiln whose code decides a layout's bytes (relative to the package).
 OUTPUT_CODE = (
     "assemble",
+    "oci",  # canonical JSON, the layout index and blob writes
     "spec",
     "debian/deb.py",
     "debian/_ar.py",

@@ -30,6 +30,7 @@ from kiln.assemble.layers import LayerBlob
 from kiln.assemble.model import OCI_PLATFORMS, AssemblyInput
 from kiln.errors import InputError
 from kiln.fileio import atomic_write
+from kiln.oci.model import canonical_json
 from kiln.oci.staging import discard_staging, new_staging_dir
 
 MT_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -50,10 +51,6 @@ ANNOTATION_KEYS = (
     "documentation",
     "authors",
 )
-
-
-def canonical_json(value: object) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def rfc3339(epoch: int) -> str:

@@ -15,7 +15,6 @@ and https://docs.sigstore.dev/about/bundle
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,6 +26,7 @@ from kiln.attest.keys import Signer
 from kiln.attest.statement import IN_TOTO_PAYLOAD_TYPE, Statement, parse_statement
 from kiln.errors import RemoteContentError
 from kiln.jsonlimits import parse_json
+from kiln.oci.model import canonical_json
 from kiln.registry import SIGSTORE_BUNDLE
 
 BUNDLE_MEDIA_TYPE = SIGSTORE_BUNDLE  # application/vnd.dev.sigstore.bundle.v0.3+json
@@ -58,10 +58,6 @@ class SigstoreBundle:
         return parse_statement(self.envelope.payload_bytes(), where=where)
 
 
-def _canonical(value: dict[str, Any]) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def make_bundle(envelope: Envelope, *, key_hint: str) -> bytes:
     """The bundle JSON bytes for a key-signed envelope (no transparency log entry)."""
     document: dict[str, Any] = {
@@ -70,7 +66,7 @@ def make_bundle(envelope: Envelope, *, key_hint: str) -> bytes:
         "dsseEnvelope": envelope.to_json(),
     }
     _BundleModel.model_validate(document)  # the official shape, or a bug here
-    return _canonical(document)
+    return canonical_json(document)
 
 
 def parse_bundle(data: bytes, *, where: str) -> SigstoreBundle:

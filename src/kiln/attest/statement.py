@@ -9,7 +9,6 @@ Spec: https://github.com/in-toto/attestation/blob/main/spec/v1/statement.md
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -18,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from kiln.errors import RemoteContentError
 from kiln.jsonlimits import parse_json
+from kiln.oci.model import canonical_json
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -71,8 +71,7 @@ class Statement(BaseModel):
 
     def to_json(self) -> bytes:
         """Canonical bytes (sorted keys, no whitespace): what gets signed."""
-        data = self.model_dump(mode="json", by_alias=True)
-        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        return canonical_json(self.model_dump(mode="json", by_alias=True))
 
     def subject_digests(self) -> frozenset[str]:
         """Every subject digest as ``alg:hex``."""

@@ -127,8 +127,13 @@ class ImageIndex(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def canonical_json(value: dict[str, Any]) -> bytes:
-    """Deterministic JSON bytes (sorted keys, no spaces) for documents kiln writes."""
+def canonical_json(value: object) -> bytes:
+    """Deterministic JSON bytes (sorted keys, no spaces, UTF-8) for documents kiln writes.
+
+    The one canonical form in kiln: OCI documents and layouts, lock files and cache keys
+    of the assembler, in-toto statements and Sigstore bundles. Same value, same bytes,
+    same digest.
+    """
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
