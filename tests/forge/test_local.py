@@ -205,6 +205,14 @@ def test_a_corrupt_record_is_an_input_error_naming_it(catalog: Path) -> None:
         forge(catalog).list()
 
 
+def test_an_oversized_record_is_refused_before_it_is_read(catalog: Path) -> None:
+    blob = git(catalog, "hash-object", "-w", "--stdin", data=b" " * (4 * 1024 * 1024 + 1))
+    tree = git(catalog, "mktree", data=f"100644 blob {blob.strip()}\t1.json\n".encode()).strip()
+    git(catalog, "update-ref", RECORDS_REF, git(catalog, "commit-tree", tree, "-m", "x").strip())
+    with pytest.raises(InputError, match=r":1\.json is larger than 4194304 bytes"):
+        forge(catalog).list()
+
+
 def test_not_a_repository(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="could not find the repository"):
         LocalGitForge(tmp_path)

@@ -216,15 +216,19 @@ class Git:
         except InputError as exc:
             raise RefRaceError(str(exc)) from exc
 
-    def read_blobs(self, tree: str) -> dict[str, bytes]:
-        """Every blob at the top of ``tree`` by name."""
-        listing = self.run("ls-tree", "-z", tree, what=f"list {tree}")
+    def read_blobs(self, tree: str, *, max_bytes: int) -> dict[str, bytes]:
+        """Every blob at the top of ``tree`` by name; one larger than ``max_bytes`` is an
+        ``InputError`` before it is read."""
+        listing = self.run("ls-tree", "-z", "-l", tree, what=f"list {tree}")
         entries: list[tuple[str, str]] = []
         for item in filter(None, listing.split("\0")):
             meta, name = item.split("\t", 1)
-            _, kind, oid = meta.split()
-            if kind == "blob":
-                entries.append((name, oid))
+            _, kind, oid, size = meta.split()
+            if kind != "blob":
+                continue
+            if int(size) > max_bytes:
+                raise InputError(f"{self.repo}: {tree}:{name} is larger than {max_bytes} bytes")
+            entries.append((name, oid))
         if not entries:
             return {}
         out = self.run_bytes(
@@ -237,8 +241,8 @@ class Git:
         offset = 0
         for name, _oid in entries:
             header_end = out.index(b"\n", offset)
-            size = int(out[offset:header_end].split()[2])
+            length = int(out[offset:header_end].split()[2])
             start = header_end + 1
-            blobs[name] = out[start : start + size]
-            offset = start + size + 1
+            blobs[name] = out[start : start + length]
+            offset = start + length + 1
         return blobs

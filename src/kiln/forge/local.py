@@ -94,7 +94,9 @@ class LocalGitForge:
         if tip is None:
             return None, {}
         records: dict[int, _Record] = {}
-        for name, blob in self._git.read_blobs(self._git.tree_of(tip)).items():
+        for name, blob in self._git.read_blobs(
+            self._git.tree_of(tip), max_bytes=_MAX_RECORD_BYTES
+        ).items():
             record = _parse_record(name, blob)
             records[record.pr.id] = record
         return tip, records
