@@ -1,0 +1,115 @@
+"""The store reader and the guard's parts on hostile or broken input (no network)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kiln.cli.main import main
+from kiln.errors import InputError
+from kiln.site.frontdoor import parse_range
+from kiln.site.security import RateLimiter
+from kiln.site.store import Store, read_meta, valid_name
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("bytes=0-9", (0, 9)),
+        ("bytes=5-", (5, 99)),
+        ("bytes=-10", (90, 99)),
+        ("bytes=90-200", (90, 99)),
+        ("bytes=100-", None),
+        ("bytes=9-5", None),
+        ("bytes=-0", None),
+        ("bytes=0-1,4-5", None),
+        ("items=0-9", None),
+        ("bytes=a-b", None),
+        ("bytes=-", None),
+        ("bytes=1-2-3", None),
+    ],
+)
+def test_parse_range(header: str, expected: tuple[int, int] | None) -> None:
+    assert parse_range(header, 100) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        ("kiln/static", True),
+        ("kiln/python-dev", True),
+        ("a__b/c.d", True),
+        ("kiln/../etc", False),
+        ("kiln//static", False),
+        ("Kiln/static", False),
+        ("kiln/static/", False),
+        ("-kiln", False),
+        ("kiln/" + "a" * 300, False),
+    ],
+)
+def test_repository_names(name: str, ok: bool) -> None:
+    assert valid_name(name) is ok
+
+
+def _layout(path: Path, index: bytes) -> None:
+    path.mkdir(parents=True)
+    (path / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (path / "index.json").write_bytes(index)
+
+
+def test_broken_layouts_are_listed_not_fatal(tmp_path: Path) -> None:
+    _layout(tmp_path / "garbage", b"{not json")
+    _layout(tmp_path / "deep", b"[" * 100 + b"]" * 100)
+    _layout(tmp_path / "empty", b'{"schemaVersion": 2, "manifests": []}')
+    missing = {"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": "sha256:" + "a" * 64, "size": 10}]}  # fmt: skip
+    _layout(tmp_path / "missing-blob", json.dumps(missing).encode())
+    (tmp_path / "not-a-layout").mkdir()
+    store = Store(tmp_path)
+    assert store.images() == []
+    problems = dict(p.split(": ", 1) for p in store.problems())
+    assert set(problems) == {"garbage", "deep", "empty", "missing-blob"}
+    assert "blob sha256:aaaa" in problems["missing-blob"]
+    assert "index.json" in problems["garbage"]
+
+
+def test_a_missing_store_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="is not a directory"):
+        Store(tmp_path / "nothing").images()
+
+
+@pytest.mark.parametrize(
+    ("document", "field"),
+    [
+        (b"[]", "site.json"),
+        (b'{"name": 3, "variant": "runtime"}', "name"),
+        (b'{"name": "../x", "variant": "runtime"}', "name"),
+        (b'{"name": "x", "variant": "runtime", "replaces": "x"}', "replaces"),
+        (b'{"name": "x", "variant": "runtime", "notes": [1]}', "notes"),
+    ],
+)
+def test_malformed_site_json(tmp_path: Path, document: bytes, field: str) -> None:
+    path = tmp_path / "site.json"
+    path.write_bytes(document)
+    with pytest.raises(InputError) as caught:
+        read_meta(path)
+    assert field in str(caught.value)
+
+
+def test_rate_limiter_refills() -> None:
+    limiter = RateLimiter(rate=1000.0, burst=2)
+    assert limiter.take("a") == 0
+    assert limiter.take("a") == 0
+    wait = limiter.take("a")
+    assert 0 < wait <= 0.001
+    assert limiter.take("b") == 0  # per client
+    assert RateLimiter(rate=0, burst=1).take("a") == 0  # 0: no limit
+
+
+def test_cli_refuses_a_missing_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["site", "--store", str(tmp_path / "none")]) == 2
+    assert "no such directory" in capsys.readouterr().err
+    assert main(["site", "--store", str(tmp_path), "--port", "70000"]) == 2
