@@ -17,6 +17,7 @@ from kiln.cli.app import console, err_console
 
 if TYPE_CHECKING:
     from kiln.assemble import HardeningReport
+    from kiln.errors import EnvironmentProblem
     from kiln.pipeline import CurrentLock
     from kiln.pipeline.build import BuiltVariant
     from kiln.pipeline.imagetest import LayoutCheck
@@ -135,3 +136,12 @@ def show_check(check: LayoutCheck) -> None:
         if o.status != "passed":
             err_console.print(failure_text(o), markup=False, highlight=False)
     console.print(f"report: {check.report_path}")
+
+
+def warn_untestable(arch: str, problem: EnvironmentProblem) -> None:
+    """A platform this machine cannot run is published without a test report: say so."""
+    err_console.print(
+        f"warning: {problem}; linux/{arch} is published without a test report",
+        markup=False,
+        highlight=False,
+    )

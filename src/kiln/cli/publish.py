@@ -7,19 +7,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from kiln.cli.app import app, console, err_console
 from kiln.cli.attest import Keyless, KeyOption, PasswordFile
-from kiln.cli.buildview import DEFAULT_OUTPUT, ConsoleBuildListener, show_check, split_csv
-from kiln.errors import EnvironmentProblem
+from kiln.cli.buildview import (
+    DEFAULT_OUTPUT,
+    ConsoleBuildListener,
+    show_check,
+    split_csv,
+    warn_untestable,
+)
 
 if TYPE_CHECKING:
     from kiln.attest import Attestation
-    from kiln.pipeline.build import BuiltVariant
-    from kiln.pipeline.publish import BuildObservation
 
 
 @app.command()
@@ -48,7 +51,12 @@ def publish(
     from kiln.pipeline import ArchiveAccess
     from kiln.pipeline.build import BuildOptions, build_spec
     from kiln.pipeline.imagetest import check_every_platform
-    from kiln.pipeline.publish import Destination, already_attested, attestations_for
+    from kiln.pipeline.publish import (
+        BuildObservation,
+        Destination,
+        already_attested,
+        attestations_for,
+    )
     from kiln.pipeline.publish import publish as push_image
     from kiln.pipeline.signing import bundle_signer
     from kiln.progress import ConsoleProgress
@@ -76,12 +84,12 @@ def publish(
                 ):
                     # same digest, tested and attested before: only the tags are refreshed
                     attestations: tuple[Attestation, ...] = ()
-                    seen = _observation(built, reports={})
+                    seen = BuildObservation.of(built, test_reports={})
                 else:
                     reports = check_every_platform(
-                        built, on_checked=show_check, on_untestable=_untestable
+                        built, on_checked=show_check, on_untestable=warn_untestable
                     )
-                    seen = _observation(built, reports=reports)
+                    seen = BuildObservation.of(built, test_reports=reports)
                     attestations = attestations_for(seen, signer)
                 result = push_image(seen, attestations, client=client, destination=destination)
                 console.print(
@@ -91,26 +99,3 @@ def publish(
                     soft_wrap=True,
                     highlight=False,
                 )
-
-
-def _untestable(arch: str, problem: EnvironmentProblem) -> None:
-    err_console.print(
-        f"warning: {problem}; linux/{arch} is published without a test report",
-        markup=False,
-        highlight=False,
-    )
-
-
-def _observation(built: BuiltVariant, *, reports: dict[str, dict[str, Any]]) -> BuildObservation:
-    from kiln.pipeline.publish import BuildObservation
-
-    return BuildObservation(
-        loaded=built.loaded,
-        lock=built.lock,
-        variant=built.variant,
-        built=built.image,
-        started_on=built.started_on,
-        finished_on=built.finished_on,
-        test_reports=reports,
-        options={"tests_ran_on": ",".join(sorted(reports)) or "none"},
-    )

@@ -20,7 +20,13 @@ import typer
 
 from kiln.cli.app import app, console, err_console
 from kiln.cli.attest import KeyOption, PasswordFile
-from kiln.cli.buildview import DEFAULT_OUTPUT, ConsoleBuildListener, show_check, split_csv
+from kiln.cli.buildview import (
+    DEFAULT_OUTPUT,
+    ConsoleBuildListener,
+    show_check,
+    split_csv,
+    warn_untestable,
+)
 from kiln.errors import InputError
 
 site_app = typer.Typer(
@@ -88,11 +94,10 @@ def publish(
 ) -> None:
     """Build, test and attest images into the store the site serves."""
     from kiln.attest import KeyBundleSigner
-    from kiln.cli.publish import _observation, _untestable
-    from kiln.pipeline import Repository
+    from kiln.pipeline import ArchiveAccess
     from kiln.pipeline.build import BuildOptions, build_spec
     from kiln.pipeline.imagetest import check_every_platform
-    from kiln.pipeline.publish import attestations_for
+    from kiln.pipeline.publish import BuildObservation, attestations_for
     from kiln.pipeline.signing import bundle_signer
     from kiln.progress import ConsoleProgress
     from kiln.site.stage import site_meta, write_attestations, write_meta, write_public_key
@@ -108,16 +113,20 @@ def publish(
         variants=tuple(split_csv(variant)),
         refresh=refresh,
     )
-    repo = Repository.from_environment()
+    archive = ArchiveAccess.from_environment()
     listener = ConsoleBuildListener()
     progress = ConsoleProgress(err_console)
     store.mkdir(parents=True, exist_ok=True)
     write_public_key(store, signer.signer.public_key_pem())
     for path in specs:
         loaded = load_spec(path)
-        for built in build_spec(loaded, repo, options, listener=listener, progress=progress):
-            reports = check_every_platform(built, on_checked=show_check, on_untestable=_untestable)
-            attestations = attestations_for(_observation(built, reports=reports), signer)
+        for built in build_spec(loaded, archive, options, listener=listener, progress=progress):
+            reports = check_every_platform(
+                built, on_checked=show_check, on_untestable=warn_untestable
+            )
+            attestations = attestations_for(
+                BuildObservation.of(built, test_reports=reports), signer
+            )
             layout = built.image.layout
             write_attestations(layout, attestations)
             write_meta(layout, site_meta(loaded, built.variant, now_iso()))

@@ -64,6 +64,7 @@ from kiln.spec import LoadedSpec
 from kiln.vuln.advisories import openvex_for_image
 
 if TYPE_CHECKING:
+    from kiln.pipeline.build import BuiltVariant
     from kiln.vuln.advisories import AdvisoryStore
 
 
@@ -100,6 +101,26 @@ class BuildObservation:
     #: not run has none, and no test report is attested for it)
     test_reports: Mapping[str, Mapping[str, Any]]
     options: Mapping[str, Any]
+
+    @classmethod
+    def of(
+        cls, built: BuiltVariant, *, test_reports: Mapping[str, Mapping[str, Any]]
+    ) -> BuildObservation:
+        """A built variant and the CTRF reports of the platforms its tests ran on.
+
+        ``options`` records where the tests ran (``tests_ran_on``: the archs, or
+        ``none`` for an image published again without testing, its digest unchanged).
+        """
+        return cls(
+            loaded=built.loaded,
+            lock=built.lock,
+            variant=built.variant,
+            built=built.image,
+            started_on=built.started_on,
+            finished_on=built.finished_on,
+            test_reports=test_reports,
+            options={"tests_ran_on": ",".join(sorted(test_reports)) or "none"},
+        )
 
 
 @dataclass(frozen=True)
