@@ -354,3 +354,29 @@ def test_the_tool_call_cap(serve: Any, worktree: Path, tmp_path: Path) -> None:
     )
     assert outcome.reason == "the agent's tool-call cap was reached"
     assert outcome.tool_calls == 2
+
+
+@pytest.mark.parametrize(
+    "content", [b"[1, 2]", b'{"zlib/backport/gen1/x": {"attempts": "many"}}', b"{not json"]
+)
+def test_a_corrupt_ledger_is_an_input_error(
+    serve: Any, worktree: Path, tmp_path: Path, content: bytes
+) -> None:
+    endpoint = serve([])
+    agent = make_agent(endpoint, tmp_path)
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "ledger.json").write_bytes(content)
+    with pytest.raises(InputError, match="ledger"):
+        agent.repair(FAILURE, worktree, lambda: RerunResult(True, ""))
+    assert endpoint.requests == []
+
+
+def test_an_unreadable_file_is_a_refused_call(serve: Any, worktree: Path, tmp_path: Path) -> None:
+    (worktree / "images" / "big.yaml").write_bytes(b"x" * (256 * 1024 + 1))
+    endpoint = serve([tool_calls(("read_file", {"path": "images/big.yaml"})), final("stop")])
+    outcome = make_agent(endpoint, tmp_path).repair(
+        FAILURE, worktree, lambda: RerunResult(True, "")
+    )
+    refused = next(m for m in endpoint.requests[1]["messages"] if m["role"] == "tool")
+    assert refused["content"] == "error: 'images/big.yaml' is larger than 262144 bytes"
+    assert outcome.transcript[1].outcome == "refused"

@@ -48,7 +48,7 @@ from kiln.errors import InputError, KilnError
 from kiln.fileio import atomic_write
 from kiln.forge.config import check_token_url
 from kiln.forge.evidence import AgentStep
-from kiln.jsonlimits import parse_json
+from kiln.jsonlimits import parse_json, read_json_file
 from kiln.net import RETRY_STATUS, http_client
 from kiln.text import plain_line
 
@@ -218,7 +218,11 @@ class Worktree:
         target = self.check(path)
         if not target.is_file():
             raise ToolError(f"{path!r} does not exist")
-        data = target.read_bytes()
+        try:
+            with target.open("rb") as handle:
+                data = handle.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            raise ToolError(f"cannot read {path!r}: {exc.strerror}") from exc
         if len(data) > MAX_FILE_BYTES:
             raise ToolError(f"{path!r} is larger than {MAX_FILE_BYTES} bytes")
         return data.decode("utf-8", "replace")
@@ -233,7 +237,10 @@ class Worktree:
             raise ToolError(f"content is larger than {MAX_FILE_BYTES} bytes")
         if target.exists() and not target.is_file():
             raise ToolError(f"{path!r} is not a regular file")
-        atomic_write(target, data)
+        try:
+            atomic_write(target, data)
+        except OSError as exc:
+            raise ToolError(f"cannot write {path!r}: {exc.strerror}") from exc
         assert isinstance(path, str)  # noqa: S101 (check() accepted only a str)
         self.changed[path] = data
         return f"wrote {len(data)} bytes to {path}"
@@ -248,17 +255,17 @@ class Ledger:
     def _read(self) -> dict[str, dict[str, int]]:
         if not self.path.exists():
             return {}
-        data = parse_json(self.path.read_bytes(), where=str(self.path), max_bytes=1 << 22)
-        if not isinstance(data, dict):
-            raise InputError(f"{self.path}: the agent ledger is not a JSON object")
-        return {
-            str(k): {
-                "attempts": int(v.get("attempts", 0)),
-                "tool_calls": int(v.get("tool_calls", 0)),
-            }
-            for k, v in data.items()
-            if isinstance(v, dict)
-        }
+        data = read_json_file(self.path, max_bytes=1 << 22, what="the agent ledger")
+        counts = ("attempts", "tool_calls")
+        if not isinstance(data, dict) or not all(
+            isinstance(v, dict) and all(type(v.get(c, 0)) is int for c in counts)
+            for v in data.values()
+        ):
+            raise InputError(
+                f"{self.path}: the agent ledger is not a map of generations to counts",
+                hint="delete it to reset the agent's budgets",
+            )
+        return {str(k): {c: int(v.get(c, 0)) for c in counts} for k, v in data.items()}
 
     def spent(self, key: str) -> tuple[int, int]:
         """(attempts, tool calls) spent on ``key`` so far."""
