@@ -17,6 +17,7 @@ from pathlib import Path
 
 from kiln.errors import InputError, PolicyError, TransportError
 from kiln.factory.activities import Beat
+from kiln.factory.catalog import EventSink
 from kiln.factory.model import (
     Observation,
     Proposal,
@@ -49,6 +50,7 @@ class FakeSteps:
     """
 
     directory: Path
+    sink: EventSink | None = None  # the real advisory store, when a test wants it
 
     def _world(self, image: str) -> dict[str, object]:
         world = json.loads((self.directory / "world.json").read_text())
@@ -112,3 +114,5 @@ class FakeSteps:
 
     def record(self, image: str, vuln_id: str, kind: str, data: dict[str, str]) -> None:
         append(self.directory / "events.log", json.dumps([image, vuln_id, kind, data]))
+        if self.sink is not None:
+            self.sink(image, vuln_id, kind, data)

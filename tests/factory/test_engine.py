@@ -18,10 +18,13 @@ from typing import TypeVar
 from temporalio.client import Client
 
 from kiln.factory.activities import FactoryActivities
+from kiln.factory.catalog import EventSink
 from kiln.factory.engine import connect, enqueue, make_worker, retry, running, status
 from kiln.factory.model import ReconcileResult, StepPolicy, workflow_id
 from kiln.factory.server import Endpoint
 from kiln.factory.state import FactoryState
+from kiln.factory.wiring import advisory_sink
+from kiln.vuln.advisories import AdvisoryStore
 
 from .fakesteps import FakeSteps, lines
 
@@ -34,12 +37,17 @@ def _world(directory: Path, **images: object) -> None:
     (directory / "world.json").write_text(json.dumps(images))
 
 
-def _with_worker(endpoint: Endpoint, directory: Path, body: Callable[[Client], Awaitable[T]]) -> T:
+def _with_worker(
+    endpoint: Endpoint,
+    directory: Path,
+    body: Callable[[Client], Awaitable[T]],
+    sink: EventSink | None = None,
+) -> T:
     """Run ``body`` while an in-process worker with ``FakeSteps`` serves the queue."""
 
     async def main() -> T:
         client = await connect(endpoint)
-        activities = FactoryActivities(FakeSteps(directory), FactoryState(directory))
+        activities = FactoryActivities(FakeSteps(directory, sink), FactoryState(directory))
         worker, executor = make_worker(client, activities, max_concurrent=2)
         try:
             async with worker:
@@ -100,14 +108,17 @@ def test_duplicate_and_flapping_events_give_one_build_per_image_and_generation(
     assert state.settled("static") == ["s1", "s2"]
 
 
-def test_a_transient_failure_is_retried_with_backoff(temporal: Endpoint, tmp_path: Path) -> None:
+def test_a_transient_failure_is_retried_with_backoff_and_every_attempt_is_an_advisory_event(
+    temporal: Endpoint, tmp_path: Path
+) -> None:
     _world(tmp_path, static={"generation": "g1", "bump": "flaky"})
 
     async def once(client: Client) -> ReconcileResult:
         await enqueue(client, "static", reason="test", policy=FAST)
         return await _result(client, "static")
 
-    result = _with_worker(temporal, tmp_path, once)
+    db = str(tmp_path / "kiln.db")
+    result = _with_worker(temporal, tmp_path, once, sink=advisory_sink(db))
     assert result.outcome == "pr-opened"
     starts = [x for x in lines(tmp_path / "builds.log") if x.startswith("start")]
     assert len(starts) == 2
@@ -116,6 +127,15 @@ def test_a_transient_failure_is_retried_with_backoff(temporal: Endpoint, tmp_pat
         (e[3]["outcome"], e[3]["attempt"]) for e in events if e[2] == "remediation-attempted"
     ]
     assert attempts == [("failed", "1"), ("succeeded", "2")]
+    with AdvisoryStore.open(db) as store:
+        history = store.history("static", "CVE-2026-0001")
+    assert [(e.kind.value, e.data.get("outcome")) for e in history] == [
+        ("remediation-attempted", "failed"),
+        ("remediation-attempted", "succeeded"),
+        ("pr-opened", None),
+    ]
+    assert "connection reset" in str(history[0].data["reason"])
+    assert history[2].data["pr_id"] == "static-g1"
 
 
 def test_a_permanently_failing_image_is_dead_lettered_and_retry_requeues_it(

@@ -252,7 +252,7 @@ def prs(
         return
     table = Table(title="kiln pull requests")
     for column in (*PR_KEYS, "title"):
-        table.add_column(column.replace("_", " "))
+        table.add_column(column.replace("_", " "), no_wrap=column in ("branch", "state"))
     for pr in pulls:
         failing = sorted(name for name, s in pr.checks.items() if s != "pass")
         checks = f"{len(pr.checks) - len(failing)}/{len(pr.checks)} pass"

@@ -1,0 +1,142 @@
+"""``kiln factory status|prs|retry|run`` through kiln's entry point, on a real dev server.
+
+The catalog is a temporary git repository; its pull requests are made with the real
+local git forge; the factory's records are the ones ``FactoryState`` writes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fixtures.catalog import CATALOG_DIR
+from kiln.cli.main import main
+from kiln.factory.model import DeadLetter, ReconcileResult
+from kiln.factory.server import Endpoint
+from kiln.factory.state import FactoryState
+from kiln.forge import ChangeRequest, Evidence, LocalGitForge
+from kiln.forge.evidence import CheckResult, CveRow
+
+
+@pytest.fixture
+def catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, temporal: Endpoint) -> Path:
+    """A catalog repository with static and base, the factory pointed at ``temporal``."""
+    repo = tmp_path / "catalog"
+    (repo / "images").mkdir(parents=True)
+    for name in ("static", "base"):
+        shutil.copy(CATALOG_DIR / f"{name}.yaml", repo / "images")
+        shutil.copy(CATALOG_DIR / f"{name}.lock.json", repo / "images")
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["add", "images"],
+        ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "c"],
+    ):
+        subprocess.run(["git", "-C", str(repo), *args], check=True)
+    monkeypatch.setenv("KILN_TEMPORAL", temporal.address)
+    monkeypatch.setenv("KILN_DB", str(tmp_path / "kiln.db"))
+    monkeypatch.chdir(repo)
+    return repo
+
+
+def test_status_json_shows_dead_letters_and_last_results(
+    catalog: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = FactoryState(catalog)
+    state.record_result(
+        ReconcileResult("base", "g" * 64, "pr-opened", "drift", ["1 kiln/bump/base: t"])
+    )
+    state.dead_letter(DeadLetter("static", "h" * 64, "bump", "PolicyError: tests fail", 1, "now"))
+    assert main(["factory", "status", "--json"]) == 0
+    rows = {r["image"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == {"static", "base"}
+    assert rows["static"]["state"] == "dead-lettered"
+    assert rows["static"]["dead_letter"]["reason"] == "PolicyError: tests fail"
+    assert rows["base"]["state"] == "idle"
+    assert rows["base"]["last_result"]["outcome"] == "pr-opened"
+    assert main(["factory", "status"]) == 0
+    table = capsys.readouterr().out
+    assert "dead-lettered" in table
+    assert "1 dead-lettered" in table
+
+
+def test_prs_json_lists_the_local_forge_records(
+    catalog: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    evidence = Evidence(
+        "static",
+        "bump",
+        "g1",
+        cves_before=(CveRow("CVE-2026-1", "libssl3t64", "3.5.9-1~deb13u1", "high"),),
+        tests=(CheckResult("dev: os-release", "pass"),),
+    )
+    files = {"images/static.lock.json": b"{}\n"}
+    LocalGitForge(catalog).open_or_update(
+        ChangeRequest("static", "bump", "g1", "static: bump", evidence, files)
+    )
+    assert main(["factory", "prs", "--json"]) == 0
+    (pr,) = json.loads(capsys.readouterr().out)
+    keys = {"id", "image", "kind", "branch", "cves_fixed", "checks", "state"}
+    assert keys <= set(pr)
+    assert (pr["image"], pr["kind"], pr["branch"], pr["state"]) == (
+        "static",
+        "bump",
+        "kiln/bump/static",
+        "open",
+    )
+    assert pr["cves_fixed"] == ["CVE-2026-1"]
+    assert pr["checks"] == {"test:dev: os-release": "pass"}
+    assert main(["factory", "prs"]) == 0
+    assert "kiln/bump/static" in capsys.readouterr().out
+
+
+def test_retry_releases_the_dead_letter_and_enqueues(
+    catalog: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = FactoryState(catalog)
+    state.dead_letter(DeadLetter("static", "h" * 64, "bump", "TransportError: 503", 3, "now"))
+    assert main(["factory", "retry", "static"]) == 0
+    assert "released the dead letter (bump: TransportError: 503)" in capsys.readouterr().out
+    assert state.letter("static") is None
+    assert main(["factory", "status", "--json"]) == 0
+    rows = {r["image"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["static"]["state"] == "queued"  # no worker runs in this test
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["factory", "run"], "needs --once"),
+        (["factory", "run", "--once", "--image", "nosuch"], "not in"),
+        (["factory", "retry", "../../etc/passwd"], "is not an image name"),
+        (["factory", "watch", "--source", "gopher"], "--source gopher"),
+    ],
+)
+def test_bad_arguments_are_input_errors(
+    catalog: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_garbage_record_is_an_input_error_naming_it(
+    catalog: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = catalog / ".kiln" / "factory" / "results" / "static.json"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"image": "static", "generation": 3, "outcome": "x"}')
+    assert main(["factory", "status"]) == 2
+    err = capsys.readouterr().err
+    assert "static.json" in err
+    assert "generation should be str" in err
+
+
+def test_outside_a_git_checkout_is_an_input_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["factory", "status"]) == 2
+    assert "not inside a git checkout" in capsys.readouterr().err
