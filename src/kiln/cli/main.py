@@ -41,6 +41,7 @@ COMMAND_MODULES: dict[str, str] = {
     "build": "kiln.cli.build",
     "compat": "kiln.cli.compat",
     "db": "kiln.cli.vuln",
+    "factory": "kiln.cli.factory",
     "fetch": "kiln.cli.lock",
     "keygen": "kiln.cli.attest",
     "lock": "kiln.cli.lock",
