@@ -127,6 +127,18 @@ def test_an_image_without_determinations_has_no_document(store: AdvisoryStore) -
     assert openvex_for_image(store, "go") == b""
 
 
+def test_a_fix_reopened_by_a_new_detection_is_no_longer_stated(store: AdvisoryStore) -> None:
+    _fill(store)
+    assert "CVE-2024-0004" in openvex_for_image(store, "python").decode()
+    store.append(
+        AdvisoryEvent(
+            "python", "CVE-2024-0004", EventKind.DETECTION, "libjq1", time=T0 + timedelta(days=2)
+        )
+    )
+    document = json.loads(openvex_for_image(store, "python"))
+    assert "CVE-2024-0004" not in {s["vulnerability"]["name"] for s in document["statements"]}
+
+
 def test_kilns_vex_loader_reads_it_and_silences_the_finding(
     store: AdvisoryStore, tmp_path: Path
 ) -> None:

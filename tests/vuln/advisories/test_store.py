@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from sqlalchemy import text
 
 from kiln.errors import EnvironmentProblem, InputError
 from kiln.vuln.advisories import AdvisoryEvent, AdvisoryStore, EventKind
+from kiln.vuln.advisories import store as advisory_store
 from kiln.vuln.advisories.events import MAX_DATA_BYTES
 from kiln.vuln.advisories.state import derive_state
 
@@ -214,6 +217,8 @@ def test_an_append_of_something_else_is_refused(store: AdvisoryStore) -> None:
         ("detection", "[1, 2]", "mapping"),
         ("vanished-kind", "{}", "unknown advisory event kind"),
         ("fixed", "{}", "fixed_version"),
+        ("detection", '{"note": "' + "x" * (MAX_DATA_BYTES + 2048) + '"}', "larger than the limit"),
+        ("detection", "[" * 5000 + "]" * 5000, "nests"),
     ],
 )
 def test_a_corrupt_row_is_an_environment_problem_naming_the_row(
@@ -301,3 +306,47 @@ def test_the_same_log_on_postgresql(postgres_url: str) -> None:
         assert (state.status, state.package) == ("not_affected", "openssl")
     finally:
         store.close()
+
+
+def _hold_lock(path: str, seconds: float, started: threading.Event) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN EXCLUSIVE")
+    started.set()
+    time.sleep(seconds)
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def test_an_append_waits_out_a_writer_that_holds_the_lock_past_the_busy_timeout(
+    store: AdvisoryStore, store_url: str
+) -> None:
+    # SQLite's busy timeout through SQLAlchemy is 5 s; this writer holds the lock longer
+    started = threading.Event()
+    holder = threading.Thread(
+        target=_hold_lock, args=(store_url.removeprefix("sqlite:///"), 6.5, started)
+    )
+    holder.start()
+    started.wait(10)
+    began = time.monotonic()
+    event_id = store.append(_ev("detection"))
+    holder.join()
+    assert time.monotonic() - began > 5
+    assert [e.id for e in store.history("python", "CVE-2024-0001")] == [event_id]
+
+
+def test_a_lock_that_is_never_released_is_an_environment_problem(
+    store: AdvisoryStore, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(advisory_store, "_LOCK_RETRIES", 0)
+    started = threading.Event()
+    holder = threading.Thread(
+        target=_hold_lock, args=(store_url.removeprefix("sqlite:///"), 6.5, started)
+    )
+    holder.start()
+    started.wait(10)
+    try:
+        with pytest.raises(EnvironmentProblem, match="database is locked"):
+            store.append(_ev("detection"))
+    finally:
+        holder.join()
+    assert store.events() == []  # nothing half-appended

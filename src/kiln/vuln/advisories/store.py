@@ -13,13 +13,15 @@ the row, never a traceback.
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, insert, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from kiln.errors import EnvironmentProblem, InputError
 from kiln.jsonlimits import parse_json
@@ -36,6 +38,9 @@ from kiln.vuln.db.schema import advisory_events
 from kiln.vuln.db.store import VulnDB, engine_safe
 
 _TABLE = advisory_events
+#: extra attempts when SQLite says another writer holds the lock past its busy timeout
+_LOCK_RETRIES = 6
+_LOCKED = re.compile(r"database is locked|database table is locked|SQLITE_BUSY", re.IGNORECASE)
 
 
 class AdvisoryStore:
@@ -96,11 +101,25 @@ class AdvisoryStore:
             "data": canonical_data(event.data),
         }
         doing = f"appending {event.kind.value} for {event.image} {event.vuln_id}"
-        with self._database(doing), self.engine.begin() as conn:
-            key = conn.execute(insert(_TABLE).values(**row)).inserted_primary_key
+        with self._database(doing):
+            key = self._insert(row)
         if key is None or key[0] is None:
             raise EnvironmentProblem("the advisory store returned no id for the appended event")
         return int(key[0])
+
+    def _insert(self, row: dict[str, Any]) -> Any:
+        """INSERT ``row`` in its own transaction; a lock held by another writer past
+        SQLite's busy timeout is waited out a few more times (the failed transaction
+        wrote nothing, so trying again cannot append twice)."""
+        for attempt in range(_LOCK_RETRIES + 1):
+            try:
+                with self.engine.begin() as conn:
+                    return conn.execute(insert(_TABLE).values(**row)).inserted_primary_key
+            except OperationalError as exc:
+                if attempt == _LOCK_RETRIES or not _LOCKED.search(str(exc)):
+                    raise
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # --- reading ----------------------------------------------------------------------
 
