@@ -37,6 +37,7 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 # Every top-level command and command group, and the module that adds it to ``app``.
 COMMAND_MODULES: dict[str, str] = {
+    "advisories": "kiln.cli.advisories",
     "attest": "kiln.cli.attest",
     "build": "kiln.cli.build",
     "compat": "kiln.cli.compat",
