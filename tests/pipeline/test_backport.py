@@ -19,6 +19,7 @@ from kiln.debian.sources import Mirrors
 from kiln.errors import InputError, IntegrityError, PolicyError, RemoteContentError
 from kiln.net import HttpFetcher, RetryPolicy
 from kiln.pipeline import backport
+from kiln.pipeline.archive import ArchiveAccess
 from kiln.pipeline.backport import (
     DebianTree,
     PatchFile,
@@ -31,7 +32,6 @@ from kiln.pipeline.backport import (
     read_debian_tar,
     render_patch,
 )
-from kiln.pipeline.repo import Repository
 from kiln.recipes.dep3 import parse_dep3
 from kiln.recipes.load import load_recipe
 from kiln.recipes.model import RecipeTest
@@ -101,9 +101,9 @@ def _locate(tree: DebianTree, **kw: object) -> backport.UnstableFix | None:
 # --------------------------------------------------------------- unstable's tarball
 
 
-def test_debian_tar_keeps_regular_files_and_refuses_links() -> None:
+def test_debian_tar_keeps_what_kiln_reads_and_refuses_links() -> None:
     data = _tar(
-        {"debian/changelog": b"x", "debian/patches/series": b"a.patch\n", "README": b"r"},
+        {"debian/changelog": b"x", "debian/patches/series": b"a.patch\n", "debian/rules": b"r"},
         links={"debian/patches/a.patch": "/etc/shadow"},
     )
     tree = read_debian_tar(data, display="t.tar.xz")
@@ -121,11 +121,20 @@ def test_debian_tar_is_size_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(backport, "MAX_MEMBER", 100)
     with pytest.raises(RemoteContentError, match=r"debian/changelog is 101 bytes, more than 100"):
         read_debian_tar(_tar({"debian/changelog": b"x" * 101}), display="big.debian.tar.xz")
+    # a patch too big to be a fix is refused, not read; what kiln does not read is skipped
+    tree = read_debian_tar(
+        _tar({"debian/patches/huge.diff": b"x" * 101, "debian/rules": b"x" * 101}), display="t"
+    )
+    assert tree.refused == ("debian/patches/huge.diff",)
+    assert tree.files == {}
     monkeypatch.setattr(backport, "MAX_MEMBER", 1000)
     monkeypatch.setattr(backport, "MAX_UNPACKED", 150)
-    members = {"debian/a": b"x" * 100, "debian/b": b"y" * 100}
-    with pytest.raises(RemoteContentError, match="more than 150 bytes unpacked"):
+    members = {"debian/patches/a": b"x" * 100, "debian/patches/b": b"y" * 100}
+    with pytest.raises(RemoteContentError, match="more than 150 bytes to read"):
         read_debian_tar(_tar(members), display="big.debian.tar.xz")
+    monkeypatch.setattr(backport, "MAX_SCANNED", 150)
+    with pytest.raises(RemoteContentError, match="declare more than 150 bytes"):
+        read_debian_tar(_tar({"a": b"x" * 100, "b": b"y" * 100}), display="bomb.debian.tar.xz")
 
 
 def test_garbage_is_not_a_tarball() -> None:
@@ -280,10 +289,10 @@ def test_rendered_patch_passes_kilns_dep3_check_with_clean_fields() -> None:
 # ---------------------------------------------- the whole path, offline and hostile
 
 
-def _repository(srcrepo: SourceRepo) -> Repository:
+def _archive(srcrepo: SourceRepo) -> ArchiveAccess:
     url = srcrepo.server.url
     mirrors = Mirrors(debian=f"{url}/debian", security=f"{url}/debian-security")
-    return Repository(
+    return ArchiveAccess(
         mirrors,
         srcrepo.cache,
         HttpFetcher(retry=RetryPolicy(attempts=1)),
@@ -299,7 +308,7 @@ def test_a_patch_that_does_not_apply_writes_nothing(srcrepo: SourceRepo, tmp_pat
     with pytest.raises(PatchRejectedError, match=r"fix\.patch does not apply to hello-1\.0"):
         backport_patches(
             "hello", "1.0-1+deb13u1", [PatchFile("fix.patch", wrong, ())], [CVE],
-            catalog_root=catalog, work=tmp_path / "work", repository=_repository(srcrepo),
+            catalog_root=catalog, work=tmp_path / "work", archive=_archive(srcrepo),
         )  # fmt: skip
     assert list(catalog.iterdir()) == []
     assert not (tmp_path / "work" / "recipes").exists()
@@ -312,7 +321,7 @@ def test_a_tampered_source_tarball_is_refused(srcrepo: SourceRepo, tmp_path: Pat
     with pytest.raises(IntegrityError, match=r"hello_1\.0\.orig\.tar\.gz"):
         backport_patches(
             "hello", "1.0-1+deb13u1", [PatchFile("fix.patch", FIX_DIFF, ())], [CVE],
-            catalog_root=tmp_path, work=tmp_path / "work", repository=_repository(srcrepo),
+            catalog_root=tmp_path, work=tmp_path / "work", archive=_archive(srcrepo),
         )  # fmt: skip
     assert not (tmp_path / "recipes").exists()
 
@@ -455,3 +464,20 @@ def test_candidates_are_unstable_fixes_newer_than_the_lock(tmp_path: Path) -> No
     assert [(c.image, c.source, c.locked_version, c.cve, c.fixed_version) for c in found] == [
         ("base", "lz4", "1.10.0-4", "CVE-2025-62813", "1.10.0-5")
     ]
+
+
+def test_beat_progress_passes_phases_on_and_a_raising_beat_cancels() -> None:
+    beats: list[str] = []
+    progress = backport.BeatProgress(beats.append)
+    with progress.phase("building lz4") as phase:
+        phase.update("dh_auto_test")
+    assert beats == ["building lz4", "building lz4: dh_auto_test", "building lz4: done"]
+
+    class CancelledError(Exception):
+        pass
+
+    def cancelled(text: str) -> None:
+        raise CancelledError(text)
+
+    with pytest.raises(CancelledError, match="reading the signed source indexes"):
+        backport.find_unstable_fix("lz4", CVE, progress=backport.BeatProgress(cancelled))

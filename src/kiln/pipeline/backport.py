@@ -54,7 +54,7 @@ import subprocess
 import tarfile
 import time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
@@ -72,12 +72,12 @@ from kiln.epoch import source_date_epoch
 from kiln.errors import InputError, KilnError, Location, PolicyError, RemoteContentError
 from kiln.fileio import atomic_write, sha256_file
 from kiln.net import Fetcher, HttpStatusError
+from kiln.pipeline.archive import KILN_SUITE, ArchiveAccess, KilnAptRepo
 from kiln.pipeline.build import BuildOptions, build_spec
 from kiln.pipeline.imagetest import check_layout
-from kiln.pipeline.repo import KILN_SUITE, KilnRepo, Repository
 from kiln.pipeline.scan import scan_target
 from kiln.pipeline.source import SourceBuilder
-from kiln.progress import NO_PROGRESS, Progress
+from kiln.progress import NO_PROGRESS, Phase, Progress
 from kiln.recipes.build import unpack_source
 from kiln.recipes.load import load_recipe
 from kiln.recipes.model import Recipe, RecipeTest
@@ -95,7 +95,8 @@ from kiln.vuln.vex.openvex import write_openvex
 
 # -- bounds for what unstable's debian tarball may cost ---------------------------------
 MAX_DEBIAN_TAR = 64 << 20  # compressed, as the signed index promises it
-MAX_UNPACKED = 256 << 20  # every member read, uncompressed
+MAX_UNPACKED = 256 << 20  # the members kept (changelog, patches), uncompressed
+MAX_SCANNED = 2 << 30  # every member's declared size, read past or not
 MAX_MEMBER = 16 << 20  # one file (a changelog, a patch)
 MAX_MEMBERS = 20_000
 MAX_PATCH = 8 << 20  # the recipe loader's own bound (kiln.recipes.load)
@@ -244,11 +245,37 @@ class BackportResult:
     packages: tuple[BuiltPackage, ...]
     package_tests: PackageTests
     build_seconds: float
-    repository: Path  # the kiln apt repository the .debs were published to
+    apt_repository: Path  # kiln's apt repository the .debs were published to
     origin: tuple[tuple[str, str], ...]  # DEP-3 fields of the patch(es), for the PR
     changelog_line: str  # "" for a patch that did not come from a Debian changelog
     image: ImageOutcome | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
+
+
+class _BeatPhase:
+    def __init__(self, beat: Callable[[str], None], text: str) -> None:
+        self.beat, self.text = beat, text
+
+    def update(self, detail: str) -> None:
+        self.beat(f"{self.text}: {detail}")
+
+
+class BeatProgress:
+    """A ``Progress`` that passes every phase and update to ``beat`` (one line each).
+
+    The factory's activity heartbeat is such a callable; when it raises (the activity was
+    cancelled), the backport stops at that point.
+    """
+
+    def __init__(self, beat: Callable[[str], None]) -> None:
+        self.beat = beat
+
+    @contextlib.contextmanager
+    def phase(self, text: str) -> Iterator[Phase]:
+        """Announce ``text``, then its updates, then that it is done."""
+        self.beat(text)
+        yield _BeatPhase(self.beat, text)
+        self.beat(f"{text}: done")
 
 
 class MirrorMissingError(RemoteContentError):
@@ -274,17 +301,25 @@ class DebianTree:
         return self.files.get(name)
 
 
-def read_debian_tar(data: bytes, *, display: str) -> DebianTree:
-    """The regular files of a Debian packaging tarball, read in memory and bounded.
+def _wanted(name: str) -> bool:
+    return name in ("debian/changelog", "debian/source/format") or name.startswith(
+        "debian/patches/"
+    )
 
-    Refuses (``RemoteContentError`` naming ``display`` and the member) absolute names,
-    ``..`` components, more than ``MAX_MEMBERS`` members, a member over ``MAX_MEMBER``
-    bytes or more than ``MAX_UNPACKED`` bytes in all. Links and devices are listed in
-    ``refused``, never followed. Only ``debian/`` members are kept.
+
+def read_debian_tar(data: bytes, *, display: str) -> DebianTree:
+    """The files kiln reads of a Debian packaging tarball, in memory and bounded.
+
+    Kept: ``debian/changelog``, ``debian/source/format`` and ``debian/patches/*``, when
+    regular files. Refused (``RemoteContentError`` naming ``display`` and the member):
+    absolute names, ``..`` components, more than ``MAX_MEMBERS`` members, members that
+    declare more than ``MAX_SCANNED`` bytes in all, a changelog over ``MAX_MEMBER``
+    bytes, more than ``MAX_UNPACKED`` bytes kept. Links, devices and patches over
+    ``MAX_MEMBER`` bytes are listed in ``refused`` and never read or followed.
     """
     files: dict[str, bytes] = {}
     refused: list[str] = []
-    total = 0
+    kept = scanned = 0
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r|*") as archive:
             for number, member in enumerate(archive, start=1):
@@ -297,21 +332,27 @@ def read_debian_tar(data: bytes, *, display: str) -> DebianTree:
                         f"{display}: member {member.name!r} leads outside the tree",
                         hint="a source package never has such names; this one is hostile",
                     )
-                if not parts or parts[0] != "debian":
-                    continue
-                if member.isdir():
+                scanned += max(member.size, 0)
+                if scanned > MAX_SCANNED:
+                    raise RemoteContentError(
+                        f"{display}: its members declare more than {MAX_SCANNED} bytes: not read"
+                    )
+                if member.isdir() or not _wanted(name):
                     continue
                 if not member.isfile():
                     refused.append(name)
                     continue
                 if member.size > MAX_MEMBER:
+                    if name.startswith("debian/patches/"):
+                        refused.append(name)  # too big to be a CVE fix kiln takes
+                        continue
                     raise RemoteContentError(
                         f"{display}: {name} is {member.size} bytes, more than {MAX_MEMBER}"
                     )
-                total += member.size
-                if total > MAX_UNPACKED:
+                kept += member.size
+                if kept > MAX_UNPACKED:
                     raise RemoteContentError(
-                        f"{display}: more than {MAX_UNPACKED} bytes unpacked: not read"
+                        f"{display}: more than {MAX_UNPACKED} bytes to read: not read"
                     )
                 handle = archive.extractfile(member)
                 files[name] = handle.read() if handle is not None else b""
@@ -532,21 +573,21 @@ def _fetch_verified(
 class _Suites:
     """The signed source indexes of the release and unstable, read through one ``Archive``."""
 
-    repository: Repository
+    archive: ArchiveAccess
     distro: Distro
 
     def __post_init__(self) -> None:
-        repo = self.repository
-        self.archive = Archive(
+        repo = self.archive
+        self.signed = Archive(
             self.distro, repo.cache, repo.fetcher, repo.mirrors, repo.clock, keyring=repo.keyring
         )
         self.urls = suite_urls(self.distro, repo.mirrors)
 
     def versions(self, suite: str, name: str) -> list[SourcePackage]:
-        release = self.archive.releases()[suite]
+        release = self.signed.releases()[suite]
         plain = fetch_index(
-            release, "main/source/Sources.xz", cache=self.repository.cache,
-            fetcher=self.repository.fetcher,
+            release, "main/source/Sources.xz", cache=self.archive.cache,
+            fetcher=self.archive.fetcher,
         )  # fmt: skip
         where = f"{self.urls[suite]}/dists/{suite}/main/source/Sources.xz"
         found = parse_sources(plain, suite=suite, source=where, names=[name])
@@ -564,7 +605,7 @@ class _Suites:
         url = f"{self.urls[package.suite]}/{package.directory}/{tars[0].name}"
         try:
             data = _fetch_verified(
-                tars[0], url, cache=self.repository.cache, fetcher=self.repository.fetcher,
+                tars[0], url, cache=self.archive.cache, fetcher=self.archive.fetcher,
                 what=what,
             )  # fmt: skip
         except HttpStatusError as exc:
@@ -583,7 +624,7 @@ def find_unstable_fix(
     cve: str,
     *,
     release: str = "trixie",
-    repository: Repository | None = None,
+    archive: ArchiveAccess | None = None,
     progress: Progress = NO_PROGRESS,
 ) -> UnstableFix | None:
     """Where Debian unstable (``sid``, then ``experimental``) fixes ``cve`` in ``source``.
@@ -591,11 +632,11 @@ def find_unstable_fix(
     Reads the signed Sources indexes of the release (its newest version is the
     candidate) and of unstable, then the ``.debian.tar`` of unstable's newest version
     and of the release's candidate (each checked against its index entry); see
-    ``locate_fix``. ``repository`` defaults to ``Repository.from_environment()``.
+    ``locate_fix``. ``archive`` defaults to ``ArchiveAccess.from_environment()``.
     """
     _check_names(source, [cve])
     distro = _distro_of(release)
-    repo = repository if repository is not None else Repository.from_environment()
+    repo = archive if archive is not None else ArchiveAccess.from_environment()
     with progress.phase(f"reading the signed source indexes for {source} ({release}, unstable)"):
         suites = _Suites(repo, distro)
         ours = [p for s in distro.suites for p in suites.versions(s, source)]
@@ -603,27 +644,45 @@ def find_unstable_fix(
             raise InputError(f"{source} is not a source package of {release}")
         ours.sort(key=lambda p: parse_version(p.version), reverse=True)
         candidate = ours[0]
+    missing: list[MirrorMissingError] = []
+    release_log: bytes | None = None
     for suite in UNSTABLE_SUITES:
-        theirs = suites.versions(suite, source)
-        if not theirs or compare_versions(theirs[0].version, candidate.version) <= 0:
-            continue
-        package = theirs[0]
-        with progress.phase(f"reading {source} {package.version} ({suite})"):
-            tree = suites.debian_tree(package)
-            release_log = _release_changelog(suites, candidate)
-            fix = locate_fix(
-                tree,
-                cve,
-                source=source,
-                suite=suite,
-                version=package.version,
-                release=distro.codename,
-                release_version=candidate.version,
-                release_changelog=release_log,
-                source_files={f.name: f.sha256 for f in package.files},
-            )
-        if fix is not None:
-            return fix
+        newer = [
+            p
+            for p in suites.versions(suite, source)
+            if compare_versions(p.version, candidate.version) > 0
+        ]
+        # newest first; a version whose packaging the mirror lacks gives way to the next
+        # (an unstable index lists a few versions; every later one carries the entry)
+        for package in newer:
+            with progress.phase(f"reading {source} {package.version} ({suite})"):
+                try:
+                    tree = suites.debian_tree(package)
+                except MirrorMissingError as exc:
+                    missing.append(exc)
+                    continue
+                if release_log is None:
+                    release_log = _release_changelog(suites, candidate) or b""
+                fix = locate_fix(
+                    tree,
+                    cve,
+                    source=source,
+                    suite=suite,
+                    version=package.version,
+                    release=distro.codename,
+                    release_version=candidate.version,
+                    release_changelog=release_log or None,
+                    source_files={f.name: f.sha256 for f in package.files},
+                )
+            if fix is not None:
+                return fix
+            break  # the newest readable version does not name it: older ones do not either
+    if missing:
+        raise MirrorMissingError(
+            missing[0].message,
+            hint=f"no version of {source} newer than {candidate.version} could be read "
+            f"({len(missing)} missing); {missing[0].hint}",
+        )
     return None
 
 
@@ -1003,7 +1062,7 @@ def backport_patches(
     work: Path,
     image: str | None = None,
     release: str = "trixie",
-    repository: Repository | None = None,
+    archive: ArchiveAccess | None = None,
     apt_repository: Path | None = None,
     gnupghome: Path | None = None,
     note: str = "",
@@ -1042,7 +1101,7 @@ def backport_patches(
         _check_diff_paths(patch.text, patch.name)
     if len({p.name for p in patches}) != len(patches):
         raise InputError("two patches have the same file name")
-    repo = repository if repository is not None else Repository.from_environment()
+    repo = archive if archive is not None else ArchiveAccess.from_environment()
     builder = SourceBuilder(repo, progress)
     arch = host_arch()
     work.mkdir(parents=True, exist_ok=True)
@@ -1121,7 +1180,7 @@ def backport_patches(
         packages=built,
         package_tests=package_tests,
         build_seconds=output.duration,
-        repository=apt_dir,
+        apt_repository=apt_dir,
         origin=origin,
         changelog_line="",
         image=outcome,
@@ -1136,7 +1195,7 @@ def _rebuild_image(
     *,
     catalog_root: Path,
     work: Path,
-    repo: Repository,
+    repo: ArchiveAccess,
     apt_dir: Path,
     keyring: Path,
     arch: str,
@@ -1161,7 +1220,7 @@ def _rebuild_image(
     files: dict[str, bytes] = {}
     notes: list[str] = []
     after_repo = dataclasses.replace(
-        repo, kiln_repo=KilnRepo(apt_dir.resolve().as_uri(), keyring), _snapshots={}
+        repo, kiln_repo=KilnAptRepo(apt_dir.resolve().as_uri(), keyring), _snapshots={}
     )
     for when, which in (("before", repo), ("after", after_repo)):
         staged = work / f"catalog-{when}" / "images"
@@ -1278,7 +1337,7 @@ def backport_from_unstable(
     work: Path,
     version: str | None = None,
     image: str | None = None,
-    repository: Repository | None = None,
+    archive: ArchiveAccess | None = None,
     apt_repository: Path | None = None,
     gnupghome: Path | None = None,
     updated: dt.date | None = None,
@@ -1326,7 +1385,7 @@ def backport_from_unstable(
     )
     result = backport_patches(
         fix.source, base, patches, [fix.cve], catalog_root=catalog_root, work=work,
-        image=image, release=fix.release, repository=repository,
+        image=image, release=fix.release, archive=archive,
         apt_repository=apt_repository, gnupghome=gnupghome, note=note, updated=updated,
         install=install, tests=tests, progress=progress,
     )  # fmt: skip

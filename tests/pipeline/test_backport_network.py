@@ -1,0 +1,103 @@
+"""The whole backport on the real archive: lz4's CVE-2025-62813 from Debian unstable into
+the catalog's base image (issue #16's "at least one backport").
+
+Real components only: the configured Debian mirror (signed Releases, Sources, the
+packaging and source tarballs), mmdebstrap build roots, the bubblewrap sandbox that builds
+lz4 with its own test step, kiln's signed apt repository, the image build from it, its
+tests and kiln's scan against a database the debian-archive feed filled for the catalog.
+It takes minutes (the build root once, then the build and two image builds).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kiln.pipeline.backport import backport_from_unstable, find_unstable_fix, unstable_candidates
+from kiln.pipeline.scan import FeedRequest, update_feed
+from kiln.recipes.load import load_recipe
+from kiln.recipes.model import RecipeTest
+
+ROOT = Path(__file__).parents[2]
+CVE = "CVE-2025-62813"
+# CVE-2025-62813: LZ4F_createCDict_advanced dereferenced a NULL dictionary. Debian's
+# trixie liblz4 (1.10.0-4) crashes here (exit 139, measured); the fixed one returns NULL.
+NULL_DICT_C = r"""
+#include <stdio.h>
+#include <lz4frame.h>
+int main(void) {
+  LZ4F_CDict* d = LZ4F_createCDict(NULL, 16);
+  printf("%s\n", d == NULL ? "refused" : "accepted");
+  return 0;
+}
+"""
+LZ4_TESTS = (
+    RecipeTest(name="round trip", run=("sh", "-c", "printf 'kiln kiln kiln' | lz4 -c | lz4 -dc")),
+    RecipeTest(
+        name=f"{CVE}: a NULL dictionary is refused",
+        run=("sh", "-c", f"cat > /tmp/t.c <<'EOF'\n{NULL_DICT_C}EOF\n"
+             "gcc -o /tmp/t /tmp/t.c -llz4 && /tmp/t"),
+        expect_stdout="refused\n",
+    ),
+)  # fmt: skip
+
+
+@pytest.mark.network
+def test_lz4_fix_from_unstable_is_built_published_and_clears_the_scan_of_base(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = tmp_path / "catalog"
+    shutil.copytree(ROOT / "images", catalog / "images")
+    shutil.copytree(ROOT / "recipes", catalog / "recipes")
+    db = tmp_path / "vuln.db"
+    monkeypatch.setenv("KILN_DB", str(db))
+    update_feed(FeedRequest("debian-archive", catalog=catalog / "images"), db=str(db))
+    candidates = unstable_candidates(catalog, arch="amd64")
+    assert ("base", "lz4", CVE) in {(c.image, c.source, c.cve) for c in candidates}
+
+    fix = find_unstable_fix("lz4", CVE)
+    assert fix is not None
+    assert fix.kind == "patch"
+    assert [p.name for p in fix.patches] == [f"{CVE}.patch"]
+    assert "1118757" in fix.bugs
+    assert CVE in fix.changelog_line
+
+    result = backport_from_unstable(
+        fix, catalog_root=catalog, work=tmp_path / "work", image="base",
+        gnupghome=tmp_path / "gnupg", tests=LZ4_TESTS,
+    )  # fmt: skip
+    assert result.kiln_version == f"{fix.release_version}+kiln1"
+    assert {p.name for p in result.packages} >= {"liblz4-1", "liblz4-dev", "lz4"}
+    assert [(n, ok) for n, ok, _ in result.package_tests.recipe_tests] == [
+        ("round trip", True),
+        (f"{CVE}: a NULL dictionary is refused", True),
+    ]
+    loaded = load_recipe(catalog / "recipes" / "lz4.yaml")
+    assert loaded.cves == (CVE,)
+    assert loaded.recipe.version == fix.release_version
+    patch = result.patches[f"{CVE}.patch"]
+    assert b"Bug-Debian: https://bugs.debian.org/1118757" in patch
+    assert b"Origin: vendor, Debian " in patch
+    assert ("CVE", CVE) in result.origin
+
+    image = result.image
+    assert image is not None
+    assert image.kiln_fixes.get("liblz4-1") == CVE
+    assert image.tests_failed == 0
+    assert image.tests_passed > 0
+    assert [s.cve_reported for s in image.before] == [True]
+    assert [s.cve_reported for s in image.after] == [False]
+    assert image.after[0].total < image.before[0].total
+    assert b"repositories: [kiln]" in result.files["images/base.yaml"]
+    lock = json.loads(result.files["images/base.lock.json"])
+    liblz4 = [
+        p
+        for variant in lock["variants"].values()
+        for p in variant["amd64"]["packages"]
+        if p["name"] == "liblz4-1"
+    ]
+    assert {(p["version"], p["suite"]) for p in liblz4} == {(result.kiln_version, "kiln")}
+    assert not (catalog / "images" / "base.yaml").read_bytes().count(b"repositories: [kiln]")
