@@ -57,8 +57,7 @@ class Git:
             "LC_ALL": "C",
             "GIT_CONFIG_NOSYSTEM": "1",
         }
-        top = self.run("rev-parse", "--git-dir", what="find the repository").strip()
-        self.git_dir = (repo / top).resolve()
+        self.run("rev-parse", "--git-dir", what="find the repository")
 
     def run(
         self,
@@ -129,11 +128,12 @@ class Git:
     def build_tree(self, base: str | None, files: Mapping[str, bytes | None]) -> str:
         """The tree of commit ``base`` (or empty) with ``files`` written (None: removed).
 
-        Built in a temporary index file inside the git directory, never the user's.
+        Built in a temporary index file (in the temporary directory, so a killed
+        process leaves nothing in the repository), never the user's index.
         """
         if base is not None:
             self._check_file_dir_conflicts(base, files)
-        with tempfile.TemporaryDirectory(prefix="kiln-index-", dir=self.git_dir) as tmp:
+        with tempfile.TemporaryDirectory(prefix="kiln-index-") as tmp:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
             if base is not None:
                 self.run("read-tree", base, env=env, what=f"read the tree of {base}")
