@@ -25,7 +25,7 @@ from _aptroot import apt_simulate, apt_update, make_apt_root
 
 from kiln.debian import Cache, discover_mirrors, get_distro
 from kiln.net import HttpFetcher
-from kiln.pipeline import Repository, lock_spec
+from kiln.pipeline import ArchiveAccess, lock_spec
 from kiln.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _timed_lock(spec_path: Path, cache_dir: Path, max_age: float) -> tuple[float, float, int]:
     loaded = load_spec(spec_path)
     distro = get_distro(loaded.spec.distro)
-    repo = Repository(discover_mirrors(), Cache(cache_dir), HttpFetcher(), max_age=max_age)
+    repo = ArchiveAccess(discover_mirrors(), Cache(cache_dir), HttpFetcher(), max_age=max_age)
     t0 = time.perf_counter()
     snapshot = repo.snapshot(distro, loaded.spec.archs)
     t1 = time.perf_counter()

@@ -35,7 +35,7 @@ from kiln.debian import Cache, get_distro
 from kiln.debian.distro import Distro
 from kiln.debian.source_index import SourcePackage
 from kiln.errors import KilnError, RemoteContentError
-from kiln.pipeline.repo import Repository
+from kiln.pipeline.archive import ArchiveAccess
 from kiln.pipeline.source import SourceBuilder
 from kiln.recipes.build import BuildError
 from kiln.recipes.buildroot import BuildRoot
@@ -56,7 +56,7 @@ def _timed(call: Callable[[], _T]) -> tuple[_T, float]:
 @contextmanager
 def _cold_builder() -> Iterator[SourceBuilder]:
     with tempfile.TemporaryDirectory(prefix="kiln-bench-cold-") as tmp:
-        repository = Repository.from_environment()
+        repository = ArchiveAccess.from_environment()
         repository.cache = Cache(Path(tmp))
         yield SourceBuilder(repository)
 

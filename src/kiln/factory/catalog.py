@@ -31,13 +31,14 @@ from kiln.factory.model import (
     valid_key,
 )
 from kiln.factory.server import state_dir
-from kiln.forge.evidence import CheckResult, CveRow, PackageChange, SizeChange
+from kiln.forge.evidence import CheckResult, CveRow, PackageChange, PatchOrigin, SizeChange
 
 if TYPE_CHECKING:
     from kiln.assemble import BuiltImage
     from kiln.forge import Forge
     from kiln.inventory.model import InstalledPackage, OsRelease
-    from kiln.pipeline import CurrentLock, Repository
+    from kiln.pipeline import ArchiveAccess, CurrentLock
+    from kiln.pipeline.backport import BackportResult
     from kiln.pipeline.build import BuiltVariant
     from kiln.resolve.lockfile import Lock, LockedPackage
     from kiln.spec import LoadedSpec
@@ -134,6 +135,69 @@ def _image_size(image: BuiltImage, arch: str) -> int | None:
     return None
 
 
+def _backport_proposal(
+    request: ReconcileRequest,
+    seen: Observation,
+    origin: str,
+    suite: str,
+    result: BackportResult,
+) -> Proposal:
+    """A finished backport as a pull request's proposal and evidence."""
+    tests = [
+        CheckResult(
+            f"{result.source} package tests",
+            "pass" if result.package_tests.ran else "skipped",
+            "; ".join(result.package_tests.summary)[:300],
+        ),
+        *(
+            CheckResult(f"recipe: {name}", "pass" if ok else "fail", why)
+            for name, ok, why in result.package_tests.recipe_tests
+        ),
+    ]
+    image = result.image
+    digest = ""
+    before: list[CveRow] = []
+    after: list[CveRow] = []
+    if image is not None:
+        tests.append(
+            CheckResult(
+                "image tests",
+                "pass" if not image.tests_failed else "fail",
+                f"{image.tests_passed} passed, {image.tests_failed} failed",
+            )
+        )
+        digest = next(iter(image.digests.values()), "")
+        if any(s.cve_reported for s in image.before):
+            before = [CveRow(cve, result.source, result.base_version) for cve in result.cves]
+        after = [
+            CveRow(cve, result.source, result.kiln_version)
+            for cve in result.cves
+            if any(s.cve_reported for s in image.after)
+        ]
+    patches = [
+        PatchOrigin(name, dict(result.origin), result.changelog_line or None)
+        for name in sorted(result.patches)
+    ]
+    return Proposal(
+        image=request.image,
+        kind="backport",
+        generation=seen.generation,
+        title=f"{request.image}: backport {', '.join(result.cves)} fix for {result.source} "
+        f"from Debian {suite} ({result.kiln_version})",
+        files=Proposal.encode(result.files),
+        cves_before=before,
+        cves_after=after,
+        packages=[
+            PackageChange(f"{p.name}:{p.arch}", result.base_version, p.version)
+            for p in result.packages
+        ],
+        tests=tests,
+        digest=digest,
+        patches=patches,
+        notes=[origin, f"built in {result.build_seconds:.0f}s", *(image.notes if image else ())],
+    )
+
+
 class _Heard:
     """The build's listener: keeps why the lock was rewritten, heartbeats per variant."""
 
@@ -157,15 +221,16 @@ class CatalogSteps:
     forge: Forge | None = None  # None: `dry_run` only (open_pr refuses otherwise)
     events: EventSink | None = None
     db_url: str | None = None  # the vulnerability database (None: $KILN_DB / the cache)
-    repository: Callable[[], Repository] | None = None
+    repository: Callable[[], ArchiveAccess] | None = None
     archs: tuple[str, ...] = field(default_factory=lambda: (_host_arch(),))
+    backport_attempts: int = 3  # unstable fixes looked at per generation
 
-    def _repo(self) -> Repository:
+    def _repo(self) -> ArchiveAccess:
         if self.repository is not None:
             return self.repository()
-        from kiln.pipeline import Repository
+        from kiln.pipeline import ArchiveAccess
 
-        return Repository.from_environment()
+        return ArchiveAccess.from_environment()
 
     def spec_path(self, image: str) -> Path:
         """``images/<image>.yaml`` of the checkout (an input error when there is none)."""
@@ -291,7 +356,7 @@ class CatalogSteps:
             kind="bump",
             generation=seen.generation,
             title=f"{request.image}: {listener.written}",
-            files={f"images/{request.image}.lock.json": new.to_json().decode()},
+            files=Proposal.encode({f"images/{request.image}.lock.json": new.to_json()}),
             cves_before=cve_entries(before.active) if before else [],
             cves_after=cve_entries(after.active),
             packages=changed,
@@ -328,8 +393,33 @@ class CatalogSteps:
         return scan_packages(str(image.layout), distro_id, debs, self.db_url)
 
     def backport(self, request: ReconcileRequest, seen: Observation, beat: Beat) -> StepResult:
-        """Backport from unstable (``kiln.pipeline.backport``, not wired in yet)."""
-        return StepResult("backport", "skipped", "backport from unstable is not wired in yet")
+        """A CVE fixed only in unstable: unstable's DEP-3 patch as a kiln recipe, built in
+        the sandbox with the package's own tests, the image rebuilt from kiln's repository,
+        tested and scanned (``kiln.pipeline.backport``). The first fix that is a patch
+        becomes the proposal; the others wait for the next generation."""
+        from kiln.pipeline.backport import BeatProgress, backport_from_unstable, find_unstable_fix
+
+        progress = BeatProgress(beat)
+        leads: list[str] = []
+        for entry in seen.unstable_cves[: self.backport_attempts]:
+            source, _, cve = entry.partition(" ")
+            fix = find_unstable_fix(source, cve, progress=progress)
+            if fix is None:
+                leads.append(f"{cve} ({source}): unstable's changelog no longer names a fix")
+                continue
+            if fix.kind != "patch" or not fix.patches:
+                leads.append(f"{cve} ({source}): {fix.note or fix.kind}")
+                continue
+            work = self._work(request.image, f"{seen.generation[:16]}-{source}-{cve}")
+            result = backport_from_unstable(
+                fix, catalog_root=self.root, work=work, image=request.image, install=False,
+                progress=progress,
+            )  # fmt: skip
+            return StepResult("backport", "proposed", fix.origin, _backport_proposal(
+                request, seen, fix.origin, fix.suite, result
+            ))  # fmt: skip
+        reason = "; ".join(leads) or "no CVE fixed only in unstable"
+        return StepResult("backport", "nothing", reason[:2000])
 
     def vex(self, request: ReconcileRequest, seen: Observation, beat: Beat) -> StepResult:
         """VEX with evidence (not wired in yet)."""

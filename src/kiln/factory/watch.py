@@ -34,7 +34,7 @@ from kiln.factory.activities import failure
 from kiln.factory.model import valid_key
 
 if TYPE_CHECKING:
-    from kiln.pipeline import Repository
+    from kiln.pipeline import ArchiveAccess
 
 # ruff: noqa: PLC0415
 
@@ -104,7 +104,7 @@ class CatalogWatcher:
 
     root: Path
     db_url: str | None = None
-    repository: Repository | None = None
+    repository: ArchiveAccess | None = None
 
     def poll(self, source: str, previous: Mapping[str, str]) -> PollResult:
         """Dispatch to the source's poll (an input error for an unknown source)."""
@@ -122,11 +122,11 @@ class CatalogWatcher:
     def archive(self, previous: Mapping[str, str]) -> PollResult:
         """New signed Releases -> images whose fresh lock differs from the checked-in one."""
         from kiln.debian import get_distro
-        from kiln.pipeline import Repository, lock_spec
+        from kiln.pipeline import ArchiveAccess, lock_spec
         from kiln.resolve.lockfile import LockError, diff_locks, read_lock
         from kiln.spec import load_spec
 
-        repo = self.repository or Repository.from_environment()
+        repo = self.repository or ArchiveAccess.from_environment()
         loaded = [load_spec(p) for p in self._specs()]
         state: dict[str, str] = {}
         for distro_id in sorted({item.spec.distro for item in loaded}):

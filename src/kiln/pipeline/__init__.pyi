@@ -1,8 +1,7 @@
 """Type stub of the lazily loaded package (lazy_loader reads its imports)."""
 
-from .lock import CurrentLock, LockPolicy, LockResult, current_lock, lock_spec, locked_to_binary
 from .archive import ArchiveAccess, KilnAptRepo
-from .repo import Repository  # transitional old name of ArchiveAccess
+from .lock import CurrentLock, LockPolicy, LockResult, current_lock, lock_spec, locked_to_binary
 
 __all__ = [
     "ArchiveAccess",
@@ -10,7 +9,6 @@ __all__ = [
     "KilnAptRepo",
     "LockPolicy",
     "LockResult",
-    "Repository",
     "current_lock",
     "lock_spec",
     "locked_to_binary",
