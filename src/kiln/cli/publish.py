@@ -62,6 +62,7 @@ def publish(
     from kiln.progress import ConsoleProgress
     from kiln.registry import RegistryClient
     from kiln.spec import load_spec
+    from kiln.vuln.advisories import AdvisoryStore
 
     destination = Destination.parse(registry)
     signer = bundle_signer(key, keyless, password_file)
@@ -75,7 +76,10 @@ def publish(
     archive = ArchiveAccess.from_environment()
     listener = ConsoleBuildListener()
     progress = ConsoleProgress(err_console)
-    with RegistryClient.for_host(destination.registry, insecure=insecure) as client:
+    with (
+        RegistryClient.for_host(destination.registry, insecure=insecure) as client,
+        AdvisoryStore.open() as advisories,  # the image's OpenVEX, when it has determinations
+    ):
         for path in specs:
             loaded = load_spec(path)
             for built in build_spec(loaded, archive, options, listener=listener, progress=progress):
@@ -90,7 +94,7 @@ def publish(
                         built, on_checked=show_check, on_untestable=warn_untestable
                     )
                     seen = BuildObservation.of(built, test_reports=reports)
-                    attestations = attestations_for(seen, signer)
+                    attestations = attestations_for(seen, signer, advisories=advisories)
                 result = push_image(seen, attestations, client=client, destination=destination)
                 console.print(
                     f"published {built.label} as {', '.join(result.tags)}: {result.reference} "

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from cli.conftest import Env, env
+from cli.test_publish_cli import SPEC_WITH_VERSION
 from fixtures.registry import RunningRegistry, registry
 from kiln.attest import (
     EcdsaVerifier,
@@ -34,7 +36,7 @@ from kiln.vuln.advisories import AdvisoryEvent, AdvisoryStore, EventKind
 from ..conftest import make_layout, make_rootfs
 from ..test_cli import cli_db
 
-__all__ = ["cli_db", "registry"]
+__all__ = ["cli_db", "env", "registry"]
 
 CVE = "CVE-2018-18074"  # requests 2.19.0 in the test rootfs
 FP = {
@@ -88,3 +90,50 @@ def test_published_advisory_vex_silences_the_finding_with_the_key(
     after, warnings = _status(ref, cli_db, tmp_path, "--key", str(tmp_path / "vendor.pub"))
     assert after == "not_affected"
     assert any("1 VEX statement(s)" in w for w in warnings), warnings
+
+
+def test_kiln_publish_attests_the_images_vex_from_kilns_database(
+    env: Env,
+    registry: RunningRegistry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`kiln publish` with a determination for the runtime image only: that image carries
+    a VEX attestation `kiln verify --require vex` accepts; the -dev image has none."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
+    monkeypatch.setenv("KILN_KEY_PASSWORD", "vex")
+    monkeypatch.setenv("KILN_DB", str(tmp_path / "kiln.db"))
+    assert main(["keygen", "--out", str(tmp_path / "kiln")]) == 0
+    argv = [
+        "advisories",
+        "record",
+        "demo",
+        "CVE-2025-0001",
+        "false-positive-determination",
+        "--package",
+        "libssl3",
+        "--data",
+        "justification=component_not_present",
+        "--data",
+        "impact_statement=the image has no libssl3",
+    ]
+    assert main(argv) == 0
+    env.spec.write_text(SPEC_WITH_VERSION)
+    destination = f"{registry.host}/advisories-{tmp_path.name[-12:].lower()}"
+    publish = [
+        "publish",
+        str(env.spec),
+        "--registry",
+        destination,
+        "--key",
+        str(tmp_path / "kiln.key"),
+        "--output",
+        str(tmp_path / "out"),
+    ]
+    assert main(publish) == 0
+    pub = str(tmp_path / "kiln.pub")
+    capsys.readouterr()
+    assert main(["verify", f"{destination}/demo:latest", "--key", pub, "--require", "vex"]) == 0
+    assert main(["verify", f"{destination}/demo:latest-dev", "--key", pub, "--require", "vex"]) == 1
+    assert "openvex" in capsys.readouterr().err.lower()
