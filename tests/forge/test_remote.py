@@ -250,3 +250,19 @@ def test_research_is_labelled_for_review_and_never_merged(catalog: Path, remote:
     )
     assert pr.kind == "research"
     assert replay.done  # labels kiln, research, needs review; no merge call follows
+
+
+def test_a_branch_pushed_by_a_run_that_failed_to_open_is_taken_over(
+    catalog: Path, remote: Path
+) -> None:
+    replay, sleeps = Replay("github_create_fails_then_retried"), list[float]()
+    forge = make(GitHubForge, replay, catalog, sleeps)
+    with pytest.raises(
+        TransportError, match="GitHub: POST /repos/acme/catalog/pulls: failed after 4 attempts"
+    ):
+        forge.open_or_update(change("g1"))
+    orphan = git(remote, "rev-parse", "kiln/bump/python").strip()  # pushed, no pull request
+    pr = forge.open_or_update(change("g1"))
+    assert pr.id == 7
+    assert replay.done
+    assert git(remote, "rev-parse", "kiln/bump/python").strip() == orphan  # same commit again

@@ -427,11 +427,24 @@ class RemoteForge(ABC):
             )
         return pr
 
+    def _kiln_made(self, commit: str, change: ChangeRequest) -> bool:
+        """Whether ``commit`` is kiln's own commit for ``change``'s branch: pushed by a run
+        that then failed to open its pull request (the forge answered 500, say)."""
+        text = self._git.run(
+            "show", "-s", "--format=%cn <%ce>%n%B", commit, what=f"read commit {commit}"
+        )
+        committer, _, message = text.partition("\n")
+        mine = f"{self._identity.name} <{self._identity.email}>"
+        trailer = f"kiln {change.kind} of {change.image}."
+        return committer == mine and trailer in message and "Kiln-Generation: " in message
+
     def _push(self, change: ChangeRequest, *, update: bool, known: set[str]) -> None:
         """Build the change's commit and push it; never over a branch kiln did not push.
 
         ``known`` are the head commits of the branch's pull requests as the forge lists
-        them: a remote branch at any other commit holds someone else's work.
+        them; a remote branch at any other commit must be kiln's own commit for this
+        branch (an earlier run pushed it and then could not open the pull request),
+        else it holds someone else's work and is left alone.
         """
         remote = self.settings.remote
         ref = f"refs/heads/{change.branch}"
@@ -445,14 +458,8 @@ class RemoteForge(ABC):
                 "ls-remote", remote, ref, what=f"list {ref} on the remote {remote}"
             ).split()
             remote_tip = listed[0] if listed else None
-            if remote_tip is not None and remote_tip not in known:
-                raise PolicyError(
-                    f"{self.name}: {change.branch} on {remote} is at {remote_tip[:12]}, which "
-                    "is no pull request's head: it holds commits kiln did not push",
-                    hint="delete or rename that branch, or let kiln's pull request take it over",
-                )
             tip = None
-            if update and remote_tip is not None:
+            if remote_tip is not None:
                 private = f"refs/kiln/remote/{change.branch}"
                 self._git.run(
                     "fetch",
@@ -462,7 +469,14 @@ class RemoteForge(ABC):
                     f"+{ref}:{private}",
                     what=f"fetch {ref} from {remote}",
                 )
-                tip = self._git.resolve(private)
+                if remote_tip not in known and not self._kiln_made(remote_tip, change):
+                    raise PolicyError(
+                        f"{self.name}: {change.branch} on {remote} is at {remote_tip[:12]}, "
+                        "which is no pull request's head and not kiln's commit: it holds "
+                        "commits kiln did not push",
+                        hint="delete or rename that branch, then run kiln again",
+                    )
+                tip = remote_tip if update else None
             commit = branch_commit(
                 self._git, change, base=base, tip=tip, identity=self._identity, when=self._now()
             )
