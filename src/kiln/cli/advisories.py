@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.text import Text
 
 from kiln.cli.app import app, console
 from kiln.errors import InputError
@@ -49,14 +50,21 @@ def _when(value: datetime | None) -> str:
     return format_time(value) if value else ""
 
 
+def _cell(value: object) -> Text:
+    """A table cell shown as the text it is: no Rich markup, no control characters."""
+    from kiln.text import plain_line
+
+    return Text(plain_line(str(value)))
+
+
 def _states_table(states: list[AdvisoryState], title: str) -> None:
     from rich.table import Table
 
-    table = Table(title=title)
+    table = Table(title=_cell(title))
     for column in ("image", "vulnerability", "package", "status", "last event", "time"):
         table.add_column(column, overflow="fold")
     for state in states:
-        table.add_row(
+        row = (
             state.image,
             state.vuln_id,
             state.package or "",
@@ -64,26 +72,21 @@ def _states_table(states: list[AdvisoryState], title: str) -> None:
             state.last.kind.value,
             _when(state.last.time),
         )
+        table.add_row(*map(_cell, row))
     console.print(table)
 
 
 def _events_table(events: list[AdvisoryEvent], title: str) -> None:
     from rich.table import Table
 
-    table = Table(title=title)
+    table = Table(title=_cell(title))
     for column in ("id", "time", "image", "vulnerability", "kind", "package", "data"):
         table.add_column(column, overflow="fold")
     for event in events:
         data = ", ".join(f"{k}={v}" for k, v in sorted(event.data.items()))
-        table.add_row(
-            str(event.id),
-            _when(event.time),
-            event.image,
-            event.vuln_id,
-            event.kind.value,
-            event.package or "",
-            data,
-        )
+        row = (event.id, _when(event.time), event.image, event.vuln_id, event.kind.value,
+               event.package or "", data)  # fmt: skip
+        table.add_row(*map(_cell, row))
     console.print(table)
 
 
@@ -106,13 +109,14 @@ def show(
     db: DbOption = None,
 ) -> None:
     """One vulnerability in one image: its status and every event, oldest first."""
+    from kiln.text import plain_line
     from kiln.vuln.advisories.state import derive_state
 
     with _open(db) as store:
         events = store.history(image, vuln)
     if not events:
         raise InputError(
-            f"no advisory events for {vuln} in {image}",
+            plain_line(f"no advisory events for {vuln[:64]} in {image[:128]}"),
             hint="kiln advisories list shows what the store holds",
         )
     state = derive_state(events)

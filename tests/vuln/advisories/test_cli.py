@@ -208,3 +208,29 @@ def test_a_database_that_cannot_be_opened_exits_3(
     capsys.readouterr()
     assert main(["advisories", "list", "--db", str(bad)]) == 3
     assert "database" in capsys.readouterr().err
+
+
+def test_hostile_text_is_shown_as_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "kiln.db")
+    note = "[/bold] [red]\x1b]0;pwned\x07 line\nbreak"
+    _record(
+        capsys,
+        db,
+        "python",
+        "CVE-2024-0001",
+        "true-positive-determination",
+        "--data",
+        f"note={note}",
+    )
+    out = _run(capsys, "advisories", "history", "--db", db)
+    assert "[/bold] [red]" in out  # markup shown, not interpreted (nor a MarkupError)
+    assert "\x1b" not in out
+    assert "pwned" not in out  # the terminal-title sequence is dropped whole
+    shown = _run(capsys, "advisories", "list", "--image", "[/x]", "--db", db)
+    assert "[/x]" in shown
+    capsys.readouterr()
+    assert main(["advisories", "show", "[/x]", "CVE-1\x1b[2J", "--db", db]) == 2
+    assert "\x1b" not in capsys.readouterr().err
+    # JSON keeps the exact text
+    (event,) = _json(capsys, "advisories", "history", "--db", db)
+    assert event["data"]["note"] == note

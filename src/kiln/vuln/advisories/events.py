@@ -38,6 +38,7 @@ from pydantic import (
 )
 
 from kiln.errors import InputError, Location
+from kiln.text import plain_line
 from kiln.vuln.vex.model import JUSTIFICATIONS
 
 #: an event's data, as canonical JSON, may not exceed this (a file list as evidence fits)
@@ -290,7 +291,7 @@ class AdvisoryEvent:
     id: int | None = None
 
     def __post_init__(self) -> None:
-        where = f"advisory event {str(self.image)[:80]} {str(self.vuln_id)[:64]}"
+        where = plain_line(f"advisory event {str(self.image)[:80]} {str(self.vuln_id)[:64]}")
         _check(_IMAGE, self.image, "image", where=where, hint="an image name such as python-dev")
         _check(_VULN, self.vuln_id, "vuln_id", where=where, hint="an id such as CVE-2024-1234")
         if self.package is not None:

@@ -41,6 +41,7 @@ from kiln.debian.deb import DebFormatError, read_control
 from kiln.debian.version import compare_versions
 from kiln.errors import InputError, Location
 from kiln.fileio import atomic_write
+from kiln.text import plain_line
 from kiln.vuln.advisories.openvex import canonical
 
 OSV_SCHEMA_VERSION = "1.6.0"
@@ -85,7 +86,7 @@ def rebuilt_fixes(repo: Path) -> list[RebuiltFix]:
         try:
             fields = dict(read_control(deb, name=deb.name).fields)
         except DebFormatError as exc:
-            raise InputError(f"cannot read {deb.name}: {exc}", Location(where)) from exc
+            raise InputError(plain_line(f"cannot read {deb.name}: {exc}"), Location(where)) from exc
         fixes = fields.get("Kiln-Fixes", "").split()
         if not fixes:
             continue
