@@ -257,3 +257,16 @@ def test_a_file_where_a_directory_is_is_refused(catalog: Path, path: str, messag
 def test_an_epoch_of_zero_is_a_date(catalog: Path) -> None:
     pr = forge(catalog, clock=0).open_or_update(change())
     assert git(catalog, "log", "-1", "--format=%at %ct", str(pr.head)) == "0 0\n"
+
+
+def test_a_branch_with_someone_elses_work_is_not_reset(catalog: Path) -> None:
+    git(catalog, "branch", "kiln/bump/python", "main")
+    (catalog / "mine.txt").write_text("work in progress\n")
+    git(catalog, "add", "mine.txt")
+    git(catalog, "commit", "-q", "-m", "wip")
+    git(catalog, "branch", "-f", "kiln/bump/python", "HEAD")
+    theirs = git(catalog, "rev-parse", "kiln/bump/python")
+    with pytest.raises(PolicyError, match="holds someone else's work"):
+        forge(catalog).open_or_update(change())
+    assert git(catalog, "rev-parse", "kiln/bump/python") == theirs
+    assert forge(catalog).list() == []

@@ -41,3 +41,14 @@ def commit_message(change: ChangeRequest) -> str:
         f"Kiln-Generation: {change.generation}\n"
         f"Kiln-Fixes: {fixed}\n"
     )
+
+
+def is_kiln_commit(git: Git, commit: str, change: ChangeRequest, identity: Identity) -> bool:
+    """Whether ``commit`` is kiln's own commit for ``change``'s branch (committed by
+    ``identity``, with kiln's trailers): a branch at such a commit may be moved on; a
+    branch at any other commit holds someone else's work."""
+    text = git.run("show", "-s", "--format=%cn <%ce>%n%B", commit, what=f"read commit {commit}")
+    committer, _, message = text.partition("\n")
+    trailer = f"kiln {change.kind} of {change.image}."
+    mine = f"{identity.name} <{identity.email}>"
+    return committer == mine and trailer in message and "Kiln-Generation: " in message

@@ -28,7 +28,7 @@ from typing import Any, cast
 
 from kiln.epoch import source_date_epoch
 from kiln.errors import InputError, PolicyError
-from kiln.forge._branch import branch_commit
+from kiln.forge._branch import branch_commit, is_kiln_commit
 from kiln.forge._git import Git, Identity, RefRaceError
 from kiln.forge.evidence import CHANGE_KINDS, Evidence, render_markdown
 from kiln.forge.model import PR_STATES, ChangeRequest, PrState, PullRequest, branch_name
@@ -164,6 +164,17 @@ class LocalGitForge:
         tip = self._git.resolve(ref)
         open_record = next((r for r in mine if r.pr.state == "open"), None)
         event = "opened" if open_record is None else "updated"
+        heads = {r.pr.head for r in mine}
+        if (
+            tip is not None
+            and tip not in heads
+            and not is_kiln_commit(self._git, tip, change, self._identity)
+        ):
+            raise PolicyError(
+                f"{self.repo}: the branch {change.branch} is at {tip[:12]}, which is no kiln "
+                "pull request's head and not kiln's commit: it holds someone else's work",
+                hint="rename or delete that branch, then run kiln again",
+            )
         # an open pull request whose branch someone deleted starts again from the base
         commit = branch_commit(
             self._git,

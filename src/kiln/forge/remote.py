@@ -45,7 +45,7 @@ from kiln.errors import (
     RemoteContentError,
     TransportError,
 )
-from kiln.forge._branch import branch_commit
+from kiln.forge._branch import branch_commit, is_kiln_commit
 from kiln.forge._git import Git, Identity
 from kiln.forge.evidence import CHANGE_KINDS, render_markdown
 from kiln.forge.model import ChangeRequest, PrState, PullRequest
@@ -427,17 +427,6 @@ class RemoteForge(ABC):
             )
         return pr
 
-    def _kiln_made(self, commit: str, change: ChangeRequest) -> bool:
-        """Whether ``commit`` is kiln's own commit for ``change``'s branch: pushed by a run
-        that then failed to open its pull request (the forge answered 500, say)."""
-        text = self._git.run(
-            "show", "-s", "--format=%cn <%ce>%n%B", commit, what=f"read commit {commit}"
-        )
-        committer, _, message = text.partition("\n")
-        mine = f"{self._identity.name} <{self._identity.email}>"
-        trailer = f"kiln {change.kind} of {change.image}."
-        return committer == mine and trailer in message and "Kiln-Generation: " in message
-
     def _push(self, change: ChangeRequest, *, update: bool, known: set[str]) -> None:
         """Build the change's commit and push it; never over a branch kiln did not push.
 
@@ -469,7 +458,9 @@ class RemoteForge(ABC):
                     f"+{ref}:{private}",
                     what=f"fetch {ref} from {remote}",
                 )
-                if remote_tip not in known and not self._kiln_made(remote_tip, change):
+                if remote_tip not in known and not is_kiln_commit(
+                    self._git, remote_tip, change, self._identity
+                ):
                     raise PolicyError(
                         f"{self.name}: {change.branch} on {remote} is at {remote_tip[:12]}, "
                         "which is no pull request's head and not kiln's commit: it holds "
