@@ -260,13 +260,11 @@ store.close()
 """
 
 
-def test_two_processes_append_to_one_sqlite_file_without_losing_an_event(
-    store: AdvisoryStore, store_url: str
-) -> None:
-    count = 150
+def _two_writers(store: AdvisoryStore, url: str, count: int) -> None:
+    """Two processes append ``count`` events each to ``url``; none is lost or reordered."""
     writers = [
         subprocess.Popen(
-            [sys.executable, "-c", _WRITER, store_url, name, str(count)], stderr=subprocess.PIPE
+            [sys.executable, "-c", _WRITER, url, name, str(count)], stderr=subprocess.PIPE
         )
         for name in ("a", "b")
     ]
@@ -280,6 +278,22 @@ def test_two_processes_append_to_one_sqlite_file_without_losing_an_event(
         mine = [e for e in events if e.image == f"img-{name}"]
         # each writer's events are in the log in the order it appended them
         assert [e.data["note"] for e in mine] == [str(i) for i in range(count)]
+
+
+def test_two_processes_append_to_one_sqlite_file_without_losing_an_event(
+    store: AdvisoryStore, store_url: str
+) -> None:
+    _two_writers(store, store_url, 150)
+
+
+def test_two_processes_append_to_postgresql_without_losing_an_event(postgres_url: str) -> None:
+    store = AdvisoryStore.open(postgres_url)
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(text("DELETE FROM advisory_events"))
+        _two_writers(store, postgres_url, 150)
+    finally:
+        store.close()
 
 
 def test_database_errors_become_environment_problems(tmp_path: Path) -> None:
