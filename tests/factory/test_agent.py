@@ -230,6 +230,9 @@ def test_a_repair_reads_edits_reruns_and_records_everything(
         ("tool", "rerun_step"),
     ]
     assert all(e.digest.startswith("sha256:") for e in outcome.transcript)
+    assert outcome.transcript[0].prompt.startswith("system: You repair a failed step")
+    assert outcome.transcript[0].detail == "calls: read_log, list_files"
+    assert outcome.transcript[3].prompt.startswith("assistant:  | tool: dpkg-buildpackage")
     assert "<28 chars>" in outcome.transcript[6].detail  # content recorded by size
     body = render_markdown(Evidence("zlib", "backport", "gen1", agent=outcome.evidence()))
     assert "### Agent transcript" in body

@@ -118,9 +118,10 @@ class TranscriptEntry:
 
     kind: str  # "completion" or "tool"
     name: str  # the model, or the tool
-    detail: str  # the answer's text, or the tool's arguments (bounded, one line)
-    digest: str  # sha256 of the prompt sent, or of the tool's result
+    detail: str  # the answer (text, or the tools it asked for), or the tool's arguments
+    digest: str  # sha256 of the whole prompt sent, or of the tool's result
     outcome: str = "ok"
+    prompt: str = ""  # a completion's new input since the last one (bounded, one line)
 
 
 @dataclass(frozen=True)
@@ -508,19 +509,28 @@ class _Run:
             },
         ]
         model = self.agent.config.model
+        sent = 0
         for _ in range(self.agent.config.max_turns):
             prompt_digest = _digest(json.dumps(messages, sort_keys=True))
+            prompt = _one_line(
+                " | ".join(f"{m['role']}: {m.get('content') or ''}" for m in messages[sent:]),
+                1000,
+            )
+            sent = len(messages)
             try:
                 message = self.agent.complete(messages)
             except _StopError as stop:
                 self.transcript.append(
-                    TranscriptEntry("completion", model, "", prompt_digest, str(stop))
+                    TranscriptEntry("completion", model, "", prompt_digest, str(stop), prompt)
                 )
                 return self.outcome(False, f"agent stopped: {stop}")
             calls = message.get("tool_calls", [])
             said = message.get("content") or ""
-            detail = _one_line(said) if said else f"{len(calls)} tool call(s)"
-            self.transcript.append(TranscriptEntry("completion", model, detail, prompt_digest))
+            asked = ", ".join(str(c["function"]["name"]) for c in calls)
+            detail = _one_line(" ".join(filter(None, (said, asked and f"calls: {asked}"))))
+            self.transcript.append(
+                TranscriptEntry("completion", model, detail, prompt_digest, "ok", prompt)
+            )
             messages.append(message)
             if not calls:
                 return self.outcome(
