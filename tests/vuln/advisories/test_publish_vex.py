@@ -137,3 +137,16 @@ def test_kiln_publish_attests_the_images_vex_from_kilns_database(
     assert main(["verify", f"{destination}/demo:latest", "--key", pub, "--require", "vex"]) == 0
     assert main(["verify", f"{destination}/demo:latest-dev", "--key", pub, "--require", "vex"]) == 1
     assert "openvex" in capsys.readouterr().err.lower()
+
+
+def test_kiln_scan_vex_reads_the_exported_document(
+    cli_db: str, store: AdvisoryStore, store_url: str, tmp_path: Path
+) -> None:
+    rootfs = make_rootfs(tmp_path / "rootfs")
+    before, _ = _status(str(rootfs), cli_db, tmp_path)
+    assert before != "not_affected"
+    store.append(AdvisoryEvent("app", CVE, EventKind.FALSE_POSITIVE, "pkg:pypi/requests", FP))
+    vex = tmp_path / "app.openvex.json"
+    assert main(["advisories", "openvex", "app", "-o", str(vex), "--db", store_url]) == 0
+    after, _ = _status(str(rootfs), cli_db, tmp_path, "--vex", str(vex))
+    assert after == "not_affected"
