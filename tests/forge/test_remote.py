@@ -198,8 +198,9 @@ def test_forgejo_opens_with_label_ids_and_reads_merged(catalog: Path, remote: Pa
     pr = forge.open_or_update(change("g1"))
     assert (pr.id, pr.state) == (3, "open")
     assert replay.requests[0].headers["Authorization"] == f"token {TOKEN}"
-    listed = forge.list()  # a person's pull request is not kiln's
+    listed = forge.list()  # a person's pull request, even with a copied marker, is not kiln's
     assert [(p.id, p.state, p.image) for p in listed] == [(3, "merged", "python")]
+    assert listed[0].title == "Bump python [bold]now"  # escapes gone; markup is the reader's
     assert replay.done
 
 

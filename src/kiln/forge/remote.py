@@ -48,9 +48,10 @@ from kiln.errors import (
 from kiln.forge._branch import branch_commit, is_kiln_commit
 from kiln.forge._git import Git, Identity
 from kiln.forge.evidence import CHANGE_KINDS, render_markdown
-from kiln.forge.model import ChangeRequest, PrState, PullRequest
+from kiln.forge.model import ChangeRequest, PrState, PullRequest, branch_name
 from kiln.jsonlimits import parse_json
 from kiln.net import RETRY_STATUS, HttpStatusError, RetryPolicy, http_client
+from kiln.text import plain_line
 
 _MAX_RESPONSE = 16 * 1024 * 1024
 _MARKER = re.compile(r"<!-- kiln-pr (\{.*?\}) -->\s*$", re.DOTALL)
@@ -375,6 +376,8 @@ class RemoteForge(ABC):
             raise RemoteContentError(f"{where}: kiln's marker is malformed")
         if not all(isinstance(v, str) for v in checks.values()):
             raise RemoteContentError(f"{where}: kiln's marker has checks that are not text")
+        if remote.branch != branch_name(kind, image):
+            return None  # a marker copied into some other pull request: not kiln's
         return PullRequest(
             id=remote.number,
             image=image,
@@ -385,7 +388,7 @@ class RemoteForge(ABC):
             checks=checks,
             state=remote.state,
             url=remote.url,
-            title=remote.title,
+            title=plain_line(remote.title)[:300],  # shown in tables and pages
             base=remote.base,
             head=remote.head,
             generations=(_field(facts, "generation", str, where),),
