@@ -56,9 +56,9 @@ def _timed(call: Callable[[], _T]) -> tuple[_T, float]:
 @contextmanager
 def _cold_builder() -> Iterator[SourceBuilder]:
     with tempfile.TemporaryDirectory(prefix="kiln-bench-cold-") as tmp:
-        repository = ArchiveAccess.from_environment()
-        repository.cache = Cache(Path(tmp))
-        yield SourceBuilder(repository)
+        archive = ArchiveAccess.from_environment()
+        archive.cache = Cache(Path(tmp))
+        yield SourceBuilder(archive)
 
 
 @dataclass(frozen=True)

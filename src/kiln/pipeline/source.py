@@ -44,7 +44,7 @@ ROOT_EPOCH = 1_700_000_000
 class SourceBuilder:
     """Fetch, build and verify Debian source packages with kiln's cache and mirrors."""
 
-    repository: ArchiveAccess
+    archive: ArchiveAccess
     progress: Progress = NO_PROGRESS  # long phases (build root, build, tests) are announced
 
     @classmethod
@@ -53,16 +53,16 @@ class SourceBuilder:
 
     @property
     def cache_root(self) -> Path:
-        return self.repository.cache.root
+        return self.archive.cache.root
 
     def universe(self, distro: Distro, names: tuple[str, ...]) -> SourceUniverse:
         return load_sources(
             distro,
-            cache=self.repository.cache,
-            fetcher=self.repository.fetcher,
-            mirrors=self.repository.mirrors,
-            now=self.repository.clock(),
-            keyring=self.repository.keyring,
+            cache=self.archive.cache,
+            fetcher=self.archive.fetcher,
+            mirrors=self.archive.mirrors,
+            now=self.archive.clock(),
+            keyring=self.archive.keyring,
             names=names,
         )
 
@@ -77,8 +77,8 @@ class SourceBuilder:
                 package,
                 dest,
                 universe=universe,
-                cache=self.repository.cache,
-                fetcher=self.repository.fetcher,
+                cache=self.archive.cache,
+                fetcher=self.archive.fetcher,
             )
         return fetched, universe
 
@@ -92,7 +92,7 @@ class SourceBuilder:
         return ensure_build_root(
             spec,
             cache_root=self.cache_root,
-            suite_urls=self.repository.suite_urls(distro),
+            suite_urls=self.archive.suite_urls(distro),
             log=log,
             progress=self.progress,
         )
@@ -195,7 +195,7 @@ class SourceBuilder:
                 timeout=timeout,
             )
         write_build_record(output, fetched, root, None)
-        snapshot = self.repository.snapshot(distro, [arch])
+        snapshot = self.archive.snapshot(distro, [arch])
         universe = snapshot.universe(arch)
         built = debs_by_package(list(output.debs))
         theirs_packages = []
@@ -214,7 +214,7 @@ class SourceBuilder:
                 ours[binary] = path
         skipped = tuple(sorted(n for n in built if n not in ours))
         with self.progress.phase(f"comparing {len(ours)} .debs with Debian's"):
-            paths = self.repository.fetch(distro, theirs_packages)
+            paths = self.archive.fetch(distro, theirs_packages)
             theirs = {p.name: path for p, path in zip(theirs_packages, paths, strict=True)}
             comparison = compare_debs(
                 package.name, package.version, ours, theirs, skipped=skipped, report_dir=out_dir
