@@ -7,12 +7,14 @@ swagger), not captured from a live server. Each exchange is a request kiln must 
 in order (method, path, the query parameters and JSON fields given), and the answer to
 give. A string ``{{body}}`` in an answer stands for the body kiln sent (``body`` or
 ``description``), since the forge echoes it back; ``{{reset}}`` in a header for the
-epoch 5 s from now (a rate limit's reset time); ``{{head}}`` for the commit kiln pushed
+epoch 5 s from now (a rate limit's reset time), ``{{date}}`` for the HTTP date 7 s from
+now; ``{{head}}`` for the commit kiln pushed
 (set by the test: commit ids depend on the fixture repository).
 """
 
 from __future__ import annotations
 
+import email.utils
 import json
 import time
 from pathlib import Path
@@ -75,5 +77,9 @@ class Replay:
                 text = text.replace("{{" + name + "}}", value)
             content = text.encode()
         reset = str(int(time.time()) + 5)  # "{{reset}}": a rate limit that resets in 5 s
-        headers = {k: v.replace("{{reset}}", reset) for k, v in answer.get("headers", {}).items()}
+        date = email.utils.formatdate(time.time() + 7, usegmt=True)  # "{{date}}": in 7 s
+        headers = {
+            k: v.replace("{{reset}}", reset).replace("{{date}}", date)
+            for k, v in answer.get("headers", {}).items()
+        }
         return httpx.Response(answer["status"], headers=headers, content=content)

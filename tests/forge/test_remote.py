@@ -267,3 +267,15 @@ def test_a_branch_pushed_by_a_run_that_failed_to_open_is_taken_over(
     assert pr.id == 7
     assert replay.done
     assert git(remote, "rev-parse", "kiln/bump/python").strip() == orphan  # same commit again
+
+
+def test_retry_after_as_a_date_and_a_plain_403(catalog: Path, remote: Path) -> None:
+    replay, sleeps = Replay("github_retry_date_then_forbidden"), list[float]()
+    with pytest.raises(
+        HttpStatusError, match="GitHub answered 403: Resource not accessible"
+    ) as caught:
+        make(GitHubForge, replay, catalog, sleeps).open_or_update(change())
+    assert caught.value.hint is not None
+    assert "token" in caught.value.hint  # a 403 without rate-limit headers is permissions
+    (waited,) = sleeps
+    assert 5.0 <= waited <= 7.5  # Retry-After as an HTTP date 7 s ahead
