@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kiln.assemble.oci import write_blob
 from kiln.fileio import atomic_write, sha256_file
+from kiln.oci.layout import write_blob
 from kiln.sandbox import write_ctrf
 
 
@@ -49,7 +49,7 @@ def _write_ctrf(target: Path) -> Path:
 
 
 def _write_blob(target: Path) -> Path:
-    digest = write_blob(target, b"blob bytes").removeprefix("sha256:")
+    digest = write_blob(target, b"blob bytes").encoded
     return target / "blobs" / "sha256" / digest
 
 

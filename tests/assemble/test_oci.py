@@ -33,13 +33,13 @@ from kiln.assemble import (
 from kiln.assemble.build import HARDENING_REPORT
 from kiln.assemble.oci import (
     DEFAULT_PATH,
-    Descriptor,
     config_json,
     image_annotations,
     platform_archive_path,
 )
 from kiln.debian.deb import read_deb
 from kiln.errors import InputError
+from kiln.oci.model import Descriptor
 from kiln.pipeline.origin import checkout_annotations, public_url
 from kiln.sandbox.unpack import resolve_image
 from thirdparty.tools import syft_debs, syft_json, trivy_cyclonedx, trivy_debs
@@ -276,7 +276,7 @@ def test_each_platform_has_its_own_layout_sharing_the_blobs(built: BuiltImage, a
     assert layout == built.layout / arch
     (image,) = (img for img in built.images if img.arch == arch)
     (entry,) = json.loads((layout / "index.json").read_bytes())["manifests"]
-    assert entry["digest"] == image.manifest.digest
+    assert entry["digest"] == str(image.manifest.digest)
     assert entry["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
     assert entry["annotations"] == {"org.opencontainers.image.ref.name": "latest"}
     assert json.loads((layout / "oci-layout").read_bytes()) == {"imageLayoutVersion": "1.0.0"}
@@ -328,11 +328,11 @@ def test_per_platform_archives_name_one_image(built: BuiltImage) -> None:
             docker = tar.extractfile("manifest.json")
             assert docker is not None
             (loadable,) = json.load(docker)
-        assert entry["digest"] == image.manifest.digest
+        assert entry["digest"] == str(image.manifest.digest)
         assert loadable["RepoTags"] == ["tiny:latest"]
         inspected = json.loads(_run(skopeo, "inspect", f"oci-archive:{archive}"))
         assert (inspected["Digest"], inspected["Architecture"]) == (
-            image.manifest.digest,
+            str(image.manifest.digest),
             image.arch,
         )
 
@@ -354,7 +354,7 @@ TINY_DEBS = [(n, "1.0-1") for n in ("base-files", "ca-certificates", "hello", "t
 def test_a_single_platform_layout_names_its_manifest_once(single: BuiltImage) -> None:
     (entry,) = json.loads((single.layout / "index.json").read_bytes())["manifests"]
     (amd64,) = single.images
-    assert entry["digest"] == single.index_digest == amd64.manifest.digest
+    assert entry["digest"] == single.index_digest == str(amd64.manifest.digest)
     assert entry["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
     assert entry["platform"] == {"architecture": "amd64", "os": "linux"}
     assert entry["annotations"] == {"org.opencontainers.image.ref.name": "latest"}
@@ -366,7 +366,7 @@ def test_a_single_platform_layout_names_its_manifest_once(single: BuiltImage) ->
 
 
 def blobs_of(descriptor: Descriptor) -> str:
-    return descriptor.digest.split(":", 1)[1]
+    return descriptor.digest.encoded
 
 
 def test_the_single_platform_archive_is_also_a_docker_archive(single: BuiltImage) -> None:

@@ -224,7 +224,7 @@ class Image:
 
     @property
     def digest(self) -> Digest:
-        return Digest.parse(self.seen.built.index.digest, what="test image")
+        return Digest.parse(self.seen.built.index_digest, what="test image")
 
 
 @dataclass(frozen=True)

@@ -9,15 +9,16 @@ import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from kiln.assemble.oci import (
-    MT_CONFIG,
-    MT_INDEX,
-    MT_MANIFEST,
+from kiln.assemble.oci import write_layout_index
+from kiln.oci.layout import write_blob
+from kiln.oci.model import (
+    OCI_CONFIG,
+    OCI_INDEX,
+    OCI_MANIFEST,
     Descriptor,
-    write_blob,
-    write_layout_index,
+    Platform,
+    canonical_json,
 )
-from kiln.oci.model import canonical_json
 
 Member = tuple[tarfile.TarInfo, bytes | None]
 
@@ -71,20 +72,20 @@ def write_layout(
     manifest = canonical_json(
         {
             "schemaVersion": 2,
-            "mediaType": MT_MANIFEST,
-            "config": Descriptor.of(MT_CONFIG, config).to_json(),
+            "mediaType": OCI_MANIFEST,
+            "config": Descriptor.of(config, OCI_CONFIG).to_json(),
             "layers": [
-                Descriptor.of("application/vnd.oci.image.layer.v1.tar+gzip", b).to_json()
+                Descriptor.of(b, "application/vnd.oci.image.layer.v1.tar+gzip").to_json()
                 for b in blobs
             ],
         }
     )
     write_blob(layout, manifest)
-    platform = (("architecture", arch), ("os", "linux"))
-    man_desc = Descriptor.of(MT_MANIFEST, manifest, platform=platform)
+    platform = Platform(architecture=arch, os="linux")
+    man_desc = Descriptor.of(manifest, OCI_MANIFEST, platform=platform)
     index = canonical_json(
-        {"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": [man_desc.to_json()]}
+        {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [man_desc.to_json()]}
     )
     write_blob(layout, index)
-    write_layout_index(layout, Descriptor.of(MT_INDEX, index), "latest", {arch: man_desc})
+    write_layout_index(layout, Descriptor.of(index, OCI_INDEX), "latest", {arch: man_desc})
     return layout

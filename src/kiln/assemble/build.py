@@ -23,10 +23,6 @@ from kiln.assemble.maintscripts import (
 )
 from kiln.assemble.model import AssemblyInput
 from kiln.assemble.oci import (
-    MT_CONFIG,
-    MT_INDEX,
-    MT_MANIFEST,
-    Descriptor,
     config_json,
     image_annotations,
     index_json,
@@ -34,7 +30,6 @@ from kiln.assemble.oci import (
     manifest_json,
     platform_archive_path,
     platform_of,
-    write_blob,
     write_docker_archive,
     write_layout_index,
     write_oci_archive,
@@ -43,6 +38,8 @@ from kiln.assemble.oci import (
 from kiln.assemble.plan import plan_from_packages
 from kiln.assemble.steps import STEPS, apply_steps
 from kiln.errors import InputError
+from kiln.oci.layout import write_blob
+from kiln.oci.model import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, Descriptor
 from kiln.oci.staging import commit_directory, discard_staging, new_staging_dir
 
 HARDENING_REPORT = "hardening.json"
@@ -88,7 +85,8 @@ class BuiltImage:
 
     @property
     def index_digest(self) -> str:
-        return self.index.digest
+        """The digest ``index.json`` names with the tag, as ``alg:hex``."""
+        return str(self.index.digest)
 
     def platform_layout(self, arch: str) -> Path:
         """The single-platform layout of ``arch`` inside the layout (``<layout>/<arch>/``).
@@ -129,11 +127,11 @@ def _build_arch(
         for group in groups
     )
     config_bytes = config_json(inp, layers, _history(groups, bool(base_packages)), annotations)
-    config = Descriptor.of(MT_CONFIG, config_bytes)
+    config = Descriptor.of(config_bytes, OCI_CONFIG)
     write_blob(staging, config_bytes)
     manifest_bytes = manifest_json(config, layers, annotations)
     write_blob(staging, manifest_bytes)
-    manifest = Descriptor.of(MT_MANIFEST, manifest_bytes, platform=platform_of(inp.arch))
+    manifest = Descriptor.of(manifest_bytes, OCI_MANIFEST, platform=platform_of(inp.arch))
     return ArchImage(inp.arch, manifest, config, layers, len(rootfs.plan)), rootfs.report
 
 
@@ -191,7 +189,7 @@ def build_image(
         per_arch = {img.arch: img.manifest for img in images}
         if len(per_arch) > 1:  # a single platform's layout names its manifest instead
             write_blob(staging, index_bytes)
-        index = write_layout_index(staging, Descriptor.of(MT_INDEX, index_bytes), tag, per_arch)
+        index = write_layout_index(staging, Descriptor.of(index_bytes, OCI_INDEX), tag, per_arch)
         for arch, manifest in per_arch.items():  # committed with the layout, in one swap
             write_platform_layout(staging, manifest, staging / arch, tag=tag)
         report_doc = {"image": first.facts.name, "reports": [r.to_json() for r in reports]}
@@ -256,5 +254,5 @@ def write_archives(
         chosen = [img for img in built.images if img.arch == wanted]
         if not chosen:
             raise InputError(f"docker archive: the image has no {wanted} manifest")
-        digest = chosen[0].manifest.digest
-        write_docker_archive(built.layout, digest, docker_archive, repo_tags=tags, epoch=epoch)
+        manifest = chosen[0].manifest
+        write_docker_archive(built.layout, manifest, docker_archive, repo_tags=tags, epoch=epoch)

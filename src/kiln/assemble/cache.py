@@ -23,8 +23,7 @@ import kiln
 from kiln.assemble.build import ArchImage, BuiltImage
 from kiln.assemble.harden import ElfAudit, HardeningReport
 from kiln.assemble.layers import LayerBlob
-from kiln.assemble.oci import Descriptor
-from kiln.oci.model import canonical_json
+from kiln.oci.model import Descriptor, canonical_json
 from kiln.oci.staging import commit_directory, discard_staging, new_staging_dir
 
 _SUMMARY = "build.json"
@@ -64,26 +63,11 @@ def build_key(facts: Mapping[str, object]) -> str:
 
 
 def _descriptor(d: Descriptor) -> dict[str, object]:
-    return {
-        "media_type": d.media_type,
-        "digest": d.digest,
-        "size": d.size,
-        "annotations": [list(p) for p in d.annotations],
-        "platform": [list(p) for p in d.platform],
-    }
+    return d.to_json()
 
 
 def _undescriptor(doc: Mapping[str, Any]) -> Descriptor:
-    def pairs(key: str) -> tuple[tuple[str, str], ...]:
-        return tuple((str(a), str(b)) for a, b in doc[key])
-
-    return Descriptor(
-        str(doc["media_type"]),
-        str(doc["digest"]),
-        int(doc["size"]),
-        annotations=pairs("annotations"),
-        platform=pairs("platform"),
-    )
+    return Descriptor.model_validate(doc)  # a damaged entry: ValidationError, a ValueError
 
 
 def _summary(built: BuiltImage) -> dict[str, object]:

@@ -16,26 +16,40 @@ import datetime as dt
 import gzip
 import hashlib
 import io
-import json
-import os
-import shutil
 import tarfile
+import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import IO, cast
 
 import zstandard
 
 from kiln.assemble.layers import LayerBlob
 from kiln.assemble.model import OCI_PLATFORMS, AssemblyInput
 from kiln.errors import InputError
-from kiln.fileio import atomic_write
-from kiln.oci.model import canonical_json
+from kiln.oci.digest import Digest
+from kiln.oci.layout import (
+    MAX_CONFIG_BYTES,
+    HashingReader,
+    ImageLayout,
+    LayoutError,
+    blob_path,
+    hardlink_or_copy,
+    index_entry,
+    write_index,
+    write_marker,
+)
+from kiln.oci.model import (
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Descriptor,
+    ImageManifest,
+    Platform,
+    canonical_json,
+)
 from kiln.oci.staging import discard_staging, new_staging_dir
 
-MT_CONFIG = "application/vnd.oci.image.config.v1+json"
-MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-MT_INDEX = "application/vnd.oci.image.index.v1+json"
+_CHUNK = 1 << 20
 ANNOTATION_PREFIX = "org.opencontainers.image."
 ANNOTATION_KEYS = (
     "created",
@@ -57,40 +71,13 @@ def rfc3339(epoch: int) -> str:
     return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass(frozen=True)
-class Descriptor:
-    media_type: str
-    digest: str
-    size: int
-    annotations: tuple[tuple[str, str], ...] = ()
-    platform: tuple[tuple[str, str], ...] = ()
-
-    def to_json(self) -> dict[str, object]:
-        out: dict[str, object] = {
-            "mediaType": self.media_type,
-            "digest": self.digest,
-            "size": self.size,
-        }
-        if self.annotations:
-            out["annotations"] = dict(self.annotations)
-        if self.platform:
-            out["platform"] = dict(self.platform)
-        return out
-
-    @classmethod
-    def of(cls, media_type: str, data: bytes, **kw: tuple[tuple[str, str], ...]) -> Descriptor:
-        return cls(media_type, "sha256:" + hashlib.sha256(data).hexdigest(), len(data), **kw)
-
-
-def platform_of(arch: str) -> tuple[tuple[str, str], ...]:
+def platform_of(arch: str) -> Platform:
+    """The OCI platform (``linux``, architecture, variant) of a Debian architecture."""
     try:
         oci_arch, variant = OCI_PLATFORMS[arch]
     except KeyError:
         raise InputError(f"architecture {arch!r} has no OCI platform mapping") from None
-    pairs = [("architecture", oci_arch), ("os", "linux")]
-    if variant:
-        pairs.append(("variant", variant))
-    return tuple(pairs)
+    return Platform(os="linux", architecture=oci_arch, variant=variant or None)
 
 
 #: who made the image, unless the spec's ``vendor`` annotation says otherwise
@@ -137,7 +124,7 @@ def config_json(
     ``Env`` always holds a PATH.
     """
     created = rfc3339(inp.source_date_epoch)
-    platform = dict(platform_of(inp.arch))
+    platform = platform_of(inp.arch)
     config: dict[str, object] = {"User": inp.run_as}
     env = list(inp.env)
     if not any(name == "PATH" for name, _ in env):
@@ -158,14 +145,14 @@ def config_json(
         config["StopSignal"] = inp.stop_signal
     doc: dict[str, object] = {
         "created": created,
-        "architecture": platform["architecture"],
+        "architecture": platform.architecture,
         "os": "linux",
         "config": config,
         "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]},
         "history": [{"created": created, "created_by": h, "comment": "kiln"} for h in history],
     }
-    if "variant" in platform:
-        doc["variant"] = platform["variant"]
+    if platform.variant:
+        doc["variant"] = platform.variant
     return canonical_json(doc)
 
 
@@ -175,7 +162,7 @@ def manifest_json(
     return canonical_json(
         {
             "schemaVersion": 2,
-            "mediaType": MT_MANIFEST,
+            "mediaType": OCI_MANIFEST,
             "config": config.to_json(),
             "layers": [
                 {"mediaType": layer.media_type, "digest": layer.digest, "size": layer.size}
@@ -189,7 +176,7 @@ def manifest_json(
 def index_json(manifests: Sequence[Descriptor], annotations: Mapping[str, str]) -> bytes:
     doc: dict[str, object] = {
         "schemaVersion": 2,
-        "mediaType": MT_INDEX,
+        "mediaType": OCI_INDEX,
         "manifests": [m.to_json() for m in manifests],
     }
     if annotations:
@@ -198,35 +185,6 @@ def index_json(manifests: Sequence[Descriptor], annotations: Mapping[str, str]) 
 
 
 # ------------------------------------------------------------------------------- layout
-
-
-def write_blob(layout: Path, data: bytes) -> str:
-    digest = hashlib.sha256(data).hexdigest()
-    path = layout / "blobs" / "sha256" / digest
-    if not path.exists():
-        atomic_write(path, data)
-    return f"sha256:{digest}"
-
-
-def read_blob(layout: Path, digest: str) -> bytes:
-    algo, _, hexdigest = digest.partition(":")
-    if (
-        algo != "sha256"
-        or len(hexdigest) != 64
-        or not all(c in "0123456789abcdef" for c in hexdigest)
-    ):
-        raise InputError(f"{layout}: unsupported or malformed digest {digest!r}")
-    path = layout / "blobs" / "sha256" / hexdigest
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{layout}: blob {digest} is missing ({exc.strerror})") from exc
-    if hashlib.sha256(data).hexdigest() != hexdigest:
-        raise InputError(f"{layout}: blob {digest} does not match its digest")
-    return data
-
-
-REF_NAME = "org.opencontainers.image.ref.name"
 
 
 def _layout_top(image_index: Descriptor, per_arch: Mapping[str, Descriptor]) -> Descriptor:
@@ -252,23 +210,13 @@ def write_layout_index(
     holds one entry, its manifest: what syft and single-image readers require. syft
     reads a multi-platform image through ``write_platform_layout``'s layouts.
     """
-    (layout / "oci-layout").write_bytes(canonical_json({"imageLayoutVersion": "1.0.0"}))
+    write_marker(layout)
     top = _layout_top(image_index, per_arch)
-    refs = [replace(top, annotations=((REF_NAME, tag),))]
+    entries = [index_entry(top, tag)]
     if len(per_arch) > 1:
-        for arch, manifest in sorted(per_arch.items()):
-            refs.append(replace(manifest, annotations=((REF_NAME, f"{tag}-{arch}"),)))
-    doc = {"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": [r.to_json() for r in refs]}
-    (layout / "index.json").write_bytes(canonical_json(doc))
+        entries += [index_entry(m, f"{tag}-{arch}") for arch, m in sorted(per_arch.items())]
+    write_index(layout, entries)
     return top
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    """``target`` as a hard link to ``source``, or a copy where links are impossible."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
 
 
 def write_platform_layout(layout: Path, manifest: Descriptor, dest: Path, *, tag: str) -> None:
@@ -280,17 +228,14 @@ def write_platform_layout(layout: Path, manifest: Descriptor, dest: Path, *, tag
     at once); the blobs the manifest reaches are hard links to ``layout``'s (copies where
     the filesystem has no links), so the extra layout costs inodes, not bytes.
     """
-    doc = json.loads(read_blob(layout, manifest.digest))
-    digests = [manifest.digest, doc["config"]["digest"], *(d["digest"] for d in doc["layers"])]
-    blobs = dest / "blobs" / "sha256"
-    blobs.mkdir(parents=True)
+    parsed = _image_manifest(ImageLayout.open(layout), manifest)
+    digests = [manifest.digest, parsed.config.digest, *(layer.digest for layer in parsed.layers)]
     for digest in dict.fromkeys(digests):
-        name = digest.split(":", 1)[1]
-        _link_or_copy(layout / "blobs" / "sha256" / name, blobs / name)
-    (dest / "oci-layout").write_bytes(canonical_json({"imageLayoutVersion": "1.0.0"}))
-    ref = replace(manifest, annotations=((REF_NAME, tag),))
-    index = {"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": [ref.to_json()]}
-    (dest / "index.json").write_bytes(canonical_json(index))
+        target = blob_path(dest, digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        hardlink_or_copy(blob_path(layout, digest), target)
+    write_marker(dest)
+    write_index(dest, [index_entry(manifest, tag)])
 
 
 def platform_archive_path(archive: Path, arch: str) -> Path:
@@ -342,6 +287,13 @@ def _deterministic_tar_of_tree(
                     tar.addfile(info, src)
 
 
+def _image_manifest(layout: ImageLayout, descriptor: Descriptor) -> ImageManifest:
+    parsed = layout.manifest(descriptor).parsed
+    if not isinstance(parsed, ImageManifest):
+        raise LayoutError(f"{layout.path}: {descriptor.digest} is not an image manifest")
+    return parsed
+
+
 def _docker_manifest(layout: Path, repo_tags: Sequence[str]) -> bytes | None:
     """Docker's ``manifest.json`` for a layout naming one image manifest, else None.
 
@@ -349,24 +301,19 @@ def _docker_manifest(layout: Path, repo_tags: Sequence[str]) -> bytes | None:
     oci-archive as it is, as ``docker save`` archives are both formats; the paths point
     at the layout's own blobs. A multi-platform layout has no single image to name.
     """
-    try:
-        top = json.loads((layout / "index.json").read_bytes())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{layout}/index.json: not an OCI image layout index ({exc})") from exc
-    entries = top.get("manifests") if isinstance(top, dict) else None
-    if not isinstance(entries, list) or len(entries) != 1 or not isinstance(entries[0], dict):
+    opened = ImageLayout.open(layout)
+    entries = opened.index.manifests
+    if len(entries) != 1 or entries[0].media_type != OCI_MANIFEST:
         return None
-    if entries[0].get("mediaType") != MT_MANIFEST:
-        return None
-    manifest = json.loads(read_blob(layout, str(entries[0].get("digest"))))
+    manifest = _image_manifest(opened, entries[0])
 
-    def path_of(digest: str) -> str:
-        return "blobs/sha256/" + digest.partition(":")[2]
+    def path_of(digest: Digest) -> str:
+        return str(blob_path(Path(), digest))
 
     doc = {
-        "Config": path_of(manifest["config"]["digest"]),
+        "Config": path_of(manifest.config.digest),
         "RepoTags": list(repo_tags),
-        "Layers": [path_of(layer["digest"]) for layer in manifest["layers"]],
+        "Layers": [path_of(layer.digest) for layer in manifest.layers],
     }
     return canonical_json([doc])
 
@@ -404,42 +351,68 @@ def link_archive(source: Path, target: Path) -> None:
     staging = new_staging_dir(target)
     try:
         staged = staging / "archive.tar"
-        _link_or_copy(source, staged)
+        hardlink_or_copy(source, staged)
         staged.replace(target)
     finally:
         discard_staging(staging)
 
 
-def _decompressed(media_type: str, data: bytes) -> bytes:
+def _decompressed(media_type: str, raw: IO[bytes]) -> IO[bytes]:
     if media_type.endswith("+gzip"):
-        return gzip.decompress(data)
+        return cast("IO[bytes]", gzip.GzipFile(fileobj=raw, mode="rb"))
     if media_type.endswith("+zstd"):
-        return zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)).read()
-    return data
+        return cast("IO[bytes]", zstandard.ZstdDecompressor().stream_reader(raw))
+    return raw
+
+
+def _write_layer_tar(layout: ImageLayout, layer: Descriptor, dest_dir: Path) -> str:
+    """Decompress ``layer`` into ``dest_dir/<diff_id hex>/layer.tar``, streamed and verified.
+
+    Returns the diff_id's hex. The compressed blob is hashed as it is read and checked
+    against its descriptor (``LayoutError``), so a damaged blob never reaches the archive.
+    """
+    where = f"{layout.path}: layer {layer.digest}"
+    with layout.open_blob(layer) as raw:
+        hashing = HashingReader(raw, layer.digest.algorithm)
+        partial = dest_dir / f".{layer.digest.encoded}.partial"
+        diff_id = hashlib.sha256()
+        try:
+            with (
+                _decompressed(layer.media_type, cast("IO[bytes]", hashing)) as stream,
+                partial.open("wb") as out,
+            ):
+                while chunk := stream.read(_CHUNK):
+                    diff_id.update(chunk)
+                    out.write(chunk)
+        except (OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
+            hashing.verify(layer, where)  # a damaged blob says so first
+            raise LayoutError(f"{where} does not decompress: {exc}") from exc
+        hashing.verify(layer, where)
+    hexdigest = diff_id.hexdigest()
+    (dest_dir / hexdigest).mkdir(exist_ok=True)
+    partial.replace(dest_dir / hexdigest / "layer.tar")
+    return hexdigest
 
 
 def write_docker_archive(
-    layout: Path, manifest_digest: str, out: Path, *, repo_tags: Sequence[str], epoch: int
+    layout: Path, descriptor: Descriptor, out: Path, *, repo_tags: Sequence[str], epoch: int
 ) -> None:
     """A ``docker load``-able tarball of one per-arch manifest of the layout.
 
     Layers are stored uncompressed (``<diff_id hex>/layer.tar``) as docker save does,
     so every loader accepts them whatever compression the OCI blobs use.
     """
-    manifest = json.loads(read_blob(layout, manifest_digest))
-    config_digest = manifest["config"]["digest"]
-    config = read_blob(layout, config_digest)
+    opened = ImageLayout.open(layout)
+    manifest = _image_manifest(opened, descriptor)
+    config = opened.read(manifest.config, max_bytes=MAX_CONFIG_BYTES, what="config")
     staging_dir = new_staging_dir(out)
     try:
         names: list[str] = []
-        config_name = config_digest.split(":", 1)[1] + ".json"
+        config_name = manifest.config.digest.encoded + ".json"
         (staging_dir / config_name).write_bytes(config)
         layer_names = []
-        for layer in manifest["layers"]:
-            tar_bytes = _decompressed(layer["mediaType"], read_blob(layout, layer["digest"]))
-            hexdigest = hashlib.sha256(tar_bytes).hexdigest()
-            (staging_dir / hexdigest).mkdir(exist_ok=True)
-            (staging_dir / hexdigest / "layer.tar").write_bytes(tar_bytes)
+        for layer in manifest.layers:
+            hexdigest = _write_layer_tar(opened, layer, staging_dir)
             names += [hexdigest, f"{hexdigest}/layer.tar"]
             layer_names.append(f"{hexdigest}/layer.tar")
         docker_manifest = [

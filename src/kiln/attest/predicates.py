@@ -79,7 +79,7 @@ class ImageDigests:
     @classmethod
     def from_built(cls, built: BuiltImage, name: str) -> ImageDigests:
         """The digests ``kiln.assemble.build_image`` reported."""
-        return cls(name, built.index_digest, {i.arch: i.manifest.digest for i in built.images})
+        return cls(name, built.index_digest, {i.arch: str(i.manifest.digest) for i in built.images})
 
     def subjects(self) -> tuple[Subject, ...]:
         """Index first, then each platform manifest (``<name>@linux/<arch>``), by arch."""

@@ -80,6 +80,7 @@ class Descriptor(BaseModel):
         *,
         artifact_type: str | None = None,
         annotations: dict[str, str] | None = None,
+        platform: Platform | None = None,
     ) -> Descriptor:
         """The descriptor of ``data`` (sha256)."""
         return cls(
@@ -88,6 +89,7 @@ class Descriptor(BaseModel):
             size=len(data),
             artifact_type=artifact_type,
             annotations=annotations,
+            platform=platform,
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -222,7 +222,7 @@ def attestations_for(
         # One SBOM per platform, about that platform's manifest within this index.
         subjects = [
             Subject.of(name, digests.index_digest),
-            Subject.of(f"{name}@linux/{image.arch}", image.manifest.digest),
+            Subject.of(f"{name}@linux/{image.arch}", str(image.manifest.digest)),
         ]
         installed = installed_by_arch[image.arch]
         formats: tuple[tuple[SbomFormat, str], ...] = (
@@ -236,7 +236,7 @@ def attestations_for(
                 Attestation(
                     predicate_type,
                     signer.sign_statement(statement),
-                    (digests.index_digest, image.manifest.digest),
+                    (digests.index_digest, str(image.manifest.digest)),
                 )
             )
     if advisories is not None:
@@ -275,7 +275,7 @@ def _test_reports(
         report = seen.test_reports.get(image.arch)
         if report is None:
             continue
-        subjects = [Subject.of(f"{name}@linux/{image.arch}", image.manifest.digest)]
+        subjects = [Subject.of(f"{name}@linux/{image.arch}", str(image.manifest.digest))]
         if everywhere:
             subjects.insert(0, Subject.of(name, digests.index_digest))
         statement = statement_for(TEST_REPORT_CTRF, subjects, report)
@@ -283,7 +283,7 @@ def _test_reports(
             Attestation(
                 TEST_REPORT_CTRF,
                 signer.sign_statement(statement),
-                (digests.index_digest, image.manifest.digest),
+                (digests.index_digest, str(image.manifest.digest)),
             )
         )
     return found
@@ -319,7 +319,7 @@ def publish(
     tags = tags_for(seen.built.tag, seen.variant)
     for tag in tags:
         Reference(destination.registry, repository, tag=tag)  # refuses a bad tag before any push
-    digest = Digest.parse(seen.built.index.digest, what="image digest")
+    digest = Digest.parse(seen.built.index_digest, what="image digest")
     target = Reference.parse(f"{destination.registry}/{repository}@{digest}")
     before = client.stats
     try:
