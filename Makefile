@@ -8,9 +8,9 @@ STAMP := $(VENV)/.installed
 # Debian packages the tests and the demo drive for real.
 APT_PACKAGES := gpg gpgv dpkg-dev debian-archive-keyring apt xz-utils zstd bzip2 \
 	bubblewrap skopeo umoci mmdebstrap ca-certificates docker-registry podman gcc libc6-dev postgresql \
-	openssl git nodejs build-essential buildah runc slirp4netns diffoscope-minimal qemu-user-static
+	openssl git nodejs build-essential buildah runc slirp4netns diffoscope-minimal qemu-user-static chromium
 
-.PHONY: demo demo-source test test-offline fuzz lint setup apt venv bench clean compat
+.PHONY: demo demo-source test test-offline fuzz lint setup apt venv bench clean compat site
 
 setup: apt venv
 
@@ -81,6 +81,21 @@ lint: venv
 	$(BIN)/mypy src tests
 	$(BIN)/lint-imports
 	$(BIN)/python tools/lint_private_imports.py
+
+# kiln site over the demo's images: signs them (a demo key in out/site-key.*, passphrase
+# $KILN_KEY_PASSWORD or "kiln-demo"), attests them into out/ like kiln publish would
+# push them (SBOMs, provenance, test reports), then serves the catalog, its JSON API and
+# the registry front door on http://127.0.0.1:8080/ (podman pull 127.0.0.1:8080/kiln/...).
+SITE_KEY := out/site-key
+site: setup
+	@mkdir -p out
+	@test -f $(SITE_KEY).key || KILN_KEY_PASSWORD=$${KILN_KEY_PASSWORD:-kiln-demo} \
+		$(BIN)/kiln keygen --out $(SITE_KEY)
+	KILN_KEY_PASSWORD=$${KILN_KEY_PASSWORD:-kiln-demo} $(BIN)/kiln site publish $(CATALOG) \
+		--key $(SITE_KEY).key --store out --variant runtime
+	KILN_KEY_PASSWORD=$${KILN_KEY_PASSWORD:-kiln-demo} $(BIN)/kiln site publish $(CATALOG) \
+		--key $(SITE_KEY).key --store out --variant dev --arch $(HOST_ARCH)
+	$(BIN)/kiln site --store out
 
 bench: setup
 	$(BIN)/python bench/resolve.py

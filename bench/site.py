@@ -7,9 +7,8 @@ In one run it writes an OCI layout holding one image whose only layer is a 50 MB
 (random bytes: nothing compresses), serves it with `kiln site` (a subprocess, rate
 limit off: this measures the server, not the limiter) and pushes the same layout with
 kiln's registry client into Debian's docker-registry on another loopback port. Then,
-under bounded load
-(a fixed number of requests spread over a fixed number of threads, each thread with
-its own keep-alive connection, every body read to the end):
+under bounded load (a fixed number of requests spread over a fixed number of threads,
+each thread with its own keep-alive connection, every body read to the end):
 
 * the catalog page (`/`) of the site: the store's images with sizes and CVE counts
   (scans cached after the warm-up request, as in production);
