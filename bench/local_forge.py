@@ -1,6 +1,6 @@
 """Local forge benchmark: open, re-ask and update a pull request per catalog image.
 
-Run: `.venv/bin/python bench/forge.py`. Clones this repository into a temporary
+Run: `.venv/bin/python bench/local_forge.py`. Clones this repository into a temporary
 directory (the checkout itself is not touched), then for every catalog image opens a
 bump pull request with 20 CVE rows of evidence, asks again for the same generation
 (must write nothing) and updates it to a new generation; prints the median and maximum
@@ -19,7 +19,7 @@ from pathlib import Path
 from kiln.forge import ChangeRequest, CveRow, Evidence, LocalGitForge
 
 ROOT = Path(__file__).resolve().parent.parent
-CATALOG = "src/kiln/catalog"
+CATALOG = "images"
 
 
 def _change(image: str, generation: str, lock: bytes) -> ChangeRequest:
