@@ -270,3 +270,11 @@ def test_a_branch_with_someone_elses_work_is_not_reset(catalog: Path) -> None:
         forge(catalog).open_or_update(change())
     assert git(catalog, "rev-parse", "kiln/bump/python") == theirs
     assert forge(catalog).list() == []
+
+
+def test_a_path_through_a_committed_symlink_is_refused(catalog: Path) -> None:
+    (catalog / "catalog").symlink_to("images")
+    git(catalog, "add", "catalog")
+    git(catalog, "commit", "-q", "-m", "a link to images/")
+    with pytest.raises(InputError, match="would be under the file 'catalog'"):
+        forge(catalog).open_or_update(change(extra={"catalog/python.lock.json": b"{}"}))
