@@ -33,16 +33,19 @@ from kiln.jsonlimits import parse_json
 from kiln.oci.digest import Digest
 from kiln.oci.layout import HashingReader, LayoutError
 from kiln.oci.model import (
+    DEFAULT_PLATFORM,
     IMAGE_MANIFEST_TYPES,
     INDEX_TYPES,
     Descriptor,
     ImageIndex,
     ImageManifest,
     Platform,
+    choose_platform,
+    parse_platform,
+    platform_matches,
 )
 
 _DIGEST = r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$"
-DEFAULT_PLATFORM = "linux/amd64"
 _MAX_JSON_BYTES = 16 * 1024 * 1024
 _CHUNK = 1024 * 1024
 _M = TypeVar("_M", bound=BaseModel)
@@ -167,54 +170,18 @@ def _check(archive: Archive, what: str, digest: str, size: int | None, data: byt
         )
 
 
-def _platform_key(text: str) -> tuple[str, ...]:
-    parts = tuple(text.split("/"))
-    if len(parts) not in (2, 3) or not all(parts):
-        raise InputError(f"platform {text!r} is not os/arch or os/arch/variant")
-    return parts
-
-
-def _matches(platform: Platform, wanted: tuple[str, ...]) -> bool:
-    if (platform.os, platform.architecture) != wanted[:2]:
-        return False
-    return len(wanted) == 2 or platform.variant == wanted[2]
-
-
-def _select(archive: Archive, index: ImageIndex, platform: str | None, where: str) -> Descriptor:
-    candidates = [
-        d
-        for d in index.manifests
-        if d.platform is None or d.platform.os != "unknown"  # skip buildx attestations
-    ]
-    if not candidates:
-        raise InputError(f"{where}: the index lists no image manifests")
-    if len(candidates) == 1 and platform is None:
-        return candidates[0]
-    wanted = _platform_key(platform or DEFAULT_PLATFORM)
-    chosen = [d for d in candidates if d.platform is not None and _matches(d.platform, wanted)]
-    if chosen:
-        return chosen[0]
-    if len(candidates) == 1 and candidates[0].platform is None:
-        return candidates[0]  # a single untagged image: its platform is in its config
-    available = sorted(str(d.platform) for d in candidates if d.platform is not None)
-    raise InputError(
-        f"{where}: no image for platform {'/'.join(wanted)}",
-        hint=f"available: {', '.join(available) or 'none with a platform'}; pass --platform",
-    )
-
-
 def _layer_tree_from_oci(archive: Archive, platform: str | None, tree: LayerTree) -> None:
     if not archive.has("oci-layout"):
         raise InputError(f"{archive.label}: no oci-layout file; not an OCI image layout")
     index = _load_json_model(archive, "index.json", ImageIndex)
     where = f"{archive.label}/index.json"
-    descriptor = _select(archive, index, platform, where)
+    descriptor = choose_platform(index, platform, where)
     for _ in range(4):  # index -> (nested index ->) manifest; bounded against cycles
         data = _read_blob(archive, descriptor, "manifest")
         kind = descriptor.media_type
         if kind in INDEX_TYPES:
             nested = _load_json_model(archive, _blob_path(descriptor.digest), ImageIndex, data)
-            descriptor = _select(archive, nested, platform, str(descriptor.digest))
+            descriptor = choose_platform(nested, platform, str(descriptor.digest))
             continue
         if kind not in IMAGE_MANIFEST_TYPES:
             raise InputError(f"{archive.label}: {descriptor.digest} has media type {kind!r}")
@@ -270,14 +237,14 @@ def _layer_tree_from_docker(archive: Archive, platform: str | None, tree: LayerT
         configs.append((entry, _load_json_model(archive, entry.config, ImageConfig, data)))
     entry, config = configs[0]
     if len(configs) > 1 or platform is not None:
-        wanted = _platform_key(platform or DEFAULT_PLATFORM)
+        wanted = parse_platform(platform or DEFAULT_PLATFORM)
         for candidate, candidate_config in configs:
             plat = Platform(
                 os=candidate_config.os or "",
                 architecture=candidate_config.architecture or "",
                 variant=candidate_config.variant,
             )
-            if _matches(plat, wanted):
+            if platform_matches(plat, wanted):
                 entry, config = candidate, candidate_config
                 break
         else:

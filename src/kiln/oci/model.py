@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kiln.errors import KilnError, RemoteContentError
+from kiln.errors import InputError, KilnError, RemoteContentError
 from kiln.jsonlimits import parse_json
 from kiln.oci.digest import Digest
 
@@ -127,6 +127,51 @@ class ImageIndex(BaseModel):
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+#: The platform chosen from a multi-platform image when none is asked for.
+DEFAULT_PLATFORM = "linux/amd64"
+
+
+def parse_platform(text: str) -> tuple[str, ...]:
+    """``os/arch`` or ``os/arch/variant`` (as ``--platform`` takes it) as a tuple."""
+    parts = tuple(text.split("/"))
+    if len(parts) not in (2, 3) or not all(parts):
+        raise InputError(f"platform {text!r} is not os/arch or os/arch/variant")
+    return parts
+
+
+def platform_matches(platform: Platform, wanted: tuple[str, ...]) -> bool:
+    """Whether ``platform`` is ``wanted`` (a variant is compared only when asked for)."""
+    if (platform.os, platform.architecture) != wanted[:2]:
+        return False
+    return len(wanted) == 2 or platform.variant == wanted[2]
+
+
+def choose_platform(index: ImageIndex, platform: str | None, where: str) -> Descriptor:
+    """The entry of ``index`` for ``platform`` (default ``DEFAULT_PLATFORM``).
+
+    Entries of os ``unknown`` (buildx attestation manifests) are skipped. An index with
+    a single image answers a request without a platform, and an untagged single image
+    answers any (its platform is in its config, which the caller checks). Otherwise
+    the exact platform, or ``InputError`` listing what there is.
+    """
+    candidates = [d for d in index.manifests if d.platform is None or d.platform.os != "unknown"]
+    if not candidates:
+        raise InputError(f"{where}: the index lists no image manifests")
+    if len(candidates) == 1 and platform is None:
+        return candidates[0]
+    wanted = parse_platform(platform or DEFAULT_PLATFORM)
+    for d in candidates:
+        if d.platform is not None and platform_matches(d.platform, wanted):
+            return d
+    if len(candidates) == 1 and candidates[0].platform is None:
+        return candidates[0]
+    available = sorted(str(d.platform) for d in candidates if d.platform is not None)
+    raise InputError(
+        f"{where}: no image for platform {'/'.join(wanted)}",
+        hint=f"available: {', '.join(available) or 'none with a platform'}; pass --platform",
+    )
 
 
 def canonical_json(value: object) -> bytes:

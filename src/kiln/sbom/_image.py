@@ -21,11 +21,18 @@ from kiln.errors import InputError
 from kiln.inventory.image import LAYER_ERRORS, layer_tar_stream
 from kiln.inventory.tree import LayerTree, is_metadata_path
 from kiln.oci.layout import HashingReader, ImageLayout
-from kiln.oci.model import Descriptor, ImageIndex, ImageManifest
+from kiln.oci.model import (
+    Descriptor,
+    ImageIndex,
+    ImageManifest,
+    Platform,
+    choose_platform,
+    parse_platform,
+    platform_matches,
+)
 
 #: The SBOM reader's view of an image's files: the inventory's in-memory layer tree.
 RootFS = LayerTree
-DEFAULT_PLATFORM = "linux/amd64"
 STATUS = "var/lib/dpkg/status"
 STATUS_D = "var/lib/dpkg/status.d"
 DPKG_INFO = "var/lib/dpkg/info"
@@ -74,52 +81,6 @@ class ImageFiles:
     rootfs: RootFS
 
 
-def _platform_text(descriptor: Descriptor) -> str:
-    plat = descriptor.platform
-    if plat is None:
-        return "unknown"
-    base = f"{plat.os}/{plat.architecture}"
-    return f"{base}/{plat.variant}" if plat.variant else base
-
-
-def _wanted(platform: str) -> tuple[str, ...]:
-    parts = tuple(platform.split("/"))
-    if len(parts) not in (2, 3) or not all(parts):
-        raise InputError(f"platform {platform!r} is not os/arch or os/arch/variant")
-    return parts
-
-
-def _is_platform(have: str, wanted: tuple[str, ...]) -> bool:
-    parts = tuple(have.split("/"))
-    return parts[:2] == wanted[:2] and (len(wanted) == 2 or parts[2:3] == wanted[2:3])
-
-
-def _choose(index: ImageIndex, platform: str | None, where: str) -> Descriptor:
-    candidates = [
-        d
-        for d in index.manifests
-        if d.platform is None or d.platform.os != "unknown"  # skip buildx attestations
-    ]
-    if not candidates:
-        raise InputError(f"{where}: the index lists no image manifests")
-    if platform is None and len(candidates) == 1:
-        return candidates[0]
-    wanted = _wanted(platform or DEFAULT_PLATFORM)
-    for d in candidates:
-        p = d.platform
-        if (
-            p is not None
-            and (p.os, p.architecture) == wanted[:2]
-            and (len(wanted) == 2 or p.variant == wanted[2])
-        ):
-            return d
-    available = ", ".join(sorted(_platform_text(d) for d in candidates))
-    raise InputError(
-        f"{where}: no image for platform {'/'.join(wanted)}",
-        hint=f"available: {available}; pass --platform",
-    )
-
-
 def _apply(layout: ImageLayout, descriptor: Descriptor, number: int, rootfs: RootFS) -> None:
     label = f"{layout.path}: layer {descriptor.digest}"
     with layout.open_blob(descriptor) as raw:
@@ -145,7 +106,8 @@ def _manifests(
         yield descriptor, parsed, dict(annotations)
         if isinstance(parsed, ImageManifest):
             return
-        descriptor = _choose(parsed, platform, f"{layout.path}: index {descriptor.digest}")
+        where = f"{layout.path}: index {descriptor.digest}"
+        descriptor = choose_platform(parsed, platform, where)
     raise InputError(f"{layout.path}: image indexes nest deeper than {_NESTING} levels")
 
 
@@ -167,7 +129,8 @@ def read_image_files(path: Path, platform: str | None = None) -> ImageFiles:
         raise InputError(f"{layout.path}: config {manifest.config.digest} names no os/architecture")
     variant = config.get("variant")
     plat = f"{os_name}/{arch}/{variant}" if variant else f"{os_name}/{arch}"
-    if platform is not None and not _is_platform(plat, _wanted(platform)):
+    found = Platform(os=os_name, architecture=arch, variant=str(variant) if variant else None)
+    if platform is not None and not platform_matches(found, parse_platform(platform)):
         # index.json of a single-platform layout names its manifest, with no index to choose in
         raise InputError(
             f"{layout.path}: no image for platform {platform}",
