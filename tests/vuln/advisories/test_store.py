@@ -364,3 +364,20 @@ def test_a_lock_that_is_never_released_is_an_environment_problem(
     finally:
         holder.join()
     assert store.events() == []  # nothing half-appended
+
+
+def test_processes_that_open_a_new_database_at_once_all_get_it(tmp_path: Path) -> None:
+    # each migrates the empty file; the ones that lose the race open it again
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, url, str(n), "1"], stderr=subprocess.PIPE)
+        for n in range(4)
+    ]
+    for proc in writers:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()
+    store = AdvisoryStore.open(url)
+    try:
+        assert sorted(e.image for e in store.events()) == [f"img-{n}" for n in range(4)]
+    finally:
+        store.close()
