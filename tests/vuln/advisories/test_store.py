@@ -381,3 +381,38 @@ def test_processes_that_open_a_new_database_at_once_all_get_it(tmp_path: Path) -
         assert sorted(e.image for e in store.events()) == [f"img-{n}" for n in range(4)]
     finally:
         store.close()
+
+
+def test_migration_0003_adds_the_indexed_table_and_downgrades_cleanly(
+    store: AdvisoryStore, store_url: str
+) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect
+
+    from kiln.vuln.db import store as db_store
+
+    def indexes() -> dict[str, list[str | None]] | None:
+        with store.engine.connect() as conn:
+            insp = inspect(conn)
+            if not insp.has_table("advisory_events"):
+                return None
+            return {str(i["name"]): i["column_names"] for i in insp.get_indexes("advisory_events")}
+
+    assert indexes() == {
+        "ix_advisory_events_image": ["image"],
+        "ix_advisory_events_image_vuln": ["image", "vuln_id", "id"],
+    }
+    store.append(_ev("detection", time=T0))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(db_store.__file__).parent / "migrations"))
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0002")
+    assert indexes() is None
+    reopened = AdvisoryStore.open(store_url)  # an older database is brought to the head
+    try:
+        assert indexes() is not None
+        assert reopened.events() == []
+    finally:
+        reopened.close()
