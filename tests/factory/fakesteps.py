@@ -93,7 +93,7 @@ class FakeSteps:
             kind="bump",
             generation=seen.generation,
             title=f"{request.image}: bump",
-            files={f"images/{request.image}.lock.json": "{}\n"},
+            files=Proposal.encode({f"images/{request.image}.lock.json": b"{}\n"}),
             cves_before=[CveRow("CVE-2026-0001", "libx", "1.0", "high")],
             tests=[CheckResult("build", "pass")],
         )
@@ -101,9 +101,6 @@ class FakeSteps:
 
     def backport(self, request: ReconcileRequest, seen: Observation, beat: Beat) -> StepResult:
         return StepResult("backport", "nothing")
-
-    def vex(self, request: ReconcileRequest, seen: Observation, beat: Beat) -> StepResult:
-        return StepResult("vex", "nothing")
 
     def open_pr(self, proposal: Proposal, dry_run: bool) -> PrResult:
         entry = self._world(proposal.image)

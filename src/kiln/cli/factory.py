@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -38,7 +39,14 @@ CatalogOption = Annotated[
 ]
 
 
+def _quiet_engine_logs() -> None:
+    """The SDK logs every failed activity attempt with its traceback; the factory reports
+    them itself (events, dead letters, status), so only the SDK's errors are shown."""
+    logging.getLogger("temporalio").setLevel(logging.ERROR)
+
+
 def _root(catalog: Path | None) -> Path:
+    _quiet_engine_logs()
     from kiln.factory.wiring import checkout_root
 
     return checkout_root(catalog or Path.cwd())

@@ -1,7 +1,7 @@
 """The reconcile's steps as Temporal activities, over one injectable ``Steps`` interface.
 
-``Steps`` is what a reconcile does to the world: observe an image, bump it, backport,
-write VEX, open a pull request, record advisory events. ``CatalogSteps``
+``Steps`` is what a reconcile does to the world: observe an image, bump it, backport
+from unstable, open a pull request, record advisory events. ``CatalogSteps``
 (``kiln.factory.catalog``) is the real one; tests inject small fakes through this same
 interface. ``FactoryActivities`` wraps a ``Steps`` as activities: they run in the
 worker's thread pool, heartbeat from a side thread while a step works (a build is
@@ -60,10 +60,6 @@ class Steps(Protocol):
 
     def backport(self, request: ReconcileRequest, seen: Observation, beat: Beat) -> StepResult:
         """A fix from Debian unstable rebuilt by kiln for the CVEs trixie does not fix."""
-        ...
-
-    def vex(self, request: ReconcileRequest, seen: Observation, beat: Beat) -> StepResult:
-        """``not_affected`` statements for CVEs whose component is not in the image."""
         ...
 
     def open_pr(self, proposal: Proposal, dry_run: bool) -> PrResult:
@@ -169,7 +165,6 @@ class FactoryActivities:
             self.observe,
             self.bump,
             self.backport,
-            self.vex,
             self.open_pr,
             self.record_event,
             self.record_result,
@@ -238,11 +233,6 @@ class FactoryActivities:
         return self._step(
             "backport", lambda b: self.steps.backport(given.request, given.seen, b), given
         )
-
-    @activity.defn(name="vex")
-    def vex(self, given: StepInput) -> StepResult:
-        """The VEX-with-evidence step."""
-        return self._step("vex", lambda b: self.steps.vex(given.request, given.seen, b), given)
 
     @activity.defn(name="open_pr")
     def open_pr(self, given: PrInput) -> PrResult:

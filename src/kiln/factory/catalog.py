@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kiln.errors import InputError, PolicyError
+from kiln.errors import InputError, PolicyError, RemoteContentError
 from kiln.factory.activities import Beat
 from kiln.factory.model import (
     Observation,
@@ -224,6 +224,7 @@ class CatalogSteps:
     repository: Callable[[], ArchiveAccess] | None = None
     archs: tuple[str, ...] = field(default_factory=lambda: (_host_arch(),))
     backport_attempts: int = 3  # unstable fixes looked at per generation
+    backport_max_mb: int = 20  # larger sources (gcc, openssl) are left to research
 
     def _repo(self) -> ArchiveAccess:
         if self.repository is not None:
@@ -401,29 +402,67 @@ class CatalogSteps:
 
         progress = BeatProgress(beat)
         leads: list[str] = []
-        for entry in seen.unstable_cves[: self.backport_attempts]:
-            source, _, cve = entry.partition(" ")
-            fix = find_unstable_fix(source, cve, progress=progress)
-            if fix is None:
-                leads.append(f"{cve} ({source}): unstable's changelog no longer names a fix")
+        candidates, too_big = self._backport_candidates(request.image, seen.unstable_cves)
+        if too_big:
+            leads.append(
+                f"source larger than {self.backport_max_mb} MB, left to research: {too_big}"
+            )
+        for source, cve in candidates[: self.backport_attempts]:
+            # a candidate that cannot be backported (the mirror lacks unstable's files, the
+            # patch does not apply, the package's tests fail) is a lead with its reason,
+            # and the next one is tried; a transport error fails the step (retried)
+            try:
+                fix = find_unstable_fix(source, cve, progress=progress)
+                if fix is None:
+                    leads.append(f"{cve} ({source}): unstable's changelog no longer names a fix")
+                    continue
+                if fix.kind != "patch" or not fix.patches:
+                    leads.append(f"{cve} ({source}): {fix.note or fix.kind}")
+                    continue
+                work = self._work(request.image, f"{seen.generation[:16]}-{source}-{cve}")
+                result = backport_from_unstable(
+                    fix, catalog_root=self.root, work=work, image=request.image,
+                    install=False, progress=progress,
+                )  # fmt: skip
+            except (InputError, PolicyError, RemoteContentError) as exc:
+                leads.append(f"{cve} ({source}): {type(exc).__name__}: {exc}")
                 continue
-            if fix.kind != "patch" or not fix.patches:
-                leads.append(f"{cve} ({source}): {fix.note or fix.kind}")
-                continue
-            work = self._work(request.image, f"{seen.generation[:16]}-{source}-{cve}")
-            result = backport_from_unstable(
-                fix, catalog_root=self.root, work=work, image=request.image, install=False,
-                progress=progress,
-            )  # fmt: skip
             return StepResult("backport", "proposed", fix.origin, _backport_proposal(
                 request, seen, fix.origin, fix.suite, result
             ))  # fmt: skip
         reason = "; ".join(leads) or "no CVE fixed only in unstable"
         return StepResult("backport", "nothing", reason[:2000])
 
-    def vex(self, request: ReconcileRequest, seen: Observation, beat: Beat) -> StepResult:
-        """VEX with evidence (not wired in yet)."""
-        return StepResult("vex", "skipped", "VEX with evidence is not wired in yet")
+    def _backport_candidates(
+        self, image: str, unstable: Sequence[str]
+    ) -> tuple[list[tuple[str, str]], str]:
+        """(source, CVE) pairs to backport, smallest source first (a rebuild's cost grows
+        with it: gcc or openssl with their test suites take hours on two cores), and the
+        sources over ``backport_max_mb`` that are left out."""
+        from kiln.debian import get_distro
+        from kiln.debian.source_index import load_sources
+
+        pairs = [tuple(e.split(" ", 1)) for e in unstable if " " in e]
+        names = sorted({p[0] for p in pairs})
+        if not names:
+            return [], ""
+        repo = self._repo()
+        distro = get_distro(self._load(image).spec.distro)
+        universe = load_sources(
+            distro, cache=repo.cache, fetcher=repo.fetcher, mirrors=repo.mirrors,
+            now=repo.clock(), keyring=repo.keyring, names=names,
+        )  # fmt: skip
+        size: dict[str, int] = {}
+        for name in names:
+            found = universe.versions(name)
+            if found:
+                size[name] = sum(f.size for f in found[0].upstream_files)
+        limit = self.backport_max_mb * 1_000_000
+        big = sorted(n for n in names if size.get(n, limit + 1) > limit)
+        kept = sorted(
+            ((p[0], p[1]) for p in pairs if p[0] not in big), key=lambda p: (size[p[0]], p)
+        )
+        return kept, ", ".join(big)
 
     def open_pr(self, proposal: Proposal, dry_run: bool) -> PrResult:
         """The proposal as a pull request through the forge (``dry_run``: what it would be)."""

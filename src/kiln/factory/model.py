@@ -7,7 +7,9 @@ between workflow and activities on any worker.
 
 from __future__ import annotations
 
+import base64
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from kiln.forge.evidence import CheckResult, CveRow, PackageChange, PatchOrigin, SizeChange
@@ -76,7 +78,7 @@ class Proposal:
     kind: str  # bump | backport | vex | research
     generation: str
     title: str
-    files: dict[str, str | None]  # path in the catalog -> new text (None: delete)
+    files: dict[str, str | None]  # path in the catalog -> base64 content (None: delete)
     cves_before: list[CveRow] = field(default_factory=list)
     cves_after: list[CveRow] = field(default_factory=list)
     packages: list[PackageChange] = field(default_factory=list)
@@ -86,6 +88,18 @@ class Proposal:
     patches: list[PatchOrigin] = field(default_factory=list)
     digest: str = ""  # the built index digest (provenance subject)
     notes: list[str] = field(default_factory=list)
+
+    @staticmethod
+    def encode(files: Mapping[str, bytes | None]) -> dict[str, str | None]:
+        """Files' bytes as ``files`` carries them (base64: patches need not be UTF-8)."""
+        return {p: None if b is None else base64.b64encode(b).decode() for p, b in files.items()}
+
+    def decoded(self) -> dict[str, bytes | None]:
+        """``files`` as bytes again."""
+        return {
+            p: None if t is None else base64.b64decode(t, validate=True)
+            for p, t in self.files.items()
+        }
 
     @property
     def cves_fixed(self) -> list[str]:

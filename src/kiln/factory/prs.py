@@ -45,7 +45,12 @@ def change_of(proposal: Proposal, base: str = "main") -> ChangeRequest:
     """The forge's change request for ``proposal``."""
     from kiln.forge import ChangeRequest
 
-    files = {path: None if text is None else text.encode() for path, text in proposal.files.items()}
+    try:
+        files = proposal.decoded()
+    except ValueError as exc:
+        raise InputError(
+            f"proposal {proposal.kind}/{proposal.image}: a file is not base64"
+        ) from exc
     return ChangeRequest(
         image=proposal.image,
         kind=cast("ChangeKind", proposal.kind),

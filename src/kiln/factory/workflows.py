@@ -4,8 +4,9 @@ Workflow code runs in Temporal's sandbox and is replayed from history, so it onl
 decides: every read of the world and every change to it is an activity (by name,
 ``kiln.factory.activities``). A reconcile observes the image (its generation: spec +
 fresh lock + feed state), skips a generation already settled or dead-lettered, then
-tries the cheapest remedy first: bump, backport from unstable, VEX; whatever is left is
-``pending-upstream-fix``. A step that keeps failing (attempts capped per generation,
+tries the cheapest remedy first: bump, then backport from unstable; whatever is left is
+``pending-upstream-fix`` (the research agent's, issue 17). VEX with evidence (3c) is not
+a step yet (docs/factory.md). A step that keeps failing (attempts capped per generation,
 exponential backoff, errors no retry fixes not retried) dead-letters the image with
 the reason until ``kiln factory retry``.
 """
@@ -187,8 +188,6 @@ class ReconcileWorkflow:
             plan.append("bump")
         if seen.unstable_cves:
             plan.append("backport")
-        if seen.open_cves or seen.unstable_cves:
-            plan.append("vex")
         for name in plan:
             step = await self._run_step(name, request, seen)
             steps.append(f"{name}: {step.outcome}" + (f" ({step.reason})" if step.reason else ""))
