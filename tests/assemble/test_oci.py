@@ -292,6 +292,12 @@ def test_each_platform_has_its_own_layout_sharing_the_blobs(built: BuiltImage, a
 def test_asking_for_a_platform_the_image_lacks_is_refused(built: BuiltImage) -> None:
     with pytest.raises(InputError, match="has no s390x manifest"):
         built.platform_layout("s390x")
+    with pytest.raises(InputError, match="no image for platform linux/s390x") as caught:
+        resolve_image(built.layout, arch="s390x")
+    assert "available: linux/amd64, linux/arm64/v8" in caught.value.diagnostics()
+    assert resolve_image(built.layout, arch="arm64").manifest_digest == str(
+        next(img.manifest.digest for img in built.images if img.arch == "arm64")
+    )
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -28,7 +28,7 @@ import zstandard
 from kiln.assemble.model import OCI_PLATFORMS
 from kiln.errors import InputError
 from kiln.oci.layout import HashingReader, ImageLayout, LayoutError, open_blob
-from kiln.oci.model import Descriptor, ImageManifest
+from kiln.oci.model import Descriptor, ImageManifest, choose_platform
 
 _NESTING = 4  # index -> (nested index ->) manifest; bounded against cycles
 _WHITEOUT = ".wh."
@@ -112,20 +112,8 @@ def resolve_image(layout: Path, *, tag: str | None = None, arch: str | None = No
         parsed = image.manifest(descriptor).parsed
         if isinstance(parsed, ImageManifest):
             break
-        matching = [
-            d
-            for d in parsed.manifests
-            if d.platform is not None
-            and d.platform.architecture == oci_arch
-            and d.platform.os == "linux"
-        ]
-        if not matching:
-            have = sorted(str(_architecture(d)) for d in parsed.manifests if d.platform)
-            raise InputError(
-                f"{layout}: the image has no linux/{oci_arch} manifest (it has: "
-                f"{', '.join(have) or 'none'})"
-            )
-        descriptor = matching[0]
+        where = f"{layout}: index {descriptor.digest}"
+        descriptor = choose_platform(parsed, f"linux/{oci_arch}", where)
     else:
         raise LayoutError(f"{layout}: image indexes nest deeper than {_NESTING} levels")
     named = _architecture(descriptor)
