@@ -46,6 +46,8 @@ from kiln.vuln.report.json_format import result_json
 from kiln.vuln.vex.attested import vex_from_attestations
 
 SCAN_TTL = 300.0
+#: cached results kept at most (the oldest go first): images change, the process stays
+MAX_CACHED = 1024
 T = TypeVar("T")
 
 
@@ -117,6 +119,8 @@ class Evidence:
                 return hit[1]  # type: ignore[return-value]
         value = make()
         with self._lock:
+            while len(self._cache) >= MAX_CACHED:
+                del self._cache[next(iter(self._cache))]
             self._cache[key] = (time.monotonic(), value)
         return value
 

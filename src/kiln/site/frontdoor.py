@@ -67,7 +67,9 @@ class FrontDoor:
             return None
         return self.store.repositories().get(name.removeprefix(f"{PREFIX}/"))
 
-    async def dispatch(self, request: Request) -> Response:
+    def dispatch(self, request: Request) -> Response:
+        """Route one API request (a plain function: Starlette runs it in its thread
+        pool, so hashing a blob or re-reading a layout never stalls other requests)."""
         head = request.method == "HEAD"
         split = _split(request.path_params["path"])
         if split is None:

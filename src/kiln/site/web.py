@@ -387,10 +387,11 @@ def _provenance_summary(image: StoredImage) -> dict[str, Any] | None:
 
 
 def routes(site: Site) -> list[Route | Mount]:
-    """Pages, API and static files."""
+    """Pages, API and static files. Handlers are plain functions: Starlette runs them in
+    its thread pool, so a first scan (seconds) does not hold up other requests."""
 
     def page(template: str, make: Any) -> Any:
-        async def handler(request: Request) -> Response:
+        def handler(request: Request) -> Response:
             try:
                 data = make(request, **request.path_params)
             except NotFound as exc:
@@ -409,7 +410,7 @@ def routes(site: Site) -> list[Route | Mount]:
         return handler
 
     def api(make: Any) -> Any:
-        async def handler(request: Request) -> Response:
+        def handler(request: Request) -> Response:
             try:
                 return JSONResponse(make(request, **request.path_params))
             except NotFound as exc:
@@ -419,7 +420,7 @@ def routes(site: Site) -> list[Route | Mount]:
 
         return handler
 
-    async def sbom(request: Request) -> Response:
+    def sbom(request: Request) -> Response:
         name, tag, fmt = (request.path_params[k] for k in ("name", "tag", "fmt"))
         if fmt not in ("spdx", "cdx"):
             return JSONResponse({"error": f"not found: {fmt}"}, status_code=404)
@@ -438,7 +439,7 @@ def routes(site: Site) -> list[Route | Mount]:
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
 
-    async def public_key(request: Request) -> Response:
+    def public_key(request: Request) -> Response:
         path = site.store.public_key
         if not path.is_file():
             return Response(b"no published key\n", status_code=404, media_type="text/plain")
