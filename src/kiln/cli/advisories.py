@@ -228,12 +228,18 @@ def export_osv(
     release: Annotated[
         str, typer.Option(help="the Debian release the rebuilds are for (VERSION_ID)")
     ] = "13",
+    keep_stale: Annotated[
+        bool,
+        typer.Option(
+            "--keep-stale", help="keep KILN-*.json records of fixes no longer in the repository"
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """OSV records of the CVEs kiln's rebuilt packages fix (their Kiln-Fixes field)."""
     from kiln.vuln.advisories.osv import export_osv as export
 
-    written = export(repo, outdir, release=release)
+    written = export(repo, outdir, release=release, prune=not keep_stale)
     if as_json:
         _print_json([str(p) for p in written])
     else:

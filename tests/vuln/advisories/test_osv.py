@@ -179,3 +179,24 @@ def test_garbage_in_the_repository_is_an_input_error(
     with pytest.raises(InputError, match="never published"):
         export_osv(unpublished, tmp_path / "out")
     assert main(["advisories", "export-osv", str(tmp_path / "o"), "--repo", str(tmp_path)]) == 2
+
+
+def test_records_of_rebuilds_that_left_the_repository_are_pruned(
+    repo: Path, tmp_path: Path, signing_key: SigningKey
+) -> None:
+    out = tmp_path / "osv"
+    out.mkdir()
+    (out / "KILN-CVE-2020-0001-gone.json").write_text("{}")
+    (out / "README.md").write_text("not kiln's\n")
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "KILN-CVE-2020-0001-gone.json").write_text("{}")
+    assert main(["advisories", "export-osv", str(out), "--repo", str(repo)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "KILN-CVE-2024-53427-jq.json",
+        "KILN-CVE-2025-48060-jq.json",
+        "README.md",
+    ]
+    argv = ["advisories", "export-osv", str(kept), "--repo", str(repo), "--keep-stale"]
+    assert main(argv) == 0
+    assert (kept / "KILN-CVE-2020-0001-gone.json").exists()

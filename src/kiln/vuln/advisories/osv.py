@@ -179,9 +179,15 @@ def osv_records(
     return [osv_record(f, release=release, modified=modified) for f in fixes]
 
 
-def export_osv(repo: Path, outdir: Path, *, release: str = "13") -> list[Path]:
+def export_osv(repo: Path, outdir: Path, *, release: str = "13", prune: bool = True) -> list[Path]:
     """Write one ``<id>.json`` per fix in ``repo`` into ``outdir`` (atomically each);
-    the paths written, sorted. Records of fixes no longer in the repository are left."""
+    the paths written, sorted.
+
+    With ``prune``, kiln's records (``KILN-*.json``) in ``outdir`` that this export did
+    not write are removed: a rebuild that left the repository (Debian's own update
+    superseded it) must not keep saying that versions below it are affected. Other
+    files are never touched.
+    """
     fixes = rebuilt_fixes(repo)
     records = osv_records(fixes, release=release, modified=repository_date(repo))
     written = []
@@ -189,4 +195,8 @@ def export_osv(repo: Path, outdir: Path, *, release: str = "13") -> list[Path]:
         path = outdir / f"{record['id']}.json"
         atomic_write(path, canonical(record) + b"\n")
         written.append(path)
+    if prune and outdir.is_dir():
+        for stale in sorted(set(outdir.glob("KILN-*.json")) - set(written)):
+            if stale.is_file() and not stale.is_symlink():
+                stale.unlink()
     return sorted(written)
