@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from fixtures.catalog import CATALOG_DIR
 from kiln.cli.main import main
 from kiln.errors import InputError
 from kiln.site.frontdoor import parse_range
 from kiln.site.security import RateLimiter
+from kiln.site.stage import site_meta
 from kiln.site.store import Store, read_meta, valid_name
+from kiln.spec import load_spec
+from site_web.conftest import free_port
+from site_web.test_frontdoor import request
 
 
 @pytest.mark.parametrize(
@@ -113,3 +122,41 @@ def test_cli_refuses_a_missing_store(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["site", "--store", str(tmp_path / "none")]) == 2
     assert "no such directory" in capsys.readouterr().err
     assert main(["site", "--store", str(tmp_path), "--port", "70000"]) == 2
+
+
+def test_a_republished_digest_keeps_its_publication_date() -> None:
+    loaded = load_spec(CATALOG_DIR / "static.yaml")
+    first = site_meta(loaded, "runtime", "sha256:" + "a" * 64, None)
+    assert first.published
+    assert (first.replaces, first.release) == (("distroless/static*",), "debian-13")
+    old = replace(first, published="2026-01-01T00:00:00+00:00")
+    assert site_meta(loaded, "runtime", old.digest, old).published == old.published
+    assert site_meta(loaded, "runtime", "sha256:" + "b" * 64, old).published != old.published
+
+
+def test_kiln_site_serves_until_stopped(tmp_path: Path) -> None:
+    """The command itself: uvicorn on the port, the guard in front, an empty store."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kiln.cli.main", "site", "--store", str(tmp_path),
+         "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, headers, body = request(f"127.0.0.1:{port}", "GET", "/v2/")
+                break
+            except OSError:
+                assert process.poll() is None, process.stdout.read() if process.stdout else ""
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert (status, body) == (200, b"{}")
+        assert headers["x-content-type-options"] == "nosniff"
+        status, _, body = request(f"127.0.0.1:{port}", "GET", "/")
+        assert status == 200
+        assert "no image matches" in body.decode()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

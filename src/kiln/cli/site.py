@@ -95,13 +95,18 @@ def publish(
     """Build, test and attest images into the store the site serves."""
     from kiln.attest import KeyBundleSigner
     from kiln.pipeline import ArchiveAccess
-    from kiln.pipeline.build import BuildOptions, build_spec
+    from kiln.pipeline.build import BuildOptions, build_spec, layout_dir
     from kiln.pipeline.imagetest import check_every_platform
     from kiln.pipeline.publish import BuildObservation, attestations_for
     from kiln.pipeline.signing import bundle_signer
     from kiln.progress import ConsoleProgress
-    from kiln.site.stage import site_meta, write_attestations, write_meta, write_public_key
-    from kiln.site.store import now_iso
+    from kiln.site.stage import (
+        previous_meta,
+        site_meta,
+        write_attestations,
+        write_meta,
+        write_public_key,
+    )
     from kiln.spec import load_spec
 
     signer = bundle_signer(key, False, password_file)
@@ -120,6 +125,11 @@ def publish(
     write_public_key(store, signer.signer.public_key_pem())
     for path in specs:
         loaded = load_spec(path)
+        # read before the build replaces the layouts: an unchanged digest keeps its date
+        before = {
+            name: previous_meta(layout_dir(store, loaded.spec.name, name))
+            for name in loaded.spec.variant_names()
+        }
         for built in build_spec(loaded, archive, options, listener=listener, progress=progress):
             reports = check_every_platform(
                 built, on_checked=show_check, on_untestable=warn_untestable
@@ -129,7 +139,8 @@ def publish(
             )
             layout = built.image.layout
             write_attestations(layout, attestations)
-            write_meta(layout, site_meta(loaded, built.variant, now_iso()))
+            meta = site_meta(loaded, built.variant, built.image.index_digest, before[built.variant])
+            write_meta(layout, meta)
             console.print(
                 f"published {built.label} into {layout}: {len(attestations)} attestations",
                 markup=False,

@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kiln.attest import Attestation, predicate_name
+from kiln.errors import KilnError
 from kiln.fileio import atomic_write
 from kiln.registry import canonical_json
-from kiln.site.store import ATTESTATIONS, PUBLIC_KEY, SITE_META, SiteMeta
+from kiln.site.store import ATTESTATIONS, PUBLIC_KEY, SITE_META, SiteMeta, now_iso, read_meta
 from kiln.spec import LoadedSpec
 
 BUNDLE_SUFFIX = ".sigstore.json"
@@ -45,9 +46,22 @@ def write_attestations(layout: Path, attestations: Sequence[Attestation]) -> lis
     return written
 
 
-def site_meta(loaded: LoadedSpec, variant: str, published: str) -> SiteMeta:
-    """What the site shows about a variant that the layout does not say."""
+def previous_meta(layout: Path) -> SiteMeta | None:
+    """The layout's ``site.json`` before a rebuild replaces the layout (None: none or
+    unreadable, then the image counts as newly published)."""
+    try:
+        return read_meta(layout / SITE_META) if (layout / SITE_META).is_file() else None
+    except KilnError:
+        return None
+
+
+def site_meta(loaded: LoadedSpec, variant: str, digest: str, previous: SiteMeta | None) -> SiteMeta:
+    """What the site shows about a variant that the layout does not say. The publication
+    time stays the previous one when the digest did not change (a rebuild that changed
+    nothing is no new release)."""
     spec = loaded.spec
+    same = previous is not None and previous.digest == digest and previous.published
+    published = previous.published if same and previous is not None else now_iso()
     return SiteMeta(
         name=spec.name,
         variant=variant,
@@ -55,6 +69,7 @@ def site_meta(loaded: LoadedSpec, variant: str, published: str) -> SiteMeta:
         replaces=spec.compatibility.replaces,
         notes=spec.compatibility.notes,
         published=published,
+        digest=digest,
     )
 
 

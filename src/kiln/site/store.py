@@ -73,7 +73,8 @@ class SiteMeta:
     release: str = ""
     replaces: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
-    published: str = ""
+    published: str = ""  # when this digest was first published into the store
+    digest: str = ""  # the image (index) digest it was published as
 
     def to_json(self) -> dict[str, Any]:
         """The document written to ``site.json``."""
@@ -84,6 +85,7 @@ class SiteMeta:
             "replaces": list(self.replaces),
             "notes": list(self.notes),
             "published": self.published,
+            "digest": self.digest,
         }
 
 
@@ -99,7 +101,7 @@ def read_meta(path: Path) -> SiteMeta:
     if not isinstance(document, dict):
         raise InputError("not a JSON object", location=Location(str(path)))
     values: dict[str, Any] = {}
-    for key in ("name", "variant", "release", "published"):
+    for key in ("name", "variant", "release", "published", "digest"):
         value = document.get(key, "")
         if not isinstance(value, str):
             raise InputError("expected a string", location=Location(str(path), field=key))
