@@ -184,3 +184,15 @@ def test_an_empty_author_is_refused(store: AdvisoryStore, author: str) -> None:
     _fill(store)
     with pytest.raises(InputError, match="author"):
         openvex_for_image(store, "python", author=author)
+
+
+def test_a_long_file_list_is_kept_whole_and_quoted_in_part(store: AdvisoryStore) -> None:
+    files = [f"usr/lib/x86_64-linux-gnu/libexample.so.{i}: absent" for i in range(4000)]
+    data = {**FP, "evidence": files}
+    store.append(AdvisoryEvent("python", "CVE-2024-0007", EventKind.FALSE_POSITIVE, "libex1", data))
+    (event,) = store.history("python", "CVE-2024-0007")
+    assert event.data["evidence"] == files
+    (statement,) = json.loads(openvex_for_image(store, "python"))["statements"]
+    assert files[19] in statement["impact_statement"]
+    assert files[20] not in statement["impact_statement"]
+    assert statement["impact_statement"].endswith("; and 3980 more")

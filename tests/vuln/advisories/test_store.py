@@ -171,7 +171,7 @@ def test_state_lists_each_image_and_vulnerability_sorted(store: AdvisoryStore) -
         (
             {"kind": "detection", "data": {"note": "x" * (MAX_DATA_BYTES + 1)}},
             "data",
-            "more than 65536",
+            f"more than {MAX_DATA_BYTES}",
         ),
         ({"kind": "detection", "data": ["not", "a", "mapping"]}, "data", "mapping"),
         ({"kind": "detection", "data": {"note": object()}}, "data", "JSON-serialisable"),

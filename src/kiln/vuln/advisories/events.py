@@ -41,8 +41,9 @@ from kiln.errors import InputError, Location
 from kiln.text import plain_line
 from kiln.vuln.vex.model import JUSTIFICATIONS
 
-#: an event's data, as canonical JSON, may not exceed this (a file list as evidence fits)
-MAX_DATA_BYTES = 64 * 1024
+#: an event's data, as canonical JSON, may not exceed this (a package's file list as
+#: evidence fits: 256 KiB is some 4,000 paths)
+MAX_DATA_BYTES = 256 * 1024
 #: one free-text value (a note, an impact statement, a reason)
 MAX_TEXT = 8 * 1024
 

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 #: the author of documents kiln writes when the caller names none
 DEFAULT_AUTHOR = "kiln"
+#: evidence items quoted in an impact statement (a file list can be long; the advisory
+#: store keeps it whole, ``kiln advisories show`` prints it)
+MAX_EVIDENCE = 20
 
 
 def product_of(state: AdvisoryState) -> str:
@@ -62,7 +65,9 @@ def _statement(state: AdvisoryState) -> VexStatement:
         evidence = data.get("evidence")
         if evidence:
             items = [evidence] if isinstance(evidence, str) else list(evidence)
-            impact += " Evidence: " + "; ".join(items)
+            shown = items[:MAX_EVIDENCE]
+            more = len(items) - len(shown)
+            impact += " Evidence: " + "; ".join(shown) + (f"; and {more} more" if more else "")
     elif state.status == "fixed":
         impact = f"Fixed in {data['fixed_version']}"
     return VexStatement(
