@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from kiln.factory.model import (
     valid_key,
 )
 from kiln.factory.server import state_dir
+from kiln.fileio import atomic_write
 from kiln.forge.evidence import CheckResult, CveRow, PackageChange, PatchOrigin, SizeChange
 
 if TYPE_CHECKING:
@@ -49,6 +51,23 @@ if TYPE_CHECKING:
 # ruff: noqa: PLC0415
 
 EventSink = Callable[[str, str, str, Mapping[str, str]], None]
+
+
+def _show(root: Path, branch: str, path: str) -> bytes | None:
+    """``path`` as ``branch``'s tip has it in the repository at ``root`` (None: absent)."""
+    ref = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--verify", "--quiet", f"{branch}^{{commit}}"],
+        capture_output=True,
+        check=False,
+    )
+    if ref.returncode != 0:
+        raise InputError(f"{root}: no branch {branch!r} to read the catalog from")
+    shown = subprocess.run(
+        ["git", "-C", str(root), "cat-file", "blob", f"{ref.stdout.decode().strip()}:{path}"],
+        capture_output=True,
+        check=False,
+    )
+    return shown.stdout if shown.returncode == 0 else None
 
 
 def _host_arch() -> str:
@@ -225,6 +244,7 @@ class CatalogSteps:
     archs: tuple[str, ...] = field(default_factory=lambda: (_host_arch(),))
     backport_attempts: int = 3  # unstable fixes looked at per generation
     backport_max_mb: int = 20  # larger sources (gcc, openssl) are left to research
+    base: str = "main"  # the branch pull requests go to; specs and locks are read from it
 
     def _repo(self) -> ArchiveAccess:
         if self.repository is not None:
@@ -233,19 +253,30 @@ class CatalogSteps:
 
         return ArchiveAccess.from_environment()
 
-    def spec_path(self, image: str) -> Path:
-        """``images/<image>.yaml`` of the checkout (an input error when there is none)."""
+    def stage(self, image: str, dest: Path) -> Path:
+        """``images/<image>.yaml`` and its lock as the base branch's tip has them, copied
+        into ``dest/images/`` (the checkout's working tree is never read: pull requests go
+        to the base branch, and a relocked working copy must not hide a stale lock)."""
         if not valid_key(image):
             raise InputError(f"{image!r} is not an image name (images/NAME.yaml)")
-        path = self.root / "images" / f"{image}.yaml"
-        if not path.is_file():
-            raise InputError(f"{path}: no such image in the catalog")
-        return path
+        target = dest / "images"
+        target.mkdir(parents=True, exist_ok=True)
+        for suffix in (".yaml", ".lock.json"):
+            path = f"images/{image}{suffix}"
+            data = _show(self.root, self.base, path)
+            if data is None and suffix == ".yaml":
+                raise InputError(f"{self.root}: branch {self.base} has no {path}")
+            if data is not None:
+                atomic_write(target / f"{image}{suffix}", data)
+            else:
+                (target / f"{image}{suffix}").unlink(missing_ok=True)
+        return target / f"{image}.yaml"
 
     def _load(self, image: str) -> LoadedSpec:
         from kiln.spec import load_spec
 
-        return load_spec(self.spec_path(image))
+        seen = state_dir(self.root) / "factory" / "observed" / image
+        return load_spec(self.stage(image, seen))
 
     def _scan_lock(self, lock: Lock, target: str) -> ScanResult:
         arch = self.archs[0] if self.archs[0] in lock.variants.get("runtime", {}) else None
@@ -308,15 +339,13 @@ class CatalogSteps:
 
     def bump(self, request: ReconcileRequest, seen: Observation, beat: Beat) -> StepResult:
         """Relock a staged copy, build, test and scan it: the new lock as a proposal."""
-        from kiln.compat.kilnimages import stage_specs
         from kiln.pipeline.build import BuildOptions, build_spec
         from kiln.resolve.lockfile import LockError, read_lock
         from kiln.spec import load_spec
 
         original = self._load(request.image)
         work = self._work(request.image, seen.generation)
-        (staged_path,) = stage_specs(self.root / "images", [request.image], work / "images")
-        staged = load_spec(staged_path)
+        staged = load_spec(self.stage(request.image, work))
         try:
             old: Lock | None = read_lock(original.lock_path)
         except LockError:
@@ -420,8 +449,9 @@ class CatalogSteps:
                     leads.append(f"{cve} ({source}): {fix.note or fix.kind}")
                     continue
                 work = self._work(request.image, f"{seen.generation[:16]}-{source}-{cve}")
+                self.stage(request.image, work / "catalog")
                 result = backport_from_unstable(
-                    fix, catalog_root=self.root, work=work, image=request.image,
+                    fix, catalog_root=work / "catalog", work=work, image=request.image,
                     install=False, progress=progress,
                 )  # fmt: skip
             except (InputError, PolicyError, RemoteContentError) as exc:

@@ -1,0 +1,46 @@
+"""The catalog steps read specs and locks from the base branch, never the working tree."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kiln.errors import InputError
+from kiln.factory.catalog import CatalogSteps
+
+
+def _repo(path: Path) -> Path:
+    (path / "images").mkdir(parents=True)
+    (path / "images" / "static.yaml").write_text("name: static\n")
+    (path / "images" / "static.lock.json").write_text('{"committed": true}\n')
+    who = ["-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    for args in (["init", "-q", "-b", "main"], ["add", "images"], [*who, "commit", "-qm", "c"]):
+        subprocess.run(["git", "-C", str(path), *args], check=True)
+    return path
+
+
+def test_stage_copies_the_base_branch_not_the_working_tree(tmp_path: Path) -> None:
+    repo = _repo(tmp_path / "catalog")
+    (repo / "images" / "static.lock.json").write_text('{"relocked in the working tree": 1}\n')
+    (repo / "images" / "extra.yaml").write_text("name: extra\n")  # never committed
+    steps = CatalogSteps(repo, archs=("amd64",))
+    spec = steps.stage("static", tmp_path / "work")
+    assert spec.read_text() == "name: static\n"
+    assert spec.with_name("static.lock.json").read_text() == '{"committed": true}\n'
+    with pytest.raises(InputError, match=r"branch main has no images/extra\.yaml"):
+        steps.stage("extra", tmp_path / "work")
+
+
+@pytest.mark.parametrize("image", ["../static", "static/../../etc", "", "Static"])
+def test_stage_refuses_a_name_that_is_not_an_image(tmp_path: Path, image: str) -> None:
+    steps = CatalogSteps(_repo(tmp_path / "catalog"), archs=("amd64",))
+    with pytest.raises(InputError, match="is not an image name"):
+        steps.stage(image, tmp_path / "work")
+
+
+def test_stage_without_the_base_branch_is_an_input_error(tmp_path: Path) -> None:
+    steps = CatalogSteps(_repo(tmp_path / "catalog"), archs=("amd64",), base="release")
+    with pytest.raises(InputError, match="no branch 'release'"):
+        steps.stage("static", tmp_path / "work")
