@@ -18,6 +18,7 @@ from rich.text import Text
 
 from kiln.cli.app import app, console
 from kiln.errors import InputError
+from kiln.text import plain_line
 
 if TYPE_CHECKING:
     from kiln.vuln.advisories import AdvisoryEvent, AdvisoryState, AdvisoryStore
@@ -52,8 +53,6 @@ def _when(value: datetime | None) -> str:
 
 def _cell(value: object) -> Text:
     """A table cell shown as the text it is: no Rich markup, no control characters."""
-    from kiln.text import plain_line
-
     return Text(plain_line(str(value)))
 
 
@@ -90,11 +89,46 @@ def _events_table(events: list[AdvisoryEvent], title: str) -> None:
     console.print(table)
 
 
+_STATUSES = (
+    "under_investigation",
+    "affected",
+    "not_affected",
+    "fixed",
+    "pending-upstream-fix",
+    "fix-not-planned",
+)
+
+
 @advisories_app.command("list")
-def list_(image: ImageOption = None, as_json: JsonOption = False, db: DbOption = None) -> None:
+def list_(
+    image: ImageOption = None,
+    status: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--status",
+            help="only these statuses or resolutions (repeatable): " + ", ".join(_STATUSES),
+        ),
+    ] = None,
+    unresolved: Annotated[
+        bool, typer.Option("--unresolved", help="only affected or under investigation")
+    ] = False,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
     """Where each vulnerability of each image stands: the newest determination."""
+    wanted = set(status or ())
+    unknown = sorted(wanted - set(_STATUSES))
+    if unknown:
+        raise InputError(
+            f"--status {plain_line(unknown[0])[:40]!r} is not a status",
+            hint=f"one of {', '.join(_STATUSES)}",
+        )
+    if unresolved:
+        wanted |= {"affected", "under_investigation"}
     with _open(db) as store:
         states = store.state(image)
+    if wanted:
+        states = [s for s in states if {s.status, s.resolution} & wanted]
     if as_json:
         _print_json([s.to_json() for s in states])
     else:
@@ -109,7 +143,6 @@ def show(
     db: DbOption = None,
 ) -> None:
     """One vulnerability in one image: its status and every event, oldest first."""
-    from kiln.text import plain_line
     from kiln.vuln.advisories.state import derive_state
 
     with _open(db) as store:

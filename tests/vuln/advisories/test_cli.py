@@ -234,3 +234,16 @@ def test_hostile_text_is_shown_as_text(tmp_path: Path, capsys: pytest.CaptureFix
     # JSON keeps the exact text
     (event,) = _json(capsys, "advisories", "history", "--db", db)
     assert event["data"]["note"] == note
+
+
+def test_list_filters_by_status(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    def vulns(*extra: str) -> list[str]:
+        return [r["vuln_id"] for r in _json(capsys, "advisories", "list", "--db", db, *extra)]
+
+    assert vulns("--status", "not_affected") == ["CVE-2024-0001"]
+    assert vulns("--status", "pending-upstream-fix") == ["CVE-2024-0003"]
+    assert vulns("--unresolved") == ["CVE-2024-0003", "CVE-2024-0002"]
+    assert vulns("--status", "fixed") == []
+    capsys.readouterr()
+    assert main(["advisories", "list", "--status", "wontfix", "--db", db]) == 2
+    assert "is not a status" in capsys.readouterr().err
