@@ -16,7 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from kiln.pipeline.backport import backport_from_unstable, find_unstable_fix, unstable_candidates
+from kiln.errors import PolicyError
+from kiln.pipeline.backport import (
+    backport_from_unstable,
+    backport_patch,
+    find_unstable_fix,
+    unstable_candidates,
+)
 from kiln.pipeline.scan import FeedRequest, update_feed
 from kiln.recipes.load import load_recipe
 from kiln.recipes.model import RecipeTest
@@ -101,3 +107,47 @@ def test_lz4_fix_from_unstable_is_built_published_and_clears_the_scan_of_base(
     ]
     assert {(p["version"], p["suite"]) for p in liblz4} == {(result.kiln_version, "kiln")}
     assert not (catalog / "images" / "base.yaml").read_bytes().count(b"repositories: [kiln]")
+
+
+# jq's own test suite (tests/jq.test, run by dh_auto_test) made to expect `true` from
+# `false`: the build's test step fails, which is what a patch that breaks a package does.
+BREAK_JQ_TEST = "\n".join(
+    [
+        "--- a/tests/jq.test",
+        "+++ b/tests/jq.test",
+        "@@ -11,7 +11,7 @@",
+        " ",
+        " false",
+        " null",
+        "-false",
+        "+true",
+        " ",
+        " null",
+        " 42",
+        "",
+    ]
+).encode()
+
+
+@pytest.mark.network
+def test_a_patch_whose_package_tests_fail_is_a_policy_error_naming_the_log(
+    tmp_path: Path,
+) -> None:
+    catalog = tmp_path / "catalog"
+    shutil.copytree(ROOT / "recipes", catalog / "recipes")
+    before = (catalog / "recipes" / "jq.yaml").read_bytes()
+    version = load_recipe(catalog / "recipes" / "jq.yaml").recipe.version
+    headers = {"Description": "break a test on purpose", "Origin": "other, kiln's tests"}
+    with pytest.raises(PolicyError, match="jq failed to build") as caught:
+        backport_patch(
+            "jq", version, BREAK_JQ_TEST, headers, ["CVE-2099-0001"], name="break.patch",
+            catalog_root=catalog, work=tmp_path / "work", gnupghome=tmp_path / "gnupg",
+        )  # fmt: skip
+    log = tmp_path / "work" / "packages" / "jq.build.log"
+    assert str(log) in (caught.value.hint or "")
+    text = log.read_text(errors="replace")
+    assert "dh_auto_test" in text
+    assert "FAIL" in text  # the test runner's verdict is in the log
+    assert (catalog / "recipes" / "jq.yaml").read_bytes() == before  # nothing installed
+    assert not (catalog / "recipes" / "patches" / "jq" / "break.patch").exists()
+    assert not (tmp_path / "work" / "repo").exists()  # nothing published

@@ -57,7 +57,7 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Literal, TypedDict, Unpack
 
 import yaml
 from debian.changelog import Changelog
@@ -1306,6 +1306,21 @@ def _today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
 
+class BackportOptions(TypedDict, total=False):
+    """``backport_patches``'s optional keyword arguments (for ``backport_patch``)."""
+
+    image: str | None
+    release: str
+    archive: ArchiveAccess | None
+    apt_repository: Path | None
+    gnupghome: Path | None
+    note: str
+    updated: dt.date | None
+    install: bool
+    tests: Sequence[RecipeTest]
+    progress: Progress
+
+
 def backport_patch(
     source: str,
     version: str,
@@ -1316,7 +1331,7 @@ def backport_patch(
     name: str,
     catalog_root: Path,
     work: Path,
-    **options: object,
+    **options: Unpack[BackportOptions],
 ) -> BackportResult:
     """One patch (e.g. an upstream commit the research agent found) through the whole path.
 
@@ -1326,7 +1341,7 @@ def backport_patch(
     pairs = tuple(headers.items()) if isinstance(headers, Mapping) else tuple(headers)
     return backport_patches(
         source, version, [PatchFile(name, patch, pairs)], cves,
-        catalog_root=catalog_root, work=work, **options,  # type: ignore[arg-type]
+        catalog_root=catalog_root, work=work, **options,
     )  # fmt: skip
 
 
