@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
@@ -67,9 +68,10 @@ class FrontDoor:
             return None
         return self.store.repositories().get(name.removeprefix(f"{PREFIX}/"))
 
-    def dispatch(self, request: Request) -> Response:
-        """Route one API request (a plain function: Starlette runs it in its thread
-        pool, so hashing a blob or re-reading a layout never stalls other requests)."""
+    async def dispatch(self, request: Request) -> Response:
+        """Route one API request. Manifests, tags and referrers are in memory and
+        answered on the event loop; a blob's first hash runs in the thread pool, so it
+        never stalls the other requests."""
         head = request.method == "HEAD"
         split = _split(request.path_params["path"])
         if split is None:
@@ -84,13 +86,15 @@ class FrontDoor:
             if action == "manifests":
                 return self._manifest(repository, rest, head)
             if action == "blobs":
-                return self._blob(request, repository, rest, head)
+                return await self._blob(request, repository, rest, head)
             if action == "tags" and rest == "list":
                 return self._tags(request, repository, head)
             if action == "referrers":
                 return self._referrers(request, repository, rest, head)
         except KilnError as exc:
             return error(500, "UNKNOWN", exc.message, head=head)
+        except OSError as exc:  # a layout changed under us (a rebuild swapped it in)
+            return error(500, "UNKNOWN", f"the store could not be read: {exc.strerror}", head=head)
         return error(404, "NOT_FOUND", "not a distribution API path", head=head)
 
     def _manifest(self, repository: Repository, reference: str, head: bool) -> Response:
@@ -110,7 +114,9 @@ class FrontDoor:
             b"" if head else manifest.data, media_type=manifest.media_type, headers=headers
         )
 
-    def _blob(self, request: Request, repository: Repository, text: str, head: bool) -> Response:
+    async def _blob(
+        self, request: Request, repository: Repository, text: str, head: bool
+    ) -> Response:
         if not DIGEST_PATTERN.fullmatch(text):
             return error(400, "DIGEST_INVALID", "invalid digest", head=head)
         digest = Digest.parse(text)
@@ -121,7 +127,7 @@ class FrontDoor:
         headers = {**API_VERSION, "Docker-Content-Digest": str(digest), "ETag": f'"{digest}"'}
         if isinstance(content, bytes):
             return _bytes_response(request, content, headers, head)
-        path = self.store.verified_blob(content, digest)
+        path = await run_in_threadpool(self.store.verified_blob, content, digest)
         return FileResponse(path, media_type="application/octet-stream", headers=headers)
 
     def _tags(self, request: Request, repository: Repository, head: bool) -> Response:
