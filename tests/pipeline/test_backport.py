@@ -14,9 +14,17 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.debrepo import GpgKey, RepoServer
+from kiln.debian.cache import Cache
 from kiln.debian.distro import get_distro
 from kiln.debian.sources import Mirrors
-from kiln.errors import InputError, IntegrityError, PolicyError, RemoteContentError
+from kiln.errors import (
+    InputError,
+    IntegrityError,
+    PolicyError,
+    RemoteContentError,
+    TransportError,
+)
 from kiln.net import HttpFetcher, RetryPolicy
 from kiln.pipeline import backport
 from kiln.pipeline.archive import ArchiveAccess
@@ -39,6 +47,7 @@ from kiln.vuln.db.store import VulnDB
 from kiln.vuln.feeds import DebianArchiveFeed, FeedInput, FeedWarning, from_bytes
 from kiln.vuln.model import ArchiveStatus, FeedRecord
 from recipes.conftest import NOW, SourceRepo, srcrepo, srcrepo_root
+from recipes.srcrepo import SourceSpec, build_source_repository
 
 __all__ = ["srcrepo", "srcrepo_root"]  # the source repository fixtures, used below
 
@@ -481,3 +490,89 @@ def test_beat_progress_passes_phases_on_and_a_raising_beat_cancels() -> None:
 
     with pytest.raises(CancelledError, match="reading the signed source indexes"):
         backport.find_unstable_fix("lz4", CVE, progress=backport.BeatProgress(cancelled))
+
+
+# ------------------------------ find_unstable_fix's signed I/O, against a fixture archive
+
+
+@pytest.fixture(scope="module")
+def unstable_root(tmp_path_factory: pytest.TempPathFactory, debrepo_key: GpgKey) -> Path:
+    """trixie (+ updates, security) and sid with two newer versions of ``hello``."""
+    root = tmp_path_factory.mktemp("unstable")
+    build_source_repository(
+        root,
+        {
+            "trixie": [SourceSpec("1.0-1")],
+            "trixie-updates": [],
+            "trixie-security": [SourceSpec("1.0-1+deb13u1")],
+            "sid": [SourceSpec("1.0-2"), SourceSpec("1.0-3")],
+            "experimental": [],
+        },
+        key=debrepo_key,
+    )
+    return root
+
+
+@pytest.fixture
+def unstable(unstable_root: Path, debrepo_key: GpgKey, tmp_path: Path) -> Iterator[ArchiveAccess]:
+    with RepoServer(unstable_root) as server:
+        mirrors = Mirrors(debian=f"{server.url}/debian", security=f"{server.url}/debian-security")
+        access = ArchiveAccess(
+            mirrors, Cache(tmp_path / "cache"), HttpFetcher(retry=RetryPolicy(attempts=1)),
+            clock=lambda: NOW, keyring=debrepo_key.keyring,
+        )  # fmt: skip
+        access.server = server  # type: ignore[attr-defined]  # the test's handle on it
+        yield access
+
+
+def _server(access: ArchiveAccess) -> RepoServer:
+    server: RepoServer = access.server  # type: ignore[attr-defined]
+    return server
+
+
+SID_TAR = "/debian/pool/main/h/hello/hello_1.0-{}.debian.tar.xz"
+
+
+def test_find_reads_unstables_newest_packaging_through_the_signed_path(
+    unstable: ArchiveAccess,
+) -> None:
+    beats: list[str] = []
+    progress = backport.BeatProgress(beats.append)
+    # the fixture's changelogs name no CVE: unstable does not fix it
+    assert backport.find_unstable_fix("hello", CVE, archive=unstable, progress=progress) is None
+    assert "reading hello 1.0-3 (sid)" in beats
+    paths = _server(unstable).paths()
+    assert SID_TAR.format(3) in paths
+    assert "/debian/dists/sid/InRelease" in paths
+    assert SID_TAR.format(2) not in paths  # the newest readable version decides
+
+
+def test_find_tries_the_next_version_when_the_mirror_lacks_one(unstable: ArchiveAccess) -> None:
+    server = _server(unstable)
+    server.drop(SID_TAR.format(3))
+    server.drop(SID_TAR.format(2))
+    with pytest.raises(backport.MirrorMissingError, match=r"hello_1\.0-3\.debian") as caught:
+        backport.find_unstable_fix("hello", CVE, archive=unstable)
+    assert "2 unstable version(s) of hello newer than 1.0-1+deb13u1" in (caught.value.hint or "")
+    server.reset()
+    server.drop(SID_TAR.format(3))
+    beats: list[str] = []
+    # 1.0-2 is read; it names no fix, but the missing 1.0-3 might: still no verdict
+    with pytest.raises(backport.MirrorMissingError, match=r"hello_1\.0-3\.debian") as caught:
+        backport.find_unstable_fix(
+            "hello", CVE, archive=unstable, progress=backport.BeatProgress(beats.append)
+        )
+    assert "reading hello 1.0-2 (sid)" in beats
+    assert "1.0-2 (sid) read and name no fix" in (caught.value.hint or "")
+
+
+def test_find_refuses_a_tampered_packaging_tarball_and_reports_a_failing_mirror(
+    unstable: ArchiveAccess,
+) -> None:
+    _server(unstable).override(SID_TAR.format(3), b"\xfd7zXZ\x00 not the tarball")
+    with pytest.raises(IntegrityError, match=r"hello_1\.0-3\.debian\.tar\.xz"):
+        backport.find_unstable_fix("hello", CVE, archive=unstable)
+    _server(unstable).reset()
+    _server(unstable).fail(SID_TAR.format(3), times=5, status=500)
+    with pytest.raises(TransportError):
+        backport.find_unstable_fix("hello", CVE, archive=unstable)

@@ -645,6 +645,7 @@ def find_unstable_fix(
         ours.sort(key=lambda p: parse_version(p.version), reverse=True)
         candidate = ours[0]
     missing: list[MirrorMissingError] = []
+    read_versions: list[str] = []
     release_log: bytes | None = None
     for suite in UNSTABLE_SUITES:
         newer = [
@@ -653,7 +654,7 @@ def find_unstable_fix(
             if compare_versions(p.version, candidate.version) > 0
         ]
         # newest first; a version whose packaging the mirror lacks gives way to the next
-        # (an unstable index lists a few versions; every later one carries the entry)
+        # (an unstable index may list a few versions; a later one carries every entry)
         for package in newer:
             with progress.phase(f"reading {source} {package.version} ({suite})"):
                 try:
@@ -661,6 +662,7 @@ def find_unstable_fix(
                 except MirrorMissingError as exc:
                     missing.append(exc)
                     continue
+                read_versions.append(f"{package.version} ({suite})")
                 if release_log is None:
                     release_log = _release_changelog(suites, candidate) or b""
                 fix = locate_fix(
@@ -678,10 +680,12 @@ def find_unstable_fix(
                 return fix
             break  # the newest readable version does not name it: older ones do not either
     if missing:
+        # a version the mirror lacks may be the one that fixes it: no verdict
+        read = f"; {', '.join(read_versions)} read and name no fix" if read_versions else ""
         raise MirrorMissingError(
             missing[0].message,
-            hint=f"no version of {source} newer than {candidate.version} could be read "
-            f"({len(missing)} missing); {missing[0].hint}",
+            hint=f"{len(missing)} unstable version(s) of {source} newer than "
+            f"{candidate.version} could not be read{read}: {missing[0].hint}",
         )
     return None
 
