@@ -4,6 +4,7 @@ its documents match the OpenAPI description, the diff and SBOM downloads are rig
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,10 @@ import jsonschema
 import pytest
 
 from kiln.cli.main import main
+from kiln.site.app import warm
+from kiln.site.evidence import Evidence
+from kiln.site.store import Store
+from kiln.site.web import Site, SiteConfig
 from site_web.conftest import VEX_CVE, Published, RunningSite
 from site_web.test_frontdoor import request
 
@@ -180,3 +185,19 @@ def test_responses_match_the_openapi_description(site: RunningSite) -> None:
     broken["images"][0]["digest"] = "md5:0"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, _schema(document, "/api/v1/images"))
+
+
+def test_start_up_warms_the_scans(published: Published, tmp_path: Path) -> None:
+    """warm() scans every image once: afterwards the pages need the database no more
+    (it is removed here, and the counts stay what they were, not an empty DB's zeros)."""
+    db = tmp_path / "vuln.db"
+    shutil.copy(published.db, db)
+    store = Store(published.store)
+    site = Site(SiteConfig(published.store, str(db)), store, Evidence(store, db=str(db)))
+    warm(site)
+    db.unlink()
+    dev = next(image for image in store.images() if image.variant == "dev")
+    counts = site.summary(dev)["cves"]
+    assert counts is not None
+    assert sum(counts.values()) > 0
+    assert not db.exists()  # nothing reopened (and so recreated) the database
