@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
+import json
 import shutil
 import tarfile
 from collections.abc import Iterator
@@ -576,3 +577,32 @@ def test_find_refuses_a_tampered_packaging_tarball_and_reports_a_failing_mirror(
     _server(unstable).fail(SID_TAR.format(3), times=5, status=500)
     with pytest.raises(TransportError):
         backport.find_unstable_fix("hello", CVE, archive=unstable)
+
+
+# ----------------------------------------------------------------- the image's PR files
+
+
+def test_the_spec_gets_kilns_repository_after_its_distro_line() -> None:
+    spec = (Path(__file__).parents[2] / "images" / "base.yaml").read_bytes()
+    changed = backport.with_kiln_repository(spec, "images/base.yaml")
+    added = [line for line in changed.splitlines() if line not in spec.splitlines()]
+    assert added == [b"repositories: [kiln]   # kiln's rebuilds (backports)"]
+    assert changed.index(b"repositories:") > changed.index(b"distro: debian-13")
+    assert backport.with_kiln_repository(changed, "x") == changed  # already there
+    with pytest.raises(InputError, match="repositories is 'other'") as caught:
+        backport.with_kiln_repository(b"name: x\ndistro: debian-13\nrepositories: other\n", "x")
+    assert caught.value.location is not None
+    assert caught.value.location.line == 3
+    with pytest.raises(InputError, match="no top-level distro"):
+        backport.with_kiln_repository(b"name: x\n", "x")
+
+
+def test_packages_left_to_debian_are_named_per_variant_and_arch(tmp_path: Path) -> None:
+    lock = json.loads((Path(__file__).parents[2] / "images" / "base.lock.json").read_bytes())
+    for package in lock["variants"]["dev"]["amd64"]["packages"]:
+        if package["source"] == "lz4":
+            package.update(version="1.10.0-4+kiln1", suite="kiln")
+    path = tmp_path / "base.lock.json"
+    path.write_text(json.dumps(lock))
+    left = backport.packages_not_rebuilt(path, "lz4", "1.10.0-4+kiln1")
+    assert left == ("dev/arm64: liblz4-1 1.10.0-4 (trixie)",)

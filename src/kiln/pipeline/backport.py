@@ -230,6 +230,9 @@ class ImageOutcome:
     after: tuple[ScanCounts, ...]
     kiln_fixes: Mapping[str, str]  # binary package -> its Kiln-Fixes field in the image
     notes: tuple[str, ...] = ()  # what could not be done (e.g. no "before" build)
+    #: what the new lock still takes from Debian: "<variant>/<arch>: <package> <version>"
+    #: (kiln builds this machine's architecture only)
+    not_rebuilt: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -919,8 +922,9 @@ def publish_debs(debs: Sequence[Path], repository: Path, *, gnupghome: Path | No
     return published.keyring
 
 
-def _with_kiln_repository(spec: bytes, path: str) -> bytes:
-    """The spec's text with ``repositories: [kiln]`` (comments and order kept)."""
+def with_kiln_repository(spec: bytes, path: str) -> bytes:
+    """The spec's text with ``repositories: [kiln]`` after its ``distro:`` line (comments
+    and order kept); a spec that lists other repositories is an ``InputError``."""
     text = spec.decode("utf-8")
     lines = text.splitlines(keepends=True)
     for number, line in enumerate(lines):
@@ -937,6 +941,18 @@ def _with_kiln_repository(spec: bytes, path: str) -> bytes:
             lines.insert(number + 1, "repositories: [kiln]   # kiln's rebuilds (backports)\n")
             return "".join(lines).encode()
     raise InputError(f"{path}: no top-level distro: line to add repositories after")
+
+
+def packages_not_rebuilt(lock_path: Path, source: str, kiln_version: str) -> tuple[str, ...]:
+    """The lock's packages of ``source`` that are not kiln's ``kiln_version`` build."""
+    lock = read_lock(lock_path)
+    return tuple(
+        f"{variant}/{arch}: {p.name} {p.version} ({p.suite})"
+        for variant, per_arch in sorted(lock.variants.items())
+        for arch, locked in sorted(per_arch.items())
+        for p in locked.packages
+        if p.source == source and p.version != kiln_version
+    )
 
 
 def _variants_with(lock_path: Path, source: str, arch: str) -> tuple[str, ...]:
@@ -1162,7 +1178,8 @@ def backport_patches(
         mark = time.monotonic()
         outcome, image_files = _rebuild_image(
             image, source, cves, catalog_root=catalog_root, work=work, repo=repo,
-            apt_dir=apt_dir, keyring=keyring, arch=arch, progress=progress,
+            apt_dir=apt_dir, keyring=keyring, arch=arch, kiln_version=output.version,
+            progress=progress,
         )  # fmt: skip
         files.update(image_files)
         timings["image"] = time.monotonic() - mark
@@ -1203,6 +1220,7 @@ def _rebuild_image(
     apt_dir: Path,
     keyring: Path,
     arch: str,
+    kiln_version: str,
     progress: Progress,
 ) -> tuple[ImageOutcome, dict[str, bytes]]:
     """Build ``image`` before and after (from kiln's repository), test it, scan both."""
@@ -1223,6 +1241,7 @@ def _rebuild_image(
     fixes: dict[str, str] = {}
     files: dict[str, bytes] = {}
     notes: list[str] = []
+    not_rebuilt: tuple[str, ...] = ()
     after_repo = dataclasses.replace(
         repo, kiln_repo=KilnAptRepo(apt_dir.resolve().as_uri(), keyring), _snapshots={}
     )
@@ -1232,7 +1251,7 @@ def _rebuild_image(
         shutil.copytree(spec_path.parent, staged, symlinks=False)
         spec_copy = staged / spec_path.name
         if when == "after":
-            atomic_write(spec_copy, _with_kiln_repository(spec_path.read_bytes(), str(spec_path)))
+            atomic_write(spec_copy, with_kiln_repository(spec_path.read_bytes(), str(spec_path)))
         options = BuildOptions(
             output=work / f"images-{when}", archs=(arch,), variants=variants,
             refresh=when == "after",
@@ -1277,6 +1296,7 @@ def _rebuild_image(
             new_lock = staged / lock_path.name
             if new_lock.read_bytes() != lock_path.read_bytes():
                 files[f"images/{lock_path.name}"] = new_lock.read_bytes()
+            not_rebuilt = packages_not_rebuilt(new_lock, source, kiln_version)
     if failed:
         raise PolicyError(
             f"{image}: {failed} image test(s) failed on the rebuilt image",
@@ -1299,6 +1319,7 @@ def _rebuild_image(
         after=tuple(results["after"]),
         kiln_fixes=fixes,
         notes=tuple(notes),
+        not_rebuilt=not_rebuilt,
     )
     return outcome, files
 
