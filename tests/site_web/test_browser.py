@@ -146,6 +146,13 @@ def test_catalog_to_diff_numbers_equal_the_cli(
     assert _number(page, "#removed") == report["package_count"] - runtime["package_count"]
     assert _number(page, "#size-change") < 0
     assert dialogs == []
+
+    # the catalog's counts are the same scan's
+    page.goto(site.url + "/")
+    row = page.locator("tr[data-image=static-dev]")
+    assert int(row.locator("td.cves a").inner_text()) == summary["total"]
+    expected = ", ".join(f"{n} {sev}" for sev, n in summary["by_severity"].items() if n)
+    assert row.locator(".severities").inner_text().strip() == expected
     page.close()
 
     # a phone's width: no page scrolls sideways (wide tables scroll inside their box)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 from fixtures.catalog import CATALOG_DIR
 from kiln.cli.main import main
 from kiln.errors import InputError
+from kiln.registry import Digest
 from kiln.site.frontdoor import parse_range
 from kiln.site.security import RateLimiter
 from kiln.site.stage import site_meta
@@ -160,3 +162,51 @@ def test_kiln_site_serves_until_stopped(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def _blob(blobs: Path, data: bytes) -> dict[str, object]:
+    digest = hashlib.sha256(data).hexdigest()
+    (blobs / digest).write_bytes(data)
+    return {"digest": f"sha256:{digest}", "size": len(data)}
+
+
+def small_layout(path: Path, *, title: str, ref: str) -> dict[str, object]:
+    """One amd64 image (config, one layer) named ``ref``; its layer's descriptor."""
+    blobs = path / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar", **_blob(blobs, b"\0" * 1024)}
+    config = _blob(blobs, json.dumps({"architecture": "amd64", "os": "linux"}).encode())
+    manifest = _blob(blobs, json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
+        "layers": [layer], "annotations": {"org.opencontainers.image.title": title},
+    }).encode())  # fmt: skip
+    index = {"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", **manifest,
+        "annotations": {"org.opencontainers.image.ref.name": ref}}]}  # fmt: skip
+    (path / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (path / "index.json").write_text(json.dumps(index))
+    return layer
+
+
+def test_tags_are_those_kiln_publish_moves(tmp_path: Path) -> None:
+    """A -dev layout built at 3.13.5 is kiln/demo:3.13.5-dev, 3.13-dev and latest-dev;
+    only blobs a manifest lists are reachable, whatever else blobs/ holds."""
+    layer = small_layout(tmp_path / "demo-dev", title="demo-dev", ref="3.13.5-dev")
+    small_layout(tmp_path / "demo", title="demo", ref="3.13.5")
+    stray = tmp_path / "demo" / "blobs" / "sha256" / ("f" * 64)
+    stray.write_bytes(b"not listed by any manifest")
+    repositories = Store(tmp_path).repositories()
+    assert list(repositories) == ["demo"]
+    repository = repositories["demo"]
+    assert sorted(repository.tags()) == [
+        "3.13", "3.13-dev", "3.13.5", "3.13.5-dev", "latest", "latest-dev"
+    ]  # fmt: skip
+    dev = repository.tags()["3.13-dev"]
+    assert (dev.name, dev.variant, dev.label) == ("demo", "dev", "demo-dev")
+    assert [p.platform for p in dev.platforms] == ["linux/amd64"]
+    assert repository.manifest("latest-dev") == dev.top
+    assert repository.manifest(dev.digest) == dev.top
+    assert repository.manifest("sha256:" + "0" * 64) is None
+    assert repository.blob(Digest.parse(str(layer["digest"]))) is not None
+    assert repository.blob(Digest.parse("sha256:" + "f" * 64)) is None
