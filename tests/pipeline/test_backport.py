@@ -20,6 +20,7 @@ from kiln.debian.cache import Cache
 from kiln.debian.distro import get_distro
 from kiln.debian.sources import Mirrors
 from kiln.errors import (
+    EnvironmentProblem,
     InputError,
     IntegrityError,
     PolicyError,
@@ -606,3 +607,39 @@ def test_packages_left_to_debian_are_named_per_variant_and_arch(tmp_path: Path) 
     path.write_text(json.dumps(lock))
     left = backport.packages_not_rebuilt(path, "lz4", "1.10.0-4+kiln1")
     assert left == ("dev/arm64: liblz4-1 1.10.0-4 (trixie)",)
+
+
+def test_a_new_patch_is_checked_on_top_of_the_recipes_kept_patches(
+    srcrepo: SourceRepo, tmp_path: Path
+) -> None:
+    catalog = tmp_path / "catalog"
+    (catalog / "recipes" / "patches" / "hello").mkdir(parents=True)
+    first = b"Description: greet kiln\nOrigin: vendor, kiln\nCVE: none\n\n" + FIX_DIFF.replace(
+        b"hello, safe world", b"hello kiln"
+    )
+    (catalog / "recipes" / "patches" / "hello" / "first.patch").write_bytes(first)
+    (catalog / "recipes" / "hello.yaml").write_text(
+        "source: hello\nversion: 1.0-1+deb13u1\npatches:\n  - path: patches/hello/first.patch\n"
+    )
+    on_top = b"--- a/hello.txt\n+++ b/hello.txt\n@@ -1 +1 @@\n-hello kiln\n+hello, safe kiln\n"
+    work = tmp_path / "work"
+    archive = _archive(srcrepo)
+    # on Debian's tree alone the patch does not apply ...
+    shutil.move(catalog / "recipes" / "hello.yaml", tmp_path / "hello.yaml")
+    with pytest.raises(PatchRejectedError):
+        backport_patches(
+            "hello", "1.0-1+deb13u1", [PatchFile("second.patch", on_top, ())], [CVE],
+            catalog_root=catalog, work=work, archive=archive,
+        )  # fmt: skip
+    shutil.move(tmp_path / "hello.yaml", catalog / "recipes" / "hello.yaml")
+    # ... after the recipe's own patch it does: the recipe is staged with both, revision 2
+    # (the build then stops at the build root: the fixture archive has no binary packages)
+    with pytest.raises(EnvironmentProblem, match="could not create the trixie/amd64 build root"):
+        backport_patches(
+            "hello", "1.0-1+deb13u1", [PatchFile("second.patch", on_top, ())], [CVE],
+            catalog_root=catalog, work=work, archive=archive,
+        )  # fmt: skip
+    staged = load_recipe(work / "recipes" / "hello.yaml")
+    assert [p.name for p in staged.patches] == ["first.patch", "second.patch"]
+    assert staged.recipe.revision == 2
+    assert (catalog / "recipes" / "hello.yaml").read_text().count("second") == 0

@@ -1072,6 +1072,20 @@ def stage_recipe(
     return StagedRecipe(staging, recipe, files, rendered)
 
 
+def _kept_patches(
+    catalog_root: Path, source: str, version: str, patches: Sequence[PatchFile]
+) -> list[tuple[str, bytes]]:
+    """The patches of the catalog's recipe that the new recipe keeps (same version)."""
+    path = catalog_root / "recipes" / f"{source}.yaml"
+    if not path.is_file():
+        return []
+    loaded = load_recipe(path)
+    if loaded.recipe.version != version:
+        return []
+    replaced = {p.name for p in patches}
+    return [(p.name, p.text.encode()) for p in loaded.patches if p.name not in replaced]
+
+
 def backport_patches(
     source: str,
     version: str,
@@ -1141,7 +1155,13 @@ def backport_patches(
                 f"{source} {version} is not a '3.0 (quilt)' source: kiln adds patches through "
                 "debian/patches only"
             )
-        apply_patches(tree, [(p.name, p.text) for p in patches])
+        apply_patches(
+            tree,
+            [
+                *_kept_patches(catalog_root, source, version, patches),
+                *((p.name, p.text) for p in patches),
+            ],
+        )
     shutil.rmtree(scratch, ignore_errors=True)
     timings["fetch_and_check"] = time.monotonic() - started
 
