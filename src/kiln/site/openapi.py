@@ -153,6 +153,10 @@ def openapi_document() -> dict[str, Any]:
                 _NAME,
                 _TAG,
             ),
+            "/api/v1/advisories": _get(
+                "the remediation loop's advisory events, newest first",
+                _object("advisories", advisories=_ARRAY, problem={"type": "string"}),
+            ),
             images + "/{name}/diff": _get(
                 "packages, CVEs and size between two tags",
                 _object(
