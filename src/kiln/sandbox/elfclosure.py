@@ -1,0 +1,191 @@
+"""ELF closure of an unpacked image: every program can be loaded by the image alone.
+
+Checked on the rootfs (no program runs): for every dynamically linked program (an ELF
+file with a ``PT_INTERP``) anywhere in the image, its interpreter exists, and every
+``DT_NEEDED`` of it and, transitively, of the libraries it loads resolves the way
+ld.so(8) searches: ``DT_RPATH`` (without ``DT_RUNPATH``), ``DT_RUNPATH`` (``$ORIGIN``
+expanded), the directories of ``/etc/ld.so.conf.d/*.conf``, then the multiarch and
+default directories. Symlinks in the program directories must not dangle. Shared
+objects that no program loads (plugins a host program ``dlopen``s) are not followed:
+their dependencies are the host's business.
+
+Paths are resolved inside the rootfs (an absolute symlink target is the image's, not
+the host's), with a bound on link hops so a loop is a finding, not a hang.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.dynamic import DynamicSection
+from elftools.elf.elffile import ELFFile
+from elftools.elf.segments import InterpSegment
+
+_MAX_HOPS = 40
+_MULTIARCH = {"EM_X86_64": "x86_64-linux-gnu", "EM_AARCH64": "aarch64-linux-gnu"}
+_PROGRAM_DIRS = ("/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin", "/usr/local/sbin")
+
+
+@dataclass
+class ClosureReport:
+    """What the check found: programs and libraries checked, and every problem."""
+
+    programs: int = 0
+    libraries: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """No missing interpreter, library or symlink target."""
+        return not self.problems
+
+
+def resolve_in_root(root: Path, path: str) -> str | None:
+    """``path`` (absolute, in the image) with every symlink followed inside ``root``;
+    None when a component is missing or the links loop."""
+    parts = [p for p in path.split("/") if p]
+    current = "/"
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            current = posixpath.dirname(current) or "/"
+            continue
+        candidate = posixpath.join(current, part)
+        host = root / candidate.lstrip("/")
+        if host.is_symlink():
+            hops += 1
+            if hops > _MAX_HOPS:
+                return None
+            target = os.readlink(host)
+            if target.startswith("/"):
+                current = "/"
+            parts = [p for p in target.split("/") if p] + parts
+            continue
+        if not os.path.lexists(host):
+            return None
+        current = candidate
+    return current
+
+
+def _read_elf(host: Path) -> tuple[str | None, list[str], list[str], str] | None:
+    """(interpreter, needed, search path from RPATH/RUNPATH, machine), or None if not ELF."""
+    try:
+        with host.open("rb") as stream:
+            if stream.read(4) != b"\x7fELF":
+                return None
+            stream.seek(0)
+            elf = ELFFile(stream)
+            interp = None
+            for segment in elf.iter_segments():
+                if isinstance(segment, InterpSegment):
+                    interp = segment.get_interp_name()
+            needed: list[str] = []
+            rpath: list[str] = []
+            runpath: list[str] = []
+            for section in elf.iter_sections():
+                if not isinstance(section, DynamicSection):
+                    continue
+                for tag in section.iter_tags():
+                    if tag.entry.d_tag == "DT_NEEDED":
+                        needed.append(str(tag.needed))  # type: ignore[attr-defined]  # set per tag kind
+                    elif tag.entry.d_tag == "DT_RPATH":
+                        rpath += str(tag.rpath).split(":")  # type: ignore[attr-defined]
+                    elif tag.entry.d_tag == "DT_RUNPATH":
+                        runpath += str(tag.runpath).split(":")  # type: ignore[attr-defined]
+            return interp, needed, runpath or rpath, elf["e_machine"]
+    except (ELFError, OSError, ValueError, KeyError, struct.error):
+        return None
+
+
+def _configured_dirs(root: Path) -> list[str]:
+    conf = root / "etc/ld.so.conf.d"
+    found: list[str] = []
+    if not conf.is_dir() or conf.is_symlink():
+        return found
+    for path in sorted(conf.glob("*.conf")):
+        try:
+            lines = path.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            text = line.split("#", 1)[0].strip()
+            if text.startswith("/"):
+                found.append(text)
+    return found
+
+
+def _default_dirs(machine: str) -> list[str]:
+    triplet = _MULTIARCH.get(machine)
+    multiarch = [f"/lib/{triplet}", f"/usr/lib/{triplet}"] if triplet else []
+    return [*multiarch, "/lib", "/usr/lib", "/lib64", "/usr/lib64"]
+
+
+def _elf_files(root: Path) -> Iterator[tuple[str, Path]]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not (Path(dirpath) / d).is_symlink()]
+        for name in filenames:
+            host = Path(dirpath) / name
+            if host.is_symlink() or not host.is_file():
+                continue
+            yield "/" + str(host.relative_to(root)), host
+
+
+def check_closure(root: Path) -> ClosureReport:
+    """The ELF closure of the image unpacked at ``root`` (module doc)."""
+    report = ClosureReport()
+    configured = _configured_dirs(root)
+    seen: set[str] = set()
+    queue: list[tuple[str, str]] = []  # (image path, who needs it)
+    for path, host in _elf_files(root):
+        info = _read_elf(host)
+        if info is None or info[0] is None:
+            continue
+        report.programs += 1
+        interp = info[0]
+        if resolve_in_root(root, interp) is None:
+            report.problems.append(f"{path}: ELF interpreter {interp} is missing")
+        queue.append((path, ""))
+    while queue:
+        path, _ = queue.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        info = _read_elf(root / path.lstrip("/"))
+        if info is None:
+            continue
+        _, needed, search, machine = info
+        origin = posixpath.dirname(path)
+        dirs = [d.replace("$ORIGIN", origin).replace("${ORIGIN}", origin) for d in search if d]
+        dirs += configured + _default_dirs(machine)
+        for soname in needed:
+            found = None
+            for directory in dirs:
+                found = resolve_in_root(root, posixpath.join(directory, soname))
+                if found is not None:
+                    break
+            if found is None:
+                report.problems.append(
+                    f"{path}: needs {soname}, found in none of its library paths"
+                )
+            elif found not in seen:
+                queue.append((found, path))
+    report.libraries = len(seen) - report.programs
+    for directory in _PROGRAM_DIRS:
+        host_dir = root / directory.lstrip("/")
+        if host_dir.is_symlink() or not host_dir.is_dir():
+            continue
+        for entry in sorted(host_dir.iterdir()):
+            if entry.is_symlink() and resolve_in_root(root, f"{directory}/{entry.name}") is None:
+                report.problems.append(
+                    f"{directory}/{entry.name}: dangling symlink to {os.readlink(entry)}"
+                )
+    return report

@@ -1,0 +1,96 @@
+"""ELF closure on a rootfs made of this machine's real Debian binaries (amd64 or arm64):
+complete, it passes; a missing library, interpreter or symlink target is named."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kiln.sandbox.elfclosure import check_closure, resolve_in_root
+
+
+def _copy(root: Path, path: str) -> None:
+    real = os.path.realpath(path)
+    dest = root / real.lstrip("/")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(real, dest)
+
+
+def _libraries(program: str) -> list[str]:
+    """What the real loader maps for ``program`` (ldd), to build a complete rootfs."""
+    out = subprocess.run(["ldd", program], capture_output=True, text=True, check=True).stdout
+    found = []
+    for line in out.splitlines():
+        parts = line.split()
+        if "=>" in parts and len(parts) > parts.index("=>") + 1:
+            found.append(parts[parts.index("=>") + 1])
+        elif parts and parts[0].startswith("/"):
+            found.append(parts[0])  # the interpreter
+    return [p for p in found if p.startswith("/")]
+
+
+@pytest.fixture
+def rootfs(tmp_path: Path) -> Path:
+    """A merged-/usr rootfs with /usr/bin/sort and every library it loads."""
+    root = tmp_path / "root"
+    for link, target in (("bin", "usr/bin"), ("lib", "usr/lib"), ("lib64", "usr/lib64")):
+        (root / "usr" / target.split("/")[1]).mkdir(parents=True, exist_ok=True)
+        (root / link).symlink_to(target)
+    _copy(root, "/usr/bin/sort")
+    for library in _libraries("/usr/bin/sort"):
+        _copy(root, library)
+        # keep the path the program asks for (ld-linux-x86-64.so.2 in /lib64) as a link
+        asked = root / library.lstrip("/")
+        if not asked.exists():
+            asked.parent.mkdir(parents=True, exist_ok=True)
+            asked.symlink_to(os.path.realpath(library))
+    return root
+
+
+def test_complete_rootfs_passes(rootfs: Path) -> None:
+    report = check_closure(rootfs)
+    assert report.ok, report.problems
+    assert report.programs >= 1
+    assert report.libraries >= 1
+
+
+def test_missing_library_is_named(rootfs: Path) -> None:
+    libc = next(p for p in rootfs.rglob("libc.so.6") if not p.is_symlink())
+    libc.unlink()
+    report = check_closure(rootfs)
+    assert not report.ok
+    assert any("/usr/bin/sort: needs libc.so.6" in p for p in report.problems), report.problems
+
+
+def test_missing_interpreter_is_named(rootfs: Path) -> None:
+    for loader in [*rootfs.rglob("ld-linux*")]:
+        if loader.is_file() and not loader.is_symlink():
+            loader.unlink()
+    report = check_closure(rootfs)
+    assert any("ELF interpreter" in p and "missing" in p for p in report.problems)
+
+
+def test_dangling_program_symlink_is_named(rootfs: Path) -> None:
+    (rootfs / "usr/bin/gone").symlink_to("/usr/bin/not-there")
+    (rootfs / "usr/bin/loop").symlink_to("loop")
+    report = check_closure(rootfs)
+    assert "/usr/bin/gone: dangling symlink to /usr/bin/not-there" in report.problems
+    assert any(p.startswith("/usr/bin/loop: dangling symlink") for p in report.problems)
+
+
+def test_absolute_links_resolve_inside_the_root_not_on_the_host(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/escape").symlink_to("/etc/hostname")  # exists on the host, not in the image
+    (root / "etc/up").symlink_to("../../../../etc/hostname")
+    assert resolve_in_root(root, "/etc/escape") is None
+    assert resolve_in_root(root, "/etc/up") is None
+
+
+def test_garbage_elf_is_not_a_crash(rootfs: Path) -> None:
+    (rootfs / "usr/bin/broken").write_bytes(b"\x7fELF" + os.urandom(200))
+    assert check_closure(rootfs).ok

@@ -1,0 +1,184 @@
+"""Family tables: the checked-in catalog generates >= 600 valid images over >= 150 names,
+reproducibly; hostile or wrong tables fail at their position; an entry naming a package
+a release lacks is skipped for that release with the reason, and the others generate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kiln.errors import InputError
+from kiln.spec import parse_spec
+from kiln.spec.family import (
+    FamilyError,
+    generate,
+    load_families,
+    load_family,
+    plan_catalog,
+    render_spec,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+RESERVED = [p.stem for p in (ROOT / "images").glob("*.yaml")]
+
+
+def _families() -> list:  # type: ignore[type-arg]
+    return load_families(ROOT / "catalog", reserved=RESERVED)
+
+
+def test_checked_in_catalog_reaches_the_targets_and_every_spec_parses(tmp_path: Path) -> None:
+    plan = plan_catalog(_families())
+    names = {i.entry for i in plan.images}
+    assert len(names) >= 150
+    assert plan.count_images() >= 600
+    assert not plan.skipped  # without an archive check every entry generates
+    for image in plan.images:
+        # the rendered YAML goes through the real spec loader (yamldoc + ImageSpec)
+        loaded = parse_spec(render_spec(image), tmp_path / f"{image.name}.yaml")
+        spec = loaded.spec
+        assert spec.variant_names() == ("runtime", "dev")
+        assert spec.compatibility.notes, image.name
+        assert spec.variant("dev").run_as == "root"
+        assert any(t.name.endswith("answers") for t in spec.tests), image.name
+
+
+def test_generation_is_reproducible() -> None:
+    first = [render_spec(i) for i in plan_catalog(_families()).images]
+    second = [render_spec(i) for i in plan_catalog(_families()).images]
+    assert first == second
+
+
+def test_kinds_get_their_tests() -> None:
+    plan = plan_catalog(_families())
+    by_name = {i.name: i.spec for i in plan.images}
+    memcached = by_name["memcached"]
+    probes = [t for t in memcached["tests"] if "probe" in t]
+    assert probes
+    assert probes[0]["probe"]["port"] == 11211
+    assert probes[0]["user"] == "nonroot"
+    assert any(t["name"] == "runs hello-world" for t in by_name["ruby"]["tests"])
+    network = [t for t in by_name["curl"]["tests"] if t.get("network")]
+    assert network
+    assert network[0]["variants"] == ["dev"]
+    offline = plan_catalog(_families(), network_tests=False)
+    assert not any(t.get("network") for i in offline.images for t in i.spec["tests"])
+    # Debian 12 gets its own name and its own package set (postgresql-15, gpgv not sqv)
+    pg12 = by_name["postgresql-debian12"]
+    assert "postgresql-15" in pg12["packages"]
+    assert "gpgv" in pg12["variants"]["dev"]["packages"]
+    assert "sqv" not in pg12["variants"]["dev"]["packages"]
+
+
+def test_missing_package_skips_that_release_only(tmp_path: Path) -> None:
+    table = tmp_path / "tools.yaml"
+    table.write_text(
+        "family: tools\nkind: tool\nentries:\n"
+        "  - {name: jq, packages: [jq], binary: /usr/bin/jq, version: {stdout: jq}}\n"
+        "  - {name: newtool, packages: [newtool], binary: /usr/bin/newtool,"
+        " version: {stdout: x}}\n"
+    )
+    loaded = load_family(table)
+    in13 = {"newtool"}
+
+    def exists13(name: str) -> bool:
+        return True
+
+    def exists12(name: str) -> bool:
+        return name not in in13
+
+    plan = plan_catalog([loaded], {"debian-13": exists13, "debian-12": exists12})
+    assert sorted(i.name for i in plan.images) == ["jq", "jq-debian12", "newtool"]
+    (skip,) = plan.skipped
+    assert skip.entry == "newtool"
+    assert skip.release == "debian-12"
+    assert "has no package newtool" in skip.reason
+    assert skip.location.startswith(f"{table}:5:")  # the entry's line
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("family: t\nkind: tool\nentries: []\n", "entries"),
+        (
+            "family: t\nkind: tool\nentries:\n  - {name: a, packages: [pkg-a], binary: bin/a}\n",
+            "absolute",
+        ),
+        (
+            "family: t\nkind: tool\nentries:\n  - {name: a, packages: [Bad_Name], binary: /a}\n",
+            "Debian package name",
+        ),
+        (
+            "family: t\nkind: server\nentries:\n  - {name: a, packages: [pkg-a], binary: /a}\n",
+            "has no probe",
+        ),
+        (
+            "family: t\nkind: tool\nentries:\n  - {name: a, packages: [pkg-a], binary: /a}\n"
+            "  - {name: a, packages: [pkg-b], binary: /b}\n",
+            "more than once",
+        ),
+        (
+            "family: t\nkind: tool\nentries:\n  - {name: a, packages: [pkg-a], binary: /a,"
+            " releases: [debian-13], overrides: {debian-12: {binary: /b}}}\n",
+            "overrides",
+        ),
+        (
+            "family: t\nkind: tool\nentries:\n  - &x {name: a, packages: [pkg-a], binary: /a}\n",
+            "anchor",
+        ),
+        (
+            "family: t\nkind: tool\nentries:\n  - {name: a, packages: [pkg-a], binary: /a,"
+            " version: {args: [-v]}}\n",
+            "stdout or stderr",
+        ),
+        (
+            "family: t\nkind: tool\nentries:\n  - {name: a, packages: [pkg-a], binary: /a,"
+            " frobnicate: 1}\n",
+            "frobnicate",
+        ),
+        ("family: t\nkind: tool\nentries: {", "invalid YAML"),
+    ],
+)
+def test_hostile_tables_are_input_errors_with_positions(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    table = tmp_path / "t.yaml"
+    table.write_text(text)
+    with pytest.raises(FamilyError) as caught:
+        load_family(table)
+    rendered = str(caught.value) + str(caught.value.location) + " ".join(caught.value.details)
+    assert expected.lower() in rendered.lower()
+    assert caught.value.location is not None
+    assert str(table) in str(caught.value.location)
+    assert caught.value.exit_code == 2
+
+
+def test_entry_clashing_with_a_hand_written_spec_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "t.yaml").write_text(
+        "family: t\nkind: tool\nentries:\n  - {name: redis, packages: [redis], binary: /a}\n"
+    )
+    with pytest.raises(FamilyError, match="hand-written") as caught:
+        load_families(tmp_path, reserved=["redis"])
+    assert str(caught.value.location).startswith(f"{tmp_path / 't.yaml'}:4:")
+
+
+def test_unknown_family_is_an_input_error() -> None:
+    with pytest.raises(InputError, match="no family called 'nope'"):
+        plan_catalog(_families(), only_family="nope")
+
+
+def test_an_entry_whose_spec_does_not_validate_is_skipped_not_fatal(tmp_path: Path) -> None:
+    # an environment name with '=' passes the family table but not the spec model: that
+    # entry is reported with the spec's error, the other still generates
+    table = tmp_path / "t.yaml"
+    table.write_text(
+        "family: t\nkind: tool\nentries:\n"
+        '  - {name: bad, packages: [pkg-a], binary: /a, env: {"A=B": x}, version: {stdout: a}}\n'
+        "  - {name: good, packages: [pkg-b], binary: /b, version: {stdout: b}}\n"
+    )
+    loaded = load_family(table)
+    with pytest.raises(FamilyError, match=r"entry 'bad' \(debian-13\) generates an invalid spec"):
+        generate(loaded, loaded.family.entries[0], "debian-13")
+    plan = plan_catalog([loaded])
+    assert {i.entry for i in plan.images} == {"good"}
+    assert {s.entry for s in plan.skipped} == {"bad"}
