@@ -334,3 +334,28 @@ def test_a_scan_of_a_current_sqlite_file_loads_no_sqlalchemy(loaded_db_url: str)
     )
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "[]"
+
+
+_OPENER = """
+import sys
+from kiln.vuln.db.store import VulnDB
+VulnDB.open(sys.argv[1]).close()
+"""
+
+
+def test_processes_opening_a_new_database_at_once_all_open_it(tmp_path: Path) -> None:
+    # Each finds an empty file and would create the tables; without the migration lock
+    # all but one fail on "table ... already exists".
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    openers = [
+        subprocess.Popen([sys.executable, "-c", _OPENER, url], stderr=subprocess.PIPE)
+        for _ in range(6)
+    ]
+    for proc in openers:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()
+    db = VulnDB.open(url)
+    try:
+        assert db.revision() == store.SCHEMA_HEAD
+    finally:
+        db.close()

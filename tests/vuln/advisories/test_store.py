@@ -367,7 +367,7 @@ def test_a_lock_that_is_never_released_is_an_environment_problem(
 
 
 def test_processes_that_open_a_new_database_at_once_all_get_it(tmp_path: Path) -> None:
-    # each migrates the empty file; the ones that lose the race open it again
+    # VulnDB.open serialises their migrations of the empty file (a file lock)
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     writers = [
         subprocess.Popen([sys.executable, "-c", _WRITER, url, str(n), "1"], stderr=subprocess.PIPE)

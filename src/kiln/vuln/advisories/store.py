@@ -40,9 +40,6 @@ from kiln.vuln.db.store import VulnDB, engine_safe
 _TABLE = advisory_events
 #: extra attempts when SQLite says another writer holds the lock past its busy timeout
 _LOCK_RETRIES = 6
-#: opens again after losing the race to migrate a new database to another process
-_OPEN_RETRIES = 5
-_RACED = re.compile(r"already exists|database is locked|duplicate key", re.IGNORECASE)
 _LOCKED = re.compile(r"database is locked|database table is locked|SQLITE_BUSY", re.IGNORECASE)
 
 
@@ -58,17 +55,8 @@ class AdvisoryStore:
         """Open (creating and migrating) the database at ``url`` (a path or an SQLAlchemy
         URL); ``None`` is ``$KILN_DB`` or the default database in kiln's cache."""
         resolved = as_db_url(url) if url else default_db_url()
-        for attempt in range(_OPEN_RETRIES + 1):
-            try:
-                return cls(VulnDB.open(resolved), resolved)
-            except EnvironmentProblem as exc:
-                # Two processes opening a new database both migrate it, and the slower
-                # one fails on a table the faster one made ("already exists"); opened
-                # again, it finds the schema at its head. Anything else is final.
-                if attempt == _OPEN_RETRIES or not _RACED.search(str(exc)):
-                    raise
-                time.sleep(0.1 * 2**attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
+        # VulnDB.open serialises the migration of a new database across processes.
+        return cls(VulnDB.open(resolved), resolved)
 
     @property
     def engine(self) -> Engine:

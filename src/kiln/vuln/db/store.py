@@ -11,7 +11,9 @@ snapshot stays current). Queries return plain frozen records (``kiln.vuln.model`
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,7 +118,10 @@ class VulnDB:
                 event.listen(engine, "connect", _sqlite_pragmas)
             db = cls(engine)
             if db.revision() != SCHEMA_HEAD:
-                db.migrate()
+                with _migration_lock(url):
+                    # Another process may have migrated while this one waited.
+                    if db.revision() != SCHEMA_HEAD:
+                        db.migrate()
         except SQLAlchemyError as exc:
             raise EnvironmentProblem(
                 f"cannot open the vulnerability database {engine_safe(url)}: "
@@ -133,13 +138,20 @@ class VulnDB:
             return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
     def migrate(self) -> None:
-        """Bring the schema to the newest migration (creating it in an empty database)."""
+        """Bring the schema to the newest migration (creating it in an empty database).
+
+        On PostgreSQL the migration holds a transaction-scoped advisory lock, so two
+        processes migrating one database at once run one after the other (the second
+        finds nothing left to do); on SQLite ``open`` serialises them with a file lock.
+        """
         from alembic import command
         from alembic.config import Config
 
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATE_KEY})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
@@ -289,6 +301,37 @@ def _archive(snapshot_id: int, rec: ArchiveMention | ArchiveStatus) -> dict[str,
     """The row of a debian-archive record (its ``source`` is the ``source_package``)."""
     row = {k: v for k, v in vars(rec).items() if k != "source"}
     return {"snapshot_id": snapshot_id, "source_package": rec.source, **row}
+
+
+#: pg_advisory_xact_lock key of kiln's schema migrations ("kilnmigr" as an integer)
+_PG_MIGRATE_KEY = int.from_bytes(b"kilnmigr", "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+@contextmanager
+def _migration_lock(url: str) -> Iterator[None]:
+    """Serialise schema migrations of one SQLite file across processes.
+
+    Two processes opening a new database at once would both create its tables and the
+    slower one fail on "table already exists". An ``flock`` on ``<file>.migrate.lock``
+    (beside the database, kept) orders them. Other databases lock inside ``migrate``.
+    """
+    if not url.startswith("sqlite:///") or url.endswith(":memory:"):
+        yield
+        return
+    lock_path = Path(url.removeprefix("sqlite:///") + ".migrate.lock")
+    try:
+        handle = lock_path.open("a")
+    except OSError as exc:
+        raise EnvironmentProblem(
+            f"cannot create the migration lock {lock_path}: {exc.strerror or exc}",
+            hint="check $KILN_DB and that its folder is writable",
+        ) from exc
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
