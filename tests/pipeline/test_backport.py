@@ -643,3 +643,22 @@ def test_a_new_patch_is_checked_on_top_of_the_recipes_kept_patches(
     assert [p.name for p in staged.patches] == ["first.patch", "second.patch"]
     assert staged.recipe.revision == 2
     assert (catalog / "recipes" / "hello.yaml").read_text().count("second") == 0
+
+
+def test_oversized_tarballs_are_refused(
+    srcrepo: SourceRepo, unstable: ArchiveAccess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a source tarball longer than its signed index entry: refused while downloading
+    orig = "/debian-security/pool/updates/main/h/hello/hello_1.0.orig.tar.gz"
+    real = (srcrepo.root / orig.lstrip("/")).read_bytes()
+    srcrepo.server.override(orig, real + b"\0" * 4096)
+    with pytest.raises(IntegrityError, match=r"more than the \d+ bytes promised"):
+        backport_patches(
+            "hello", "1.0-1+deb13u1", [PatchFile("fix.patch", FIX_DIFF, ())], [CVE],
+            catalog_root=tmp_path, work=tmp_path / "work", archive=_archive(srcrepo),
+        )  # fmt: skip
+    # unstable's packaging tarball whose signed size is over the bound: not even fetched
+    monkeypatch.setattr(backport, "MAX_DEBIAN_TAR", 100)
+    with pytest.raises(RemoteContentError, match=r"hello_1\.0-3\.debian\.tar\.xz is \d+ bytes"):
+        backport.find_unstable_fix("hello", CVE, archive=unstable)
+    assert SID_TAR.format(3) not in _server(unstable).paths()
