@@ -10,7 +10,7 @@ APT_PACKAGES := gpg gpgv dpkg-dev debian-archive-keyring apt xz-utils zstd bzip2
 	bubblewrap skopeo umoci mmdebstrap ca-certificates docker-registry podman gcc libc6-dev postgresql \
 	openssl git nodejs build-essential buildah runc slirp4netns diffoscope-minimal qemu-user-static chromium
 
-.PHONY: demo demo-source test test-offline fuzz lint setup apt venv bench clean compat site
+.PHONY: demo demo-source demo-factory test test-offline fuzz lint setup apt venv bench clean compat site
 
 setup: apt venv
 
@@ -44,6 +44,18 @@ demo: setup
 	@for spec in $(CATALOG); do $(BIN)/kiln test $$spec || exit 1; done
 	$(BIN)/python bench/build.py --summary out
 	$(MAKE) demo-source
+	$(MAKE) demo-factory
+
+# The remediation loop, one pass: kiln starts (or reuses) a local Temporal dev server
+# under .kiln/temporal, reconciles every image of main's catalog (a lock behind the
+# archive becomes a bump: relock, build, test, scan; a CVE only unstable fixes, a
+# backport), opens local pull requests (branches kiln/<kind>/<image>, records on
+# refs/kiln/prs; nothing leaves the machine) and prints the status table. A second run
+# opens nothing new. The builds reuse the layouts the demo just built where they match.
+demo-factory: setup
+	$(BIN)/kiln factory run --once
+	$(BIN)/kiln factory status
+	$(BIN)/kiln factory prs
 
 # kiln's own source build: jq rebuilt from Debian's source with a DEP-3 patch in a
 # sandbox without network (the first run creates the build root with mmdebstrap), the

@@ -70,6 +70,7 @@ class FakeSteps:
             behind=bool(entry.get("behind", True)),
             drift="1 package behind",
             open_cves=["CVE-2026-0001"],
+            unstable_cves=["libx CVE-2026-0002"] if entry.get("unstable") else [],
         )
 
     def bump(self, request: ReconcileRequest, seen: Observation, beat: Beat) -> StepResult:

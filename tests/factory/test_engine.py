@@ -214,3 +214,24 @@ def test_errors_no_retry_fixes_are_not_retried_and_become_dead_letters(
     assert "malformed feed data" in results["cc"].reason
     failed = [json.loads(x) for x in lines(tmp_path / "events.log")]
     assert any(e[0] == "static" and e[3]["outcome"] == "failed" for e in failed)
+
+
+def test_a_remedy_not_allowed_leaves_the_generation_open(
+    temporal: Endpoint, tmp_path: Path
+) -> None:
+    _world(tmp_path, static={"generation": "g1", "behind": False, "unstable": True})
+    state = FactoryState(tmp_path)
+
+    async def twice(client: Client) -> tuple[ReconcileResult, ReconcileResult]:
+        await enqueue(client, "static", reason="demo", policy=FAST, steps=["bump"])
+        first = await _result(client, "static")
+        await enqueue(client, "static", reason="watch", policy=FAST)
+        return first, await _result(client, "static")
+
+    first, second = _with_worker(temporal, tmp_path, twice)
+    assert first.outcome == "partial"
+    assert first.steps == ["not tried here: backport"]
+    # not settled: the next reconcile of the same generation may try the backport
+    assert second.outcome == "pending-upstream-fix"
+    assert second.steps == ["backport: nothing"]
+    assert state.settled("static") == ["g1"]

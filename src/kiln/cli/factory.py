@@ -87,6 +87,10 @@ def run(
         list[str] | None, typer.Option("--image", help="only these images (repeatable)")
     ] = None,
     workers: Annotated[int, typer.Option(help="steps run at once in this pass")] = 1,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="only these remedies: bump, backport (repeatable)"),
+    ] = None,
     catalog: CatalogOption = None,
 ) -> None:
     """Reconcile every image of the catalog once (an in-process worker runs the steps)."""
@@ -96,9 +100,14 @@ def run(
         raise InputError(f"--workers {workers}: at least 1")
     from kiln.factory.activities import FactoryActivities
     from kiln.factory.engine import catalog_images, connect, run_pass
+    from kiln.factory.model import STEPS
     from kiln.factory.state import FactoryState
     from kiln.factory.wiring import production_steps
 
+    remedies = list(dict.fromkeys(only or STEPS))
+    if set(remedies) - set(STEPS):
+        bad = ", ".join(sorted(set(remedies) - set(STEPS)))
+        raise InputError(f"--only {bad}: use {', '.join(STEPS)}")
     root = _root(catalog)
     known = catalog_images(root)
     images = list(dict.fromkeys(image or known))
@@ -110,7 +119,9 @@ def run(
 
     async def main() -> list[ReconcileResult]:
         client = await connect(endpoint)
-        return await run_pass(client, activities, images, dry_run=dry_run, workers=workers)
+        return await run_pass(
+            client, activities, images, dry_run=dry_run, workers=workers, steps=remedies
+        )
 
     results = asyncio.run(main())
     console.print(_results_table(results, dry_run=dry_run))
@@ -196,20 +207,20 @@ def status_table(found: FactoryStatus) -> Table:
     """The status of every image as a table (what ``kiln factory status`` prints)."""
     table = Table(title="kiln factory status")
     for column in ("image", "state", "last result", "generation", "finished", "detail"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("image", "state", "last result"))
     for row in found.images:
         last = row.last
         detail = row.phase
         if row.letter is not None:
             detail = f"{row.letter.step}: {row.letter.reason.splitlines()[0][:160]}"
         elif last is not None:
-            detail = "\n".join(last.prs) or last.reason[:160]
+            detail = "\n".join(last.prs or last.steps[:1] or [last.reason])[:240]
         table.add_row(
             row.image,
             row.state,
             last.outcome if last else "—",
             last.generation[:12] if last else "—",
-            last.finished if last else "—",
+            last.finished[:16].replace("T", " ") if last else "—",
             detail,
         )
     table.caption = (

@@ -158,6 +158,12 @@ class FactoryActivities:
         self.steps = steps
         self.state = state
         self.heartbeat_every = heartbeat_every
+        self._slots = threading.BoundedSemaphore(1)
+
+    def limit(self, steps: int) -> None:
+        """Run at most ``steps`` remediation steps (builds) at once in this process; the
+        bookkeeping activities are not counted (they must not wait behind a build)."""
+        self._slots = threading.BoundedSemaphore(max(1, steps))
 
     def all(self) -> list[Callable[..., object]]:
         """Every activity, for ``Worker(activities=...)``."""
@@ -193,7 +199,7 @@ class FactoryActivities:
 
     def _step(self, name: str, run: Callable[[Beat], StepResult], given: StepInput) -> StepResult:
         attempt = activity.info().attempt
-        with heartbeating(self.heartbeat_every) as beat:
+        with heartbeating(self.heartbeat_every) as beat, self._slots:
             try:
                 result = self._guard(lambda: run(beat))
             except ApplicationError as exc:

@@ -24,6 +24,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from kiln.errors import EnvironmentProblem, InputError
 from kiln.factory.activities import FactoryActivities
 from kiln.factory.model import (
+    STEPS,
     TASK_QUEUE,
     WORKFLOW_PREFIX,
     DeadLetter,
@@ -61,6 +62,7 @@ def make_worker(
     """A worker for the factory's workflows and the given activities (a thread pool runs
     them; ``max_concurrent`` steps at once; ``watch``: the watch's activities too). The
     caller shuts the executor down after the worker."""
+    activities.limit(max_concurrent)
     executor = ThreadPoolExecutor(max_workers=max_concurrent + 4, thread_name_prefix="kiln-step")
     worker = Worker(
         client,
@@ -89,11 +91,16 @@ async def enqueue(
     force: bool = False,
     policy: StepPolicy | None = None,
     task_queue: str = TASK_QUEUE,
+    steps: Sequence[str] = STEPS,
 ) -> WorkflowHandle[ReconcileWorkflow, ReconcileResult]:
-    """Enqueue the key ``image``: a new reconcile, or the one already queued or running."""
+    """Enqueue the key ``image``: a new reconcile, or the one already queued or running
+    (``steps``: the remedies it may try)."""
     if not valid_key(image):
         raise InputError(f"{image!r} is not an image name (images/NAME.yaml)")
-    request = ReconcileRequest(image, reason, dry_run, force, policy or StepPolicy())
+    unknown = sorted(set(steps) - set(STEPS))
+    if unknown:
+        raise InputError(f"unknown step {', '.join(unknown)}: use {', '.join(STEPS)}")
+    request = ReconcileRequest(image, reason, dry_run, force, policy or StepPolicy(), list(steps))
     # signal-with-start: a running reconcile of the key gets the poke (and re-observes
     # when it has finished, if the poke came after its observation); none: one starts
     return await client.start_workflow(
@@ -148,13 +155,16 @@ async def run_pass(
     workers: int = 1,
     policy: StepPolicy | None = None,
     reason: str = "kiln factory run --once",
+    steps: Sequence[str] = STEPS,
 ) -> list[ReconcileResult]:
     """One pass: run an in-process worker, enqueue every image, wait for each result."""
     worker, executor = make_worker(client, activities, max_concurrent=workers)
     try:
         async with worker:
             handles = [
-                await enqueue(client, image, reason=reason, dry_run=dry_run, policy=policy)
+                await enqueue(
+                    client, image, reason=reason, dry_run=dry_run, policy=policy, steps=steps
+                )
                 for image in images
             ]
             return list(await asyncio.gather(*(h.result() for h in handles)))

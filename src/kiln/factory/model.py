@@ -16,6 +16,7 @@ from kiln.forge.evidence import CheckResult, CveRow, PackageChange, PatchOrigin,
 
 TASK_QUEUE = "kiln-factory"
 WORKFLOW_PREFIX = "reconcile-"
+STEPS = ("bump", "backport")  # the remedies, cheapest first
 
 # An image key: the name of images/<key>.yaml (what the spec model accepts as a name).
 _KEY = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
@@ -53,6 +54,7 @@ class ReconcileRequest:
     dry_run: bool = False
     force: bool = False  # `kiln factory retry`: try a dead-lettered generation again
     policy: StepPolicy = field(default_factory=StepPolicy)
+    steps: list[str] = field(default_factory=lambda: list(STEPS))  # remedies allowed
 
 
 @dataclass
@@ -137,7 +139,7 @@ class ReconcileResult:
     image: str
     generation: str
     outcome: str  # up-to-date | proposed | pr-opened | pr-exists | pending-upstream-fix
-    #               | skipped | dead-lettered
+    #               | partial (a remedy was not allowed) | skipped | dead-lettered
     reason: str = ""
     prs: list[str] = field(default_factory=list)  # "<id> <branch>: <title>"
     steps: list[str] = field(default_factory=list)  # "bump: proposed", ...

@@ -183,11 +183,9 @@ class ReconcileWorkflow:
         steps: list[str] = []
         prs: list[str] = []
         outcome = "up-to-date"
-        plan = []
-        if seen.behind:
-            plan.append("bump")
-        if seen.unstable_cves:
-            plan.append("backport")
+        wanted = {"bump": seen.behind, "backport": bool(seen.unstable_cves)}
+        plan = [name for name, needed in wanted.items() if needed and name in request.steps]
+        left = [name for name, needed in wanted.items() if needed and name not in request.steps]
         for name in plan:
             step = await self._run_step(name, request, seen)
             steps.append(f"{name}: {step.outcome}" + (f" ({step.reason})" if step.reason else ""))
@@ -208,7 +206,11 @@ class ReconcileWorkflow:
                         "record_event", EventInput(request.image, cve, "pr-opened", data)
                     )
             break  # cheapest remedy first: one change per generation
-        if not prs and (seen.open_cves or seen.unstable_cves):
+        if not prs and left:
+            # a remedy this reconcile was not allowed to try: the generation stays open
+            outcome = "partial"
+            steps.append(f"not tried here: {', '.join(left)}")
+        elif not prs and (seen.open_cves or seen.unstable_cves):
             outcome = "pending-upstream-fix"
             if not request.dry_run:
                 note = f"no remedy for generation {seen.generation[:12]}: " + "; ".join(steps)

@@ -1,0 +1,181 @@
+"""Factory benchmark: feed change -> opened PR (a bump), and reconcile throughput.
+
+Run: `.venv/bin/python bench/factory.py [--runs N] [--images K]`. Needs the Debian
+archive, bubblewrap and the pinned Temporal CLI (a private dev server is started and
+stopped). Everything happens in temporary catalog repositories; nothing in this checkout
+changes.
+
+* bump, feed change -> PR: a catalog repository whose static lock is behind the archive
+  (tests/factory/data/static-behind.json: the entries from before trixie-security's
+  openssl/libzstd1/passwd updates). The clock starts when the key is enqueued (what the
+  archive watch does on a new Release) and stops when the local forge holds the PR:
+  observe, relock, build both variants, run the image's tests, scan, open the PR. Each
+  run uses a fresh repository; the first run may fill kiln's .deb and layout caches.
+* throughput: K images (copies of static under other names, so each is a real relock
+  and build) enqueued at once, served by 1 and then 2 `kiln factory worker` processes;
+  images reconciled per minute, and the speed-up.
+
+Targets (issue 16): bump PR <= 3 min; 2 workers >= 1.6x one. Measured on a 2-core
+machine shared with other jobs, so the numbers are noisy: see docs/factory.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from kiln.factory.activities import FactoryActivities
+from kiln.factory.catalog import CatalogSteps
+from kiln.factory.engine import connect, enqueue, make_worker, running
+from kiln.factory.model import ReconcileResult, workflow_id
+from kiln.factory.server import Endpoint, start_dev_server, stop_server
+from kiln.factory.state import FactoryState
+from kiln.forge import LocalGitForge
+
+ROOT = Path(__file__).resolve().parents[1]
+BEHIND = ROOT / "tests" / "factory" / "data" / "static-behind.json"
+WHO = ["-c", "user.name=bench", "-c", "user.email=bench@example.invalid"]
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *WHO, *args], check=True, capture_output=True)
+
+
+def behind_catalog(repo: Path, names: list[str]) -> None:
+    """A catalog repository with static's spec under ``names``, locks behind the archive."""
+    (repo / "images").mkdir(parents=True)
+    old = json.loads(BEHIND.read_text())["entries"]
+    spec = (ROOT / "images" / "static.yaml").read_text()
+    lock = json.loads((ROOT / "images" / "static.lock.json").read_text())
+    for arches in lock["variants"].values():
+        for arch, section in arches.items():
+            section["packages"] = [old.get(f"{p['name']}:{arch}", p) for p in section["packages"]]
+    for name in names:
+        text = spec.replace("name: static\n", f"name: {name}\n", 1)
+        (repo / "images" / f"{name}.yaml").write_text(text)
+        (repo / "images" / f"{name}.lock.json").write_text(json.dumps(lock, indent=2) + "\n")
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "images")
+    _git(repo, "commit", "-qm", "catalog")
+
+
+async def one_bump(endpoint: Endpoint, repo: Path, db: Path) -> float:
+    """Seconds from enqueueing static (a Release changed) to its PR in the local forge."""
+    client = await connect(endpoint)
+    forge = LocalGitForge(repo)
+    steps = CatalogSteps(repo, forge=forge, db_url=str(db))
+    worker, executor = make_worker(client, FactoryActivities(steps, FactoryState(repo)))
+    try:
+        async with worker:
+            started = time.monotonic()
+            await enqueue(client, "static", reason="bench: new trixie-security Release")
+            handle = client.get_workflow_handle(workflow_id("static"), result_type=ReconcileResult)
+            result: ReconcileResult = await handle.result()
+            elapsed = time.monotonic() - started
+    finally:
+        executor.shutdown(wait=True)
+    if result.outcome != "pr-opened" or len(forge.list()) != 1:
+        raise SystemExit(f"bench: expected one opened PR, got {result}")
+    return elapsed
+
+
+def throughput(endpoint: Endpoint, repo: Path, db: Path, names: list[str], workers: int) -> float:
+    """Wall seconds for ``workers`` worker processes to reconcile every image."""
+    env = {**os.environ, "KILN_TEMPORAL": endpoint.address, "KILN_DB": str(db)}
+    procs = [
+        subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "kiln"),
+                "factory",
+                "worker",
+                "--catalog",
+                str(repo),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(workers)
+    ]
+
+    async def main() -> float:
+        client = await connect(endpoint)
+        await asyncio.sleep(2)  # the workers poll the queue
+        started = time.monotonic()
+        for name in names:
+            await enqueue(client, name, reason="bench")
+        while await running(client):
+            await asyncio.sleep(0.5)
+        return time.monotonic() - started
+
+    try:
+        elapsed = asyncio.run(main())
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait()
+    opened = LocalGitForge(repo).list()
+    if len(opened) != len(names):
+        raise SystemExit(f"bench: {len(opened)} PRs for {len(names)} images")
+    return elapsed
+
+
+def main() -> None:
+    """Run both measurements and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="bump runs (median, p95)")
+    parser.add_argument("--images", type=int, default=4, help="images for the throughput")
+    args = parser.parse_args()
+    console = Console()
+    with tempfile.TemporaryDirectory(prefix="kiln-bench-factory-") as tmp:
+        base = Path(tmp)
+        endpoint = start_dev_server(base / "temporal", ui=False)
+        assert endpoint.pid is not None
+        try:
+            times = []
+            for run in range(args.runs):
+                repo = base / f"bump-{run}"
+                behind_catalog(repo, ["static"])
+                times.append(asyncio.run(one_bump(endpoint, repo, base / f"bump-{run}.db")))
+                console.print(f"bump run {run + 1}: {times[-1]:.1f}s")
+                shutil.rmtree(repo / ".kiln" / "factory" / "work", ignore_errors=True)
+            names = [f"static{i}" for i in range(args.images)]
+            walls = {}
+            for workers in (1, 2):
+                repo = base / f"throughput-{workers}"
+                behind_catalog(repo, names)
+                walls[workers] = throughput(endpoint, repo, base / f"t{workers}.db", names, workers)
+                console.print(f"{workers} worker(s): {walls[workers]:.1f}s for {len(names)} images")
+        finally:
+            stop_server(endpoint.pid)
+    ordered = sorted(times)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    table = Table(title="kiln factory")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("target", justify="right")
+    table.add_row("bump: feed change -> PR, median", f"{statistics.median(times):.1f}s", "≤ 180s")
+    table.add_row("bump: feed change -> PR, p95", f"{p95:.1f}s", "≤ 180s")
+    table.add_row("bump: first run (cold caches)", f"{times[0]:.1f}s", "")
+    for workers, wall in walls.items():
+        rate = len(names) / wall * 60
+        table.add_row(f"throughput, {workers} worker(s)", f"{rate:.2f} images/min", "")
+    table.add_row("speed-up, 2 workers", f"{walls[1] / walls[2]:.2f}x", "≥ 1.6x")
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
