@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import subprocess
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 
+import pytest
+
+from fixtures.catalog import CATALOG_DIR
 from kiln.errors import RemoteContentError
 from kiln.factory.activities import FactoryActivities
 from kiln.factory.engine import connect, make_worker, running, start_watch
@@ -109,3 +113,27 @@ def test_catalog_source_names_the_images_a_commit_touched(tmp_path: Path) -> Non
     assert second.keys == ["base", "static"]  # not cc, not the README, not a removed spec
     assert second.state["HEAD"] == _git(tmp_path, "rev-parse", "HEAD")
     assert watcher.poll("catalog", second.state).keys == []
+
+
+@pytest.mark.network
+def test_archive_source_names_the_images_whose_lock_is_behind(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("static", "base"):
+        shutil.copy(CATALOG_DIR / f"{name}.yaml", images)
+        shutil.copy(CATALOG_DIR / f"{name}.lock.json", images)
+    # static's lock as it was before trixie-security's updates: behind the archive
+    lock = json.loads((images / "static.lock.json").read_text())
+    old = json.loads((Path(__file__).parent / "data" / "static-behind.json").read_text())
+    for arches in lock["variants"].values():
+        for arch, section in arches.items():
+            section["packages"] = [
+                old["entries"].get(f"{p['name']}:{arch}", p) for p in section["packages"]
+            ]
+    (images / "static.lock.json").write_text(json.dumps(lock))
+    watcher = CatalogWatcher(tmp_path)
+    first = watcher.poll("archive", {})
+    assert "static" in first.keys
+    assert any(k.startswith("debian-13/trixie-security") for k in first.state)
+    # the same Releases again: no key, whatever the locks say
+    assert watcher.poll("archive", first.state).keys == []
