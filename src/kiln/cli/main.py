@@ -40,6 +40,7 @@ COMMAND_MODULES: dict[str, str] = {
     "advisories": "kiln.cli.advisories",
     "attest": "kiln.cli.attest",
     "build": "kiln.cli.build",
+    "catalog": "kiln.cli.catalog",
     "compat": "kiln.cli.compat",
     "db": "kiln.cli.vuln",
     "factory": "kiln.cli.factory",

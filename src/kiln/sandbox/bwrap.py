@@ -114,6 +114,15 @@ def bwrap_argv(
     ]
     if network:
         cmd.append("--share-net")
+        # as a container runtime does: the host's resolver over the image's (empty)
+        # /etc/resolv.conf, so a networked test can resolve the archive's host name
+        image_conf = rootfs / "etc/resolv.conf"
+        if (
+            os.path.isfile("/etc/resolv.conf")
+            and image_conf.is_file()
+            and not image_conf.is_symlink()
+        ):
+            cmd += ["--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"]
     if info_fd is not None:  # bubblewrap writes the sandbox's pid there (a service test)
         cmd += ["--info-fd", str(info_fd)]
     full_env = dict(env)

@@ -1,0 +1,234 @@
+"""``kiln catalog generate|build|status``: the catalog families at scale (docs/catalog.md).
+
+Thin adapters over ``kiln.factory.catalogbuild``: plan the catalog from ``catalog/``
+(packages checked against each release's verified index), write the generated specs,
+build and test them through the Temporal workflow, and render the recorded outcomes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from kiln.cli.app import app, console, err_console
+from kiln.errors import InputError, PolicyError
+from kiln.text import plain_line as one_line
+
+if TYPE_CHECKING:
+    from kiln.spec.family import CatalogPlan, PackageExists
+
+# The engine, the archive and the build load inside the commands.
+# ruff: noqa: PLC0415
+
+catalog_app = typer.Typer(
+    help="The image catalog generated from the family tables in catalog/.",
+    no_args_is_help=True,
+)
+app.add_typer(catalog_app, name="catalog")
+
+CheckoutOption = Annotated[
+    Path | None,
+    typer.Option("--catalog", help="the catalog checkout (default: the one you are in)"),
+]
+FamilyOption = Annotated[str | None, typer.Option("--family", help="only this family")]
+ImageOption = Annotated[
+    list[str] | None,
+    typer.Option("--image", help="only this image (entry or spec name; repeatable)"),
+]
+ReleaseOption = Annotated[
+    str | None, typer.Option("--release", help="only this release (debian-13, debian-12)")
+]
+
+
+def _root(catalog: Path | None) -> Path:
+    from kiln.factory.wiring import checkout_root
+
+    return checkout_root(catalog or Path.cwd())
+
+
+def _plan(
+    root: Path,
+    *,
+    family: str | None,
+    image: list[str] | None,
+    release: str | None,
+    network_tests: bool = True,
+) -> CatalogPlan:
+    from kiln.factory.catalogbuild import package_checker, plan
+    from kiln.pipeline import ArchiveAccess
+    from kiln.spec.family import RELEASES
+
+    if release is not None and release not in RELEASES:
+        raise InputError(f"--release {release!r}: one of {', '.join(RELEASES)}")
+    archive = ArchiveAccess.from_environment()
+    exists: dict[str, PackageExists] = {
+        r: package_checker(archive, r) for r in RELEASES if release in (None, r)
+    }
+    return plan(
+        root,
+        exists,
+        family=family,
+        names=image or (),
+        release=release,
+        network_tests=network_tests,
+    )
+
+
+def _first_line(text: str, limit: int = 100) -> str:
+    line = one_line(text.splitlines()[0] if text else "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _report_skips(found: CatalogPlan) -> None:
+    for skip in found.skipped:
+        err_console.print(
+            f"skipped: {skip.location}: {one_line(skip.reason)}", markup=False, highlight=False
+        )
+
+
+@catalog_app.command("generate")
+def generate(
+    outdir: Annotated[Path, typer.Argument(help="where the generated specs go")],
+    readme: Annotated[
+        Path | None,
+        typer.Option("--readme", help="also rewrite this README's generated image table"),
+    ] = None,
+    family: FamilyOption = None,
+    catalog: CheckoutOption = None,
+) -> None:
+    """Write every generated spec to OUTDIR/<release>/<name>.yaml (for review)."""
+    from kiln.factory.catalogbuild import readme_table, state_root, status_rows, write_specs
+
+    root = _root(catalog)
+    found = _plan(root, family=family, image=None, release=None)
+    _report_skips(found)
+    written = write_specs(outdir, found.images)
+    console.print(
+        f"{len(written)} specs ({found.count_images()} images, "
+        f"{len({i.entry for i in found.images})} names) in {outdir}; "
+        f"{len(found.skipped)} skipped",
+        markup=False,
+        highlight=False,
+    )
+    if readme is not None:
+        rows = status_rows(state_root(root), found.images)
+        readme_table(readme, rows, found.skipped)
+        console.print(f"image table written to {readme}", markup=False, highlight=False)
+
+
+@catalog_app.command("build")
+def build(
+    family: FamilyOption = None,
+    image: ImageOption = None,
+    release: ReleaseOption = None,
+    workers: Annotated[int, typer.Option(help="images built at once")] = 1,
+    no_tests: Annotated[bool, typer.Option("--no-tests", help="build only")] = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="leave out the tests that need the network")
+    ] = False,
+    catalog: CheckoutOption = None,
+) -> None:
+    """Build and test the catalog's images through the factory's Temporal workflow."""
+    if workers < 1:
+        raise InputError(f"--workers {workers}: at least 1")
+    logging.getLogger("temporalio").setLevel(logging.ERROR)
+    from kiln.factory.catalogbuild import ImageOutcome, jobs_for, run_catalog, state_root
+    from kiln.factory.engine import connect
+    from kiln.factory.server import endpoint_for
+
+    root = _root(catalog)
+    found = _plan(root, family=family, image=image, release=release, network_tests=not offline)
+    _report_skips(found)
+    if not found.images:
+        raise InputError("nothing to build: the selection has no image")
+    jobs = jobs_for(state_root(root), found.images, run_tests=not no_tests)
+    endpoint = endpoint_for(root)
+    err_console.print(
+        f"catalog: {len(jobs)} specs ({2 * len(jobs)} images), {workers} at once, "
+        f"Temporal {endpoint.address}",
+        markup=False,
+        highlight=False,
+    )
+
+    last: list[object] = [None]
+
+    def progress(state: dict[str, Any]) -> None:
+        failed = state.get("failed") or []
+        if last[0] == (state.get("done"), len(failed)):
+            return
+        last[0] = (state.get("done"), len(failed))
+        err_console.print(
+            f"  {state.get('done', 0)}/{state.get('total', 0)} done"
+            + (f", failed: {', '.join(failed[-5:])}" if failed else ""),
+            markup=False,
+            highlight=False,
+        )
+
+    async def main() -> list[ImageOutcome]:
+        client = await connect(endpoint)
+        return await run_catalog(client, jobs, workers=workers, on_progress=progress)
+
+    outcomes = asyncio.run(main())
+    table = Table(title="catalog build")
+    for column in ("image", "release", "built", "tests", "size", "seconds", "problem"):
+        table.add_column(column)
+    for o in outcomes:
+        for v in o.variants or []:
+            total = v.tests_passed + v.tests_failed
+            table.add_row(
+                v.label,
+                o.release,
+                "cache" if v.layout_cache_hit else "yes",
+                f"{v.tests_passed}/{total}",
+                f"{v.size / 1e6:.1f} MB",
+                f"{o.seconds:.0f}",
+                _first_line(v.failures[0]) if v.failures else "",
+            )
+        if o.error:
+            table.add_row(o.name, o.release, "no", "", "", f"{o.seconds:.0f}", _first_line(o.error))
+    console.print(table)
+    failed = [o.name for o in outcomes if not o.ok]
+    if failed:
+        raise PolicyError(
+            f"{len(failed)} of {len(outcomes)} catalog specs failed", details=failed[:50]
+        )
+
+
+@catalog_app.command("status")
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="a JSON list of objects")] = False,
+    family: FamilyOption = None,
+    release: ReleaseOption = None,
+    catalog: CheckoutOption = None,
+) -> None:
+    """Per image: spec, variant, release, built, tests, size, last change."""
+    from kiln.factory.catalogbuild import state_root, status_rows
+
+    root = _root(catalog)
+    found = _plan(root, family=family, image=None, release=release)
+    rows = status_rows(state_root(root), found.images)
+    if as_json:
+        console.print_json(json.dumps([r.to_dict() for r in rows]))
+        return
+    table = Table(title=f"catalog: {len(rows)} images")
+    for column in ("name", "variant", "release", "built", "tests", "CVEs", "size", "changed"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            r.name,
+            r.variant,
+            r.release,
+            "yes" if r.built else "no",
+            r.tests,
+            "not scanned" if r.cves is None else str(r.cves),
+            "" if r.size is None else f"{r.size / 1e6:.1f} MB",
+            r.last_change,
+        )
+    console.print(table)
+    _report_skips(found)

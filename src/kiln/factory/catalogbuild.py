@@ -1,0 +1,589 @@
+"""The catalog at scale: generate the family specs, build and test each image on Temporal.
+
+``kiln catalog build`` plans the catalog (``kiln.spec.family``: the tables in
+``catalog/``, packages checked against each release's verified Packages index, an
+entry a release lacks skipped with the reason), writes the generated specs under the
+checkout's ``.kiln/catalog/specs/<release>/`` and runs one ``CatalogWorkflow`` that
+fans out one ``catalog_build_image`` activity per spec. Each activity relocks the
+generated spec against today's archive (the lock lives beside it, in the state
+directory: no lock is checked in), builds both variants through ``build_spec`` (the
+shared .deb cache and the layout cache of ``$KILN_CACHE``), checks each image's ELF
+closure on its unpacked rootfs, runs its generated tests in bubblewrap, and records
+the outcome atomically in ``.kiln/catalog/results/<name>.json`` (what ``kiln catalog
+status`` reads). A worker killed mid-catalog loses only the activities in flight:
+the workflow is durable, the next ``kiln catalog build`` with the same selection
+finds it (same workflow id) and its worker takes the remaining activities over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from temporalio import activity, workflow
+from temporalio.common import RetryPolicy, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ActivityError
+
+from kiln.errors import InputError, KilnError
+from kiln.fileio import atomic_write
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+    from kiln.pipeline import ArchiveAccess, CurrentLock
+    from kiln.pipeline.build import BuiltVariant
+    from kiln.spec import LoadedSpec
+    from kiln.spec.family import CatalogPlan, GeneratedImage, PackageExists
+
+# Builds, the sandbox and the archive load inside the activity, so that the workflow
+# sandbox and `kiln catalog status` do not import them.
+# ruff: noqa: PLC0415
+
+TASK_QUEUE = "kiln-catalog"
+CATALOG_DIR = "catalog"
+STATE = "catalog"
+_MAX_RESULT_BYTES = 1024 * 1024
+
+
+def state_root(root: Path) -> Path:
+    """``<checkout>/.kiln/catalog`` (the factory's state directory, git-ignored)."""
+    from kiln.factory.server import state_dir
+
+    directory = state_dir(root) / STATE
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def package_checker(archive: ArchiveAccess, release: str, arch: str = "amd64") -> PackageExists:
+    """Whether ``release``'s verified Packages index (all suites) has a package or a
+    provider of that name."""
+    from kiln.debian.distro import get_distro
+
+    universe = archive.snapshot(get_distro(release), [arch]).universe(arch)
+
+    def exists(name: str) -> bool:
+        return universe.get(name) is not None or bool(universe.providers(name))
+
+    return exists
+
+
+def hand_written(root: Path) -> list[str]:
+    """The names of the checkout's hand-written specs (``images/*.yaml``)."""
+    directory = root / "images"
+    return sorted(p.stem for p in directory.glob("*.yaml")) if directory.is_dir() else []
+
+
+def plan(
+    root: Path,
+    exists: Mapping[str, PackageExists] | None,
+    *,
+    family: str | None = None,
+    names: Sequence[str] = (),
+    release: str | None = None,
+    network_tests: bool = True,
+) -> CatalogPlan:
+    """The catalog's generated specs (narrowed to a family, names, a release) and skips."""
+    from kiln.spec.family import CatalogPlan, load_families, plan_catalog
+
+    families = load_families(root / CATALOG_DIR, reserved=hand_written(root))
+    full = plan_catalog(families, exists, network_tests=network_tests, only_family=family)
+    wanted = set(names)
+    images = [
+        i
+        for i in full.images
+        if (not wanted or i.name in wanted or i.entry in wanted)
+        and (release is None or i.release == release)
+    ]
+    if wanted:
+        known = {i.name for i in full.images} | {i.entry for i in full.images}
+        known |= {s.entry for s in full.skipped}
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise InputError(f"no catalog image called {', '.join(unknown)}")
+    skipped = [
+        s
+        for s in full.skipped
+        if (not wanted or s.entry in wanted) and (release is None or s.release == release)
+    ]
+    return CatalogPlan(tuple(images), tuple(skipped))
+
+
+def spec_path(directory: Path, image: GeneratedImage) -> Path:
+    """Where a generated spec is written: ``<directory>/<release>/<name>.yaml``."""
+    return directory / image.release / f"{image.name}.yaml"
+
+
+def write_specs(directory: Path, images: Iterable[GeneratedImage]) -> list[Path]:
+    """Write each generated spec (atomically; unchanged bytes are not rewritten)."""
+    from kiln.spec.family import render_spec
+
+    written = []
+    for image in images:
+        path = spec_path(directory, image)
+        data = render_spec(image)
+        if not path.is_file() or path.read_bytes() != data:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, data)
+        written.append(path)
+    return written
+
+
+# ------------------------------------------------------------------ activity data
+
+
+@dataclass
+class ImageJob:
+    """One generated spec to build and test."""
+
+    name: str
+    family: str
+    release: str
+    spec: str  # path of the generated spec
+    output: str  # where layouts go
+    results: str  # where the outcome is recorded
+    run_tests: bool = True
+
+
+@dataclass
+class VariantOutcome:
+    """One image (a variant of a spec): built, its size, its tests and ELF closure."""
+
+    label: str
+    variant: str
+    built: bool = False
+    layout_cache_hit: bool = False
+    size: int = 0  # compressed bytes of its layers and config
+    tests_passed: int = 0
+    tests_failed: int = 0
+    closure_programs: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ImageOutcome:
+    """What one activity did for one spec (both variants)."""
+
+    name: str
+    family: str
+    release: str
+    spec: str
+    error: str = ""
+    seconds: float = 0.0
+    debs: int = 0
+    debs_cached: int = 0
+    bytes_downloaded: int = 0
+    variants: list[VariantOutcome] = field(default_factory=list)
+    finished: float = 0.0  # unix time
+
+    @property
+    def ok(self) -> bool:
+        """Built, tested and closed: no error and no failure in any variant."""
+        return not self.error and all(v.built and not v.failures for v in self.variants)
+
+
+@dataclass
+class CatalogRequest:
+    """The workflow's input: the images to build, at most ``workers`` at once."""
+
+    jobs: list[ImageJob]
+    workers: int = 1
+
+
+# ------------------------------------------------------------------ the activity
+
+
+def _image_size(built: BuiltVariant) -> int:
+    """Compressed bytes of the image's layers and config (what a pull downloads)."""
+    return sum(i.config.size + sum(layer.size for layer in i.layers) for i in built.image.images)
+
+
+class _Observer:
+    """A build listener that counts the lock's .debs already in the cache before fetch."""
+
+    def __init__(self, archive: ArchiveAccess, outcome: ImageOutcome) -> None:
+        self.archive = archive
+        self.outcome = outcome
+        self.built: list[BuiltVariant] = []
+
+    def lock_settled(self, item: LoadedSpec, current: CurrentLock) -> None:
+        del item
+        seen: set[str] = set()
+        for package in current.lock.all_packages():
+            if package.sha256 in seen:
+                continue
+            seen.add(package.sha256)
+            self.outcome.debs += 1
+            if self.archive.cache.find_blob(package.sha256, size=package.size):
+                self.outcome.debs_cached += 1
+            else:
+                self.outcome.bytes_downloaded += package.size
+
+    def variant_built(self, built: BuiltVariant) -> None:
+        self.built.append(built)
+
+
+def _layout_keys(cache_root: Path) -> set[str]:
+    return {p.name for p in cache_root.iterdir()} if cache_root.is_dir() else set()
+
+
+def _cache_entry_of(cache_root: Path, layout: Path) -> str | None:
+    """The layout-cache entry a layout was restored from or stored to (shared inode)."""
+    try:
+        inode = (layout / "index.json").stat().st_ino
+    except OSError:
+        return None
+    for entry in _layout_keys(cache_root):
+        index = cache_root / entry / "layout" / "index.json"
+        try:
+            if index.stat().st_ino == inode:
+                return entry
+        except OSError:
+            continue
+    return None
+
+
+def _test_variant(built: BuiltVariant, outcome: VariantOutcome, *, run_tests: bool) -> None:
+    """Unpack the image, check its ELF closure, run its tests (bubblewrap)."""
+    from kiln.sandbox import remove_rootfs, resolve_image, tests_of, unpack_image
+    from kiln.sandbox import run_tests as run
+    from kiln.sandbox.elfclosure import check_closure
+    from kiln.sandbox.runner import failure_text
+    from kiln.sandbox.unpack import host_arch
+
+    layout = built.image.layout
+    scratch = layout.parent / f".{layout.name}.catalog-test"
+    remove_rootfs(scratch)
+    try:
+        unpacked = unpack_image(
+            resolve_image(layout, tag=built.image.tag, arch=host_arch()), scratch / "rootfs"
+        )
+        closure = check_closure(unpacked.rootfs)
+        outcome.closure_programs = closure.programs
+        outcome.failures += [f"ELF closure: {p}" for p in closure.problems[:20]]
+        if len(closure.problems) > 20:
+            outcome.failures.append(f"ELF closure: {len(closure.problems) - 20} more problems")
+        if not run_tests:
+            return
+        for result in run(unpacked, tests_of(unpacked)):
+            if result.status == "passed":
+                outcome.tests_passed += 1
+            else:
+                outcome.tests_failed += 1
+                outcome.failures.append(failure_text(result))
+    finally:
+        remove_rootfs(scratch)
+
+
+_ARCHIVE: list[ArchiveAccess] = []
+
+
+def _archive() -> ArchiveAccess:
+    """One ArchiveAccess per worker process (its snapshots are loaded once)."""
+    from kiln.pipeline import ArchiveAccess
+
+    if not _ARCHIVE:
+        _ARCHIVE.append(ArchiveAccess.from_environment())
+    return _ARCHIVE[0]
+
+
+def build_and_test(job: ImageJob, *, beat: Callable[[str], None] = lambda _: None) -> ImageOutcome:
+    """Lock, build both variants, check and test them; the outcome is recorded (never
+    raised: a failing image is a row of the report, the others go on)."""
+    from kiln.pipeline.build import BuildOptions, build_spec
+    from kiln.spec import load_spec
+
+    started = time.monotonic()
+    outcome = ImageOutcome(job.name, job.family, job.release, job.spec)
+    archive = _archive()
+    cache_root = archive.cache.root / "layouts"
+    before = _layout_keys(cache_root)
+    observer = _Observer(archive, outcome)
+    try:
+        beat(f"locking and building {job.name}")
+        loaded = load_spec(job.spec)
+        options = BuildOptions(output=Path(job.output), archs=("amd64",), refresh=True)
+        built = build_spec(loaded, archive, options, listener=observer)
+        for each in built:
+            variant = VariantOutcome(each.label, each.variant, built=True)
+            variant.size = _image_size(each)
+            entry = _cache_entry_of(cache_root, each.image.layout)
+            variant.layout_cache_hit = entry is not None and entry in before
+            beat(f"testing {each.label}")
+            _test_variant(each, variant, run_tests=job.run_tests)
+            outcome.variants.append(variant)
+    except KilnError as exc:
+        outcome.error = exc.message + (f" ({exc.location})" if exc.location else "")
+        if exc.details:
+            outcome.error += ": " + "; ".join(exc.details[:5])
+    except OSError as exc:  # a full disk, a vanished scratch directory
+        outcome.error = f"{type(exc).__name__}: {exc}"
+    outcome.seconds = round(time.monotonic() - started, 2)
+    outcome.finished = time.time()
+    record(Path(job.results), outcome)
+    return outcome
+
+
+def record(results: Path, outcome: ImageOutcome) -> None:
+    """Write one image's outcome (atomically: a reader sees the old or the new one)."""
+    results.mkdir(parents=True, exist_ok=True)
+    atomic_write(results / f"{outcome.name}.json", json.dumps(asdict(outcome), indent=1).encode())
+
+
+@activity.defn(name="catalog_build_image")
+def catalog_build_image(job: ImageJob) -> ImageOutcome:
+    """The activity: ``build_and_test`` with a heartbeat while it works."""
+    from kiln.factory.activities import heartbeating
+
+    with heartbeating(10.0) as beat:
+        return build_and_test(job, beat=beat)
+
+
+# ------------------------------------------------------------------ the workflow
+
+
+@workflow.defn(name="CatalogWorkflow")
+class CatalogWorkflow:
+    """Fan out one activity per image (at most ``workers`` at once); collect outcomes."""
+
+    def __init__(self) -> None:
+        self._done = 0
+        self._total = 0
+        self._failed: list[str] = []
+
+    @workflow.run
+    async def run(self, request: CatalogRequest) -> list[ImageOutcome]:
+        """Every job's outcome, in the jobs' order."""
+        self._total = len(request.jobs)
+        gate = asyncio.Semaphore(max(1, request.workers))
+
+        async def one(job: ImageJob) -> ImageOutcome:
+            async with gate:
+                try:
+                    result = await workflow.execute_activity(
+                        catalog_build_image,
+                        job,
+                        start_to_close_timeout=timedelta(hours=2),
+                        heartbeat_timeout=timedelta(minutes=2),
+                        retry_policy=RetryPolicy(maximum_attempts=3),
+                    )
+                except ActivityError as exc:
+                    result = ImageOutcome(
+                        job.name, job.family, job.release, job.spec, error=str(exc.cause or exc)
+                    )
+            self._done += 1
+            if not result.ok:
+                self._failed.append(job.name)
+            return result
+
+        return list(await asyncio.gather(*(one(job) for job in request.jobs)))
+
+    @workflow.query
+    def progress(self) -> dict[str, Any]:
+        """Done and total images, and which failed so far."""
+        return {"done": self._done, "total": self._total, "failed": list(self._failed)}
+
+
+def workflow_id(jobs: Sequence[ImageJob]) -> str:
+    """One id per selection: rerunning the same selection finds the running workflow."""
+    digest = hashlib.sha256("\n".join(sorted(j.spec for j in jobs)).encode()).hexdigest()
+    return f"catalog-{digest[:16]}"
+
+
+async def run_catalog(
+    client: Client,
+    jobs: Sequence[ImageJob],
+    *,
+    workers: int = 1,
+    on_progress: Callable[[dict[str, Any]], None] = lambda _: None,
+    poll: float = 2.0,
+) -> list[ImageOutcome]:
+    """Run an in-process worker, start (or find) the catalog workflow, report progress
+    until it finishes, return every outcome."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from temporalio.worker import Worker
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+    executor = ThreadPoolExecutor(max_workers=workers + 2, thread_name_prefix="kiln-catalog")
+    worker = Worker(
+        client,
+        task_queue=TASK_QUEUE,
+        workflows=[CatalogWorkflow],
+        activities=[catalog_build_image],
+        activity_executor=executor,
+        max_concurrent_activities=workers,
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules("kiln")
+        ),
+    )
+    try:
+        async with worker:
+            handle = await client.start_workflow(
+                CatalogWorkflow.run,
+                CatalogRequest(list(jobs), workers),
+                id=workflow_id(jobs),
+                task_queue=TASK_QUEUE,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            )
+            result = asyncio.ensure_future(handle.result())
+            while not result.done():
+                await asyncio.wait([result], timeout=poll)
+                if not result.done():
+                    on_progress(await handle.query(CatalogWorkflow.progress))
+            outcomes = result.result()
+            on_progress({"done": len(outcomes), "total": len(outcomes), "failed": []})
+            return [o if isinstance(o, ImageOutcome) else ImageOutcome(**o) for o in outcomes]
+    finally:
+        executor.shutdown(wait=True)
+
+
+def jobs_for(
+    state: Path, images: Iterable[GeneratedImage], *, run_tests: bool = True
+) -> list[ImageJob]:
+    """Write the specs and make one job per image (layouts under ``state/out``)."""
+    images = list(images)
+    paths = write_specs(state / "specs", images)
+    return [
+        ImageJob(
+            i.name,
+            i.family,
+            i.release,
+            str(p),
+            str(state / "out" / i.release),
+            str(state / "results"),
+            run_tests,
+        )
+        for i, p in zip(images, paths, strict=True)
+    ]
+
+
+# ------------------------------------------------------------------ status
+
+
+@dataclass
+class StatusRow:
+    """One image of ``kiln catalog status``."""
+
+    name: str  # the image (curl, curl-dev, curl-debian12)
+    spec: str
+    family: str
+    variant: str
+    release: str
+    replaces: list[str]
+    built: bool = False
+    tests: str = "not run"  # "3/3 passed", "2/3 passed", "not run"
+    cves: int | None = None
+    size: int | None = None
+    last_change: str = ""
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return asdict(self)
+
+
+def _read_outcome(path: Path) -> ImageOutcome | None:
+    from kiln.jsonlimits import read_json_file
+
+    try:
+        doc = read_json_file(path, max_bytes=_MAX_RESULT_BYTES, what="a catalog result")
+        variants = [VariantOutcome(**v) for v in doc.pop("variants")]
+        return ImageOutcome(**doc, variants=variants)
+    except (InputError, TypeError, KeyError, AttributeError):
+        return None  # a damaged record reads as "not built": the next build rewrites it
+
+
+def status_rows(state: Path, images: Iterable[GeneratedImage]) -> list[StatusRow]:
+    """Per image (both variants of each spec): built, tests, size, when, from results."""
+    import datetime as dt
+
+    rows = []
+    for image in images:
+        outcome = _read_outcome(state / "results" / f"{image.name}.json")
+        by_variant = {v.variant: v for v in outcome.variants} if outcome else {}
+        for variant, label in zip(("runtime", "dev"), image.labels(), strict=True):
+            row = StatusRow(
+                label,
+                str(spec_path(state / "specs", image)),
+                image.family,
+                variant,
+                image.release,
+                list(image.replaces),
+            )
+            seen = by_variant.get(variant)
+            if outcome is not None:
+                row.last_change = dt.datetime.fromtimestamp(outcome.finished, dt.UTC).strftime(
+                    "%Y-%m-%dT%H:%M:%SZ"
+                )
+                row.error = outcome.error
+            if seen is not None:
+                row.built = seen.built
+                row.size = seen.size
+                total = seen.tests_passed + seen.tests_failed
+                row.tests = f"{seen.tests_passed}/{total} passed" if total else "none"
+                if seen.failures:
+                    row.error = seen.failures[0].splitlines()[0]
+            rows.append(row)
+    return rows
+
+
+def remove_outputs(state: Path) -> None:
+    """Forget built layouts and results (the caches in ``$KILN_CACHE`` stay)."""
+    for name in ("out", "results"):
+        shutil.rmtree(state / name, ignore_errors=True)
+
+
+README_BEGIN = "<!-- kiln catalog generate --readme: begin (generated, do not edit) -->"
+README_END = "<!-- kiln catalog generate --readme: end -->"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def readme_table(readme: Path, rows: Sequence[StatusRow], skipped: Sequence[Any]) -> None:
+    """Rewrite the README's generated section: every generated image, what it replaces,
+    its size when it was built ("not built yet" otherwise; never an estimate)."""
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read {readme}: {exc.strerror}") from exc
+    built = sum(1 for r in rows if r.built)
+    lines = [
+        README_BEGIN,
+        "",
+        f"{len(rows)} generated images from {len({r.spec for r in rows})} specs "
+        f"({len({r.name.removesuffix('-dev') for r in rows})} names incl. Debian 12 ones), "
+        f"{built} built on this checkout. Sizes are compressed layers + config of a build "
+        "recorded by `kiln catalog build`; the hand-written images are listed above.",
+        "",
+        "| image | family | release | replaces | size |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        size = f"{r.size / 1e6:.1f} MB" if r.built and r.size is not None else "not built yet"
+        replaces = ", ".join(f"`{x}`" for x in r.replaces) if r.variant == "runtime" else ""
+        lines.append(
+            f"| {_cell(r.name)} | {r.family} | {r.release} | {_cell(replaces) or '—'} | {size} |"
+        )
+    if skipped:
+        lines += ["", "Not generated (a package the release lacks):", ""]
+        lines += [f"- {_cell(s.reason)}" for s in skipped]
+    lines += ["", README_END]
+    section = "\n".join(lines)
+    if README_BEGIN in text and README_END in text:
+        head, _, rest = text.partition(README_BEGIN)
+        _, _, tail = rest.partition(README_END)
+        text = head + section + tail
+    else:
+        text = text.rstrip("\n") + "\n\n## Generated catalog images\n\n" + section + "\n"
+    atomic_write(readme, text.encode())

@@ -1,0 +1,5 @@
+"""The real Temporal dev server fixture of the factory's tests, shared here."""
+
+from factory.conftest import temporal
+
+__all__ = ["temporal"]
