@@ -33,7 +33,7 @@ from kiln.factory.model import (
 )
 from kiln.factory.server import state_dir
 from kiln.fileio import atomic_write
-from kiln.forge.evidence import CheckResult, CveRow, PackageChange, PatchOrigin, SizeChange
+from kiln.forge.evidence import CheckResult, CveRow, PackageChange, SizeChange
 
 if TYPE_CHECKING:
     from kiln.assemble import BuiltImage
@@ -161,42 +161,11 @@ def _backport_proposal(
     suite: str,
     result: BackportResult,
 ) -> Proposal:
-    """A finished backport as a pull request's proposal and evidence."""
-    tests = [
-        CheckResult(
-            f"{result.source} package tests",
-            "pass" if result.package_tests.ran else "skipped",
-            "; ".join(result.package_tests.summary)[:300],
-        ),
-        *(
-            CheckResult(f"recipe: {name}", "pass" if ok else "fail", why)
-            for name, ok, why in result.package_tests.recipe_tests
-        ),
-    ]
-    image = result.image
-    digest = ""
-    before: list[CveRow] = []
-    after: list[CveRow] = []
-    if image is not None:
-        tests.append(
-            CheckResult(
-                "image tests",
-                "pass" if not image.tests_failed else "fail",
-                f"{image.tests_passed} passed, {image.tests_failed} failed",
-            )
-        )
-        digest = next(iter(image.digests.values()), "")
-        if any(s.cve_reported for s in image.before):
-            before = [CveRow(cve, result.source, result.base_version) for cve in result.cves]
-        after = [
-            CveRow(cve, result.source, result.kiln_version)
-            for cve in result.cves
-            if any(s.cve_reported for s in image.after)
-        ]
-    patches = [
-        PatchOrigin(name, dict(result.origin), result.changelog_line or None)
-        for name in sorted(result.patches)
-    ]
+    """A finished backport as a pull request's proposal, with the backport's own evidence
+    (``kiln.pipeline.backport.evidence_for``: scans before/after, checks, patch origins)."""
+    from kiln.pipeline.backport import evidence_for
+
+    evidence = evidence_for(result, generation=seen.generation)
     return Proposal(
         image=request.image,
         kind="backport",
@@ -204,16 +173,13 @@ def _backport_proposal(
         title=f"{request.image}: backport {', '.join(result.cves)} fix for {result.source} "
         f"from Debian {suite} ({result.kiln_version})",
         files=Proposal.encode(result.files),
-        cves_before=before,
-        cves_after=after,
-        packages=[
-            PackageChange(f"{p.name}:{p.arch}", result.base_version, p.version)
-            for p in result.packages
-        ],
-        tests=tests,
-        digest=digest,
-        patches=patches,
-        notes=[origin, f"built in {result.build_seconds:.0f}s", *(image.notes if image else ())],
+        cves_before=list(evidence.cves_before),
+        cves_after=list(evidence.cves_after),
+        packages=list(evidence.packages),
+        tests=list(evidence.tests),
+        digest=evidence.provenance_digest or "",
+        patches=list(evidence.patches),
+        notes=[origin, *evidence.notes],
     )
 
 
