@@ -662,3 +662,26 @@ def test_oversized_tarballs_are_refused(
     with pytest.raises(RemoteContentError, match=r"hello_1\.0-3\.debian\.tar\.xz is \d+ bytes"):
         backport.find_unstable_fix("hello", CVE, archive=unstable)
     assert SID_TAR.format(3) not in _server(unstable).paths()
+
+
+def test_lock_changes_are_the_packages_that_moved(tmp_path: Path) -> None:
+    base = Path(__file__).parents[2] / "images" / "base.lock.json"
+    lock = json.loads(base.read_bytes())
+    for package in lock["variants"]["dev"]["amd64"]["packages"]:
+        if package["name"] == "liblz4-1":
+            package.update(version="1.10.0-4+kiln1", suite="kiln")
+    lock["variants"]["dev"]["amd64"]["packages"] = [
+        p for p in lock["variants"]["dev"]["amd64"]["packages"] if p["name"] != "tzdata"
+    ]
+    new = tmp_path / "base.lock.json"
+    new.write_text(json.dumps(lock))
+    tzdata = next(
+        p["version"]
+        for p in json.loads(base.read_bytes())["variants"]["dev"]["amd64"]["packages"]
+        if p["name"] == "tzdata"
+    )
+    assert backport.lock_changes(base, new, ["dev"], "amd64") == (
+        ("liblz4-1", "1.10.0-4", "1.10.0-4+kiln1"),
+        ("tzdata", tzdata, None),
+    )
+    assert backport.lock_changes(base, new, ["runtime"], "amd64") == ()

@@ -71,6 +71,7 @@ from kiln.debian.version import compare_versions, parse_version
 from kiln.epoch import source_date_epoch
 from kiln.errors import InputError, KilnError, Location, PolicyError, RemoteContentError
 from kiln.fileio import atomic_write, sha256_file
+from kiln.forge.evidence import CheckResult, CveRow, Evidence, PackageChange, PatchOrigin
 from kiln.net import Fetcher, HttpStatusError
 from kiln.pipeline.archive import KILN_SUITE, ArchiveAccess, KilnAptRepo
 from kiln.pipeline.build import BuildOptions, build_spec
@@ -90,6 +91,7 @@ from kiln.vuln.db.scan_source import open_for_scan
 from kiln.vuln.feeds.changelog_mentions import mentions_from_changelog
 from kiln.vuln.feeds.debian_archive import UNSTABLE_SUITES, Archive, suite_urls
 from kiln.vuln.feeds.interface import FeedFormatError
+from kiln.vuln.model import Finding
 from kiln.vuln.vex.model import VexStatement
 from kiln.vuln.vex.openvex import write_openvex
 
@@ -214,6 +216,7 @@ class ScanCounts:
     counts: Mapping[str, int]
     total: int
     cve_reported: bool
+    findings: tuple[Finding, ...] = ()  # the active ones
 
 
 @dataclass(frozen=True)
@@ -230,6 +233,9 @@ class ImageOutcome:
     after: tuple[ScanCounts, ...]
     kiln_fixes: Mapping[str, str]  # binary package -> its Kiln-Fixes field in the image
     notes: tuple[str, ...] = ()  # what could not be done (e.g. no "before" build)
+    #: (package, version before, version after) for this machine's architecture, every
+    #: package the relock changed in the rebuilt variants (None: absent on that side)
+    package_changes: tuple[tuple[str, str | None, str | None], ...] = ()
     #: what the new lock still takes from Debian: "<variant>/<arch>: <package> <version>"
     #: (kiln builds this machine's architecture only)
     not_rebuilt: tuple[str, ...] = ()
@@ -250,6 +256,8 @@ class BackportResult:
     build_seconds: float
     apt_repository: Path  # kiln's apt repository the .debs were published to
     origin: tuple[tuple[str, str], ...]  # DEP-3 fields of the patch(es), for the PR
+    patch_origins: Mapping[str, tuple[tuple[str, str], ...]]  # per patch file name
+    provenance: Path  # the build's SLSA provenance statement (beside the .debs)
     changelog_line: str  # "" for a patch that did not come from a Debian changelog
     image: ImageOutcome | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
@@ -955,6 +963,29 @@ def packages_not_rebuilt(lock_path: Path, source: str, kiln_version: str) -> tup
     )
 
 
+def lock_changes(
+    old: Path, new: Path, variants: Sequence[str], arch: str
+) -> tuple[tuple[str, str | None, str | None], ...]:
+    """(package, old version, new version) of every package that differs between two
+    locks in ``variants`` on ``arch``, sorted by name."""
+
+    def versions(path: Path) -> dict[str, str]:
+        lock = read_lock(path)
+        out: dict[str, str] = {}
+        for variant in variants:
+            locked = lock.variants.get(variant, {}).get(arch)
+            if locked is not None:
+                out.update({p.name: p.version for p in locked.packages})
+        return out
+
+    before, after = versions(old), versions(new)
+    return tuple(
+        (name, before.get(name), after.get(name))
+        for name in sorted(set(before) | set(after))
+        if before.get(name) != after.get(name)
+    )
+
+
 def _variants_with(lock_path: Path, source: str, arch: str) -> tuple[str, ...]:
     lock = read_lock(lock_path)
     return tuple(
@@ -999,6 +1030,7 @@ def _scan(layout: Path, arch: str, cves: Sequence[str], vex: Sequence[Path]) -> 
         counts=result.counts(),
         total=len(active),
         cve_reported=any(set(cves) & f.ids for f in active),
+        findings=active,
     )
 
 
@@ -1208,9 +1240,8 @@ def backport_patches(
         for relative, body in staged.files.items():
             atomic_write(catalog_root / relative, body)
     timings["total"] = time.monotonic() - started
-    origin = tuple(
-        (k, v) for p in patches for k, v in patch_headers(render_patch(p, cves, updated=day))
-    )
+    patch_origins = {p.name: patch_headers(staged.patches[p.name]) for p in patches}
+    origin = tuple(pair for p in patches for pair in patch_origins[p.name])
     return BackportResult(
         source=source,
         base_version=version,
@@ -1223,6 +1254,8 @@ def backport_patches(
         build_seconds=output.duration,
         apt_repository=apt_dir,
         origin=origin,
+        patch_origins=patch_origins,
+        provenance=output.log.with_name(f"{source}_{output.version}.provenance.json"),
         changelog_line="",
         image=outcome,
         timings=timings,
@@ -1262,6 +1295,7 @@ def _rebuild_image(
     files: dict[str, bytes] = {}
     notes: list[str] = []
     not_rebuilt: tuple[str, ...] = ()
+    changes: tuple[tuple[str, str | None, str | None], ...] = ()
     after_repo = dataclasses.replace(
         repo, kiln_repo=KilnAptRepo(apt_dir.resolve().as_uri(), keyring), _snapshots={}
     )
@@ -1317,6 +1351,7 @@ def _rebuild_image(
             if new_lock.read_bytes() != lock_path.read_bytes():
                 files[f"images/{lock_path.name}"] = new_lock.read_bytes()
             not_rebuilt = packages_not_rebuilt(new_lock, source, kiln_version)
+            changes = lock_changes(lock_path, new_lock, variants, arch)
     if failed:
         raise PolicyError(
             f"{image}: {failed} image test(s) failed on the rebuilt image",
@@ -1340,6 +1375,7 @@ def _rebuild_image(
         kiln_fixes=fixes,
         notes=tuple(notes),
         not_rebuilt=not_rebuilt,
+        package_changes=changes,
     )
     return outcome, files
 
@@ -1520,3 +1556,74 @@ def unstable_candidates(
                     )
     found.sort(key=lambda c: (c.image, c.source, c.cve))
     return found
+
+
+# ------------------------------------------------------------------ the PR's evidence
+
+
+def _rows(scans: Sequence[ScanCounts]) -> tuple[CveRow, ...]:
+    seen: dict[tuple[str, str], CveRow] = {}
+    for scan in scans:
+        for f in scan.findings:
+            seen.setdefault(
+                (f.id, f.package_name),
+                CveRow(
+                    id=f.id,
+                    package=f.package_name,
+                    installed=f.package_version,
+                    severity=f.severity.label,
+                    fixed_version=f.fixed_version or f.unstable_version,
+                    kev=f.kev,
+                    epss=f.epss,
+                    title=f.title,
+                ),
+            )
+    return tuple(seen[k] for k in sorted(seen))
+
+
+def evidence_for(result: BackportResult, *, generation: str) -> Evidence:
+    """The pull request's evidence (``kiln.forge.evidence``) of a backport with an image.
+
+    CVEs before and after (the scans' active findings), the package changes of the
+    relock, the checks (build, the package's test step, the recipe's tests, the image's
+    tests, the scan), the build's provenance digest, each patch's DEP-3 fields and
+    Debian's changelog line, and what was not rebuilt.
+    """
+    image = result.image
+    if image is None:
+        raise InputError("a backport's evidence needs the rebuilt image (pass image=)")
+    step = result.package_tests
+    checks = [
+        CheckResult("build", "pass", f"{result.source} {result.kiln_version} "
+                    f"in {result.build_seconds:.0f} s"),
+        CheckResult("package tests (dh_auto_test)", "pass" if step.ran else "skipped",
+                    "; ".join(step.summary)),
+        *(CheckResult(f"recipe: {name}", "pass" if ok else "fail", reason)
+          for name, ok, reason in step.recipe_tests),
+        CheckResult(f"image tests ({', '.join(image.layouts)})",
+                    "pass" if not image.tests_failed else "fail",
+                    f"{image.tests_passed} passed, {image.tests_failed} failed"),
+        CheckResult("scan", "pass" if not any(s.cve_reported for s in image.after) else "fail",
+                    f"{', '.join(result.cves)} no longer reported (with the image's "
+                    "Kiln-Fixes as VEX)"),
+    ]  # fmt: skip
+    patches = tuple(
+        PatchOrigin(name, dict(headers), result.changelog_line or None)
+        for name, headers in result.patch_origins.items()
+    )
+    digest = sha256_file(result.provenance) if result.provenance.is_file() else None
+    return Evidence(
+        image=image.name,
+        kind="backport",
+        generation=generation,
+        cves_before=_rows(image.before),
+        cves_after=_rows(image.after),
+        packages=tuple(PackageChange(n, b, a) for n, b, a in image.package_changes),
+        tests=tuple(checks),
+        provenance_digest=f"sha256:{digest}" if digest else None,
+        patches=patches,
+        notes=(
+            *image.notes,
+            *(f"still Debian's: {line}" for line in image.not_rebuilt),
+        ),
+    )
