@@ -36,9 +36,11 @@ from kiln.assemble.oci import (
     config_json,
     image_annotations,
     platform_archive_path,
+    write_docker_archive,
 )
 from kiln.debian.deb import read_deb
 from kiln.errors import InputError
+from kiln.oci.layout import LayoutError
 from kiln.oci.model import Descriptor
 from kiln.pipeline.origin import checkout_annotations, public_url
 from kiln.sandbox.unpack import resolve_image
@@ -399,6 +401,24 @@ def test_the_single_platform_archive_is_also_a_docker_archive(single: BuiltImage
 )
 def test_the_platform_archive_sits_beside_the_whole_one(archive: str, expected: str) -> None:
     assert platform_archive_path(Path("out") / archive, "arm64") == Path("out") / expected
+
+
+def test_the_docker_archive_refuses_a_damaged_layer(tmp_path: Path) -> None:
+    if shutil.which("dpkg-deb") is None:
+        pytest.skip("dpkg-deb is needed")
+    amd64 = [i for i in _inputs(tmp_path / "debs", None) if i.arch == "amd64"]
+    built = build_image(amd64, tmp_path / "out" / "tiny")
+    (image,) = built.images
+    layer = image.layers[0].path
+    data = bytearray(layer.read_bytes())
+    data[-5] ^= 0xFF  # gzip's CRC: same size, other digest
+    layer.write_bytes(bytes(data))
+    target = tmp_path / "tiny.docker.tar"
+    with pytest.raises(LayoutError, match="does not match its descriptor") as caught:
+        write_docker_archive(built.layout, image.manifest, target, repo_tags=["t:1"], epoch=0)
+    assert caught.value.exit_code == 2
+    assert not target.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no leftovers
 
 
 def test_a_single_platform_build_links_its_platform_archive(single: BuiltImage) -> None:

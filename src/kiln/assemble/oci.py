@@ -1,9 +1,12 @@
 """OCI documents (config, manifest, index) and the image layout on disk.
 
-Pure builders return canonical JSON bytes (sorted keys, no whitespace) so the same
-inputs give the same digests; the writers put blobs into a layout that is built in a
-temporary sibling directory and swapped in atomically. Also writes oci-archive (a tar of
-the layout) and docker-archive (``docker load`` / ``podman load``) files.
+Pure builders return canonical JSON bytes (``kiln.oci.model.canonical_json``) so the
+same inputs give the same digests; the writers put blobs into a layout that is built in
+a staging directory and swapped in atomically (``kiln.oci.staging``), with one
+single-platform layout per platform inside it (``write_platform_layout``, for syft and
+trivy). Also writes oci-archives (a tar of a layout) and docker-archive (``docker
+load`` / ``podman load``) files. Every read of a layout goes through ``kiln.oci.layout``
+(verified against the descriptors).
 
 Specs: https://github.com/opencontainers/image-spec (config.md, manifest.md,
 image-index.md, image-layout.md, annotations.md); Docker's image tarball format
