@@ -1,0 +1,128 @@
+"""Release versions ↔ tags, and the git window between last affected and first fixed.
+
+Tags are read generically: the numbers of ``v2.9.14``, ``curl-7_49_0``, ``cares-1_16_0``,
+``jq-1.7.1`` or ``1.26.5`` are the version; tags naming a pre-release (rc, alpha, beta,
+pre, dev) count only when no final release has that number. Versions the advisory
+gives come from its CPE ranges, its OSV/CNA events and phrases of its description
+("before 2.10.3", "through 2.9.14", "fixed in 1.8.0").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from kiln.research.record import CveRecord
+
+_NUMS = re.compile(r"(\d+(?:[._]\d+)+|\d+)")
+_PRE = re.compile(r"(?i)(rc|alpha|beta|pre|dev|a\d|b\d)")
+_DESC_FIXED = re.compile(
+    r"(?i)\b(?:before|prior to|fixed in|patched in|upgrade to|update to|earlier than|<)"
+    r"\s+(?:version\s+|v)?(\d+(?:\.\d+){1,3})\b"
+)
+_DESC_LAST = re.compile(
+    r"(?i)\b(?:through|up to(?: and including)?|<=|and earlier|or earlier)\s+(?:version\s+|v)?"
+    r"(\d+(?:\.\d+){1,3})\b"
+)
+_DESC_LAST_AFTER = re.compile(r"(?i)\b(\d+(?:\.\d+){1,3})\s+(?:and|or)\s+(?:earlier|older|below)")
+
+Version = tuple[int, ...]
+
+
+def version_key(text: str) -> Version | None:
+    """The numeric version in a version string or tag name, trailing zeros dropped."""
+    found = _NUMS.findall(text)
+    if not found:
+        return None
+    best = max(found, key=len)
+    numbers = [int(n) for n in re.split(r"[._]", best) if n.isdigit()]
+    if not numbers or any(n > 1_000_000 for n in numbers) or numbers[0] > 10_000:
+        return None  # a date or a hash-like number, not a release
+    while len(numbers) > 1 and numbers[-1] == 0:
+        numbers.pop()
+    return tuple(numbers)
+
+
+@dataclass(frozen=True)
+class TagIndex:
+    """Release tags by version: only final releases unless a version has only pre-releases."""
+
+    by_version: dict[Version, str]
+
+    @classmethod
+    def build(cls, tags: dict[str, tuple[str, int]]) -> TagIndex:
+        """Index tag names (from ``GitRepo.tags``) by the version they spell."""
+        final: dict[Version, str] = {}
+        pre: dict[Version, str] = {}
+        for name in sorted(tags):
+            key = version_key(name)
+            if key is None or not re.search(r"\d[._]\d", name):
+                continue  # a release has at least two numbers (v1.0, curl-8_0_0)
+            rest = _NUMS.sub("", name)
+            (pre if _PRE.search(rest) else final).setdefault(key, name)
+        merged = dict(pre)
+        merged.update(final)
+        return cls(by_version=merged)
+
+    def tag(self, version: str) -> str | None:
+        """The tag of exactly this version."""
+        key = version_key(version)
+        return self.by_version.get(key) if key else None
+
+    def previous(self, version: str) -> str | None:
+        """The greatest tagged version below ``version``."""
+        key = version_key(version)
+        below = [v for v in self.by_version if key and v < key]
+        return self.by_version[max(below)] if below else None
+
+    def following(self, version: str) -> str | None:
+        """The smallest tagged version above ``version``."""
+        key = version_key(version)
+        above = [v for v in self.by_version if key and v > key]
+        return self.by_version[min(above)] if above else None
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Versions the advisory names: first fixed and last affected."""
+
+    fixed: tuple[str, ...]
+    last_affected: tuple[str, ...]
+
+
+def advisory_bounds(record: CveRecord) -> Bounds:
+    """First-fixed and last-affected versions from the record's ranges and description."""
+    fixed: list[str] = []
+    last: list[str] = []
+    for r in record.ranges:
+        if r.end and version_key(r.end) and not re.fullmatch(r"\d{4}-\d\d-\d\d", r.end):
+            (last if r.end_inclusive else fixed).append(r.end)
+    last.extend(v for v in record.exact_versions if version_key(v))
+    text = record.text
+    fixed.extend(_DESC_FIXED.findall(text))
+    last.extend(_DESC_LAST.findall(text))
+    last.extend(_DESC_LAST_AFTER.findall(text))
+    return Bounds(tuple(dict.fromkeys(fixed)), tuple(dict.fromkeys(last)))
+
+
+def tag_windows(bounds: Bounds, tags: TagIndex) -> list[list[str]]:
+    """``git log`` revision lists, one per window ``first-fixed ^last-affected``.
+
+    A fixed version with no tag yet (the fix is unreleased) gives ``--all ^last``.
+    """
+    windows: list[list[str]] = []
+    for version in bounds.fixed:
+        fixed_tag = tags.tag(version)
+        before = tags.previous(version)
+        if fixed_tag and before:
+            windows.append([fixed_tag, f"^{before}"])
+        elif before and not fixed_tag:
+            windows.append(["--all", f"^{before}"])
+    for version in bounds.last_affected:
+        last_tag = tags.tag(version)
+        if not last_tag:
+            continue
+        after = tags.following(version)
+        windows.append([after, f"^{last_tag}"] if after else ["--all", f"^{last_tag}"])
+    unique: dict[tuple[str, ...], list[str]] = {tuple(w): w for w in windows}
+    return list(unique.values())
