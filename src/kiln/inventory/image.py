@@ -15,7 +15,6 @@ verified every blob before it lands on disk), so a mismatch is an ``InputError``
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import os
 import re
@@ -31,7 +30,7 @@ from kiln.errors import InputError, Location
 from kiln.inventory.tree import LayerTree
 from kiln.jsonlimits import parse_json
 from kiln.oci.digest import Digest
-from kiln.oci.layout import HashingReader, LayoutError
+from kiln.oci.layout import HashingReader, LayoutError, verify_bytes
 from kiln.oci.model import (
     DEFAULT_PLATFORM,
     IMAGE_MANIFEST_TYPES,
@@ -149,25 +148,19 @@ def _read_blob(archive: Archive, descriptor: Descriptor, what: str) -> bytes:
     """A small blob (manifest, index, config), verified against its descriptor."""
     name = _blob_path(descriptor.digest)
     if descriptor.size > _MAX_JSON_BYTES:
-        raise InputError(f"{archive.label}: {what} {descriptor.digest} is too large")
+        raise LayoutError(f"{archive.label}: {what} {descriptor.digest} is too large")
     try:
         with archive.open(name) as handle:
             data = handle.read(descriptor.size + 1)
     except OSError as exc:
-        raise InputError(f"{archive.label}: {what} blob {name} is missing") from exc
-    _check(archive, what, str(descriptor.digest), descriptor.size, data)
+        raise LayoutError(f"{archive.label}: {what} blob {name} is missing") from exc
+    _check(archive, what, descriptor.digest, descriptor.size, data)
     return data
 
 
-def _check(archive: Archive, what: str, digest: str, size: int | None, data: bytes) -> None:
-    algorithm, _, expected = digest.partition(":")
-    actual = hashlib.new(algorithm, data).hexdigest()
-    if actual != expected or (size is not None and len(data) != size):
-        raise LayoutError(
-            f"{archive.label}: {what} {digest} does not match its content "
-            f"(got {algorithm}:{actual}, {len(data)} bytes)",
-            hint=_ALTERED,
-        )
+def _check(archive: Archive, what: str, digest: Digest, size: int | None, data: bytes) -> None:
+    where = f"{archive.label}: {what} {digest}"
+    verify_bytes(data, digest, size, where=where, hint=_ALTERED)
 
 
 def _layer_tree_from_oci(archive: Archive, platform: str | None, tree: LayerTree) -> None:
@@ -233,7 +226,7 @@ def _layer_tree_from_docker(archive: Archive, platform: str | None, tree: LayerT
             raise InputError(f"{where}: config {entry.config!r} is missing") from exc
         expected = _digest_from_name(entry.config)
         if expected is not None:
-            _check(archive, "config", expected, None, data)
+            _check(archive, "config", Digest.parse(expected), None, data)
         configs.append((entry, _load_json_model(archive, entry.config, ImageConfig, data)))
     entry, config = configs[0]
     if len(configs) > 1 or platform is not None:

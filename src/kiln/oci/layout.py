@@ -104,12 +104,20 @@ def read_blob(
         data = path.read_bytes()
     except OSError as exc:
         raise LayoutError(f"{root}: cannot read {what} {digest}: {exc.strerror or exc}") from exc
-    found = Digest.of(data, digest.algorithm)
-    if found != digest or len(data) != actual:
-        raise LayoutError(
-            f"{root}: {what} {digest} does not match its digest (its bytes hash to {found})"
-        )
+    verify_bytes(data, digest, actual, where=f"{root}: {what} {digest}")
     return data
+
+
+def verify_bytes(
+    data: bytes, digest: Digest, size: int | None, *, where: str, hint: str | None = None
+) -> None:
+    """Raise ``LayoutError`` unless ``data`` has ``digest`` (and ``size``, when given)."""
+    found = Digest.of(data, digest.algorithm)
+    if found != digest or (size is not None and len(data) != size):
+        raise LayoutError(
+            f"{where} does not match its digest (its {len(data)} bytes hash to {found})",
+            hint=hint,
+        )
 
 
 def read_json_blob(
