@@ -128,6 +128,9 @@ def build(
     image: ImageOption = None,
     release: ReleaseOption = None,
     workers: Annotated[int, typer.Option(help="images built at once")] = 1,
+    variant: Annotated[
+        str | None, typer.Option("--variant", help="only this variant: runtime or dev")
+    ] = None,
     no_tests: Annotated[bool, typer.Option("--no-tests", help="build only")] = False,
     offline: Annotated[
         bool, typer.Option("--offline", help="leave out the tests that need the network")
@@ -137,6 +140,8 @@ def build(
     """Build and test the catalog's images through the factory's Temporal workflow."""
     if workers < 1:
         raise InputError(f"--workers {workers}: at least 1")
+    if variant not in (None, "runtime", "dev"):
+        raise InputError(f"--variant {variant!r}: runtime or dev")
     logging.getLogger("temporalio").setLevel(logging.ERROR)
     from kiln.factory.catalogbuild import ImageOutcome, jobs_for, run_catalog, state_root
     from kiln.factory.engine import connect
@@ -147,7 +152,8 @@ def build(
     _report_skips(found)
     if not found.images:
         raise InputError("nothing to build: the selection has no image")
-    jobs = jobs_for(state_root(root), found.images, run_tests=not no_tests)
+    only = {i.name: [variant] for i in found.images} if variant else None
+    jobs = jobs_for(state_root(root), found.images, run_tests=not no_tests, variants=only)
     endpoint = endpoint_for(root)
     err_console.print(
         f"catalog: {len(jobs)} specs ({2 * len(jobs)} images), {workers} at once, "

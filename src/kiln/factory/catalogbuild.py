@@ -51,6 +51,17 @@ TASK_QUEUE = "kiln-catalog"
 CATALOG_DIR = "catalog"
 STATE = "catalog"
 _MAX_RESULT_BYTES = 1024 * 1024
+#: What ``make test`` builds and tests (tests/catalogscale/test_sample.py, bench/catalog.py
+#: --sample): 20 small images over the three families and both releases, runtime
+#: variants mostly (spec name -> variants).
+SAMPLE: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(
+        ("curl", "zstd", "tree", "socat", "file", "bc", "less", "perl", "gawk-runtime",
+         "beanstalkd", "nats-server", "jq-debian12"),
+        ("runtime",),
+    ),
+    **dict.fromkeys(("jq", "memcached", "lua", "memcached-debian12"), ("runtime", "dev")),
+}  # fmt: skip
 
 
 def state_root(root: Path) -> Path:
@@ -91,7 +102,7 @@ def plan(
     network_tests: bool = True,
 ) -> CatalogPlan:
     """The catalog's generated specs (narrowed to a family, names, a release) and skips."""
-    from kiln.spec.family import CatalogPlan, load_families, plan_catalog
+    from kiln.spec.family import CatalogPlan, image_name, load_families, plan_catalog
 
     families = load_families(root / CATALOG_DIR, reserved=hand_written(root))
     full = plan_catalog(families, exists, network_tests=network_tests, only_family=family)
@@ -99,20 +110,24 @@ def plan(
     images = [
         i
         for i in full.images
-        if (not wanted or i.name in wanted or i.entry in wanted)
-        and (release is None or i.release == release)
+        if (not wanted or i.name in wanted) and (release is None or i.release == release)
     ]
-    if wanted:
-        known = {i.name for i in full.images} | {i.entry for i in full.images}
-        known |= {s.entry for s in full.skipped}
-        unknown = sorted(wanted - known)
-        if unknown:
-            raise InputError(f"no catalog image called {', '.join(unknown)}")
     skipped = [
         s
         for s in full.skipped
-        if (not wanted or s.entry in wanted) and (release is None or s.release == release)
+        if (not wanted or image_name(s.entry, s.release) in wanted)
+        and (release is None or s.release == release)
     ]
+    unknown = sorted(
+        wanted
+        - {i.name for i in full.images}
+        - {image_name(s.entry, s.release) for s in full.skipped}
+    )
+    if unknown:
+        raise InputError(
+            f"no catalog image called {', '.join(unknown)}",
+            hint="names are spec names: curl (Debian 13), curl-debian12 (Debian 12)",
+        )
     return CatalogPlan(tuple(images), tuple(skipped))
 
 
@@ -150,6 +165,7 @@ class ImageJob:
     output: str  # where layouts go
     results: str  # where the outcome is recorded
     run_tests: bool = True
+    variants: list[str] = field(default_factory=list)  # empty: runtime and dev
 
 
 @dataclass
@@ -309,7 +325,12 @@ def build_and_test(job: ImageJob, *, beat: Callable[[str], None] = lambda _: Non
     try:
         beat(f"locking and building {job.name}")
         loaded = load_spec(job.spec)
-        options = BuildOptions(output=Path(job.output), archs=("amd64",), refresh=True)
+        options = BuildOptions(
+            output=Path(job.output),
+            archs=("amd64",),
+            variants=tuple(job.variants),
+            refresh=True,
+        )
         built = build_spec(loaded, archive, options, listener=observer)
         for each in built:
             variant = VariantOutcome(each.label, each.variant, built=True)
@@ -393,7 +414,8 @@ class CatalogWorkflow:
 
 def workflow_id(jobs: Sequence[ImageJob]) -> str:
     """One id per selection: rerunning the same selection finds the running workflow."""
-    digest = hashlib.sha256("\n".join(sorted(j.spec for j in jobs)).encode()).hexdigest()
+    keys = sorted(f"{j.spec} {','.join(j.variants)} {j.run_tests}" for j in jobs)
+    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()
     return f"catalog-{digest[:16]}"
 
 
@@ -447,9 +469,14 @@ async def run_catalog(
 
 
 def jobs_for(
-    state: Path, images: Iterable[GeneratedImage], *, run_tests: bool = True
+    state: Path,
+    images: Iterable[GeneratedImage],
+    *,
+    run_tests: bool = True,
+    variants: Mapping[str, Sequence[str]] | None = None,
 ) -> list[ImageJob]:
-    """Write the specs and make one job per image (layouts under ``state/out``)."""
+    """Write the specs and make one job per image (layouts under ``state/out``);
+    ``variants``: per spec name, only these variants (default: both)."""
     images = list(images)
     paths = write_specs(state / "specs", images)
     return [
@@ -461,6 +488,7 @@ def jobs_for(
             str(state / "out" / i.release),
             str(state / "results"),
             run_tests,
+            list((variants or {}).get(i.name, ())),
         )
         for i, p in zip(images, paths, strict=True)
     ]
