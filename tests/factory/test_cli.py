@@ -140,3 +140,15 @@ def test_outside_a_git_checkout_is_an_input_error(
     monkeypatch.chdir(tmp_path)
     assert main(["factory", "status"]) == 2
     assert "not inside a git checkout" in capsys.readouterr().err
+
+
+def test_an_unreachable_cluster_is_an_environment_error(
+    catalog: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kiln.factory.server import free_port
+
+    monkeypatch.setenv("KILN_TEMPORAL", f"127.0.0.1:{free_port()}")  # nobody listens
+    assert main(["factory", "status"]) == 3
+    err = capsys.readouterr().err
+    assert "cannot reach Temporal at 127.0.0.1:" in err
+    assert "KILN_TEMPORAL" in err
