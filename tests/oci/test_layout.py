@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from kiln.errors import InputError
 from kiln.oci.digest import Digest
@@ -13,6 +16,7 @@ from kiln.oci.layout import (
     HashingReader,
     ImageLayout,
     LayoutError,
+    decompressed,
     index_entry,
     open_blob,
     read_blob,
@@ -146,3 +150,28 @@ def test_the_platform_is_chosen_exactly_and_attestations_are_skipped() -> None:
     assert choose_platform(alone, None, "here") == arm64  # the one image there is
     with pytest.raises(InputError, match="lists no image manifests"):
         choose_platform(_index(attestation), None, "here")
+
+
+@pytest.mark.parametrize(
+    "media_type",
+    [
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        "application/vnd.oci.image.layer.v1.tar+zstd",
+        "application/vnd.oci.image.layer.v1.tar",
+    ],
+)
+def test_layers_of_every_type_decompress_to_their_tar(media_type: str) -> None:
+    tar = b"ustar bytes" * 100
+    if "gzip" in media_type:
+        packed = gzip.compress(tar)
+    elif "zstd" in media_type:
+        packed = zstandard.ZstdCompressor().compress(tar)
+    else:
+        packed = tar
+    assert decompressed(media_type, io.BytesIO(packed), where="w").read() == tar
+
+
+def test_an_unknown_layer_type_is_named() -> None:
+    with pytest.raises(LayoutError, match=r"w: unsupported layer media type 'text/plain'"):
+        decompressed("text/plain", io.BytesIO(b""), where="w")

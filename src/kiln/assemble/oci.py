@@ -16,7 +16,6 @@ image-index.md, image-layout.md, annotations.md); Docker's image tarball format
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import hashlib
 import io
 import tarfile
@@ -37,6 +36,7 @@ from kiln.oci.layout import (
     ImageLayout,
     LayoutError,
     blob_path,
+    decompressed,
     hardlink_or_copy,
     index_entry,
     write_index,
@@ -360,14 +360,6 @@ def link_archive(source: Path, target: Path) -> None:
         discard_staging(staging)
 
 
-def _decompressed(media_type: str, raw: IO[bytes]) -> IO[bytes]:
-    if media_type.endswith("+gzip"):
-        return cast("IO[bytes]", gzip.GzipFile(fileobj=raw, mode="rb"))
-    if media_type.endswith("+zstd"):
-        return cast("IO[bytes]", zstandard.ZstdDecompressor().stream_reader(raw))
-    return raw
-
-
 def _write_layer_tar(layout: ImageLayout, layer: Descriptor, dest_dir: Path) -> str:
     """Decompress ``layer`` into ``dest_dir/<diff_id hex>/layer.tar``, streamed and verified.
 
@@ -381,7 +373,7 @@ def _write_layer_tar(layout: ImageLayout, layer: Descriptor, dest_dir: Path) -> 
         diff_id = hashlib.sha256()
         try:
             with (
-                _decompressed(layer.media_type, cast("IO[bytes]", hashing)) as stream,
+                decompressed(layer.media_type, cast("IO[bytes]", hashing), where=where) as stream,
                 partial.open("wb") as out,
             ):
                 while chunk := stream.read(_CHUNK):

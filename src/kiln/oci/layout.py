@@ -17,6 +17,7 @@ Writes: ``write_blob`` (content-addressed, atomic), ``write_marker`` and
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import os
@@ -24,8 +25,9 @@ import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
+import zstandard
 from pydantic import ValidationError
 
 from kiln.errors import InputError, Location
@@ -206,6 +208,20 @@ class HashingReader(io.RawIOBase):
                 f"{descriptor.digest.algorithm}:{self.hash.hexdigest()}, {self.size} bytes; "
                 f"expected {descriptor.digest}, {descriptor.size} bytes)"
             )
+
+
+def decompressed(media_type: str, raw: IO[bytes], *, where: str) -> IO[bytes]:
+    """The tar stream of a layer of ``media_type`` (OCI or Docker; gzip, zstd or none).
+
+    An unknown layer type is a ``LayoutError`` naming it.
+    """
+    if media_type.endswith(("+gzip", ".tar.gzip")):
+        return cast("IO[bytes]", gzip.GzipFile(fileobj=raw, mode="rb"))
+    if media_type.endswith(("+zstd", ".tar.zstd")):
+        return cast("IO[bytes]", zstandard.ZstdDecompressor().stream_reader(raw))
+    if media_type.endswith(".tar"):
+        return raw
+    raise LayoutError(f"{where}: unsupported layer media type {media_type!r}")
 
 
 def write_blob(root: Path, data: bytes) -> Digest:

@@ -11,7 +11,6 @@ already unpacked. Spec: image-spec layer.md ("Whiteouts"), image-layout.md.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import platform
@@ -27,7 +26,7 @@ import zstandard
 
 from kiln.assemble.model import OCI_PLATFORMS
 from kiln.errors import InputError
-from kiln.oci.layout import HashingReader, ImageLayout, LayoutError, open_blob
+from kiln.oci.layout import HashingReader, ImageLayout, LayoutError, decompressed, open_blob
 from kiln.oci.model import Descriptor, ImageManifest, choose_platform
 
 _NESTING = 4  # index -> (nested index ->) manifest; bounded against cycles
@@ -130,16 +129,6 @@ def resolve_image(layout: Path, *, tag: str | None = None, arch: str | None = No
 
 
 # ------------------------------------------------------------------------------ unpack
-
-
-def _decompressed(layout: Path, layer: Descriptor, raw: IO[bytes]) -> IO[bytes]:
-    if layer.media_type.endswith("+gzip") or layer.media_type.endswith(".tar.gzip"):
-        return cast("IO[bytes]", gzip.GzipFile(fileobj=raw, mode="rb"))
-    if layer.media_type.endswith("+zstd"):
-        return cast("IO[bytes]", zstandard.ZstdDecompressor().stream_reader(raw))
-    if layer.media_type.endswith(".tar") or layer.media_type.endswith("rootfs.diff.tar"):
-        return raw
-    raise InputError(f"{layout}: unsupported layer media type {layer.media_type!r}")
 
 
 def _member_path(name: str, where: str) -> list[str]:
@@ -279,7 +268,7 @@ def unpack_image(image: ImageRef, dest: Path) -> UnpackedImage:
         where = f"{image.layout}: layer #{index} {layer.digest}"
         with open_blob(image.layout, layer) as raw:
             hashing = HashingReader(raw, layer.digest.algorithm)
-            stream = _decompressed(image.layout, layer, cast("IO[bytes]", hashing))
+            stream = decompressed(layer.media_type, cast("IO[bytes]", hashing), where=where)
             try:
                 _apply_layer(dest, stream, where, state)
             except InputError:
