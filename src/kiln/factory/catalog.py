@@ -19,9 +19,9 @@ import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from kiln.errors import InputError, PolicyError, RemoteContentError
+from kiln.errors import InputError, KilnError, PolicyError, RemoteContentError
 from kiln.factory.activities import Beat
 from kiln.factory.model import (
     Observation,
@@ -33,10 +33,11 @@ from kiln.factory.model import (
 )
 from kiln.factory.server import state_dir
 from kiln.fileio import atomic_write
-from kiln.forge.evidence import CheckResult, CveRow, PackageChange, SizeChange
+from kiln.forge.evidence import AgentStep, CheckResult, CveRow, PackageChange, SizeChange
 
 if TYPE_CHECKING:
     from kiln.assemble import BuiltImage
+    from kiln.factory.agent import Agent
     from kiln.forge import Forge
     from kiln.inventory.model import InstalledPackage, OsRelease
     from kiln.pipeline import ArchiveAccess, CurrentLock
@@ -211,6 +212,7 @@ class CatalogSteps:
     backport_attempts: int = 3  # unstable fixes looked at per generation
     backport_max_mb: int = 20  # larger sources (gcc, openssl) are left to research
     base: str = "main"  # the branch pull requests go to; specs and locks are read from it
+    agent: Agent | None = None  # the optional self-healing agent (kiln.factory.agent)
 
     def _repo(self) -> ArchiveAccess:
         if self.repository is not None:
@@ -304,14 +306,13 @@ class CatalogSteps:
         return work
 
     def bump(self, request: ReconcileRequest, seen: Observation, beat: Beat) -> StepResult:
-        """Relock a staged copy, build, test and scan it: the new lock as a proposal."""
-        from kiln.pipeline.build import BuildOptions, build_spec
+        """Relock a staged copy, build, test and scan it: the new lock as a proposal. When
+        the tests fail and the agent is configured, it may repair the staged files."""
         from kiln.resolve.lockfile import LockError, read_lock
-        from kiln.spec import load_spec
 
         original = self._load(request.image)
         work = self._work(request.image, seen.generation)
-        staged = load_spec(self.stage(request.image, work))
+        spec_path = self.stage(request.image, work)
         try:
             old: Lock | None = read_lock(original.lock_path)
         except LockError:
@@ -320,20 +321,17 @@ class CatalogSteps:
             old = None
         beat("relocking and building")
         listener = _Heard(beat)
-        options = BuildOptions(output=work / "out", archs=self.archs, refresh=True)
-        built = {
-            b.variant: b.image for b in build_spec(staged, self._repo(), options, listener=listener)
-        }
+        built = self._build(spec_path, work, listener)
         if listener.written is None:
             return StepResult("bump", "nothing", "the archive resolves to the checked-in lock")
-        new = read_lock(staged.lock_path)
+        written = listener.written
         tests = self._test(built, beat)
-        failed = [t for t in tests if t.status != "pass"]
-        if failed:
-            raise PolicyError(
-                f"{request.image}: the image's tests fail after the bump",
-                details=[f"{t.name}: {t.status} {t.detail}".strip() for t in failed],
-            )
+        agent: list[AgentStep] = []
+        files: dict[str, bytes | None] = {}
+        if any(t.status != "pass" for t in tests):
+            built, tests, agent, files = self._repair(request, seen, work, tests, beat)
+        new = read_lock(spec_path.with_name(f"{request.image}.lock.json"))
+        files[f"images/{request.image}.lock.json"] = new.to_json()
         beat("scanning")
         arch = self.archs[0]
         before = self._scan_lock(old, f"{request.image} before") if old else None
@@ -351,17 +349,73 @@ class CatalogSteps:
             image=request.image,
             kind="bump",
             generation=seen.generation,
-            title=f"{request.image}: {listener.written}",
-            files=Proposal.encode({f"images/{request.image}.lock.json": new.to_json()}),
+            title=f"{request.image}: {written}",
+            files=Proposal.encode(files),
             cves_before=cve_entries(before.active) if before else [],
             cves_after=cve_entries(after.active),
             packages=changed,
             sizes=sizes,
             tests=[CheckResult("build", "pass", built["runtime"].index_digest), *tests],
             digest=built["runtime"].index_digest,
-            notes=[f"relocked: {listener.written}", f"why now: {request.reason}"],
+            agent=agent,
+            notes=[f"relocked: {written}", f"why now: {request.reason}"],
         )
-        return StepResult("bump", "proposed", listener.written, proposal)
+        return StepResult("bump", "proposed", written, proposal)
+
+    def _build(self, spec_path: Path, work: Path, listener: _Heard) -> dict[str, BuiltImage]:
+        """Relock (refresh) and build every variant of the staged spec for ``archs``."""
+        from kiln.pipeline.build import BuildOptions, build_spec
+        from kiln.spec import load_spec
+
+        options = BuildOptions(output=work / "out", archs=self.archs, refresh=True)
+        variants = build_spec(load_spec(spec_path), self._repo(), options, listener=listener)
+        return {b.variant: b.image for b in variants}
+
+    def _repair(
+        self,
+        request: ReconcileRequest,
+        seen: Observation,
+        work: Path,
+        tests: list[CheckResult],
+        beat: Beat,
+    ) -> tuple[dict[str, BuiltImage], list[CheckResult], list[AgentStep], dict[str, bytes | None]]:
+        """Failing tests after the bump: the agent's repair of the staged files (rebuilt
+        and retested by its ``rerun_step``), or the ``PolicyError`` naming each failure."""
+        from kiln.factory.agent import Failure, RerunResult
+
+        def lines(checks: list[CheckResult]) -> list[str]:
+            return [
+                f"{t.name}: {t.status} {t.detail}".strip() for t in checks if t.status != "pass"
+            ]
+
+        failed = PolicyError(
+            f"{request.image}: the image's tests fail after the bump", details=lines(tests)
+        )
+        if self.agent is None:
+            raise failed
+        last: dict[str, Any] = {}
+
+        def rerun() -> RerunResult:
+            try:
+                built = self._build(work / "images" / f"{request.image}.yaml", work, _Heard(beat))
+                checks = self._test(built, beat)
+            except KilnError as exc:
+                return RerunResult(False, exc.diagnostics())
+            last.update(built=built, tests=checks)
+            bad = lines(checks)
+            return RerunResult(not bad, "\n".join(bad) or "every test passed")
+
+        log = "\n".join(failed.details)
+        outcome = self.agent.repair(
+            Failure(request.image, "bump", seen.generation, "test", log), work, rerun
+        )
+        if not outcome.fixed or not last:
+            raise PolicyError(
+                f"{failed.message}; the agent did not repair it: {outcome.reason}",
+                details=failed.details,
+            )
+        changed: dict[str, bytes | None] = dict(outcome.changed)
+        return last["built"], last["tests"], list(outcome.evidence()), changed
 
     def _test(self, built: Mapping[str, BuiltImage], beat: Beat) -> list[CheckResult]:
         """Each built variant's own tests in bubblewrap (CTRF written into its layout)."""

@@ -12,7 +12,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from kiln.forge.evidence import CheckResult, CveRow, PackageChange, PatchOrigin, SizeChange
+from kiln.forge.evidence import (
+    AgentStep,
+    CheckResult,
+    CveRow,
+    PackageChange,
+    PatchOrigin,
+    SizeChange,
+)
 
 TASK_QUEUE = "kiln-factory"
 WORKFLOW_PREFIX = "reconcile-"
@@ -88,6 +95,7 @@ class Proposal:
     tests: list[CheckResult] = field(default_factory=list)
     compat: list[CheckResult] = field(default_factory=list)
     patches: list[PatchOrigin] = field(default_factory=list)
+    agent: list[AgentStep] = field(default_factory=list)  # the repair agent's transcript
     digest: str = ""  # the built index digest (provenance subject)
     notes: list[str] = field(default_factory=list)
 

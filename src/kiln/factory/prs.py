@@ -37,6 +37,7 @@ def evidence_of(proposal: Proposal) -> Evidence:
         compat=tuple(proposal.compat),
         provenance_digest=proposal.digest or None,
         patches=tuple(proposal.patches),
+        agent=tuple(proposal.agent),
         notes=tuple(proposal.notes),
     )
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from kiln.errors import InputError
 from kiln.factory.catalog import CatalogSteps, EventSink
+from kiln.factory.server import state_dir
 
 if TYPE_CHECKING:
     from kiln.forge import Forge
@@ -68,6 +69,13 @@ def production_steps(
     root: Path, *, db_url: str | None = None, environ: Mapping[str, str] = os.environ
 ) -> CatalogSteps:
     """The real steps for the checkout at ``root``."""
+    from kiln.factory.agent import agent_from_env
+
+    agent = agent_from_env(environ, state=state_dir(root) / "factory")
     return CatalogSteps(
-        root, forge=production_forge(root, environ), events=advisory_sink(db_url), db_url=db_url
+        root,
+        forge=production_forge(root, environ),
+        events=advisory_sink(db_url),
+        db_url=db_url,
+        agent=agent,
     )
