@@ -51,6 +51,7 @@ TASK_QUEUE = "kiln-catalog"
 CATALOG_DIR = "catalog"
 STATE = "catalog"
 _MAX_RESULT_BYTES = 1024 * 1024
+HEARTBEAT_EVERY = 2.0
 #: What ``make test`` builds and tests (tests/catalogscale/test_sample.py, bench/catalog.py
 #: --sample): 20 small images over the three families and both releases, runtime
 #: variants mostly (spec name -> variants).
@@ -211,6 +212,9 @@ class CatalogRequest:
 
     jobs: list[ImageJob]
     workers: int = 1
+    #: a worker killed mid-image stops heartbeating: after this long the image is retried
+    #: on another worker (the heartbeat comes every HEARTBEAT_EVERY s while it builds)
+    heartbeat_timeout_s: float = 120.0
 
 
 # ------------------------------------------------------------------ the activity
@@ -363,7 +367,7 @@ def catalog_build_image(job: ImageJob) -> ImageOutcome:
     """The activity: ``build_and_test`` with a heartbeat while it works."""
     from kiln.factory.activities import heartbeating
 
-    with heartbeating(10.0) as beat:
+    with heartbeating(HEARTBEAT_EVERY) as beat:
         return build_and_test(job, beat=beat)
 
 
@@ -392,7 +396,7 @@ class CatalogWorkflow:
                         catalog_build_image,
                         job,
                         start_to_close_timeout=timedelta(hours=2),
-                        heartbeat_timeout=timedelta(minutes=2),
+                        heartbeat_timeout=timedelta(seconds=request.heartbeat_timeout_s),
                         retry_policy=RetryPolicy(maximum_attempts=3),
                     )
                 except ActivityError as exc:
@@ -426,6 +430,7 @@ async def run_catalog(
     workers: int = 1,
     on_progress: Callable[[dict[str, Any]], None] = lambda _: None,
     poll: float = 2.0,
+    heartbeat_timeout_s: float = 120.0,
 ) -> list[ImageOutcome]:
     """Run an in-process worker, start (or find) the catalog workflow, report progress
     until it finishes, return every outcome."""
@@ -450,7 +455,7 @@ async def run_catalog(
         async with worker:
             handle = await client.start_workflow(
                 CatalogWorkflow.run,
-                CatalogRequest(list(jobs), workers),
+                CatalogRequest(list(jobs), workers, heartbeat_timeout_s),
                 id=workflow_id(jobs),
                 task_queue=TASK_QUEUE,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
