@@ -268,6 +268,7 @@ class _BeatPhase:
         self.beat, self.text = beat, text
 
     def update(self, detail: str) -> None:
+        """Pass ``detail`` on as ``<phase>: <detail>``."""
         self.beat(f"{self.text}: {detail}")
 
 
@@ -309,6 +310,7 @@ class DebianTree:
     display: str
 
     def text(self, name: str) -> bytes | None:
+        """The content of member ``name`` (``debian/changelog``), if it was kept."""
         return self.files.get(name)
 
 
@@ -595,6 +597,7 @@ class _Suites:
         self.urls = suite_urls(self.distro, repo.mirrors)
 
     def versions(self, suite: str, name: str) -> list[SourcePackage]:
+        """Every version of source ``name`` in ``suite``'s signed Sources, newest first."""
         release = self.signed.releases()[suite]
         plain = fetch_index(
             release, "main/source/Sources.xz", cache=self.archive.cache,
@@ -606,6 +609,7 @@ class _Suites:
         return found
 
     def debian_tree(self, package: SourcePackage) -> DebianTree:
+        """``package``'s ``.debian.tar``, checked against its index entry, read bounded."""
         what = f"{package.name} {package.version} ({package.suite})"
         tars = [f for f in package.files if _DEBIAN_TAR.search(f.name)]
         if not tars:
@@ -970,6 +974,7 @@ def lock_changes(
     locks in ``variants`` on ``arch``, sorted by name."""
 
     def versions(path: Path) -> dict[str, str]:
+        """Package -> version over ``variants`` on ``arch``."""
         lock = read_lock(path)
         out: dict[str, str] = {}
         for variant in variants:
