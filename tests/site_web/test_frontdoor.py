@@ -230,6 +230,16 @@ def test_a_blob_that_does_not_match_its_digest_is_not_served(
         # the manifests are still served: the damage is in one blob only
         status, _, _ = request(running.host, "GET", "/v2/kiln/static/manifests/latest")
         assert status == 200
+        # and the pages say what they cannot know instead of failing
+        status, _, body = request(running.host, "GET", "/api/v1/images/static")
+        assert status == 200
+        runtime = json.loads(body)["variants"][0]
+        damaged = {p["arch"]: p["uncompressed"] for p in runtime["platform_details"]}
+        assert damaged == {"amd64": None, "arm64": runtime["uncompressed"]["arm64"]}
+        assert runtime["uncompressed"]["arm64"] > 0
+        status, _, body = request(running.host, "GET", "/images/static")
+        assert status == 200
+        assert "unknown" in body.decode()
 
 
 def test_kiln_scan_through_the_front_door(

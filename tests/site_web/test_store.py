@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from kiln.errors import InputError
 from kiln.registry import Digest
 from kiln.site.frontdoor import parse_range
 from kiln.site.security import RateLimiter
-from kiln.site.stage import site_meta
+from kiln.site.stage import keep_release, settle_release, site_meta
 from kiln.site.store import Store, read_meta, valid_name
 from kiln.spec import load_spec
 from site_web.conftest import free_port
@@ -170,11 +171,13 @@ def _blob(blobs: Path, data: bytes) -> dict[str, object]:
     return {"digest": f"sha256:{digest}", "size": len(data)}
 
 
-def small_layout(path: Path, *, title: str, ref: str) -> dict[str, object]:
-    """One amd64 image (config, one layer) named ``ref``; its layer's descriptor."""
+def small_layout(
+    path: Path, *, title: str, ref: str, content: bytes = b"\0" * 1024
+) -> dict[str, object]:
+    """One amd64 image (config, one layer of ``content``) named ``ref``; its layer."""
     blobs = path / "blobs" / "sha256"
     blobs.mkdir(parents=True)
-    layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar", **_blob(blobs, b"\0" * 1024)}
+    layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar", **_blob(blobs, content)}
     config = _blob(blobs, json.dumps({"architecture": "amd64", "os": "linux"}).encode())
     manifest = _blob(blobs, json.dumps({
         "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -210,3 +213,38 @@ def test_tags_are_those_kiln_publish_moves(tmp_path: Path) -> None:
     assert repository.manifest("sha256:" + "0" * 64) is None
     assert repository.blob(Digest.parse(str(layer["digest"]))) is not None
     assert repository.blob(Digest.parse("sha256:" + "f" * 64)) is None
+
+
+def _publish_meta(layout: Path, published: str) -> str:
+    digest = str(Store(layout.parent).repositories()["demo"].tags()["latest"].digest)
+    meta = {"name": "demo", "variant": "runtime", "published": published, "digest": digest}
+    (layout / "site.json").write_text(json.dumps(meta))
+    return digest
+
+
+def test_an_earlier_release_is_kept_with_its_own_tag(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    old_layer = small_layout(store / "demo", title="demo", ref="3.13.4")
+    old = _publish_meta(store / "demo", "2026-01-01T00:00:00+00:00")
+    kept = keep_release(store / "demo", store, "demo")
+    assert kept == store / "history" / "demo" / old.removeprefix("sha256:")
+    blob = Path("blobs/sha256") / str(old_layer["digest"]).removeprefix("sha256:")
+    assert (kept / blob).stat().st_ino == (store / "demo" / blob).stat().st_ino  # linked
+    assert keep_release(store / "demo", store, "demo") is None  # kept once
+    # the rebuild swaps in a new version; the kept release stays
+    shutil.rmtree(store / "demo")
+    small_layout(store / "demo", title="demo", ref="3.13.5", content=b"\1" * 1024)
+    settle_release(kept, store / "demo")
+    assert kept.is_dir()
+    repository = Store(store).repositories()["demo"]
+    tags = {tag: image.archived for tag, image in repository.tags().items()}
+    assert tags == {"3.13.4": True, "3.13.5": False, "3.13": False, "latest": False}
+    assert repository.manifest(old) is not None  # pullable by digest still
+    assert [i.tag for i in Store(store).images()] == ["3.13.5"]  # the catalog: current only
+    # a rebuild that gives the same image keeps nothing
+    _publish_meta(store / "demo", "2026-02-01T00:00:00+00:00")
+    again = keep_release(store / "demo", store, "demo")
+    assert again is not None
+    settle_release(again, store / "demo")
+    assert not again.exists()
+    assert sorted(p.name for p in (store / "history" / "demo").iterdir()) == [kept.name]

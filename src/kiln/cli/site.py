@@ -101,7 +101,10 @@ def publish(
     from kiln.pipeline.signing import bundle_signer
     from kiln.progress import ConsoleProgress
     from kiln.site.stage import (
+        keep_release,
+        previous_bundles,
         previous_meta,
+        settle_release,
         site_meta,
         write_attestations,
         write_meta,
@@ -125,24 +128,33 @@ def publish(
     write_public_key(store, signer.signer.public_key_pem())
     for path in specs:
         loaded = load_spec(path)
-        # read before the build replaces the layouts: an unchanged digest keeps its date
-        before = {
-            name: previous_meta(layout_dir(store, loaded.spec.name, name))
-            for name in loaded.spec.variant_names()
-        }
-        for built in build_spec(loaded, archive, options, listener=listener, progress=progress):
-            reports = check_every_platform(
-                built, on_checked=show_check, on_untestable=warn_untestable
-            )
-            attestations = attestations_for(
-                BuildObservation.of(built, test_reports=reports), signer
-            )
-            layout = built.image.layout
-            write_attestations(layout, attestations)
-            meta = site_meta(loaded, built.variant, built.image.index_digest, before[built.variant])
-            write_meta(layout, meta)
-            console.print(
-                f"published {built.label} into {layout}: {len(attestations)} attestations",
-                markup=False,
-                highlight=False,
-            )
+        wanted = [
+            v for v in loaded.spec.variant_names() if not options.variants or v in options.variants
+        ]
+        layouts = {v: layout_dir(store, loaded.spec.name, v) for v in wanted}
+        # read before the build replaces the layouts: an unchanged digest keeps its date,
+        # and what is published now is kept as an earlier release (dropped again below
+        # when the rebuild gives the same image)
+        before = {v: previous_meta(layouts[v]) for v in wanted}
+        evidence = {v: previous_bundles(layouts[v]) for v in wanted}
+        kept = {v: keep_release(layouts[v], store, loaded.spec.label(v)) for v in wanted}
+        try:
+            for built in build_spec(loaded, archive, options, listener=listener, progress=progress):
+                reports = check_every_platform(
+                    built, on_checked=show_check, on_untestable=warn_untestable
+                )
+                attestations = attestations_for(
+                    BuildObservation.of(built, test_reports=reports), signer
+                )
+                layout = built.image.layout
+                write_attestations(layout, attestations, evidence[built.variant])
+                digest = built.image.index_digest
+                write_meta(layout, site_meta(loaded, built.variant, digest, before[built.variant]))
+                console.print(
+                    f"published {built.label} into {layout}: {len(attestations)} attestations",
+                    markup=False,
+                    highlight=False,
+                )
+        finally:
+            for v in wanted:
+                settle_release(kept[v], layouts[v])

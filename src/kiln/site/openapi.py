@@ -40,7 +40,11 @@ _SUMMARY = {
         "version": {"type": "string"},
         "platforms": {"type": "array", "items": {"type": "string"}},
         "compressed": {"type": "object", "additionalProperties": {"type": "integer"}},
-        "uncompressed": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "uncompressed": {
+            "type": "object",
+            "additionalProperties": {"type": ["integer", "null"]},
+            "description": "null: a layer does not decompress (damaged)",
+        },
         "cves": _COUNTS,
         "cves_total": {"type": ["integer", "null"]},
         "last_rebuild": {"type": "string"},

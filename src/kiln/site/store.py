@@ -20,10 +20,11 @@ import datetime as dt
 import re
 import threading
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import zstandard
 
 from kiln.attest.bundle import parse_bundle
 from kiln.attest.policy import RawBundle
@@ -50,6 +51,8 @@ PREFIX = "kiln"
 SITE_META = "site.json"
 PUBLIC_KEY = "kiln.pub"
 ATTESTATIONS = "attestations"
+#: earlier releases: ``<store>/history/<label>/<index digest hex>/``, layouts as published
+HISTORY = "history"
 REF_NAME = "org.opencontainers.image.ref.name"
 _MAX_META_BYTES = 64 * 1024
 _CHUNK = 1024 * 1024
@@ -160,6 +163,7 @@ class StoredImage:
     bundles: tuple[StoredBundle, ...]
     unreadable: tuple[str, ...]
     meta: SiteMeta | None
+    archived: bool = False  # an earlier release, kept under history/
     manifests: dict[Digest, Manifest] = field(default_factory=dict)
     referrers: dict[Digest, list[Descriptor]] = field(default_factory=dict)
     small_blobs: dict[Digest, bytes] = field(default_factory=dict)
@@ -174,8 +178,9 @@ class StoredImage:
 
     @property
     def tags(self) -> tuple[str, ...]:
-        """The tags ``kiln publish`` moves for this variant (``latest`` included)."""
-        return tags_for(self.tag, self.variant)
+        """The tags ``kiln publish`` moves for this variant (``latest`` included); an
+        earlier release keeps only its full version's tag (the others moved on)."""
+        return (self.tag,) if self.archived else tags_for(self.tag, self.variant)
 
     @property
     def digest(self) -> str:
@@ -285,7 +290,7 @@ def _name_variant(path: Path, top: Manifest, tag: str, meta: SiteMeta | None) ->
     return name, "runtime"
 
 
-def load_image(path: Path) -> StoredImage:
+def load_image(path: Path, *, archived: bool = False) -> StoredImage:
     """Read one layout with its evidence; ``InputError`` when it is not a usable image."""
     layout = ImageLayout.open(path)
     top_descriptor = layout.select()
@@ -300,7 +305,9 @@ def load_image(path: Path) -> StoredImage:
         raise InputError(f"{path}: image name {name!r} is not a repository name")
     platforms = _platform_images(layout, top)
     bundles, unreadable = _bundles(path / ATTESTATIONS)
-    image = StoredImage(layout, name, variant, tag, top, platforms, bundles, unreadable, meta)
+    image = StoredImage(
+        layout, name, variant, tag, top, platforms, bundles, unreadable, meta, archived
+    )
     image.manifests[top.digest] = top
     for p in platforms:
         image.manifests[p.manifest.digest] = p.manifest
@@ -343,8 +350,19 @@ class Repository:
         return f"{PREFIX}/{self.name}"
 
     def tags(self) -> dict[str, StoredImage]:
-        """tag -> image (a variant's own tags never collide: they carry its suffix)."""
-        return {tag: image for image in self.images for tag in image.tags}
+        """tag -> image. A variant's tags never collide with another's (they carry its
+        suffix); a current release's tags win over an earlier one's, as in a registry
+        where ``kiln publish`` moved them."""
+        found: dict[str, StoredImage] = {}
+        for image in sorted(self.images, key=lambda i: not i.archived):
+            for tag in image.tags:
+                found[tag] = image
+        return found
+
+    @property
+    def current(self) -> tuple[StoredImage, ...]:
+        """The images the catalog lists (not the earlier releases)."""
+        return tuple(image for image in self.images if not image.archived)
 
     def manifest(self, reference: str) -> Manifest | None:
         """A manifest by tag or digest (only one this repository's images hold)."""
@@ -397,7 +415,7 @@ class Store:
         self._lock = threading.Lock()
         self._images: dict[Path, tuple[_Stamp, StoredImage | None, str]] = {}
         self._verified: dict[tuple[Path, Digest], tuple[int, int, int]] = {}
-        self._uncompressed: dict[Digest, int] = {}
+        self._uncompressed: dict[Digest, int | None] = {}
 
     @property
     def public_key(self) -> Path:
@@ -409,7 +427,17 @@ class Store:
                 f"store {self.root} is not a directory",
                 hint="build images first (kiln build / kiln site publish) or pass --store DIR",
             )
-        return sorted(p for p in self.root.iterdir() if (p / "oci-layout").is_file())
+        found = [p for p in self.root.iterdir() if (p / "oci-layout").is_file()]
+        history = self.root / HISTORY
+        if history.is_dir():
+            found += [
+                release
+                for label in history.iterdir()
+                if label.is_dir()
+                for release in label.iterdir()
+                if (release / "oci-layout").is_file()
+            ]
+        return sorted(found)
 
     def refresh(self) -> None:
         """Re-read the layouts whose files changed since the last look."""
@@ -421,8 +449,9 @@ class Store:
                 cached = self._images.get(path)
                 if cached is not None and cached[0] == stamp:
                     continue
+                archived = path.parent.parent == self.root / HISTORY
                 try:
-                    self._images[path] = (stamp, load_image(path), "")
+                    self._images[path] = (stamp, load_image(path, archived=archived), "")
                 except KilnError as exc:
                     self._images[path] = (stamp, None, exc.message)
                 except OSError as exc:
@@ -432,15 +461,24 @@ class Store:
 
     def problems(self) -> list[str]:
         """Layouts that could not be read, and why (shown on the catalog page)."""
-        return [f"{path.name}: {why}" for path, (_, image, why) in self._images.items() if why]
+        return [
+            f"{path.relative_to(self.root)}: {why}"
+            for path, (_, image, why) in self._images.items()
+            if why
+        ]
 
-    def images(self) -> list[StoredImage]:
+    def images(self, *, archived: bool = False) -> list[StoredImage]:
+        """The current images (with ``archived``, the earlier releases too)."""
         self.refresh()
-        return [image for _, image, _ in self._images.values() if image is not None]
+        return [
+            image
+            for _, image, _ in self._images.values()
+            if image is not None and (archived or not image.archived)
+        ]
 
     def repositories(self) -> dict[str, Repository]:
         by_name: dict[str, list[StoredImage]] = {}
-        for image in self.images():
+        for image in self.images(archived=True):
             by_name.setdefault(image.name, []).append(image)
         return {
             name: Repository(name, tuple(sorted(images, key=lambda i: i.variant != "runtime")))
@@ -463,47 +501,46 @@ class Store:
         self._verified[key] = stamp
         return path
 
-    def uncompressed_size(self, image: StoredImage, layer: Descriptor) -> int:
-        """A layer's size unpacked (gzip streamed once, then remembered by digest)."""
-        known = self._uncompressed.get(layer.digest)
-        if known is not None:
-            return known
-        path = image.layout.blob(layer.digest)
-        total = 0
-        if layer.media_type.endswith("+gzip"):
-            inflate = zlib.decompressobj(wbits=31)
-            with path.open("rb") as handle:
-                while chunk := handle.read(_CHUNK):
-                    total += len(inflate.decompress(chunk))
-                total += len(inflate.flush())
-        else:
-            total = layer.size
+    def uncompressed_size(self, image: StoredImage, layer: Descriptor) -> int | None:
+        """A layer's size unpacked (streamed once, then remembered by digest); None when
+        it does not decompress (a damaged blob: the front door refuses to serve it too)."""
+        if layer.digest in self._uncompressed:
+            return self._uncompressed[layer.digest]
+        total: int | None = 0
+        try:
+            total = _unpacked_size(image.layout.blob(layer.digest), layer)
+        except (zlib.error, zstandard.ZstdError, KilnError, OSError):
+            total = None
         self._uncompressed[layer.digest] = total
         return total
 
-    def sizes(self, image: StoredImage) -> dict[str, tuple[int, int]]:
-        """arch -> (compressed, uncompressed) bytes."""
-        return {
-            p.arch: (
-                p.compressed,
-                p.config.size + sum(self.uncompressed_size(image, la) for la in p.layers),
-            )
-            for p in image.platforms
-        }
+    def sizes(self, image: StoredImage) -> dict[str, tuple[int, int | None]]:
+        """arch -> (compressed, uncompressed) bytes; uncompressed None if a layer is damaged."""
+        found: dict[str, tuple[int, int | None]] = {}
+        for p in image.platforms:
+            unpacked = [self.uncompressed_size(image, layer) for layer in p.layers]
+            known = [size for size in unpacked if size is not None]
+            total = p.config.size + sum(known) if len(known) == len(unpacked) else None
+            found[p.arch] = (p.compressed, total)
+        return found
 
 
-def iter_file(path: Path, start: int = 0, length: int | None = None) -> Iterator[bytes]:
-    """A file's bytes from ``start``, ``length`` of them (all by default), in chunks."""
+def _unpacked_size(path: Path, layer: Descriptor) -> int | None:
+    """Bytes ``path`` decompresses to under the layer's media type (None: truncated)."""
+    total = 0
     with path.open("rb") as handle:
-        handle.seek(start)
-        left = length
-        while left is None or left > 0:
-            chunk = handle.read(_CHUNK if left is None else min(_CHUNK, left))
-            if not chunk:
-                return
-            if left is not None:
-                left -= len(chunk)
-            yield chunk
+        if layer.media_type.endswith("+gzip"):
+            inflate = zlib.decompressobj(wbits=31)
+            while chunk := handle.read(_CHUNK):
+                total += len(inflate.decompress(chunk))
+            total += len(inflate.flush())
+            return total if inflate.eof else None
+        if layer.media_type.endswith("+zstd"):
+            reader = zstandard.ZstdDecompressor().stream_reader(handle)
+            while chunk := reader.read(_CHUNK):
+                total += len(chunk)
+            return total
+    return layer.size
 
 
 def published_at(meta: SiteMeta | None, created: str) -> str:

@@ -56,8 +56,8 @@ def _finalize(value: object) -> object:
     return "" if value is None else value
 
 
-def _mib(size: int) -> str:
-    return f"{size / 1024**2:.1f} MiB"
+def _mib(size: int | None) -> str:
+    return "unknown" if size is None else f"{size / 1024**2:.1f} MiB"
 
 
 def templates() -> jinja2.Environment:
@@ -201,7 +201,7 @@ class Site:
         repo = self.repository(name)
         host = self.host(request)
         variants = []
-        for image in repo.images:
+        for image in repo.current:
             sizes = self.store.sizes(image)
             variants.append(
                 {
@@ -223,6 +223,19 @@ class Site:
                     "notes": list(image.meta.notes) if image.meta else [],
                 }
             )
+        earlier = [
+            {
+                "label": image.label,
+                "tag": image.tag,
+                "digest": image.digest,
+                "published": published_at(image.meta, image.created),
+            }
+            for image in sorted(
+                (i for i in repo.images if i.archived),
+                key=lambda i: published_at(i.meta, i.created),
+                reverse=True,
+            )
+        ]
         labels = {repo.name, *(image.label for image in repo.images)}
         events, events_problem = safely(advisories_for, self.config.db, labels)
         prs, prs_problem = safely(pull_requests_for, self.config.forge, labels)
@@ -230,6 +243,7 @@ class Site:
             "name": repo.name,
             "repository": f"{host}/{repo.path}",
             "variants": variants,
+            "earlier": earlier,
             "tags": sorted(repo.tags()),
             "advisories": events,
             "advisories_problem": events_problem,
