@@ -182,3 +182,15 @@ def test_an_entry_whose_spec_does_not_validate_is_skipped_not_fatal(tmp_path: Pa
     plan = plan_catalog([loaded])
     assert {i.entry for i in plan.images} == {"good"}
     assert {s.entry for s in plan.skipped} == {"bad"}
+
+
+def test_selection_by_spec_name_and_unknown_names() -> None:
+    from kiln.factory.catalogbuild import plan
+
+    found = plan(ROOT, None, names=["curl", "memcached-debian12"])
+    assert sorted(i.name for i in found.images) == ["curl", "memcached-debian12"]
+    assert [i.name for i in plan(ROOT, None, names=["curl"], release="debian-12").images] == []
+    with pytest.raises(InputError, match=r"no catalog image called \.\./etc, nope"):
+        plan(ROOT, None, names=["nope", "../etc"])
+    with pytest.raises(InputError, match="no family called 'x'"):
+        plan(ROOT, None, family="x")
