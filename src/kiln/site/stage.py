@@ -4,8 +4,9 @@
 makes the same signed attestations (``kiln.pipeline.publish.attestations_for``: image
 signatures, SLSA provenance, SPDX and CycloneDX per platform, a CTRF report per tested
 platform) and writes them as Sigstore bundles into ``<layout>/attestations/``, each
-file written atomically; bundles of an earlier build of the layout are removed after
-the new ones are in place. The public key goes to ``<store>/kiln.pub``.
+file written atomically; evidence attached since about the same image (a VEX) is
+carried over. The public key goes to ``<store>/kiln.pub``. The layout published before
+a rebuild is kept as an earlier release (``keep_release``, ``settle_release``).
 """
 
 from __future__ import annotations
