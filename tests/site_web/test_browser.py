@@ -101,6 +101,13 @@ def test_catalog_to_diff_numbers_equal_the_cli(
     assert _number(page, "#fixable") == summary["fix_available"]
     assert _number(page, "#not-affected") == summary["by_status"]["not_affected"] == 1
     assert page.locator("#findings tbody tr").count() == len(report["findings"])
+    # each number's row names where the JSON report has it: follow the path
+    for row in page.locator("#summary tbody tr").all():
+        value: Any = report
+        for key in row.locator("code").inner_text().strip(".").split("."):
+            value = value[key]
+        assert int(row.locator("td.num").inner_text()) == value
+    assert page.locator("#json-command").inner_text().strip() == f"{command} --format json"
     # the hostile feed description is on the page as text, and nothing ran
     titles = page.locator("#findings td.title").all_inner_texts()
     assert any('<script>alert("feed")</script>' in t for t in titles)
