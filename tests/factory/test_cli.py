@@ -152,3 +152,22 @@ def test_an_unreachable_cluster_is_an_environment_error(
     err = capsys.readouterr().err
     assert "cannot reach Temporal at 127.0.0.1:" in err
     assert "KILN_TEMPORAL" in err
+
+
+def test_watch_sees_a_commit_made_between_two_watches_and_reconciles_it(
+    catalog: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["factory", "watch", "--source", "catalog", "--interval", "1", "--rounds", "1"]
+    assert main(argv) == 0  # learns (and keeps) where the catalog is
+    assert "watch: catalog every 1s" in capsys.readouterr().err
+    assert FactoryState(catalog).results() == []  # nothing was enqueued
+    (catalog / "images" / "static.yaml").write_text("name: [broken\n")
+    who = ["-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run(["git", "-C", str(catalog), *who, "commit", "-qam", "x"], check=True)
+    assert main(argv) == 0
+    # the touched image was reconciled: its broken spec is an input error, dead-lettered
+    letter = FactoryState(catalog).letter("static")
+    assert letter is not None
+    assert letter.step == "observe"
+    assert "static.yaml" in letter.reason
+    assert FactoryState(catalog).letter("base") is None  # not touched, not reconciled

@@ -168,7 +168,7 @@ def watch(
     """Poll the archive, the feeds and the catalog's commits (a Temporal workflow per
     source) and reconcile the images that changed; this process is also a worker."""
     from kiln.factory.activities import FactoryActivities
-    from kiln.factory.engine import connect, make_worker, start_watch
+    from kiln.factory.engine import connect, make_worker, settle, start_watch
     from kiln.factory.state import FactoryState
     from kiln.factory.watch import SOURCES, CatalogWatcher, WatchActivities
     from kiln.factory.wiring import production_steps
@@ -182,7 +182,9 @@ def watch(
     root = _root(catalog)
     endpoint = _endpoint(root)
     activities = FactoryActivities(production_steps(root), FactoryState(root))
-    watcher = WatchActivities(CatalogWatcher(root))
+    from kiln.factory.server import state_dir
+
+    watcher = WatchActivities(CatalogWatcher(root), state_dir(root) / "factory" / "watch")
 
     async def main() -> None:
         client = await connect(endpoint)
@@ -197,6 +199,7 @@ def watch(
                 err_console.print(f"factory watch: {', '.join(sources)} every {interval:.0f}s")
                 for handle in handles:
                     await handle.result()
+                await settle(client)  # --rounds: the reconciles the last polls enqueued
         finally:
             executor.shutdown(wait=True)
 

@@ -172,6 +172,15 @@ async def run_pass(
         executor.shutdown(wait=True)
 
 
+async def settle(client: Client, *, quiet: float = 1.0) -> None:
+    """Return once no reconcile has been queued or running for ``quiet`` seconds (twice
+    in a row: the visibility list may lag a start by a moment)."""
+    calm = 0
+    while calm < 2:
+        calm = 0 if await running(client) else calm + 1
+        await asyncio.sleep(quiet)
+
+
 @dataclass
 class ImageStatus:
     """One row of ``kiln factory status``."""

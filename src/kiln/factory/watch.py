@@ -21,6 +21,7 @@ Sources (``Watcher``):
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ from temporalio import activity
 from kiln.errors import InputError, KilnError
 from kiln.factory.activities import failure
 from kiln.factory.model import valid_key
+from kiln.fileio import atomic_write
+from kiln.jsonlimits import read_json_file
 
 if TYPE_CHECKING:
     from kiln.pipeline import ArchiveAccess
@@ -187,10 +190,33 @@ class CatalogWatcher:
 
 
 class WatchActivities:
-    """The watch's activities, bound to one ``Watcher``."""
+    """The watch's activities, bound to one ``Watcher``.
 
-    def __init__(self, watcher: Watcher) -> None:
+    With a ``directory``, each source's last state is also kept there
+    (``<source>.json``, atomic), so a watch started again compares with what the last
+    one saw instead of learning the sources anew (a commit made while no watch ran is
+    still seen).
+    """
+
+    def __init__(self, watcher: Watcher, directory: Path | None = None) -> None:
         self.watcher = watcher
+        self.directory = directory
+
+    def _saved(self, source: str) -> dict[str, str]:
+        path = self.directory / f"{source}.json" if self.directory else None
+        if path is None or not path.exists():
+            return {}
+        data = read_json_file(path, max_bytes=1 << 20, what="the watch state")
+        if not isinstance(data, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+        ):
+            raise InputError(f"{path}: not a watch state (an object of strings)")
+        return data
+
+    def _save(self, source: str, state: Mapping[str, str]) -> None:
+        if self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.directory / f"{source}.json", json.dumps(dict(state)).encode())
 
     def all(self) -> list[Callable[..., object]]:
         """Every activity, for ``Worker(activities=...)``."""
@@ -200,9 +226,12 @@ class WatchActivities:
     def poll(self, given: PollInput) -> PollResult:
         """Poll one source."""
         try:
-            return self.watcher.poll(given.source, given.previous)
+            previous = given.previous or self._saved(given.source)
+            result = self.watcher.poll(given.source, previous)
+            self._save(given.source, result.state)
         except KilnError as exc:
             raise failure(exc) from exc
+        return result
 
     @activity.defn(name="enqueue_keys")
     async def enqueue_keys(self, given: EnqueueInput) -> list[str]:
