@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -106,3 +107,16 @@ def test_hostile_strings_render_as_text(published: Published, tmp_path: Path) ->
         )
         described = {p["name"]: p["description"] for p in json.loads(body)["packages"]}
         assert described["tzdata"] == HOSTILE  # JSON keeps it exact (and escaped)
+
+
+def test_a_hostile_query_is_echoed_as_text(site: RunningSite) -> None:
+    """The search box shows what was searched for: escaped, cut to 100 characters."""
+    query = quote('"><script>alert(1)</script>\x1b[2J' + "x" * 200)
+    status, _, body = request(site.host, "GET", f"/?q={query}&family=%3Cb%3E")
+    html = body.decode()
+    assert status == 200
+    assert "<script>alert(1)" not in html
+    assert "&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "\x1b" not in html
+    assert "x" * 101 not in html
+    assert "no image matches" in html
