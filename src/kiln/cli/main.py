@@ -158,7 +158,18 @@ def run() -> NoReturn:
     """
     code = main()
     gc.freeze()
+    if _TEMPORAL_BRIDGE in sys.modules:
+        # The Temporal SDK's Rust threads outlive a command that talked to Temporal
+        # (kiln factory, kiln catalog) and can abort the interpreter's teardown with
+        # "PyGILState_Release: thread state ... must be current" (SIGABRT, exit 134;
+        # temporalio/sdk-python#300): such a command leaves without the teardown.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
+
+
+_TEMPORAL_BRIDGE = "temporalio.bridge.temporal_sdk_bridge"
 
 
 if __name__ == "__main__":
