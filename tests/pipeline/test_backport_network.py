@@ -17,9 +17,11 @@ from pathlib import Path
 import pytest
 
 from kiln.errors import PolicyError
+from kiln.forge.evidence import PackageChange, render_markdown
 from kiln.pipeline.backport import (
     backport_from_unstable,
     backport_patch,
+    evidence_for,
     find_unstable_fix,
     unstable_candidates,
 )
@@ -109,6 +111,21 @@ def test_lz4_fix_from_unstable_is_built_published_and_clears_the_scan_of_base(
     ]
     assert {(p["version"], p["suite"]) for p in liblz4} == {(result.kiln_version, "kiln")}
     assert not (catalog / "images" / "base.yaml").read_bytes().count(b"repositories: [kiln]")
+
+    evidence = evidence_for(result, generation="g1")
+    assert evidence.cves_fixed == (CVE,)
+    assert PackageChange("liblz4-1", fix.release_version, result.kiln_version) in (
+        evidence.packages
+    )
+    assert evidence.checks["test:scan"] == "pass"
+    assert evidence.checks[f"test:recipe: {CVE}: a NULL dictionary is refused"] == "pass"
+    assert evidence.provenance_digest is not None
+    (origin,) = evidence.patches
+    assert origin.headers["Bug-Debian"] == "https://bugs.debian.org/1118757"
+    assert origin.changelog == fix.changelog_line
+    body = render_markdown(evidence)  # text escaped for Markdown
+    assert CVE.replace("-", "\\-") in body
+    assert "1118757" in body
 
 
 # jq's own test suite (tests/jq.test, run by dh_auto_test) made to expect `true` from
