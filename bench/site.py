@@ -107,6 +107,7 @@ def write_layout(path: Path, size: int) -> str:
 
 
 def free_port() -> int:
+    """A loopback port nobody listens on now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
@@ -143,6 +144,7 @@ def kiln_site(store: Path, workdir: Path) -> Iterator[str]:
 
 
 def fetch(host: str, path: str) -> tuple[int, int]:
+    """One GET: status and body length."""
     connection = http.client.HTTPConnection(host, timeout=60)
     try:
         connection.request("GET", path, headers=ACCEPT)
@@ -189,11 +191,13 @@ def load(host: str, path: str, requests: int, threads: int) -> tuple[list[float]
 
 
 def percentile(values: list[float], fraction: float) -> float:
+    """The value at ``fraction`` of the sorted values."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def main() -> None:
+    """Set up both servers, run the loads, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", type=Path, help="also list this store's layouts")
     parser.add_argument("--requests", type=int, default=2000, help="catalog/manifest GETs")

@@ -63,6 +63,7 @@ class Verdict:
     attestations: tuple[tuple[str, str, bool], ...]  # (kind, source file, signed by the key)
 
     def to_json(self) -> dict[str, Any]:
+        """The verdict as the API returns it."""
         return {
             "ok": self.ok,
             "key_id": self.key_id,
@@ -90,6 +91,7 @@ class DiffResult:
     size_after: int
 
     def to_json(self) -> dict[str, Any]:
+        """The diff as the API returns it."""
         return {
             "arch": self.arch,
             "added": [{"name": n, "version": v} for n, v in self.added],

@@ -55,12 +55,14 @@ class FrontDoor:
         self.store = store
 
     def routes(self) -> list[Route]:
+        """The ``/v2`` routes."""
         return [
             Route("/v2/", self.base, methods=["GET", "HEAD"]),
             Route("/v2/{path:path}", self.dispatch, methods=["GET", "HEAD"]),
         ]
 
     async def base(self, request: Request) -> Response:
+        """The API version check: 200 and ``{}``."""
         return Response(b"{}", media_type="application/json", headers=API_VERSION)
 
     def _repository(self, name: str) -> Repository | None:

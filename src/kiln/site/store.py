@@ -170,10 +170,12 @@ class StoredImage:
 
     @property
     def label(self) -> str:
+        """The variant's image name: ``python``, ``python-dev``."""
         return self.name if self.variant == "runtime" else f"{self.name}-{self.variant}"
 
     @property
     def repository(self) -> str:
+        """Where the front door serves it: ``kiln/<name>``."""
         return f"{PREFIX}/{self.name}"
 
     @property
@@ -184,22 +186,27 @@ class StoredImage:
 
     @property
     def digest(self) -> str:
+        """The image (index) digest."""
         return str(self.top.digest)
 
     @property
     def annotations(self) -> dict[str, str]:
+        """The index's (or manifest's) annotations."""
         return dict(self.top.parsed.annotations or {})
 
     @property
     def created(self) -> str:
+        """When the image says it was created (SOURCE_DATE_EPOCH)."""
         return self.annotations.get("org.opencontainers.image.created", "")
 
     @property
     def version(self) -> str:
+        """The upstream version the image was built at (may be empty)."""
         return self.annotations.get("org.opencontainers.image.version", "")
 
     @property
     def description(self) -> str:
+        """The spec's description, from the annotations."""
         return self.annotations.get("org.opencontainers.image.description", "")
 
     @property
@@ -216,6 +223,7 @@ class StoredImage:
         return tuple(RawBundle(str(b.path), b.data) for b in self.bundles)
 
     def platform(self, arch: str) -> PlatformImage | None:
+        """The platform image of one Debian architecture, if any."""
         return next((p for p in self.platforms if p.arch == arch), None)
 
     def blob_descriptors(self) -> dict[Digest, Descriptor]:
@@ -347,6 +355,7 @@ class Repository:
 
     @property
     def path(self) -> str:
+        """The repository path: ``kiln/<name>``."""
         return f"{PREFIX}/{self.name}"
 
     def tags(self) -> dict[str, StoredImage]:
@@ -376,6 +385,7 @@ class Repository:
         return tagged.top if tagged is not None else None
 
     def referrers(self, digest: Digest) -> list[Descriptor]:
+        """The artifact manifests attached to ``digest``."""
         return [d for image in self.images for d in image.referrers.get(digest, [])]
 
     def blob(self, digest: Digest) -> tuple[StoredImage, bytes | Path] | None:
@@ -419,6 +429,7 @@ class Store:
 
     @property
     def public_key(self) -> Path:
+        """Where the published key is: ``<store>/kiln.pub``."""
         return self.root / PUBLIC_KEY
 
     def _layouts(self) -> list[Path]:
@@ -477,6 +488,7 @@ class Store:
         ]
 
     def repositories(self) -> dict[str, Repository]:
+        """name -> its repository (current images and earlier releases)."""
         by_name: dict[str, list[StoredImage]] = {}
         for image in self.images(archived=True):
             by_name.setdefault(image.name, []).append(image)

@@ -107,6 +107,7 @@ class Site:
         return "" if is_loopback(host) else " --insecure"
 
     def repository(self, name: str) -> Repository:
+        """The repository ``kiln/<name>``, or ``NotFound``."""
         if not valid_name(name):
             raise NotFound(name)
         repo = self.store.repositories().get(name)
@@ -115,6 +116,7 @@ class Site:
         return repo
 
     def tagged(self, name: str, tag: str) -> StoredImage:
+        """The image ``name:tag`` names, or ``NotFound``."""
         if not TAG_PATTERN.fullmatch(tag):
             raise NotFound(tag)
         image = self.repository(name).tags().get(tag)
@@ -136,6 +138,7 @@ class Site:
     # --------------------------------------------------------------- data (pages and API)
 
     def release_of(self, image: StoredImage) -> str:
+        """The release (``debian-13``): site.json, else the image's os-release."""
         if image.meta and image.meta.release:
             return image.meta.release
         if not image.platforms:
@@ -168,6 +171,7 @@ class Site:
         }
 
     def catalog(self, request: Request) -> dict[str, Any]:
+        """The catalog rows, filtered by ``q``, ``family``, ``release``, ``variant``."""
         q = request.query_params.get("q", "")[:_QUERY_MAX].strip().lower()
         wanted = {
             key: request.query_params.get(key, "")[:_QUERY_MAX]
@@ -198,6 +202,7 @@ class Site:
         }
 
     def image_data(self, request: Request, name: str) -> dict[str, Any]:
+        """The image page: variants, earlier releases, advisories, pull requests."""
         repo = self.repository(name)
         host = self.host(request)
         variants = []
@@ -253,10 +258,12 @@ class Site:
         }
 
     def advisories_data(self, request: Request) -> dict[str, Any]:
+        """The advisory timeline of every image."""
         events, problem = safely(advisories_for, self.config.db, None)
         return {"advisories": events, "problem": problem}
 
     def tag_data(self, request: Request, name: str, tag: str) -> dict[str, Any]:
+        """One tag: its digest, platforms and the other tags to compare with."""
         image = self.tagged(name, tag)
         host = self.host(request)
         return {
@@ -281,6 +288,7 @@ class Site:
         )
 
     def packages_data(self, request: Request, name: str, tag: str) -> dict[str, Any]:
+        """The installed packages of one platform, with the signed SBOMs."""
         image = self.tagged(name, tag)
         platform = self.platform_of(request, image)
         arch = platform.arch
@@ -309,6 +317,7 @@ class Site:
         }
 
     def vulnerabilities_data(self, request: Request, name: str, tag: str) -> dict[str, Any]:
+        """The scan of one platform and the command reproducing it."""
         image = self.tagged(name, tag)
         platform = self.platform_of(request, image)
         arch = platform.arch
@@ -330,6 +339,7 @@ class Site:
         }
 
     def provenance_data(self, request: Request, name: str, tag: str) -> dict[str, Any]:
+        """Verification with the published key, the provenance, the commands."""
         image = self.tagged(name, tag)
         host = self.host(request)
         verdict = self.evidence.verdict(image)
@@ -349,6 +359,7 @@ class Site:
         }
 
     def diff_data(self, request: Request, name: str) -> dict[str, Any]:
+        """Two tags compared on a platform both have."""
         repo = self.repository(name)
         tags = sorted(repo.tags())
         first = request.query_params.get("from") or (tags[0] if tags else "")
@@ -405,6 +416,8 @@ def routes(site: Site) -> list[Route | Mount]:
     its thread pool, so a first scan (seconds) does not hold up other requests."""
 
     def page(template: str, make: Any) -> Any:
+        """A handler rendering ``template`` with what ``make`` returns."""
+
         def handler(request: Request) -> Response:
             try:
                 data = make(request, **request.path_params)
@@ -424,6 +437,8 @@ def routes(site: Site) -> list[Route | Mount]:
         return handler
 
     def api(make: Any) -> Any:
+        """A handler returning what ``make`` returns as JSON."""
+
         def handler(request: Request) -> Response:
             try:
                 return JSONResponse(make(request, **request.path_params))
@@ -435,6 +450,7 @@ def routes(site: Site) -> list[Route | Mount]:
         return handler
 
     def sbom(request: Request) -> Response:
+        """The signed SPDX or CycloneDX document of one platform, as a download."""
         name, tag, fmt = (request.path_params[k] for k in ("name", "tag", "fmt"))
         if fmt not in ("spdx", "cdx"):
             return JSONResponse({"error": f"not found: {fmt}"}, status_code=404)
@@ -454,12 +470,14 @@ def routes(site: Site) -> list[Route | Mount]:
         )
 
     def public_key(request: Request) -> Response:
+        """The published public key (PEM)."""
         path = site.store.public_key
         if not path.is_file():
             return Response(b"no published key\n", status_code=404, media_type="text/plain")
         return Response(path.read_bytes(), media_type="application/x-pem-file")
 
     async def openapi(request: Request) -> Response:
+        """The OpenAPI description of the JSON API."""
         return JSONResponse(openapi_document())
 
     s = site
