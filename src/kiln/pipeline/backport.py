@@ -489,9 +489,7 @@ def locate_fix(
             return None
     series = _series(tree)
     found: list[UnstablePatch] = []
-    named_in_entry = {
-        PurePosixPath(m).name for m in _PATCH_REF.findall(entry.item) if "/" in m or "." in m
-    }
+    named_in_entry = {PurePosixPath(m).name for m in _PATCH_REF.findall(entry.item)}
     for name in series:
         path = f"debian/patches/{name}"
         if ".." in PurePosixPath(name).parts or name.startswith("/"):
