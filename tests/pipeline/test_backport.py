@@ -8,14 +8,16 @@ import dataclasses
 import datetime as dt
 import io
 import json
+import re
 import shutil
 import tarfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from fixtures.debrepo import GpgKey, RepoServer
+from fixtures.debrepo import DebSpec, GpgKey, RepoServer, build_deb
 from kiln.debian.cache import Cache
 from kiln.debian.distro import get_distro
 from kiln.debian.sources import Mirrors
@@ -685,3 +687,22 @@ def test_lock_changes_are_the_packages_that_moved(tmp_path: Path) -> None:
         ("tzdata", tzdata, None),
     )
     assert backport.lock_changes(base, new, ["runtime"], "amd64") == ()
+
+
+def test_concurrent_publishes_to_one_repository_keep_every_package(tmp_path: Path) -> None:
+    """Factory workers backporting at once publish to one kiln repository: each publish
+    regenerates the indexes from the whole pool, so without the lock a slower writer's
+    index could drop a faster one's package."""
+    debs = [
+        build_deb(DebSpec(f"pkg{i}", "1.0-1+kiln1"), tmp_path / "debs" / f"pkg{i}.deb")
+        for i in range(6)
+    ]
+    repo = tmp_path / "repo"
+    home = tmp_path / "gnupg"
+    backport.publish_debs(debs[:1], repo, gnupghome=home)  # the key, made once
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        list(pool.map(lambda d: backport.publish_debs([d], repo, gnupghome=home), debs[1:]))
+    index = (repo / "dists" / "kiln" / "main" / "binary-amd64" / "Packages").read_text()
+    assert sorted(re.findall(r"^Package: (\S+)$", index, flags=re.MULTILINE)) == [
+        f"pkg{i}" for i in range(6)
+    ]
