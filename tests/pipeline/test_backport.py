@@ -49,7 +49,7 @@ from kiln.recipes.load import load_recipe
 from kiln.recipes.model import RecipeTest
 from kiln.vuln.db.store import VulnDB
 from kiln.vuln.feeds import DebianArchiveFeed, FeedInput, FeedWarning, from_bytes
-from kiln.vuln.model import ArchiveStatus, FeedRecord
+from kiln.vuln.model import ArchiveStatus, FeedRecord, Finding, FindingStatus, Severity
 from recipes.conftest import NOW, SourceRepo, srcrepo, srcrepo_root
 from recipes.srcrepo import SourceSpec, build_source_repository
 
@@ -705,4 +705,32 @@ def test_concurrent_publishes_to_one_repository_keep_every_package(tmp_path: Pat
     index = (repo / "dists" / "kiln" / "main" / "binary-amd64" / "Packages").read_text()
     assert sorted(re.findall(r"^Package: (\S+)$", index, flags=re.MULTILINE)) == [
         f"pkg{i}" for i in range(6)
+    ]
+
+
+def _finding(cve: str, package: str, **kw: object) -> Finding:
+    fields: dict[str, object] = {
+        "id": cve, "aliases": (), "package_ecosystem": "deb", "package_name": package,
+        "package_version": "1.10.0-4", "package_purl": f"pkg:deb/debian/{package}@1.10.0-4",
+        "source_name": "lz4", "source_version": "1.10.0-4", "locations": (),
+        "status": FindingStatus.FIX_IN_UNSTABLE, "fixed_version": None,
+        "severity": Severity.HIGH, "severity_source": "nvd", "cvss_vector": None,
+        "cvss_score": None, "kev": True, "epss": 0.5, "title": "t", "urls": (), "matches": (),
+        "unstable_version": "1.10.0-5",
+    }  # fmt: skip
+    fields.update(kw)
+    return Finding(**fields)  # type: ignore[arg-type]
+
+
+def test_cve_rows_are_one_per_vulnerability_and_package_sorted() -> None:
+    rows = backport.cve_rows(
+        [
+            _finding("CVE-2025-62813", "liblz4-1"),
+            _finding("CVE-2025-0001", "liblz4-1", fixed_version="1.10.0-4+deb13u1"),
+            _finding("CVE-2025-62813", "liblz4-1"),  # the same, from another variant
+        ]
+    )
+    assert [(r.id, r.package, r.fixed_version, r.severity, r.kev) for r in rows] == [
+        ("CVE-2025-0001", "liblz4-1", "1.10.0-4+deb13u1", "high", True),
+        ("CVE-2025-62813", "liblz4-1", "1.10.0-5", "high", True),  # unstable's version
     ]

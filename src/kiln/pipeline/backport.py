@@ -54,7 +54,7 @@ import subprocess
 import tarfile
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal, TypedDict, Unpack
@@ -1564,24 +1564,22 @@ def unstable_candidates(
 # ------------------------------------------------------------------ the PR's evidence
 
 
-def _rows(scans: Sequence[ScanCounts]) -> tuple[CveRow, ...]:
-    seen: dict[tuple[str, str], CveRow] = {}
-    for scan in scans:
-        for f in scan.findings:
-            seen.setdefault(
-                (f.id, f.package_name),
-                CveRow(
-                    id=f.id,
-                    package=f.package_name,
-                    installed=f.package_version,
-                    severity=f.severity.label,
-                    fixed_version=f.fixed_version or f.unstable_version,
-                    kev=f.kev,
-                    epss=f.epss,
-                    title=f.title,
-                ),
-            )
-    return tuple(seen[k] for k in sorted(seen))
+def cve_rows(findings: Iterable[Finding]) -> tuple[CveRow, ...]:
+    """Findings as the forge's evidence rows, one per (vulnerability, package), sorted."""
+    rows = {
+        (f.id, f.package_name): CveRow(
+            id=f.id,
+            package=f.package_name,
+            installed=f.package_version,
+            severity=f.severity.label,
+            fixed_version=f.fixed_version or f.unstable_version,
+            kev=f.kev,
+            epss=f.epss,
+            title=f.title,
+        )
+        for f in findings
+    }
+    return tuple(rows[k] for k in sorted(rows))
 
 
 def evidence_for(result: BackportResult, *, generation: str) -> Evidence:
@@ -1619,8 +1617,8 @@ def evidence_for(result: BackportResult, *, generation: str) -> Evidence:
         image=image.name,
         kind="backport",
         generation=generation,
-        cves_before=_rows(image.before),
-        cves_after=_rows(image.after),
+        cves_before=cve_rows(f for scan in image.before for f in scan.findings),
+        cves_after=cve_rows(f for scan in image.after for f in scan.findings),
         packages=tuple(PackageChange(n, b, a) for n, b, a in image.package_changes),
         tests=tuple(checks),
         provenance_digest=f"sha256:{digest}" if digest else None,
