@@ -37,6 +37,7 @@ TRACKER = [
     ("ca-certificates", "CVE-2099-0002", "resolved", "99:1", "high", "a distrusted root"),
     ("bash", "CVE-2099-0003", "open", None, "low", HOSTILE),
     ("coreutils", "CVE-2099-0004", "resolved", "99:1", "medium", "ls mis-sorts"),
+    ("zlib", "CVE-2099-0005", "open", None, "high", "inflate reads past the window"),
 ]
 #: the CVE the -dev image's signed VEX marks not_affected
 VEX_CVE = "CVE-2099-0004"

@@ -31,6 +31,7 @@ from kiln.registry import is_loopback
 from kiln.site.evidence import Evidence
 from kiln.site.openapi import openapi_document
 from kiln.site.store import (
+    DIGEST_PATTERN,
     PREFIX,
     TAG_PATTERN,
     PlatformImage,
@@ -116,13 +117,18 @@ class Site:
         return repo
 
     def tagged(self, name: str, tag: str) -> StoredImage:
-        """The image ``name:tag`` names, or ``NotFound``."""
-        if not TAG_PATTERN.fullmatch(tag):
-            raise NotFound(tag)
-        image = self.repository(name).tags().get(tag)
-        if image is None:
+        """The image ``name:tag`` names (or ``name@digest``: an earlier release whose tag
+        moved on), or ``NotFound``."""
+        repository = self.repository(name)
+        if DIGEST_PATTERN.fullmatch(tag):
+            found = next((i for i in repository.images if i.digest == tag), None)
+        elif TAG_PATTERN.fullmatch(tag):
+            found = repository.tags().get(tag)
+        else:
+            found = None
+        if found is None:
             raise NotFound(f"{name}:{tag}")
-        return image
+        return found
 
     @staticmethod
     def platform_of(request: Request, image: StoredImage) -> PlatformImage:
@@ -228,10 +234,13 @@ class Site:
                     "notes": list(image.meta.notes) if image.meta else [],
                 }
             )
+        tags = repo.tags()
         earlier = [
             {
                 "label": image.label,
                 "tag": image.tag,
+                # its tag moved on (no version: latest again): reachable by digest
+                "ref": image.tag if tags.get(image.tag) is image else image.digest,
                 "digest": image.digest,
                 "published": published_at(image.meta, image.created),
             }
