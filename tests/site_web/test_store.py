@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -248,3 +249,14 @@ def test_an_earlier_release_is_kept_with_its_own_tag(tmp_path: Path) -> None:
     settle_release(again, store / "demo")
     assert not again.exists()
     assert sorted(p.name for p in (store / "history" / "demo").iterdir()) == [kept.name]
+
+
+def test_a_port_in_use_is_an_environment_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        assert main(["site", "--store", str(tmp_path), "--port", str(port)]) == 3
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err
+    assert "Address already in use" in err

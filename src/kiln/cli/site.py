@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -27,7 +28,7 @@ from kiln.cli.buildview import (
     split_csv,
     warn_untestable,
 )
-from kiln.errors import InputError
+from kiln.errors import EnvironmentProblem, InputError
 
 site_app = typer.Typer(
     help="The catalog site and the read-only registry front door.",
@@ -74,8 +75,26 @@ def serve(
 
     public = f"{host}:{port}" if host not in ("0.0.0.0", "::") else f"127.0.0.1:{port}"  # noqa: S104
     application = create_app(SiteConfig(store, db, public, forge), rate=rate, burst=burst)
+    # the socket is ours: a port in use or an address this machine does not have is an
+    # environment error naming it, not uvicorn's log line and exit 1
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP named explicitly: asyncio sets TCP_NODELAY only on sockets that say
+    # so, and without it every small answer waits ~40 ms for a delayed ACK (measured)
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(2048)
+    except OSError as exc:
+        listener.close()
+        raise EnvironmentProblem(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint="choose another --port, or stop what listens there",
+        ) from exc
     console.print(f"kiln site: http://{public}/ (registry: {public}/kiln/<name>:<tag>)")
-    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(application, log_level="warning", access_log=False)
+    with listener:
+        uvicorn.Server(config).run(sockets=[listener])
 
 
 @site_app.command("publish")
