@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,16 @@ def test_missing_blobs_and_malformed_digests_are_layout_errors(tmp_path: Path) -
         read_blob(root, "sha256:abc", max_bytes=1024)
     with pytest.raises(LayoutError, match=r"uses algorithm 'md5'"):
         read_blob(root, "md5:" + "0" * 32, max_bytes=1024)
+
+
+def test_a_blob_that_is_no_regular_file_is_refused_without_blocking(tmp_path: Path) -> None:
+    root, _ = _layout(tmp_path)
+    fifo = Descriptor.of(b"never written", OCI_MANIFEST)
+    os.mkfifo(root / "blobs/sha256" / fifo.digest.encoded)  # reading it would wait forever
+    with pytest.raises(LayoutError, match="is not a regular file"):
+        read_blob(root, fifo, max_bytes=1024)
+    with pytest.raises(LayoutError, match="is not a regular file"):
+        open_blob(root, fifo)
 
 
 def test_a_streamed_blob_is_verified_at_its_end(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ import hashlib
 import io
 import os
 import shutil
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,12 +71,16 @@ def _digest(value: Digest | str, root: Path) -> Digest:
 
 
 def _size_of(path: Path, root: Path, digest: Digest) -> int:
+    """The blob's size; a missing blob, or one that is no regular file, is refused."""
     try:
-        return path.stat().st_size
+        found = path.stat()
     except OSError as exc:
         raise LayoutError(
             f"{root}: blob {digest} is missing from blobs/ ({exc.strerror or exc})"
         ) from exc
+    if not stat.S_ISREG(found.st_mode):  # a FIFO or device would block or never end
+        raise LayoutError(f"{root}: blob {digest} is not a regular file")
+    return found.st_size
 
 
 def read_blob(
