@@ -12,6 +12,7 @@ import pytest
 import zstandard
 
 from kiln.errors import InputError
+from kiln.inventory import load_target
 from kiln.oci.digest import Digest
 from kiln.oci.layout import (
     HashingReader,
@@ -94,6 +95,9 @@ def test_a_blob_that_is_no_regular_file_is_refused_without_blocking(tmp_path: Pa
         read_blob(root, fifo, max_bytes=1024)
     with pytest.raises(LayoutError, match="is not a regular file"):
         open_blob(root, fifo)
+    write_index(root, [index_entry(fifo, "latest")])  # the inventory reads it too
+    with pytest.raises(LayoutError, match="is not a regular file"):
+        load_target(root)
 
 
 def test_a_streamed_blob_is_verified_at_its_end(tmp_path: Path) -> None:

@@ -95,7 +95,10 @@ class DirArchive:
 
     def open(self, name: str) -> IO[bytes]:
         # names are fixed (index.json) or built from validated digests: no traversal
-        return open(os.path.join(self.root, name), "rb")
+        path = os.path.join(self.root, name)
+        if os.path.exists(path) and not os.path.isfile(path):  # a FIFO would block
+            raise LayoutError(f"{self.label}: {name} is not a regular file")
+        return open(path, "rb")
 
 
 class TarArchive:
