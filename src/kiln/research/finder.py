@@ -1,0 +1,171 @@
+"""The fix-commit finder: collect candidates from every source, extract features, rank.
+
+``find_fix_commits`` runs both rankers on one candidate set so that the bench compares
+them on the same commits: ``Ranking.kiln`` (the learned model) and ``Ranking.baseline``
+(Prospector's rules). Each ranked candidate carries its score and the features that
+fired, which the CLI prints and a pull request quotes as evidence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from kiln.research.features import Advisory, Features, extract, extract_diff
+from kiln.research.gitrepo import Commit, GitError, GitRepo
+from kiln.research.rank import Ranker, baseline_score, prospector_rules
+from kiln.research.record import CveRecord
+from kiln.research.sources import SOURCES, CandidateSource, SearchContext, fixed_tag_times
+from kiln.research.versions import TagIndex
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One candidate in a ranking: the commit, its score and the evidence."""
+
+    commit: Commit
+    score: float
+    features: Features
+    sources: tuple[str, ...]
+    rules: dict[str, float]
+
+    def as_json(self) -> dict[str, object]:
+        """The candidate as ``kiln research --json`` prints it."""
+        return {
+            "commit": self.commit.sha,
+            "subject": self.commit.subject,
+            "score": round(self.score, 4),
+            "fired": self.features.fired,
+            "prospector_rules": self.rules,
+            "sources": list(self.sources),
+            "time": self.commit.time,
+            "files": list(self.commit.files[:20]),
+        }
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Both rankings of one candidate set, best first, and how long finding took."""
+
+    cve: str
+    kiln: list[Ranked]
+    baseline: list[Ranked]
+    candidates: int
+    seconds: float
+
+
+def _merge(
+    proposals: Sequence[tuple[Commit, str, bool]],
+) -> tuple[list[Commit], list[bool], list[tuple[str, ...]]]:
+    order: dict[str, int] = {}
+    commits: list[Commit] = []
+    window: list[bool] = []
+    sources: list[set[str]] = []
+    for commit, source, in_window in proposals:
+        i = order.get(commit.sha)
+        if i is None:
+            order[commit.sha] = len(commits)
+            commits.append(commit)
+            window.append(in_window)
+            sources.append({source})
+        else:
+            window[i] = window[i] or in_window
+            sources[i].add(source)
+    return commits, window, [tuple(sorted(s)) for s in sources]
+
+
+@dataclass(frozen=True)
+class CandidateSet:
+    """Every proposed commit of one CVE with its features and the sources proposing it."""
+
+    advisory: Advisory
+    commits: list[Commit]
+    features: list[Features]
+    sources: list[tuple[str, ...]]
+
+
+def collect_candidates(
+    record: CveRecord, repo: GitRepo, *, sources: Sequence[CandidateSource] = SOURCES
+) -> CandidateSet:
+    """Run every source on ``repo`` for ``record`` and extract the candidates' features."""
+    raw_tags = repo.tags()
+    tags = TagIndex.build(raw_tags)
+    tag_times = {name: when for name, (_sha, when) in raw_tags.items()}
+    advisory = Advisory.of(record)
+    advisory = dataclasses.replace(
+        advisory, fixed_tag_times=tuple(fixed_tag_times(tags, tag_times, advisory))
+    )
+    ctx = SearchContext(advisory=advisory, repo=repo, tags=tags, tag_times=tag_times)
+    proposals = [
+        (p.commit, p.source, p.in_tag_window) for source in sources for p in source.collect(ctx)
+    ]
+    commits, window, origin = _merge(proposals)
+    return CandidateSet(advisory, commits, extract(advisory, commits, window), origin)
+
+
+def rank(cset: CandidateSet, score: Callable[[Features, Commit], float]) -> list[Ranked]:
+    """The candidates by ``score``, best first; ties go to the commit nearest publication."""
+    published = cset.advisory.published or 0
+    ranked = [
+        Ranked(c, score(f, c), f, o, prospector_rules(f, c.message))
+        for c, f, o in zip(cset.commits, cset.features, cset.sources, strict=True)
+    ]
+    ranked.sort(key=lambda r: (-r.score, abs(r.commit.time - published), r.commit.sha))
+    return ranked
+
+
+MAX_DIFF_BYTES = 512 << 10  # of one candidate's diff read for stage 2
+
+
+def diff_reader(repo: GitRepo) -> Callable[[str], str | None]:
+    """A function giving a commit's diff, or None when git cannot show it within bounds."""
+
+    def read(sha: str) -> str | None:
+        try:
+            return repo.show(sha, max_bytes=MAX_DIFF_BYTES, context=0)
+        except GitError:
+            return None
+
+    return read
+
+
+def rank_kiln(
+    cset: CandidateSet, ranker: Ranker, diff_of: Callable[[str], str | None]
+) -> list[Ranked]:
+    """kiln's order: stage 1 over every candidate, then stage 2 over the first ``depth``
+    with their diffs (``diff_of``); the rest keep stage 1's order below them."""
+    first = rank(cset, lambda f, _c: ranker.stage1.score(f))
+    if ranker.stage2 is None or not first:
+        return first
+    head = [dataclasses.replace(r, features=r.features.copy()) for r in first[: ranker.depth]]
+    extract_diff(cset.advisory, [r.features for r in head], [diff_of(r.commit.sha) for r in head])
+    stage2 = ranker.stage2
+    published = cset.advisory.published or 0
+    rescored = [dataclasses.replace(r, score=stage2.score(r.features)) for r in head]
+    rescored.sort(key=lambda r: (-r.score, abs(r.commit.time - published), r.commit.sha))
+    floor = min((r.score for r in rescored), default=0.0)
+    tail = [
+        dataclasses.replace(r, score=floor - 1 - i) for i, r in enumerate(first[ranker.depth :])
+    ]
+    return rescored + tail
+
+
+def find_fix_commits(
+    record: CveRecord,
+    repo: GitRepo,
+    ranker: Ranker,
+    *,
+    sources: Sequence[CandidateSource] = SOURCES,
+) -> Ranking:
+    """Rank the repository's candidate commits for ``record`` with both rankers."""
+    started = time.monotonic()
+    cset = collect_candidates(record, repo, sources=sources)
+    return Ranking(
+        cve=record.cve,
+        kiln=rank_kiln(cset, ranker, diff_reader(repo)),
+        baseline=rank(cset, lambda f, c: baseline_score(f, c.message)),
+        candidates=len(cset.commits),
+        seconds=time.monotonic() - started,
+    )

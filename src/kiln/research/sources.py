@@ -1,0 +1,123 @@
+"""Candidate sources: plugins with one interface that propose commits for a CVE.
+
+A source's ``collect`` gets the advisory and the opened repository and returns
+``Proposal``s: a commit it read from the repository and why it proposes it. Each source
+is bounded (commit count through ``GitRepo.log``, bytes and time through ``GitRepo.run``).
+``SOURCES`` lists the ones the finder runs by default; the Debian DEP-3 source
+(``kiln.research.dep3``) and the discussion adapters (``kiln.research.discussion``) add
+references to the record before these run, since they need the network.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+from kiln.research.features import Advisory
+from kiln.research.gitrepo import MAX_COMMITS, Commit, GitRepo
+from kiln.research.versions import TagIndex, advisory_bounds, tag_windows
+
+DAYS_BEFORE = 730  # the date window when no tags bound the search
+DAYS_AFTER = 100
+MAX_WINDOW_COMMITS = 5_000  # a tag window wider than this is no window
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A commit a source proposes, and the source's name."""
+
+    commit: Commit
+    source: str
+    in_tag_window: bool = False
+
+
+@dataclass
+class SearchContext:
+    """What every source reads: the advisory, the repository and its release tags."""
+
+    advisory: Advisory
+    repo: GitRepo
+    tags: TagIndex
+    tag_times: dict[str, int]
+    max_commits: int = MAX_COMMITS
+
+
+class CandidateSource(Protocol):
+    """A plugin proposing candidate fix commits."""
+
+    name: str
+
+    def collect(self, ctx: SearchContext) -> list[Proposal]:
+        """Bounded proposals for ``ctx.advisory``."""
+        ...
+
+
+class AdvisoryReferences:
+    """Commits the advisory names: commit URLs, SHAs in its text, tracker NOTE lines."""
+
+    name = "advisory"
+
+    def collect(self, ctx: SearchContext) -> list[Proposal]:
+        """Each referenced SHA that exists in the repository."""
+        proposals: list[Proposal] = []
+        for sha in sorted(ctx.advisory.referenced_shas)[:50]:
+            full = ctx.repo.resolve(sha)
+            if full:
+                proposals.extend(Proposal(c, self.name) for c in ctx.repo.log([full, "-1"]))
+        return proposals
+
+
+class GitWindow:
+    """Non-merge commits on all branches: between last-affected and first-fixed tags when
+    the advisory's versions match tags, and a window around the publication date."""
+
+    name = "git"
+
+    def __init__(self, days_before: int = DAYS_BEFORE, days_after: int = DAYS_AFTER) -> None:
+        self.days_before = days_before
+        self.days_after = days_after
+
+    def collect(self, ctx: SearchContext) -> list[Proposal]:
+        """The commits of every tag window, then those of the date window."""
+        proposals: list[Proposal] = []
+        seen: set[str] = set()
+        bounds = advisory_bounds(ctx.advisory.record)
+        for window in tag_windows(bounds, ctx.tags):
+            if ctx.repo.count(window) > MAX_WINDOW_COMMITS:
+                continue
+            for commit in ctx.repo.log(window, max_count=MAX_WINDOW_COMMITS):
+                if commit.sha not in seen:
+                    seen.add(commit.sha)
+                    proposals.append(Proposal(commit, self.name, in_tag_window=True))
+        published = ctx.advisory.record.published
+        if published is not None:
+            since = (published - timedelta(days=self.days_before)).strftime("%Y-%m-%d")
+            until = (published + timedelta(days=self.days_after)).strftime("%Y-%m-%d")
+            revs = ["--all", f"--since={since}", f"--until={until}"]
+            for commit in ctx.repo.log(revs, max_count=ctx.max_commits):
+                if commit.sha not in seen:
+                    seen.add(commit.sha)
+                    proposals.append(Proposal(commit, self.name))
+        return proposals
+
+
+def fixed_tag_times(ctx_tags: TagIndex, tag_times: dict[str, int], advisory: Advisory) -> list[int]:
+    """Commit times of the tags of the versions the advisory says are fixed."""
+    times: list[int] = []
+    bounds = advisory_bounds(advisory.record)
+    for version in bounds.fixed:
+        tag = ctx_tags.tag(version)
+        if tag and tag in tag_times:
+            times.append(tag_times[tag])
+    for version in bounds.last_affected:
+        tag = ctx_tags.following(version) if ctx_tags.tag(version) else None
+        if tag and tag in tag_times:
+            times.append(tag_times[tag])
+    return times
+
+
+_COMMIT_URL = re.compile(r"/commits?/([0-9a-f]{7,40})\b")
+
+SOURCES: tuple[CandidateSource, ...] = (AdvisoryReferences(), GitWindow())
