@@ -53,6 +53,7 @@ COMMAND_MODULES: dict[str, str] = {
     "rebuild": "kiln.cli.source",
     "registry": "kiln.cli.registry",
     "repo": "kiln.cli.source",
+    "research": "kiln.cli.research",
     "sbom": "kiln.cli.sbom",
     "serve": "kiln.cli.source",
     "scan": "kiln.cli.vuln",

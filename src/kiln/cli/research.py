@@ -1,0 +1,243 @@
+"""``kiln research CVE``: find the upstream commit that fixes a CVE, rank the candidates.
+
+Prints the top candidates of kiln's ranker with their scores and the features that
+fired (``--json``: both rankings and the evidence). The CVE's text comes from a
+fixbench-style ``--record FILE``, else ``--description``/``--published``, else kiln's
+vulnerability database. ``--affected TREE`` decides whether an unpacked source tree
+carries the code the top candidate changes; ``--patch FILE`` writes the top candidate
+as a quilt patch with DEP-3 headers; ``--backport`` hands that patch to the backport
+pipeline (``kiln.pipeline.backport.backport_patch``: build with the package's tests,
+kiln repository, image rebuild and scan).
+"""
+
+# kiln.research and kiln.pipeline load inside the command so other commands start fast.
+# ruff: noqa: PLC0415
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kiln.cli.app import app, console, err_console
+from kiln.errors import InputError, Location
+
+
+@app.command(name="research")
+def research_command(
+    cve: Annotated[str, typer.Argument(help="the vulnerability id, e.g. CVE-2025-49014")],
+    repo: Annotated[
+        str | None,
+        typer.Option("--repo", help="upstream repository: a local clone (bare or not) or a URL"),
+    ] = None,
+    package: Annotated[
+        str | None,
+        typer.Option(
+            "--package",
+            help="Debian source package: its unstable DEP-3 patches name commits (network); "
+            "the package --backport builds",
+        ),
+    ] = None,
+    record_file: Annotated[
+        Path | None, typer.Option("--record", help="a fixbench-style JSON record of the CVE")
+    ] = None,
+    description: Annotated[
+        str | None, typer.Option("--description", help="the CVE's description")
+    ] = None,
+    published: Annotated[
+        str | None, typer.Option("--published", help="publication date (ISO 8601)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    top: Annotated[int, typer.Option("--top", min=1, max=100, help="candidates shown")] = 10,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="a ranker JSON (default: the shipped one)")
+    ] = None,
+    db: Annotated[
+        str | None, typer.Option("--db", help="vulnerability database (default $KILN_DB)")
+    ] = None,
+    affected: Annotated[
+        Path | None,
+        typer.Option("--affected", help="unpacked source tree: is its code the fix's pre-image?"),
+    ] = None,
+    patch: Annotated[
+        Path | None, typer.Option("--patch", help="write the top candidate as a quilt patch")
+    ] = None,
+    backport: Annotated[
+        bool, typer.Option("--backport", help="build, test and publish the top candidate")
+    ] = False,
+    version: Annotated[
+        str | None, typer.Option("--version", help="--backport: the release's source version")
+    ] = None,
+    catalog: Annotated[
+        Path | None, typer.Option("--catalog", help="--backport: catalog root (recipes, images)")
+    ] = None,
+    work: Annotated[Path | None, typer.Option("--work", help="--backport: work folder")] = None,
+    image: Annotated[
+        str | None, typer.Option("--image", help="--backport: the image to rebuild and scan")
+    ] = None,
+) -> None:
+    """Rank the upstream commits that may fix CVE; optionally patch and backport the best."""
+    from kiln.research.affected import decide
+    from kiln.research.finder import find_fix_commits
+    from kiln.research.gitrepo import open_repo
+    from kiln.research.patch import commit_diff, dep3_headers, render_patch
+    from kiln.research.rank import load_model
+    from kiln.research.record import CVE_ID, CveRecord, load_record_file, parse_date
+
+    if not CVE_ID.match(cve):
+        raise InputError(f"{cve!r} is not a vulnerability id (CVE-YYYY-NNNN)")
+    if repo is None:
+        raise InputError(
+            "--repo is needed: the upstream repository to search",
+            hint="a local clone (git clone --bare URL) or the repository's URL",
+        )
+    if record_file is not None:
+        record = load_record_file(record_file).record
+        if record.cve != cve:
+            raise InputError(
+                f"the record is about {record.cve}, not {cve}", location=Location(str(record_file))
+            )
+    elif description is not None:
+        when = parse_date(published, Location("--published")) if published else None
+        record = CveRecord(cve=cve, description=description, published=when)
+    else:
+        from kiln.research.vulndb import record_from_db
+        from kiln.vuln.db import default_db_url
+        from kiln.vuln.db.read import as_db_url
+
+        found = record_from_db(cve, as_db_url(db) if db else default_db_url())
+        if found is None:
+            raise InputError(
+                f"{cve} is not in the vulnerability database",
+                hint="run kiln db update, or pass --record FILE or --description TEXT",
+            )
+        record = found
+    if package is not None:
+        # unstable's DEP-3 patches may name the upstream commit (signed packaging tarball)
+        from kiln.pipeline.backport import find_unstable_fix
+        from kiln.research.dep3 import with_patch_origins
+
+        unstable = find_unstable_fix(package, cve)
+        if unstable is not None:
+            record = with_patch_origins(record, [p.headers for p in unstable.patches])
+    ranker = load_model(model)
+    from kiln.research.llm import LlmReranker
+
+    reranker = LlmReranker.from_environment()  # off unless KILN_RESEARCH_LLM_URL is set
+    rerank_log = None
+    with open_repo(repo) as git:
+        ranking = find_fix_commits(record, git, ranker)
+        if reranker is not None and ranking.kiln:
+            reordered, rerank_log = reranker.rerank(record, ranking.kiln)
+            ranking = dataclasses.replace(ranking, kiln=reordered)
+            err_console.print(
+                "LLM re-ranker: "
+                + (
+                    f"ignored ({rerank_log.ignored})"
+                    if rerank_log.ignored
+                    else "reordered the top 10"
+                ),
+                highlight=False,
+                markup=False,
+            )
+        best = ranking.kiln[0] if ranking.kiln else None
+        verdict = None
+        if affected is not None and best is not None:
+            verdict = decide(git.show(best.commit.sha), affected)
+        patch_bytes = None
+        headers: list[tuple[str, str]] = []
+        if (patch is not None or backport) and best is not None:
+            url = repo if "://" in repo else None
+            headers = dep3_headers(record, best.commit, repo_url=url, today=dt.date.today())
+            diff = commit_diff(git, best.commit)
+            patch_bytes = render_patch(headers, diff)
+            if patch is not None:
+                from kiln.fileio import atomic_write
+
+                atomic_write(patch, patch_bytes)
+    if as_json:
+        out: dict[str, object] = {
+            "cve": cve,
+            "candidates": ranking.candidates,
+            "seconds": round(ranking.seconds, 2),
+            "kiln": [r.as_json() for r in ranking.kiln[:top]],
+            "baseline": [r.as_json() for r in ranking.baseline[:top]],
+        }
+        if verdict is not None:
+            out["affected"] = verdict.as_json()
+        if rerank_log is not None:
+            out["llm_rerank"] = rerank_log.as_json()
+        console.print_json(json.dumps(out))
+    else:
+        console.print(
+            f"{cve}: {ranking.candidates} candidates in {ranking.seconds:.1f} s", highlight=False
+        )
+        for i, r in enumerate(ranking.kiln[:top], 1):
+            console.print(
+                f"{i:>2}. {r.commit.sha[:12]} {r.score:+.2f} {r.commit.subject[:70]}",
+                highlight=False,
+                markup=False,
+            )
+            console.print(f"    {'; '.join(r.features.fired[:8])}", highlight=False, markup=False)
+        if verdict is not None:
+            console.print(
+                f"affected? {verdict.status}"
+                + (f" ({verdict.justification})" if verdict.justification else ""),
+                highlight=False,
+            )
+            for h in verdict.hunks:
+                mark = "present" if h.present else f"missing: {h.reason}"
+                console.print(f"    {h.hunk.path} {h.hunk.header[:60]}: {mark}", markup=False)
+    if best is None:
+        err_console.print(f"no candidate commits for {cve}", highlight=False)
+        raise typer.Exit(1)
+    if patch is not None:
+        err_console.print(f"wrote {patch}", highlight=False)
+    if backport:
+        _backport(
+            cve, package, version, catalog, work, image, patch_bytes, headers, best.commit.sha
+        )
+
+
+def _backport(
+    cve: str,
+    package: str | None,
+    version: str | None,
+    catalog: Path | None,
+    work: Path | None,
+    image: str | None,
+    patch_bytes: bytes | None,
+    headers: list[tuple[str, str]],
+    sha: str,
+) -> None:
+    """Hand the patch to the backport pipeline (engineer D's ``backport_patch``)."""
+    if package is None or version is None or catalog is None:
+        missing = [
+            name
+            for name, value in (
+                ("--package", package),
+                ("--version", version),
+                ("--catalog", catalog),
+            )
+            if value is None
+        ]
+        raise InputError(f"--backport needs {', '.join(missing)}")
+    from kiln.pipeline.backport import backport_patch
+
+    diff = (patch_bytes or b"").split(b"\n---\n", 1)[-1]
+    result = backport_patch(
+        package,
+        version,
+        diff,
+        headers,
+        [cve],
+        name=f"{cve}-{sha[:12]}.patch",
+        catalog_root=catalog,
+        work=work or Path("kiln-backport"),
+        image=image,
+    )
+    err_console.print(f"backport: {result}", highlight=False, markup=False)

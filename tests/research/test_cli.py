@@ -1,0 +1,122 @@
+"""``kiln research`` end to end through kiln's entry point (real git, shipped ranker)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kiln.cli.main import main
+from kiln.recipes.dep3 import parse_dep3
+from research.conftest import FIXBENCH, Upstream, record_json
+
+
+def _record(tmp_path: Path, **fields: object) -> Path:
+    path = tmp_path / "record.json"
+    path.write_text(json.dumps(record_json(**fields)))
+    return path
+
+
+def test_json_output_ranks_the_fix_first_with_evidence(
+    upstream: Upstream, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["research", "CVE-2023-0001", "--repo", str(upstream.work),
+         "--record", str(_record(tmp_path)), "--json", "--patch", str(tmp_path / "fix.patch")]
+    )  # fmt: skip
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["kiln"][0]["commit"] == upstream.fix
+    assert out["baseline"][0]["commit"] == upstream.fix
+    assert out["kiln"][0]["fired"]
+    assert len(out["kiln"]) <= 10
+    header = parse_dep3((tmp_path / "fix.patch").read_text(), path="fix.patch")
+    assert header.cves == ("CVE-2023-0001",)
+
+
+def test_text_output_and_affected_verdict(
+    upstream: Upstream, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tree = tmp_path / "tree"
+    (tree / "src").mkdir(parents=True)
+    (tree / "src" / "parse.c").write_text("int parse(void) { return 0; }\n")
+    code = main(
+        ["research", "CVE-2023-0001", "--repo", str(upstream.work),
+         "--description", "buffer overflow in parse() before 1.1", "--published", "2023-08-10",
+         "--affected", str(tree)]
+    )  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert f" 1. {upstream.fix[:12]}" in out
+    assert "affected? not_affected (vulnerable_code_not_present)" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["research", "nonsense", "--repo", "."], "is not a vulnerability id"),
+        (["research", "CVE-2023-0001", "--description", "x"], "--repo is needed"),
+        (["research", "CVE-2023-0001", "--repo", "/nonexistent/repo", "--description", "x"],
+         "no repository"),
+        (["research", "CVE-2023-0001", "--repo", ".", "--description", "x",
+          "--published", "soon"], "not an ISO 8601 date"),
+    ],
+)  # fmt: skip
+def test_bad_input_exits_2_with_a_reason(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_garbage_record_file_exits_2(
+    upstream: Upstream, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "record.json"
+    path.write_text('{"cve": "CVE-2023-0001", "description": [1]}')
+    assert (
+        main(["research", "CVE-2023-0001", "--repo", str(upstream.work), "--record", str(path)])
+        == 2
+    )
+    assert "'description' must be a string" in capsys.readouterr().err
+
+
+def test_a_record_about_another_cve_is_refused(
+    upstream: Upstream, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["research", "CVE-2023-9999", "--repo", str(upstream.work),
+            "--record", str(_record(tmp_path))]  # fmt: skip
+    assert main(args) == 2
+    assert "is about CVE-2023-0001" in capsys.readouterr().err
+
+
+def test_backport_needs_the_package_and_version(
+    upstream: Upstream, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["research", "CVE-2023-0001", "--repo", str(upstream.work),
+            "--record", str(_record(tmp_path)), "--backport"]  # fmt: skip
+    assert main(args) == 2
+    assert "--backport needs --package, --version, --catalog" in capsys.readouterr().err
+
+
+@pytest.mark.network
+def test_package_reads_unstables_patches_and_still_finds_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """jq: unstable moved to upstream 1.8 for CVE-2025-49014 (no patch names a commit):
+    the signed archive is read, nothing is added, and the ranking stands."""
+    bench = FIXBENCH / "cves.jsonl"
+    if not bench.exists():
+        pytest.skip("fixbench is not here")
+    line = next(x for x in bench.read_text().splitlines() if '"CVE-2025-49014"' in x)
+    data = json.loads(line)
+    record = tmp_path / "record.json"
+    record.write_text(line)
+    code = main(
+        ["research", "CVE-2025-49014", "--package", "jq", "--json", "--record", str(record),
+         "--repo", str(FIXBENCH / "repos" / "jq.git")]
+    )  # fmt: skip
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(data["fix_commits"]) & {c["commit"] for c in out["kiln"]}

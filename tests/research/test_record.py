@@ -1,0 +1,103 @@
+"""Records are a trust boundary: garbage is an InputError naming file and line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kiln.errors import InputError, Location
+from kiln.research.record import load_record_file, load_records, record_from_json
+from kiln.research.versions import TagIndex, advisory_bounds, tag_windows, version_key
+from research.conftest import record_json
+
+
+def test_the_answer_never_reaches_the_record() -> None:
+    data = record_json(fix_commits=["a" * 40], flags={"fix_commit_message_mentions_cve": True})
+    bench = record_from_json(data, Location("x"))
+    assert bench.fix_commits == frozenset({"a" * 40})
+    assert bench.leaky
+    assert "a" * 40 not in repr(bench.record)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", "not JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        (json.dumps(record_json(cve="not-a-cve")), "is not a vulnerability id"),
+        (json.dumps(record_json(description=5)), "'description' must be a string"),
+        (json.dumps(record_json(published="last tuesday")), "is not an ISO 8601 date"),
+        (json.dumps(record_json(references_without_commits=[1])), "list of strings"),
+        (json.dumps(record_json(cpe_version_ranges="x")), "must be a list"),
+        ("[" * 500 + "]" * 500, "deeper than"),
+    ],
+)
+def test_garbage_lines_name_file_and_line(tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "cves.jsonl"
+    path.write_text(json.dumps(record_json()) + "\n" + line + "\n")
+    with pytest.raises(InputError, match=message) as info:
+        load_records(path)
+    assert f"{path}:2" in str(info.value)
+
+
+def test_an_empty_file_and_a_missing_file_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(InputError, match="holds no CVE records"):
+        load_records(tmp_path / "empty.jsonl")
+    with pytest.raises(InputError, match="cannot read"):
+        load_records(tmp_path / "missing.jsonl")
+    with pytest.raises(InputError, match="cannot read"):
+        load_record_file(tmp_path / "missing.json")
+
+
+def test_version_bounds_from_ranges_events_and_text() -> None:
+    loc = Location("x")
+    rec = record_from_json(
+        record_json(
+            description="Foo before 2.10.3 and 2.9.10 through 2.9.14 crash.",
+            cpe_version_ranges=[{"criteria": "cpe:2.3:a:x:y:1.16.0:*:*:*:*:*:*:*"}],
+            affected_versions_cna=["introduced:0", "1.26.5"],
+        ),
+        loc,
+    ).record
+    bounds = advisory_bounds(rec)
+    assert set(bounds.fixed) == {"1.26.5", "2.10.3"}
+    assert set(bounds.last_affected) == {"1.16.0", "2.9.14"}
+    cna = record_from_json(record_json(affected_versions_cna=">= 1.32.3, < 1.34.7"), loc).record
+    assert "1.34.7" in advisory_bounds(cna).fixed
+
+
+def test_tags_of_every_style_map_to_versions() -> None:
+    assert version_key("curl-7_49_0") == (7, 49)
+    assert version_key("v2.9.14") == (2, 9, 14)
+    assert version_key("cares-1_16_0") == (1, 16)
+    assert version_key("jq-1.7.1") == (1, 7, 1)
+    index = TagIndex.build(
+        dict.fromkeys(("jq-1.7", "jq-1.7.1", "jq-1.8.0", "jq-1.8.2rc1"), ("0" * 40, 0))
+    )
+    assert index.tag("1.7.1") == "jq-1.7.1"
+    assert index.previous("1.8.0") == "jq-1.7.1"
+    assert index.following("1.8.0") == "jq-1.8.2rc1"  # only a pre-release has that number
+    rec = record_from_json(record_json(description="jq 1.8.0 and earlier"), Location("x")).record
+    assert ["jq-1.8.2rc1", "^jq-1.8.0"] in tag_windows(advisory_bounds(rec), index)
+
+
+def test_dep3_origin_and_applied_upstream_commits_become_references() -> None:
+    from kiln.research.dep3 import commits_in_headers, with_patch_origins
+    from kiln.research.features import Advisory
+
+    headers = [
+        ("Description", "fix commit 1234567 of the docs"),  # not a provenance field
+        ("Origin", "upstream, https://github.com/jqlang/jq/commit/499C91BCA9D4D027"),
+        ("Applied-Upstream", "1.8.0, commit:c6e041699d8cd31b97375a2596217aff2cfca85b"),
+    ]
+    assert commits_in_headers(headers) == [
+        "499c91bca9d4d027",
+        "c6e041699d8cd31b97375a2596217aff2cfca85b",
+    ]
+    record = record_from_json(record_json(), Location("x")).record
+    extended = with_patch_origins(record, [headers])
+    assert Advisory.of(extended).referenced_shas >= {"499c91bca9d4d027"}
+    assert with_patch_origins(record, [[("Origin", "vendor")]]) is record
