@@ -8,7 +8,6 @@ the test's tmp dir (pytest keeps the last runs' under its basetemp).
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 
 from kiln.cli.main import main
 from site_web.conftest import Published, RunningSite
+from site_web.test_api import kiln_scan
 
 pytestmark = pytest.mark.network
 
@@ -36,15 +36,6 @@ def browser() -> Iterator[Any]:
             yield launched
         finally:
             launched.close()
-
-
-def _scan(site: RunningSite, published: Published, tag: str, out: Path) -> dict[str, Any]:
-    args = ["scan", f"{site.host}/kiln/static:{tag}", "--platform", "linux/amd64",
-            "--key", str(published.public_key), "--db", published.db, "--format", "json",
-            "-o", str(out)]  # fmt: skip
-    assert main(args) == 0
-    report: dict[str, Any] = json.loads(out.read_text())
-    return report
 
 
 def _number(page: Any, selector: str) -> int:
@@ -88,7 +79,7 @@ def test_catalog_to_diff_numbers_equal_the_cli(
     page.wait_for_url("**/vulnerabilities")
     visited.append(page.url)
     page.screenshot(path=tmp_path / "4-vulnerabilities.png", full_page=True)
-    report = _scan(site, published, "latest-dev", tmp_path / "dev.json")
+    report = kiln_scan(site, published, "latest-dev", tmp_path / "dev.json")
     summary = report["summary"]
     command = page.locator("#scan-command").inner_text().strip()
     assert command == (
@@ -143,7 +134,7 @@ def test_catalog_to_diff_numbers_equal_the_cli(
     page.wait_for_url("**/diff?*")
     visited.append(page.url)
     page.screenshot(path=tmp_path / "6-diff.png", full_page=True)
-    runtime = _scan(site, published, "latest", tmp_path / "runtime.json")
+    runtime = kiln_scan(site, published, "latest", tmp_path / "runtime.json")
 
     def active(scan: dict[str, Any]) -> set[str]:
         return {f["id"] for f in scan["findings"] if f["status"] != "not_affected"}
