@@ -47,6 +47,7 @@ class Pkg:
     arch: str | None = None
     purl: str = ""
     locations: tuple[str, ...] = ()
+    kiln_fixes: tuple[str, ...] = ()
 
 
 def deb(

@@ -342,3 +342,31 @@ def test_the_table_shows_feed_text_as_written(loaded_db: VulnDB) -> None:
     console = Console(file=out, width=400, color_system=None)
     console.print(FORMATTERS["table"].render(replace(result, findings=(hostile,))))
     assert "overflow in foo[bar] via [/] and :fire: [bold]x[/bold]" in out.getvalue()
+
+
+def test_a_packages_own_kiln_fixes_make_its_finding_fixed_and_no_other(loaded_db: VulnDB) -> None:
+    # kiln's rebuild of libexpat1 names one of its CVEs in Kiln-Fixes; Debian's data
+    # still calls the version affected. A second binary of the same source without the
+    # field (not rebuilt) keeps the finding.
+    plain = _scan(loaded_db)
+    fixed_id = next(f.id for f in plain.active if f.package_name == "libexpat1")
+    rebuilt = replace(deb("libexpat1", "2.5.0-1", "expat"), kiln_fixes=(fixed_id,))
+    other = deb("libexpat1-dev", "2.5.0-1", "expat")
+
+    class Rebuilt:
+        target = "rebuilt-image"
+        distro = _Distro()
+        packages = (rebuilt, other)
+
+    result = scan_inventory(Rebuilt(), loaded_db)
+    mine = next(f for f in result.findings if f.id == fixed_id and f.package_name == "libexpat1")
+    assert mine.status is FindingStatus.NOT_AFFECTED
+    assert mine.vex is not None
+    assert mine.vex.document == "Kiln-Fixes"
+    assert "kiln's rebuild" in (mine.vex.impact_statement or "")
+    theirs = next(f for f in result.findings if f.id == fixed_id and f.package_name != "libexpat1")
+    assert theirs in result.active
+    # a user's own statement, with a timestamp, still has the last word
+    user = VexStatement(fixed_id, frozenset(), (rebuilt.purl,), "affected", timestamp="2030-01-01")
+    again = scan_inventory(Rebuilt(), loaded_db, vex=[user])
+    assert any(f.id == fixed_id and f.package_name == "libexpat1" for f in again.active)

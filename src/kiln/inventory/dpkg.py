@@ -23,9 +23,9 @@ from typing import BinaryIO
 
 from kiln.debian.version import parse_version
 from kiln.errors import InputError
-from kiln.inventory.model import InstalledPackage, OsRelease, deb_purl
+from kiln.inventory.model import InstalledPackage, OsRelease, deb_purl, parse_kiln_fixes
 
-_FIELDS = ["Package", "Version", "Architecture", "Source", "Status"]
+_FIELDS = ["Package", "Version", "Architecture", "Source", "Status", "Kiln-Fixes"]
 _FIELD_SET = frozenset(_FIELDS)
 _SOURCE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9+.-]*)(?:\s+\((?P<version>[^()\s]+)\))?$")
 _PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]*$")
@@ -93,7 +93,7 @@ def stanza_fields(lines: list[str]) -> dict[str, str]:
     return fields
 
 
-# A status file is read line by line (only the five fields are kept), so memory grows
+# A status file is read line by line (only the six fields are kept), so memory grows
 # with the number of packages, not the file: 100 MB of status is ~40 MB of Python.
 MAX_STATUS_BYTES = 1024 * 1024 * 1024  # 1 GiB; Debian's largest real ones are ~50 MB
 _READ_BLOCK = 1024 * 1024
@@ -231,6 +231,7 @@ def _package(
             source_name = match["name"]
             source_version = match["version"] or version
     purl = deb_purl(name, version, arch, distro, source_name, source_version)
+    fixes = parse_kiln_fixes(stanza.get("Kiln-Fixes", ""), where, warnings)
     return InstalledPackage(
-        "deb", name, version, source_name, source_version, arch, purl, (location,)
+        "deb", name, version, source_name, source_version, arch, purl, (location,), fixes
     )

@@ -33,6 +33,39 @@ _DEBIAN_VERSIONS = {codename: version for version, codename in DEBIAN_CODENAMES.
 _PEP503_RUN = re.compile(r"[-_.]+")
 
 
+#: a vulnerability id as a ``Kiln-Fixes`` field lists it (CVE, GHSA, or a feed's own id)
+_FIX_ID = re.compile(
+    r"^(?:CVE-\d{4}-\d{4,}|GHSA(?:-[23456789cfghjmpqrvwx]{4}){3}|[A-Z][A-Z0-9]{1,15}-[\w.:-]{1,64})$"
+)
+#: the most ids one field may name; a longer field is refused as a whole
+MAX_KILN_FIXES = 256
+
+
+def parse_kiln_fixes(value: str, where: str, warnings: list[str]) -> tuple[str, ...]:
+    """The vulnerability ids of a ``Kiln-Fixes`` field (space-separated), sorted.
+
+    The field is what kiln's source build writes into the packages it rebuilt
+    (``kiln.recipes.build``): the scanner treats each id as fixed in that package. A
+    token that is not an id, or a field naming more than ``MAX_KILN_FIXES``, is reported
+    in ``warnings`` and not trusted (the token, or the whole field).
+    """
+    tokens = value.split()
+    if len(tokens) > MAX_KILN_FIXES:
+        warnings.append(
+            f"{where}: Kiln-Fixes names {len(tokens)} ids (at most {MAX_KILN_FIXES}), ignored"
+        )
+        return ()
+    good = []
+    for token in tokens:
+        if _FIX_ID.match(token):
+            good.append(token)
+        else:
+            warnings.append(
+                f"{where}: Kiln-Fixes token {token[:80]!r} is not a vulnerability id, ignored"
+            )
+    return tuple(sorted(set(good)))
+
+
 def normalize_pypi_name(name: str) -> str:
     """PEP 503 normalized project name: lowercase, runs of ``-_.`` become ``-``."""
     return _PEP503_RUN.sub("-", name).lower()
@@ -89,6 +122,8 @@ class InstalledPackage:
     arch: str | None
     purl: str
     locations: tuple[str, ...] = field(default=())
+    #: vulnerabilities kiln's rebuild of this package fixes (its ``Kiln-Fixes`` field)
+    kiln_fixes: tuple[str, ...] = field(default=())
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -196,6 +231,7 @@ def build_inventory(
             seen.arch,
             seen.purl,
             locations,
+            tuple(sorted(set(seen.kiln_fixes) | set(pkg.kiln_fixes))),
         )
     ordered = sorted(merged.values(), key=lambda p: (*p.key, p.purl))
     return Inventory(target, distro, tuple(ordered), tuple(warnings))

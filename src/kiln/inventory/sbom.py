@@ -38,6 +38,7 @@ from kiln.inventory.model import (
     deb_purl,
     normalize_pypi_name,
     npm_purl,
+    parse_kiln_fixes,
     pypi_purl,
 )
 from kiln.jsonlimits import MAX_DEPTH, parse_json, stream_nesting_exceeds
@@ -234,6 +235,7 @@ class _PendingDeb(NamedTuple):
     source_version: str
     arch: str | None
     location: str
+    kiln_fixes: tuple[str, ...] = ()
 
 
 def _finish(deb: _PendingDeb, distro: OsRelease | None) -> InstalledPackage:
@@ -246,6 +248,7 @@ def _finish(deb: _PendingDeb, distro: OsRelease | None) -> InstalledPackage:
         deb.arch,
         deb_purl(deb.name, deb.version, deb.arch, distro, deb.source_name, deb.source_version),
         (deb.location,),
+        deb.kiln_fixes,
     )
 
 
@@ -289,7 +292,7 @@ def _spdx(
                 f"{location}#{package.get('SPDXID', number)}",
                 purl,
                 _str(package.get("versionInfo")),
-                {},
+                _spdx_kiln_props(_str(package.get("comment"))),
                 _str(package.get("sourceInfo")),
             )
         )
@@ -343,6 +346,20 @@ def _cyclonedx(
                 )
             )
     return distro
+
+
+#: the CycloneDX property kiln's SBOMs give a rebuilt package's ``Kiln-Fixes`` field
+KILN_FIXES_PROPERTY = "kiln:fixes"
+#: ``Kiln-Fixes: ids`` inside the SPDX package comment kiln writes for a rebuilt package
+_SPDX_KILN_FIXES = re.compile(r"^rebuilt from source by kiln \(.*?\bKiln-Fixes: ([^;)]*)")
+
+
+def _spdx_kiln_props(comment: str | None) -> dict[str, str]:
+    """The ``kiln:fixes`` of a package from the comment kiln's SPDX writer gives it."""
+    if comment is None:
+        return {}
+    match = _SPDX_KILN_FIXES.match(comment)
+    return {KILN_FIXES_PROPERTY: match[1]} if match else {}
 
 
 def _properties(raw: object) -> dict[str, str]:
@@ -419,8 +436,9 @@ def _package(
     source_name, source_version = _deb_source(entry, qualifiers)
     source_name = source_name or name
     source_version = source_version or version
+    fixes = parse_kiln_fixes(entry.props.get(KILN_FIXES_PROPERTY, ""), where, warnings)
     return _PendingDeb(
-        name, version, source_name, source_version, qualifiers.get("arch"), entry.location
+        name, version, source_name, source_version, qualifiers.get("arch"), entry.location, fixes
     )
 
 

@@ -94,6 +94,40 @@ def cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+#: the VEX document name of the statements a package's own ``Kiln-Fixes`` makes
+KILN_FIXES_DOCUMENT = "Kiln-Fixes"
+
+
+def kiln_fixes_statements(packages: Iterable[PackageLike]) -> list[VexStatement]:
+    """A ``fixed`` statement for each id a package's ``Kiln-Fixes`` names, about it alone.
+
+    kiln's source builds record in each rebuilt package the vulnerabilities its patches
+    fix (``kiln.recipes.build``); Debian's data still calls the version affected (kiln's
+    ``+kiln1`` sorts below the version that fixes it in unstable), so without this the
+    scanner would report the CVE kiln's own build fixed. The statement is about that
+    package's purl only: another package built from the same source without the field
+    keeps its finding.
+    """
+    statements = []
+    for package in packages:
+        fixes: tuple[str, ...] = getattr(package, "kiln_fixes", ())
+        for vuln_id in fixes:
+            statements.append(
+                VexStatement(
+                    vulnerability=vuln_id,
+                    aliases=frozenset(),
+                    products=(package.purl,),
+                    status="fixed",
+                    impact_statement=(
+                        f"{package.name} {package.version} is kiln's rebuild with the fix "
+                        f"(its Kiln-Fixes field names {vuln_id})"
+                    ),
+                    document=KILN_FIXES_DOCUMENT,
+                )
+            )
+    return statements
+
+
 def scan_inventory(
     inventory: InventoryLike,
     db: VulnSource,
@@ -101,8 +135,11 @@ def scan_inventory(
     vex: Sequence[VexStatement] = (),
     warnings: Iterable[str] = (),
 ) -> ScanResult:
+    """Match ``inventory`` against ``db``; ``vex`` and the packages' own ``Kiln-Fixes``
+    statements (``kiln_fixes_statements``) are applied to the findings."""
     ctx = _context(inventory)
     packages = list(inventory.packages)
+    vex = [*kiln_fixes_statements(packages), *vex]
     debs = [p for p in packages if p.ecosystem == "deb"]
     sources = {p.source_name or p.name for p in debs}
     keys = {
