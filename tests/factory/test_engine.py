@@ -19,7 +19,7 @@ from temporalio.client import Client
 
 from kiln.factory.activities import FactoryActivities
 from kiln.factory.catalog import EventSink
-from kiln.factory.engine import connect, enqueue, make_worker, retry, running, status
+from kiln.factory.engine import connect, enqueue, make_worker, retry, settle, status
 from kiln.factory.model import ReconcileResult, StepPolicy, workflow_id
 from kiln.factory.server import Endpoint
 from kiln.factory.state import FactoryState
@@ -59,12 +59,8 @@ def _with_worker(
 
 
 async def _settle(client: Client, timeout: float = 60) -> None:
-    """Wait until no reconcile is queued or running."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while await running(client):
-        assert loop.time() < deadline, "reconciles still running"
-        await asyncio.sleep(0.2)
+    """Wait until no reconcile is queued or running (failing after ``timeout``)."""
+    await asyncio.wait_for(settle(client, quiet=0.3), timeout)
 
 
 async def _result(client: Client, image: str) -> ReconcileResult:

@@ -20,7 +20,8 @@ import pytest
 from fixtures.catalog import CATALOG_DIR
 from kiln.errors import RemoteContentError
 from kiln.factory.activities import FactoryActivities
-from kiln.factory.engine import connect, make_worker, running, start_watch
+from kiln.factory.engine import connect, make_worker, settle, start_watch
+from kiln.factory.model import workflow_id
 from kiln.factory.server import Endpoint
 from kiln.factory.state import FactoryState
 from kiln.factory.watch import CatalogWatcher, PollResult, WatchActivities
@@ -67,8 +68,10 @@ def test_watch_polls_enqueue_keys_once_per_change(temporal: Endpoint, tmp_path: 
             async with worker:
                 handle = await start_watch(client, "archive", interval=0.3, rounds=5)
                 polls: int = await handle.result()
-                while await running(client):
-                    await asyncio.sleep(0.2)
+                await settle(client)
+                for image in ("static", "base"):  # their latest runs, done
+                    done = client.get_workflow_handle(workflow_id(image))
+                    await done.result()
                 return polls
         finally:
             executor.shutdown(wait=True)
