@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from kiln.cli.main import main
+from kiln.debian.cache import default_cache_root
 from kiln.factory.catalogbuild import README_BEGIN, state_root, status_rows
 from kiln.factory.server import Endpoint
 from kiln.spec.family import load_families, plan_catalog
@@ -57,6 +58,13 @@ def test_build_skips_missing_package_and_reports_a_mute_server(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("KILN_TEMPORAL", temporal.address)
+    # the shared verified .debs and indexes, and a layout cache of this test's own
+    shared, cache = default_cache_root(), checkout.parent / "cache"
+    cache.mkdir()
+    for part in ("sha256", "derived", "meta"):
+        if (shared / part).is_dir():
+            (cache / part).symlink_to(shared / part)
+    monkeypatch.setenv("KILN_CACHE", str(cache))
     code = main(["catalog", "build", "--catalog", str(checkout), "--offline", "--workers", "1"])
     captured = capsys.readouterr()
     output = plain_line(captured.out + captured.err)
@@ -70,6 +78,7 @@ def test_build_skips_missing_package_and_reports_a_mute_server(
     by_label = {v["label"]: v for v in record["variants"]}
     runtime = by_label["memcached-mute"]
     assert runtime["built"]
+    assert runtime["layout_cache_hit"] is False
     assert runtime["closure_programs"] >= 1  # the ELF closure ran and found no problem
     assert runtime["tests_passed"] == 1  # -V answers
     assert runtime["tests_failed"] == 1  # the probe
@@ -79,6 +88,14 @@ def test_build_skips_missing_package_and_reports_a_mute_server(
     assert "11212" in failure or "server listening" in failure.lower(), failure
     assert record["debs"] >= 10
     assert record["debs_cached"] + (record["bytes_downloaded"] > 0) >= 1
+    # nothing changed: the second build restores the runtime from the layout cache
+    assert main(["catalog", "build", "--catalog", str(checkout), "--offline"]) == 1
+    capsys.readouterr()
+    again = json.loads((state_root(checkout) / "results" / "memcached-mute.json").read_text())
+    hits = {v["label"]: v["layout_cache_hit"] for v in again["variants"]}
+    assert hits == {"memcached-mute": True, "memcached-mute-dev": True}
+    assert again["debs_cached"] == again["debs"]
+    assert again["bytes_downloaded"] == 0
     # status --json: one object per image with at least name and spec
     assert main(["catalog", "status", "--json", "--catalog", str(checkout)]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}

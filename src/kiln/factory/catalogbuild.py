@@ -254,16 +254,18 @@ def _layout_keys(cache_root: Path) -> set[str]:
     return {p.name for p in cache_root.iterdir()} if cache_root.is_dir() else set()
 
 
-def _cache_entry_of(cache_root: Path, layout: Path) -> str | None:
-    """The layout-cache entry a layout was restored from or stored to (shared inode)."""
+def _cache_entry_of(cache_root: Path, built: BuiltVariant) -> str | None:
+    """The layout-cache entry a layout was restored from or stored to: the one whose
+    copy of the image index blob is the same file (blobs are hard-linked both ways)."""
+    hexdigest = built.image.index_digest.split(":", 1)[-1]
     try:
-        inode = (layout / "index.json").stat().st_ino
+        inode = (built.image.layout / "blobs" / "sha256" / hexdigest).stat().st_ino
     except OSError:
         return None
     for entry in _layout_keys(cache_root):
-        index = cache_root / entry / "layout" / "index.json"
+        blob = cache_root / entry / "layout" / "blobs" / "sha256" / hexdigest
         try:
-            if index.stat().st_ino == inode:
+            if blob.stat().st_ino == inode:
                 return entry
         except OSError:
             continue
@@ -302,16 +304,19 @@ def _test_variant(built: BuiltVariant, outcome: VariantOutcome, *, run_tests: bo
         remove_rootfs(scratch)
 
 
-_ARCHIVE: list[ArchiveAccess] = []
+_ARCHIVES: dict[str, ArchiveAccess] = {}
 
 
 def _archive() -> ArchiveAccess:
-    """One ArchiveAccess per worker process (its snapshots are loaded once)."""
+    """One ArchiveAccess per worker process and cache root (snapshots load once)."""
+    import os
+
     from kiln.pipeline import ArchiveAccess
 
-    if not _ARCHIVE:
-        _ARCHIVE.append(ArchiveAccess.from_environment())
-    return _ARCHIVE[0]
+    key = os.environ.get("KILN_CACHE", "")
+    if key not in _ARCHIVES:
+        _ARCHIVES[key] = ArchiveAccess.from_environment()
+    return _ARCHIVES[key]
 
 
 def build_and_test(job: ImageJob, *, beat: Callable[[str], None] = lambda _: None) -> ImageOutcome:
@@ -339,7 +344,7 @@ def build_and_test(job: ImageJob, *, beat: Callable[[str], None] = lambda _: Non
         for each in built:
             variant = VariantOutcome(each.label, each.variant, built=True)
             variant.size = _image_size(each)
-            entry = _cache_entry_of(cache_root, each.image.layout)
+            entry = _cache_entry_of(cache_root, each)
             variant.layout_cache_hit = entry is not None and entry in before
             beat(f"testing {each.label}")
             _test_variant(each, variant, run_tests=job.run_tests)
