@@ -188,7 +188,11 @@ def main() -> None:
                     records += _collect(names if runtime else None)
                 if dev:
                     seconds += _build(dev, args, env, "dev", workers)
-                    records += _collect(set(dev))
+                    # a record keeps the runtime built before: count only the dev images
+                    records += [
+                        {**r, "variants": [v for v in r["variants"] if v["variant"] == "dev"]}
+                        for r in _collect(set(dev))
+                    ]
                 summary = _summary(records, seconds, workers)
                 summary["warm"] = warm
                 runs.append(summary)

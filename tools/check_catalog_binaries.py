@@ -32,7 +32,7 @@ def _paths(deb: Path) -> set[str]:
     ).stdout
     found = set()
     for line in out.splitlines():
-        name = line.split(None, 5)[-1].split(" -> ")[0]
+        name = line.split(None, 5)[-1].split(" -> ")[0].split(" link to ")[0]
         path = "/" + name.removeprefix("./").rstrip("/")
         for top in ("/bin/", "/sbin/", "/lib/", "/lib64/"):  # kiln assembles merged /usr
             if path.startswith(top):

@@ -148,3 +148,20 @@ def test_damaged_result_record_reads_as_not_built(tmp_path: Path) -> None:
         assert not row.built
         assert row.size is None
         assert dev.tests == "not run"
+
+
+def test_a_variant_build_keeps_the_other_variants_record(tmp_path: Path) -> None:
+    from kiln.factory.catalogbuild import ImageOutcome, VariantOutcome, record
+
+    runtime = VariantOutcome("jq", "runtime", built=True, size=6_000_000, tests_passed=2)
+    record(tmp_path, ImageOutcome("jq", "tools", "debian-13", "/s/jq.yaml", variants=[runtime]))
+    dev = VariantOutcome("jq-dev", "dev", built=True, size=31_000_000, tests_passed=3)
+    record(tmp_path, ImageOutcome("jq", "tools", "debian-13", "/s/jq.yaml", variants=[dev]))
+    kept = json.loads((tmp_path / "jq.json").read_text())
+    assert [v["label"] for v in kept["variants"]] == ["jq", "jq-dev"]
+    # a record of another spec file is not merged
+    other = VariantOutcome("jq-dev", "dev", built=False)
+    record(tmp_path, ImageOutcome("jq", "tools", "debian-13", "/t/jq.yaml", variants=[other]))
+    assert [v["label"] for v in json.loads((tmp_path / "jq.json").read_text())["variants"]] == [
+        "jq-dev"
+    ]

@@ -362,8 +362,17 @@ def build_and_test(job: ImageJob, *, beat: Callable[[str], None] = lambda _: Non
 
 
 def record(results: Path, outcome: ImageOutcome) -> None:
-    """Write one image's outcome (atomically: a reader sees the old or the new one)."""
+    """Write one spec's outcome (atomically: a reader sees the old or the new one).
+
+    A build of some variants keeps the recorded outcome of the others (a ``--variant
+    dev`` run does not forget the runtime image built before)."""
     results.mkdir(parents=True, exist_ok=True)
+    before = _read_outcome(results / f"{outcome.name}.json")
+    if before is not None and before.spec == outcome.spec:
+        built = {v.variant for v in outcome.variants}
+        kept = [v for v in before.variants if v.variant not in built]
+        order = {"runtime": 0, "dev": 1}
+        outcome.variants = sorted([*kept, *outcome.variants], key=lambda v: order[v.variant])
     atomic_write(results / f"{outcome.name}.json", json.dumps(asdict(outcome), indent=1).encode())
 
 
