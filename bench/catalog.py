@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -129,22 +128,23 @@ def _summary(records: list[dict[str, Any]], seconds: float, workers: int) -> dic
     }
 
 
-def _projection(runs: list[dict[str, Any]], total_specs: int) -> dict[str, Any]:
-    """Whole-catalog wall time for N workers from the measured per-spec costs."""
+def _projection(runs: list[dict[str, Any]], total_images: int) -> dict[str, Any]:
+    """Whole-catalog wall time for N workers from the measured per-image costs (an
+    activity's seconds spread over the images it built) and the measured 1 -> 2 worker
+    parallel efficiency (1.0 when only one worker count ran)."""
     cold = [r for r in runs if not r.get("warm")]
-    if not cold:
+    if not cold or not cold[0]["images"]:
         return {}
-    costs = list(cold[0]["per_spec_seconds"])
-    mean = statistics.fmean(costs) if costs else 0.0
+    mean = sum(cold[0]["per_spec_seconds"]) / cold[0]["images"]
     one = next((r for r in cold if r["workers"] == 1), None)
     two = next((r for r in cold if r["workers"] == 2), None)
     efficiency = 1.0
     if one and two and two["seconds"]:
         efficiency = min(1.0, one["seconds"] / (2 * two["seconds"]))
-    serial = mean * total_specs
+    serial = mean * total_images
     return {
-        "mean_seconds_per_spec": round(mean, 1),
-        "specs_in_catalog": total_specs,
+        "mean_seconds_per_image": round(mean, 1),
+        "images_in_catalog": total_images,
         "parallel_efficiency_measured": round(efficiency, 2),
         "minutes_for_workers": {
             n: round(serial / (1 + (n - 1) * efficiency) / 60, 1) for n in (1, 2, 4, 8, 16)
@@ -199,7 +199,7 @@ def main() -> None:
                 print(json.dumps({k: v for k, v in summary.items() if k != "per_spec_seconds"}))
         finally:
             stop_server(server.pid or 0)
-    report = {"runs": runs, "projection": _projection(runs, len(full.images))}
+    report = {"runs": runs, "projection": _projection(runs, full.count_images())}
     print(json.dumps(report["projection"], indent=1))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
