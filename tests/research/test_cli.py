@@ -120,3 +120,14 @@ def test_package_reads_unstables_patches_and_still_finds_the_fix(
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert set(data["fix_commits"]) & {c["commit"] for c in out["kiln"]}
+
+
+def test_no_window_no_candidates_exits_1_with_a_hint(
+    upstream: Upstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # no publication date and no versions: the git window is empty
+    args = ["research", "CVE-2023-0001", "--repo", str(upstream.work), "--description", "x"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "no candidate commits for CVE-2023-0001" in err
+    assert "--published" in err

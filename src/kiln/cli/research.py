@@ -24,7 +24,7 @@ from typing import Annotated
 import typer
 
 from kiln.cli.app import app, console, err_console
-from kiln.errors import InputError, Location
+from kiln.errors import InputError, Location, PolicyError
 
 
 @app.command(name="research")
@@ -193,8 +193,11 @@ def research_command(
                 mark = "present" if h.present else f"missing: {h.reason}"
                 console.print(f"    {h.hunk.path} {h.hunk.header[:60]}: {mark}", markup=False)
     if best is None:
-        err_console.print(f"no candidate commits for {cve}", highlight=False)
-        raise typer.Exit(1)
+        raise PolicyError(
+            f"no candidate commits for {cve} in {repo}",
+            hint="the search window comes from the publication date and the affected "
+            "versions: pass --published, or a --record with version ranges",
+        )
     if patch is not None:
         err_console.print(f"wrote {patch}", highlight=False)
     if backport:
