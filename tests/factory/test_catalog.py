@@ -44,3 +44,26 @@ def test_stage_without_the_base_branch_is_an_input_error(tmp_path: Path) -> None
     steps = CatalogSteps(_repo(tmp_path / "catalog"), archs=("amd64",), base="release")
     with pytest.raises(InputError, match="no branch 'release'"):
         steps.stage("static", tmp_path / "work")
+
+
+def test_the_observed_scan_covers_every_variant_of_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A CVE only the -dev image carries (lz4 through apt in base-dev) is the image's
+    # too: the scan the reconcile plans from reads what every variant installs.
+    from kiln.factory import catalog
+    from kiln.resolve.lockfile import read_lock
+
+    lock = read_lock(Path(__file__).parents[2] / "images" / "static.lock.json")
+    seen: list[str] = []
+
+    def scan(_target: str, _distro: str, packages: object, _db: object) -> None:
+        seen.extend(p.name for p in packages)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(catalog, "scan_packages", scan)
+    CatalogSteps(tmp_path, archs=("amd64",))._scan_lock(lock, "static")
+    runtime = {p.name for p in lock.packages("runtime", "amd64")}
+    dev = {p.name for p in lock.packages("dev", "amd64")}
+    assert dev - runtime  # the fixture has dev-only packages (apt, its libraries)
+    assert set(seen) == runtime | dev
+    assert len(seen) == len(set(seen))  # a package both variants install is scanned once

@@ -247,11 +247,15 @@ class CatalogSteps:
         return load_spec(self.stage(image, seen))
 
     def _scan_lock(self, lock: Lock, target: str) -> ScanResult:
-        arch = self.archs[0] if self.archs[0] in lock.variants.get("runtime", {}) else None
-        arch = arch or next(iter(lock.variants["runtime"]))
-        return scan_packages(
-            target, lock.distro, lock_inventory(lock, "runtime", arch), self.db_url
-        )
+        """Scan what every variant of ``lock`` installs (on this machine's architecture,
+        else the variant's first): a CVE only the -dev image carries is the image's too
+        (``python-dev`` is published beside ``python``), so it is reconciled as well."""
+        packages: dict[tuple[str, str, str, str], InstalledPackage] = {}
+        for variant, per_arch in sorted(lock.variants.items()):
+            arch = self.archs[0] if self.archs[0] in per_arch else next(iter(per_arch))
+            for package in lock_inventory(lock, variant, arch):
+                packages.setdefault(package.key, package)
+        return scan_packages(target, lock.distro, list(packages.values()), self.db_url)
 
     def observe(self, request: ReconcileRequest) -> Observation:
         """Fresh lock (nothing written) + scan of the checked-in lock -> the generation."""
