@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -52,6 +53,14 @@ def research_command(
         str | None, typer.Option("--published", help="publication date (ISO 8601)")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    discuss: Annotated[
+        bool,
+        typer.Option(
+            "--discuss",
+            help="read the pull requests/issues the advisory links (GitHub, GitLab APIs; "
+            "GITHUB_TOKEN/GITLAB_TOKEN)",
+        ),
+    ] = False,
     top: Annotated[int, typer.Option("--top", min=1, max=100, help="candidates shown")] = 10,
     model: Annotated[
         Path | None, typer.Option("--model", help="a ranker JSON (default: the shipped one)")
@@ -124,6 +133,21 @@ def research_command(
         unstable = find_unstable_fix(package, cve)
         if unstable is not None:
             record = with_patch_origins(record, [p.headers for p in unstable.patches])
+    if discuss:
+        from kiln.research.discussion import (
+            Adapter,
+            GitHubAdapter,
+            GitLabAdapter,
+            with_discussion,
+        )
+
+        adapters: list[Adapter] = [
+            GitHubAdapter(token=os.environ.get("GITHUB_TOKEN") or None),
+            GitLabAdapter(token=os.environ.get("GITLAB_TOKEN") or None),
+        ]
+        record, discussion_log = with_discussion(record, adapters)
+        for line in discussion_log:
+            err_console.print(f"discussion: {line}", highlight=False, markup=False)
     ranker = load_model(model)
     from kiln.research.llm import LlmReranker
 

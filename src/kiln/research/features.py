@@ -266,6 +266,7 @@ class Advisory:
     files: frozenset[str]
     words: frozenset[str]
     referenced_shas: frozenset[str]
+    named_commits: frozenset[str]  # commit links: the advisory's, a Debian patch's, a PR's
     issue_numbers: frozenset[str]
     bug_numbers: frozenset[str]
     ghsa: frozenset[str]
@@ -293,8 +294,10 @@ class Advisory:
             for number in _NUMBER.findall(path + "?" + parts.query):
                 bugs.add(number)
         shas = set(_SHA_IN_TEXT.findall(text))
+        named: set[str] = set()
         for url in record.references:
-            shas.update(re.findall(r"/commits?/([0-9a-f]{7,40})\b", url))
+            named.update(re.findall(r"/commits?/([0-9a-f]{7,40})\b", url))
+        shas |= named
         cwe_words = tuple(w for c in record.cwe for w in CWE_WORDS.get(c.upper(), ()))
         published = int(record.published.timestamp()) if record.published else None
         return cls(
@@ -303,6 +306,7 @@ class Advisory:
             files=frozenset(files),
             words=frozenset(tokens(text)),
             referenced_shas=frozenset(s for s in shas if re.search(r"[a-f]", s)),
+            named_commits=frozenset(named),
             issue_numbers=frozenset(issues),
             bug_numbers=frozenset(bugs - issues),
             ghsa=frozenset(g.lower() for g in _GHSA.findall(" ".join(record.references))),

@@ -131,6 +131,25 @@ def diff_reader(repo: GitRepo) -> Callable[[str], str | None]:
     return read
 
 
+def named_first(advisory: Advisory, ranked: list[Ranked]) -> list[Ranked]:
+    """Commits a commit link names (the advisory's, a Debian patch's ``Origin``, a linked
+    pull request's) ahead of the model's order: provenance outranks similarity. The
+    development set strips these links, so the model cannot learn their weight."""
+    named = advisory.named_commits
+    if not named:
+        return ranked
+    first: list[Ranked] = []
+    rest: list[Ranked] = []
+    for r in ranked:
+        if any(r.commit.sha.startswith(s) for s in named):
+            features = r.features.copy()
+            features.fired.insert(0, "a commit link names it: ranked first")
+            first.append(dataclasses.replace(r, features=features))
+        else:
+            rest.append(r)
+    return first + rest
+
+
 def rank_kiln(
     cset: CandidateSet, ranker: Ranker, diff_of: Callable[[str], str | None]
 ) -> list[Ranked]:
@@ -138,7 +157,7 @@ def rank_kiln(
     with their diffs (``diff_of``); the rest keep stage 1's order below them."""
     first = rank(cset, lambda f, _c: ranker.stage1.score(f))
     if ranker.stage2 is None or not first:
-        return first
+        return named_first(cset.advisory, first)
     head = [dataclasses.replace(r, features=r.features.copy()) for r in first[: ranker.depth]]
     extract_diff(cset.advisory, [r.features for r in head], [diff_of(r.commit.sha) for r in head])
     stage2 = ranker.stage2
@@ -149,7 +168,7 @@ def rank_kiln(
     tail = [
         dataclasses.replace(r, score=floor - 1 - i) for i, r in enumerate(first[ranker.depth :])
     ]
-    return rescored + tail
+    return named_first(cset.advisory, rescored + tail)
 
 
 def find_fix_commits(
