@@ -23,7 +23,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -368,12 +368,14 @@ def record(results: Path, outcome: ImageOutcome) -> None:
     dev`` run does not forget the runtime image built before)."""
     results.mkdir(parents=True, exist_ok=True)
     before = _read_outcome(results / f"{outcome.name}.json")
+    merged = outcome
     if before is not None and before.spec == outcome.spec:
         built = {v.variant for v in outcome.variants}
         kept = [v for v in before.variants if v.variant not in built]
         order = {"runtime": 0, "dev": 1}
-        outcome.variants = sorted([*kept, *outcome.variants], key=lambda v: order[v.variant])
-    atomic_write(results / f"{outcome.name}.json", json.dumps(asdict(outcome), indent=1).encode())
+        variants = sorted([*kept, *outcome.variants], key=lambda v: order.get(v.variant, 2))
+        merged = replace(outcome, variants=variants)
+    atomic_write(results / f"{outcome.name}.json", json.dumps(asdict(merged), indent=1).encode())
 
 
 @activity.defn(name="catalog_build_image")
@@ -608,10 +610,12 @@ def readme_table(readme: Path, rows: Sequence[StatusRow], skipped: Sequence[Any]
     lines = [
         README_BEGIN,
         "",
-        f"{len(rows)} generated images from {len({r.spec for r in rows})} specs "
-        f"({len({r.name.removesuffix('-dev') for r in rows})} names incl. Debian 12 ones), "
-        f"{built} built on this checkout. Sizes are compressed layers + config of a build "
-        "recorded by `kiln catalog build`; the hand-written images are listed above.",
+        f"{len(rows)} images generated from the family tables in `catalog/` "
+        f"({len({r.spec for r in rows})} specs, each a runtime and a -dev image; Debian 12 "
+        f"ones are NAME-debian12), {built} built and recorded on this checkout by "
+        "`kiln catalog build`. Size: compressed layers + config of that build; an image "
+        "not built here says so. The hand-written images (`images/`) are not in this "
+        "table. See docs/catalog.md.",
         "",
         "| image | family | release | replaces | size |",
         "|---|---|---|---|---|",
