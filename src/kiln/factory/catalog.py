@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from kiln.pipeline import ArchiveAccess, CurrentLock
     from kiln.pipeline.backport import BackportResult
     from kiln.pipeline.build import BuiltVariant
+    from kiln.pipeline.packagecache import PackageBuildCache
     from kiln.resolve.lockfile import Lock, LockedPackage
     from kiln.spec import LoadedSpec
     from kiln.vuln import Finding, ScanResult
@@ -476,7 +477,7 @@ class CatalogSteps:
                 self.stage(request.image, work / "catalog")
                 result = backport_from_unstable(
                     fix, catalog_root=work / "catalog", work=work, image=request.image,
-                    install=False, progress=progress,
+                    install=False, progress=progress, package_cache=self.package_builds(),
                 )  # fmt: skip
             except (InputError, PolicyError, RemoteContentError) as exc:
                 leads.append(f"{cve} ({source}): {type(exc).__name__}: {exc}")
@@ -486,6 +487,13 @@ class CatalogSteps:
             ))  # fmt: skip
         reason = "; ".join(leads) or "no CVE fixed only in unstable"
         return StepResult("backport", "nothing", reason[:2000])
+
+    def package_builds(self) -> PackageBuildCache:
+        """Backport package builds shared by every image of this checkout (one build per
+        fix: the second image needing lz4's patch takes the first one's packages)."""
+        from kiln.pipeline.packagecache import PackageBuildCache
+
+        return PackageBuildCache(state_dir(self.root) / "factory" / "packages")
 
     def _backport_candidates(
         self, image: str, unstable: Sequence[str]

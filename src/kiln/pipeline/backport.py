@@ -76,10 +76,11 @@ from kiln.net import Fetcher, HttpStatusError
 from kiln.pipeline.archive import KILN_SUITE, ArchiveAccess, KilnAptRepo
 from kiln.pipeline.build import BuildOptions, build_spec
 from kiln.pipeline.imagetest import check_layout
+from kiln.pipeline.packagecache import PackageBuildCache, StagedFiles, build_key
 from kiln.pipeline.scan import scan_target
 from kiln.pipeline.source import SourceBuilder
 from kiln.progress import NO_PROGRESS, Phase, Progress
-from kiln.recipes.build import unpack_source
+from kiln.recipes.build import BuildOutput, unpack_source
 from kiln.recipes.load import load_recipe
 from kiln.recipes.model import Recipe, RecipeTest
 from kiln.resolve.lockfile import read_lock
@@ -261,6 +262,8 @@ class BackportResult:
     changelog_line: str  # "" for a patch that did not come from a Debian changelog
     image: ImageOutcome | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
+    #: the packages came from a ``PackageBuildCache`` entry another backport built
+    build_reused: bool = False
 
 
 class _BeatPhase:
@@ -1037,16 +1040,6 @@ def _scan(layout: Path, arch: str, cves: Sequence[str], vex: Sequence[Path]) -> 
     )
 
 
-@dataclass(frozen=True)
-class StagedRecipe:
-    """A recipe written under a staging directory, and its files as the PR will carry them."""
-
-    directory: Path
-    recipe: Path
-    files: dict[str, bytes]
-    patches: dict[str, bytes]
-
-
 def stage_recipe(
     source: str,
     version: str,
@@ -1059,7 +1052,7 @@ def stage_recipe(
     updated: dt.date,
     note: str,
     tests: Sequence[RecipeTest] = (),
-) -> StagedRecipe:
+) -> StagedFiles:
     """Write the recipe and its patches under ``staging`` (a ``recipes/`` directory).
 
     A recipe already in ``catalog_root`` for the same version keeps its patches, tests
@@ -1104,7 +1097,7 @@ def stage_recipe(
     atomic_write(recipe, text)
     files[f"recipes/{source}.yaml"] = text
     load_recipe(recipe)  # what kiln wrote must load (model, DEP-3 headers)
-    return StagedRecipe(staging, recipe, files, rendered)
+    return StagedFiles(recipe, files, rendered)
 
 
 def _kept_patches(
@@ -1139,6 +1132,7 @@ def backport_patches(
     install: bool = True,
     tests: Sequence[RecipeTest] = (),
     progress: Progress = NO_PROGRESS,
+    package_cache: PackageBuildCache | None = None,
 ) -> BackportResult:
     """Patches -> recipe -> sandboxed build with the package's tests -> kiln repo -> image.
 
@@ -1150,6 +1144,8 @@ def backport_patches(
     the .debs; ``image`` names ``catalog_root/images/<image>.yaml`` to rebuild and scan
     (only its variants that contain the source, for this machine's architecture). The
     spec with ``repositories: [kiln]`` and its new lock are in ``result.files`` only.
+    With a ``package_cache`` the build is shared (``kiln.pipeline.packagecache``): keyed
+    by (source, version, patch set, recipe), built once, and its recipe files reused.
     """
     _check_names(source, cves)
     distro = _distro_of(release)
@@ -1201,14 +1197,34 @@ def backport_patches(
     timings["fetch_and_check"] = time.monotonic() - started
 
     header = note or f"{source} {version} with {', '.join(cves)} fixed (kiln backport)"
-    staged = stage_recipe(
-        source, version, patches, cves, distro=distro, catalog_root=catalog_root,
-        staging=work / "recipes", updated=day, note=header, tests=tests,
-    )  # fmt: skip
-    out_dir = work / "packages"
-    shutil.rmtree(out_dir, ignore_errors=True)
+
+    def stage(staging: Path) -> StagedFiles:
+        return stage_recipe(
+            source, version, patches, cves, distro=distro, catalog_root=catalog_root,
+            staging=staging, updated=day, note=header, tests=tests,
+        )  # fmt: skip
+
+    def build(recipe: Path, out_dir: Path) -> BuildOutput:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        return builder.build_recipe(recipe, arch=arch, out_dir=out_dir)
+
     mark = time.monotonic()
-    output = builder.build_recipe(staged.recipe, arch=arch, out_dir=out_dir)
+    reused = False
+    if package_cache is None:
+        staged = stage(work / "recipes")
+        output = build(staged.recipe, work / "packages")
+        staged_files, staged_patches = staged.files, staged.patches
+    else:
+        existing = catalog_root / "recipes" / f"{source}.yaml"
+        key = build_key(
+            source, version, [(p.name, p.text, p.headers) for p in patches], cves=cves,
+            release=release, arch=arch, tests=[t.model_dump_json() for t in tests],
+            recipe=existing.read_bytes() if existing.is_file() else None,
+        )  # fmt: skip
+        with progress.phase(f"building {source} {version} once (package build {key[:12]})"):
+            shared = package_cache.build_once(key, stage, build)
+        output, staged_files, staged_patches = shared.output, shared.files, shared.patches
+        reused = shared.reused
     timings["build"] = time.monotonic() - mark
     record = json.loads(
         output.log.with_name(f"{source}_{output.version}.kiln-build.json").read_bytes()
@@ -1228,7 +1244,7 @@ def backport_patches(
     timings["publish"] = time.monotonic() - mark
 
     outcome = None
-    files = dict(staged.files)
+    files = dict(staged_files)
     if image is not None:
         mark = time.monotonic()
         outcome, image_files = _rebuild_image(
@@ -1240,10 +1256,10 @@ def backport_patches(
         timings["image"] = time.monotonic() - mark
 
     if install:
-        for relative, body in staged.files.items():
+        for relative, body in staged_files.items():
             atomic_write(catalog_root / relative, body)
     timings["total"] = time.monotonic() - started
-    patch_origins = {p.name: patch_headers(staged.patches[p.name]) for p in patches}
+    patch_origins = {p.name: patch_headers(staged_patches[p.name]) for p in patches}
     origin = tuple(pair for p in patches for pair in patch_origins[p.name])
     return BackportResult(
         source=source,
@@ -1251,7 +1267,7 @@ def backport_patches(
         kiln_version=output.version,
         cves=tuple(cves),
         files=files,
-        patches=staged.patches,
+        patches=staged_patches,
         packages=built,
         package_tests=package_tests,
         build_seconds=output.duration,
@@ -1262,6 +1278,7 @@ def backport_patches(
         changelog_line="",
         image=outcome,
         timings=timings,
+        build_reused=reused,
     )
 
 
@@ -1403,6 +1420,7 @@ class BackportOptions(TypedDict, total=False):
     install: bool
     tests: Sequence[RecipeTest]
     progress: Progress
+    package_cache: PackageBuildCache | None
 
 
 def backport_patch(
@@ -1443,6 +1461,7 @@ def backport_from_unstable(
     install: bool = True,
     tests: Sequence[RecipeTest] = (),
     progress: Progress = NO_PROGRESS,
+    package_cache: PackageBuildCache | None = None,
 ) -> BackportResult:
     """Backport unstable's patch(es) for ``fix.cve`` onto the release's ``version``.
 
@@ -1486,7 +1505,7 @@ def backport_from_unstable(
         fix.source, base, patches, [fix.cve], catalog_root=catalog_root, work=work,
         image=image, release=fix.release, archive=archive,
         apt_repository=apt_repository, gnupghome=gnupghome, note=note, updated=updated,
-        install=install, tests=tests, progress=progress,
+        install=install, tests=tests, progress=progress, package_cache=package_cache,
     )  # fmt: skip
     return dataclasses.replace(result, changelog_line=fix.changelog_line)
 
