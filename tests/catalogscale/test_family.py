@@ -137,6 +137,11 @@ def test_missing_package_skips_that_release_only(tmp_path: Path) -> None:
             "frobnicate",
         ),
         ("family: t\nkind: tool\nentries: {", "invalid YAML"),
+        (
+            "family: t\nkind: server\nentries:\n  - {name: a, packages: [pkg-a], binary: /a,"
+            ' probe: {port: 5353, send: "\\0x", expect: x}}\n',
+            "NUL byte",
+        ),
     ],
 )
 def test_hostile_tables_are_input_errors_with_positions(
@@ -194,3 +199,17 @@ def test_selection_by_spec_name_and_unknown_names() -> None:
         plan(ROOT, None, names=["nope", "../etc"])
     with pytest.raises(InputError, match="no family called 'x'"):
         plan(ROOT, None, family="x")
+
+
+def test_a_server_without_probe_needs_and_shows_its_reason(tmp_path: Path) -> None:
+    table = tmp_path / "t.yaml"
+    table.write_text(
+        "family: t\nkind: server\nentries:\n  - {name: dns, packages: [pkg-a], binary: /a,"
+        ' version: {stdout: a}, no-probe: "binary protocol (DNS)"}\n'
+    )
+    (image, _) = plan_catalog([load_family(table)]).images
+    assert not any("probe" in t for t in image.spec["tests"])
+    assert any(
+        "do not probe this server: binary protocol (DNS)" in n
+        for n in image.spec["compatibility"]["notes"]
+    )

@@ -156,7 +156,8 @@ def build(
     jobs = jobs_for(state_root(root), found.images, run_tests=not no_tests, variants=only)
     endpoint = endpoint_for(root)
     err_console.print(
-        f"catalog: {len(jobs)} specs ({2 * len(jobs)} images), {workers} at once, "
+        f"catalog: {len(jobs)} specs ({sum(len(j.variants) or 2 for j in jobs)} images), "
+        f"{workers} at once, "
         f"Temporal {endpoint.address}",
         markup=False,
         highlight=False,

@@ -32,6 +32,7 @@ from kiln.errors import InputError, Location
 from kiln.spec.model import (
     Arg,
     ImageSpec,
+    ImageTest,
     PackageName,
     PathSpec,
     Port,
@@ -103,13 +104,23 @@ class ServerProbe(_Frozen):
         default=None, description="argv of the server (default: entrypoint + cmd)"
     )
     port: int = Field(ge=1024, le=65535, description="unprivileged: servers run as nonroot")
-    send: str = ""
+    send: str = Field(default="", description="text (the probe passes it as an argument)")
     expect: Regex = Field(min_length=1)
     timeout: float = Field(default=30.0, gt=0, le=600)
     variant: Literal["runtime", "dev"] | None = Field(
         default=None, description="only in this variant (e.g. a server that needs a shell)"
     )
     user: UserRef | None = None
+
+    @field_validator("send")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError(
+                "send contains a NUL byte: the probe sends text (a binary protocol such as "
+                "DNS or MQTT cannot be probed; give the entry a no-probe reason instead)"
+            )
+        return value
 
 
 class Override(_Frozen):
@@ -144,6 +155,12 @@ class FamilyEntry(_Frozen):
     version: VersionCheck | None = None
     hello: HelloCheck | None = None
     probe: ServerProbe | None = None
+    no_probe: str | None = Field(
+        default=None, alias="no-probe", description="why a server has no readiness probe"
+    )
+    tests: tuple[ImageTest, ...] = Field(
+        default=(), description="the entry's own tests, added to the generated ones"
+    )
     replaces: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     releases: tuple[Release, ...] = Field(default=RELEASES, min_length=1)
@@ -195,12 +212,9 @@ class Family(_Frozen):
             if entry.name in seen:
                 raise ValueError(f"entry {entry.name!r} is listed more than once")
             seen.add(entry.name)
-            if (
-                self.kind == "server"
-                and entry.probe is None
-                and not any(o.probe for o in entry.overrides.values())
-            ):
-                raise ValueError(f"server entry {entry.name!r} has no probe")
+            probed = entry.probe is not None or any(o.probe for o in entry.overrides.values())
+            if self.kind == "server" and not probed and not entry.no_probe:
+                raise ValueError(f"server entry {entry.name!r} has no probe (or a no-probe reason)")
         return self
 
 
@@ -306,6 +320,8 @@ def compatibility_notes(family: Family, entry: FamilyEntry, release: str, binary
         notes.append(
             f"listens on {', '.join(entry.ports)} (unprivileged ports: the image runs as nonroot)"
         )
+    if family.kind == "server" and entry.no_probe:
+        notes.append(f"kiln's tests do not probe this server: {entry.no_probe}")
     notes.extend(entry.notes)
     return notes
 
@@ -344,6 +360,7 @@ def _tests(
             test["variants"] = [probe.variant]
         test["user"] = probe.user or "nonroot"
         tests.append(test)
+    tests += [t.model_dump(by_alias=True, exclude_defaults=True) for t in entry.tests]
     first = (override.packages or entry.packages)[0]
     tests.append(
         {
