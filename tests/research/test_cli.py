@@ -91,13 +91,13 @@ def test_a_record_about_another_cve_is_refused(
     assert "is about CVE-2023-0001" in capsys.readouterr().err
 
 
-def test_backport_needs_the_package_and_version(
+def test_backport_needs_the_package_and_catalog(
     upstream: Upstream, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ["research", "CVE-2023-0001", "--repo", str(upstream.work),
             "--record", str(_record(tmp_path)), "--backport"]  # fmt: skip
     assert main(args) == 2
-    assert "--backport needs --package, --version, --catalog" in capsys.readouterr().err
+    assert "--backport needs --package, --catalog" in capsys.readouterr().err
 
 
 @pytest.mark.network

@@ -20,12 +20,15 @@ import datetime as dt
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from kiln.cli.app import app, console, err_console
 from kiln.errors import InputError, Location, PolicyError
+
+if TYPE_CHECKING:
+    from kiln.pipeline.backport import BackportResult
 
 
 @app.command(name="research")
@@ -127,10 +130,19 @@ def research_command(
         record = found
     if package is not None:
         # unstable's DEP-3 patches may name the upstream commit (signed packaging tarball)
-        from kiln.pipeline.backport import find_unstable_fix
+        from kiln.pipeline.backport import MirrorMissingError, find_unstable_fix
         from kiln.research.dep3 import with_patch_origins
 
-        unstable = find_unstable_fix(package, cve)
+        try:
+            unstable = find_unstable_fix(package, cve)
+        except MirrorMissingError as exc:
+            # one candidate source among several: the git window still runs without it
+            unstable = None
+            err_console.print(
+                f"unstable's packaging of {package} not read: {exc.message}",
+                highlight=False,
+                markup=False,
+            )
         if unstable is not None:
             record = with_patch_origins(record, [p.headers for p in unstable.patches])
     if discuss:
@@ -172,17 +184,16 @@ def research_command(
         verdict = None
         if affected is not None and best is not None:
             verdict = decide(git.show(best.commit.sha), affected)
-        patch_bytes = None
+        diff = b""
         headers: list[tuple[str, str]] = []
         if (patch is not None or backport) and best is not None:
             url = repo if "://" in repo else None
             headers = dep3_headers(record, best.commit, repo_url=url, today=dt.date.today())
             diff = commit_diff(git, best.commit)
-            patch_bytes = render_patch(headers, diff)
             if patch is not None:
                 from kiln.fileio import atomic_write
 
-                atomic_write(patch, patch_bytes)
+                atomic_write(patch, render_patch(headers, diff))
     if as_json:
         out: dict[str, object] = {
             "cve": cve,
@@ -225,9 +236,7 @@ def research_command(
     if patch is not None:
         err_console.print(f"wrote {patch}", highlight=False)
     if backport:
-        _backport(
-            cve, package, version, catalog, work, image, patch_bytes, headers, best.commit.sha
-        )
+        _backport(cve, package, version, catalog, work, image, diff, headers, best.commit.sha)
 
 
 def _backport(
@@ -237,28 +246,35 @@ def _backport(
     catalog: Path | None,
     work: Path | None,
     image: str | None,
-    patch_bytes: bytes | None,
+    diff: bytes,
     headers: list[tuple[str, str]],
     sha: str,
 ) -> None:
-    """Hand the patch to the backport pipeline (engineer D's ``backport_patch``)."""
-    if package is None or version is None or catalog is None:
-        missing = [
-            name
-            for name, value in (
-                ("--package", package),
-                ("--version", version),
-                ("--catalog", catalog),
-            )
-            if value is None
-        ]
-        raise InputError(f"--backport needs {', '.join(missing)}")
-    from kiln.pipeline.backport import backport_patch
+    """Hand the top candidate's diff to the backport pipeline (``backport_patch``).
 
-    diff = (patch_bytes or b"").split(b"\n---\n", 1)[-1]
+    First asks the release's own packaging (``release_status``): a CVE trixie's changelog
+    or patches already fix is refused (``PolicyError``: nothing to backport, and the
+    patch would not apply over Debian's); ``--version`` defaults to trixie's newest.
+    """
+    if package is None or catalog is None:
+        missing = [n for n, v in (("--package", package), ("--catalog", catalog)) if v is None]
+        raise InputError(f"--backport needs {', '.join(missing)}")
+    from kiln.pipeline.backport import backport_patch, release_status
+
+    status = release_status(package, cve)
+    if status.fixed:
+        where = [f"changelog: {status.fixed_line}"] if status.fixed_line else []
+        where += [f"debian/patches/{name}" for name in status.patches]
+        raise PolicyError(
+            f"{package} {status.version} ({status.release}) already fixes {cve}: "
+            "nothing to backport",
+            hint="kiln scan reads the release's changelog; update the image's lock "
+            "(kiln lock) to take Debian's fixed version",
+            details=where,
+        )
     result = backport_patch(
         package,
-        version,
+        version or status.version,
         diff,
         headers,
         [cve],
@@ -267,4 +283,30 @@ def _backport(
         work=work or Path("kiln-backport"),
         image=image,
     )
-    err_console.print(f"backport: {result}", highlight=False, markup=False)
+    _print_backport(result)
+
+
+def _print_backport(result: BackportResult) -> None:
+    """The backport's outcome in a few lines: build, tests, repository, image and scans."""
+    tests = result.package_tests
+    lines = [
+        f"built {result.source} {result.kiln_version} ({len(result.packages)} .debs, "
+        f"{result.build_seconds:.0f} s) from {result.base_version}; published to "
+        f"{result.apt_repository}",
+        f"package tests: {'ran' if tests.ran else 'none ran'} "
+        f"({'; '.join(tests.summary[-3:]) or f'{tests.lines} output lines'}), see {tests.log}",
+    ]
+    if result.image is not None:
+        img = result.image
+        before = ", ".join("listed" if s.cve_reported else "not listed" for s in img.before)
+        after = ", ".join("listed" if s.cve_reported else "not listed" for s in img.after)
+        lines += [
+            f"image {img.name} ({', '.join(img.variants)}): {img.tests_passed} tests passed, "
+            f"{img.tests_failed} failed; Kiln-Fixes "
+            + ", ".join(f"{k}: {v}" for k, v in sorted(img.kiln_fixes.items())),
+            f"scan before: {', '.join(result.cves)} {before or 'not scanned'}; after: {after}",
+            *(f"note: {n}" for n in img.notes),
+        ]
+    lines.append("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items()))
+    for line in lines:
+        err_console.print(f"backport: {line}", highlight=False, markup=False)

@@ -720,6 +720,65 @@ def _release_changelog(suites: _Suites, package: SourcePackage) -> bytes | None:
         return None
 
 
+@dataclass(frozen=True)
+class ReleaseStatus:
+    """The release's newest version of a source and whether its packaging fixes a CVE.
+
+    ``fixed_line`` is the release's changelog item naming the CVE as fixed (empty: not
+    named); ``patches`` are its ``debian/patches`` whose file name or header names it.
+    """
+
+    source: str
+    cve: str
+    release: str
+    version: str
+    fixed_line: str
+    patches: tuple[str, ...]
+
+    @property
+    def fixed(self) -> bool:
+        """The release already carries a fix (changelog entry or a patch naming the CVE)."""
+        return bool(self.fixed_line or self.patches)
+
+
+def release_status(
+    source: str,
+    cve: str,
+    *,
+    release: str = "trixie",
+    archive: ArchiveAccess | None = None,
+) -> ReleaseStatus:
+    """Does the release's newest ``source`` already fix ``cve``? (signed Sources, packaging).
+
+    The research agent asks before a backport: a CVE the release's changelog or patches
+    name is Debian's to carry, and a second patch for it would not apply or would
+    shadow Debian's. A mirror lacking the packaging tarball is a ``MirrorMissingError``
+    (the backport could not build that source either).
+    """
+    _check_names(source, [cve])
+    distro = _distro_of(release)
+    suites = _Suites(archive if archive is not None else ArchiveAccess.from_environment(), distro)
+    ours = [p for s in distro.suites for p in suites.versions(s, source)]
+    if not ours:
+        raise InputError(f"{source} is not a source package of {release}")
+    ours.sort(key=lambda p: parse_version(p.version), reverse=True)
+    candidate = ours[0]
+    tree = suites.debian_tree(candidate)
+    changelog = tree.text("debian/changelog") or b""
+    entry = _changelog_entry(changelog, cve, display=f"{source} {candidate.version}")
+    patches = tuple(
+        name.removeprefix("debian/patches/")
+        for name, text in sorted(tree.files.items())
+        if name.startswith("debian/patches/")
+        and name != "debian/patches/series"
+        and (cve.lower() in name.lower() or cve in _header_text(text))
+    )
+    return ReleaseStatus(
+        source=source, cve=cve, release=release, version=candidate.version,
+        fixed_line=entry.line if entry is not None else "", patches=patches,
+    )  # fmt: skip
+
+
 # ---------------------------------------------- patch -> recipe -> build -> repo -> image
 
 
