@@ -131,3 +131,42 @@ def test_no_window_no_candidates_exits_1_with_a_hint(
     err = capsys.readouterr().err
     assert "no candidate commits for CVE-2023-0001" in err
     assert "--published" in err
+
+
+def test_backport_summary_says_build_tests_fixes_and_both_scans(tmp_path: Path) -> None:
+    """The lines printed after a backport (the values are a result as D's pipeline fills it)."""
+    from kiln.cli.research import backport_summary
+    from kiln.pipeline.backport import (
+        BackportResult,
+        ImageOutcome,
+        PackageTests,
+        ScanCounts,
+    )
+
+    scan = {
+        when: ScanCounts(tmp_path / when, {"high": n}, n, cve_reported=n == 2)
+        for when, n in (("before", 2), ("after", 1))
+    }
+    result = BackportResult(
+        source="libarchive", base_version="3.7.4-4", kiln_version="3.7.4-4+kiln1",
+        cves=("CVE-2025-0001",), files={}, patches={}, packages=(),
+        package_tests=PackageTests(
+            ran=True, summary=("# PASS:  612",), log=tmp_path / "build.log",
+            recipe_tests=(("bsdtar runs", True, ""), ("rar", False, "exit 1")),
+        ),
+        build_seconds=612.4, apt_repository=tmp_path / "repo", origin=(), patch_origins={},
+        provenance=tmp_path / "p.json", changelog_line="",
+        image=ImageOutcome(
+            name="bsdtar", variants=("runtime",), layouts={}, digests={}, tests_passed=3,
+            tests_failed=0, before=(scan["before"],), after=(scan["after"],),
+            kiln_fixes={"libarchive13t64": "CVE-2025-0001"},
+        ),
+        timings={"build": 612.4, "image": 80.0},
+    )  # fmt: skip
+    lines = backport_summary(result)
+    assert lines[0].startswith("built libarchive 3.7.4-4+kiln1 (0 .debs, 612 s) from 3.7.4-4")
+    assert "package tests: ran (# PASS:  612)" in lines[1]
+    assert "recipe tests: 1 passed, failed: rar" in lines
+    assert any("Kiln-Fixes libarchive13t64: CVE-2025-0001" in line for line in lines)
+    assert "scan before: CVE-2025-0001 listed; after: not listed" in lines
+    assert lines[-1] == "timings: build 612 s, image 80 s"

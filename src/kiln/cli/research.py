@@ -283,10 +283,11 @@ def _backport(
         work=work or Path("kiln-backport"),
         image=image,
     )
-    _print_backport(result)
+    for line in backport_summary(result):
+        err_console.print(f"backport: {line}", highlight=False, markup=False)
 
 
-def _print_backport(result: BackportResult) -> None:
+def backport_summary(result: BackportResult) -> list[str]:
     """The backport's outcome in a few lines: build, tests, repository, image and scans."""
     tests = result.package_tests
     lines = [
@@ -296,6 +297,12 @@ def _print_backport(result: BackportResult) -> None:
         f"package tests: {'ran' if tests.ran else 'none ran'} "
         f"({'; '.join(tests.summary[-3:]) or f'{tests.lines} output lines'}), see {tests.log}",
     ]
+    if tests.recipe_tests:
+        failed = [name for name, ok, _ in tests.recipe_tests if not ok]
+        lines.append(
+            f"recipe tests: {len(tests.recipe_tests) - len(failed)} passed"
+            + (f", failed: {', '.join(failed)}" if failed else "")
+        )
     if result.image is not None:
         img = result.image
         before = ", ".join("listed" if s.cve_reported else "not listed" for s in img.before)
@@ -308,5 +315,4 @@ def _print_backport(result: BackportResult) -> None:
             *(f"note: {n}" for n in img.notes),
         ]
     lines.append("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items()))
-    for line in lines:
-        err_console.print(f"backport: {line}", highlight=False, markup=False)
+    return lines
