@@ -140,45 +140,73 @@ def _elf_files(root: Path) -> Iterator[tuple[str, Path]]:
 
 
 def check_closure(root: Path) -> ClosureReport:
-    """The ELF closure of the image unpacked at ``root`` (module doc)."""
+    """The ELF closure of the image unpacked at ``root`` (module doc).
+
+    Each program's libraries are resolved breadth-first as the loader maps them: a
+    ``DT_NEEDED`` whose soname an object loaded earlier already provides is satisfied
+    by it (a plugin found through the program's RUNPATH serves its siblings too).
+    """
     report = ClosureReport()
     configured = _configured_dirs(root)
-    seen: set[str] = set()
-    queue: list[tuple[str, str]] = []  # (image path, who needs it)
-    for path, host in _elf_files(root):
-        info = _read_elf(host)
-        if info is None or info[0] is None:
+    infos: dict[str, tuple[str | None, list[str], list[str], str] | None] = {}
+    found_in: dict[tuple[tuple[str, ...], str], str | None] = {}
+    problems: dict[str, None] = {}
+    libraries: set[str] = set()
+
+    def info(path: str) -> tuple[str | None, list[str], list[str], str] | None:
+        if path not in infos:
+            infos[path] = _read_elf(root / path.lstrip("/"))
+        return infos[path]
+
+    def search(dirs: tuple[str, ...], soname: str) -> str | None:
+        key = (dirs, soname)
+        if key not in found_in:
+            found_in[key] = next(
+                (
+                    hit
+                    for directory in dirs
+                    if (hit := resolve_in_root(root, posixpath.join(directory, soname)))
+                ),
+                None,
+            )
+        return found_in[key]
+
+    programs = []
+    for path, _host in _elf_files(root):
+        parsed = info(path)
+        if parsed is None or parsed[0] is None:
             continue
-        report.programs += 1
-        interp = info[0]
-        if resolve_in_root(root, interp) is None:
-            report.problems.append(f"{path}: ELF interpreter {interp} is missing")
-        queue.append((path, ""))
-    while queue:
-        path, _ = queue.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        info = _read_elf(root / path.lstrip("/"))
-        if info is None:
-            continue
-        _, needed, search, machine = info
-        origin = posixpath.dirname(path)
-        dirs = [d.replace("$ORIGIN", origin).replace("${ORIGIN}", origin) for d in search if d]
-        dirs += configured + _default_dirs(machine)
-        for soname in needed:
-            found = None
-            for directory in dirs:
-                found = resolve_in_root(root, posixpath.join(directory, soname))
-                if found is not None:
-                    break
-            if found is None:
-                report.problems.append(
-                    f"{path}: needs {soname}, found in none of its library paths"
-                )
-            elif found not in seen:
-                queue.append((found, path))
-    report.libraries = len(seen) - report.programs
+        programs.append(path)
+        if resolve_in_root(root, parsed[0]) is None:
+            problems[f"{path}: ELF interpreter {parsed[0]} is missing"] = None
+    report.programs = len(programs)
+    for program in programs:
+        loaded: dict[str, str] = {}
+        queue = [program]
+        mapped = {program}
+        while queue:
+            path = queue.pop(0)
+            parsed = info(path)
+            if parsed is None:
+                continue
+            _, needed, runpath, machine = parsed
+            origin = posixpath.dirname(path)
+            own = [d.replace("$ORIGIN", origin).replace("${ORIGIN}", origin) for d in runpath]
+            dirs = tuple(d for d in own if d) + tuple(configured) + tuple(_default_dirs(machine))
+            for soname in needed:
+                if soname in loaded:
+                    continue
+                hit = search(dirs, soname)
+                if hit is None:
+                    problems[f"{path}: needs {soname}, in none of its library paths"] = None
+                    continue
+                loaded[soname] = hit
+                if hit not in mapped:
+                    mapped.add(hit)
+                    queue.append(hit)
+        libraries |= mapped - {program}
+    report.libraries = len(libraries - set(programs))
+    report.problems = list(problems)
     for directory in _PROGRAM_DIRS:
         host_dir = root / directory.lstrip("/")
         if host_dir.is_symlink() or not host_dir.is_dir():
