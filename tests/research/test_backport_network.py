@@ -91,3 +91,29 @@ def test_release_status_of_a_cve_trixie_does_not_name() -> None:
     assert status.fixed_line == ""
     assert status.patches == ()
     assert status.version.startswith("1.7.1-")
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_backport_of_a_fix_whose_code_trixie_lacks_stops_as_not_affected(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """jq's CVE-2025-49014 was introduced in 1.8: trixie's 1.7.1 source has no counterpart."""
+    repo = FIXBENCH / "repos" / "jq.git"
+    if not repo.exists():
+        pytest.skip("fixbench is not here")
+    cve = "CVE-2025-49014"
+    catalog = tmp_path / "catalog"
+    (catalog / "recipes").mkdir(parents=True)
+    code = main(
+        ["research", cve, "--repo", str(repo), "--record", str(_input_record(tmp_path, cve)),
+         "--top", "1", "--package", "jq", "--backport", "--catalog", str(catalog),
+         "--work", str(tmp_path / "work")]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    assert " 1. 499c91bca9" in captured.out
+    assert code == 1, captured.err
+    assert f"(trixie) is not affected by {cve} (vulnerable_code_not_present)" in captured.err
+    assert "src/builtin.c" in captured.err  # the hunks without counterpart, as evidence
+    assert list((catalog / "recipes").iterdir()) == []
+    assert not (tmp_path / "work" / "affected").exists()  # the unpacked tree is removed

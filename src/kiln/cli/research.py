@@ -254,7 +254,9 @@ def _backport(
 
     First asks the release's own packaging (``release_status``): a CVE trixie's changelog
     or patches already fix is refused (``PolicyError``: nothing to backport, and the
-    patch would not apply over Debian's); ``--version`` defaults to trixie's newest.
+    patch would not apply over Debian's); ``--version`` defaults to trixie's newest. Then
+    decides affected-or-not on that source (``release_verdict``): ``not_affected`` stops
+    with the hunks that have no counterpart.
     """
     if package is None or catalog is None:
         missing = [n for n, v in (("--package", package), ("--catalog", catalog)) if v is None]
@@ -272,17 +274,28 @@ def _backport(
             "(kiln lock) to take Debian's fixed version",
             details=where,
         )
-    result = backport_patch(
-        package,
-        version or status.version,
-        diff,
-        headers,
-        [cve],
-        name=f"{cve}-{sha[:12]}.patch",
-        catalog_root=catalog,
-        work=work or Path("kiln-backport"),
-        image=image,
+    from kiln.research.backport import release_verdict
+
+    base, folder = version or status.version, work or Path("kiln-backport")
+    verdict = release_verdict(package, base, diff, work=folder)
+    missing = [f"{h.hunk.path} {h.hunk.header}: {h.reason}" for h in verdict.hunks if not h.present]
+    if verdict.status == "not_affected":
+        raise PolicyError(
+            f"{package} {base} ({status.release}) is not affected by {cve} "
+            f"(vulnerable_code_not_present): no hunk of {sha[:12]} has a counterpart",
+            hint="record not_affected in the image's VEX instead of a patch",
+            details=missing,
+        )
+    err_console.print(
+        f"affected? {verdict.status} ({package} {base}); "
+        f"{len(verdict.hunks) - len(missing)} of {len(verdict.hunks)} hunks present",
+        highlight=False,
+        markup=False,
     )
+    result = backport_patch(
+        package, base, diff, headers, [cve], name=f"{cve}-{sha[:12]}.patch",
+        catalog_root=catalog, work=folder, image=image,
+    )  # fmt: skip
     for line in backport_summary(result):
         err_console.print(f"backport: {line}", highlight=False, markup=False)
 
