@@ -81,6 +81,26 @@ class TagIndex:
         above = [v for v in self.by_version if key and v > key]
         return self.by_version[min(above)] if above else None
 
+    def next_series(self, version: str) -> str | None:
+        """The first release of the series after ``version``'s (``1.25`` for ``1.24.2``):
+        same major version, tags named alike; for a maintenance version only (three
+        numbers or more). None otherwise."""
+        key = version_key(version)
+        own = self.tag(version) or self.previous(version)
+        if not key or len(key) < 3 or own is None:
+            return None
+        series = key[:-1]
+        shape = _NUMS.sub("", own)  # the same naming (not another project's tags)
+        above = [
+            v
+            for v, name in self.by_version.items()
+            if v > key
+            and v[0] == key[0]
+            and v[: len(series)] != series
+            and _NUMS.sub("", name) == shape
+        ]
+        return self.by_version[min(above)] if above else None
+
 
 @dataclass(frozen=True)
 class Bounds:
@@ -108,7 +128,10 @@ def advisory_bounds(record: CveRecord) -> Bounds:
 def tag_windows(bounds: Bounds, tags: TagIndex) -> list[list[str]]:
     """``git log`` revision lists, one per window ``first-fixed ^last-affected``.
 
-    A fixed version with no tag yet (the fix is unreleased) gives ``--all ^last``.
+    A fixed version with no tag yet (the fix is unreleased) gives ``--all ^last``. A
+    maintenance release (``1.24.2``) often carries a backport while the commit upstream
+    names lives on the main line and ships first in the next series (``1.25``): that
+    series' first release, bounded below by the same tag, is searched too.
     """
     windows: list[list[str]] = []
     for version in bounds.fixed:
@@ -118,11 +141,17 @@ def tag_windows(bounds: Bounds, tags: TagIndex) -> list[list[str]]:
             windows.append([fixed_tag, f"^{before}"])
         elif before and not fixed_tag:
             windows.append(["--all", f"^{before}"])
+        mainline = tags.next_series(version)
+        if mainline and before and mainline != fixed_tag:
+            windows.append([mainline, f"^{before}"])
     for version in bounds.last_affected:
         last_tag = tags.tag(version)
         if not last_tag:
             continue
         after = tags.following(version)
         windows.append([after, f"^{last_tag}"] if after else ["--all", f"^{last_tag}"])
+        mainline = tags.next_series(version)
+        if mainline and mainline != after:
+            windows.append([mainline, f"^{last_tag}"])
     unique: dict[tuple[str, ...], list[str]] = {tuple(w): w for w in windows}
     return list(unique.values())
