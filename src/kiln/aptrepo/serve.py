@@ -272,6 +272,10 @@ class RepositoryHTTPServer(ThreadingHTTPServer):
     """A threading HTTP server over one ``ServedRepository``, with the limits above."""
 
     daemon_threads = True
+    # Stopping (Ctrl-C) does not wait for open client connections: a keep-alive client
+    # could hold its handler thread up to the idle timeout, and a read-only repository
+    # loses nothing when a download is cut (apt retries it).
+    block_on_close = False
     request_queue_size = LISTEN_BACKLOG
 
     def __init__(
