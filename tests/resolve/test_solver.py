@@ -793,3 +793,21 @@ Depends: missing
     assert str(info.value) == (
         "app → left: left was kept back: right conflicts with left (Conflicts: left)"
     )
+
+
+def test_a_library_a_kept_program_links_is_never_cut_as_install_time_only() -> None:
+    # base-passwd kept in a runtime image (a server depends on it) ships update-passwd,
+    # which links libdebconfclient0: cutting the library left a program whose DT_NEEDED
+    # does not resolve (the catalog's ELF closure test found it in mariadb, caddy, dnsmasq).
+    text = """
+Package: server
+Depends: base-passwd
+
+Package: base-passwd
+Depends: libdebconfclient0
+
+Package: libdebconfclient0
+"""
+    result = resolve(["server"], universe(text), drop_install_time_only=True)
+    assert set(result.names) == {"server", "base-passwd", "libdebconfclient0"}
+    assert result.cut_edges == ()

@@ -16,7 +16,11 @@ these disappear with the edge and need no entry of their own: ``passwd``,
 ``libtext-*-perl`` modules through ``ucf``. ``perl-base`` needs no entry: trixie's
 ``debconf`` relies on it being Essential and does not depend on it. The apt peer test
 (``tests/resolve/test_apt_peer.py``) checks that the runtime closure is apt's closure
-minus exactly what is reachable only through these edges. A user who wants one of them
+minus exactly what is reachable only through these edges. ``libdebconfclient0`` is not
+one of them although only install-time programs link it: base-passwd's
+``update-passwd`` does, and a runtime image that keeps base-passwd through another
+package (mariadb, caddy, dnsmasq) would ship that program with a missing library,
+failing the ELF closure test of every generated image. A user who wants one of them
 in a runtime image lists it in the spec's ``packages``: a requested package is never
 dropped.
 """
@@ -40,8 +44,6 @@ INSTALL_TIME_ONLY: MappingProxyType[str, str] = MappingProxyType(
         "debconf": "asks and stores configuration questions for maintainer scripts "
         "(it relies on the Essential perl-base, so it pulls no perl)",
         "debconf-2.0": "virtual debconf implementation, for maintainer-script questions",
-        "libdebconfclient0": "debconf client library, linked only by base-passwd's "
-        "update-passwd and cdebconf, both run at install time",
         "ucf": "merges configuration files on upgrade from postinst; pulls procps, "
         "sensible-utils and libtext-wrapi18n-perl only for that",
         # Service registration: containers run no init system.
