@@ -180,6 +180,11 @@ _DOC_PATH = re.compile(
     r"(?i)(^|/)(docs?|changes|changelog|news|release[-_]notes|readme|man|tests?|"
     r"\.github|m4|projects|winbuild|packages)(/|\.|$)|\.(md|rst|txt|[1-9]|html|yml|yaml)$"
 )
+# a message pointing at a security report without naming the CVE id
+_SECURITY_REFERENCE = re.compile(
+    r"(?i)\b(ghsa|hackerone|h1|security|advisory|vulnerab\w*|cve|reported[- ]by|disclos\w*|"
+    r"oss-fuzz|ossfuzz|clusterfuzz|fuzz\w*|asan|ubsan|sanitizer)\b"
+)
 _TEST_PATH = re.compile(r"(?i)(^|/)(tests?|testing|fuzz\w*|t)(/|$)|test_|_test\.")
 
 FEATURE_NAMES: tuple[str, ...] = (
@@ -208,6 +213,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     "touches_tests",
     "fix_word",
     "version_bump",
+    "security_reference",
+    "path_part_in_description",
 )
 
 
@@ -433,6 +440,19 @@ def extract(
         values["version_bump"] = float(
             bool(re.search(r"(?i)^(release|bump|version|update version|prepare)\b", message))
         )
+        refs = sorted({m.lower() for m in _SECURITY_REFERENCE.findall(message)})
+        fire(
+            "security_reference",
+            float(min(len(refs), 3)),
+            f"refers to a security report: {', '.join(refs)}",
+        )
+        parts = set(path_tokens(code_files))
+        part_hits = sorted(parts & advisory.words)
+        fire(
+            "path_part_in_description",
+            float(min(len(part_hits), 3)),
+            f"touches the component {', '.join(part_hits[:3])}",
+        )
         out.append(Features(values=values, fired=fired))
     return out
 
@@ -444,7 +464,34 @@ DIFF_FEATURE_NAMES: tuple[str, ...] = (
     "tfidf_diff_rank",
     "adds_check",
     "diff_truncated",
+    "code_in_hunk_headers",
+    "cwe_code_added",
+    "words_in_added",
 )
+# CWE → code a fix for that weakness tends to add (size checks for overflows, escaping
+# for injections, ...): matched against the diff's added lines, case-insensitively.
+_OVERFLOW_CODE = ("len", "size", "max", "limit", "memcpy", "overflow", "bounds", ">=", "<=")
+_CWE_CODE: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(
+        ("CWE-119", "CWE-120", "CWE-121", "CWE-122", "CWE-125", "CWE-131", "CWE-787"),
+        _OVERFLOW_CODE,
+    ),
+    **dict.fromkeys(("CWE-190", "CWE-191", "CWE-680"), ("_max", "overflow", "size_t", "> ")),
+    **dict.fromkeys(
+        ("CWE-400", "CWE-770", "CWE-674", "CWE-606", "CWE-835"), ("max", "limit", "depth", "count")
+    ),
+    **dict.fromkeys(("CWE-416", "CWE-415", "CWE-401", "CWE-772"), ("free", "= null", "null;")),
+    **dict.fromkeys(("CWE-476", "CWE-824", "CWE-908"), ("null", "!", "init", "memset")),
+    **dict.fromkeys(
+        ("CWE-79", "CWE-74", "CWE-77", "CWE-78", "CWE-89", "CWE-93", "CWE-113", "CWE-444"),
+        ("escape", "quote", "\\r", "\\n", "valid", "reject", "invalid"),
+    ),
+    **dict.fromkeys(("CWE-22", "CWE-59"), ("..", "/", "symlink", "path")),
+    **dict.fromkeys(
+        ("CWE-295", "CWE-297", "CWE-305", "CWE-287", "CWE-522", "CWE-200", "CWE-201"),
+        ("verify", "cert", "host", "auth", "password", "credential", "strcmp", "case"),
+    ),
+}
 _HUNK_FUNC = re.compile(r"^@@[^@]*@@\s*(.*)$", re.MULTILINE)
 _CHECK = re.compile(
     r"^\+.*\b(if|while)\s*\(.*(len|size|count|max|min|NULL|<|>|overflow|limit)", re.MULTILINE
@@ -471,6 +518,7 @@ def extract_diff(
     desc_vec = tf.vector(desc)
     sims = [cosine(desc_vec, tf.vector(d)) if d else 0.0 for d in docs]
     ranks = _ranks(sims)
+    cwe_code = {w for c in advisory.record.cwe for w in _CWE_CODE.get(c.upper(), ())}
     for f, diff, sim, r in zip(features, diffs, sims, ranks, strict=True):
         text = diff or ""
         hits = {t for t in advisory.code_tokens if t in text}
@@ -488,3 +536,18 @@ def extract_diff(
             f.fired.append(f"diff similarity {sim:.2f}")
         f.values["adds_check"] = float(min(len(_CHECK.findall(text)), 3))
         f.values["diff_truncated"] = float(diff is None)
+        headers = "\n".join(_HUNK_FUNC.findall(text))
+        header_hits = {t for t in advisory.code_tokens if t in headers}
+        f.values["code_in_hunk_headers"] = float(min(len(header_hits), 3))
+        if header_hits:
+            f.fired.append(f"changes the function {', '.join(sorted(header_hits))}")
+        added = "\n".join(
+            line[1:].lower()
+            for line in text.splitlines()
+            if line.startswith("+") and not line.startswith("+++")
+        )
+        cwe_hits = sorted({w for w in cwe_code if w in added})
+        f.values["cwe_code_added"] = float(min(len(cwe_hits), 5)) / 5
+        added_words = set(tokens(added))
+        shared_added = advisory.words & added_words
+        f.values["words_in_added"] = float(min(len(shared_added), 10)) / 10
