@@ -1,7 +1,7 @@
 """Fix-commit finding on a fixbench-style data set: Prospector's rules vs kiln's ranker.
 
     .venv/bin/python bench/fixcommits.py --data ../shared/fixbench [--json] [--cv]
-        [--model FILE] [--only REPO]
+        [--nested] [--variants base,+diff] [--model FILE] [--only REPO]
 
 DIR holds ``cves.jsonl`` and ``repos/<name>.git`` (see fixbench's README). Both rankers
 rank the same candidate set per CVE (kiln.research.finder). Printed: top-1/5/10 recall,
@@ -9,8 +9,13 @@ how often the fix was a candidate at all, the median candidate-set size and seco
 CVE, on every record and on the records whose input does not leak the answer (no
 ``flags`` set). ``--cv`` adds kiln's ranker under leave-one-repo-out cross-validation
 (a model trained without the CVE's repository; needs scikit-learn): on the development
-set that is the honest number, since the shipped model was trained on it.
-``--json`` prints ``{"baseline": {...}, "kiln": {...}, ["kiln_cv": {...}]}``.
+set that is the honest number for a fixed feature set, since the shipped model was
+trained on it. ``--nested`` adds the nested cross-validation of the whole training
+procedure (``train.nested_cv``: inside each outer training fold an inner
+leave-one-repo-out chooses among ``--variants``; the outer fold is never looked at),
+with the variant each outer fold picked and the one the inner loop picks on all of DIR.
+``--json`` prints ``{"baseline": {...}, "kiln": {...}, ["kiln_cv": {...}],
+["kiln_nested": {...}]}``.
 """
 
 from __future__ import annotations
@@ -27,11 +32,15 @@ from kiln.errors import KilnError
 from kiln.research.finder import rank, rank_kiln
 from kiln.research.rank import baseline_score, load_model
 from kiln.research.train import (
+    DEFAULT_VARIANTS,
+    VARIANTS,
     DiffCache,
     Labelled,
     collect,
     first_hit,
     leave_one_repo_out,
+    nested_cv,
+    parse_variants,
     recall_at,
 )
 
@@ -67,10 +76,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--cv", action="store_true", help="leave-one-repo-out for kiln")
+    parser.add_argument("--nested", action="store_true", help="nested CV of the variant choice")
+    parser.add_argument(
+        "--variants",
+        default=",".join(DEFAULT_VARIANTS),
+        help=f"feature sets --nested chooses from ({', '.join(VARIANTS)})",
+    )
     parser.add_argument("--model", type=Path, help="a ranker JSON (default: the shipped one)")
     parser.add_argument("--only", help="only repositories whose name contains this")
     args = parser.parse_args(argv)
     try:
+        variants = parse_variants(args.variants)
         model = load_model(args.model)
         data, seconds = collect(args.data, args.only)
     except KilnError as exc:
@@ -97,12 +113,23 @@ def main(argv: list[str] | None = None) -> int:
         }
         if args.cv:
             result["kiln_cv"] = _summary(leave_one_repo_out(data, diffs), data, kiln_seconds)
+        if args.nested:
+            nested = nested_cv(data, diffs, variants)
+            nested_summary = _summary(nested.ranks, data, kiln_seconds)
+            nested_summary["picked"] = {repo: c.picked for repo, c in nested.choices.items()}
+            nested_summary["inner"] = {repo: c.recall for repo, c in nested.choices.items()}
+            nested_summary["chosen_on_all"] = nested.full.picked
+            nested_summary["chosen_on_all_loro"] = nested.full.recall
+            result["kiln_nested"] = nested_summary
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
         return 0
     for name, summary in result.items():
         assert isinstance(summary, dict)
         print(_line(name, summary))
+        if "picked" in summary:
+            print(f"{'':<10} picked per outer fold: {json.dumps(summary['picked'])}")
+            print(f"{'':<10} chosen on all repositories: {summary['chosen_on_all']}")
     first = result["kiln"]
     assert isinstance(first, dict)
     print(

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from kiln.research.features import DIFF_FEATURE_NAMES, FEATURE_NAMES, extract_diff
+from kiln.errors import InputError
+from kiln.research.features import DIFF_FEATURE_NAMES, FEATURE_NAMES, Features, extract_diff
 from kiln.research.finder import (
     CandidateSet,
     Ranked,
@@ -27,7 +28,7 @@ from kiln.research.finder import (
     rank,
     rank_kiln,
 )
-from kiln.research.gitrepo import GitRepo, open_repo
+from kiln.research.gitrepo import Commit, GitRepo, open_repo
 from kiln.research.rank import LinearModel, Ranker
 from kiln.research.record import load_records
 
@@ -123,46 +124,241 @@ def fit_pairwise(
 DiffSource = Callable[[str, str], str | None]  # (repo, sha) -> diff
 
 
+# Features added in issue #17's second round (engineer K). Whether a ranker uses them
+# is chosen by ``nested_cv``/``choose_variant``, never by the outer test repositories.
+MESSAGE_EXTRA = ("security_reference", "path_part_in_description")
+DIFF_EXTRA = ("code_in_hunk_headers", "cwe_code_added", "words_in_added")
+_BASE1 = tuple(n for n in FEATURE_NAMES if n not in MESSAGE_EXTRA)
+_BASE2 = tuple(n for n in DIFF_FEATURE_NAMES if n not in DIFF_EXTRA)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A feature set: ``stage1`` reads every candidate, ``stage2`` the first ``depth``."""
+
+    name: str
+    stage1: tuple[str, ...]
+    stage2: tuple[str, ...]
+
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("base", _BASE1, (*_BASE1, *_BASE2)),
+        Variant("+diff", _BASE1, (*_BASE1, *DIFF_FEATURE_NAMES)),
+        Variant("+message", FEATURE_NAMES, (*FEATURE_NAMES, *_BASE2)),
+        Variant("+both", FEATURE_NAMES, (*FEATURE_NAMES, *DIFF_FEATURE_NAMES)),
+    )
+}
+DEFAULT_VARIANTS = ("base", "+diff")
+
+
+def parse_variants(text: str) -> list[Variant]:
+    """The variants a comma-separated ``--variants`` value names, in its order."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown or not names:
+        raise InputError(
+            f"--variants: unknown {', '.join(unknown) or '(none given)'}; "
+            f"known: {', '.join(VARIANTS)}"
+        )
+    return [VARIANTS[n] for n in names]
+
+
+def _scorer(model: LinearModel) -> Callable[[Features, Commit], float]:
+    def score(features: Features, _commit: Commit) -> float:
+        return model.score(features)
+
+    return score
+
+
+def fit_variants(
+    data: Sequence[Labelled],
+    diff_of: DiffSource,
+    variants: Sequence[Variant],
+    *,
+    depth: int = DEPTH,
+    c: float = 1.0,
+) -> dict[str, Ranker]:
+    """One ranker per variant, trained on ``data``: stage 1 on every candidate, then
+    stage 2 on stage 1's first ``depth`` with their diffs. Variants with the same stage-1
+    features share stage 1 (the same fit, so the same result, computed once)."""
+    out: dict[str, Ranker] = {}
+    by_stage1: dict[tuple[str, ...], list[Variant]] = {}
+    for v in variants:
+        by_stage1.setdefault(v.stage1, []).append(v)
+    for names1, group in by_stage1.items():
+        stage1 = fit_pairwise(
+            [
+                (
+                    [f.vector(names1) for f in d.cset.features],
+                    [cm.sha in d.fixes for cm in d.cset.commits],
+                )
+                for d in data
+            ],
+            names1,
+            c=c,
+        )
+        heads: list[tuple[list[Features], list[bool]]] = []
+        for d in data:
+            head = rank(d.cset, _scorer(stage1))[:depth]
+            feats = [r.features.copy() for r in head]
+            extract_diff(d.cset.advisory, feats, [diff_of(d.repo, r.commit.sha) for r in head])
+            heads.append((feats, [r.commit.sha in d.fixes for r in head]))
+        for v in group:
+            stage2 = fit_pairwise(
+                [([f.vector(v.stage2) for f in feats], flags) for feats, flags in heads],
+                v.stage2,
+                c=c,
+            )
+            out[v.name] = Ranker(
+                stage1=stage1,
+                stage2=stage2,
+                depth=depth,
+                meta={
+                    "cves": len(data),
+                    "repos": len({d.repo for d in data}),
+                    "C": c,
+                    "variant": v.name,
+                },
+            )
+    return out
+
+
 def fit_ranker(
-    data: Sequence[Labelled], diff_of: DiffSource, *, depth: int = DEPTH, c: float = 1.0
+    data: Sequence[Labelled],
+    diff_of: DiffSource,
+    *,
+    depth: int = DEPTH,
+    c: float = 1.0,
+    variant: Variant = VARIANTS["base"],
 ) -> Ranker:
     """Stage 1 on every candidate, then stage 2 on stage 1's first ``depth`` with diffs."""
-    stage1 = fit_pairwise(
-        [
-            ([f.vector() for f in d.cset.features], [cm.sha in d.fixes for cm in d.cset.commits])
-            for d in data
-        ],
-        FEATURE_NAMES,
-        c=c,
-    )
-    names = (*FEATURE_NAMES, *DIFF_FEATURE_NAMES)
-    sets: list[tuple[list[list[float]], list[bool]]] = []
-    for d in data:
-        head = rank(d.cset, lambda f, _c: stage1.score(f))[:depth]
-        feats = [r.features.copy() for r in head]
-        extract_diff(d.cset.advisory, feats, [diff_of(d.repo, r.commit.sha) for r in head])
-        sets.append(([f.vector(names) for f in feats], [r.commit.sha in d.fixes for r in head]))
-    stage2 = fit_pairwise(sets, names, c=c)
-    return Ranker(
-        stage1=stage1,
-        stage2=stage2,
-        depth=depth,
-        meta={"cves": len(data), "repos": len({d.repo for d in data}), "C": c},
-    )
+    return fit_variants(data, diff_of, [variant], depth=depth, c=c)[variant.name]
 
 
 def leave_one_repo_out(
-    data: Sequence[Labelled], diff_of: DiffSource, *, c: float = 1.0
+    data: Sequence[Labelled],
+    diff_of: DiffSource,
+    *,
+    c: float = 1.0,
+    variant: Variant = VARIANTS["base"],
 ) -> dict[str, int | None]:
     """Each CVE's first-hit rank under a ranker trained without its repository."""
-    out: dict[str, int | None] = {}
+    fits = _Fits(data, diff_of, [variant], c)
+    return _held_out_ranks(data, diff_of, fits, frozenset())[variant.name]
+
+
+def selection_score(recall: dict[str, float]) -> float:
+    """What the inner cross-validation maximises: top-1 + top-5 + top-10 recall."""
+    return recall["top1"] + recall["top5"] + recall["top10"]
+
+
+class _Fits:
+    """Rankers per set of excluded repositories, fitted once: in the nested loop the
+    inner fold (outer A, inner B) trains on the same CVEs as (outer B, inner A)."""
+
+    def __init__(
+        self, data: Sequence[Labelled], diff_of: DiffSource, variants: Sequence[Variant], c: float
+    ) -> None:
+        self.data, self.diff_of, self.variants, self.c = data, diff_of, variants, c
+        self._memo: dict[frozenset[str], dict[str, Ranker]] = {}
+
+    def without(self, repos: frozenset[str]) -> dict[str, Ranker]:
+        if repos not in self._memo:
+            train = [d for d in self.data if d.repo not in repos]
+            self._memo[repos] = fit_variants(train, self.diff_of, self.variants, c=self.c)
+        return self._memo[repos]
+
+
+def _held_out_ranks(
+    data: Sequence[Labelled], diff_of: DiffSource, fits: _Fits, excluded: frozenset[str]
+) -> dict[str, dict[str, int | None]]:
+    """Leave-one-repo-out over the repositories not in ``excluded``, for every variant:
+    variant name -> CVE -> first-hit rank."""
+    out: dict[str, dict[str, int | None]] = {v.name: {} for v in fits.variants}
+    for repo in sorted({d.repo for d in data} - excluded):
+        rankers = fits.without(excluded | {repo})
+        for item in data:
+            if item.repo != repo:
+                continue
+            for name, ranker in rankers.items():
+                ranked = rank_kiln(item.cset, ranker, partial(diff_of, repo))
+                out[name][item.cve] = first_hit(ranked, item.fixes)
+    return out
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The variant an inner leave-one-repo-out picked, with every variant's recall."""
+
+    picked: str
+    recall: dict[str, dict[str, float]]
+    ranks: dict[str, dict[str, int | None]]  # variant -> CVE -> first-hit rank
+
+
+def _choose(ranks: dict[str, dict[str, int | None]], order: Sequence[str]) -> Choice:
+    recall = {name: recall_at(list(ranks[name].values())) for name in order}
+    best = max(order, key=lambda name: (selection_score(recall[name]), -order.index(name)))
+    return Choice(best, recall, ranks)
+
+
+def choose_variant(
+    data: Sequence[Labelled],
+    diff_of: DiffSource,
+    variants: Sequence[Variant],
+    *,
+    c: float = 1.0,
+) -> Choice:
+    """Leave-one-repo-out over all of ``data`` per variant; the highest
+    ``selection_score`` wins, ties to the earlier (simpler) variant."""
+    fits = _Fits(data, diff_of, variants, c)
+    ranks = _held_out_ranks(data, diff_of, fits, frozenset())
+    return _choose(ranks, [v.name for v in variants])
+
+
+@dataclass(frozen=True)
+class Nested:
+    """Nested cross-validation: each CVE's rank under the procedure (inner choice,
+    then a ranker of the chosen variant trained without the CVE's repository), and per
+    outer repository the inner choice."""
+
+    ranks: dict[str, int | None]
+    choices: dict[str, Choice]
+    full: Choice
+
+
+def nested_cv(
+    data: Sequence[Labelled],
+    diff_of: DiffSource,
+    variants: Sequence[Variant],
+    *,
+    c: float = 1.0,
+) -> Nested:
+    """Outer leave-one-repo-out; inside each outer training fold an inner
+    leave-one-repo-out over the remaining repositories picks the variant, which is then
+    trained on the whole outer training fold and ranks the outer repository's CVEs.
+    Nothing is chosen on the outer repository. ``full`` is the choice on all of
+    ``data`` (what a ranker trained on all of it should use)."""
+    fits = _Fits(data, diff_of, variants, c)
+    order = [v.name for v in variants]
+    ranks: dict[str, int | None] = {}
+    choices: dict[str, Choice] = {}
     for repo in sorted({d.repo for d in data}):
-        ranker = fit_ranker([d for d in data if d.repo != repo], diff_of, c=c)
+        outer_out = frozenset({repo})
+        inner = _held_out_ranks([d for d in data if d.repo != repo], diff_of, fits, outer_out)
+        choice = _choose(inner, order)
+        choices[repo] = choice
+        ranker = fits.without(outer_out)[choice.picked]
         for item in data:
             if item.repo == repo:
                 ranked = rank_kiln(item.cset, ranker, partial(diff_of, repo))
-                out[item.cve] = first_hit(ranked, item.fixes)
-    return out
+                ranks[item.cve] = first_hit(ranked, item.fixes)
+        print(f"nested: {repo} picked {choice.picked}", file=sys.stderr, flush=True)
+    # the inner loop of a fit on every repository (what tools/train_ranker.py ships):
+    # leave-one-repo-out over all of ``data``, from the outer folds' rankers
+    full = _choose(_held_out_ranks(data, diff_of, fits, frozenset()), order)
+    return Nested(ranks, choices, full)
 
 
 class DiffCache:
