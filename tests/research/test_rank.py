@@ -10,12 +10,17 @@ import pytest
 from kiln.errors import InputError
 from kiln.research.features import FEATURE_NAMES, Features
 from kiln.research.rank import baseline_score, load_model, prospector_rules
+from kiln.research.train import VARIANTS
 
 
 def test_shipped_model_is_two_stage_and_names_known_features() -> None:
     ranker = load_model()
-    assert ranker.stage1.features == FEATURE_NAMES
+    # the feature set tools/train_ranker.py chose by cross-validation, named in meta
+    variant = VARIANTS[ranker.meta["variant"]]
+    assert ranker.stage1.features == variant.stage1
+    assert set(variant.stage1) <= set(FEATURE_NAMES)
     assert ranker.stage2 is not None
+    assert ranker.stage2.features == variant.stage2
     assert ranker.depth > 0
     assert "loro" in ranker.meta  # its cross-validated numbers travel with it
 
