@@ -8,7 +8,8 @@ rank the same candidate set per CVE (kiln.research.finder). Printed: top-1/5/10 
 how often the fix was a candidate at all, the median candidate-set size and seconds per
 CVE, on every record and on the records whose input does not leak the answer (no
 ``flags`` set). ``--cv`` adds kiln's ranker under leave-one-repo-out cross-validation
-(a model trained without the CVE's repository; needs scikit-learn): on the development
+(a model with the given model's features trained without the CVE's repository;
+needs scikit-learn): on the development
 set that is the honest number for a fixed feature set, since the shipped model was
 trained on it. ``--nested`` adds the nested cross-validation of the whole training
 procedure (``train.nested_cv``: inside each outer training fold an inner
@@ -36,6 +37,7 @@ from kiln.research.train import (
     VARIANTS,
     DiffCache,
     Labelled,
+    Variant,
     collect,
     first_hit,
     leave_one_repo_out,
@@ -112,7 +114,15 @@ def main(argv: list[str] | None = None) -> int:
             "kiln": _summary(kiln, data, kiln_seconds),
         }
         if args.cv:
-            result["kiln_cv"] = _summary(leave_one_repo_out(data, diffs), data, kiln_seconds)
+            # the model's own feature set, retrained without each CVE's repository
+            same = Variant(
+                "model",
+                model.stage1.features,
+                model.stage2.features if model.stage2 else model.stage1.features,
+            )
+            result["kiln_cv"] = _summary(
+                leave_one_repo_out(data, diffs, variant=same), data, kiln_seconds
+            )
         if args.nested:
             nested = nested_cv(data, diffs, variants)
             nested_summary = _summary(nested.ranks, data, kiln_seconds)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -127,3 +130,17 @@ def test_unknown_variants_are_an_input_error(text: str, named: str) -> None:
 
 def test_variants_keep_their_order() -> None:
     assert [v.name for v in parse_variants("+diff, base")] == ["+diff", "base"]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("script", ["bench/fixcommits.py", "tools/train_ranker.py"])
+def test_scripts_refuse_unknown_variants_before_reading_data(script: str, tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / script), "--data", str(tmp_path), "--variants", "base,nope"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert "unknown nope" in out.stderr
+    assert "Traceback" not in out.stderr
