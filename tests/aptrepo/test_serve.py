@@ -287,9 +287,13 @@ def test_kiln_serve_command_serves_until_interrupted(published: PublishedReposit
     import sys
 
     code = "import sys; from kiln.cli.main import main; sys.exit(main())"
+    # A suite started as a background job of a non-interactive shell inherits SIGINT
+    # ignored, and Python (rightly) keeps ignoring it: the child gets Ctrl-C's default
+    # back, as it has in a terminal.
     process = subprocess.Popen(
         [sys.executable, "-c", code, "serve", str(published.directory), "--port", "0", "-q"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
     )  # fmt: skip
     try:
         assert process.stdout is not None
