@@ -171,3 +171,37 @@ def test_watch_sees_a_commit_made_between_two_watches_and_reconciles_it(
     assert letter.step == "observe"
     assert "static.yaml" in letter.reason
     assert FactoryState(catalog).letter("base") is None  # not touched, not reconciled
+
+
+def test_checks_summary_tells_skipped_from_failing() -> None:
+    from kiln.cli.factory import checks_summary
+
+    checks = {
+        "test:build": "pass",
+        "test:package tests (dh_auto_test)": "skipped",
+        "test:scan": "fail",
+        "test:image tests": "pass",
+    }
+    assert checks_summary(checks) == (
+        "2/4 pass (failing: test:scan; skipped: test:package tests (dh_auto_test))"
+    )
+    assert checks_summary({"test:build": "pass"}) == "1/1 pass"
+
+
+def test_prs_table_shows_a_forge_title_as_text_not_markup(
+    catalog: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    evidence = Evidence("static", "bump", "g1")
+    LocalGitForge(catalog).open_or_update(
+        ChangeRequest(
+            "static",
+            "bump",
+            "g1",
+            "[red]static[/red]: bump",
+            evidence,
+            {"images/static.lock.json": b"{}\n"},
+        )
+    )
+    assert main(["factory", "prs"]) == 0
+    out = capsys.readouterr().out
+    assert "[red]" in out  # read as markup, it would have vanished (the cell may wrap)

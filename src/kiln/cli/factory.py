@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from kiln.cli.app import app, console, err_console
 from kiln.errors import InputError
@@ -276,19 +278,38 @@ def prs(
     for column in (*PR_KEYS, "title"):
         table.add_column(column.replace("_", " "), no_wrap=column in ("branch", "state"))
     for pr in pulls:
-        failing = sorted(name for name, s in pr.checks.items() if s != "pass")
-        checks = f"{len(pr.checks) - len(failing)}/{len(pr.checks)} pass"
+        # every cell is plain text: a title or check name from a forge must not be read
+        # as rich markup ("[bold]" ...)
         table.add_row(
-            str(pr.id),
-            pr.image,
-            pr.kind,
-            pr.branch,
-            ", ".join(pr.cves_fixed) or "—",
-            checks + (f" (failing: {', '.join(failing)})" if failing else ""),
-            pr.state,
-            pr.title,
+            *(
+                Text(cell)
+                for cell in (
+                    str(pr.id),
+                    pr.image,
+                    pr.kind,
+                    pr.branch,
+                    ", ".join(pr.cves_fixed) or "—",
+                    checks_summary(pr.checks),
+                    pr.state,
+                    pr.title,
+                )
+            )
         )
     console.print(table)
+
+
+def checks_summary(checks: Mapping[str, str]) -> str:
+    """``3/4 pass (skipped: package tests)``: how many passed, then each other outcome
+    with its checks (a skipped step is not a failure, and says so)."""
+    passed = sum(1 for status in checks.values() if status == "pass")
+    others: dict[str, list[str]] = {}
+    for name, status in sorted(checks.items()):
+        if status != "pass":
+            others.setdefault("failing" if status == "fail" else status, []).append(name)
+    summary = f"{passed}/{len(checks)} pass"
+    if others:
+        summary += " (" + "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(others.items())) + ")"
+    return summary
 
 
 @factory_app.command("retry")
