@@ -17,7 +17,7 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -215,20 +215,32 @@ class FactoryStatus:
         return sum(1 for i in self.images if i.state == state)
 
 
-async def running(client: Client) -> dict[str, str]:
-    """Reconciles queued or running now: image -> "queued" or "in flight <activity>"."""
-    found: dict[str, str] = {}
+async def running(client: Client, images: Iterable[str] = ()) -> dict[str, str]:
+    """Reconciles queued or running now: image -> "queued" or "in flight <activity>".
+
+    Temporal's visibility list is eventually consistent (a reconcile enqueued a moment
+    ago may not be listed yet), so each of ``images`` is also described by its workflow
+    id, which is read from the workflow's own state.
+    """
+    ids = {f"{WORKFLOW_PREFIX}{image}" for image in images}
     query = f"WorkflowType = '{ReconcileWorkflow.__name__}' AND ExecutionStatus = 'Running'"
     async for execution in client.list_workflows(query):
-        if not execution.id.startswith(WORKFLOW_PREFIX):
+        if execution.id.startswith(WORKFLOW_PREFIX):
+            ids.add(execution.id)
+    found: dict[str, str] = {}
+    for reconcile_id in sorted(ids):
+        try:
+            description = await client.get_workflow_handle(reconcile_id).describe()
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                continue
+            raise
+        if description.status is not WorkflowExecutionStatus.RUNNING:
             continue
-        image = execution.id.removeprefix(WORKFLOW_PREFIX)
-        description = await client.get_workflow_handle(execution.id).describe()
         pending = description.raw_description.pending_activities
         started = [p.activity_type.name for p in pending if p.state == 2]  # STARTED
+        image = reconcile_id.removeprefix(WORKFLOW_PREFIX)
         found[image] = f"in flight: {', '.join(started)}" if started else "queued"
-        if description.status is not WorkflowExecutionStatus.RUNNING:
-            found.pop(image)
     return found
 
 
@@ -237,7 +249,8 @@ async def status(
 ) -> FactoryStatus:
     """Queued, in flight, dead-lettered and last result per image (``client`` None: the
     records only, when Temporal is not reachable)."""
-    live = await running(client) if client is not None else {}
+    images = list(images)
+    live = await running(client, images) if client is not None else {}
     letters = {d.image: d for d in state.dead_letters()}
     last = {r.image: r for r in state.results()}
     rows = []
