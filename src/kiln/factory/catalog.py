@@ -33,7 +33,7 @@ from kiln.factory.model import (
 )
 from kiln.factory.server import state_dir
 from kiln.fileio import atomic_write
-from kiln.forge.evidence import AgentStep, CheckResult, CveRow, PackageChange, SizeChange
+from kiln.forge.evidence import AgentStep, CheckResult, PackageChange, SizeChange
 
 if TYPE_CHECKING:
     from kiln.assemble import BuiltImage
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from kiln.pipeline.packagecache import PackageBuildCache
     from kiln.resolve.lockfile import Lock, LockedPackage
     from kiln.spec import LoadedSpec
-    from kiln.vuln import Finding, ScanResult
+    from kiln.vuln import ScanResult
 
 # Heavy modules (assembly, the solver, the database) load inside the steps, so a
 # worker that only records or a `kiln factory status` does not import them.
@@ -116,24 +116,6 @@ def scan_packages(
 
     inventory = Inventory(target, _os_release(distro_id), tuple(packages))
     return scan_inventory(inventory, open_for_scan(db_url))
-
-
-def cve_entries(findings: Iterable[Finding]) -> list[CveRow]:
-    """Findings as evidence rows (one per vulnerability and package)."""
-    rows = {
-        (f.id, f.package_name): CveRow(
-            id=f.id,
-            package=f.package_name,
-            installed=f.package_version,
-            severity=f.severity.label,
-            fixed_version=f.fixed_version or f.unstable_version,
-            kev=f.kev,
-            epss=f.epss,
-            title=f.title,
-        )
-        for f in findings
-    }
-    return [rows[k] for k in sorted(rows)]
 
 
 def package_changes(
@@ -313,6 +295,7 @@ class CatalogSteps:
     def bump(self, request: ReconcileRequest, seen: Observation, beat: Beat) -> StepResult:
         """Relock a staged copy, build, test and scan it: the new lock as a proposal. When
         the tests fail and the agent is configured, it may repair the staged files."""
+        from kiln.pipeline.backport import cve_rows
         from kiln.resolve.lockfile import LockError, read_lock
 
         original = self._load(request.image)
@@ -356,8 +339,8 @@ class CatalogSteps:
             generation=seen.generation,
             title=f"{request.image}: {written}",
             files=Proposal.encode(files),
-            cves_before=cve_entries(before.active) if before else [],
-            cves_after=cve_entries(after.active),
+            cves_before=list(cve_rows(before.active)) if before else [],
+            cves_after=list(cve_rows(after.active)),
             packages=changed,
             sizes=sizes,
             tests=[CheckResult("build", "pass", built["runtime"].index_digest), *tests],
