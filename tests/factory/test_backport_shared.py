@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from fixtures.archive_cases import require_unstable_only_fix
 from fixtures.catalog import CATALOG_DIR
 from kiln.factory.activities import FactoryActivities
 from kiln.factory.catalog import CatalogSteps
@@ -72,6 +73,8 @@ def test_two_images_needing_one_fix_share_one_package_build(
     _catalog(repo)
     db = tmp_path / "kiln.db"
     update_feed(FeedRequest("debian-archive", catalog=repo / "images"), db=str(db))
+    for name in IMAGES:
+        require_unstable_only_fix(repo, name, "lz4", CVE, db=str(db))
 
     builds: list[str] = []
     lock = threading.Lock()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.archive_cases import require_unstable_only_fix
 from kiln.errors import PolicyError
 from kiln.forge.evidence import PackageChange, render_markdown
 from kiln.pipeline.backport import (
@@ -23,7 +24,6 @@ from kiln.pipeline.backport import (
     backport_patch,
     evidence_for,
     find_unstable_fix,
-    unstable_candidates,
 )
 from kiln.pipeline.scan import FeedRequest, update_feed
 from kiln.recipes.load import load_recipe
@@ -63,8 +63,7 @@ def test_lz4_fix_from_unstable_is_built_published_and_clears_the_scan_of_base(
     db = tmp_path / "vuln.db"
     monkeypatch.setenv("KILN_DB", str(db))
     update_feed(FeedRequest("debian-archive", catalog=catalog / "images"), db=str(db))
-    candidates = unstable_candidates(catalog, arch="amd64")
-    assert ("base", "lz4", CVE) in {(c.image, c.source, c.cve) for c in candidates}
+    require_unstable_only_fix(catalog, "base", "lz4", CVE, db=str(db))
 
     fix = find_unstable_fix("lz4", CVE)
     assert fix is not None
