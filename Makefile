@@ -68,9 +68,14 @@ demo-factory: setup
 # kiln's own source build: jq rebuilt from Debian's source with a DEP-3 patch in a
 # sandbox without network (the first run creates the build root with mmdebstrap), the
 # .debs published to kiln's signed repository out/kiln-repo, then jq-on-base built from
-# that repository and Debian, and tested.
+# that repository and Debian, and tested. The recipe is copied to out/recipes and moved
+# to Debian's newest jq first (`kiln package rebase`): a recipe refuses a base older
+# than Debian's newest, and the archive moves (a new trixie-security jq would otherwise
+# stop the demo on a fresh clone); recipes/ in the checkout is not touched.
 demo-source: setup
-	$(BIN)/kiln package build recipes/jq.yaml --output out/packages
+	rm -rf out/recipes && mkdir -p out && cp -r recipes out/recipes
+	$(BIN)/kiln package rebase out/recipes/jq.yaml
+	$(BIN)/kiln package build out/recipes/jq.yaml --output out/packages
 	$(BIN)/kiln repo publish out/kiln-repo out/packages/*.deb --arch $$(dpkg --print-architecture)
 	KILN_REPO=out/kiln-repo $(BIN)/kiln build recipes/images/jq.yaml
 	KILN_REPO=out/kiln-repo $(BIN)/kiln test recipes/images/jq.yaml

@@ -112,3 +112,32 @@ def test_rebuild_verify_names_the_diffoscope_report_or_says_it_is_missing(
         assert f"diffoscope report {report.path}" in out
     else:
         assert "diffoscope is not installed" in out
+
+
+def test_package_rebase_moves_a_stale_base_to_debians_newest_and_keeps_the_rest(
+    kiln_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = kiln_env / "recipes" / "hello.yaml"
+    recipe.parent.mkdir()
+    text = "# hello, rebuilt\nsource: hello\nversion: '1.0-1'   # the base\nrevision: 2\n"
+    recipe.write_text(text)
+    assert main(["package", "rebase", str(recipe), "--check"]) == 1
+    assert "behind 1.0-1+deb13u1 (trixie-security)" in capsys.readouterr().out
+    assert recipe.read_text() == text  # --check writes nothing
+
+    assert main(["package", "rebase", str(recipe)]) == 0
+    assert "hello 1.0-1 -> 1.0-1+deb13u1" in capsys.readouterr().out
+    assert recipe.read_text() == text.replace("'1.0-1'", "'1.0-1+deb13u1'")
+    assert main(["package", "rebase", str(recipe), "--check"]) == 0
+    assert "is Debian's newest" in capsys.readouterr().out
+
+
+def test_package_rebase_of_a_source_debian_lacks_names_it(
+    kiln_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = kiln_env / "recipes" / "nosuch.yaml"
+    recipe.parent.mkdir()
+    recipe.write_text("source: nosuch\nversion: '1.0-1'\n")
+    assert main(["package", "rebase", str(recipe)]) == 1
+    assert "'nosuch' is not in" in capsys.readouterr().err
+    assert recipe.read_text() == "source: nosuch\nversion: '1.0-1'\n"

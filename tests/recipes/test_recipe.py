@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from kiln.errors import InputError
-from kiln.recipes import RecipeError, StaleBaseError, check_base, load_recipe, parse_dep3
+from kiln.recipes import (
+    RecipeError,
+    StaleBaseError,
+    check_base,
+    load_recipe,
+    parse_dep3,
+    rebased,
+)
 from kiln.recipes.model import Hardening
 from recipes.conftest import SourceRepo
 
@@ -148,3 +155,14 @@ def test_hardening_buildflags_conf() -> None:
     assert "APPEND LDFLAGS -Wl,-z,now" in conf
     with pytest.raises(ValueError, match="single compiler/linker flag"):
         Hardening.model_validate({"extra-cflags": ["-O2; rm -rf /"]})
+
+
+def test_rebased_rewrites_only_the_version_and_refuses_an_invalid_one(tmp_path: Path) -> None:
+    path = tmp_path / "hello.yaml"
+    path.write_text('source: hello\n# version: 1.0-1 stays a comment\nversion: "1.0-1"\n')
+    loaded = load_recipe(path)
+    assert rebased(loaded, "1.0-2") == (
+        b'source: hello\n# version: 1.0-1 stays a comment\nversion: "1.0-2"\n'
+    )
+    with pytest.raises(RecipeError):
+        rebased(loaded, "not a version")

@@ -101,6 +101,45 @@ def package_build(
     )
 
 
+@package_app.command("rebase")
+def package_rebase(
+    recipe: Annotated[Path, typer.Argument(help="recipe file, e.g. recipes/jq.yaml")],
+    check: Annotated[
+        bool, typer.Option("--check", help="only report; exit 1 when the recipe is behind")
+    ] = False,
+) -> None:
+    """Move a recipe's base to Debian's newest version of its source (rewrites `version:`).
+
+    A recipe refuses to build on a base older than Debian's newest (its +kiln<N> would
+    shadow a security update); this is the step that follows Debian. The patches are not
+    touched: `kiln package build` then tells whether they still apply.
+    """
+    from kiln.debian import get_distro
+    from kiln.fileio import atomic_write
+    from kiln.pipeline.source import SourceBuilder
+    from kiln.recipes import load_recipe, rebased
+
+    loaded = load_recipe(recipe)
+    builder = SourceBuilder.from_environment(ConsoleProgress(err_console))
+    universe = builder.universe(get_distro(loaded.recipe.distro), (loaded.recipe.source,))
+    versions = universe.versions(loaded.recipe.source)
+    if not versions:
+        raise PolicyError(
+            f"{recipe}: source package {loaded.recipe.source!r} is not in "
+            f"{', '.join(universe.base_urls)}"
+        )
+    newest = versions[0]
+    said = f"{recipe}: {loaded.recipe.source} {loaded.recipe.version}"
+    if newest.version == loaded.recipe.version:
+        console.print(f"{said} is Debian's newest ({newest.suite})", markup=False)
+        return
+    if check:
+        console.print(f"{said} is behind {newest.version} ({newest.suite})", markup=False)
+        raise typer.Exit(1)
+    atomic_write(recipe, rebased(loaded, newest.version))
+    console.print(f"{said} -> {newest.version} ({newest.suite})", markup=False, highlight=False)
+
+
 @app.command("rebuild")
 def rebuild(
     package: Annotated[str, typer.Argument(help="source package to rebuild, e.g. jq")],

@@ -10,6 +10,7 @@ from .load import (
     RecipeError,
     StaleBaseError,
     check_base,
+    rebased,
     load_recipe,
     parse_recipe,
 )
@@ -39,5 +40,6 @@ __all__ = [
     "load_recipe",
     "parse_dep3",
     "parse_recipe",
+    "rebased",
     "synthesise_dsc",
 ]

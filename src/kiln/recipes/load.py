@@ -115,6 +115,30 @@ def _read_patch(base_dir: Path, relative: str, where: Location) -> LoadedPatch:
     return LoadedPatch(resolved, target.name, hashlib.sha256(data).hexdigest(), header, text)
 
 
+def rebased(loaded: LoadedRecipe, version: str) -> bytes:
+    """The recipe file's bytes with its ``version`` set to ``version``, nothing else changed.
+
+    Only the scalar on the ``version`` line is rewritten (comments, order and quoting of
+    every other line stay as the author wrote them); the result is parsed again, so a
+    version that does not fit the recipe model is refused here, not written.
+    """
+    data = read_limited(loaded.path, what="recipe", limit=MAX_RECIPE_BYTES, error=RecipeError)
+    where = loaded.locate(("version",))
+    lines = data.decode("utf-8").splitlines(keepends=True)
+    index = (where.line or 0) - 1
+    old = loaded.recipe.version
+    if not 0 <= index < len(lines) or old not in lines[index]:
+        raise RecipeError(f"cannot find version {old!r} on its line to rewrite it", where)
+    start = lines[index].find(old, max((where.column or 1) - 1, 0))
+    start = start if start >= 0 else lines[index].index(old)
+    lines[index] = lines[index][:start] + version + lines[index][start + len(old) :]
+    text = "".join(lines).encode("utf-8")
+    again = parse_recipe(text, loaded.path, base_dir=loaded.path.parent)
+    if again.recipe.version != version:
+        raise RecipeError(f"version {version!r} does not survive a round trip", where)
+    return text
+
+
 def check_base(loaded: LoadedRecipe, universe: SourceUniverse) -> SourcePackage:
     """The index entry the recipe starts from; refuse it unless it is Debian's newest."""
     recipe = loaded.recipe
