@@ -9,7 +9,9 @@ tests/factory/test_backport_shared.py (network).
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -193,3 +195,31 @@ def test_a_key_that_is_not_a_digest_is_refused(tmp_path: Path) -> None:
         cache.build_once("../escape", builds.stage, builds.build)
     assert builds.built == 0
     assert not (tmp_path / "escape").exists()
+
+
+def test_prune_removes_unused_entries_and_dead_partials_but_not_live_ones(
+    tmp_path: Path,
+) -> None:
+    cache = PackageBuildCache(tmp_path / "packages")
+    old, recent, building = _key(version="1"), _key(version="2"), _key(version="3")
+    for key in (old, recent):
+        cache.build_once(key, Builds().stage, Builds().build)
+    now = time.time()
+    for path in (cache.root / old).rglob("*"):  # built 40 days ago, never taken since
+        os.utime(path, (now - 40 * 86400, now - 40 * 86400))
+    os.utime(cache.root / recent / "build.json", (now - 40 * 86400,) * 2)
+    assert cache.load(recent) is not None  # taken today: its "used" stamp moves
+    dead = cache.root / f"{old}.partial"  # a killed worker's leftovers
+    dead.mkdir()
+    live = cache.root / f"{building}.partial"  # another worker is building this one
+    live.mkdir()
+    with (cache.root / f"{building}.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        removed = cache.prune(max_age=30 * 86400, now=now)
+    assert sorted(removed) == sorted([old, f"{old}.partial"])
+    assert not (cache.root / old).exists()
+    assert not dead.exists()
+    assert cache.load(recent) is not None
+    assert live.is_dir()
+    assert (cache.root / f"{old}.lock").exists()  # lock files stay (see prune)
+    assert cache.prune(max_age=30 * 86400, now=now) == [f"{building}.partial"]

@@ -476,7 +476,9 @@ class CatalogSteps:
         fix: the second image needing lz4's patch takes the first one's packages)."""
         from kiln.pipeline.packagecache import PackageBuildCache
 
-        return PackageBuildCache(state_dir(self.root) / "factory" / "packages")
+        cache = PackageBuildCache(state_dir(self.root) / "factory" / "packages")
+        cache.prune()  # entries no reconcile took for 30 days, dead workers' .partial dirs
+        return cache
 
     def _backport_candidates(
         self, image: str, unstable: Sequence[str]

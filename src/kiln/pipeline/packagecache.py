@@ -13,6 +13,10 @@ it instead of building the same thing at the same time.
 An entry keeps the recipe files as they were staged for the build, so every pull
 request that uses it carries the same recipe bytes (a build staged yesterday is not
 re-rendered with today's ``Last-Update``).
+
+Entries are pruned by last use (``prune``: a load touches the entry's ``used`` stamp):
+an entry no reconcile took for ``max_age`` goes, with the ``.partial`` directory of a
+build no worker holds any more (a killed worker's leftovers). Lock files (empty) stay.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import os
 import re
 import shutil
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -164,11 +170,64 @@ class PackageBuildCache:
         if not (entry / "build.json").is_file():
             return None
         try:
-            return _read_entry(key, entry)
+            found = _read_entry(key, entry)
         except (OSError, ValueError, KeyError, TypeError, AttributeError, InputError):
             # a damaged entry (a disk filled mid-copy, an edited record) is built again
             shutil.rmtree(entry, ignore_errors=True)
             return None
+        with contextlib.suppress(OSError):  # last use, for prune(); read-only disks too
+            (entry / "used").touch()
+        return found
+
+    def prune(self, max_age: float = 30 * 86400, *, now: float | None = None) -> list[str]:
+        """Remove entries unused for ``max_age`` seconds and the ``.partial`` directories of
+        builds no worker holds; the names removed. A build in progress holds its lock, so
+        it is never touched."""
+        if not self.root.is_dir():
+            return []
+        now = time.time() if now is None else now
+        removed: list[str] = []
+        for path in sorted(self.root.iterdir()):
+            key = path.name.split(".", 1)[0]
+            if not _KEY.match(key) or path.is_symlink():
+                continue
+            with self._try_locked(key) as free:
+                if not free:
+                    continue  # a worker is building or reading this key right now
+                if path.name == key and path.is_dir():
+                    stamp = path / "used" if (path / "used").exists() else path / "build.json"
+                    try:
+                        used = stamp.stat().st_mtime
+                    except OSError:
+                        used = 0.0
+                    if now - used < max_age:
+                        continue
+                    shutil.rmtree(path, ignore_errors=True)
+                elif path.name == f"{key}.partial":
+                    shutil.rmtree(path, ignore_errors=True)
+                else:  # lock files stay: unlinking one a worker just opened would let a
+                    # second worker lock a new file and build the same key at the same time
+                    continue
+                removed.append(path.name)
+        return removed
+
+    @contextlib.contextmanager
+    def _try_locked(self, key: str) -> Iterator[bool]:
+        """Hold ``key``'s lock if nobody does (True), else yield False at once."""
+        try:
+            fd = os.open(self.root / f"{key}.lock", os.O_RDONLY)
+        except FileNotFoundError:
+            yield True  # no lock file: no build of this key ever ran or runs
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
 
     def build_once(
         self,
