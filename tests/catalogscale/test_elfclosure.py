@@ -94,3 +94,30 @@ def test_absolute_links_resolve_inside_the_root_not_on_the_host(tmp_path: Path) 
 def test_garbage_elf_is_not_a_crash(rootfs: Path) -> None:
     (rootfs / "usr/bin/broken").write_bytes(b"\x7fELF" + os.urandom(200))
     assert check_closure(rootfs).ok
+
+
+def _with_interpreter(binary: bytes, interpreter: bytes) -> bytes:
+    """``binary`` with its PT_INTERP string overwritten by ``interpreter`` (same length)."""
+    at = binary.index(b"/lib64/ld-linux-x86-64.so.2\0")
+    return binary[:at] + interpreter.ljust(28, b"\0")[:28] + binary[at + 28 :]
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="patches an x86-64 interpreter")
+def test_data_and_other_systems_executables_are_not_programs_of_the_image(rootfs: Path) -> None:
+    """Go ships ELF test files in /usr/share/go-*/src/debug/elf/testdata: a FreeBSD
+    executable (interpreter /libexec/ld-elf.so.1) and objects with a garbage interpreter.
+    They are data, not programs of the image; the same bytes in /usr/bin are a finding."""
+    real = Path(os.path.realpath("/usr/bin/sort")).read_bytes()
+    broken = _with_interpreter(real, b"/libexec/ld-elf.so.1")
+    freebsd = bytearray(broken)
+    freebsd[7] = 9  # EI_OSABI: ELFOSABI_FREEBSD
+    data = rootfs / "usr/share/go-1.24/src/debug/elf/testdata"
+    data.mkdir(parents=True)
+    (data / "linux-exec").write_bytes(broken)
+    (rootfs / "usr/lib/freebsd-exec").write_bytes(bytes(freebsd))
+    report = check_closure(rootfs)
+    assert report.ok, report.problems
+
+    (rootfs / "usr/bin/broken").write_bytes(broken)
+    report = check_closure(rootfs)
+    assert report.problems == ["/usr/bin/broken: ELF interpreter /libexec/ld-elf.so.1 is missing"]

@@ -9,6 +9,13 @@ default directories. Symlinks in the program directories must not dangle. Shared
 objects that no program loads (plugins a host program ``dlopen``s) are not followed:
 their dependencies are the host's business.
 
+Not programs of the image, so not checked: ELF files under ``/usr/share`` (Debian
+policy 9.1.1 / FHS: architecture-independent data; lintian's
+``arch-dependent-file-in-usr-share``; Go's ``src/debug/elf/testdata`` lives there) and
+ELF files built for another machine or operating system than the image's programs
+(test data such as a FreeBSD i386 executable): no loader of this image could run them.
+The image's machine is the one most of its programs are built for.
+
 Paths are resolved inside the rootfs (an absolute symlink target is the image's, not
 the host's), with a bound on link hops so a loop is a finding, not a hang.
 """
@@ -18,6 +25,7 @@ from __future__ import annotations
 import os
 import posixpath
 import struct
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,8 +84,14 @@ def resolve_in_root(root: Path, path: str) -> str | None:
     return current
 
 
+_LINUX_ABIS = ("ELFOSABI_SYSV", "ELFOSABI_LINUX")
+
+
 def _read_elf(host: Path) -> tuple[str | None, list[str], list[str], str] | None:
-    """(interpreter, needed, search path from RPATH/RUNPATH, machine), or None if not ELF."""
+    """(interpreter, needed, search path from RPATH/RUNPATH, machine), or None if not ELF.
+
+    The machine of an object for another operating system than Linux is reported as
+    ``"<machine>/<osabi>"``, which no image's machine equals."""
     try:
         with host.open("rb") as stream:
             if stream.read(4) != b"\x7fELF":
@@ -101,7 +115,11 @@ def _read_elf(host: Path) -> tuple[str | None, list[str], list[str], str] | None
                         rpath += str(tag.rpath).split(":")  # type: ignore[attr-defined]
                     elif tag.entry.d_tag == "DT_RUNPATH":
                         runpath += str(tag.runpath).split(":")  # type: ignore[attr-defined]
-            return interp, needed, runpath or rpath, elf["e_machine"]
+            machine = str(elf["e_machine"])
+            osabi = str(elf["e_ident"]["EI_OSABI"])
+            if osabi not in _LINUX_ABIS:
+                machine = f"{machine}/{osabi}"
+            return interp, needed, runpath or rpath, machine
     except (ELFError, OSError, ValueError, KeyError, struct.error):
         return None
 
@@ -171,14 +189,22 @@ def check_closure(root: Path) -> ClosureReport:
             )
         return found_in[key]
 
-    programs = []
+    candidates = []
     for path, _host in _elf_files(root):
+        if path.startswith("/usr/share/"):
+            continue  # architecture-independent data by policy (module doc)
         parsed = info(path)
-        if parsed is None or parsed[0] is None:
-            continue
+        if parsed is not None and parsed[0] is not None:
+            candidates.append((path, parsed[0], parsed[3]))
+    machines = Counter(machine for _, _, machine in candidates)
+    image_machine = machines.most_common(1)[0][0] if machines else None
+    programs = []
+    for path, interpreter, machine in candidates:
+        if machine != image_machine:
+            continue  # another machine's or OS's executable: test data, not a program
         programs.append(path)
-        if resolve_in_root(root, parsed[0]) is None:
-            problems[f"{path}: ELF interpreter {parsed[0]} is missing"] = None
+        if resolve_in_root(root, interpreter) is None:
+            problems[f"{path}: ELF interpreter {interpreter} is missing"] = None
     report.programs = len(programs)
     for program in programs:
         loaded: dict[str, str] = {}
