@@ -51,7 +51,9 @@ def test_status_json_shows_dead_letters_and_last_results(
     )
     state.dead_letter(DeadLetter("static", "h" * 64, "bump", "PolicyError: tests fail", 1, "now"))
     assert main(["factory", "status", "--json"]) == 0
-    rows = {r["image"]: r for r in json.loads(capsys.readouterr().out)}
+    found = json.loads(capsys.readouterr().out)
+    assert found["watch"] == []  # no watch schedule set
+    rows = {r["image"]: r for r in found["images"]}
     assert set(rows) == {"static", "base"}
     assert rows["static"]["state"] == "dead-lettered"
     assert rows["static"]["dead_letter"]["reason"] == "PolicyError: tests fail"
@@ -102,7 +104,7 @@ def test_retry_releases_the_dead_letter_and_enqueues(
     assert "released the dead letter (bump: TransportError: 503)" in capsys.readouterr().out
     assert state.letter("static") is None
     assert main(["factory", "status", "--json"]) == 0
-    rows = {r["image"]: r for r in json.loads(capsys.readouterr().out)}
+    rows = {r["image"]: r for r in json.loads(capsys.readouterr().out)["images"]}
     assert rows["static"]["state"] == "queued"  # no worker runs in this test
 
 
@@ -113,6 +115,10 @@ def test_retry_releases_the_dead_letter_and_enqueues(
         (["factory", "run", "--once", "--image", "nosuch"], "not in"),
         (["factory", "retry", "../../etc/passwd"], "is not an image name"),
         (["factory", "watch", "--source", "gopher"], "--source gopher"),
+        (["factory", "watch", "--interval", "gopher=60"], "unknown source 'gopher'"),
+        (["factory", "watch", "--interval", "-5"], "--interval -5"),
+        (["factory", "watch", "--stop", "--rounds", "1"], "--stop deletes"),
+        (["factory", "watch", "--rounds", "-1"], "--rounds -1"),
     ],
 )
 def test_bad_arguments_are_input_errors(
@@ -157,20 +163,58 @@ def test_an_unreachable_cluster_is_an_environment_error(
 def test_watch_sees_a_commit_made_between_two_watches_and_reconciles_it(
     catalog: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["factory", "watch", "--source", "catalog", "--interval", "1", "--rounds", "1"]
+    # a day's interval: the schedule does not fire by itself during the test; --rounds
+    # triggers the polls
+    argv = ["factory", "watch", "--source", "catalog", "--interval", "86400", "--rounds", "1"]
     assert main(argv) == 0  # learns (and keeps) where the catalog is
-    assert "watch: catalog every 1s" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "schedules catalog every 86400s (created)" in captured.err
+    assert "poll 1 of catalog: no change" in captured.out
     assert FactoryState(catalog).results() == []  # nothing was enqueued
     (catalog / "images" / "static.yaml").write_text("name: [broken\n")
     who = ["-c", "user.name=t", "-c", "user.email=t@example.invalid"]
     subprocess.run(["git", "-C", str(catalog), *who, "commit", "-qam", "x"], check=True)
-    assert main(argv) == 0
+    assert main([*argv[:4], "--interval", "catalog=7200", "--rounds", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "schedules catalog every 7200s (updated)" in captured.err
+    assert "poll 1 of catalog: enqueued static" in captured.out
     # the touched image was reconciled: its broken spec is an input error, dead-lettered
     letter = FactoryState(catalog).letter("static")
     assert letter is not None
     assert letter.step == "observe"
     assert "static.yaml" in letter.reason
     assert FactoryState(catalog).letter("base") is None  # not touched, not reconciled
+    # status shows the schedule and its last poll; --stop deletes it
+    assert main(["factory", "status", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["watch"]
+    assert (row["source"], row["interval_s"], row["polls"]) == ("catalog", 7200.0, 2)
+    assert (row["last_result"], row["last_detail"]) == ("ok", "enqueued static")
+    assert row["next_run"]
+    assert row["last_run"]
+    assert main(["factory", "status"]) == 0
+    table = capsys.readouterr().out
+    assert "watch schedules" in table
+    assert "7200s" in table
+    assert "2 polls so far" in table
+    assert main(["factory", "watch", "--stop"]) == 0
+    assert "deleted the schedules: watch-catalog" in capsys.readouterr().out
+    assert main(["factory", "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["watch"] == []
+
+
+def test_watch_detach_sets_the_schedules_and_returns(
+    catalog: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["factory", "watch", "--detach", "--interval", "3600", "--interval", "feeds=7200"]
+    assert main(argv) == 0
+    assert "archive every 3600s (created)" in capsys.readouterr().err
+    assert main(["factory", "status", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["watch"]
+    assert [(r["source"], r["interval_s"], r["last_result"]) for r in rows] == [
+        ("archive", 3600.0, ""),
+        ("catalog", 3600.0, ""),
+        ("feeds", 7200.0, ""),
+    ]
 
 
 def test_checks_summary_tells_skipped_from_failing() -> None:

@@ -22,9 +22,10 @@ from kiln.cli.app import app, console, err_console
 from kiln.errors import InputError
 
 if TYPE_CHECKING:
-    from kiln.factory.engine import FactoryStatus
+    from kiln.factory.engine import FactoryStatus, WatchStatus
     from kiln.factory.model import ReconcileResult
     from kiln.factory.server import Endpoint
+    from kiln.factory.watch import WatchActivities
 
 # The engine (temporalio), the steps and the forge load inside the commands.
 # ruff: noqa: PLC0415
@@ -143,10 +144,13 @@ def worker(
     root = _root(catalog)
     endpoint = _endpoint(root)
     activities = FactoryActivities(production_steps(root), FactoryState(root))
+    watcher = _watch_activities(root)  # the polls the watch schedules start
 
     async def main() -> None:
         client = await connect(endpoint)
-        running, executor = make_worker(client, activities, max_concurrent=concurrency)
+        running, executor = make_worker(
+            client, activities, max_concurrent=concurrency, watch=watcher
+        )
         try:
             err_console.print("factory worker: serving kiln-factory (Ctrl-C stops)")
             await running.run()
@@ -156,52 +160,111 @@ def worker(
     asyncio.run(main())
 
 
+def _watch_activities(root: Path) -> WatchActivities:
+    """The watch's activities over the checkout (poll state in .kiln/factory/watch/)."""
+    from kiln.factory.server import state_dir
+    from kiln.factory.watch import CatalogWatcher, WatchActivities
+
+    return WatchActivities(CatalogWatcher(root), state_dir(root) / "factory" / "watch")
+
+
 @factory_app.command("watch")
 def watch(
     source: Annotated[
         list[str] | None,
         typer.Option("--source", help="archive, catalog, feeds (repeatable; default: all)"),
     ] = None,
-    interval: Annotated[float, typer.Option(help="seconds between two polls of a source")] = 300.0,
-    rounds: Annotated[int, typer.Option(help="stop after this many polls (0: never)")] = 0,
+    interval: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--interval",
+            help="seconds between two polls: SECONDS for every source, SOURCE=SECONDS for "
+            "one (repeatable, e.g. --interval 300 --interval feeds=3600; default 300)",
+        ),
+    ] = None,
+    rounds: Annotated[
+        int,
+        typer.Option(help="poll each source N times now, wait for the reconciles, and exit"),
+    ] = 0,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="set the schedules and exit (workers poll)")
+    ] = False,
+    stop: Annotated[
+        bool, typer.Option("--stop", help="delete the sources' watch schedules and exit")
+    ] = False,
     concurrency: Annotated[int, typer.Option(help="steps this process runs at once")] = 1,
     catalog: CatalogOption = None,
 ) -> None:
-    """Poll the archive, the feeds and the catalog's commits (a Temporal workflow per
-    source) and reconcile the images that changed; this process is also a worker."""
+    """Watch the archive, the feeds and the catalog's commits: a Temporal Schedule per
+    source fires a poll every interval and the images that changed are reconciled. This
+    process is also a worker (until Ctrl-C; --rounds N: N polls now; --detach: none)."""
     from kiln.factory.activities import FactoryActivities
-    from kiln.factory.engine import connect, make_worker, settle, start_watch
+    from kiln.factory.engine import (
+        connect,
+        make_worker,
+        poll_now,
+        schedule_watch,
+        settle,
+        stop_watch,
+    )
     from kiln.factory.state import FactoryState
-    from kiln.factory.watch import SOURCES, CatalogWatcher, WatchActivities
+    from kiln.factory.watch import SOURCES, parse_intervals
     from kiln.factory.wiring import production_steps
 
     sources = list(dict.fromkeys(source or SOURCES))
     unknown = sorted(set(sources) - set(SOURCES))
     if unknown:
         raise InputError(f"--source {', '.join(unknown)}: use {', '.join(SOURCES)}")
-    if interval < 1:
-        raise InputError(f"--interval {interval}: at least 1 second")
+    if rounds < 0:
+        raise InputError(f"--rounds {rounds}: 0 or more")
+    if stop and (rounds or detach or interval):
+        raise InputError("--stop deletes the schedules: it takes no --rounds, --detach, --interval")
+    if detach and rounds:
+        raise InputError("--detach and --rounds: choose one (--rounds waits for the polls)")
+    intervals = parse_intervals(interval or [], sources)
     root = _root(catalog)
     endpoint = _endpoint(root)
-    activities = FactoryActivities(production_steps(root), FactoryState(root))
-    from kiln.factory.server import state_dir
 
-    watcher = WatchActivities(CatalogWatcher(root), state_dir(root) / "factory" / "watch")
+    if stop:
+
+        async def stopping() -> list[str]:
+            return await stop_watch(await connect(endpoint), sources)
+
+        deleted = asyncio.run(stopping())
+        gone = ", ".join(f"watch-{s}" for s in deleted) or "none existed"
+        console.print(f"factory watch: deleted the schedules: {gone}", markup=False)
+        return
+
+    activities = FactoryActivities(production_steps(root), FactoryState(root))
+    watcher = _watch_activities(root)
 
     async def main() -> None:
         client = await connect(endpoint)
+        done = await schedule_watch(client, intervals)
+        every = ", ".join(f"{s} every {intervals[s]:g}s ({done[s]})" for s in sources)
+        err_console.print(f"factory watch: schedules {every}", markup=False, highlight=False)
+        if detach:
+            return
         running, executor = make_worker(
             client, activities, max_concurrent=concurrency, watch=watcher
         )
         try:
             async with running:
-                handles = [
-                    await start_watch(client, s, interval=interval, rounds=rounds) for s in sources
-                ]
-                err_console.print(f"factory watch: {', '.join(sources)} every {interval:.0f}s")
-                for handle in handles:
-                    await handle.result()
-                await settle(client)  # --rounds: the reconciles the last polls enqueued
+                if not rounds:
+                    err_console.print("factory watch: serving kiln-factory (Ctrl-C stops)")
+                    await asyncio.Event().wait()
+                for n in range(rounds):
+                    for s in sources:
+                        polled = await poll_now(client, s)
+                        what = (
+                            f"failed: {polled.note}"
+                            if polled.failed
+                            else f"enqueued {', '.join(polled.keys)}"
+                            if polled.keys
+                            else "no change"
+                        )
+                        console.print(f"poll {n + 1} of {s}: {what}", markup=False)
+                await settle(client)  # the reconciles the polls enqueued
         finally:
             executor.shutdown(wait=True)
 
@@ -235,28 +298,71 @@ def status_table(found: FactoryStatus) -> Table:
     return table
 
 
+def _short_time(iso: str) -> str:
+    return iso[5:19].replace("T", " ") or "—"  # MM-DD HH:MM:SS (UTC)
+
+
+def watch_table(schedules: list[WatchStatus]) -> Table:
+    """The watch schedules as a table (under ``kiln factory status``)."""
+    table = Table(title="watch schedules")
+    for column in ("source", "every", "next run", "last poll", "last result"):
+        table.add_column(column, no_wrap=column != "last result")
+    for w in schedules:
+        result = w.last_result or "—"
+        if w.last_detail:
+            result += f": {w.last_detail.splitlines()[0][:200]}"
+        table.add_row(
+            *(
+                Text(cell)
+                for cell in (
+                    w.source,
+                    f"{w.interval_s:g}s" + (" (paused)" if w.paused else ""),
+                    _short_time(w.next_run),
+                    _short_time(w.last_run),
+                    result,
+                )
+            )
+        )
+    table.caption = f"{sum(w.polls for w in schedules)} polls so far; times UTC"
+    return table
+
+
 @factory_app.command("status")
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table")] = False,
     catalog: CatalogOption = None,
 ) -> None:
-    """Queued, in flight, dead-lettered, and the last result of every image."""
-    from kiln.factory.engine import catalog_images, connect
+    """Queued, in flight, dead-lettered, the last result of every image, and the watch
+    schedules (next run, last poll)."""
+    from kiln.factory.engine import catalog_images, connect, watch_status
     from kiln.factory.engine import status as factory_status
     from kiln.factory.state import FactoryState
 
     root = _root(catalog)
     endpoint = _endpoint(root)
 
-    async def main() -> FactoryStatus:
+    async def main() -> tuple[FactoryStatus, list[WatchStatus]]:
         client = await connect(endpoint)
-        return await factory_status(client, FactoryState(root), catalog_images(root))
+        found = await factory_status(client, FactoryState(root), catalog_images(root))
+        return found, await watch_status(client)
 
-    found = asyncio.run(main())
+    found, schedules = asyncio.run(main())
     if as_json:
-        typer.echo(json.dumps([row.to_dict() for row in found.images], indent=2))
+        typer.echo(
+            json.dumps(
+                {
+                    "images": [row.to_dict() for row in found.images],
+                    "watch": [w.to_dict() for w in schedules],
+                },
+                indent=2,
+            )
+        )
+        return
+    console.print(status_table(found))
+    if schedules:
+        console.print(watch_table(schedules))
     else:
-        console.print(status_table(found))
+        console.print("no watch schedules (`kiln factory watch` sets them)", markup=False)
 
 
 PR_KEYS = ("id", "image", "kind", "branch", "cves_fixed", "checks", "state")

@@ -1,4 +1,6 @@
-"""The engine's entry points: connect, run a worker, enqueue keys, one pass, status, retry.
+"""The engine's entry points: connect, run a worker, enqueue keys, one pass, status,
+retry, and the watch's schedules (one per source: create or update, trigger, describe,
+delete).
 
 A key (an image name) is enqueued as ``start_workflow(ReconcileWorkflow, id=
 "reconcile-<image>", id_conflict_policy=USE_EXISTING)``: while a reconcile of that
@@ -10,12 +12,30 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionExecution,
+    ScheduleActionExecutionStartWorkflow,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleDescription,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
@@ -36,8 +56,14 @@ from kiln.factory.model import (
 )
 from kiln.factory.server import NAMESPACE, Endpoint
 from kiln.factory.state import FactoryState
-from kiln.factory.watch import WatchActivities, WatchRequest
-from kiln.factory.workflows import ReconcileWorkflow, WatchWorkflow
+from kiln.factory.watch import (
+    SOURCES,
+    WatchActivities,
+    WatchPollResult,
+    poll_workflow_id,
+    schedule_id,
+)
+from kiln.factory.workflows import ReconcileWorkflow, WatchPollWorkflow
 
 
 async def connect(endpoint: Endpoint) -> Client:
@@ -67,7 +93,7 @@ def make_worker(
     worker = Worker(
         client,
         task_queue=task_queue,
-        workflows=[ReconcileWorkflow, WatchWorkflow],
+        workflows=[ReconcileWorkflow, WatchPollWorkflow],
         activities=[*activities.all(), *(watch.all() if watch else [])],
         activity_executor=executor,
         max_concurrent_activities=max_concurrent + 4,
@@ -115,23 +141,177 @@ async def enqueue(
     )
 
 
-async def start_watch(
-    client: Client,
-    source: str,
-    *,
-    interval: float,
-    rounds: int = 0,
-    task_queue: str = TASK_QUEUE,
-) -> WorkflowHandle[WatchWorkflow, int]:
-    """Start the watch of ``source`` (or find the one running: one per source)."""
-    return await client.start_workflow(
-        WatchWorkflow.run,
-        WatchRequest(source, interval, rounds),
-        id=f"watch-{source}",
-        task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+def _watch_schedule(source: str, interval: float, task_queue: str) -> Schedule:
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            WatchPollWorkflow.run, source, id=poll_workflow_id(source), task_queue=task_queue
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=interval))]),
+        # a slow poll is never run twice at once; a failed one does not pause the schedule
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, pause_on_failure=False),
     )
+
+
+async def schedule_watch(
+    client: Client, intervals: Mapping[str, float], *, task_queue: str = TASK_QUEUE
+) -> dict[str, str]:
+    """Create the schedule of each source (``watch-<source>``, firing every
+    ``intervals[source]`` seconds), or update the one that exists (a second ``watch`` does
+    not fail or duplicate it). Returns source -> "created" or "updated"."""
+    done: dict[str, str] = {}
+    for source, interval in intervals.items():
+        if source not in SOURCES:
+            raise InputError(f"unknown watch source {source!r}: use {', '.join(SOURCES)}")
+        wanted = _watch_schedule(source, interval, task_queue)
+        try:
+            await client.create_schedule(schedule_id(source), wanted)
+            done[source] = "created"
+            continue
+        except ScheduleAlreadyRunningError:
+            pass
+
+        def update(given: ScheduleUpdateInput, wanted: Schedule = wanted) -> ScheduleUpdate:
+            # keep the schedule's state (a pause an operator set stays); replace the rest
+            wanted.state = given.description.schedule.state
+            return ScheduleUpdate(wanted)
+
+        await client.get_schedule_handle(schedule_id(source)).update(update)
+        done[source] = "updated"
+    return done
+
+
+async def stop_watch(client: Client, sources: Iterable[str] = SOURCES) -> list[str]:
+    """Delete the watch schedules of ``sources``; the sources whose schedule existed."""
+    deleted = []
+    for source in sources:
+        try:
+            await client.get_schedule_handle(schedule_id(source)).delete()
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                continue
+            raise
+        deleted.append(source)
+    return deleted
+
+
+def _run(action: ScheduleActionExecution) -> tuple[str, str] | None:
+    """The (workflow id, run id) a schedule's action started."""
+    if isinstance(action, ScheduleActionExecutionStartWorkflow):
+        return action.workflow_id, action.first_execution_run_id
+    return None
+
+
+def _runs(description: ScheduleDescription) -> set[tuple[str, str]]:
+    return {r for a in description.info.recent_actions if (r := _run(a.action)) is not None}
+
+
+async def _poll_outcome(client: Client, source: str, run: tuple[str, str]) -> WatchPollResult:
+    """The result of one poll run: its keys, or its failure as the note (``failed``)."""
+    handle = client.get_workflow_handle(run[0], run_id=run[1], result_type=WatchPollResult)
+    try:
+        result: WatchPollResult = await handle.result()
+    except WorkflowFailureError as exc:
+        cause = exc.cause
+        message = getattr(cause, "message", None) or str(cause or exc)
+        return WatchPollResult(source, [], message, failed=True)
+    return result
+
+
+async def poll_now(client: Client, source: str, *, wait_start_s: float = 120.0) -> WatchPollResult:
+    """Trigger one poll of ``source`` through its schedule and wait for it (a poll the
+    schedule runs already is waited for first: overlap SKIP would drop the trigger)."""
+    handle = client.get_schedule_handle(schedule_id(source))
+    try:
+        description = await handle.describe()
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            raise InputError(f"no watch schedule for {source}: run `kiln factory watch`") from exc
+        raise
+    for running_now in description.info.running_actions:
+        if (run := _run(running_now)) is not None:
+            await _poll_outcome(client, source, run)
+    seen = _runs(await handle.describe())
+    await handle.trigger()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_start_s
+    while True:
+        new = sorted(_runs(await handle.describe()) - seen)
+        if new:
+            return await _poll_outcome(client, source, new[-1])
+        if loop.time() > deadline:
+            raise EnvironmentProblem(
+                f"the watch schedule of {source} started no poll within {wait_start_s:.0f}s",
+                hint="is the schedule paused? see Temporal's UI",
+            )
+        await asyncio.sleep(0.2)
+
+
+@dataclass
+class WatchStatus:
+    """One watch schedule as ``kiln factory status`` shows it."""
+
+    source: str
+    interval_s: float
+    paused: bool
+    next_run: str  # ISO 8601, "" when none is planned
+    last_run: str  # when the last poll started, "" before the first
+    last_result: str  # "ok", "failed", "running", "" before the first
+    last_detail: str  # the keys enqueued, or the failure
+    polls: int
+    skipped_overlap: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (``status --json``)."""
+        from dataclasses import asdict  # noqa: PLC0415
+
+        return asdict(self)
+
+
+async def watch_status(client: Client, sources: Iterable[str] = SOURCES) -> list[WatchStatus]:
+    """The watch schedules that exist: interval, next run, the last poll's outcome."""
+    found = []
+    for source in sources:
+        handle = client.get_schedule_handle(schedule_id(source))
+        try:
+            description = await handle.describe()
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                continue
+            raise
+        info = description.info
+        intervals = description.schedule.spec.intervals
+        interval = intervals[0].every.total_seconds() if intervals else 0.0
+        next_run = info.next_action_times[0].isoformat() if info.next_action_times else ""
+        last_run, result, detail = "", "", ""
+        last = info.recent_actions[-1] if info.recent_actions else None
+        run = _run(last.action) if last is not None else None
+        if last is not None and run is not None:
+            last_run = last.started_at.isoformat()
+            state = await client.get_workflow_handle(run[0], run_id=run[1]).describe()
+            if state.status is WorkflowExecutionStatus.RUNNING:
+                result = "running"
+            else:
+                outcome = await _poll_outcome(client, source, run)
+                result = "failed" if outcome.failed else "ok"
+                detail = (
+                    outcome.note
+                    if outcome.failed
+                    else (f"enqueued {', '.join(outcome.keys)}" if outcome.keys else "no change")
+                )
+        found.append(
+            WatchStatus(
+                source,
+                interval,
+                description.schedule.state.paused,
+                next_run,
+                last_run,
+                result,
+                detail,
+                info.num_actions,
+                info.num_actions_skipped_overlap,
+            )
+        )
+    return found
 
 
 def catalog_images(root: os.PathLike[str] | str) -> list[str]:

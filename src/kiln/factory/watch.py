@@ -1,10 +1,14 @@
 """Watch: poll each source on its own interval and turn a change into reconcile keys.
 
-A ``WatchWorkflow`` per source (``watch-<source>``) loops in Temporal: the ``poll``
-activity compares the source with what the previous poll saw (the state travels in the
-workflow, so it survives a worker restart) and names the images a change concerns;
-the ``enqueue_keys`` activity enqueues them (signal-with-start, so a key already queued
-or running collapses into that reconcile); then the workflow sleeps its interval.
+A Temporal Schedule per source (``watch-<source>``, its own interval, overlap policy
+SKIP: a slow poll is never run twice at once) starts a short ``WatchPollWorkflow``
+(``kiln.factory.workflows``) at each firing: the ``poll`` activity compares the source
+with what the previous poll saw (kept in ``<source>.json`` under the watch directory,
+written atomically) and names the images a change concerns; the ``enqueue_keys``
+activity enqueues them (signal-with-start, so a key already queued or running collapses
+into that reconcile). A poll that fails fails its workflow (in the schedule's recent
+actions and Temporal's UI); the schedule goes on. ``kiln.factory.engine`` creates,
+updates, triggers, describes and deletes the schedules.
 
 Sources (``Watcher``):
 
@@ -44,9 +48,13 @@ if TYPE_CHECKING:
 SOURCES = ("archive", "catalog", "feeds")
 
 
+DEFAULT_INTERVAL_S = 300.0
+MIN_INTERVAL_S = 1.0
+
+
 @dataclass
 class PollInput:
-    """One poll of one source: what the previous poll saw."""
+    """One poll of one source (``previous`` empty: what the watch directory kept)."""
 
     source: str
     previous: dict[str, str] = field(default_factory=dict)
@@ -70,14 +78,40 @@ class EnqueueInput:
 
 
 @dataclass
-class WatchRequest:
-    """A watch workflow's source and interval (``rounds`` 0: until cancelled)."""
+class WatchPollResult:
+    """What one scheduled poll of a source did: the keys it enqueued, and why."""
 
     source: str
-    interval_s: float = 300.0
-    rounds: int = 0
-    previous: dict[str, str] = field(default_factory=dict)
-    done: int = 0
+    keys: list[str] = field(default_factory=list)
+    note: str = ""
+    failed: bool = False  # the poll failed (``note`` says why; nothing was enqueued)
+
+
+def parse_intervals(values: Sequence[str], sources: Sequence[str] = SOURCES) -> dict[str, float]:
+    """``--interval`` values (``SECONDS`` for every source, ``SOURCE=SECONDS`` for one;
+    the later wins) as seconds per source of ``sources`` (default 300 s)."""
+    default = DEFAULT_INTERVAL_S
+    per_source: dict[str, float] = {}
+    for value in values:
+        name, sep, number = value.rpartition("=")
+        if sep and name not in SOURCES:
+            raise InputError(
+                f"--interval {value}: unknown source {name!r}: use {', '.join(SOURCES)}"
+            )
+        try:
+            seconds = float(number)
+        except ValueError:
+            seconds = float("nan")
+        if not seconds >= MIN_INTERVAL_S or seconds == float("inf"):
+            raise InputError(
+                f"--interval {value}: expected seconds (at least {MIN_INTERVAL_S:.0f}), "
+                "as SECONDS or SOURCE=SECONDS, e.g. archive=900"
+            )
+        if sep:
+            per_source[name] = seconds
+        else:
+            default = seconds
+    return {s: per_source.get(s, default) for s in sources}
 
 
 class Watcher(Protocol):
@@ -244,6 +278,11 @@ class WatchActivities:
         return list(given.keys)
 
 
-def watch_ids(sources: Sequence[str]) -> list[str]:
-    """The watch workflows' ids."""
-    return [f"watch-{s}" for s in sources]
+def schedule_id(source: str) -> str:
+    """The id of the source's watch schedule."""
+    return f"watch-{source}"
+
+
+def poll_workflow_id(source: str) -> str:
+    """The id prefix of the source's poll workflows (the schedule appends the time)."""
+    return f"watch-poll-{source}"

@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
         StepPolicy,
         StepResult,
     )
-    from kiln.factory.watch import EnqueueInput, PollInput, PollResult, WatchRequest
+    from kiln.factory.watch import EnqueueInput, PollInput, PollResult, WatchPollResult
 
 _BOOKKEEPING = timedelta(seconds=60)
 _ROUNDS = 5
@@ -237,41 +237,32 @@ class ReconcileWorkflow:
         return result
 
 
-_WATCH_ROUNDS_PER_RUN = 100
+@workflow.defn(name="WatchPollWorkflow")
+class WatchPollWorkflow:
+    """One poll of one source, started by the source's schedule (watch.py): poll,
+    enqueue the keys a change concerns, done."""
 
-
-@workflow.defn(name="WatchWorkflow")
-class WatchWorkflow:
-    """Poll one source every interval; enqueue the keys a change concerns (watch.py)."""
-
-    @workflow.run  # noqa: RET503 (continue_as_new raises: the run ends there)
-    async def run(self, request: WatchRequest) -> int:
-        """Poll, enqueue, sleep; a new run of the same id every 100 polls."""
-        previous = dict(request.previous)
-        done = request.done
-        for _ in range(_WATCH_ROUNDS_PER_RUN):
-            try:
-                polled = await workflow.execute_activity(
-                    "poll",
-                    PollInput(request.source, previous),
-                    result_type=PollResult,
-                    start_to_close_timeout=timedelta(minutes=15),
-                    retry_policy=_retry(StepPolicy()),
-                )
-            except ActivityError as exc:
-                # a source that fails (garbage, unreachable) is polled again next round
-                workflow.logger.warning("watch %s: poll failed: %s", request.source, _reason(exc))
-            else:
-                if polled.keys:
-                    await workflow.execute_activity(
-                        "enqueue_keys",
-                        EnqueueInput(polled.keys, f"{request.source}: {polled.note}"),
-                        start_to_close_timeout=_BOOKKEEPING,
-                        retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
-                    )
-                previous = polled.state
-            done += 1
-            if request.rounds and done >= request.rounds:
-                return done
-            await workflow.sleep(timedelta(seconds=request.interval_s))
-        workflow.continue_as_new(replace(request, previous=previous, done=done))
+    @workflow.run
+    async def run(self, source: str) -> WatchPollResult:
+        """Poll ``source``; a poll that fails fails this run (the schedule goes on)."""
+        try:
+            polled = await workflow.execute_activity(
+                "poll",
+                PollInput(source),
+                result_type=PollResult,
+                start_to_close_timeout=timedelta(minutes=15),
+                retry_policy=_retry(StepPolicy()),
+            )
+        except ActivityError as exc:
+            # recorded as this run's failure (the schedule's recent actions, the UI)
+            raise ApplicationError(
+                f"watch {source}: poll failed: {_reason(exc)}", type="PollFailed"
+            ) from exc
+        if polled.keys:
+            await workflow.execute_activity(
+                "enqueue_keys",
+                EnqueueInput(polled.keys, f"{source}: {polled.note}"),
+                start_to_close_timeout=_BOOKKEEPING,
+                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+            )
+        return WatchPollResult(source, list(polled.keys), polled.note)
