@@ -7,7 +7,9 @@ vulnerability database. ``--affected TREE`` decides whether an unpacked source t
 carries the code the top candidate changes; ``--patch FILE`` writes the top candidate
 as a quilt patch with DEP-3 headers; ``--backport`` hands that patch to the backport
 pipeline (``kiln.pipeline.backport.backport_patch``: build with the package's tests,
-kiln repository, image rebuild and scan).
+kiln repository, image rebuild and scan). With ``--package SRC`` and no ``--repo`` the
+upstream repository is found from SRC's packaging (``kiln.research.discover``: candidate
+URLs printed, ``KILN_RESEARCH_MIRRORS`` first, then a bounded clone).
 """
 
 # kiln.research and kiln.pipeline load inside the command so other commands start fast.
@@ -19,6 +21,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -29,6 +32,7 @@ from kiln.errors import InputError, Location, PolicyError
 
 if TYPE_CHECKING:
     from kiln.pipeline.backport import BackportResult
+    from kiln.research.gitrepo import GitRepo
 
 
 @app.command(name="research")
@@ -36,7 +40,11 @@ def research_command(
     cve: Annotated[str, typer.Argument(help="the vulnerability id, e.g. CVE-2025-49014")],
     repo: Annotated[
         str | None,
-        typer.Option("--repo", help="upstream repository: a local clone (bare or not) or a URL"),
+        typer.Option(
+            "--repo",
+            help="upstream repository: a local clone (bare or not) or a URL "
+            "(default: found from --package's packaging, KILN_RESEARCH_MIRRORS first)",
+        ),
     ] = None,
     package: Annotated[
         str | None,
@@ -102,10 +110,11 @@ def research_command(
 
     if not CVE_ID.match(cve):
         raise InputError(f"{cve!r} is not a vulnerability id (CVE-YYYY-NNNN)")
-    if repo is None:
+    if repo is None and package is None:
         raise InputError(
-            "--repo is needed: the upstream repository to search",
-            hint="a local clone (git clone --bare URL) or the repository's URL",
+            "--repo or --package is needed: the upstream repository to search",
+            hint="a local clone (git clone --bare URL), the repository's URL, or the "
+            "Debian source package whose upstream repository kiln should find",
         )
     if record_file is not None:
         record = load_record_file(record_file).record
@@ -165,7 +174,13 @@ def research_command(
 
     reranker = LlmReranker.from_environment()  # off unless KILN_RESEARCH_LLM_URL is set
     rerank_log = None
-    with open_repo(repo) as git:
+    with ExitStack() as stack:
+        if repo is not None:
+            git = stack.enter_context(open_repo(repo))
+            repo_url = repo if "://" in repo else None
+        else:
+            assert package is not None  # noqa: S101 (checked above)
+            git, repo_url = _discovered(stack, package)
         ranking = find_fix_commits(record, git, ranker)
         if reranker is not None and ranking.kiln:
             reordered, rerank_log = reranker.rerank(record, ranking.kiln)
@@ -187,8 +202,7 @@ def research_command(
         diff = b""
         headers: list[tuple[str, str]] = []
         if (patch is not None or backport) and best is not None:
-            url = repo if "://" in repo else None
-            headers = dep3_headers(record, best.commit, repo_url=url, today=dt.date.today())
+            headers = dep3_headers(record, best.commit, repo_url=repo_url, today=dt.date.today())
             diff = commit_diff(git, best.commit)
             if patch is not None:
                 from kiln.fileio import atomic_write
@@ -229,7 +243,7 @@ def research_command(
                 console.print(f"    {h.hunk.path} {h.hunk.header[:60]}: {mark}", markup=False)
     if best is None:
         raise PolicyError(
-            f"no candidate commits for {cve} in {repo}",
+            f"no candidate commits for {cve} in {repo or repo_url}",
             hint="the search window comes from the publication date and the affected "
             "versions: pass --published, or a --record with version ranges",
         )
@@ -237,6 +251,32 @@ def research_command(
         err_console.print(f"wrote {patch}", highlight=False)
     if backport:
         _backport(cve, package, version, catalog, work, image, diff, headers, best.commit.sha)
+
+
+def _discovered(stack: ExitStack, package: str) -> tuple[GitRepo, str]:
+    """The upstream repository of ``package`` found by discovery (opened on ``stack``).
+
+    Prints the candidate URLs and which one was used (a mirror folder or a clone), or
+    fails with ``UpstreamNotFoundError`` listing every candidate and why it did not open.
+    """
+    from kiln.research.discover import discover, fetch_packaging, mirror_dirs, open_upstream
+
+    found = discover(fetch_packaging(package))
+    say = err_console.print
+    say(
+        f"upstream of {package} {found.packaging.version}: {len(found.candidates)} candidate(s)",
+        highlight=False,
+        markup=False,
+    )
+    for candidate in found.candidates:
+        say(f"  candidate: {candidate.describe()}", highlight=False, markup=False)
+    for note in found.notes:
+        say(f"  note: {note}", highlight=False, markup=False)
+    git, used = stack.enter_context(open_upstream(found, mirrors=mirror_dirs(os.environ)))
+    for url, why in used.tried:
+        say(f"  not used: {url}: {why}", highlight=False, markup=False)
+    say(f"  using {used.candidate.url} from {used.location}", highlight=False, markup=False)
+    return git, used.candidate.url
 
 
 def _backport(

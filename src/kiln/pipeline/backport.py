@@ -323,11 +323,15 @@ def _wanted(name: str) -> bool:
     )
 
 
-def read_debian_tar(data: bytes, *, display: str) -> DebianTree:
+def read_debian_tar(
+    data: bytes, *, display: str, wanted: Callable[[str], bool] | None = None
+) -> DebianTree:
     """The files kiln reads of a Debian packaging tarball, in memory and bounded.
 
-    Kept: ``debian/changelog``, ``debian/source/format`` and ``debian/patches/*``, when
-    regular files. Refused (``RemoteContentError`` naming ``display`` and the member):
+    Kept: ``debian/changelog``, ``debian/source/format`` and ``debian/patches/*`` (or the
+    member names ``wanted`` accepts: the research agent's discovery reads
+    ``debian/upstream/metadata`` and ``debian/copyright``), when regular files. Refused
+    (``RemoteContentError`` naming ``display`` and the member):
     absolute names, ``..`` components, more than ``MAX_MEMBERS`` members, members that
     declare more than ``MAX_SCANNED`` bytes in all, a changelog over ``MAX_MEMBER``
     bytes, more than ``MAX_UNPACKED`` bytes kept. Links, devices and patches over
@@ -353,7 +357,7 @@ def read_debian_tar(data: bytes, *, display: str) -> DebianTree:
                     raise RemoteContentError(
                         f"{display}: its members declare more than {MAX_SCANNED} bytes: not read"
                     )
-                if member.isdir() or not _wanted(name):
+                if member.isdir() or not (wanted or _wanted)(name):
                     continue
                 if not member.isfile():
                     refused.append(name)
