@@ -56,7 +56,7 @@ def test_text_output_and_affected_verdict(
     ("args", "message"),
     [
         (["research", "nonsense", "--repo", "."], "is not a vulnerability id"),
-        (["research", "CVE-2023-0001", "--description", "x"], "--repo is needed"),
+        (["research", "CVE-2023-0001", "--description", "x"], "--repo or --package is needed"),
         (["research", "CVE-2023-0001", "--repo", "/nonexistent/repo", "--description", "x"],
          "no repository"),
         (["research", "CVE-2023-0001", "--repo", ".", "--description", "x",

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from kiln.cli.main import main
 from kiln.errors import InputError, RemoteContentError
 from kiln.research.discover import (
     Candidate,
@@ -294,9 +293,3 @@ def test_vcs_git_is_used_only_with_upstream_history(upstream: Upstream, tmp_path
     with open_upstream(Discovery(_packaging(), [vcs], []), mirrors=[other]) as (repo, used):
         assert used.candidate is vcs
         assert repo.resolve("v1.1") is not None
-
-
-def test_cli_needs_repo_or_package(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["research", "CVE-2023-0001", "--description", "x"])
-    assert code == 2
-    assert "--repo or --package is needed" in capsys.readouterr().err
