@@ -6,7 +6,9 @@ of the cached build root mounted read-only as ``/``, as uid/gid 1000, with only
 ``/build/reproducible-path`` (the path Debian's buildds use) and a private ``/tmp``
 writable; a write anywhere else fails. The orchestrator (this module, outside the
 sandbox) writes the hardening flags into the root's ``/etc/dpkg/buildflags.conf``
-before the build, adds the recipe's patches to ``debian/patches`` after checking that
+before the build and checks in the sandbox that they compile a program without a
+warning (flags that warn silently flip a package's ``-Werror`` configure checks), adds
+the recipe's patches to ``debian/patches`` after checking that
 each applies, and writes the ``+kiln<N>`` changelog entry naming the CVEs with
 python-debian. No key ever enters the sandbox.
 """
@@ -133,14 +135,18 @@ def run_sandboxed(
     workdir: str = BUILD_PATH,
     env: Mapping[str, str] | None = None,
     timeout: float = 7200.0,
+    label: str | None = None,
 ) -> int:
-    """Run one build step in the sandbox, appending its output to ``log``; the exit code."""
+    """Run one build step in the sandbox, appending its output to ``log``; the exit code.
+
+    ``label`` is what the log shows for the step instead of the whole command line.
+    """
     cmd = sandbox_argv(
         root, root_entries(root), build_dir, argv, workdir=workdir, env=env, bwrap=find_bwrap()
     )
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        out.write(f"$ {' '.join(argv)}\n".encode())
+        out.write(f"$ {label or ' '.join(argv)}\n".encode())
         out.flush()
         proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -153,6 +159,68 @@ def run_sandboxed(
             proc.wait()
             out.write(f"kiln: killed after {timeout:.0f} s\n".encode())
             return -1
+
+
+# Compile and link a program that is warning-free under any flags, the way autoconf's
+# checks do ($CC -o conftest $CFLAGS $CPPFLAGS $LDFLAGS conftest.c), with the flags
+# dpkg-buildflags gives inside the build root: by default and with hardening=+all.
+# Any diagnostic means the flags themselves warn, so every configure check compiled
+# with -Werror (libarchive's visibility test, for one) would answer "no" here while
+# it answers "yes" on Debian's buildds.
+_FLAGS_CHECK = r"""
+set -u
+cd /tmp
+printf 'int main(void) { return 0; }\n' > kiln-flags.c
+cp kiln-flags.c kiln-flags.cc
+command -v cc >/dev/null || { echo "kiln: no C compiler (cc) in the build root"; exit 1; }
+status=0
+try() {  # try MAINT-OPTIONS COMPILER FLAGS SOURCE
+  out=$($2 -o kiln-flags $3 $4 2>&1) && [ -z "$out" ] && return 0
+  printf 'kiln: DEB_BUILD_MAINT_OPTIONS="%s": %s -o kiln-flags %s %s\n%s\n' \
+    "$1" "$2" "$3" "$4" "$out"
+  status=1
+}
+for maint in "" "hardening=+all"; do
+  flags=$(DEB_BUILD_MAINT_OPTIONS="$maint" dpkg-buildflags --export=sh) || exit 1
+  eval "$flags"
+  try "$maint" cc "$CFLAGS $CPPFLAGS $LDFLAGS" kiln-flags.c
+  if command -v c++ >/dev/null; then
+    try "$maint" c++ "$CXXFLAGS $CPPFLAGS $LDFLAGS" kiln-flags.cc
+  fi
+done
+exit $status
+"""
+
+
+def check_build_flags(
+    root: Path, build_dir: Path, *, log: Path, env: Mapping[str, str] | None = None
+) -> None:
+    """Refuse build flags that make a warning-free program warn (``BuildError``).
+
+    Run in the sandbox, on the root as the build will see it, before a build whose
+    flags kiln changed (``/etc/dpkg/buildflags.conf``): flags that warn do not fail
+    a build, they silently change what its configure finds.
+    """
+    code = run_sandboxed(
+        root,
+        build_dir,
+        ["sh", "-c", _FLAGS_CHECK],
+        log=log,
+        workdir="/tmp",  # noqa: S108 - the sandbox's private tmpfs
+        env=env,
+        timeout=300,
+        label="kiln: checking that the build flags compile a program without a warning",
+    )
+    if code != 0:
+        tail = log_tail(log, 12)
+        raise BuildError(
+            "the build flags make the compiler warn on a warning-free program, so "
+            "configure checks compiled with -Werror would answer differently than on "
+            "Debian's buildds",
+            details=tail,
+            hint=f"check the recipe's hardening flags (extra-cflags, extra-ldflags); "
+            f"the full log is {log}",
+        )
 
 
 def log_tail(log: Path, lines: int = _LOG_TAIL) -> list[str]:
@@ -379,9 +447,6 @@ def build_in_sandbox(
                 conf.write_text(buildflags)
         build_dir = tmp / "build"
         build_dir.mkdir(mode=0o755)
-        tree = unpack_source(fetched, root, build_dir, log=log)
-        if loaded is not None:
-            apply_recipe(tree, loaded, codename=codename)
         profiles = loaded.recipe.profile_names if loaded is not None else build_profiles
         skip_tests = nocheck or "nocheck" in profiles
         options = [f"parallel={jobs}"] + (["nocheck"] if skip_tests else [])
@@ -393,6 +458,11 @@ def build_in_sandbox(
         }
         if profiles:
             env["DEB_BUILD_PROFILES"] = " ".join(profiles)
+        if buildflags:
+            check_build_flags(root, build_dir, log=log, env=env)
+        tree = unpack_source(fetched, root, build_dir, log=log)
+        if loaded is not None:
+            apply_recipe(tree, loaded, codename=codename)
         code = run_sandboxed(
             root,
             build_dir,

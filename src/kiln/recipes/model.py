@@ -86,9 +86,16 @@ class Hardening(_Frozen):
 
     def buildflags_conf(self) -> str:
         """The ``/etc/dpkg/buildflags.conf`` lines (dpkg-buildflags(1) FILE FORMAT)."""
-        lines = ["# written by kiln: hardening above Debian's defaults"]
+        # _FORTIFY_SOURCE is a preprocessor define: it goes where dpkg puts its own
+        # (CPPFLAGS), after it and undefining it first. In CFLAGS it came before
+        # CPPFLAGS' -D_FORTIFY_SOURCE=2 on every autoconf compile line ($CC $CFLAGS
+        # $CPPFLAGS): each compile warned '"_FORTIFY_SOURCE" redefined', every -Werror
+        # configure check answered no (libarchive's visibility check), and level 2 won.
+        lines = [
+            "# written by kiln: hardening above Debian's defaults",
+            f"APPEND CPPFLAGS -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE={self.fortify_source}",
+        ]
         for flag in ("CFLAGS", "CXXFLAGS"):
-            lines.append(f"APPEND {flag} -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE={self.fortify_source}")
             for extra in self.extra_cflags:
                 lines.append(f"APPEND {flag} {extra}")
         if self.bindnow:
