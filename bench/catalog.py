@@ -12,9 +12,10 @@ count in `--workers` it runs `kiln catalog build` (a subprocess, its own
 are linked in) and the layout cache cold, so the runs compare like with like; then,
 unless `--no-warm`, a rerun with nothing changed (every layout restored from the cache
 the last run filled). Per run it reports the wall time, layout-cache and .deb-cache hit
-rates, bytes downloaded, the failures per family with their reasons, and it projects the
-time of N workers for the whole catalog from the measured per-spec costs and the
-measured 1 -> 2 worker speed-up.
+rates, the images' layers (referenced, distinct, their bytes) and layer-cache hits (a
+shared base layer linked instead of compressed again), bytes downloaded, the failures
+per family with their reasons, and it projects the time of N workers for the whole
+catalog from the measured per-spec costs and the measured 1 -> 2 worker speed-up.
 """
 
 from __future__ import annotations
@@ -101,6 +102,22 @@ def _collect(names: set[str] | None) -> list[dict[str, Any]]:
     return found
 
 
+def _layers(variants: list[dict[str, Any]]) -> dict[str, Any]:
+    """Layers of the built images: referenced, distinct (what a store holds once), their
+    bytes, and how many the layer cache gave instead of a compression."""
+    built = [v for v in variants if v["built"]]
+    sizes: dict[str, int] = {}
+    for v in built:
+        sizes.update(zip(v.get("layers", []), v.get("layer_sizes", []), strict=False))
+    return {
+        "layers": sum(len(v.get("layers", [])) for v in built),
+        "layer_bytes": sum(sum(v.get("layer_sizes", [])) for v in built),
+        "distinct_layers": len(sizes),
+        "distinct_layer_bytes": sum(sizes.values()),
+        "layer_cache_hits": sum(v.get("layers_reused", 0) for v in built),
+    }
+
+
 def _summary(records: list[dict[str, Any]], seconds: float, workers: int) -> dict[str, Any]:
     variants = [v for r in records for v in r["variants"]]
     failures: dict[str, list[str]] = defaultdict(list)
@@ -119,6 +136,7 @@ def _summary(records: list[dict[str, Any]], seconds: float, workers: int) -> dic
         "images": len(variants),
         "images_ok": images_ok,
         "layout_cache_hits": sum(1 for v in variants if v["layout_cache_hit"]),
+        **_layers(variants),
         "deb_cache_hit_rate": round(sum(r["debs_cached"] for r in records) / debs, 3)
         if debs
         else None,

@@ -11,6 +11,9 @@ import pytest
 from kiln.errors import InputError
 from kiln.spec import parse_spec
 from kiln.spec.family import (
+    DEV_PACKAGES,
+    DEV_SHARED_BASE,
+    SHARED_BASE,
     FamilyError,
     generate,
     load_families,
@@ -47,6 +50,38 @@ def test_generation_is_reproducible() -> None:
     first = [render_spec(i) for i in plan_catalog(_families()).images]
     second = [render_spec(i) for i in plan_catalog(_families()).images]
     assert first == second
+
+
+def test_every_generated_spec_layers_a_shared_base_per_release_and_variant(
+    tmp_path: Path,
+) -> None:
+    for image in plan_catalog(_families()).images:
+        spec = parse_spec(render_spec(image), tmp_path / f"{image.name}.yaml").spec
+        assert spec.layering == "shared"
+        assert spec.base_packages_for("runtime") == frozenset(SHARED_BASE[image.release])
+        dev = spec.base_packages_for("dev")
+        assert dev == frozenset(DEV_SHARED_BASE[image.release])
+        assert set(DEV_PACKAGES[image.release]) | set(SHARED_BASE[image.release]) <= dev
+    assert "gcc-14-base" in SHARED_BASE["debian-13"]
+    assert "gcc-12-base" in SHARED_BASE["debian-12"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("layering: shared\n", r"x\.yaml:3:\d+: layering: .*shared needs base-packages"),
+        ("base-packages: [libc6]\n", r"x\.yaml:3:\d+: base-packages: .*needs layering: shared"),
+        (
+            "variants: {dev: {base-packages: [libc6]}}\n",
+            r"x\.yaml:3:\d+: variants\.dev\.base-packages: .*needs layering: shared",
+        ),
+        ("layering: shared\nbase-packages: [libc6, libc6]\n", r"x\.yaml:4:\d+: .*more than once"),
+    ],
+)
+def test_base_packages_and_layering_must_agree(tmp_path: Path, extra: str, message: str) -> None:
+    text = "name: x\npackages: [base-files]\n" + extra
+    with pytest.raises(InputError, match=message):
+        parse_spec(text.encode(), tmp_path / "x.yaml")
 
 
 def test_kinds_get_their_tests() -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from kiln.assemble.fs import Plan
 from kiln.assemble.harden import HardeningReport, harden
+from kiln.assemble.layercache import LayerCache
 from kiln.assemble.layers import Compression, LayerBlob, split_layers, write_layer
 from kiln.assemble.maintscripts import (
     SandboxRunner,
@@ -112,27 +113,33 @@ def _build_arch(
     compression: Compression,
     base_packages: frozenset[str],
     annotations: Mapping[str, str],
+    base_epoch: int | None = None,
+    layer_cache: LayerCache | None = None,
 ) -> tuple[ArchImage, HardeningReport]:
     rootfs = assemble(inp)
     groups = split_layers(rootfs.plan, base_packages)
     lookup = dict(rootfs.plan.entries)
-    layers = tuple(
-        write_layer(
-            group,
-            staging / "blobs",
-            epoch=inp.source_date_epoch,
-            compression=compression,
-            lookup=lookup,
-        )
-        for group in groups
-    )
+    layers = []
+    for index, group in enumerate(groups):
+        shared = bool(base_packages) and index == 0
+        epoch = base_epoch if shared and base_epoch is not None else inp.source_date_epoch
+        if shared and layer_cache is not None:  # the same base tar in many images
+            layer = layer_cache.write(
+                group, staging / "blobs", epoch=epoch, compression=compression, lookup=lookup
+            )
+        else:
+            layer = write_layer(
+                group, staging / "blobs", epoch=epoch, compression=compression, lookup=lookup
+            )
+        layers.append(layer)
     config_bytes = config_json(inp, layers, _history(groups, bool(base_packages)), annotations)
     config = Descriptor.of(config_bytes, OCI_CONFIG)
     write_blob(staging, config_bytes)
     manifest_bytes = manifest_json(config, layers, annotations)
     write_blob(staging, manifest_bytes)
     manifest = Descriptor.of(manifest_bytes, OCI_MANIFEST, platform=platform_of(inp.arch))
-    return ArchImage(inp.arch, manifest, config, layers, len(rootfs.plan)), rootfs.report
+    image = ArchImage(inp.arch, manifest, config, tuple(layers), len(rootfs.plan))
+    return image, rootfs.report
 
 
 def build_image(
@@ -142,6 +149,8 @@ def build_image(
     tag: str = "latest",
     compression: Compression = "gzip",
     base_packages: frozenset[str] = frozenset(),
+    base_epoch: int | None = None,
+    layer_cache: LayerCache | None = None,
     annotations: Mapping[str, str] | None = None,
     oci_archive: Path | None = None,
     docker_archive: Path | None = None,
@@ -151,7 +160,10 @@ def build_image(
     """Build one multi-arch OCI image layout at ``out`` (atomically replacing it).
 
     ``inputs`` holds one ``AssemblyInput`` per architecture of the same image variant.
-    ``hardening.json`` (all architectures) is written inside the layout.
+    ``hardening.json`` (all architectures) is written inside the layout. With
+    ``base_packages`` the first layer holds their files (``split_layers``), its times
+    from ``base_epoch`` (default: the image's) so that images on the same base package
+    versions share it byte for byte; ``layer_cache`` reuses its compressed blob.
     """
     if not inputs:
         raise InputError("nothing to build: no architectures given")
@@ -179,6 +191,8 @@ def build_image(
                     compression=compression,
                     base_packages=base_packages,
                     annotations=annotated,
+                    base_epoch=base_epoch,
+                    layer_cache=layer_cache,
                 )
                 for inp in sorted(inputs, key=lambda i: i.arch)
             ]

@@ -82,7 +82,8 @@ def _summary(built: BuiltImage) -> dict[str, object]:
                 "config": _descriptor(img.config),
                 "files": img.files,
                 "layers": [
-                    {k: v for k, v in asdict(layer).items() if k != "path"} for layer in img.layers
+                    {k: v for k, v in asdict(layer).items() if k not in ("path", "reused")}
+                    for layer in img.layers
                 ],
             }
             for img in built.images

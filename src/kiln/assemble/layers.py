@@ -48,6 +48,7 @@ class LayerBlob:
     path: Path
     entries: int
     uncompressed_size: int
+    reused: bool = False  # restored from the layer cache (kiln.assemble.layercache)
 
 
 class _HashingSink(io.RawIOBase):

@@ -143,7 +143,13 @@ def build(
     if variant not in (None, "runtime", "dev"):
         raise InputError(f"--variant {variant!r}: runtime or dev")
     logging.getLogger("temporalio").setLevel(logging.ERROR)
-    from kiln.factory.catalogbuild import ImageOutcome, jobs_for, run_catalog, state_root
+    from kiln.factory.catalogbuild import (
+        ImageOutcome,
+        jobs_for,
+        layer_sharing,
+        run_catalog,
+        state_root,
+    )
     from kiln.factory.engine import connect
     from kiln.factory.server import endpoint_for
 
@@ -183,7 +189,8 @@ def build(
 
     outcomes = asyncio.run(main())
     table = Table(title="catalog build")
-    for column in ("image", "release", "built", "tests", "size", "seconds", "problem"):
+    columns = ("image", "release", "built", "layers", "tests", "size", "seconds", "problem")
+    for column in columns:
         table.add_column(column)
     for o in outcomes:
         for v in o.variants or []:
@@ -192,14 +199,26 @@ def build(
                 v.label,
                 o.release,
                 "cache" if v.layout_cache_hit else "yes",
+                f"{len(v.layers)}" + (f" ({v.layers_reused} reused)" if v.layers_reused else ""),
                 f"{v.tests_passed}/{total}",
                 f"{v.size / 1e6:.1f} MB",
                 f"{o.seconds:.0f}",
                 _first_line(v.failures[0]) if v.failures else "",
             )
         if o.error:
-            table.add_row(o.name, o.release, "no", "", "", f"{o.seconds:.0f}", _first_line(o.error))
+            table.add_row(
+                o.name, o.release, "no", "", "", "", f"{o.seconds:.0f}", _first_line(o.error)
+            )
     console.print(table)
+    sharing = layer_sharing(outcomes)
+    console.print(
+        f"layers: {sharing.layers} in {sharing.images} images, {sharing.distinct} distinct "
+        f"({sharing.distinct_bytes / 1e6:.1f} of {sharing.bytes / 1e6:.1f} MB); "
+        f"layer cache: {sharing.reused} reused, {sharing.layout_hits} whole layouts from the "
+        "layout cache",
+        markup=False,
+        highlight=False,
+    )
     failed = [o.name for o in outcomes if not o.ok]
     if failed:
         raise PolicyError(

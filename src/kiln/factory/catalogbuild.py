@@ -178,6 +178,9 @@ class VariantOutcome:
     built: bool = False
     layout_cache_hit: bool = False
     size: int = 0  # compressed bytes of its layers and config
+    layers: list[str] = field(default_factory=list)  # layer digests, base first
+    layer_sizes: list[int] = field(default_factory=list)  # compressed bytes of each
+    layers_reused: int = 0  # layers restored from the layer cache, not compressed again
     tests_passed: int = 0
     tests_failed: int = 0
     closure_programs: int = 0
@@ -344,6 +347,10 @@ def build_and_test(job: ImageJob, *, beat: Callable[[str], None] = lambda _: Non
         for each in built:
             variant = VariantOutcome(each.label, each.variant, built=True)
             variant.size = _image_size(each)
+            for image in each.image.images:
+                variant.layers += [layer.digest for layer in image.layers]
+                variant.layer_sizes += [layer.size for layer in image.layers]
+                variant.layers_reused += sum(1 for layer in image.layers if layer.reused)
             entry = _cache_entry_of(cache_root, each)
             variant.layout_cache_hit = entry is not None and entry in before
             beat(f"testing {each.label}")
@@ -430,6 +437,36 @@ class CatalogWorkflow:
     def progress(self) -> dict[str, Any]:
         """Done and total images, and which failed so far."""
         return {"done": self._done, "total": self._total, "failed": list(self._failed)}
+
+
+@dataclass(frozen=True)
+class LayerSharing:
+    """How much the built images share: layers referenced and distinct, their bytes."""
+
+    images: int
+    layers: int
+    bytes: int
+    distinct: int
+    distinct_bytes: int
+    reused: int  # layers taken from the layer cache instead of compressed again
+    layout_hits: int  # images restored whole from the layout cache
+
+
+def layer_sharing(outcomes: Iterable[ImageOutcome]) -> LayerSharing:
+    """Count the layers of every built image: what a registry or store holds once."""
+    sizes: dict[str, int] = {}
+    images = layers = total = reused = hits = 0
+    for outcome in outcomes:
+        for v in outcome.variants:
+            if not v.built:
+                continue
+            images += 1
+            layers += len(v.layers)
+            total += sum(v.layer_sizes)
+            reused += v.layers_reused
+            hits += v.layout_cache_hit
+            sizes.update(zip(v.layers, v.layer_sizes, strict=False))
+    return LayerSharing(images, layers, total, len(sizes), sum(sizes.values()), reused, hits)
 
 
 def workflow_id(jobs: Sequence[ImageJob]) -> str:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ from kiln.assemble import (
 )
 from kiln.assemble.build import write_archives
 from kiln.assemble.cache import LayoutCache, build_key
+from kiln.assemble.layercache import LayerCache
 from kiln.assemble.model import NONROOT_GID, NONROOT_UID, NpmPackageInput
 from kiln.debian.deb import DebPackage, read_deb
 from kiln.debian.distro import get_distro
@@ -69,6 +72,21 @@ def source_date_epoch(changelog_times: Iterable[int | None]) -> int:
             "no package carries a dated changelog; set SOURCE_DATE_EPOCH to build reproducibly"
         )
     return max(times)
+
+
+def _base_epoch(
+    debs: Mapping[str, Sequence[DebPackage]], base_packages: frozenset[str]
+) -> int | None:
+    """The shared base layer's SOURCE_DATE_EPOCH: the environment's, else the newest
+    changelog of the base packages alone, so that the layer is the same tar in every
+    image on the same base package versions, whatever else they hold (None: the image's)."""
+    times = [
+        log.timestamp
+        for pkgs in debs.values()
+        for d in pkgs
+        if d.control.package in base_packages and (log := d.changelog()) is not None
+    ]
+    return source_date_epoch(times) if times else None
 
 
 def _run_as(name: str | None, spec: ImageSpec, variant: str) -> str:
@@ -243,17 +261,89 @@ def layout_dir(output: Path, name: str, variant: str) -> Path:
     return output / (name if variant == "runtime" else f"{name}-{variant}")
 
 
+class _DebMemo:
+    """.debs this process has read and checked, kept for the next build (LRU, bounded by
+    the bytes of their contents).
+
+    Reading a .deb is mostly xz decompression: a spec's runtime and -dev variants read
+    the same .debs, and every image of a catalog reads libc6, base-files and tzdata, so a
+    catalog worker read each of them once per image before. An entry is keyed by the
+    file's identity (device, inode, size, mtime): the cache's .debs are content-addressed
+    and replaced only by rename, so a changed file is a new key. ``DebPackage`` is frozen
+    with read-only contents, so sharing one between builds is safe.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._entries: OrderedDict[tuple[int, int, int, int], tuple[DebPackage, int]] = (
+            OrderedDict()
+        )
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(path: Path) -> tuple[int, int, int, int]:
+        st = path.stat()
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def get(self, path: Path) -> DebPackage | None:
+        key = self._key(path)
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None:
+                return None
+            self._entries.move_to_end(key)
+            return found[0]
+
+    def put(self, path: Path, deb: DebPackage) -> None:
+        size = sum(len(body) for body in deb.contents.values()) + 200 * len(deb.members)
+        if size > self.limit // 4:
+            return  # one huge package (a JDK) would push out everything else
+        key = self._key(path)
+        with self._lock:
+            if key in self._entries:
+                return
+            self._entries[key] = (deb, size)
+            self._bytes += size
+            while self._bytes > self.limit and self._entries:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self._bytes -= dropped
+
+
+def _memo_limit() -> int:
+    try:
+        return max(0, int(os.environ.get("KILN_DEB_MEMO_MB", "1024"))) << 20
+    except ValueError:
+        return 1024 << 20
+
+
+_DEBS = _DebMemo(_memo_limit())
+
+
 def _read_debs(paths: Sequence[Path]) -> dict[Path, DebPackage]:
     """Read (and check) every .deb, in threads: xz and zstd decompression release the GIL,
-    so a cold build of an image with large packages (node, java) uses every core."""
-    workers = min(len(paths), os.cpu_count() or 1)
+    so a cold build of an image with large packages (node, java) uses every core. A .deb
+    this process read before comes from ``_DEBS`` (``KILN_DEB_MEMO_MB``, default 1024;
+    0 turns it off)."""
+    found: dict[Path, DebPackage] = {}
+    for path in paths:
+        if (hit := _DEBS.get(path)) is not None:
+            found[path] = hit
+    missing = [p for p in paths if p not in found]
+    workers = min(len(missing), os.cpu_count() or 1)
     if workers <= 1:
-        return {path: read_deb(path, name=path.name) for path in paths}
-    # the largest first, so one big package does not start last and run alone
-    order = sorted(paths, key=lambda p: p.stat().st_size, reverse=True)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="read-deb") as pool:
-        read = dict(zip(order, pool.map(lambda p: read_deb(p, name=p.name), order), strict=True))
-    return {path: read[path] for path in paths}
+        read = {path: read_deb(path, name=path.name) for path in missing}
+    else:
+        # the largest first, so one big package does not start last and run alone
+        order = sorted(missing, key=lambda p: p.stat().st_size, reverse=True)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="read-deb") as pool:
+            read = dict(
+                zip(order, pool.map(lambda p: read_deb(p, name=p.name), order), strict=True)
+            )
+    for path, deb in read.items():
+        _DEBS.put(path, deb)
+    found.update(read)
+    return {path: found[path] for path in paths}
 
 
 def build_variant(
@@ -268,6 +358,7 @@ def build_variant(
     oci_archive: bool = False,
     docker_archive: bool = False,
     cache: LayoutCache | None = None,
+    layer_cache: LayerCache | None = None,
     mirrors: Mirrors | None = None,
     npm_index: NpmIndex | None = None,
 ) -> BuiltImage:
@@ -280,7 +371,9 @@ def build_variant(
     With a ``cache``, an unchanged build (same spec, lock, .debs, options, epoch
     override and kiln code) is restored instead of rebuilt. The lock's npm tarballs
     for the variant come from ``npm_index`` (default: npm's configured registry,
-    consulted only for tarballs missing from kiln's cache).
+    consulted only for tarballs missing from kiln's cache). ``base_packages`` (the spec's
+    ``layering: shared``) split off a base layer, whose blob ``layer_cache`` shares
+    between images.
     """
     spec = loaded.spec
     out = layout_dir(output, spec.name, variant)
@@ -339,12 +432,15 @@ def build_variant(
         for arch, pkgs in sorted(read.items())
     ]
     tag = image_tag(version, variant, where=Location(str(loaded.path), field="version-package"))
+    base_epoch = _base_epoch(read, base_packages)
     built = build_image(
         inputs,
         out,
         tag=tag,
         compression=compression,
         base_packages=base_packages,
+        base_epoch=base_epoch,
+        layer_cache=layer_cache,
         annotations={**origin, **spec.annotations},  # the spec's own win
         repo_tags=[f"{spec.name}:{tag}"],
         **archives,  # type: ignore[arg-type]
@@ -435,6 +531,7 @@ def build_spec(
     dropped the superseded .debs and how to relock.
     """
     cache = LayoutCache(archive.cache.root / "layouts") if options.cache else None
+    layers = LayerCache(archive.cache.root / "layers") if options.cache else None
     current = current_lock(item, archive, options.lock_policy)
     listener.lock_settled(item, current)
     lock = current.lock
@@ -475,7 +572,9 @@ def build_spec(
                 compression=options.compression,
                 oci_archive=options.oci_archive,
                 docker_archive=options.docker_archive,
+                base_packages=item.spec.base_packages_for(name),
                 cache=cache,
+                layer_cache=layers,
                 mirrors=archive.mirrors,
             )
         done = BuiltVariant(item, lock, name, image, started, dt.datetime.now(dt.UTC))

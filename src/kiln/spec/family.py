@@ -61,6 +61,41 @@ DEV_PACKAGES: dict[str, tuple[str, ...]] = {
     "debian-13": tuple(sorted((*_ESSENTIAL_COMMON, "login.defs", "sqv"))),
     "debian-12": tuple(sorted((*_ESSENTIAL_COMMON, "gpgv"))),
 }
+#: The shared base layer of every generated runtime image (``layering: shared``): the
+#: packages every runtime lock of a release held when measured (the 37 Debian 13 and 9
+#: Debian 12 generated specs locked on 2026-12-07: BASE_PACKAGES plus libc6 and the
+#: libgcc it pulls). Images locked to the same versions of them share that layer byte for
+#: byte; a package missing from some image only leaves that image's base unshared.
+SHARED_BASE: dict[str, tuple[str, ...]] = {
+    "debian-13": tuple(sorted((*BASE_PACKAGES, "libc6", "libgcc-s1", "gcc-14-base"))),
+    "debian-12": tuple(sorted((*BASE_PACKAGES, "libc6", "libgcc-s1", "gcc-12-base"))),
+}
+_DEV_LIBS_COMMON = (
+    "libacl1", "libattr1", "libaudit-common", "libaudit1", "libblkid1", "libbz2-1.0",
+    "libcap-ng0", "libcap2", "libcrypt1", "libdebconfclient0", "libgmp10", "liblz4-1",
+    "liblzma5", "libmd0", "libmount1", "libpam-modules", "libpam-modules-bin",
+    "libpam-runtime", "libpam0g", "libpcre2-8-0", "libseccomp2", "libselinux1",
+    "libsemanage-common", "libsemanage2", "libsepol2", "libsmartcols1", "libstdc++6",
+    "libsystemd0", "libtinfo6", "libudev1", "libuuid1", "libxxhash0", "libzstd1", "openssl",
+    "zlib1g",
+)  # fmt: skip
+#: The ``-dev`` images' shared base layer: their essential set, the runtime base and what
+#: every dev lock of the release held besides (measured as SHARED_BASE).
+DEV_SHARED_BASE: dict[str, tuple[str, ...]] = {
+    "debian-13": tuple(sorted({
+        *DEV_PACKAGES["debian-13"], *SHARED_BASE["debian-13"], *_DEV_LIBS_COMMON,
+        "libapt-pkg7.0", "libbsd0", "libdb5.3t64", "libhogweed6t64", "liblastlog2-2",
+        "libnettle8t64", "libsqlite3-0", "libssl3t64", "openssl-provider-legacy",
+    })),
+    "debian-12": tuple(sorted({
+        *DEV_PACKAGES["debian-12"], *SHARED_BASE["debian-12"], *_DEV_LIBS_COMMON,
+        "adduser", "libapt-pkg6.0", "libdb5.3", "libffi8", "libfile-find-rule-perl",
+        "libgcrypt20", "libgdbm-compat4", "libgdbm6", "libgnutls30", "libgpg-error0",
+        "libhogweed6", "libidn2-0", "libnettle8", "libnumber-compare-perl", "libp11-kit0",
+        "libperl5.36", "libssl3", "libtasn1-6", "libtext-glob-perl", "libunistring2", "perl",
+        "perl-modules-5.36", "usrmerge", "util-linux-extra",
+    })),
+}  # fmt: skip
 _ENTRY_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 
 
@@ -441,9 +476,12 @@ def generate(
             **entry.env,
         },
         "archs": ["amd64"],
+        "layering": "shared",
+        "base-packages": list(SHARED_BASE[release]),
         "variants": {
             "dev": {
                 "packages": list(DEV_PACKAGES[release]),
+                "base-packages": list(DEV_SHARED_BASE[release]),
                 "run-as": "root",
                 # the file a container runtime mounts the host's resolver over
                 "paths": [{"path": "/etc/resolv.conf", "type": "file", "content": ""}],

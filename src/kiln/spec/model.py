@@ -501,9 +501,19 @@ class Variant(_Frozen):
     path_exclude: tuple[PathExclude, ...] = Field(
         default=(), alias="path-exclude", description="added to the spec's path-exclude"
     )
+    base_packages: tuple[PackageName, ...] | None = Field(
+        default=None,
+        alias="base-packages",
+        description="with layering: shared, this variant's base layer (default: the spec's)",
+    )
 
     _names = field_validator("packages", "exclude")(_check_package_names)
     _npm = field_validator("npm")(_check_npm_refs)
+
+    @field_validator("base_packages")
+    @classmethod
+    def _base(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return None if value is None else _check_package_names(value)
 
 
 class Compatibility(_Frozen):
@@ -563,7 +573,19 @@ class ImageSpec(_Frozen):
     archs: tuple[Arch, ...] = Field(default=SUPPORTED_ARCHS, min_length=1)
     tests: tuple[ImageTest, ...] = ()
     annotations: dict[AnnotationKey, AnnotationValue] = Field(default_factory=dict)
-    layering: Literal["single", "shared"] = "single"
+    layering: Literal["single", "shared"] = Field(
+        default="single",
+        description=(
+            "single: one layer; shared: a base layer holding the files of base-packages "
+            "(byte-identical across images locked to the same versions of them) and a "
+            "layer with the rest"
+        ),
+    )
+    base_packages: tuple[PackageName, ...] = Field(
+        default=(),
+        alias="base-packages",
+        description="the packages of the shared base layer (layering: shared)",
+    )
     compatibility: Compatibility = Compatibility()
     repositories: tuple[Literal["kiln"], ...] = Field(
         default=(),
@@ -593,7 +615,7 @@ class ImageSpec(_Frozen):
         "later apt-get installs from bringing them back",
     )
 
-    _names = field_validator("packages", "exclude")(_check_package_names)
+    _names = field_validator("packages", "exclude", "base_packages")(_check_package_names)
     _npm = field_validator("npm")(_check_npm_refs)
 
     @field_validator("name")
@@ -638,7 +660,30 @@ class ImageSpec(_Frozen):
             raise ValueError(f"packages both listed and excluded: {', '.join(sorted(both))}")
         if self.version_package and self.version_package not in self.packages:
             raise ValueError(f"version-package {self.version_package!r} is not in packages")
+        self._check_layering()
         return self
+
+    def _check_layering(self) -> None:
+        """base-packages only with layering: shared, and shared layering needs them."""
+        overlays = [k for k, v in self.variants.items() if v.base_packages is not None]
+        if self.layering == "single":
+            if self.base_packages:
+                raise _fail_at(("base-packages",), "base-packages needs layering: shared", "")
+            if overlays:
+                raise _fail_at(
+                    ("variants", overlays[0], "base-packages"),
+                    "base-packages needs layering: shared",
+                    "",
+                )
+        elif not self.base_packages:
+            raise _fail_at(("layering",), "layering: shared needs base-packages", "shared")
+
+    def base_packages_for(self, variant: str) -> frozenset[str]:
+        """The packages of a variant's shared base layer (empty: one layer)."""
+        if self.layering == "single":
+            return frozenset()
+        overlay = self.variant(variant).base_packages
+        return frozenset(self.base_packages if overlay is None else overlay)
 
     def _check_accounts(self) -> None:
         """No two accounts with one name or id, none clashing with root, nobody, nonroot."""
