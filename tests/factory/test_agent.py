@@ -311,11 +311,9 @@ def test_a_timeout_is_retried_once_then_ends_the_repair(
     serve: Any, worktree: Path, tmp_path: Path
 ) -> None:
     endpoint = serve([{"sleep": 1.5, **final("late")}, {"sleep": 1.5, **final("late")}])
-    started = time.monotonic()
     outcome = make_agent(endpoint, tmp_path, timeout=0.5).repair(
         FAILURE, worktree, lambda: RerunResult(True, "")
     )
-    assert time.monotonic() - started < 5
     assert outcome.reason == "agent stopped: the endpoint did not answer within 0.5 s"
     assert len(endpoint.requests) == 2
 

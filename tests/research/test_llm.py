@@ -104,8 +104,15 @@ def test_off_by_default() -> None:
     configured = LlmReranker.from_environment({"KILN_RESEARCH_LLM_URL": "http://127.0.0.1:1/v1/"})
     assert configured is not None
     assert configured.url == "http://127.0.0.1:1/v1"
-    with pytest.raises(InputError, match="must be https"):
+    with pytest.raises(InputError, match="would send the token in clear text"):
         LlmReranker.from_environment({"KILN_RESEARCH_LLM_URL": "http://llm.example.org/v1"})
+    with pytest.raises(InputError, match="holds credentials"):
+        LlmReranker.from_environment({"KILN_RESEARCH_LLM_URL": "https://u:p@llm.example.org/v1"})
+    keyed = LlmReranker.from_environment(
+        {"KILN_RESEARCH_LLM_URL": "https://llm.example.org/v1", "KILN_RESEARCH_LLM_MODEL": "m",
+         "KILN_RESEARCH_LLM_KEY": " k "}
+    )  # fmt: skip
+    assert keyed == LlmReranker(url="https://llm.example.org/v1", model="m", key="k")
 
 
 def test_cli_logs_the_rerank_and_keeps_the_rules_order_on_garbage(

@@ -23,6 +23,11 @@ commits or pushes: the factory puts the changed files into the pull request and 
 human reviews it. A broken endpoint (timeout, 5xx, an answer that is not the
 documented shape) ends the repair with the reason recorded; it never crashes the loop.
 
+The HTTP side (configuration checks, request, timeout, one retry of a timeout or a
+retryable status, the bounded answer and its ``choices[0].message`` shape) is
+``kiln.net.chat``, the one OpenAI-compatible client (shared with the research agent's
+LLM re-ranker); this module checks the tool calls.
+
 Configuration: ``KILN_AGENT_URL`` (the API base, e.g. ``https://host/v1``; https, or
 http on loopback), ``KILN_AGENT_MODEL``, ``KILN_AGENT_TOKEN`` (optional). With no URL
 the agent is off and the factory behaves exactly as without it.
@@ -44,12 +49,12 @@ from typing import Any
 
 import httpx
 
-from kiln.errors import InputError, KilnError
+from kiln.errors import InputError
 from kiln.fileio import atomic_write
-from kiln.forge.config import check_token_url
 from kiln.forge.evidence import AgentStep
-from kiln.jsonlimits import parse_json, read_json_file
-from kiln.net import RETRY_STATUS, http_client
+from kiln.jsonlimits import read_json_file
+from kiln.net import http_client
+from kiln.net.chat import ChatClient, ChatEndpoint, ChatError
 from kiln.text import plain_line
 
 MAX_LOG_CHUNK = 16 * 1024
@@ -82,15 +87,15 @@ class AgentConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> AgentConfig | None:
         """The configured agent, or None when ``KILN_AGENT_URL`` is unset (agent off)."""
-        url = environ.get("KILN_AGENT_URL", "").strip()
-        if not url:
-            return None
-        check_token_url(url, variable="KILN_AGENT_URL")
-        model = environ.get("KILN_AGENT_MODEL", "").strip()
-        if not model:
-            raise InputError("KILN_AGENT_URL is set but KILN_AGENT_MODEL is not")
-        token = environ.get("KILN_AGENT_TOKEN", "").strip() or None
-        return cls(url.rstrip("/"), model, token)
+        endpoint = ChatEndpoint.from_env(
+            environ, url_var="KILN_AGENT_URL", model_var="KILN_AGENT_MODEL",
+            auth_var="KILN_AGENT_TOKEN",
+        )  # fmt: skip
+        return None if endpoint is None else cls(endpoint.url, endpoint.model, endpoint.token)
+
+    @property
+    def endpoint(self) -> ChatEndpoint:
+        return ChatEndpoint(self.url, self.model, self.token)
 
 
 @dataclass(frozen=True)
@@ -357,7 +362,13 @@ class Agent:
     ) -> None:
         self.config = config
         self._ledger = ledger
-        self._client = client or http_client(timeout=config.timeout)
+        self._chat = ChatClient(
+            config.endpoint,
+            timeout=config.timeout,
+            max_answer_bytes=MAX_ANSWER_BYTES,
+            retries=1,  # a timeout or a retryable status (429, 5xx) is tried once more
+            client=client or http_client(timeout=config.timeout),
+        )
 
     def repair(
         self, failure: Failure, worktree: Path, rerun: Callable[[], RerunResult]
@@ -387,48 +398,16 @@ class Agent:
 
     def complete(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         """One chat completion: the assistant message, or ``_StopError`` saying what broke."""
-        payload = {
-            "model": self.config.model,
-            "messages": messages,
-            "tools": _TOOLS,
-            "tool_choice": "auto",
-            "temperature": 0,
-        }
-        headers = {"Content-Type": "application/json"}
-        if self.config.token:
-            headers["Authorization"] = f"Bearer {self.config.token}"
-        url = f"{self.config.url}/chat/completions"
-        last = ""
-        for _ in range(2):
-            try:
-                response = self._client.post(url, json=payload, headers=headers)
-            except httpx.TimeoutException:
-                last = f"the endpoint did not answer within {self.config.timeout:g} s"
-                continue
-            except httpx.HTTPError as exc:
-                raise _StopError(f"cannot reach the agent endpoint: {type(exc).__name__}") from exc
-            if response.status_code in RETRY_STATUS:
-                last = f"the endpoint answered {response.status_code}"
-                continue
-            if response.status_code != 200:
-                raise _StopError(f"the endpoint answered {response.status_code}")
-            return _assistant_message(response.content)
-        raise _StopError(last)
+        try:
+            message = self._chat.message(messages, tools=_TOOLS, tool_choice="auto")
+        except ChatError as exc:
+            raise _StopError(str(exc)) from exc
+        return _assistant_message(message)
 
 
-def _assistant_message(body: bytes) -> dict[str, Any]:
-    try:
-        data = parse_json(
-            body, where="the agent endpoint", max_bytes=MAX_ANSWER_BYTES, what="the answer"
-        )
-    except KilnError as exc:
-        raise _StopError(_one_line(str(exc))) from exc
-    try:
-        message = data["choices"][0]["message"]
-    except (KeyError, IndexError, TypeError) as exc:
-        raise _StopError("the answer has no choices[0].message") from exc
-    if not isinstance(message, dict):
-        raise _StopError("the answer's message is not an object")
+def _assistant_message(message: Mapping[str, Any]) -> dict[str, Any]:
+    """The assistant turn of ``message`` (``kiln.net.chat`` checked it is an object with
+    text content or none); ``_StopError`` when its ``tool_calls`` are malformed."""
     calls = message.get("tool_calls") or []
     if not isinstance(calls, list) or not all(
         isinstance(c, dict)
@@ -440,16 +419,9 @@ def _assistant_message(body: bytes) -> dict[str, Any]:
     ):
         raise _StopError("the answer's tool_calls are malformed")
     content = message.get("content")
-    if content is not None and not isinstance(content, str):
-        raise _StopError("the answer's content is not text")
-    return (
-        {"role": "assistant", "content": content, "tool_calls": calls}
-        if calls
-        else {
-            "role": "assistant",
-            "content": content or "",
-        }
-    )
+    if calls:
+        return {"role": "assistant", "content": content, "tool_calls": calls}
+    return {"role": "assistant", "content": content or ""}
 
 
 def _arguments(raw: str) -> dict[str, Any] | None:

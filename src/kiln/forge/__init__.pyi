@@ -1,7 +1,7 @@
 """Type stub of the lazily loaded package (lazy_loader reads its imports)."""
 
 from ._git import Identity
-from .config import check_token_url, forge_from_config
+from .config import forge_from_config
 from .dryrun import DryRunForge
 from .evidence import (
     AgentStep,
@@ -38,7 +38,6 @@ __all__ = [
     "RemoteSettings",
     "SizeChange",
     "branch_name",
-    "check_token_url",
     "forge_from_config",
     "render_markdown",
 ]

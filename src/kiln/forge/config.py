@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -24,7 +23,7 @@ from kiln.forge._git import Git, Identity
 from kiln.forge.local import LocalGitForge, default_clock
 from kiln.forge.model import Forge
 from kiln.forge.remote import ForgejoForge, GitHubForge, GitLabForge, RemoteForge, RemoteSettings
-from kiln.net import is_loopback_host
+from kiln.net.chat import check_token_url
 
 _REMOTES: dict[str, type[RemoteForge]] = {
     "github": GitHubForge,
@@ -32,22 +31,6 @@ _REMOTES: dict[str, type[RemoteForge]] = {
     "forgejo": ForgejoForge,
 }
 _DEFAULT_URL = {"github": "https://api.github.com"}
-
-
-def check_token_url(url: str, *, variable: str) -> str:
-    """``url`` if a token may be sent to it: http(s), https unless on loopback, no
-    credentials in it; else ``InputError`` naming ``variable``."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise InputError(f"{variable}={url!r} is not an http(s) URL")
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        raise InputError(
-            f"{variable}={url!r} would send the token in clear text",
-            hint="use https (plain http only for a service on this machine)",
-        )
-    if parts.username or parts.password:
-        raise InputError(f"{variable} holds credentials; give the token in its own variable")
-    return url
 
 
 def forge_from_config(

@@ -7,8 +7,10 @@ The model sees the advisory and the top 10 candidates (subject, files, first lin
 the message) and must answer a JSON list of candidate numbers, best first. It can only
 reorder those 10: numbers outside them, repeats or anything that is not such a list
 leave the rules' ranking as it was, and so do a timeout, an HTTP error or a rate limit
-(429). Every call is logged (``RerankLog``: prompt, raw answer, the order before and
-after, or why the answer was ignored).
+(429). The request and the answer's shape are ``kiln.net.chat``'s (the one
+OpenAI-compatible client, shared with the factory's agent). Every call is logged
+(``RerankLog``: prompt, raw answer, the order before and after, or why the answer was
+ignored).
 """
 
 from __future__ import annotations
@@ -17,13 +19,10 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
-import httpx
-
-from kiln.errors import InputError, KilnError
+from kiln.errors import KilnError
 from kiln.jsonlimits import parse_json
-from kiln.net import http_client, is_loopback_host
+from kiln.net.chat import ChatClient, ChatEndpoint, ChatError
 from kiln.research.finder import Ranked
 from kiln.research.record import CveRecord
 
@@ -64,21 +63,16 @@ class LlmReranker:
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> LlmReranker | None:
         """The configured re-ranker, or None (the default: off)."""
-        url = environ.get("KILN_RESEARCH_LLM_URL", "").strip()
-        if not url:
-            return None
-        parts = urlsplit(url)
-        loopback = parts.hostname is not None and is_loopback_host(parts.hostname)
-        if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
-            raise InputError(
-                f"KILN_RESEARCH_LLM_URL {url!r} must be https (http only on loopback)",
-                hint="the advisory and candidate commits would travel in clear text",
-            )
-        return cls(
-            url=url.rstrip("/"),
-            model=environ.get("KILN_RESEARCH_LLM_MODEL", "default"),
-            key=environ.get("KILN_RESEARCH_LLM_KEY") or None,
+        endpoint = ChatEndpoint.from_env(
+            environ,
+            url_var="KILN_RESEARCH_LLM_URL",
+            model_var="KILN_RESEARCH_LLM_MODEL",
+            auth_var="KILN_RESEARCH_LLM_KEY",
+            default_model="default",
         )
+        if endpoint is None:
+            return None
+        return cls(url=endpoint.url, model=endpoint.model, key=endpoint.token)
 
     def prompt(self, record: CveRecord, top: Sequence[Ranked]) -> str:
         """The question: the advisory and numbered candidates."""
@@ -97,27 +91,12 @@ class LlmReranker:
         return "\n".join(lines)
 
     def _ask(self, prompt: str) -> str:
-        headers = {"Content-Type": "application/json"}
-        if self.key:
-            headers["Authorization"] = f"Bearer {self.key}"
-        body = {
-            "model": self.model,
-            "messages": [{"role": "user", "content": prompt}],
-            "temperature": 0,
-        }
-        with http_client(timeout=self.timeout) as client:
-            response = client.post(f"{self.url}/chat/completions", json=body, headers=headers)
-            if response.status_code != 200:
-                raise ValueError(f"the endpoint answered HTTP {response.status_code}")
-            raw = response.content
-        data = parse_json(raw, where=self.url, max_bytes=MAX_ANSWER_BYTES, what="the answer")
-        try:
-            content = data["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError) as exc:
-            raise ValueError("the answer has no choices[0].message.content") from exc
-        if not isinstance(content, str):
-            raise TypeError("the answer's content is not text")
-        return content
+        client = ChatClient(
+            ChatEndpoint(self.url, self.model, self.key),
+            timeout=self.timeout,
+            max_answer_bytes=MAX_ANSWER_BYTES,
+        )
+        return client.text(prompt)
 
     def rerank(self, record: CveRecord, ranked: Sequence[Ranked]) -> tuple[list[Ranked], RerankLog]:
         """``ranked`` with its first ``TOP`` reordered by the model, or unchanged."""
@@ -127,7 +106,7 @@ class LlmReranker:
         try:
             log.answer = self._ask(log.prompt)
             order = _order(log.answer, len(top))
-        except (ValueError, TypeError, KilnError, httpx.HTTPError) as exc:
+        except (ValueError, TypeError, ChatError) as exc:
             log.ignored = str(exc) or type(exc).__name__
             return list(ranked), log
         chosen = [top[i - 1] for i in order]
