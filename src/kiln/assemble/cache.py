@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
@@ -30,17 +30,73 @@ _SUMMARY = "build.json"
 _LAYOUT = "layout"
 
 
-#: The parts of kiln whose code decides a layout's bytes (relative to the package).
+#: The parts of kiln whose code decides a layout's bytes (relative to the package). A
+#: module imported by these (statically, lazy stubs included) is either listed here or
+#: in NOT_OUTPUT with the reason it does not shape a layout: tests/assemble/
+#: test_output_code.py fails otherwise, so a new output-shaping module cannot be missed
+#: by the cache key (a module only reached by a dynamic import would be).
 OUTPUT_CODE = (
     "assemble",
     "oci",  # canonical JSON, the layout index and blob writes
-    "spec",
+    # the spec model and how its YAML reads; not spec/family.py, the catalog's generator:
+    # what it generates is a spec, whose bytes are part of every key
+    "spec/__init__.py",
+    "spec/__init__.pyi",
+    "spec/model.py",
+    "spec/load.py",
+    "yamldoc.py",
+    "epoch.py",  # how $SOURCE_DATE_EPOCH reads
     "debian/deb.py",
     "debian/_ar.py",
+    "debian/version.py",  # Replaces/diversion checks, the upstream version of the tag
+    "resolve/lockfile.py",  # which locked packages and npm tarballs a variant gets
+    "upstream/__init__.py",
+    "upstream/tarball.py",  # npm tarballs become image files
+    "isolation",  # the user namespace and emulation -dev maintainer scripts run in
+    "sbom/licenses.py",  # the licenses annotation
+    "sbom/model.py",
     "pipeline/build.py",
     "pipeline/tags.py",  # the tag is part of the cached build
     "pipeline/origin.py",  # the source/revision/licenses annotations
 )
+
+#: Modules the output code imports that do not decide a layout's bytes, and why.
+NOT_OUTPUT: dict[str, str] = {
+    "__init__.py": "kiln.__version__ is part of the digest by itself",
+    "aptrepo": "kiln's apt repository: what it serves is resolved into the lock, which is keyed",
+    "debian/__init__.py": "the archive client's exports (indexes, Releases, mirrors)",
+    "debian/cache.py": "where verified files are kept; the .debs are keyed by name and hash",
+    "debian/client.py": "downloads, verified against the lock's hashes",
+    "debian/distro.py": "release names and suites: resolution, keyed through the lock",
+    "debian/index.py": "Packages indexes: resolution, keyed through the lock",
+    "debian/model.py": "Packages stanzas: resolution, keyed through the lock",
+    "debian/release.py": "signed Release files: verification only",
+    "debian/sources.py": "the mirrors, keyed as build facts",
+    "errors.py": "error classes and messages",
+    "fileio.py": "atomic writes: where bytes go, not which",
+    "inventory/model.py": "installed-set records; sbom.model's LicenseRef does not read them",
+    "jsonlimits.py": "size and depth limits of JSON reads",
+    "net": "HTTP transport",
+    "pipeline/archive.py": "fetching and verifying .debs (keyed by name and hash)",
+    "pipeline/lock.py": "lock policy; the lock's digest is keyed",
+    "progress.py": "progress lines",
+    "resolve/_relations.py": "dependency relations: resolution, keyed through the lock",
+    "resolve/install_time.py": "which edges resolution cuts: keyed through the lock",
+    "resolve/solver.py": "resolution, keyed through the lock",
+    "sandbox/unpack.py": "host_arch only (which archive a build also writes)",
+    "text.py": "one-line text for messages",
+    "upstream/integrity.py": "npm integrity verification (the lock's sha512 is keyed)",
+    "upstream/npm.py": "the npm registry client (tarballs are verified, then keyed by the lock)",
+}
+
+
+def _code_files(parts: Iterable[str]) -> set[Path]:
+    root = Path(kiln.__file__).parent
+    files: set[Path] = set()
+    for part in parts:
+        path = root / part
+        files.update(path.rglob("*.py") if path.is_dir() else [path])
+    return files
 
 
 @lru_cache(maxsize=1)
@@ -48,11 +104,7 @@ def code_digest() -> str:
     """sha256 over the source that shapes layouts: changing it invalidates cached builds."""
     root = Path(kiln.__file__).parent
     digest = hashlib.sha256(kiln.__version__.encode())
-    files: set[Path] = set()
-    for part in OUTPUT_CODE:
-        path = root / part
-        files.update(path.rglob("*.py") if path.is_dir() else [path])
-    for path in sorted(files):
+    for path in sorted(_code_files(OUTPUT_CODE)):
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
