@@ -121,3 +121,59 @@ def test_data_and_other_systems_executables_are_not_programs_of_the_image(rootfs
     (rootfs / "usr/bin/broken").write_bytes(broken)
     report = check_closure(rootfs)
     assert report.problems == ["/usr/bin/broken: ELF interpreter /libexec/ld-elf.so.1 is missing"]
+
+
+def _pyelftools(host: Path) -> tuple[str | None, list[str], list[str], str] | None:
+    """The same facts through pyelftools' full parse (the reference the fast reader
+    replaced)."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.dynamic import DynamicSection
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.segments import InterpSegment
+
+    try:
+        with host.open("rb") as stream:
+            if stream.read(4) != b"\x7fELF":
+                return None
+            stream.seek(0)
+            elf = ELFFile(stream)
+            interp = next(
+                (s.get_interp_name() for s in elf.iter_segments() if isinstance(s, InterpSegment)),
+                None,
+            )
+            needed: list[str] = []
+            rpath: list[str] = []
+            runpath: list[str] = []
+            for section in elf.iter_sections():
+                if isinstance(section, DynamicSection):
+                    for tag in section.iter_tags():
+                        kind = tag.entry.d_tag
+                        if kind == "DT_NEEDED":
+                            needed.append(str(tag.needed))  # type: ignore[attr-defined]
+                        elif kind == "DT_RPATH":
+                            rpath += str(tag.rpath).split(":")  # type: ignore[attr-defined]
+                        elif kind == "DT_RUNPATH":
+                            runpath += str(tag.runpath).split(":")  # type: ignore[attr-defined]
+            return interp, needed, runpath or rpath, str(elf["e_machine"])
+    except (ELFError, OSError, ValueError):
+        return None
+
+
+def test_the_fast_reader_agrees_with_pyelftools_on_this_machines_binaries() -> None:
+    from kiln.sandbox.elfclosure import _read_elf
+
+    hosts = [
+        p
+        for d in ("/usr/bin", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu")
+        if Path(d).is_dir()
+        for p in sorted(Path(d).iterdir())
+        if p.is_file() and not p.is_symlink()
+    ]
+    compared = 0
+    for host in hosts[::7]:  # a spread of programs and libraries, quick
+        expected = _pyelftools(host)
+        if expected is None:
+            continue
+        assert _read_elf(host) == expected, host
+        compared += 1
+    assert compared >= 50
