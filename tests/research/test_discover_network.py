@@ -7,6 +7,7 @@ this machine, so there the error path runs). About 3 s per package.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -64,6 +65,20 @@ def test_cli_discovers_prints_and_ranks(
     assert "candidate: https://github.com/jqlang/jq.git (from debian/upstream/metadata" in out.err
     assert f"using https://github.com/jqlang/jq.git from {repos / 'jq.git'}" in out.err
     assert "499c91bca9d4" in out.out  # the fix, ranked first
+    code = main(
+        ["research", "CVE-2025-49014", "--package", "jq", "--top", "1", "--json",
+         "--description", "jq: heap use after free in f_strftime and f_strflocaltime",
+         "--published", "2025-06-19"]
+    )  # fmt: skip
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["upstream"]["url"] == "https://github.com/jqlang/jq.git"
+    assert data["upstream"]["location"] == str(repos / "jq.git")
+    assert [c["url"] for c in data["upstream"]["candidates"]] == [
+        "https://github.com/jqlang/jq.git",
+        "https://salsa.debian.org/debian/jq.git",
+    ]
+    assert data["kiln"][0]["commit"].startswith("499c91bca9d4")
 
 
 @pytest.mark.network

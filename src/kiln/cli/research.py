@@ -174,13 +174,15 @@ def research_command(
 
     reranker = LlmReranker.from_environment()  # off unless KILN_RESEARCH_LLM_URL is set
     rerank_log = None
+    upstream: dict[str, object] | None = None
     with ExitStack() as stack:
         if repo is not None:
             git = stack.enter_context(open_repo(repo))
             repo_url = repo if "://" in repo else None
         else:
             assert package is not None  # noqa: S101 (checked above)
-            git, repo_url = _discovered(stack, package)
+            git, upstream = _discovered(stack, package)
+            repo_url = str(upstream["url"])
         ranking = find_fix_commits(record, git, ranker)
         if reranker is not None and ranking.kiln:
             reordered, rerank_log = reranker.rerank(record, ranking.kiln)
@@ -218,6 +220,8 @@ def research_command(
         }
         if verdict is not None:
             out["affected"] = verdict.as_json()
+        if upstream is not None:
+            out["upstream"] = upstream
         if rerank_log is not None:
             out["llm_rerank"] = rerank_log.as_json()
         console.print_json(json.dumps(out))
@@ -253,11 +257,12 @@ def research_command(
         _backport(cve, package, version, catalog, work, image, diff, headers, best.commit.sha)
 
 
-def _discovered(stack: ExitStack, package: str) -> tuple[GitRepo, str]:
+def _discovered(stack: ExitStack, package: str) -> tuple[GitRepo, dict[str, object]]:
     """The upstream repository of ``package`` found by discovery (opened on ``stack``).
 
     Prints the candidate URLs and which one was used (a mirror folder or a clone), or
     fails with ``UpstreamNotFoundError`` listing every candidate and why it did not open.
+    The second value is the same for ``--json`` (``upstream``).
     """
     from kiln.research.discover import discover, fetch_packaging, mirror_dirs, open_upstream
 
@@ -276,7 +281,14 @@ def _discovered(stack: ExitStack, package: str) -> tuple[GitRepo, str]:
     for url, why in used.tried:
         say(f"  not used: {url}: {why}", highlight=False, markup=False)
     say(f"  using {used.candidate.url} from {used.location}", highlight=False, markup=False)
-    return git, used.candidate.url
+    return git, {
+        "url": used.candidate.url,
+        "location": used.location,
+        "packaging": f"{package} {found.packaging.version}",
+        "candidates": [{"url": c.url, "from": list(c.origins)} for c in found.candidates],
+        "not_used": [{"url": url, "why": why} for url, why in used.tried],
+        "notes": found.notes,
+    }
 
 
 def _backport(
