@@ -15,7 +15,7 @@ from kiln.recipes import (
     parse_dep3,
     rebased,
 )
-from kiln.recipes.model import Hardening
+from kiln.recipes.model import Hardening, Recipe
 from recipes.conftest import SourceRepo
 
 GOOD_PATCH = """\
@@ -169,3 +169,26 @@ def test_rebased_rewrites_only_the_version_and_refuses_an_invalid_one(tmp_path: 
     )
     with pytest.raises(RecipeError):
         rebased(loaded, "not a version")
+
+
+def test_build_options_are_dpkg_words_kiln_does_not_set_itself() -> None:
+    base = {"source": "libarchive", "version": "3.7.4-4+deb13u1"}
+    recipe = Recipe.model_validate({**base, "build-options": ["check", "terse"]})
+    assert recipe.build_options == ("check", "terse")
+    for bad, why in (
+        (["parallel=8"], "sets parallel= itself"),
+        (["nocheck"], "nocheck is the nocheck profile"),
+        (["check; rm -rf /"], "not a DEB_BUILD_OPTIONS word"),
+        (["-x"], "not a DEB_BUILD_OPTIONS word"),
+        (["check", "check"], "listed more than once"),
+    ):
+        with pytest.raises(ValueError, match=why):
+            Recipe.model_validate({**base, "build-options": bad})
+    with pytest.raises(ValueError, match="contradicts the nocheck profile"):
+        Recipe.model_validate(
+            {
+                **base,
+                "build-options": ["check"],
+                "profiles": [{"name": "nocheck", "justification": "too slow to run here"}],
+            }
+        )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kiln.recipes.build import BuildError, check_build_flags
+from kiln.recipes.build import BuildError, build_environment, check_build_flags
 from kiln.recipes.model import Hardening
 from sandbox.flagprobe import OLD_CONF, conf_as_environment, configure_probe
 
@@ -68,3 +68,12 @@ def test_a_recipe_flag_that_only_warns_is_named(tmp_path: Path) -> None:
         check_build_flags(Path("/"), build, log=log, env=env)
     assert "kiln-unknown" in caught.value.diagnostics()
     assert "warning" in caught.value.diagnostics()
+
+
+def test_build_environment_adds_a_recipes_build_options_after_kilns() -> None:
+    env = build_environment(jobs=2, options=("check",))
+    assert env["DEB_BUILD_OPTIONS"] == "parallel=2 check"
+    assert "DEB_BUILD_PROFILES" not in env
+    skipped = build_environment(jobs=2, profiles=("nocheck",))
+    assert skipped["DEB_BUILD_OPTIONS"] == "parallel=2 nocheck"
+    assert skipped["DEB_BUILD_PROFILES"] == "nocheck"

@@ -270,6 +270,7 @@ def write_build_record(
         },
         "buildflags": output.buildflags,
         "profiles": list(output.profiles),
+        "debBuildOptions": output.build_options,
         "outputs": {p.name: sha256_file(p) for p in output.debs},
         "elfAudit": [dataclasses.asdict(a) for a in audits],
         "tests": [{"name": t.name, "passed": t.passed, "reason": t.reason} for t in tests],

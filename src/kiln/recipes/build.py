@@ -64,6 +64,7 @@ class BuildOutput:
     cves: tuple[str, ...] = ()
     profiles: tuple[str, ...] = ()
     source_digests: Mapping[str, str] = field(default_factory=dict)
+    build_options: str = ""  # DEB_BUILD_OPTIONS of the build
 
 
 def root_entries(root: Path) -> list[tuple[str, str | None]]:
@@ -407,6 +408,32 @@ def write_changelog_entry(tree: Path, loaded: LoadedRecipe, *, codename: str) ->
     return text
 
 
+def build_environment(
+    *,
+    jobs: int,
+    profiles: Sequence[str] = (),
+    nocheck: bool = False,
+    options: Sequence[str] = (),
+) -> dict[str, str]:
+    """The variables a build step gets beyond the sandbox's own (PATH, HOME, locale).
+
+    ``DEB_BUILD_OPTIONS`` is ``parallel=<jobs>``, ``nocheck`` when the tests are skipped
+    (``nocheck`` or the nocheck profile), then a recipe's ``build-options`` (``check``
+    for a package whose test suite is opt-in).
+    """
+    skip_tests = nocheck or "nocheck" in profiles
+    words = [f"parallel={jobs}"] + (["nocheck"] if skip_tests else []) + list(options)
+    env = {
+        "DEB_BUILD_OPTIONS": " ".join(words),
+        # uid 0 is not mapped in the sandbox: a real chown fails with EINVAL, which
+        # fakeroot (Rules-Requires-Root: binary-targets) only tolerates when told.
+        "FAKEROOTDONTTRYCHOWN": "1",
+    }
+    if profiles:
+        env["DEB_BUILD_PROFILES"] = " ".join(profiles)
+    return env
+
+
 def build_in_sandbox(
     fetched: FetchedSource,
     *,
@@ -448,16 +475,12 @@ def build_in_sandbox(
         build_dir = tmp / "build"
         build_dir.mkdir(mode=0o755)
         profiles = loaded.recipe.profile_names if loaded is not None else build_profiles
-        skip_tests = nocheck or "nocheck" in profiles
-        options = [f"parallel={jobs}"] + (["nocheck"] if skip_tests else [])
-        env = {
-            "DEB_BUILD_OPTIONS": " ".join(options),
-            # uid 0 is not mapped in the sandbox: a real chown fails with EINVAL, which
-            # fakeroot (Rules-Requires-Root: binary-targets) only tolerates when told.
-            "FAKEROOTDONTTRYCHOWN": "1",
-        }
-        if profiles:
-            env["DEB_BUILD_PROFILES"] = " ".join(profiles)
+        env = build_environment(
+            jobs=jobs,
+            profiles=profiles,
+            nocheck=nocheck,
+            options=loaded.recipe.build_options if loaded is not None else (),
+        )
         if buildflags:
             check_build_flags(root, build_dir, log=log, env=env)
         tree = unpack_source(fetched, root, build_dir, log=log)
@@ -506,4 +529,5 @@ def build_in_sandbox(
         cves=loaded.cves if loaded else (),
         profiles=profiles,
         source_digests=dict(fetched.digests),
+        build_options=env["DEB_BUILD_OPTIONS"],
     )

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from kiln.debian.version import parse_version
 
 _SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+_BUILD_OPTION = re.compile(r"[a-z][a-z0-9_.+-]*(?:=[A-Za-z0-9_.,+-]+)?")
 _PATCH_PATH = re.compile(r"^patches/[A-Za-z0-9._+-]+(?:/[A-Za-z0-9._+-]+)*\.(?:patch|diff)$")
 # Build profiles defined by https://wiki.debian.org/BuildProfileSpec#Registered_profile_names
 KNOWN_PROFILES = frozenset(
@@ -123,6 +124,12 @@ class Recipe(_Frozen):
     patches: tuple[Patch, ...] = ()
     profiles: tuple[Profile, ...] = ()
     hardening: Hardening = Hardening()
+    build_options: tuple[str, ...] = Field(
+        default=(),
+        alias="build-options",
+        description="extra DEB_BUILD_OPTIONS words, e.g. check where a package's own test "
+        "suite is opt-in (libarchive's debian/rules runs it only with 'check')",
+    )
     tests: tuple[RecipeTest, ...] = ()
     maintainer: str = Field(
         default="kiln <kiln@localhost>", description="author of kiln's changelog entry"
@@ -151,6 +158,22 @@ class Recipe(_Frozen):
             )
         return value
 
+    @field_validator("build_options")
+    @classmethod
+    def _build_options(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for word in value:
+            if not _BUILD_OPTION.fullmatch(word):
+                raise ValueError(f"{word!r} is not a DEB_BUILD_OPTIONS word (name or name=value)")
+            name = word.split("=", 1)[0]
+            if name in ("parallel", "nocheck"):
+                raise ValueError(
+                    f"{word!r}: kiln sets parallel= itself, and nocheck is the nocheck "
+                    "profile (with its justification)"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("a build option is listed more than once")
+        return value
+
     @field_validator("maintainer")
     @classmethod
     def _maintainer(cls, value: str) -> str:
@@ -166,6 +189,8 @@ class Recipe(_Frozen):
         names = [p.name for p in self.profiles]
         if len(set(names)) != len(names):
             raise ValueError("a build profile is listed more than once")
+        if "check" in self.build_options and "nocheck" in names:
+            raise ValueError("build option 'check' contradicts the nocheck profile")
         return self
 
     @property
