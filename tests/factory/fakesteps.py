@@ -100,6 +100,9 @@ class FakeSteps:
         )
         return StepResult("bump", "proposed", "", proposal)
 
+    def vex(self, request: ReconcileRequest, seen: Observation, beat: Beat) -> StepResult:
+        return StepResult("vex", "nothing")
+
     def backport(self, request: ReconcileRequest, seen: Observation, beat: Beat) -> StepResult:
         return StepResult("backport", "nothing")
 

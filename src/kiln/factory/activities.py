@@ -1,7 +1,8 @@
 """The reconcile's steps as Temporal activities, over one injectable ``Steps`` interface.
 
-``Steps`` is what a reconcile does to the world: observe an image, bump it, backport
-from unstable, open a pull request, record advisory events. ``CatalogSteps``
+``Steps`` is what a reconcile does to the world: observe an image, bump it, prove a CVE
+cannot apply (VEX with evidence), backport from unstable, open a pull request, record
+advisory events. ``CatalogSteps``
 (``kiln.factory.catalog``) is the real one; tests inject small fakes through this same
 interface. ``FactoryActivities`` wraps a ``Steps`` as activities: they run in the
 worker's thread pool, heartbeat from a side thread while a step works (a build is
@@ -60,6 +61,10 @@ class Steps(Protocol):
 
     def backport(self, request: ReconcileRequest, seen: Observation, beat: Beat) -> StepResult:
         """A fix from Debian unstable rebuilt by kiln for the CVEs trixie does not fix."""
+        ...
+
+    def vex(self, request: ReconcileRequest, seen: Observation, beat: Beat) -> StepResult:
+        """``not_affected`` statements with evidence for CVEs whose fix the image lacks."""
         ...
 
     def open_pr(self, proposal: Proposal, dry_run: bool) -> PrResult:
@@ -170,6 +175,7 @@ class FactoryActivities:
         return [
             self.observe,
             self.bump,
+            self.vex,
             self.backport,
             self.open_pr,
             self.record_event,
@@ -239,6 +245,11 @@ class FactoryActivities:
         return self._step(
             "backport", lambda b: self.steps.backport(given.request, given.seen, b), given
         )
+
+    @activity.defn(name="vex")
+    def vex(self, given: StepInput) -> StepResult:
+        """The VEX-with-evidence step (remedy c)."""
+        return self._step("vex", lambda b: self.steps.vex(given.request, given.seen, b), given)
 
     @activity.defn(name="open_pr")
     def open_pr(self, given: PrInput) -> PrResult:

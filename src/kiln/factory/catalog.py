@@ -33,7 +33,7 @@ from kiln.factory.model import (
 )
 from kiln.factory.server import state_dir
 from kiln.fileio import atomic_write
-from kiln.forge.evidence import AgentStep, CheckResult, PackageChange, SizeChange
+from kiln.forge.evidence import AgentStep, CheckResult, CveRow, PackageChange, SizeChange
 
 if TYPE_CHECKING:
     from kiln.assemble import BuiltImage
@@ -41,11 +41,12 @@ if TYPE_CHECKING:
     from kiln.forge import Forge
     from kiln.inventory.model import InstalledPackage, OsRelease
     from kiln.pipeline import ArchiveAccess, CurrentLock
-    from kiln.pipeline.backport import BackportResult
+    from kiln.pipeline.backport import BackportResult, UnstableFix
     from kiln.pipeline.build import BuiltVariant
     from kiln.pipeline.packagecache import PackageBuildCache
+    from kiln.pipeline.vexevidence import ComponentVerdict, ImageFiles
     from kiln.resolve.lockfile import Lock, LockedPackage
-    from kiln.spec import LoadedSpec
+    from kiln.spec import ImageSpec, LoadedSpec
     from kiln.vuln import ScanResult
 
 # Heavy modules (assembly, the solver, the database) load inside the steps, so a
@@ -167,6 +168,59 @@ def _backport_proposal(
     )
 
 
+def vex_proposal(
+    image: str,
+    generation: str,
+    *,
+    labels: Sequence[str],
+    held: Sequence[ComponentVerdict],
+    leads: Sequence[str],
+    before: Sequence[CveRow],
+    timestamp: str | None = None,
+) -> Proposal:
+    """The ``vex`` pull request of the verdicts that hold: ``vex/<image>.openvex.json``,
+    the CVE rows before (the lock's scan) and after (none: the statements apply), the
+    evidence as notes, and one ``false-positive-determination`` per CVE and image label
+    (``base``, ``base-dev``: what ``kiln publish`` attests per variant) to record once
+    the pull request is open."""
+    from datetime import UTC, datetime
+
+    from kiln.factory.model import Determination
+    from kiln.pipeline.vexevidence import vex_document
+
+    stamp = timestamp or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    document = vex_document(held, author="kiln factory", timestamp=stamp)
+    covered = sorted({v.cve for v in held})
+    determinations = [
+        Determination(
+            image=label,
+            vuln_id=v.cve,
+            package=v.installed[0] if v.installed else "",
+            justification=v.justification or "",
+            impact_statement=v.impact_statement()[:8000],
+            evidence="\n".join(v.evidence())[:8000],
+        )
+        for v in held
+        for label in labels
+    ]
+    notes = [
+        f"{v.cve} ({v.source}): not_affected, component_not_present. Fix: {v.fix_origin}. "
+        + " | ".join(v.evidence())
+        for v in held
+    ]
+    return Proposal(
+        image=image,
+        kind="vex",
+        generation=generation,
+        title=f"{image}: VEX not_affected for {', '.join(covered)}",
+        files=Proposal.encode({f"vex/{image}.openvex.json": document}),
+        cves_before=list(before),
+        cves_after=[],
+        notes=[*notes, *(f"no statement: {lead}" for lead in leads)][:200],
+        determinations=determinations,
+    )
+
+
 class _Heard:
     """The build's listener: keeps why the lock was rewritten, heartbeats per variant."""
 
@@ -183,6 +237,59 @@ class _Heard:
 
 
 @dataclass
+class _VexContext:
+    """The image's file lists, read once per vex step (every installed .deb, verified)."""
+
+    files: ImageFiles
+    arch: str
+
+    @classmethod
+    def read(cls, steps: CatalogSteps, lock: Lock, spec: ImageSpec) -> _VexContext:
+        from kiln.pipeline.vexevidence import image_files
+
+        arch = steps.archs[0]
+        extra = [p.path for p in spec.paths]
+        for variant in spec.variants.values():
+            extra.extend(p.path for p in variant.paths)
+        return cls(image_files(lock, steps._repo(), arch=arch, extra=extra), arch)
+
+    def decide(
+        self, steps: CatalogSteps, image: str, source: str, cve: str, fix: UnstableFix
+    ) -> ComponentVerdict:
+        """``decide_component`` for one unstable fix, with the source's binaries read from
+        the release's signed Sources (``Binary:``) and Packages indexes."""
+        from kiln.debian import get_distro
+        from kiln.debian.source_index import load_sources
+        from kiln.pipeline.vexevidence import decide_component, installed_strings, source_binaries
+
+        repo = steps._repo()
+        lock = self.files.lock
+        distro = get_distro(lock.distro)
+        universe = load_sources(
+            distro, cache=repo.cache, fetcher=repo.fetcher, mirrors=repo.mirrors,
+            now=repo.clock(), keyring=repo.keyring, names=[source],
+        )  # fmt: skip
+        found = universe.versions(source)
+        if not found:
+            raise InputError(f"{source} is not a source package of {distro.codename}")
+        binaries = source_binaries(
+            source, found[0].binaries, repo, distro=lock.distro, arch=self.arch
+        )
+        installed = {
+            name: files
+            for name, files in self.files.installed.items()
+            if self.files.sources.get(name) == source
+        }
+        return decide_component(
+            image=image, source=source, cve=cve, fix_origin=fix.origin,
+            diffs=[(p.name, p.text) for p in fix.patches], source_files=binaries.files,
+            installed=installed, image_files=self.files.files(),
+            strings=installed_strings(self.files, source, repo, arch=self.arch),
+            installed_anywhere=self.files.everywhere, binaries=binaries.versions,
+        )  # fmt: skip
+
+
+@dataclass
 class CatalogSteps:
     """``Steps`` over the checkout at ``root`` (see the module docstring)."""
 
@@ -194,6 +301,7 @@ class CatalogSteps:
     archs: tuple[str, ...] = field(default_factory=lambda: (_host_arch(),))
     backport_attempts: int = 3  # unstable fixes looked at per generation
     backport_max_mb: int = 20  # larger sources (gcc, openssl) are left to research
+    vex_attempts: int = 8  # unstable fixes read for VEX evidence per generation
     base: str = "main"  # the branch pull requests go to; specs and locks are read from it
     agent: Agent | None = None  # the optional self-healing agent (kiln.factory.agent)
 
@@ -505,6 +613,62 @@ class CatalogSteps:
             if found:
                 size[name] = sum(f.size for f in found[0].upstream_files)
         limit = self.backport_max_mb * 1_000_000
+    def vex(self, request: ReconcileRequest, seen: Observation, beat: Beat) -> StepResult:
+        """Remedy (c): a CVE only unstable fixes whose fix changes only programs the image
+        does not have gets a ``not_affected`` / ``component_not_present`` statement with
+        the evidence (``kiln.pipeline.vexevidence``: the rules are in its docstring), as a
+        ``vex`` pull request adding ``vex/<image>.openvex.json``. Nothing is proposed
+        when any changed file cannot be mapped."""
+        from kiln.pipeline.backport import BeatProgress, find_unstable_fix
+        from kiln.resolve.lockfile import read_lock
+
+        pairs = [tuple(e.split(" ", 1)) for e in seen.unstable_cves if " " in e]
+        if not pairs:
+            return StepResult("vex", "nothing", "no CVE fixed only in unstable")
+        loaded = self._load(request.image)
+        lock = read_lock(loaded.lock_path)
+        progress = BeatProgress(beat)
+        leads: list[str] = []
+        held: list[ComponentVerdict] = []
+        context: _VexContext | None = None
+        for source, cve in sorted(pairs)[: self.vex_attempts]:
+            try:
+                fix = find_unstable_fix(source, cve, progress=progress)
+                if fix is None or fix.kind != "patch" or not fix.patches:
+                    why = "no fix in unstable" if fix is None else fix.note or fix.kind
+                    leads.append(f"{cve} ({source}): no diff to read ({why})")
+                    continue
+                if context is None:
+                    beat("reading the image's file lists")
+                    context = _VexContext.read(self, lock, loaded.spec)
+                verdict = context.decide(self, request.image, source, cve, fix)
+            except KilnError as exc:
+                # VEX is a proof or nothing: a CVE whose evidence cannot be read (even for
+                # a transient mirror error) gets no statement, and the backport goes on
+                leads.append(f"{cve} ({source}): {type(exc).__name__}: {exc}")
+                continue
+            if verdict.statement:
+                held.append(verdict)
+            else:
+                leads.append(f"{cve} ({source}): no statement: {verdict.reason}")
+        if not held:
+            reason = "; ".join(leads) or "no CVE fixed only in unstable"
+            return StepResult("vex", "nothing", reason[:2000])
+        from kiln.pipeline.backport import cve_rows
+
+        covered = {v.cve for v in held}
+        scan = self._scan_lock(lock, f"{request.image} (checked-in lock)")
+        proposal = vex_proposal(
+            request.image,
+            seen.generation,
+            labels=sorted({loaded.spec.label(variant) for variant in lock.variants}),
+            held=held,
+            leads=leads,
+            before=[r for r in cve_rows(scan.active) if r.id in covered],
+        )
+        reason = "; ".join(f"{v.cve}: {v.reason}" for v in held)
+        return StepResult("vex", "proposed", reason[:2000], proposal)
+
         big = sorted(n for n in names if size.get(n, limit + 1) > limit)
         kept = sorted(
             ((p[0], p[1]) for p in pairs if p[0] not in big), key=lambda p: (size[p[0]], p)

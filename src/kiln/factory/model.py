@@ -23,7 +23,7 @@ from kiln.forge.evidence import (
 
 TASK_QUEUE = "kiln-factory"
 WORKFLOW_PREFIX = "reconcile-"
-STEPS = ("bump", "backport")  # the remedies, cheapest first
+STEPS = ("bump", "vex", "backport")  # the remedies, cheapest first
 
 # An image key: the name of images/<key>.yaml (what the spec model accepts as a name).
 _KEY = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
@@ -80,6 +80,19 @@ class Observation:
 
 
 @dataclass
+class Determination:
+    """A ``false-positive-determination`` a proposal records once its pull request is
+    open (remedy c: ``not_affected`` with a justification and the evidence)."""
+
+    image: str  # the label the published image has: base, base-dev
+    vuln_id: str
+    package: str  # the binary the statement is about ("" for the image itself)
+    justification: str
+    impact_statement: str
+    evidence: str
+
+
+@dataclass
 class Proposal:
     """A change a step made and checked, ready to become a pull request."""
 
@@ -98,6 +111,7 @@ class Proposal:
     agent: list[AgentStep] = field(default_factory=list)  # the repair agent's transcript
     digest: str = ""  # the built index digest (provenance subject)
     notes: list[str] = field(default_factory=list)
+    determinations: list[Determination] = field(default_factory=list)  # vex: recorded on open
 
     @staticmethod
     def encode(files: Mapping[str, bytes | None]) -> dict[str, str | None]:

@@ -53,7 +53,8 @@ def advisory_sink(url: str | None = None) -> EventSink:
         payload: dict[str, Any] = dict(data)
         if "attempt" in payload:
             payload["attempt"] = int(payload["attempt"])
-        store.append(AdvisoryEvent(image, vuln_id, EventKind(kind), data=payload))
+        package = payload.pop("package", None) or None  # a determination's binary
+        store.append(AdvisoryEvent(image, vuln_id, EventKind(kind), package, data=payload))
 
     return sink
 

@@ -4,9 +4,10 @@ Workflow code runs in Temporal's sandbox and is replayed from history, so it onl
 decides: every read of the world and every change to it is an activity (by name,
 ``kiln.factory.activities``). A reconcile observes the image (its generation: spec +
 fresh lock + feed state), skips a generation already settled or dead-lettered, then
-tries the cheapest remedy first: bump, then backport from unstable; whatever is left is
-``pending-upstream-fix`` (the research agent's, issue 17). VEX with evidence (3c) is not
-a step yet (docs/factory.md). A step that keeps failing (attempts capped per generation,
+tries the cheapest remedy first: bump, then VEX with evidence for the CVEs only unstable
+fixes (a ``vex`` PR that does not end the plan: the CVEs it covers leave it), then
+backport from unstable; whatever is left is ``pending-upstream-fix`` (the research
+agent's, issue 17). A step that keeps failing (attempts capped per generation,
 exponential backoff, errors no retry fixes not retried) dead-letters the image with
 the reason until ``kiln factory retry``.
 """
@@ -183,10 +184,14 @@ class ReconcileWorkflow:
         steps: list[str] = []
         prs: list[str] = []
         outcome = "up-to-date"
-        wanted = {"bump": seen.behind, "backport": bool(seen.unstable_cves)}
+        unstable = bool(seen.unstable_cves)
+        wanted = {"bump": seen.behind, "vex": unstable, "backport": unstable}
         plan = [name for name, needed in wanted.items() if needed and name in request.steps]
         left = [name for name, needed in wanted.items() if needed and name not in request.steps]
+        fixing = False  # a PR that changes the image (bump, backport), not only says
         for name in plan:
+            if name == "backport" and not seen.unstable_cves:
+                continue  # every unstable-only CVE has a VEX statement now
             step = await self._run_step(name, request, seen)
             steps.append(f"{name}: {step.outcome}" + (f" ({step.reason})" if step.reason else ""))
             if step.outcome != "proposed" or step.proposal is None:
@@ -195,23 +200,24 @@ class ReconcileWorkflow:
             prs.append(f"{pr.id} {pr.branch}: {pr.title}")
             outcome = "proposed" if pr.dry_run else "pr-opened" if pr.created else "pr-exists"
             if not request.dry_run:
-                data = {
-                    "pr_id": pr.id,
-                    "url": pr.url or f"{pr.branch} (local forge)",
-                    "branch": pr.branch,
-                    "generation": seen.generation,
-                }
-                for cve in step.proposal.cves_fixed:
-                    await self._bookkeeping(
-                        "record_event", EventInput(request.image, cve, "pr-opened", data)
-                    )
+                await self._record_pr(request, seen, step.proposal, pr)
+            if name == "vex":
+                # VEX changes no package: the CVEs it covers leave the plan, the remedies
+                # go on for the others
+                covered = set(step.proposal.cves_fixed)
+                seen = replace(
+                    seen,
+                    unstable_cves=[e for e in seen.unstable_cves if e.split()[-1] not in covered],
+                )
+                continue
+            fixing = True
             break  # cheapest remedy first: one change per generation
         if not prs and left:
             # a remedy this reconcile was not allowed to try: the generation stays open
             outcome = "partial"
             steps.append(f"not tried here: {', '.join(left)}")
-        elif not prs and (seen.open_cves or seen.unstable_cves):
-            outcome = "pending-upstream-fix"
+        elif not fixing and (seen.open_cves or seen.unstable_cves):
+            outcome = outcome if prs else "pending-upstream-fix"
             if not request.dry_run:
                 note = f"no remedy for generation {seen.generation[:12]}: " + "; ".join(steps)
                 for cve in vulnerabilities(seen):
@@ -221,6 +227,32 @@ class ReconcileWorkflow:
                     )
         reason = seen.drift or request.reason
         return ReconcileResult(request.image, seen.generation, outcome, reason, prs, steps)
+
+    async def _record_pr(
+        self, request: ReconcileRequest, seen: Observation, proposal: Proposal, pr: PrResult
+    ) -> None:
+        """``pr-opened`` per CVE the proposal fixes, and a vex proposal's determinations."""
+        data = {
+            "pr_id": pr.id,
+            "url": pr.url or f"{pr.branch} (local forge)",
+            "branch": pr.branch,
+            "generation": seen.generation,
+        }
+        for cve in proposal.cves_fixed:
+            await self._bookkeeping(
+                "record_event", EventInput(request.image, cve, "pr-opened", data)
+            )
+        for made in proposal.determinations:
+            determined = {
+                "package": made.package,
+                "justification": made.justification,
+                "impact_statement": made.impact_statement,
+                "evidence": made.evidence,
+            }
+            await self._bookkeeping(
+                "record_event",
+                EventInput(made.image, made.vuln_id, "false-positive-determination", determined),
+            )
 
     async def _dead_letter(
         self, request: ReconcileRequest, generation: str, failed: StepFailedError
