@@ -15,13 +15,18 @@ from pathlib import Path
 import pytest
 
 from kiln.cli.main import main
-from kiln.research.discover import discover, fetch_packaging, open_upstream
+from kiln.research.discover import (
+    discover,
+    fetch_packaging,
+    has_upstream_history,
+    open_upstream,
+)
 from research.conftest import FIXBENCH
 
-CASES = [
-    ("jq", "https://github.com/jqlang/jq.git", "jq.git"),
-    ("libarchive", "https://github.com/libarchive/libarchive.git", "libarchive.git"),
-    ("python-urllib3", "https://github.com/urllib3/urllib3.git", "urllib3.git"),
+CASES = [  # source, upstream URL, fixbench clone, upstream's tag of trixie's version
+    ("jq", "https://github.com/jqlang/jq.git", "jq.git", "jq-1.7.1"),
+    ("libarchive", "https://github.com/libarchive/libarchive.git", "libarchive.git", "v3.7.4"),
+    ("python-urllib3", "https://github.com/urllib3/urllib3.git", "urllib3.git", "2.3.0"),
 ]
 
 
@@ -33,8 +38,10 @@ def _repos() -> Path:
 
 
 @pytest.mark.network
-@pytest.mark.parametrize(("source", "url", "clone"), CASES)
-def test_discovery_finds_the_upstream_and_its_mirror(source: str, url: str, clone: str) -> None:
+@pytest.mark.parametrize(("source", "url", "clone", "tag"), CASES)
+def test_discovery_finds_the_upstream_and_its_mirror(
+    source: str, url: str, clone: str, tag: str
+) -> None:
     repos = _repos()
     found = discover(fetch_packaging(source))
     assert found.candidates[0].url == url
@@ -45,8 +52,10 @@ def test_discovery_finds_the_upstream_and_its_mirror(source: str, url: str, clon
         assert used.candidate.url == url
         assert used.location == str(repos / clone)
         assert used.tried == ()
+        # the rule that admits a Vcs-Git repository accepts each real upstream
         version = found.packaging.upstream_version
-        assert any(version in tag for tag in git.tags())
+        found_tag = has_upstream_history(git, version)
+        assert found_tag == tag if tag.endswith(version) else found_tag is not None
 
 
 @pytest.mark.network
