@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kiln.fileio import atomic_write, sha256_file
+from kiln.fileio import atomic_write, memory_scratch, sha256_file
 from kiln.oci.layout import write_blob
 from kiln.sandbox import write_ctrf
 
@@ -90,3 +90,25 @@ def test_atomic_write_into_a_pipe_writes_in_place(tmp_path: Path) -> None:
     reader.join()
     assert received == [b"report\n"]
     assert [p.name for p in tmp_path.iterdir()] == ["pipe"]
+
+
+def test_memory_scratch_honours_kiln_scratch_and_sweeps_dead_processes_leftovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KILN_SCRATCH", "disk")
+    assert memory_scratch() is None
+    monkeypatch.setenv("KILN_SCRATCH", str(tmp_path))
+    dead = tmp_path / "kiln-scratch-999999999-abc"  # no such process
+    (dead / "rootfs/usr").mkdir(parents=True)
+    (dead / "rootfs/usr/file").write_text("x")
+    (dead / "rootfs/usr").chmod(0o555)  # an unpacked image's read-only directory
+    alive = tmp_path / f"kiln-scratch-{os.getpid()}-old"
+    alive.mkdir()
+    made = memory_scratch()
+    assert made is not None
+    assert made.parent == tmp_path
+    assert made.name.startswith(f"kiln-scratch-{os.getpid()}-")
+    assert not dead.exists()
+    assert alive.is_dir()
+    monkeypatch.setenv("KILN_SCRATCH", str(tmp_path / "missing"))
+    assert memory_scratch() is None

@@ -21,6 +21,7 @@ import asyncio
 import hashlib
 import json
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -33,7 +34,7 @@ from temporalio.common import RetryPolicy, WorkflowIDConflictPolicy, WorkflowIDR
 from temporalio.exceptions import ActivityError
 
 from kiln.errors import InputError, KilnError
-from kiln.fileio import atomic_write
+from kiln.fileio import atomic_write, memory_scratch
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -284,8 +285,7 @@ def _test_variant(built: BuiltVariant, outcome: VariantOutcome, *, run_tests: bo
     from kiln.sandbox.unpack import host_arch
 
     layout = built.image.layout
-    scratch = layout.parent / f".{layout.name}.catalog-test"
-    remove_rootfs(scratch)
+    scratch = Path(tempfile.mkdtemp(prefix=f"{layout.name}.catalog-test-"))
     try:
         unpacked = unpack_image(
             resolve_image(layout, tag=built.image.tag, arch=host_arch()), scratch / "rootfs"
@@ -322,11 +322,26 @@ def _archive() -> ArchiveAccess:
     return _ARCHIVES[key]
 
 
+_SCRATCH: list[Path | None] = []
+
+
+def _use_memory_scratch() -> None:
+    """Once per worker process: temporary files in memory when there is room
+    (``kiln.fileio.memory_scratch``): unpacking each image to test it and the root its
+    maintainer scripts run in create and delete tens of thousands of files per image."""
+    if not _SCRATCH:
+        _SCRATCH.append(memory_scratch())
+        if _SCRATCH[0] is not None:
+            tempfile.tempdir = str(_SCRATCH[0])
+
+
 def build_and_test(job: ImageJob, *, beat: Callable[[str], None] = lambda _: None) -> ImageOutcome:
     """Lock, build both variants, check and test them; the outcome is recorded (never
     raised: a failing image is a row of the report, the others go on)."""
     from kiln.pipeline.build import BuildOptions, build_spec
     from kiln.spec import load_spec
+
+    _use_memory_scratch()
 
     started = time.monotonic()
     outcome = ImageOutcome(job.name, job.family, job.release, job.spec)
