@@ -94,6 +94,14 @@ def run(
         list[str] | None,
         typer.Option("--only", help="only these remedies: bump, vex, backport (repeatable)"),
     ] = None,
+    compat: Annotated[
+        bool,
+        typer.Option(
+            "--compat",
+            help="a bump also runs the compat apps that use the image on its new build "
+            "(minutes per app; default: $KILN_FACTORY_COMPAT, off)",
+        ),
+    ] = False,
     catalog: CatalogOption = None,
 ) -> None:
     """Reconcile every image of the catalog once (an in-process worker runs the steps)."""
@@ -118,7 +126,8 @@ def run(
     if unknown:
         raise InputError(f"not in {root / 'images'}: {', '.join(unknown)}")
     endpoint = _endpoint(root)
-    activities = FactoryActivities(production_steps(root), FactoryState(root))
+    steps = production_steps(root, compat=True if compat else None)
+    activities = FactoryActivities(steps, FactoryState(root))
 
     async def main() -> list[ReconcileResult]:
         client = await connect(endpoint)

@@ -304,6 +304,7 @@ class CatalogSteps:
     vex_attempts: int = 8  # unstable fixes read for VEX evidence per generation
     base: str = "main"  # the branch pull requests go to; specs and locks are read from it
     agent: Agent | None = None  # the optional self-healing agent (kiln.factory.agent)
+    compat: bool = False  # run the compat apps that use a bumped image (compatcheck)
 
     def _repo(self) -> ArchiveAccess:
         if self.repository is not None:
@@ -426,6 +427,7 @@ class CatalogSteps:
         files: dict[str, bytes | None] = {}
         if any(t.status != "pass" for t in tests):
             built, tests, agent, files = self._repair(request, seen, work, tests, beat)
+        compat = self._compat(request.image, work, beat) if self.compat else []
         new = read_lock(spec_path.with_name(f"{request.image}.lock.json"))
         files[f"images/{request.image}.lock.json"] = new.to_json()
         beat("scanning")
@@ -452,9 +454,15 @@ class CatalogSteps:
             packages=changed,
             sizes=sizes,
             tests=[CheckResult("build", "pass", built["runtime"].index_digest), *tests],
+            compat=compat,
             digest=built["runtime"].index_digest,
             agent=agent,
-            notes=[f"relocked: {written}", f"why now: {request.reason}"],
+            notes=[f"relocked: {written}", f"why now: {request.reason}"]
+            + (
+                [f"compat: no app of compat/ uses {request.image}"]
+                if self.compat and not compat
+                else []
+            ),
         )
         return StepResult("bump", "proposed", written, proposal)
 
@@ -512,6 +520,32 @@ class CatalogSteps:
             )
         changed: dict[str, bytes | None] = dict(outcome.changed)
         return last["built"], last["tests"], list(outcome.evidence()), changed
+
+    def _compat(self, image: str, work: Path, beat: Beat) -> list[CheckResult]:
+        """The compat apps that use ``image``, on the layouts the bump built (a failing
+        app is a ``PolicyError`` naming it); the suite's cache is kiln's."""
+        import threading
+
+        from kiln.debian.cache import default_cache_root
+        from kiln.factory.compatcheck import run_compat
+
+        beat("compat")
+        step = threading.get_ident()
+
+        def progress(line: str) -> None:
+            # the suite reports from its own threads too; a heartbeat needs the
+            # activity's (the side thread keeps beating with the last note meanwhile)
+            if threading.get_ident() == step:
+                beat(f"compat: {line}")
+
+        return run_compat(
+            image,
+            work / "out",
+            self.root,
+            work=default_cache_root() / "compat",
+            arch=self.archs[0],
+            progress=progress,
+        )
 
     def _test(self, built: Mapping[str, BuiltImage], beat: Beat) -> list[CheckResult]:
         """Each built variant's own tests in bubblewrap (CTRF written into its layout)."""

@@ -67,10 +67,16 @@ def production_forge(root: Path, environ: Mapping[str, str] = os.environ) -> For
 
 
 def production_steps(
-    root: Path, *, db_url: str | None = None, environ: Mapping[str, str] = os.environ
+    root: Path,
+    *,
+    db_url: str | None = None,
+    environ: Mapping[str, str] = os.environ,
+    compat: bool | None = None,
 ) -> CatalogSteps:
-    """The real steps for the checkout at ``root``."""
+    """The real steps for the checkout at ``root`` (``compat`` None: as
+    ``$KILN_FACTORY_COMPAT`` says, off by default)."""
     from kiln.factory.agent import agent_from_env
+    from kiln.factory.compatcheck import compat_enabled
 
     agent = agent_from_env(environ, state=state_dir(root) / "factory")
     return CatalogSteps(
@@ -79,4 +85,5 @@ def production_steps(
         events=advisory_sink(db_url),
         db_url=db_url,
         agent=agent,
+        compat=compat_enabled(environ) if compat is None else compat,
     )
