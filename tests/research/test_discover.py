@@ -86,6 +86,24 @@ def test_upstream_version() -> None:
     assert upstream_version("1:3.7.4+dfsg-4+deb13u1") == "3.7.4"
     assert upstream_version("2.3.0") == "2.3.0"
     assert upstream_version("1.2~rc1+ds-1") == "1.2~rc1"
+    assert upstream_version("2.12.7+dfsg+really2.9.14-2.1+deb13u3") == "2.9.14"
+    assert upstream_version("1:1.3.dfsg+really1.3.1-1+deb13u1") == "1.3.1"
+
+
+def test_no_candidate_at_all_says_what_was_read() -> None:
+    """A mirror lacking the packaging tarball: only the index's fields were read."""
+    bare = Packaging(
+        "z", "1.3-1", "z 1.3-1 (trixie)", homepage="http://z.example.net/",
+        notes=("z 1.3-1 (trixie): z_1.3-1.debian.tar.xz is missing from the mirror",),
+    )  # fmt: skip
+    found = discover(bare)
+    assert found.candidates == []
+    with pytest.raises(UpstreamNotFoundError) as caught, open_upstream(found):
+        pass
+    assert caught.value.details == [
+        "no repository URL in z 1.3-1 (trixie), its Homepage or Vcs-Git",
+        "note: z 1.3-1 (trixie): z_1.3-1.debian.tar.xz is missing from the mirror",
+    ]
 
 
 def test_metadata_fields_in_order_lists_and_non_strings() -> None:

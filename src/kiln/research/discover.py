@@ -127,11 +127,13 @@ class Resolution:
 
 
 def upstream_version(debian_version: str) -> str:
-    """``1:3.7.4+dfsg-4+deb13u1`` -> ``3.7.4``: no epoch, revision or repack suffix."""
+    """``1:3.7.4+dfsg-4+deb13u1`` -> ``3.7.4``: no epoch, revision or repack suffix;
+    ``2.12.7+dfsg+really2.9.14-2`` -> ``2.9.14`` (the version the source really is)."""
     text = debian_version.split(":", 1)[-1]
     if "-" in text:
         text = text.rsplit("-", 1)[0]
-    return re.split(r"[+~](?:dfsg|ds|repack|really|gh|git)", text, maxsplit=1)[0]
+    text = text.rsplit("really", 1)[-1]  # 2.12.7+dfsg+really2.9.14: the code is 2.9.14
+    return re.split(r"[+~.](?:dfsg|ds|repack|gh|git)", text, maxsplit=1)[0]
 
 
 # ---------------------------------------------------------------- URL normalisation
@@ -334,10 +336,12 @@ def fetch_packaging(
         cache.put_blob(data, sha256=item.sha256, size=item.size, source=url)  # checks sha256
         break
     if data is None:
-        raise RemoteContentError(
-            f"{what}: {item.name} is missing from the mirror (its signed index lists it)",
-            details=tried,
+        # the index's Homepage and Vcs-Git still name candidates: a note, not a failure
+        note = (
+            f"{what}: {item.name} is missing from the mirror (its signed index lists it; "
+            f"{'; '.join(tried)}): debian/upstream/metadata and debian/copyright not read"
         )
+        return Packaging(source, package.version, what, homepage, vcs, {}, (note,))
     files, notes = read_packaging_tar(data, display=item.name)
     return Packaging(source, package.version, item.name, homepage, vcs, files, tuple(notes))
 
@@ -437,11 +441,13 @@ def open_upstream(
             yield git, Resolution(candidate, where, tuple(tried))
             return
     source = discovery.packaging.source
+    where_read = f"{discovery.packaging.where}, its Homepage or Vcs-Git"
     raise UpstreamNotFoundError(
         f"no upstream repository of {source} could be opened"
         + (f" ({len(discovery.candidates)} candidates)" if discovery.candidates else ""),
         hint="pass --repo PATH (a local clone) or put a bare clone in a folder of "
         "KILN_RESEARCH_MIRRORS (<host>/<owner>/<repo>.git or <repo>.git)",
         details=[f"{url}: {why}" for url, why in tried]
-        or [f"no repository URL in {discovery.packaging.where}, Homepage or Vcs-Git"],
+        + ([] if discovery.candidates else [f"no repository URL in {where_read}"])
+        + [f"note: {n}" for n in discovery.notes],
     )
