@@ -119,3 +119,20 @@ def test_split_puts_base_packages_and_usrmerge_links_in_the_first_layer() -> Non
     assert split_layers(plan) == [plan.sorted()]
     with pytest.raises(InputError, match="none of the base packages"):
         split_layers(Plan.empty().with_entries(file_entry("x", b"")), frozenset({"libc6"}))
+
+
+def test_a_directory_goes_to_the_base_layer_only_above_base_files() -> None:
+    """An empty directory (pruned man pages) is in the second layer whichever package it
+    is attributed to, so the base layer does not depend on the image's other packages."""
+    files = [
+        file_entry("usr/lib/libc.so.6", b"c", package="libc6"),
+        dir_entry("usr/lib", package="libc6"),
+        dir_entry("usr/share/man/de/man5", package="libc6"),
+    ]
+    a = Plan.empty().with_entries(*files)
+    b = Plan.empty().with_entries(*files[:2], dir_entry("usr/share/man/de/man5", package="adduser"))
+    for plan in (a, b):
+        base, rest = split_layers(plan, frozenset({"libc6"}))
+        assert [e.path for e in base] == ["usr", "usr/lib", "usr/lib/libc.so.6"]
+        assert "usr/share/man/de/man5" in [e.path for e in rest]
+    assert split_layers(a, frozenset({"libc6"}))[0] == split_layers(b, frozenset({"libc6"}))[0]

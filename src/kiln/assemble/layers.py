@@ -173,13 +173,21 @@ def write_layer(
 def split_layers(plan: Plan, base_packages: frozenset[str] = frozenset()) -> list[list[Entry]]:
     """Entries per layer, each in layer order: one layer, or a shared base + the rest.
 
-    The base layer holds the base packages' files, the merged-/usr links and their parent
-    directories, so every image built on the same base packages shares it byte for byte.
+    The base layer holds the base packages' files and symlinks, the merged-/usr links and
+    their parent directories, so every image built on the same base packages shares it
+    byte for byte. A directory with none of those below it goes to the second layer even
+    when a base package ships it: which package a shared directory is attributed to
+    depends on the image's other packages (an empty ``usr/share/man/de/man5`` left by
+    pruning is a base package's in one image and adduser's in the next).
     """
     ordered = plan.sorted()
     if not base_packages:
         return [ordered]
-    in_base = {e.path for e in ordered if e.package in base_packages or e.package == USRMERGE}
+    in_base = {
+        e.path
+        for e in ordered
+        if (e.package in base_packages and e.kind != "dir") or e.package == USRMERGE
+    }
     for path in list(in_base):
         in_base.update(parents(path))
     base = [e for e in ordered if e.path in in_base]
