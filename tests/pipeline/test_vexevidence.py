@@ -109,7 +109,7 @@ def test_tests_and_docs_are_set_aside_but_not_enough_alone() -> None:
         [("a.patch", diff("tools/tiffcrop.c") + diff("test/tiffcrop-R90.sh") + diff("doc/x.rst"))]
     )
     assert both.statement
-    only_tests = decide([("t.patch", diff("test/tiffcrop-R90.sh"))])
+    only_tests = decide([("t.patch", diff("test/tiffcrop-R90.sh") + diff("ext/sessionC.test"))])
     assert not only_tests.statement
     assert "no shipped code" in only_tests.reason
 

@@ -12,8 +12,8 @@ no statement. The rules, all of which must hold (``decide_component``):
 
 1. The fix's diff names at least one file, and every path is safe (no ``..``, not
    absolute). Files of tests and documentation (a ``test``/``tests``/``doc``/``docs``/
-   ``man``/``examples`` directory, ``.md``/``.rst``/``.txt``/man page suffixes,
-   ``NEWS``/``ChangeLog``) are set aside: they are not shipped code. Everything else is
+   ``man``/``examples`` directory, ``.md``/``.rst``/``.txt``/``.test``/man page
+   suffixes, ``NEWS``/``ChangeLog``) are set aside: they are not shipped code. Everything else is
    a *code file*; a fix with no code file gives no statement.
 2. Each code file is a program's own source: a C/C++ or script file (``.c``, ``.cc``,
    ``.cpp``, ``.cxx``, ``.py``, ``.pl``, ``.sh``) whose name without suffix (the
@@ -66,7 +66,7 @@ MAX_FUNCTION_BYTES = 64 << 20  # installed files read for rule 3's function name
 
 _DOC_OR_TEST = re.compile(
     r"(?i)(^|/)(tests?|testing|testsuite|docs?|man|examples?)(/|$)"
-    r"|\.(md|rst|txt|[1-9]|html|texi|pod)$|(^|/)(news|changelog|changes|readme)[^/]*$"
+    r"|\.(md|rst|txt|[1-9]|html|texi|pod|test)$|(^|/)(news|changelog|changes|readme)[^/]*$"
 )
 _PROGRAM_SOURCE = frozenset({".c", ".cc", ".cpp", ".cxx", ".py", ".pl", ".sh"})
 _PROGRAM_DIRS = ("usr/bin/", "usr/sbin/", "bin/", "sbin/", "usr/games/", "usr/libexec/")
