@@ -132,7 +132,14 @@ def run(
     async def main() -> list[ReconcileResult]:
         client = await connect(endpoint)
         return await run_pass(
-            client, activities, images, dry_run=dry_run, workers=workers, steps=remedies
+            client,
+            activities,
+            images,
+            dry_run=dry_run,
+            workers=workers,
+            steps=remedies,
+            # a watch schedule firing meanwhile finds its poll served by this worker too
+            watch=None if dry_run else _watch_activities(root),
         )
 
     results = asyncio.run(main())

@@ -336,9 +336,11 @@ async def run_pass(
     policy: StepPolicy | None = None,
     reason: str = "kiln factory run --once",
     steps: Sequence[str] = STEPS,
+    watch: WatchActivities | None = None,
 ) -> list[ReconcileResult]:
-    """One pass: run an in-process worker, enqueue every image, wait for each result."""
-    worker, executor = make_worker(client, activities, max_concurrent=workers)
+    """One pass: run an in-process worker, enqueue every image, wait for each result
+    (``watch``: the worker serves the watch schedules' polls meanwhile too)."""
+    worker, executor = make_worker(client, activities, max_concurrent=workers, watch=watch)
     try:
         async with worker:
             handles = [
