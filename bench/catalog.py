@@ -15,7 +15,7 @@ the last run filled). Per run it reports the wall time, layout-cache and .deb-ca
 rates, the images' layers (referenced, distinct, their bytes) and layer-cache hits (a
 shared base layer linked instead of compressed again), bytes downloaded, the failures
 per family with their reasons, and it projects the time of N workers for the whole
-catalog from the measured per-spec costs and the measured 1 -> 2 worker speed-up.
+catalog from the measured per-image costs and the measured 1 -> 2 worker speed-up.
 """
 
 from __future__ import annotations

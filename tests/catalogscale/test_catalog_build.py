@@ -88,14 +88,18 @@ def test_build_skips_missing_package_and_reports_a_mute_server(
     assert "11212" in failure or "server listening" in failure.lower(), failure
     assert record["debs"] >= 10
     assert record["debs_cached"] + (record["bytes_downloaded"] > 0) >= 1
-    # nothing changed: the second build restores the runtime from the layout cache
+    labels = ("memcached-mute", "memcached-mute-dev")
+    # nothing changed: the second build restores both images from the layout cache
     assert main(["catalog", "build", "--catalog", str(checkout), "--offline"]) == 1
     capsys.readouterr()
-    again = json.loads((state_root(checkout) / "results" / "memcached-mute.json").read_text())
-    hits = {v["label"]: v["layout_cache_hit"] for v in again["variants"]}
+    # one activity and one record per image
+    results = state_root(checkout) / "results"
+    again = [json.loads((results / f"{n}.json").read_text()) for n in labels]
+    hits = {v["label"]: v["layout_cache_hit"] for r in again for v in r["variants"]}
     assert hits == {"memcached-mute": True, "memcached-mute-dev": True}
-    assert again["debs_cached"] == again["debs"]
-    assert again["bytes_downloaded"] == 0
+    for each in again:
+        assert each["debs_cached"] == each["debs"]
+        assert each["bytes_downloaded"] == 0
     # status --json: one object per image with at least name and spec
     assert main(["catalog", "status", "--json", "--catalog", str(checkout)]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
@@ -165,3 +169,56 @@ def test_a_variant_build_keeps_the_other_variants_record(tmp_path: Path) -> None
     assert [v["label"] for v in json.loads((tmp_path / "jq.json").read_text())["variants"]] == [
         "jq-dev"
     ]
+
+
+def test_one_record_per_image_and_status_reads_both(tmp_path: Path) -> None:
+    """One activity per image: the runtime and -dev images of a spec record separately
+    (they build at once on different workers) and status shows both."""
+    from kiln.factory.catalogbuild import ImageOutcome, VariantOutcome, image_label, record
+
+    root = Path(__file__).resolve().parents[2]
+    plan = plan_catalog(load_families(root / "catalog", reserved=["redis", "nginx"]))
+    jq = next(i for i in plan.images if i.name == "jq")
+    results = tmp_path / "results"
+    runtime = VariantOutcome("jq", "runtime", built=True, size=6_000_000, tests_passed=2)
+    dev = VariantOutcome("jq-dev", "dev", built=True, size=31_000_000, tests_failed=1)
+    dev.failures.append("dpkg database lists the image's package: exit code 1")
+    spec = str(tmp_path / "specs" / "debian-13" / "jq.yaml")
+    record(
+        results, ImageOutcome("jq", "tools", "debian-13", spec, requested=["dev"], variants=[dev])
+    )
+    record(
+        results,
+        ImageOutcome("jq", "tools", "debian-13", spec, requested=["runtime"], variants=[runtime]),
+    )
+    assert sorted(p.name for p in results.iterdir()) == ["jq-dev.json", "jq.json"]
+    rows = {r.name: r for r in status_rows(tmp_path, [jq])}
+    assert rows["jq"].built
+    assert rows["jq"].tests == "2/2 passed"
+    assert rows["jq"].error == ""
+    assert rows["jq-dev"].size == 31_000_000
+    assert rows["jq-dev"].tests == "0/1 passed"
+    assert rows["jq-dev"].error.startswith("dpkg database")
+    # a failed activity of the -dev image records its error for that image only
+    failed = ImageOutcome("jq", "tools", "debian-13", spec, error="boom", requested=["dev"])
+    record(results, failed)
+    rows = {r.name: r for r in status_rows(tmp_path, [jq])}
+    assert rows["jq-dev"].error == "boom"
+    assert not rows["jq-dev"].built
+    assert rows["jq"].error == ""
+    assert (image_label("jq", ["dev"]), image_label("jq", ["runtime"])) == ("jq-dev", "jq")
+    assert image_label("jq", []) == "jq"
+
+
+def test_jobs_are_one_per_image(tmp_path: Path) -> None:
+    from kiln.factory.catalogbuild import jobs_for, workflow_id
+
+    root = Path(__file__).resolve().parents[2]
+    plan = plan_catalog(load_families(root / "catalog", reserved=["redis", "nginx"]))
+    images = [i for i in plan.images if i.name in ("jq", "curl")]
+    jobs = jobs_for(tmp_path, images)
+    assert sorted(j.label for j in jobs) == ["curl", "curl-dev", "jq", "jq-dev"]
+    assert all(len(j.variants) == 1 for j in jobs)
+    only = jobs_for(tmp_path, images, variants={"jq": ["dev"]})
+    assert sorted(j.label for j in only) == ["curl", "curl-dev", "jq-dev"]
+    assert workflow_id(jobs) != workflow_id(only)

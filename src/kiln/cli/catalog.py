@@ -1,4 +1,4 @@
-"""``kiln catalog generate|build|status``: the catalog families at scale (docs/catalog.md).
+"""``kiln catalog generate|build|status|worker``: the catalog families at scale (docs/catalog.md).
 
 Thin adapters over ``kiln.factory.catalogbuild``: plan the catalog from ``catalog/``
 (packages checked against each release's verified index), write the generated specs,
@@ -127,7 +127,13 @@ def build(
     family: FamilyOption = None,
     image: ImageOption = None,
     release: ReleaseOption = None,
-    workers: Annotated[int, typer.Option(help="images built at once")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="images built at once, each in its own process (this one and N-1 "
+            "`kiln catalog worker` processes it starts and stops)"
+        ),
+    ] = 1,
     variant: Annotated[
         str | None, typer.Option("--variant", help="only this variant: runtime or dev")
     ] = None,
@@ -145,10 +151,13 @@ def build(
     logging.getLogger("temporalio").setLevel(logging.ERROR)
     from kiln.factory.catalogbuild import (
         ImageOutcome,
+        image_label,
         jobs_for,
         layer_sharing,
         run_catalog,
+        start_worker_processes,
         state_root,
+        stop_worker_processes,
     )
     from kiln.factory.engine import connect
     from kiln.factory.server import endpoint_for
@@ -162,8 +171,8 @@ def build(
     jobs = jobs_for(state_root(root), found.images, run_tests=not no_tests, variants=only)
     endpoint = endpoint_for(root)
     err_console.print(
-        f"catalog: {len(jobs)} specs ({sum(len(j.variants) or 2 for j in jobs)} images), "
-        f"{workers} at once, "
+        f"catalog: {len(jobs)} images of {len(found.images)} specs, {workers} at once "
+        f"({workers} worker process{'es' if workers > 1 else ''}), "
         f"Temporal {endpoint.address}",
         markup=False,
         highlight=False,
@@ -185,9 +194,13 @@ def build(
 
     async def main() -> list[ImageOutcome]:
         client = await connect(endpoint)
-        return await run_catalog(client, jobs, workers=workers, on_progress=progress)
+        return await run_catalog(client, jobs, workers=workers, on_progress=progress, local_slots=1)
 
-    outcomes = asyncio.run(main())
+    extra = start_worker_processes(root, endpoint.address, workers - 1)
+    try:
+        outcomes = asyncio.run(main())
+    finally:
+        stop_worker_processes(extra)
     table = Table(title="catalog build")
     columns = ("image", "release", "built", "layers", "tests", "size", "seconds", "problem")
     for column in columns:
@@ -206,8 +219,9 @@ def build(
                 _first_line(v.failures[0]) if v.failures else "",
             )
         if o.error:
+            label = image_label(o.name, o.requested)
             table.add_row(
-                o.name, o.release, "no", "", "", "", f"{o.seconds:.0f}", _first_line(o.error)
+                label, o.release, "no", "", "", "", f"{o.seconds:.0f}", _first_line(o.error)
             )
     console.print(table)
     sharing = layer_sharing(outcomes)
@@ -219,11 +233,46 @@ def build(
         markup=False,
         highlight=False,
     )
-    failed = [o.name for o in outcomes if not o.ok]
+    failed = [image_label(o.name, o.requested) for o in outcomes if not o.ok]
     if failed:
         raise PolicyError(
-            f"{len(failed)} of {len(outcomes)} catalog specs failed", details=failed[:50]
+            f"{len(failed)} of {len(outcomes)} catalog images failed", details=failed[:50]
         )
+
+
+@catalog_app.command("worker")
+def worker(
+    concurrency: Annotated[int, typer.Option(help="images this process builds at once")] = 1,
+    catalog: CheckoutOption = None,
+) -> None:
+    """Serve the kiln-catalog task queue until interrupted (Ctrl-C or SIGTERM): start N
+    of them for N images at once, in separate processes or on separate machines."""
+    if concurrency < 1:
+        raise InputError(f"--concurrency {concurrency}: at least 1")
+    logging.getLogger("temporalio").setLevel(logging.ERROR)
+    import signal
+
+    from kiln.factory.catalogbuild import serve
+    from kiln.factory.engine import connect
+    from kiln.factory.server import endpoint_for
+
+    endpoint = endpoint_for(_root(catalog))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(number, stop.set)
+        client = await connect(endpoint)
+        err_console.print(
+            f"catalog worker: serving kiln-catalog on {endpoint.address}, "
+            f"{concurrency} at once (Ctrl-C stops)",
+            markup=False,
+            highlight=False,
+        )
+        await serve(client, concurrency, stop)
+
+    asyncio.run(main())
 
 
 @catalog_app.command("status")

@@ -20,10 +20,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -38,6 +43,7 @@ from kiln.fileio import atomic_write, memory_scratch
 
 if TYPE_CHECKING:
     from temporalio.client import Client
+    from temporalio.worker import Worker
 
     from kiln.pipeline import ArchiveAccess, CurrentLock
     from kiln.pipeline.build import BuiltVariant
@@ -156,6 +162,13 @@ def write_specs(directory: Path, images: Iterable[GeneratedImage]) -> list[Path]
 # ------------------------------------------------------------------ activity data
 
 
+def image_label(name: str, variants: Sequence[str]) -> str:
+    """The image a one-variant job builds (``curl``, ``curl-dev``); else the spec name."""
+    if len(variants) == 1 and variants[0] != "runtime":
+        return f"{name}-{variants[0]}"
+    return name
+
+
 @dataclass
 class ImageJob:
     """One generated spec to build and test."""
@@ -168,6 +181,11 @@ class ImageJob:
     results: str  # where the outcome is recorded
     run_tests: bool = True
     variants: list[str] = field(default_factory=list)  # empty: runtime and dev
+
+    @property
+    def label(self) -> str:
+        """The image this job builds (``curl``, ``curl-dev``), or the spec for both."""
+        return image_label(self.name, self.variants)
 
 
 @dataclass
@@ -203,6 +221,8 @@ class ImageOutcome:
     bytes_downloaded: int = 0
     variants: list[VariantOutcome] = field(default_factory=list)
     finished: float = 0.0  # unix time
+    requested: list[str] = field(default_factory=list)  # the job's variants (empty: both)
+    worker: str = ""  # pid@host of the worker process that built it
 
     @property
     def ok(self) -> bool:
@@ -344,7 +364,14 @@ def build_and_test(job: ImageJob, *, beat: Callable[[str], None] = lambda _: Non
     _use_memory_scratch()
 
     started = time.monotonic()
-    outcome = ImageOutcome(job.name, job.family, job.release, job.spec)
+    outcome = ImageOutcome(
+        job.name,
+        job.family,
+        job.release,
+        job.spec,
+        requested=job.variants,
+        worker=f"{os.getpid()}@{socket.gethostname()}",
+    )
     archive = _archive()
     cache_root = archive.cache.root / "layouts"
     before = _layout_keys(cache_root)
@@ -384,20 +411,23 @@ def build_and_test(job: ImageJob, *, beat: Callable[[str], None] = lambda _: Non
 
 
 def record(results: Path, outcome: ImageOutcome) -> None:
-    """Write one spec's outcome (atomically: a reader sees the old or the new one).
+    """Write an outcome (atomically: a reader sees the old or the new one).
 
-    A build of some variants keeps the recorded outcome of the others (a ``--variant
-    dev`` run does not forget the runtime image built before)."""
+    An activity of one image writes ``<image>.json`` (``curl.json``, ``curl-dev.json``):
+    the images of one spec build in parallel and never write the same file. An outcome
+    of both variants (a direct ``build_and_test`` of a whole spec) writes
+    ``<spec>.json``, keeping a recorded variant it did not build."""
     results.mkdir(parents=True, exist_ok=True)
-    before = _read_outcome(results / f"{outcome.name}.json")
+    path = results / f"{image_label(outcome.name, outcome.requested)}.json"
+    before = _read_outcome(path)
     merged = outcome
     if before is not None and before.spec == outcome.spec:
-        built = {v.variant for v in outcome.variants}
+        built = {v.variant for v in outcome.variants} | set(outcome.requested)
         kept = [v for v in before.variants if v.variant not in built]
         order = {"runtime": 0, "dev": 1}
         variants = sorted([*kept, *outcome.variants], key=lambda v: order.get(v.variant, 2))
         merged = replace(outcome, variants=variants)
-    atomic_write(results / f"{outcome.name}.json", json.dumps(asdict(merged), indent=1).encode())
+    atomic_write(path, json.dumps(asdict(merged), indent=1).encode())
 
 
 @activity.defn(name="catalog_build_image")
@@ -414,7 +444,8 @@ def catalog_build_image(job: ImageJob) -> ImageOutcome:
 
 @workflow.defn(name="CatalogWorkflow")
 class CatalogWorkflow:
-    """Fan out one activity per image (at most ``workers`` at once); collect outcomes."""
+    """Fan out one activity per image (at most ``workers`` at once, on whichever worker
+    processes serve the task queue); collect outcomes."""
 
     def __init__(self) -> None:
         self._done = 0
@@ -439,11 +470,16 @@ class CatalogWorkflow:
                     )
                 except ActivityError as exc:
                     result = ImageOutcome(
-                        job.name, job.family, job.release, job.spec, error=str(exc.cause or exc)
+                        job.name,
+                        job.family,
+                        job.release,
+                        job.spec,
+                        error=str(exc.cause or exc),
+                        requested=job.variants,
                     )
             self._done += 1
             if not result.ok:
-                self._failed.append(job.name)
+                self._failed.append(job.label)
             return result
 
         return list(await asyncio.gather(*(one(job) for job in request.jobs)))
@@ -499,26 +535,15 @@ async def run_catalog(
     on_progress: Callable[[dict[str, Any]], None] = lambda _: None,
     poll: float = 2.0,
     heartbeat_timeout_s: float = 120.0,
+    local_slots: int | None = None,
 ) -> list[ImageOutcome]:
     """Run an in-process worker, start (or find) the catalog workflow, report progress
-    until it finishes, return every outcome."""
-    from concurrent.futures import ThreadPoolExecutor
+    until it finishes, return every outcome.
 
-    from temporalio.worker import Worker
-    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
-
-    executor = ThreadPoolExecutor(max_workers=workers + 2, thread_name_prefix="kiln-catalog")
-    worker = Worker(
-        client,
-        task_queue=TASK_QUEUE,
-        workflows=[CatalogWorkflow],
-        activities=[catalog_build_image],
-        activity_executor=executor,
-        max_concurrent_activities=workers,
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules("kiln")
-        ),
-    )
+    ``workers``: images built at once (the workflow's gate); ``local_slots``: how many of
+    them this process runs (default all; fewer when worker processes started with
+    ``start_worker_processes`` serve the queue too)."""
+    worker, executor = make_worker(client, workers if local_slots is None else local_slots)
     try:
         async with worker:
             handle = await client.start_workflow(
@@ -541,6 +566,84 @@ async def run_catalog(
         executor.shutdown(wait=True)
 
 
+def make_worker(client: Client, slots: int) -> tuple[Worker, ThreadPoolExecutor]:
+    """A worker of the ``kiln-catalog`` queue running ``slots`` images at once (threads of
+    this process: the builds' Python parts share its GIL, so separate worker processes
+    scale better), and its executor (shut it down after the worker)."""
+    from temporalio.worker import Worker
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+    executor = ThreadPoolExecutor(max_workers=slots + 2, thread_name_prefix="kiln-catalog")
+    worker = Worker(
+        client,
+        task_queue=TASK_QUEUE,
+        workflows=[CatalogWorkflow],
+        activities=[catalog_build_image],
+        activity_executor=executor,
+        max_concurrent_activities=slots,
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules("kiln")
+        ),
+    )
+    return worker, executor
+
+
+async def serve(client: Client, slots: int, stop: asyncio.Event) -> None:
+    """``kiln catalog worker``: serve the queue until ``stop`` is set (in-flight images
+    finish first: the worker shuts down gracefully)."""
+    worker, executor = make_worker(client, slots)
+    try:
+        running = asyncio.ensure_future(worker.run())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([running, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if not running.done():
+            await worker.shutdown()
+        stopping.cancel()
+        await running
+    finally:
+        executor.shutdown(wait=True)
+
+
+def start_worker_processes(
+    root: Path, address: str, count: int, *, concurrency: int = 1
+) -> list[subprocess.Popen[bytes]]:
+    """Start ``count`` ``kiln catalog worker`` processes on the task queue of ``address``
+    (each its own interpreter, so their builds do not share a GIL); their output goes to
+    ``.kiln/catalog/workers/<n>.log``."""
+    logs = state_root(root) / "workers"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "KILN_TEMPORAL": address}
+    started = []
+    for number in range(count):
+        with (logs / f"{number + 1}.log").open("wb") as log:
+            started.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "kiln.cli.main", "catalog", "worker",
+                     "--concurrency", str(concurrency), "--catalog", str(root)],
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )  # fmt: skip
+    return started
+
+
+def stop_worker_processes(processes: Iterable[subprocess.Popen[bytes]], grace: float = 30) -> None:
+    """Ask each started worker to stop (SIGTERM: it finishes what it runs), then kill
+    what is still running after ``grace`` seconds."""
+    processes = list(processes)
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def jobs_for(
     state: Path,
     images: Iterable[GeneratedImage],
@@ -548,8 +651,9 @@ def jobs_for(
     run_tests: bool = True,
     variants: Mapping[str, Sequence[str]] | None = None,
 ) -> list[ImageJob]:
-    """Write the specs and make one job per image (layouts under ``state/out``);
-    ``variants``: per spec name, only these variants (default: both)."""
+    """Write the specs and make one job per image: per spec, one for each variant
+    (runtime, dev; ``variants``: per spec name, only these). Layouts go under
+    ``state/out``."""
     images = list(images)
     paths = write_specs(state / "specs", images)
     return [
@@ -561,9 +665,10 @@ def jobs_for(
             str(state / "out" / i.release),
             str(state / "results"),
             run_tests,
-            list((variants or {}).get(i.name, ())),
+            [variant],
         )
         for i, p in zip(images, paths, strict=True)
+        for variant in (variants or {}).get(i.name, ()) or ("runtime", "dev")
     ]
 
 
@@ -609,9 +714,13 @@ def status_rows(state: Path, images: Iterable[GeneratedImage]) -> list[StatusRow
 
     rows = []
     for image in images:
-        outcome = _read_outcome(state / "results" / f"{image.name}.json")
-        by_variant = {v.variant: v for v in outcome.variants} if outcome else {}
+        spec_record = _read_outcome(state / "results" / f"{image.name}.json")
         for variant, label in zip(("runtime", "dev"), image.labels(), strict=True):
+            # the image's own record (one activity per image), else the spec's (both)
+            outcome = _read_outcome(state / "results" / f"{label}.json")
+            if outcome is None or variant not in (outcome.requested or [variant]):
+                outcome = spec_record
+            by_variant = {v.variant: v for v in outcome.variants} if outcome else {}
             row = StatusRow(
                 label,
                 str(spec_path(state / "specs", image)),
