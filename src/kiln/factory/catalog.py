@@ -647,6 +647,12 @@ class CatalogSteps:
             if found:
                 size[name] = sum(f.size for f in found[0].upstream_files)
         limit = self.backport_max_mb * 1_000_000
+        big = sorted(n for n in names if size.get(n, limit + 1) > limit)
+        kept = sorted(
+            ((p[0], p[1]) for p in pairs if p[0] not in big), key=lambda p: (size[p[0]], p)
+        )
+        return kept, ", ".join(big)
+
     def vex(self, request: ReconcileRequest, seen: Observation, beat: Beat) -> StepResult:
         """Remedy (c): a CVE only unstable fixes whose fix changes only programs the image
         does not have gets a ``not_affected`` / ``component_not_present`` statement with
@@ -702,12 +708,6 @@ class CatalogSteps:
         )
         reason = "; ".join(f"{v.cve}: {v.reason}" for v in held)
         return StepResult("vex", "proposed", reason[:2000], proposal)
-
-        big = sorted(n for n in names if size.get(n, limit + 1) > limit)
-        kept = sorted(
-            ((p[0], p[1]) for p in pairs if p[0] not in big), key=lambda p: (size[p[0]], p)
-        )
-        return kept, ", ".join(big)
 
     def open_pr(self, proposal: Proposal, dry_run: bool) -> PrResult:
         """The proposal as a pull request through the forge (``dry_run``: what it would be)."""
