@@ -41,6 +41,7 @@ from kiln.factory.watch import (
     PollResult,
     WatchActivities,
     Watcher,
+    WatchPollResult,
     parse_intervals,
     schedule_id,
 )
@@ -156,6 +157,18 @@ def test_bad_intervals_are_input_errors_naming_the_value(values: list[str], mess
     assert values[0] in str(caught.value)
 
 
+def test_a_poll_result_says_what_it_did() -> None:
+    assert WatchPollResult("archive", ["base"], "new Release: x").describe() == (
+        "enqueued base (new Release: x)"
+    )
+    # a Release changed, but no image's lock moved with it
+    assert WatchPollResult("archive", [], "new Release: x").describe() == (
+        "no image concerned (new Release: x)"
+    )
+    assert WatchPollResult("catalog").describe() == "no change"
+    assert WatchPollResult("feeds", [], "boom", failed=True).describe() == "boom"
+
+
 def test_a_failing_poll_is_recorded_and_the_schedule_goes_on(
     temporal: Endpoint, tmp_path: Path
 ) -> None:
@@ -183,7 +196,11 @@ def test_a_failing_poll_is_recorded_and_the_schedule_goes_on(
         await settle(client)
         await client.get_workflow_handle(workflow_id("static")).result()
         (row,) = await watch_status(client)
-        assert (row.last_result, row.last_detail, row.polls) == ("ok", "enqueued static", 2)
+        assert (row.last_result, row.last_detail, row.polls) == (
+            "ok",
+            "enqueued static (new Release)",
+            2,
+        )
 
     _with_worker(temporal, tmp_path, recorded, body)
     assert len(recorded.seen) == 2  # an input error is not retried

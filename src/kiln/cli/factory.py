@@ -272,13 +272,7 @@ def watch(
                 for n in range(rounds):
                     for s in sources:
                         polled = await poll_now(client, s)
-                        what = (
-                            f"failed: {polled.note}"
-                            if polled.failed
-                            else f"enqueued {', '.join(polled.keys)}"
-                            if polled.keys
-                            else "no change"
-                        )
+                        what = ("failed: " if polled.failed else "") + polled.describe()
                         console.print(f"poll {n + 1} of {s}: {what}", markup=False)
                 await settle(client)  # the reconciles the polls enqueued
         finally:

@@ -293,11 +293,7 @@ async def watch_status(client: Client, sources: Iterable[str] = SOURCES) -> list
             else:
                 outcome = await _poll_outcome(client, source, run)
                 result = "failed" if outcome.failed else "ok"
-                detail = (
-                    outcome.note
-                    if outcome.failed
-                    else (f"enqueued {', '.join(outcome.keys)}" if outcome.keys else "no change")
-                )
+                detail = outcome.describe()
         found.append(
             WatchStatus(
                 source,

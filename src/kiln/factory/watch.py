@@ -86,6 +86,16 @@ class WatchPollResult:
     note: str = ""
     failed: bool = False  # the poll failed (``note`` says why; nothing was enqueued)
 
+    def describe(self) -> str:
+        """One line: ``enqueued base, static (note)``, ``no image concerned (note)``,
+        ``no change`` or, for a failed poll, its reason."""
+        if self.failed:
+            return self.note
+        what = f"enqueued {', '.join(self.keys)}" if self.keys else "no image concerned"
+        if not self.note:
+            return what if self.keys else "no change"
+        return f"{what} ({self.note})"
+
 
 def parse_intervals(values: Sequence[str], sources: Sequence[str] = SOURCES) -> dict[str, float]:
     """``--interval`` values (``SECONDS`` for every source, ``SOURCE=SECONDS`` for one;
