@@ -40,16 +40,18 @@ from kiln.factory.catalogbuild import SAMPLE, plan, state_root  # noqa: E402
 from kiln.factory.server import start_dev_server, stop_server  # noqa: E402
 from kiln.spec.family import load_families, plan_catalog  # noqa: E402
 
-#: what the shared cache lends a run: verified .debs, indexes, fetch records
-_WARM_PARTS = ("sha256", "derived", "meta")
+#: what the shared cache lends a run: verified .debs, indexes, fetch records, and the
+#: vulnerability database the images are scanned against (read only)
+_WARM_PARTS = ("sha256", "derived", "meta", "vuln.db")
 
 
 def _run_cache(shared: Path, scratch: Path) -> Path:
-    """A cache root with the shared .deb blobs and indexes linked in, no layouts."""
+    """A cache root with the shared .deb blobs, indexes and vulnerability database
+    linked in, no layouts or layers."""
     root = scratch / "cache"
     root.mkdir(parents=True)
     for part in _WARM_PARTS:
-        if (shared / part).is_dir():
+        if (shared / part).exists():
             (root / part).symlink_to(shared / part)
     return root
 
@@ -141,6 +143,9 @@ def _summary(records: list[dict[str, Any]], seconds: float, workers: int) -> dic
         if debs
         else None,
         "bytes_downloaded": sum(r["bytes_downloaded"] for r in records),
+        "images_scanned": sum(1 for v in variants if v.get("cves") is not None),
+        "cves_open": sum(v.get("cves") or 0 for v in variants),
+        "cves_fixable": sum(v.get("cves_fixable") or 0 for v in variants),
         "per_spec_seconds": [r["seconds"] for r in records],
         "failures": dict(failures),
     }

@@ -282,7 +282,8 @@ def status(
     release: ReleaseOption = None,
     catalog: CheckoutOption = None,
 ) -> None:
-    """Per image: spec, variant, release, built, tests, size, last change."""
+    """Per image: spec, variant, release, built, tests, CVEs (open, fixable), size, last
+    change."""
     from kiln.factory.catalogbuild import state_root, status_rows
 
     root = _root(catalog)
@@ -301,7 +302,7 @@ def status(
             r.release,
             "yes" if r.built else "no",
             r.tests,
-            "not scanned" if r.cves is None else str(r.cves),
+            "not scanned" if r.cves is None else f"{r.cves} ({r.cves_fixable} fixable)",
             "" if r.size is None else f"{r.size / 1e6:.1f} MB",
             r.last_change,
         )

@@ -200,6 +200,9 @@ class VariantOutcome:
     layers: list[str] = field(default_factory=list)  # layer digests, base first
     layer_sizes: list[int] = field(default_factory=list)  # compressed bytes of each
     layers_reused: int = 0  # layers restored from the layer cache, not compressed again
+    cves: int | None = None  # distinct vulnerabilities kiln scan finds (None: not scanned)
+    cves_fixable: int | None = None  # of those, the ones with a fixed version to upgrade to
+    scan: str = ""  # why it was not scanned, or the database snapshots it was scanned with
     tests_passed: int = 0
     tests_failed: int = 0
     closure_programs: int = 0
@@ -327,6 +330,35 @@ def _test_variant(built: BuiltVariant, outcome: VariantOutcome, *, run_tests: bo
         remove_rootfs(scratch)
 
 
+def _scan_variant(built: BuiltVariant, outcome: VariantOutcome) -> None:
+    """Scan the image as ``kiln scan LAYOUT`` does, against kiln's vulnerability database
+    (``$KILN_DB``, else ``vuln.db`` in ``$KILN_CACHE``; no network), and count the
+    distinct vulnerabilities still open and those a fixed version resolves. A missing or
+    never-updated database leaves the counts unknown (None), saying why: a zero from an
+    empty database would be a lie."""
+    from kiln.pipeline.scan import scan_target
+    from kiln.vuln.db.read import default_db_url
+
+    url = default_db_url()
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        outcome.scan = f"not scanned: no vulnerability database at {url} (kiln db update)"
+        return
+    try:
+        result = scan_target(str(built.image.layout), db=url)
+    except KilnError as exc:
+        outcome.scan = f"not scanned: {exc.message}"
+        return
+    if not result.snapshots:
+        outcome.scan = "not scanned: the vulnerability database holds no feed (kiln db update)"
+        return
+    active = result.active
+    outcome.cves = len({f.id for f in active})
+    outcome.cves_fixable = len({f.id for f in active if f.fix_available})
+    outcome.scan = "scanned with " + ", ".join(
+        sorted({f"{s.source} {s.created_at[:16]}" for s in result.snapshots})
+    )
+
+
 _ARCHIVES: dict[str, ArchiveAccess] = {}
 
 
@@ -397,6 +429,8 @@ def build_and_test(job: ImageJob, *, beat: Callable[[str], None] = lambda _: Non
             variant.layout_cache_hit = entry is not None and entry in before
             beat(f"testing {each.label}")
             _test_variant(each, variant, run_tests=job.run_tests)
+            beat(f"scanning {each.label}")
+            _scan_variant(each, variant)
             outcome.variants.append(variant)
     except KilnError as exc:
         outcome.error = exc.message + (f" ({exc.location})" if exc.location else "")
@@ -687,10 +721,12 @@ class StatusRow:
     replaces: list[str]
     built: bool = False
     tests: str = "not run"  # "3/3 passed", "2/3 passed", "not run"
-    cves: int | None = None
+    cves: int | None = None  # None: not scanned (see scan)
+    cves_fixable: int | None = None
     size: int | None = None
     last_change: str = ""
     error: str = ""
+    scan: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -738,6 +774,7 @@ def status_rows(state: Path, images: Iterable[GeneratedImage]) -> list[StatusRow
             if seen is not None:
                 row.built = seen.built
                 row.size = seen.size
+                row.cves, row.cves_fixable, row.scan = seen.cves, seen.cves_fixable, seen.scan
                 total = seen.tests_passed + seen.tests_failed
                 row.tests = f"{seen.tests_passed}/{total} passed" if total else "none"
                 if seen.failures:
