@@ -13,10 +13,13 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
+import pytest
+
 from kiln.debian.distro import get_distro
-from kiln.pipeline import backport
+from kiln.pipeline import backport, packagecache
 from kiln.pipeline.backport import PatchFile
-from kiln.recipes.build import build_environment
+from kiln.pipeline.packagecache import build_key
+from kiln.recipes.build import BUILD_ENVIRONMENT, build_environment
 from kiln.recipes.load import load_recipe
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
@@ -41,3 +44,19 @@ def test_a_staged_libarchive_backport_keeps_check_hardening_and_tests(tmp_path: 
     assert recipe.tests == base.tests
     env = build_environment(jobs=2, profiles=recipe.profile_names, options=recipe.build_options)
     assert env["DEB_BUILD_OPTIONS"].split() == ["parallel=2", "check"]
+
+
+def test_a_package_build_key_changes_with_kilns_build_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A backport built before the flags fix must not be reused after it (it was built
+    # with every -Werror configure check failing and fortify level 2 in effect).
+    def key() -> str:
+        return build_key(
+            "libarchive", "3.7.4-4+deb13u1", [("fix.patch", FIX, ())], cves=["CVE-2026-0001"],
+            release="trixie", arch="amd64", recipe=None, tests=[],
+        )  # fmt: skip
+
+    now = key()
+    monkeypatch.setattr(packagecache, "BUILD_ENVIRONMENT", BUILD_ENVIRONMENT - 1)
+    assert key() != now

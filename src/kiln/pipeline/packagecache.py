@@ -36,7 +36,7 @@ from pathlib import Path, PurePosixPath
 from kiln.errors import InputError
 from kiln.fileio import atomic_write
 from kiln.jsonlimits import read_json_file
-from kiln.recipes.build import BuildOutput
+from kiln.recipes.build import BUILD_ENVIRONMENT, BuildOutput
 
 FORMAT = 1
 _KEY = re.compile(r"^[0-9a-f]{64}$")
@@ -76,9 +76,11 @@ def build_key(
 ) -> str:
     """The sha256 naming one build: source, base version, the patch set (name, sha256 of
     the text, DEP-3 fields), the CVEs, the release and arch, the catalog's existing recipe
-    (its bytes, or none) and the recipe tests. The day it was staged is not part of it."""
+    (its bytes, or none), the recipe tests and what kiln's sandbox gives a build
+    (``BUILD_ENVIRONMENT``). The day it was staged is not part of it."""
     document = {
         "format": FORMAT,
+        "environment": BUILD_ENVIRONMENT,
         "source": source,
         "version": version,
         "release": release,
@@ -142,6 +144,7 @@ def _read_entry(key: str, entry: Path) -> CachedBuild:
         cves=tuple(str(c) for c in out["cves"]),
         profiles=tuple(str(p) for p in out["profiles"]),
         source_digests={str(k): str(v) for k, v in out["source_digests"].items()},
+        build_options=str(out.get("build_options", "")),
     )
     return CachedBuild(key, output, files, patches, reused=True)
 
@@ -277,6 +280,7 @@ class PackageBuildCache:
                     "cves": list(output.cves),
                     "profiles": list(output.profiles),
                     "source_digests": dict(output.source_digests),
+                    "build_options": output.build_options,
                 },
             }
             atomic_write(partial / "build.json", json.dumps(record, indent=1).encode())

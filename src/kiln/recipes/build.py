@@ -34,6 +34,11 @@ from kiln.recipes.load import LoadedRecipe
 from kiln.sandbox.bwrap import DEFAULT_PATH, find_bwrap
 
 BUILD_PATH = "/build/reproducible-path"
+# What kiln gives every build beyond the root and the recipe (sandbox, environment, the
+# flags it writes): bump it when that changes, so a cache of finished builds
+# (kiln.pipeline.packagecache) does not hand out packages built the old way.
+# 2: _FORTIFY_SOURCE in CPPFLAGS, not CFLAGS; the flags checked before the build.
+BUILD_ENVIRONMENT = 2
 BUILD_UID = 1000
 _LOG_TAIL = 40
 # Provided by the sandbox itself, never taken from the root.
