@@ -213,3 +213,26 @@ def test_library_dirs_the_loader_cannot_see_are_reported() -> None:
     _, report = harden(plan, make_input(()))
     assert report.library_dirs_without_cache == ("/opt/vendor/lib",)
     assert report.to_json()["library_dirs_without_cache"] == ["/opt/vendor/lib"]
+
+
+def test_audits_are_remembered_by_content_not_recomputed(
+    static_hello: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kiln.assemble import harden as module
+
+    calls: list[str] = []
+    real = module.audit_elf
+
+    def counted(path: str, package: str, data: bytes) -> module.ElfAudit | None:
+        calls.append(path)
+        return real(path, package, data)
+
+    monkeypatch.setattr(module, "audit_elf", counted)
+    monkeypatch.setattr(module, "_AUDITS", {})
+    plan = _plan(file_entry("usr/bin/hello", static_hello, mode=0o755, package="hello"))
+    first = module.audit_plan(plan)
+    assert module.audit_plan(plan) == first  # another image with the same file
+    assert calls == ["usr/bin/hello"]
+    changed = static_hello[:-1] + bytes([static_hello[-1] ^ 1])
+    module.audit_plan(_plan(file_entry("usr/bin/hello", changed, mode=0o755, package="hello")))
+    assert calls == ["usr/bin/hello", "usr/bin/hello"]  # other bytes: audited again

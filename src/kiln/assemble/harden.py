@@ -14,6 +14,7 @@ ELF references: System V ABI + GNU extensions (PT_GNU_RELRO, PT_GNU_STACK, DF_1_
 
 from __future__ import annotations
 
+import hashlib
 import io
 import posixpath
 import re
@@ -267,12 +268,30 @@ def _is_fortified(symbol: bytes) -> bool:
     return symbol.startswith(b"__") and symbol.endswith(b"_chk") and b"stack_chk" not in symbol
 
 
+#: audits by (path, package, blake2b of the bytes); cleared when it reaches _AUDITS_MAX
+_AUDITS: dict[tuple[str, str, bytes], ElfAudit | None] = {}
+_AUDITS_MAX = 100_000
+
+
 def audit_plan(plan: Plan) -> list[ElfAudit]:
+    """Audit every ELF file of ``plan``. Results are remembered per (path, package,
+    content digest): every image of a catalog carries libc6's libraries, and a worker
+    audited them once per image before (a full pyelftools parse, about a tenth of a
+    catalog image's time)."""
     out = []
     for entry in plan.sorted():
         if not _may_be_elf(entry):
             continue
-        found = audit_elf(entry.path, entry.package, entry.read())
+        data = entry.read()
+        if not data.startswith(b"\x7fELF"):
+            continue
+        key = (entry.path, entry.package, hashlib.blake2b(data, digest_size=32).digest())
+        if key in _AUDITS:
+            found = _AUDITS[key]
+        else:
+            if len(_AUDITS) >= _AUDITS_MAX:
+                _AUDITS.clear()
+            found = _AUDITS[key] = audit_elf(entry.path, entry.package, data)
         if found is not None:
             out.append(found)
     return out
