@@ -50,7 +50,7 @@ def test_a_worker_process_builds_beside_the_in_process_worker(
     state = tmp_path / "state"
     jobs = jobs_for(state, found.images, run_tests=False)
     assert sorted(j.label for j in jobs) == ["bc", "bc-dev"]
-    (extra,) = start_worker_processes(ROOT, temporal.address, 1)
+    (extra,) = start_worker_processes(ROOT, temporal.address, 1, logs=tmp_path / "logs")
     try:
         deadline = time.monotonic() + 120
         while not any(p.startswith(f"{extra.pid}@") for p in asyncio.run(_pollers(temporal))):

@@ -639,12 +639,12 @@ async def serve(client: Client, slots: int, stop: asyncio.Event) -> None:
 
 
 def start_worker_processes(
-    root: Path, address: str, count: int, *, concurrency: int = 1
+    root: Path, address: str, count: int, *, concurrency: int = 1, logs: Path | None = None
 ) -> list[subprocess.Popen[bytes]]:
     """Start ``count`` ``kiln catalog worker`` processes on the task queue of ``address``
     (each its own interpreter, so their builds do not share a GIL); their output goes to
-    ``.kiln/catalog/workers/<n>.log``."""
-    logs = state_root(root) / "workers"
+    ``<logs>/<n>.log`` (default ``.kiln/catalog/workers/``)."""
+    logs = logs or state_root(root) / "workers"
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "KILN_TEMPORAL": address}
     started = []
