@@ -44,7 +44,8 @@ if TYPE_CHECKING:
     from kiln.pipeline.backport import BackportResult, UnstableFix
     from kiln.pipeline.build import BuiltVariant
     from kiln.pipeline.packagecache import PackageBuildCache
-    from kiln.pipeline.vexevidence import ComponentVerdict, ImageFiles
+    from kiln.pipeline.vexevidence import ComponentVerdict, ImageFiles, Verdict
+    from kiln.research.codeabsent import CodeVerdict
     from kiln.resolve.lockfile import Lock, LockedPackage
     from kiln.spec import ImageSpec, LoadedSpec
     from kiln.vuln import ScanResult
@@ -173,7 +174,7 @@ def vex_proposal(
     generation: str,
     *,
     labels: Sequence[str],
-    held: Sequence[ComponentVerdict],
+    held: Sequence[Verdict],
     leads: Sequence[str],
     before: Sequence[CveRow],
     timestamp: str | None = None,
@@ -204,7 +205,7 @@ def vex_proposal(
         for label in labels
     ]
     notes = [
-        f"{v.cve} ({v.source}): not_affected, component_not_present. Fix: {v.fix_origin}. "
+        f"{v.cve} ({v.source}): not_affected, {v.justification}. Fix: {v.fix_origin}. "
         + " | ".join(v.evidence())
         for v in held
     ]
@@ -242,6 +243,7 @@ class _VexContext:
 
     files: ImageFiles
     arch: str
+    sizes: dict[str, int] = field(default_factory=dict)  # source -> upstream bytes (Sources)
 
     @classmethod
     def read(cls, steps: CatalogSteps, lock: Lock, spec: ImageSpec) -> _VexContext:
@@ -272,6 +274,7 @@ class _VexContext:
         found = universe.versions(source)
         if not found:
             raise InputError(f"{source} is not a source package of {distro.codename}")
+        self.sizes[source] = sum(f.size for f in found[0].upstream_files)
         binaries = source_binaries(
             source, found[0].binaries, repo, distro=lock.distro, arch=self.arch
         )
@@ -286,6 +289,39 @@ class _VexContext:
             installed=installed, image_files=self.files.files(),
             strings=installed_strings(self.files, source, repo, arch=self.arch),
             installed_anywhere=self.files.everywhere, binaries=binaries.versions,
+        )  # fmt: skip
+
+    def absent(  # noqa: PLR0917 (one fix's parts)
+        self,
+        steps: CatalogSteps,
+        image: str,
+        source: str,
+        cve: str,
+        fix: UnstableFix,
+        seen: Observation,
+    ) -> CodeVerdict:
+        """``decide_absent`` on the image's own source (the locked version, unpacked in
+        the sandbox under the work directory; sources over ``backport_max_mb`` are not
+        unpacked: no statement)."""
+        from kiln.research.codeabsent import CodeVerdict, decide_absent, unpacked_source
+
+        version = self.files.versions.get(source, "")
+        installed = sorted(n for n, s in self.files.sources.items() if s == source)
+        work = state_dir(steps.root) / "factory" / "work" / f"{image}-{seen.generation[:16]}-vex"
+        size = self.sizes.get(source, 0)
+        if not version or size > steps.backport_max_mb * 1_000_000:
+            why = "not in the lock" if not version else f"over {steps.backport_max_mb} MB"
+            return CodeVerdict(
+                image, source, cve, fix.origin, statement=False, tree=source,
+                reason=f"the source is {why}: not unpacked to look for the fix's code",
+            )  # fmt: skip
+        tree, name = unpacked_source(
+            source, version, work / source, steps._repo(), distro=self.files.lock.distro
+        )
+        return decide_absent(
+            image=image, source=source, cve=cve, fix_origin=fix.origin,
+            diffs=[(p.name, p.text) for p in fix.patches], tree=tree, tree_name=name,
+            installed=installed,
         )  # fmt: skip
 
 
@@ -655,10 +691,11 @@ class CatalogSteps:
 
     def vex(self, request: ReconcileRequest, seen: Observation, beat: Beat) -> StepResult:
         """Remedy (c): a CVE only unstable fixes whose fix changes only programs the image
-        does not have gets a ``not_affected`` / ``component_not_present`` statement with
-        the evidence (``kiln.pipeline.vexevidence``: the rules are in its docstring), as a
-        ``vex`` pull request adding ``vex/<image>.openvex.json``. Nothing is proposed
-        when any changed file cannot be mapped."""
+        does not have gets a ``not_affected`` / ``component_not_present`` statement
+        (``kiln.pipeline.vexevidence``), else, when the code the fix changes is nowhere in
+        the image's own Debian source, ``vulnerable_code_not_present``
+        (``kiln.research.codeabsent``); both with the evidence, as a ``vex`` pull request
+        adding ``vex/<image>.openvex.json``. When in doubt, no statement."""
         from kiln.pipeline.backport import BeatProgress, find_unstable_fix
         from kiln.resolve.lockfile import read_lock
 
@@ -669,9 +706,10 @@ class CatalogSteps:
         lock = read_lock(loaded.lock_path)
         progress = BeatProgress(beat)
         leads: list[str] = []
-        held: list[ComponentVerdict] = []
+        held: list[Verdict] = []
         context: _VexContext | None = None
         for source, cve in sorted(pairs)[: self.vex_attempts]:
+            lead = ""
             try:
                 fix = find_unstable_fix(source, cve, progress=progress)
                 if fix is None or fix.kind != "patch" or not fix.patches:
@@ -681,10 +719,16 @@ class CatalogSteps:
                 if context is None:
                     beat("reading the image's file lists")
                     context = _VexContext.read(self, lock, loaded.spec)
-                verdict = context.decide(self, request.image, source, cve, fix)
+                verdict: Verdict = context.decide(self, request.image, source, cve, fix)
+                if not verdict.statement:
+                    lead = f"{cve} ({source}): no component_not_present: {verdict.reason}"
+                    verdict = context.absent(self, request.image, source, cve, fix, seen)
+                    if not verdict.statement:
+                        leads.append(lead)
             except KilnError as exc:
                 # VEX is a proof or nothing: a CVE whose evidence cannot be read (even for
                 # a transient mirror error) gets no statement, and the backport goes on
+                leads.extend([lead] if lead else [])
                 leads.append(f"{cve} ({source}): {type(exc).__name__}: {exc}")
                 continue
             if verdict.statement:

@@ -37,8 +37,8 @@ no statement. The rules, all of which must hold (``decide_component``):
 The verdict is ``component_not_present`` with the evidence: the changed files, each one's
 mapping (file -> program -> binary package, not installed), the sha256 of the image's
 sorted file list, the file names looked for, and the source's binaries with their
-versions. ``vulnerable_code_not_present`` (the fix's hunks have no counterpart in the
-image's source) is not decided here: see docs/factory.md.
+versions. ``vulnerable_code_not_present`` (the code the fix changes is nowhere in the
+image's source) is ``kiln.research.codeabsent``'s: it needs the unpacked source tree.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from kiln.debian.deb import read_deb
 from kiln.errors import InputError, Location
@@ -75,6 +75,35 @@ _IDENTIFIER = re.compile(r"([A-Za-z_][A-Za-z0-9_]{3,})\s*\(")
 _MIN_STEM = 3
 
 
+def test_or_doc(path: str) -> bool:
+    """Whether a changed file is a test's or documentation (rule 1: set aside)."""
+    return bool(_DOC_OR_TEST.search(path))
+
+
+class Verdict(Protocol):
+    """What a VEX statement is made of (``ComponentVerdict``, and
+    ``kiln.research.codeabsent.CodeVerdict`` for ``vulnerable_code_not_present``)."""
+
+    @property
+    def image(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def cve(self) -> str: ...
+    @property
+    def fix_origin(self) -> str: ...
+    @property
+    def statement(self) -> bool: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def installed(self) -> tuple[str, ...]: ...
+    @property
+    def justification(self) -> str | None: ...
+    def impact_statement(self) -> str: ...
+    def evidence(self) -> list[str]: ...
+
+
 @dataclass(frozen=True)
 class ChangedFile:
     """One file a fix changes, with the function names of its hunks (``@@`` context)."""
@@ -85,7 +114,7 @@ class ChangedFile:
     @property
     def kind(self) -> str:
         """``test-or-doc`` (set aside) or ``code``."""
-        return "test-or-doc" if _DOC_OR_TEST.search(self.path) else "code"
+        return "test-or-doc" if test_or_doc(self.path) else "code"
 
 
 @dataclass(frozen=True)
@@ -439,7 +468,7 @@ def installed_strings(
 # ------------------------------------------------------------------ the OpenVEX file
 
 
-def vex_statements(verdicts: Sequence[ComponentVerdict], *, timestamp: str) -> list[VexStatement]:
+def vex_statements(verdicts: Sequence[Verdict], *, timestamp: str) -> list[VexStatement]:
     """One ``not_affected`` statement per verdict that holds, about every installed binary
     of its source (``pkg:deb/debian/<binary>``), the evidence in the impact statement."""
     return [
@@ -448,7 +477,7 @@ def vex_statements(verdicts: Sequence[ComponentVerdict], *, timestamp: str) -> l
             aliases=frozenset(),
             products=tuple(f"pkg:deb/debian/{b}" for b in v.installed) or (f"pkg:oci/{v.image}",),
             status="not_affected",
-            justification=JUSTIFICATION,
+            justification=v.justification,
             impact_statement=f"{v.impact_statement()} Evidence: {'; '.join(v.evidence())}",
             timestamp=timestamp,
         )
@@ -457,7 +486,7 @@ def vex_statements(verdicts: Sequence[ComponentVerdict], *, timestamp: str) -> l
     ]
 
 
-def vex_document(verdicts: Sequence[ComponentVerdict], *, author: str, timestamp: str) -> bytes:
+def vex_document(verdicts: Sequence[Verdict], *, author: str, timestamp: str) -> bytes:
     """``vex/<image>.openvex.json``: the statements as an OpenVEX v0.2.0 document (indented
     JSON, keys sorted, for a reviewer's diff)."""
     import json  # noqa: PLC0415
