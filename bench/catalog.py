@@ -134,7 +134,8 @@ def _summary(records: list[dict[str, Any]], seconds: float, workers: int) -> dic
     return {
         "workers": workers,
         "seconds": round(seconds, 1),
-        "specs": len(records),
+        "specs": len({r["spec"] for r in records}),
+        "activities": len(records),
         "images": len(variants),
         "images_ok": images_ok,
         "layout_cache_hits": sum(1 for v in variants if v["layout_cache_hit"]),
@@ -146,7 +147,7 @@ def _summary(records: list[dict[str, Any]], seconds: float, workers: int) -> dic
         "images_scanned": sum(1 for v in variants if v.get("cves") is not None),
         "cves_open": sum(v.get("cves") or 0 for v in variants),
         "cves_fixable": sum(v.get("cves_fixable") or 0 for v in variants),
-        "per_spec_seconds": [r["seconds"] for r in records],
+        "per_activity_seconds": [r["seconds"] for r in records],
         "failures": dict(failures),
     }
 
@@ -158,7 +159,7 @@ def _projection(runs: list[dict[str, Any]], total_images: int) -> dict[str, Any]
     cold = [r for r in runs if not r.get("warm")]
     if not cold or not cold[0]["images"]:
         return {}
-    mean = sum(cold[0]["per_spec_seconds"]) / cold[0]["images"]
+    mean = sum(cold[0]["per_activity_seconds"]) / cold[0]["images"]
     one = next((r for r in cold if r["workers"] == 1), None)
     two = next((r for r in cold if r["workers"] == 2), None)
     efficiency = 1.0
@@ -211,15 +212,17 @@ def main() -> None:
                     records += _collect(names if runtime else None)
                 if dev:
                     seconds += _build(dev, args, env, "dev", workers)
-                    # a record keeps the runtime built before: count only the dev images
+                    # the records of the runtime images built before are not this build's:
+                    # count only the -dev images (one record each, or in an older per-spec one)
                     records += [
                         {**r, "variants": [v for v in r["variants"] if v["variant"] == "dev"]}
                         for r in _collect(set(dev))
+                        if r.get("requested") == ["dev"] or not r.get("requested")
                     ]
                 summary = _summary(records, seconds, workers)
                 summary["warm"] = warm
                 runs.append(summary)
-                print(json.dumps({k: v for k, v in summary.items() if k != "per_spec_seconds"}))
+                print(json.dumps({k: v for k, v in summary.items() if k != "per_activity_seconds"}))
         finally:
             stop_server(server.pid or 0)
     report = {"runs": runs, "projection": _projection(runs, full.count_images())}

@@ -49,13 +49,13 @@ def test_other_content_or_epoch_is_another_entry(tmp_path: Path) -> None:
     later = cache.write(_entries(), tmp_path / "c", epoch=EPOCH + 1)
     assert not other.reused
     assert not later.reused
-    assert len(list((tmp_path / "layers").iterdir())) == 3
+    assert len([p for p in (tmp_path / "layers").iterdir() if not p.name.startswith(".")]) == 3
 
 
 def test_a_damaged_cached_blob_is_rebuilt_not_shipped(tmp_path: Path) -> None:
     cache = LayerCache(tmp_path / "layers")
     first = cache.write(_entries(), tmp_path / "a", epoch=EPOCH)
-    (entry,) = (tmp_path / "layers").iterdir()
+    (entry,) = (p for p in (tmp_path / "layers").iterdir() if not p.name.startswith("."))
     blob = entry / "blob"
     blob.unlink()  # it was a hard link to the layout's blob: corrupt a copy, not the layout
     data = bytearray(first.path.read_bytes())
@@ -66,3 +66,17 @@ def test_a_damaged_cached_blob_is_rebuilt_not_shipped(tmp_path: Path) -> None:
     assert again.path.read_bytes() == first.path.read_bytes()
     (entry / "layer.json").write_text("{not json")
     assert not cache.write(_entries(), tmp_path / "c", epoch=EPOCH).reused
+
+
+def test_concurrent_builds_of_one_new_layer_compress_it_once(tmp_path: Path) -> None:
+    """Whatever the interleaving, one build compresses and the others wait and reuse."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cache = LayerCache(tmp_path / "layers")
+    entries = _entries(b"zlib" * 50)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        layers = list(
+            pool.map(lambda n: cache.write(entries, tmp_path / f"out{n}", epoch=EPOCH), range(4))
+        )
+    assert sorted(layer.reused for layer in layers) == [False, True, True, True]
+    assert len({layer.digest for layer in layers}) == 1

@@ -13,13 +13,16 @@ damaged entry is rebuilt, never shipped). Entries are committed whole by a renam
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import secrets
 import shutil
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -93,12 +96,35 @@ class LayerCache:
         found = self._restore(entry, blobs_dir, compression, diff_id)
         if found is not None:
             return found
-        written = write_layer(
-            entries, blobs_dir, epoch=epoch, compression=compression, lookup=table
-        )
-        if written.diff_id == f"sha256:{diff_id}":
-            self._store(entry, written)
+        # two builds needing the same new layer at once (the first images of a catalog
+        # build): the second waits for the first's blob instead of compressing it too
+        with self._locked(entry):
+            found = self._restore(entry, blobs_dir, compression, diff_id)
+            if found is not None:
+                return found
+            written = write_layer(
+                entries, blobs_dir, epoch=epoch, compression=compression, lookup=table
+            )
+            if written.diff_id == f"sha256:{diff_id}":
+                self._store(entry, written)
         return written
+
+    @contextmanager
+    def _locked(self, entry: Path) -> Iterator[None]:
+        """An exclusive flock per entry (between processes and threads alike); where the
+        cache cannot be locked (read-only, no locks), the build goes on unlocked."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.root / f".{entry.name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
+        except OSError:
+            yield
+            return
+        try:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # the lock file stays: unlinking it would race a waiter
 
     def _restore(
         self, entry: Path, blobs_dir: Path, compression: Compression, diff_id: str
