@@ -51,9 +51,9 @@ def test_status_json_shows_dead_letters_and_last_results(
     )
     state.dead_letter(DeadLetter("static", "h" * 64, "bump", "PolicyError: tests fail", 1, "now"))
     assert main(["factory", "status", "--json"]) == 0
-    found = json.loads(capsys.readouterr().out)
-    assert found["watch"] == []  # no watch schedule set
-    rows = {r["image"]: r for r in found["images"]}
+    rows = {r["image"]: r for r in json.loads(capsys.readouterr().out)}  # a list of images
+    assert main(["factory", "status", "--json", "--schedules"]) == 0
+    assert json.loads(capsys.readouterr().out) == []  # no watch schedule set
     assert set(rows) == {"static", "base"}
     assert rows["static"]["state"] == "dead-lettered"
     assert rows["static"]["dead_letter"]["reason"] == "PolicyError: tests fail"
@@ -104,7 +104,7 @@ def test_retry_releases_the_dead_letter_and_enqueues(
     assert "released the dead letter (bump: TransportError: 503)" in capsys.readouterr().out
     assert state.letter("static") is None
     assert main(["factory", "status", "--json"]) == 0
-    rows = {r["image"]: r for r in json.loads(capsys.readouterr().out)["images"]}
+    rows = {r["image"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["static"]["state"] == "queued"  # no worker runs in this test
 
 
@@ -185,8 +185,8 @@ def test_watch_sees_a_commit_made_between_two_watches_and_reconciles_it(
     assert "static.yaml" in letter.reason
     assert FactoryState(catalog).letter("base") is None  # not touched, not reconciled
     # status shows the schedule and its last poll; --stop deletes it
-    assert main(["factory", "status", "--json"]) == 0
-    (row,) = json.loads(capsys.readouterr().out)["watch"]
+    assert main(["factory", "status", "--json", "--schedules"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
     assert (row["source"], row["interval_s"], row["polls"]) == ("catalog", 7200.0, 2)
     assert row["last_result"] == "ok"
     assert row["last_detail"].startswith("enqueued static (commits ")
@@ -199,8 +199,8 @@ def test_watch_sees_a_commit_made_between_two_watches_and_reconciles_it(
     assert "2 polls so far" in table
     assert main(["factory", "watch", "--stop"]) == 0
     assert "deleted the schedules: watch-catalog" in capsys.readouterr().out
-    assert main(["factory", "status", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["watch"] == []
+    assert main(["factory", "status", "--json", "--schedules"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
 
 
 def test_watch_detach_sets_the_schedules_and_returns(
@@ -209,8 +209,8 @@ def test_watch_detach_sets_the_schedules_and_returns(
     argv = ["factory", "watch", "--detach", "--interval", "3600", "--interval", "feeds=7200"]
     assert main(argv) == 0
     assert "archive every 3600s (created)" in capsys.readouterr().err
-    assert main(["factory", "status", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)["watch"]
+    assert main(["factory", "status", "--json", "--schedules"]) == 0
+    rows = json.loads(capsys.readouterr().out)
     assert [(r["source"], r["interval_s"], r["last_result"]) for r in rows] == [
         ("archive", 3600.0, ""),
         ("catalog", 3600.0, ""),

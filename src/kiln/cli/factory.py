@@ -340,10 +340,15 @@ def watch_table(schedules: list[WatchStatus]) -> Table:
 @factory_app.command("status")
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table")] = False,
+    schedules_only: Annotated[
+        bool,
+        typer.Option("--schedules", help="only the watch schedules (with --json: a list of them)"),
+    ] = False,
     catalog: CatalogOption = None,
 ) -> None:
     """Queued, in flight, dead-lettered, the last result of every image, and the watch
-    schedules (next run, last poll)."""
+    schedules (next run, last poll). With --json: a list with one object per image
+    (--schedules: one per watch schedule)."""
     from kiln.factory.engine import catalog_images, connect, watch_status
     from kiln.factory.engine import status as factory_status
     from kiln.factory.state import FactoryState
@@ -358,17 +363,11 @@ def status(
 
     found, schedules = asyncio.run(main())
     if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "images": [row.to_dict() for row in found.images],
-                    "watch": [w.to_dict() for w in schedules],
-                },
-                indent=2,
-            )
-        )
+        rows = schedules if schedules_only else found.images
+        typer.echo(json.dumps([row.to_dict() for row in rows], indent=2))
         return
-    console.print(status_table(found))
+    if not schedules_only:
+        console.print(status_table(found))
     if schedules:
         console.print(watch_table(schedules))
     else:
