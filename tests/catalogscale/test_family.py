@@ -92,7 +92,11 @@ def test_kinds_get_their_tests() -> None:
     assert probes
     assert probes[0]["probe"]["port"] == 11211
     assert probes[0]["user"] == "nonroot"
-    assert any(t["name"] == "runs hello-world" for t in by_name["ruby"]["tests"])
+    (ruby,) = [t for t in by_name["ruby"]["tests"] if t["name"] == "runs hello-world"]
+    assert (ruby["stdout"], "stderr" in ruby) == ("^hello, world$", False)
+    # Go's test/helloworld.go prints with the print builtin: to stderr
+    (go,) = [t for t in by_name["golang"]["tests"] if t["name"] == "runs hello-world"]
+    assert (go["stderr"], "stdout" in go) == ("^hello, world$", False)
     network = [t for t in by_name["curl"]["tests"] if t.get("network")]
     assert network
     assert network[0]["variants"] == ["dev"]

@@ -126,10 +126,19 @@ class VersionCheck(_Frozen):
 
 
 class HelloCheck(_Frozen):
-    """A runtime's hello-world program (argv, no shell) and its expected output."""
+    """A runtime's hello-world program (argv, no shell) and its expected output: on
+    stdout by default, or on stderr (``stderr:``; Go's ``test/helloworld.go`` uses the
+    ``print`` builtin, which writes to stderr)."""
 
     command: tuple[Arg, ...] = Field(min_length=1)
-    stdout: Regex = "^hello, world$"
+    stdout: Regex | None = None
+    stderr: Regex | None = None
+
+    @model_validator(mode="after")
+    def _default(self) -> HelloCheck:
+        if self.stdout is None and self.stderr is None:
+            object.__setattr__(self, "stdout", "^hello, world$")
+        return self
 
 
 class ServerProbe(_Frozen):
@@ -378,9 +387,8 @@ def _tests(
         tests.append(test)
     hello = override.hello or entry.hello
     if hello is not None:
-        tests.append(
-            {"name": "runs hello-world", "command": list(hello.command), "stdout": hello.stdout}
-        )
+        said = {k: v for k, v in (("stdout", hello.stdout), ("stderr", hello.stderr)) if v}
+        tests.append({"name": "runs hello-world", "command": list(hello.command), **said})
     probe = override.probe or entry.probe
     if probe is not None:
         entrypoint = override.entrypoint or entry.entrypoint or (binary,)
