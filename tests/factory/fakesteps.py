@@ -106,6 +106,11 @@ class FakeSteps:
     def backport(self, request: ReconcileRequest, seen: Observation, beat: Beat) -> StepResult:
         return StepResult("backport", "nothing")
 
+    def research(
+        self, request: ReconcileRequest, seen: Observation, vex: Proposal | None, beat: Beat
+    ) -> StepResult:
+        return StepResult("research", "nothing", "no upstream research in the fake steps")
+
     def open_pr(self, proposal: Proposal, dry_run: bool) -> PrResult:
         entry = self._world(proposal.image)
         append(self.directory / "pr-calls.log", f"{proposal.image} {proposal.generation}")

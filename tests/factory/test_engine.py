@@ -226,8 +226,12 @@ def test_a_remedy_not_allowed_leaves_the_generation_open(
 
     first, second = _with_worker(temporal, tmp_path, twice)
     assert first.outcome == "partial"
-    assert first.steps == ["not tried here: vex, backport"]
+    assert first.steps == ["not tried here: vex, backport, research"]
     # not settled: the next reconcile of the same generation may try the backport
     assert second.outcome == "pending-upstream-fix"
-    assert second.steps == ["vex: nothing", "backport: nothing"]
+    assert second.steps == [
+        "vex: nothing",
+        "backport: nothing",
+        "research: nothing (no upstream research in the fake steps)",
+    ]
     assert state.settled("static") == ["g1"]

@@ -1,8 +1,8 @@
 """The reconcile's steps as Temporal activities, over one injectable ``Steps`` interface.
 
 ``Steps`` is what a reconcile does to the world: observe an image, bump it, prove a CVE
-cannot apply (VEX with evidence), backport from unstable, open a pull request, record
-advisory events. ``CatalogSteps``
+cannot apply (VEX with evidence), backport from unstable, hand what is left to the
+research agent, open a pull request, record advisory events. ``CatalogSteps``
 (``kiln.factory.catalog``) is the real one; tests inject small fakes through this same
 interface. ``FactoryActivities`` wraps a ``Steps`` as activities: they run in the
 worker's thread pool, heartbeat from a side thread while a step works (a build is
@@ -67,6 +67,13 @@ class Steps(Protocol):
         """``not_affected`` statements with evidence for CVEs whose fix the image lacks."""
         ...
 
+    def research(
+        self, request: ReconcileRequest, seen: Observation, vex: Proposal | None, beat: Beat
+    ) -> StepResult:
+        """The research agent on the CVEs left open (``vex``: the vex step's proposal of
+        this generation, which research's ``not_affected`` statements join)."""
+        ...
+
     def open_pr(self, proposal: Proposal, dry_run: bool) -> PrResult:
         """The pull request for ``proposal`` (never a second one for its generation)."""
         ...
@@ -82,6 +89,13 @@ class StepInput:
 
     request: ReconcileRequest
     seen: Observation
+
+
+@dataclass
+class ResearchInput(StepInput):
+    """What the research step receives: also the vex step's proposal, if any."""
+
+    vex: Proposal | None = None
 
 
 @dataclass
@@ -177,6 +191,7 @@ class FactoryActivities:
             self.bump,
             self.vex,
             self.backport,
+            self.research,
             self.open_pr,
             self.record_event,
             self.record_result,
@@ -211,11 +226,27 @@ class FactoryActivities:
             except ApplicationError as exc:
                 self._event(given, "remediation-attempted", name, "failed", exc.message, attempt)
                 raise
-        self._event(given, "remediation-attempted", name, result.outcome, result.reason, attempt)
+        if not result.attempts:
+            self._event(
+                given, "remediation-attempted", name, result.outcome, result.reason, attempt
+            )
+        for tried in result.attempts:  # per vulnerability, each with its own reason
+            self._event(
+                given, "remediation-attempted", name, tried.outcome, tried.reason, attempt,
+                only=tried.vuln_id,
+            )  # fmt: skip
         return result
 
     def _event(  # noqa: PLR0917 (one event's fields)
-        self, given: StepInput, kind: str, step: str, outcome: str, reason: str, attempt: int
+        self,
+        given: StepInput,
+        kind: str,
+        step: str,
+        outcome: str,
+        reason: str,
+        attempt: int,
+        *,
+        only: str | None = None,
     ) -> None:
         if given.request.dry_run:
             return
@@ -228,7 +259,7 @@ class FactoryActivities:
         }
         # the advisory log is per vulnerability: a bump with no CVE to fix (drift only)
         # is in Temporal's history and the factory's records, not in it
-        for vuln in vulnerabilities(given.seen):
+        for vuln in [only] if only else vulnerabilities(given.seen):
             self._record(given.request.image, vuln, kind, data)
 
     def _record(self, image: str, vuln: str, kind: str, data: dict[str, str]) -> None:
@@ -250,6 +281,15 @@ class FactoryActivities:
     def vex(self, given: StepInput) -> StepResult:
         """The VEX-with-evidence step (remedy c)."""
         return self._step("vex", lambda b: self.steps.vex(given.request, given.seen, b), given)
+
+    @activity.defn(name="research")
+    def research(self, given: ResearchInput) -> StepResult:
+        """The research hand-off (``kiln.factory.research_step``)."""
+        return self._step(
+            "research",
+            lambda b: self.steps.research(given.request, given.seen, given.vex, b),
+            given,
+        )
 
     @activity.defn(name="open_pr")
     def open_pr(self, given: PrInput) -> PrResult:

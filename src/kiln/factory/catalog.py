@@ -338,6 +338,7 @@ class CatalogSteps:
     backport_attempts: int = 3  # unstable fixes looked at per generation
     backport_max_mb: int = 20  # larger sources (gcc, openssl) are left to research
     vex_attempts: int = 8  # unstable fixes read for VEX evidence per generation
+    research_max: int = 3  # CVEs researched per generation ($KILN_FACTORY_RESEARCH_MAX wins)
     base: str = "main"  # the branch pull requests go to; specs and locks are read from it
     agent: Agent | None = None  # the optional self-healing agent (kiln.factory.agent)
     compat: bool = False  # run the compat apps that use a bumped image (compatcheck)
@@ -752,6 +753,16 @@ class CatalogSteps:
         )
         reason = "; ".join(f"{v.cve}: {v.reason}" for v in held)
         return StepResult("vex", "proposed", reason[:2000], proposal)
+
+    def research(
+        self, request: ReconcileRequest, seen: Observation, vex: Proposal | None, beat: Beat
+    ) -> StepResult:
+        """The CVEs the other remedies left open, handed to the research agent
+        (``kiln.factory.research_step``: upstream's fix found and ranked; not affected:
+        joins ``vex``; else backported as a ``research`` pull request)."""
+        from kiln.factory.research_step import catalog_research
+
+        return catalog_research(self, request, seen, vex, beat)
 
     def open_pr(self, proposal: Proposal, dry_run: bool) -> PrResult:
         """The proposal as a pull request through the forge (``dry_run``: what it would be)."""

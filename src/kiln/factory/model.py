@@ -23,7 +23,7 @@ from kiln.forge.evidence import (
 
 TASK_QUEUE = "kiln-factory"
 WORKFLOW_PREFIX = "reconcile-"
-STEPS = ("bump", "vex", "backport")  # the remedies, cheapest first
+STEPS = ("bump", "vex", "backport", "research")  # the remedies, cheapest first
 
 # An image key: the name of images/<key>.yaml (what the spec model accepts as a name).
 _KEY = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
@@ -133,6 +133,15 @@ class Proposal:
 
 
 @dataclass
+class Attempt:
+    """What a step did about one vulnerability (research: per CVE, with its reason)."""
+
+    vuln_id: str
+    outcome: str  # proposed | failed | skipped
+    reason: str
+
+
+@dataclass
 class StepResult:
     """What one step did: proposed a change, found nothing to do, or failed."""
 
@@ -140,6 +149,8 @@ class StepResult:
     outcome: str  # proposed | nothing | failed | skipped
     reason: str = ""
     proposal: Proposal | None = None
+    more: list[Proposal] = field(default_factory=list)  # research: a vex beside its fix
+    attempts: list[Attempt] = field(default_factory=list)  # per CVE (else one for all)
 
 
 @dataclass

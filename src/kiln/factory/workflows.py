@@ -5,11 +5,13 @@ decides: every read of the world and every change to it is an activity (by name,
 ``kiln.factory.activities``). A reconcile observes the image (its generation: spec +
 fresh lock + feed state), skips a generation already settled or dead-lettered, then
 tries the cheapest remedy first: bump, then VEX with evidence for the CVEs only unstable
-fixes (a ``vex`` PR that does not end the plan: the CVEs it covers leave it), then
-backport from unstable; whatever is left is ``pending-upstream-fix`` (the research
-agent's, issue 17). A step that keeps failing (attempts capped per generation,
-exponential backoff, errors no retry fixes not retried) dead-letters the image with
-the reason until ``kiln factory retry``.
+fixes (a ``vex`` PR that does not end the plan: the CVEs it covers leave it; it is opened
+after the research step, whose ``not_affected`` statements join it), then backport from
+unstable, then the research agent (issue 17: upstream's fix found, ranked, checked
+against the release's source, backported as a ``research`` PR or stated
+``not_affected``); whatever is left is ``pending-upstream-fix``. A step that keeps
+failing (attempts capped per generation, exponential backoff, errors no retry fixes not
+retried) dead-letters the image with the reason until ``kiln factory retry``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         NON_RETRYABLE,
         EventInput,
         PrInput,
+        ResearchInput,
         StepInput,
         vulnerabilities,
     )
@@ -96,14 +99,17 @@ class ReconcileWorkflow:
         return self.phase
 
     async def _run_step(
-        self, name: str, request: ReconcileRequest, seen: Observation
+        self, name: str, request: ReconcileRequest, seen: Observation, vex: Proposal | None = None
     ) -> StepResult:
         self.phase = name
         policy = request.policy
+        given = (
+            ResearchInput(request, seen, vex) if name == "research" else StepInput(request, seen)
+        )
         try:
             result: StepResult = await workflow.execute_activity(
                 name,
-                StepInput(request, seen),
+                given,
                 result_type=StepResult,
                 start_to_close_timeout=timedelta(seconds=policy.step_timeout_s),
                 heartbeat_timeout=timedelta(seconds=policy.heartbeat_s),
@@ -185,33 +191,37 @@ class ReconcileWorkflow:
         prs: list[str] = []
         outcome = "up-to-date"
         unstable = bool(seen.unstable_cves)
-        wanted = {"bump": seen.behind, "vex": unstable, "backport": unstable}
+        wanted = {"bump": seen.behind, "vex": unstable, "backport": unstable, "research": unstable}
         plan = [name for name, needed in wanted.items() if needed and name in request.steps]
         left = [name for name, needed in wanted.items() if needed and name not in request.steps]
-        fixing = False  # a PR that changes the image (bump, backport), not only says
+        fixing = False  # a PR that changes the image (bump, backport, research), not only says
+        vex: Proposal | None = None  # opened last: research's statements may join it
         for name in plan:
-            if name == "backport" and not seen.unstable_cves:
+            if name in ("backport", "research") and not seen.unstable_cves:
                 continue  # every unstable-only CVE has a VEX statement now
-            step = await self._run_step(name, request, seen)
+            step = await self._run_step(name, request, seen, vex)
             steps.append(f"{name}: {step.outcome}" + (f" ({step.reason})" if step.reason else ""))
             if step.outcome != "proposed" or step.proposal is None:
                 continue
-            pr = await self._open_pr(request, step.proposal)
-            prs.append(f"{pr.id} {pr.branch}: {pr.title}")
-            outcome = "proposed" if pr.dry_run else "pr-opened" if pr.created else "pr-exists"
-            if not request.dry_run:
-                await self._record_pr(request, seen, step.proposal, pr)
-            if name == "vex":
+            made = [step.proposal, *step.more]
+            for said in (p for p in made if p.kind == "vex"):
                 # VEX changes no package: the CVEs it covers leave the plan, the remedies
                 # go on for the others
-                covered = set(step.proposal.cves_fixed)
+                vex = said
+                covered = set(said.cves_fixed)
                 seen = replace(
                     seen,
                     unstable_cves=[e for e in seen.unstable_cves if e.split()[-1] not in covered],
                 )
+            change = next((p for p in made if p.kind != "vex"), None)
+            if change is None:
                 continue
+            outcome = await self._propose(request, seen, change, prs)
             fixing = True
             break  # cheapest remedy first: one change per generation
+        if vex is not None:
+            said_outcome = await self._propose(request, seen, vex, prs)
+            outcome = outcome if fixing else said_outcome
         if not prs and left:
             # a remedy this reconcile was not allowed to try: the generation stays open
             outcome = "partial"
@@ -227,6 +237,16 @@ class ReconcileWorkflow:
                     )
         reason = seen.drift or request.reason
         return ReconcileResult(request.image, seen.generation, outcome, reason, prs, steps)
+
+    async def _propose(
+        self, request: ReconcileRequest, seen: Observation, proposal: Proposal, prs: list[str]
+    ) -> str:
+        """Open ``proposal``'s pull request, record it; the reconcile's outcome word."""
+        pr = await self._open_pr(request, proposal)
+        prs.append(f"{pr.id} {pr.branch}: {pr.title}")
+        if not request.dry_run:
+            await self._record_pr(request, seen, proposal, pr)
+        return "proposed" if pr.dry_run else "pr-opened" if pr.created else "pr-exists"
 
     async def _record_pr(
         self, request: ReconcileRequest, seen: Observation, proposal: Proposal, pr: PrResult

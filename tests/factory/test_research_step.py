@@ -1,0 +1,409 @@
+"""The research hand-off (issue 17 item 4) through the real engine: a real Temporal dev
+server, the real local git forge in a temporary catalog repository, kiln's real advisory
+store, and the research step's real code (``kiln.factory.research_step.research``:
+discovery, candidate collection, the shipped ranker, the DEP-3 headers, the affected
+verdict) over a REAL upstream git repository this test builds (a bare clone found
+through ``KILN_RESEARCH_MIRRORS``-style mirror folders).
+
+What is not real here, and why: the observation (``FakeSteps``: a CVE left to research
+without locking a real image), the package's packaging (a ``Packaging`` naming the
+repository, instead of trixie's signed Sources: no Debian package has this upstream),
+the CVE's text (a record instead of kiln's database), the release's source tree (a
+folder the test writes instead of ``dpkg-source -x``) and, in the research-PR test, the
+backport's build (a FAKE build step returning a proposal: the real sandboxed
+``backport_patch`` path is tested in tests/research and tests/pipeline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kiln.cli.main import main
+from kiln.factory.activities import Beat, FactoryActivities
+from kiln.factory.catalog import vex_proposal
+from kiln.factory.engine import connect, enqueue, make_worker
+from kiln.factory.model import (
+    Observation,
+    Proposal,
+    PrResult,
+    ReconcileRequest,
+    ReconcileResult,
+    StepPolicy,
+    StepResult,
+)
+from kiln.factory.prs import open_change
+from kiln.factory.research_step import CodeNotPresent, Fix, ResearchWorld, research
+from kiln.factory.server import Endpoint
+from kiln.factory.state import FactoryState
+from kiln.factory.wiring import advisory_sink
+from kiln.forge import LocalGitForge
+from kiln.forge.evidence import CheckResult, CveRow
+from kiln.research.affected import AffectedVerdict, decide
+from kiln.research.discover import Packaging
+from kiln.research.record import CveRecord, VersionRange
+from kiln.vuln.advisories import AdvisoryStore
+
+from .fakesteps import FakeSteps, append, lines
+from .test_vex import _repo as catalog_repo
+
+FAST = StepPolicy(max_attempts=2, initial_backoff_s=0.2, max_backoff_s=1, heartbeat_s=5)
+CVE = "CVE-2026-1111"
+OTHER = "CVE-2026-2222"  # the vex step's own statement (merged with research's)
+DESCRIPTION = (
+    "A heap buffer overflow in frob_widget in src/parse.c of libx before 1.2 allows a "
+    "crafted widget header to write past the end of the name buffer."
+)
+OLD = "int parse(const char *s)\n{\n    return s[0] == 'x';\n}\n"
+VULNERABLE = OLD + (
+    "\nint frob_widget(const char *hdr, char *name)\n{\n"
+    "    size_t len = (unsigned char)hdr[0];\n"
+    "    memcpy(name, hdr + 1, len);\n"
+    "    return 0;\n}\n"
+)
+FIXED = VULNERABLE.replace(
+    "    memcpy(name, hdr + 1, len);\n",
+    "    if (len >= NAME_MAX)\n        return -1;\n    memcpy(name, hdr + 1, len);\n",
+)
+
+
+def _git(repo: Path, *args: str, when: str = "2025-01-01T00:00:00Z") -> None:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_DATE": when,
+        "GIT_COMMITTER_DATE": when,
+        "GIT_AUTHOR_NAME": "dev",
+        "GIT_AUTHOR_EMAIL": "dev@example.invalid",
+        "GIT_COMMITTER_NAME": "dev",
+        "GIT_COMMITTER_EMAIL": "dev@example.invalid",
+    }
+    subprocess.run(["git", "-C", str(repo), *args], check=True, env=env, capture_output=True)
+
+
+def _commit(repo: Path, files: dict[str, str], message: str, when: str) -> None:
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    _git(repo, "add", ".", when=when)
+    _git(repo, "commit", "-qm", message, when=when)
+
+
+def upstream(tmp: Path) -> Path:
+    """A real upstream history: the vulnerable function arrives in 1.1, is fixed in 1.2.
+    Returns the mirror folder holding its bare clone ``libx.git`` (no origin: taken on
+    its name, like fixbench's clones)."""
+    work = tmp / "upstream"
+    work.mkdir()
+    _git(work, "init", "-q", "-b", "main")
+    _commit(
+        work, {"src/parse.c": OLD, "README": "libx\n"}, "initial import", "2024-01-10T10:00:00Z"
+    )
+    _git(work, "tag", "v1.0", when="2024-01-10T10:00:00Z")
+    history = [
+        ({"README": "libx, a widget parser\n"}, "docs: say what libx is", "2024-11-02"),
+        ({"src/parse.c": VULNERABLE}, "parse: add frob_widget for widget headers", "2025-02-03"),
+        ({"Makefile": "all:\n\tcc -c src/parse.c\n"}, "build: add a Makefile", "2025-04-01"),
+    ]
+    for files, message, day in history:
+        _commit(work, files, message, f"{day}T10:00:00Z")
+        if message.startswith("parse: add"):
+            _git(work, "tag", "v1.1", when=f"{day}T10:00:00Z")
+    _commit(
+        work,
+        {"src/parse.c": FIXED},
+        f"parse: fix heap buffer overflow in frob_widget ({CVE})\n\nCheck the name length.",
+        "2025-06-01T10:00:00Z",
+    )
+    _git(work, "tag", "v1.2", when="2025-06-01T10:00:00Z")
+    mirrors = tmp / "mirrors"
+    mirrors.mkdir()
+    subprocess.run(
+        ["git", "clone", "-q", "--bare", str(work), str(mirrors / "libx.git")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    _git(mirrors / "libx.git", "config", "--remove-section", "remote.origin")
+    return mirrors
+
+
+def _tree(path: Path, parse_c: str) -> Path:
+    (path / "src").mkdir(parents=True)
+    (path / "src" / "parse.c").write_text(parse_c)
+    return path
+
+
+def _record(cve: str) -> CveRecord | None:
+    if cve != CVE:
+        return None
+    return CveRecord(
+        cve=CVE,
+        description=DESCRIPTION,
+        published=datetime(2025, 6, 10, tzinfo=UTC),
+        ranges=(VersionRange(end="1.2"),),
+    )
+
+
+def fake_build(fix: Fix, work: Path, beat: Beat) -> Proposal:
+    """A FAKE build step (not the sandbox): the proposal a passing backport would be."""
+    beat(f"fake build of {fix.source} {fix.version} with {fix.name}")
+    return Proposal(
+        image=fix.image,
+        kind="backport",
+        generation="g1",
+        title="replaced by the research step",
+        files=Proposal.encode({f"recipes/{fix.source}/patches/{fix.name}": fix.diff}),
+        cves_before=[CveRow(fix.cve, "libx1", "1.1-2", "high")],
+        cves_after=[],
+        tests=[CheckResult("build (a fake build step in this test)", "pass")],
+        notes=["fake build: the sandboxed backport_patch path is tested in tests/pipeline"],
+    )
+
+
+def world(tmp: Path, *, homepage: str, tree: Path, mirrors: Path | None) -> ResearchWorld:
+    def verdict(source: str, version: str, diff: bytes, work: Path) -> AffectedVerdict:
+        return decide(diff.decode(), tree)
+
+    return ResearchWorld(
+        packaging=lambda source: Packaging(source, "1.1-2", "a test", homepage=homepage),
+        record=_record,
+        verdict=verdict,
+        backport=fake_build,
+        installed=lambda source: ("libx1",),
+        labels=["base", "base-dev"],
+        before=lambda cves: [CveRow(c, "libx1", "1.1-2", "high") for c in cves],
+        mirrors=[mirrors] if mirrors else [],
+    )
+
+
+@dataclass
+class ResearchSteps(FakeSteps):
+    """FakeSteps with one (or two) CVEs left to research, the real research step, and
+    PRs to the real local forge; ``vex_other``: the vex step states OTHER itself."""
+
+    forge: LocalGitForge | None = None
+    world: ResearchWorld | None = None
+    vex_other: bool = False
+    cves: list[str] = field(default_factory=lambda: [f"libx {CVE}"])
+
+    def observe(self, request: ReconcileRequest) -> Observation:
+        return Observation(request.image, "g1", behind=False, unstable_cves=list(self.cves))
+
+    def vex(self, request: ReconcileRequest, seen: Observation, beat: Beat) -> StepResult:
+        if not self.vex_other:
+            return StepResult("vex", "nothing", "no diff to read")
+        said = CodeNotPresent(
+            request.image, "libx", OTHER, "Debian sid: other.patch", "libx 1.1-2",
+            ("src/other.c @@ -1 +1 @@: file not in the tree",), ("libx1",),
+        )  # fmt: skip
+        proposal = vex_proposal(
+            request.image, seen.generation, labels=["base", "base-dev"], held=[said],
+            leads=[], before=[CveRow(OTHER, "libx1", "1.1-2", "medium")],
+            timestamp="2026-12-07T11:00:00Z",
+        )  # fmt: skip
+        return StepResult("vex", "proposed", said.reason, proposal)
+
+    def research(
+        self, request: ReconcileRequest, seen: Observation, vex: Proposal | None, beat: Beat
+    ) -> StepResult:
+        append(self.directory / "research.log", f"{request.image} {seen.unstable_cves}")
+        assert self.world is not None
+        return research(request, seen, vex, beat, self.world, self.directory / "work")
+
+    def open_pr(self, proposal: Proposal, dry_run: bool) -> PrResult:
+        append(self.directory / "pr-calls.log", f"{proposal.kind} {proposal.generation}")
+        assert self.forge is not None
+        return open_change(self.forge, self.forge.repo, proposal, dry_run=dry_run)
+
+
+def setup(
+    tmp_path: Path, *, homepage: str, parse_c: str, mirrors: Path | None, **extra: Any
+) -> tuple[ResearchSteps, LocalGitForge, str]:
+    """A catalog repository with its local forge, kiln's advisory store, and the steps
+    researching with ``world`` (the release's ``src/parse.c`` is ``parse_c``)."""
+    forge = LocalGitForge(catalog_repo(tmp_path / "catalog"))
+    db = f"sqlite:///{tmp_path / 'kiln.db'}"
+    researched = world(
+        tmp_path, homepage=homepage, tree=_tree(tmp_path / "tree", parse_c), mirrors=mirrors
+    )
+    steps = ResearchSteps(tmp_path, advisory_sink(db), forge=forge, world=researched, **extra)
+    return steps, forge, db
+
+
+def _passes(
+    temporal: Endpoint, steps: ResearchSteps, forced: tuple[bool, ...]
+) -> list[ReconcileResult]:
+    async def run() -> list[ReconcileResult]:
+        client = await connect(temporal)
+        activities = FactoryActivities(steps, FactoryState(steps.directory))
+        worker, executor = make_worker(client, activities, max_concurrent=2)
+        results: list[ReconcileResult] = []
+        try:
+            async with worker:
+                for force in forced:
+                    handle = await enqueue(client, "base", reason="test", policy=FAST, force=force)
+                    results.append(await handle.result())
+        finally:
+            executor.shutdown(wait=True)
+        return results
+
+    return asyncio.run(run())
+
+
+def _research_events(db: str, cve: str) -> list[dict[str, object]]:
+    with AdvisoryStore.open(db) as store:
+        return [
+            dict(e.data)
+            for e in store.history("base", cve)
+            if e.kind.value == "remediation-attempted" and e.data.get("step") == "research"
+        ]
+
+
+def test_an_unreachable_repository_is_an_event_with_the_reason_and_the_cve_stays_pending(
+    temporal: Endpoint, tmp_path: Path
+) -> None:
+    # a real clone attempt of a host that cannot resolve (.invalid), no mirror folder
+    steps, forge, db = setup(
+        tmp_path, homepage="https://git.example.invalid/libx.git", parse_c=OLD, mirrors=None
+    )
+    (first,) = _passes(temporal, steps, (False,))
+    assert first.outcome == "pending-upstream-fix", first
+    assert first.steps[-1].startswith(f"research: nothing ({CVE}: repository unreachable: ")
+    assert forge.list() == []
+    (event,) = _research_events(db, CVE)
+    assert event["outcome"] == "failed"
+    reason = str(event["reason"])
+    assert reason.startswith("repository unreachable: no upstream repository of libx")
+    assert "https://git.example.invalid/libx.git" in reason
+    with AdvisoryStore.open(db) as store:
+        state = {s.vuln_id: s for s in store.state("base")}
+        assert state[CVE].resolution == "pending-upstream-fix"
+    assert len(lines(tmp_path / "research.log")) == 1
+
+
+def test_a_not_affected_verdict_joins_the_vex_pr_once_per_generation(
+    temporal: Endpoint, tmp_path: Path
+) -> None:
+    # the release's source predates frob_widget: the fix's code is not there
+    steps, forge, db = setup(
+        tmp_path, homepage="https://github.com/example/libx", parse_c=OLD,
+        mirrors=upstream(tmp_path), vex_other=True, cves=[f"libx {CVE}", f"libx {OTHER}"],
+    )  # fmt: skip
+    repo = forge.repo
+    first, second, forced = _passes(temporal, steps, (False, False, True))
+    assert first.outcome == "pr-opened", first
+    assert first.steps[0].startswith("vex: proposed")
+    assert first.steps[1] == "backport: nothing"
+    assert first.steps[2].startswith(f"research: proposed ({CVE}: not affected: no code hunk")
+    assert second.outcome == "skipped"
+    assert forced.outcome == "pr-exists"  # the forge never opens a second one
+    # research saw only what the vex step left
+    assert lines(tmp_path / "research.log") == [f"base ['libx {CVE}']"] * 2
+    (pr,) = forge.list()
+    assert (pr.kind, pr.branch, pr.state) == ("vex", "kiln/vex/base", "open")
+    assert sorted(pr.cves_fixed) == [CVE, OTHER]
+    shown = subprocess.run(
+        ["git", "-C", str(repo), "show", "kiln/vex/base:vex/base.openvex.json"],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    statements = {s["vulnerability"]["name"]: s for s in json.loads(shown)["statements"]}
+    assert sorted(statements) == [CVE, OTHER]
+    mine = statements[CVE]
+    assert (mine["status"], mine["justification"]) == (
+        "not_affected",
+        "vulnerable_code_not_present",
+    )
+    assert mine["products"] == [{"@id": "pkg:deb/debian/libx1"}]
+    assert "src/parse.c @@" in mine["impact_statement"]
+    assert "the lines the fix changes are not in the file" in mine["impact_statement"]
+    body = forge.body(pr.id).replace("\\", "")
+    assert "https://github.com/example/libx/commit/" in body.replace("\u2060", "")
+    with AdvisoryStore.open(db) as store:
+        state = {s.vuln_id: s for s in store.state("base-dev")}
+        assert state[CVE].status == "not_affected"
+        made = state[CVE].determination
+        assert made is not None
+        assert made.data["justification"] == "vulnerable_code_not_present"
+        kinds = [e.kind.value for e in store.history("base", CVE)]
+        assert "pending-upstream-fix" not in kinds
+        assert kinds.count("false-positive-determination") == 2  # first and forced pass
+    events = _research_events(db, CVE)
+    assert [e["outcome"] for e in events] == ["succeeded", "succeeded"]  # first, forced
+
+
+def test_an_affected_release_gets_a_research_pr_with_the_ranking_evidence(
+    temporal: Endpoint,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # the release's source is 1.1: it has the vulnerable frob_widget; FAKE build step
+    steps, forge, db = setup(
+        tmp_path, homepage="https://github.com/example/libx", parse_c=VULNERABLE,
+        mirrors=upstream(tmp_path),
+    )  # fmt: skip
+    repo = forge.repo
+    first, second = _passes(temporal, steps, (False, False))
+    assert first.outcome == "pr-opened", first
+    assert second.outcome == "skipped"
+    (pr,) = forge.list()
+    assert (pr.kind, pr.branch, pr.cves_fixed) == ("research", "kiln/research/base", (CVE,))
+    assert pr.title.endswith("needs review")
+    body = forge.body(pr.id).replace("\\", "").replace("\u2060", "")
+    assert "needs review: found by kiln's research agent" in body
+    assert "candidate 1: " in body
+    assert f"fix heap buffer overflow in frob_widget ({CVE})" in body
+    assert "why the first won: score " in body
+    assert "affected? affected: 1 of 1 hunks of the fix have a counterpart in libx 1.1-2" in body
+    assert "upstream: https://github.com/example/libx.git (from Homepage)" in body
+    patch_name = next(
+        p for p in steps_files(repo) if p.startswith("recipes/libx/patches/CVE-2026-1111-")
+    )
+    shown = subprocess.run(
+        ["git", "-C", str(repo), "show", f"kiln/research/base:{patch_name}"],
+        capture_output=True, check=True, text=True,
+    ).stdout  # fmt: skip
+    assert "+    if (len >= NAME_MAX)" in shown
+    (event,) = _research_events(db, CVE)
+    assert event["outcome"] == "succeeded"
+    # `kiln factory prs` shows the kind
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("KILN_TEMPORAL", temporal.address)
+    assert main(["factory", "prs", "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert (listed["kind"], listed["cves_fixed"]) == ("research", [CVE])
+
+
+def steps_files(repo: Path) -> list[str]:
+    """The files on the research branch."""
+    out = subprocess.run(
+        ["git", "-C", str(repo), "ls-tree", "-r", "--name-only", "kiln/research/base"],
+        capture_output=True, check=True, text=True,
+    ).stdout  # fmt: skip
+    return out.splitlines()
+
+
+def test_the_cap_leaves_the_other_cves_with_a_reason(tmp_path: Path) -> None:
+    """Without the engine: four CVEs, a cap of one; the three others are events saying so."""
+    steps = world(tmp_path, homepage="https://git.example.invalid/libx.git",
+                  tree=_tree(tmp_path / "tree", OLD), mirrors=None)  # fmt: skip
+    seen = Observation("base", "g1", behind=False,
+                       unstable_cves=[f"libx CVE-2026-{n}" for n in (1111, 3, 4, 5)])  # fmt: skip
+    notes: list[str] = []
+    result = research(
+        ReconcileRequest("base"), seen, None, notes.append, steps, tmp_path / "w", limit=1
+    )
+    assert result.outcome == "nothing"
+    outcomes = {a.vuln_id: (a.outcome, a.reason) for a in result.attempts}
+    assert outcomes["CVE-2026-1111"][0] == "failed"
+    for n in (3, 4, 5):
+        assert outcomes[f"CVE-2026-{n}"] == (
+            "skipped",
+            "over the cap of 1 CVEs researched per image and generation",
+        )
