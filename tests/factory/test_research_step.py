@@ -20,7 +20,7 @@ import asyncio
 import json
 import os
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -407,3 +407,27 @@ def test_the_cap_leaves_the_other_cves_with_a_reason(tmp_path: Path) -> None:
             "skipped",
             "over the cap of 1 CVEs researched per image and generation",
         )
+
+
+def test_a_not_affected_verdict_on_a_ranked_but_unnamed_commit_makes_no_statement(
+    tmp_path: Path,
+) -> None:
+    """Without the engine: the same history, but the advisory is another id that no
+    commit message or link names; the first candidate's code is not in the release,
+    and that alone (a ranking) must not become a VEX statement."""
+    researched = world(
+        tmp_path, homepage="https://github.com/example/libx",
+        tree=_tree(tmp_path / "tree", OLD), mirrors=upstream(tmp_path),
+    )  # fmt: skip
+    unnamed = "CVE-2026-3333"
+    record = _record(CVE)
+    assert record is not None
+    researched.record = lambda cve: replace(record, cve=cve)
+    seen = Observation("base", "g1", behind=False, unstable_cves=[f"libx {unnamed}"])
+    result = research(ReconcileRequest("base"), seen, None, lambda _n: None, researched, tmp_path)
+    assert result.outcome == "nothing"
+    assert result.proposal is None
+    ((vuln, outcome, reason),) = [(a.vuln_id, a.outcome, a.reason) for a in result.attempts]
+    assert (vuln, outcome) == (unnamed, "skipped")
+    assert reason.startswith("not affected by ")
+    assert "no VEX statement on a ranking alone" in reason

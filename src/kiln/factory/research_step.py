@@ -7,15 +7,19 @@ default 3), each with its Debian source package known, and runs what ``kiln rese
 CVE --package SRC --backport`` runs:
 
 1. the CVE's text from kiln's vulnerability database (``kiln.research.vulndb``), with the
-   commits unstable's DEP-3 patches name (``kiln.research.dep3``);
+   commits unstable's DEP-3 patches name (``kiln.research.dep3``); a CVE the database has
+   no text for is researched only when such a commit is named;
 2. the upstream repository discovered from the package's packaging
    (``kiln.research.discover``: ``KILN_RESEARCH_MIRRORS`` first, then a bounded clone);
 3. the candidates collected and ranked (``kiln.research.finder.find_fix_commits``, the
    shipped ranker); the first one's diff and DEP-3 headers (``kiln.research.patch``);
 4. affected or not on the release's own source (``kiln.research.backport.release_verdict``):
    ``not_affected`` is a VEX statement (``vulnerable_code_not_present``, the hunks without
-   counterpart as evidence) in the ``vex`` pull request the vex step opens
-   (``vex/<image>.openvex.json``; statements of both merged into one document);
+   counterpart as evidence, the ranking as notes) in the ``vex`` pull request the vex step
+   opens (``vex/<image>.openvex.json``; statements of both merged into one document), but
+   only when the advisory itself names the commit (a commit link or the CVE id in its
+   message, ``identified``): a wrongly ranked first candidate whose code the release
+   lacks must not hide a real vulnerability;
    otherwise the patch goes through ``kiln.pipeline.backport.backport_patch`` (applies to
    the release's source, sandboxed build with the package's tests, image rebuilt and
    scanned) and becomes a pull request of kind ``research`` (labelled needs review) with
@@ -50,6 +54,7 @@ from kiln.factory.activities import Beat
 from kiln.factory.model import Attempt, Observation, Proposal, ReconcileRequest, StepResult
 from kiln.forge.evidence import CveRow
 from kiln.research.affected import AffectedVerdict
+from kiln.research.dep3 import commits_in_headers, with_patch_origins
 from kiln.research.discover import (
     Opener,
     Packaging,
@@ -58,6 +63,7 @@ from kiln.research.discover import (
     discover,
     open_upstream,
 )
+from kiln.research.features import Features
 from kiln.research.finder import Ranking, find_fix_commits
 from kiln.research.gitrepo import open_repo
 from kiln.research.patch import commit_diff, dep3_headers
@@ -167,6 +173,7 @@ class _Found:
     absent: CodeNotPresent | None = None
     proposal: Proposal | None = None
     reason: str = ""
+    notes: list[str] = field(default_factory=list)  # the ranking, for a vex statement
 
 
 @dataclass
@@ -184,13 +191,21 @@ class _Run:
     def one(self, source: str, cve: str, *, build: bool) -> _Found:
         """Research one CVE of ``source`` (``build``: a backport may still be proposed)."""
         world, beat = self.world, self.beat
-        record = world.record(cve)
-        if record is None:
-            raise _NoRemedyError("skipped", f"{cve} is not in the vulnerability database: no text")
+        headers: list[list[tuple[str, str]]] = []
         try:
-            record = _with_origins(record, world.patch_headers(source, cve))
+            headers = world.patch_headers(source, cve)
         except KilnError as exc:  # one candidate source among several
             beat(f"research {cve}: unstable's patches not read: {plain_line(exc.message)}")
+        record = world.record(cve)
+        if record is None:
+            if not any(commits_in_headers(h) for h in headers):
+                raise _NoRemedyError(
+                    "skipped",
+                    f"{cve} is not in the vulnerability database (no text to rank commits "
+                    "against) and no Debian patch names an upstream commit",
+                )
+            record = CveRecord(cve=cve, description="")  # the named commits are the lead
+        record = with_patch_origins(record, headers)
         beat(f"research {cve}: discovering the upstream repository of {source}")
         found = discover(world.packaging(source))
         version = found.packaging.version
@@ -201,22 +216,30 @@ class _Run:
                 if not ranking.kiln:
                     raise _NoRemedyError("skipped", f"no candidate commit in {used.candidate.url}")
                 best = ranking.kiln[0].commit
+                named = identified(ranking.kiln[0].features)
                 try:
                     diff = commit_diff(git, best)
                 except KilnError as exc:
                     raise _NoRemedyError(
                         "failed", f"{best.sha[:12]}: {plain_line(exc.message)}"
                     ) from exc
-                headers = dep3_headers(record, best, repo_url=used.candidate.url, today=_today())
+                dep3 = dep3_headers(record, best, repo_url=used.candidate.url, today=_today())
         except UpstreamNotFoundError as exc:
             tried = "; ".join(plain_line(d)[:200] for d in exc.details[:4])
             raise _NoRemedyError(
                 "failed", f"repository unreachable: {plain_line(exc.message)}: {tried}"
             ) from exc
-        origin = dict(headers).get("Origin", best.sha).removeprefix("upstream, ")
+        origin = dict(dep3).get("Origin", best.sha).removeprefix("upstream, ")
         beat(f"research {cve}: is {source} {version} affected by {best.sha[:12]}?")
         verdict = world.verdict(source, version, diff, self.work / f"affected-{cve}")
         evidence = ranking_notes(ranking, used, verdict, f"{source} {version}")
+        if verdict.status == "not_affected" and not named:
+            raise _NoRemedyError(
+                "skipped",
+                f"not affected by {best.sha[:12]}, the top-ranked candidate, but no commit "
+                f"link or message names it as {cve}'s fix: no VEX statement on a ranking "
+                "alone (a human decides)",
+            )
         if verdict.status == "not_affected":
             missing = tuple(
                 f"{h.hunk.path} {h.hunk.header}: {h.reason}" for h in verdict.hunks if not h.present
@@ -225,7 +248,7 @@ class _Run:
                 self.request.image, source, cve, origin, f"{source} {version}", missing,
                 world.installed(source),
             )  # fmt: skip
-            return _Found(absent=absent, reason=f"not affected: {absent.reason}")
+            return _Found(absent=absent, reason=f"not affected: {absent.reason}", notes=evidence)
         if not build:
             raise _NoRemedyError(
                 "skipped",
@@ -233,7 +256,7 @@ class _Run:
                 "generation is open already: left for the next generation",
             )
         fix = Fix(
-            self.request.image, source, version, cve, best.sha, diff, tuple(headers),
+            self.request.image, source, version, cve, best.sha, diff, tuple(dep3),
             f"{cve}-{best.sha[:12]}.patch",
         )  # fmt: skip
         beat(f"research {cve}: backporting {best.sha[:12]} to {source} {version}")
@@ -253,10 +276,12 @@ class _Run:
         return _Found(proposal=proposal, reason=f"proposed {best.sha[:12]} ({origin})")
 
 
-def _with_origins(record: CveRecord, headers: list[list[tuple[str, str]]]) -> CveRecord:
-    from kiln.research.dep3 import with_patch_origins
-
-    return with_patch_origins(record, headers) if headers else record
+def identified(features: Features) -> bool:
+    """Whether the advisory itself names this commit as the fix: a commit link (the
+    advisory's references or text, a Debian patch's ``Origin``) or the CVE id in its
+    message. A ``not_affected`` statement needs it: a wrongly ranked first candidate
+    whose code the release lacks would otherwise hide a real vulnerability."""
+    return bool(features.values.get("commit_in_advisory") or features.values.get("cve_in_message"))
 
 
 def _today() -> dt.date:
@@ -351,6 +376,7 @@ def research(  # noqa: PLR0917 (a step's inputs)
     run = _Run(world, request, seen, work, beat)
     attempts: list[Attempt] = []
     absent: list[CodeNotPresent] = []
+    ranked: list[str] = []
     fix: Proposal | None = None
     for source, cve in pairs[:limit]:
         try:
@@ -367,6 +393,7 @@ def research(  # noqa: PLR0917 (a step's inputs)
         attempts.append(Attempt(cve, "proposed", found.reason))
         if found.absent is not None:
             absent.append(found.absent)
+            ranked += [f"{cve}: {line}" for line in found.notes]
         fix = fix or found.proposal
     over = [cve for _s, cve in pairs[limit:]]
     attempts += [
@@ -381,6 +408,7 @@ def research(  # noqa: PLR0917 (a step's inputs)
             request.image, seen.generation, labels=world.labels, held=absent, leads=[],
             before=world.before([a.cve for a in absent]),
         )  # fmt: skip
+        said = dataclasses.replace(said, notes=[*said.notes, *ranked][:200])
         proposals.append(merge_vex(vex, said) if vex is not None else said)
     reason = "; ".join(f"{a.vuln_id}: {a.reason}" for a in attempts)[:2000]
     if not proposals:
