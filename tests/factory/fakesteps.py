@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +36,21 @@ def append(path: Path, line: str) -> None:
         handle.write(line + "\n")
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def catalog_repo(path: Path, files: Mapping[str, bytes]) -> Path:
+    """A catalog git repository at ``path`` on branch main: ``files`` (path -> bytes)
+    committed once, as the factory's checkout."""
+    for name, data in files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_bytes(data)
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["add", "."],
+        ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "c"],
+    ):
+        subprocess.run(["git", "-C", str(path), *args], check=True)
+    return path
 
 
 def lines(path: Path) -> list[str]:

@@ -52,8 +52,7 @@ from kiln.research.discover import Packaging
 from kiln.research.record import CveRecord, VersionRange
 from kiln.vuln.advisories import AdvisoryStore
 
-from .fakesteps import FakeSteps, append, lines
-from .test_vex import _repo as catalog_repo
+from .fakesteps import FakeSteps, append, catalog_repo, lines
 
 FAST = StepPolicy(max_attempts=2, initial_backoff_s=0.2, max_backoff_s=1, heartbeat_s=5)
 CVE = "CVE-2026-1111"
@@ -227,7 +226,7 @@ def setup(
 ) -> tuple[ResearchSteps, LocalGitForge, str]:
     """A catalog repository with its local forge, kiln's advisory store, and the steps
     researching with ``world`` (the release's ``src/parse.c`` is ``parse_c``)."""
-    forge = LocalGitForge(catalog_repo(tmp_path / "catalog"))
+    forge = LocalGitForge(catalog_repo(tmp_path / "catalog", {"images/base.yaml": b"name: base\n"}))
     db = f"sqlite:///{tmp_path / 'kiln.db'}"
     researched = world(
         tmp_path, homepage=homepage, tree=_tree(tmp_path / "tree", parse_c), mirrors=mirrors

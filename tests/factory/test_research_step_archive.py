@@ -15,16 +15,16 @@ same run is the normal case on this machine: GitHub does not resolve.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from fixtures.catalog import CATALOG_DIR
 from kiln.cli.main import main
 from kiln.factory.catalog import CatalogSteps
 from kiln.factory.model import Observation, ReconcileRequest
+
+from .fakesteps import catalog_repo
+from .test_vex_archive import base_files
 
 CVE = "CVE-2025-49014"
 FIXBENCH = Path(__file__).resolve().parents[3] / "shared" / "fixbench"
@@ -52,19 +52,6 @@ def _nvd_file(path: Path) -> Path:
     return path
 
 
-def _catalog(path: Path) -> Path:
-    (path / "images").mkdir(parents=True)
-    for suffix in (".yaml", ".lock.json"):
-        shutil.copy(CATALOG_DIR / f"base{suffix}", path / "images" / f"base{suffix}")
-    for args in (
-        ["init", "-q", "-b", "main"],
-        ["add", "images"],
-        ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "c"],
-    ):
-        subprocess.run(["git", "-C", str(path), *args], check=True)
-    return path
-
-
 @pytest.mark.network
 def test_the_real_research_step_states_jq_not_affected_and_without_mirror_says_why(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -74,7 +61,7 @@ def test_the_real_research_step_states_jq_not_affected_and_without_mirror_says_w
     db = tmp_path / "vuln.db"
     nvd = _nvd_file(tmp_path / "nvd.json")
     assert main(["db", "update", "--source", "nvd", "--from", str(nvd), "--db", str(db)]) == 0
-    steps = CatalogSteps(_catalog(tmp_path / "catalog"), db_url=f"sqlite:///{db}")
+    steps = CatalogSteps(catalog_repo(tmp_path / "catalog", base_files()), db_url=f"sqlite:///{db}")
     seen = Observation("base", "b" * 64, behind=False, unstable_cves=[f"jq {CVE}"])
 
     monkeypatch.setenv("KILN_RESEARCH_MIRRORS", str(FIXBENCH / "repos"))

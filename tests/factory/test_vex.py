@@ -41,7 +41,7 @@ from kiln.forge.evidence import CveRow
 from kiln.pipeline.vexevidence import decide_component
 from kiln.vuln.advisories import AdvisoryStore, openvex_for_image
 
-from .fakesteps import FakeSteps, append, lines
+from .fakesteps import FakeSteps, append, catalog_repo, lines
 
 FAST = StepPolicy(max_attempts=2, initial_backoff_s=0.2, max_backoff_s=1, heartbeat_s=5)
 LIBTIFF6 = ["usr/lib/x86_64-linux-gnu/libtiff.so.6", "usr/lib/x86_64-linux-gnu/libtiff.so.6.1.0"]
@@ -108,23 +108,11 @@ class VexSteps(FakeSteps):
         return open_change(self.forge, self.forge.repo, proposal, dry_run=dry_run)
 
 
-def _repo(path: Path) -> Path:
-    (path / "images").mkdir(parents=True)
-    (path / "images" / "base.yaml").write_text("name: base\n")
-    for args in (
-        ["init", "-q", "-b", "main"],
-        ["add", "images"],
-        ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "c"],
-    ):
-        subprocess.run(["git", "-C", str(path), *args], check=True)
-    return path
-
-
 def test_a_vex_only_case_opens_one_vex_pr_records_the_determination_and_not_twice(
     temporal: Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    repo = _repo(tmp_path / "catalog")
+    repo = catalog_repo(tmp_path / "catalog", {"images/base.yaml": b"name: base\n"})
     db = f"sqlite:///{tmp_path / 'kiln.db'}"
     forge = LocalGitForge(repo)
     steps = VexSteps(tmp_path, advisory_sink(db), forge=forge)

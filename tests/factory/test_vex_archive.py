@@ -10,7 +10,6 @@ source unpacked by dpkg-source in the sandbox.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -21,6 +20,17 @@ from kiln.factory.catalog import CatalogSteps
 from kiln.factory.model import Observation, ReconcileRequest
 from kiln.pipeline.backport import find_unstable_fix
 
+from .fakesteps import catalog_repo
+
+
+def base_files() -> dict[str, bytes]:
+    """The catalog's base spec and lock, as the factory's checkout carries them."""
+    return {
+        f"images/base{suffix}": (CATALOG_DIR / f"base{suffix}").read_bytes()
+        for suffix in (".yaml", ".lock.json")
+    }
+
+
 CVE = "CVE-2025-62813"
 
 
@@ -29,16 +39,7 @@ def test_the_real_vex_step_makes_no_statement_for_lz4s_library_fix(tmp_path: Pat
     fix = find_unstable_fix("lz4", CVE)
     if fix is None or not fix.patches:
         pytest.skip(f"the archive moved: unstable no longer carries a patch for {CVE}")
-    repo = tmp_path / "catalog"
-    (repo / "images").mkdir(parents=True)
-    for suffix in (".yaml", ".lock.json"):
-        shutil.copy(CATALOG_DIR / f"base{suffix}", repo / "images" / f"base{suffix}")
-    for args in (
-        ["init", "-q", "-b", "main"],
-        ["add", "images"],
-        ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "c"],
-    ):
-        subprocess.run(["git", "-C", str(repo), *args], check=True)
+    repo = catalog_repo(tmp_path / "catalog", base_files())
     steps = CatalogSteps(repo)
     seen = Observation("base", "a" * 64, behind=False, unstable_cves=[f"lz4 {CVE}"])
     notes: list[str] = []
