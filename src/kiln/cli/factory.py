@@ -92,7 +92,7 @@ def run(
     workers: Annotated[int, typer.Option(help="steps run at once in this pass")] = 1,
     only: Annotated[
         list[str] | None,
-        typer.Option("--only", help="only these remedies: bump, vex, backport (repeatable)"),
+        typer.Option("--only", help="remedies to try: bump, vex, backport, research (repeatable)"),
     ] = None,
     compat: Annotated[
         bool,
