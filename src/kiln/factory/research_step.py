@@ -201,8 +201,8 @@ class _Run:
             if not any(commits_in_headers(h) for h in headers):
                 raise _NoRemedyError(
                     "skipped",
-                    f"{cve} is not in the vulnerability database (no text to rank commits "
-                    "against) and no Debian patch names an upstream commit",
+                    "not in the vulnerability database (no text to rank commits against) "
+                    "and no Debian patch names an upstream commit",
                 )
             record = CveRecord(cve=cve, description="")  # the named commits are the lead
         record = with_patch_origins(record, headers)
@@ -410,7 +410,10 @@ def research(  # noqa: PLR0917 (a step's inputs)
         )  # fmt: skip
         said = dataclasses.replace(said, notes=[*said.notes, *ranked][:200])
         proposals.append(merge_vex(vex, said) if vex is not None else said)
-    reason = "; ".join(f"{a.vuln_id}: {a.reason}" for a in attempts)[:2000]
+    reason = "; ".join(f"{a.vuln_id}: {a.reason}" for a in attempts[: len(attempts) - len(over)])
+    if over:
+        reason += f"; {len(over)} more over the cap of {limit}: {', '.join(over[:20])}"
+    reason = reason[:2000]
     if not proposals:
         return StepResult("research", "nothing", reason, attempts=attempts)
     first, *more = proposals
