@@ -165,3 +165,24 @@ def test_an_unchanged_build_is_restored_from_the_layout_cache(
     with pytest.raises(DebFormatError):  # a cache miss reads the (now broken) .deb
         build_variant(loaded, lock, "runtime", {"amd64": [deb]}, output=out, cache=cache)
     assert (out / "demo" / "index.json").is_file()  # the failed rebuild left the old layout
+
+
+def test_shell_lets_the_runtime_keep_a_shell_and_says_why() -> None:
+    plain = parse_spec(SPEC, Path("demo.yaml")).spec
+    assert (
+        assembly_input(
+            plain, variant="runtime", arch="amd64", packages=(), source_date_epoch=1
+        ).allow_paths
+        == ()
+    )
+    reason = "erl is a /bin/sh script that sets ROOTDIR"
+    spec = parse_spec(SPEC + f"shell: {reason!r}\n".encode(), Path("demo.yaml")).spec
+    runtime = assembly_input(
+        spec, variant="runtime", arch="amd64", packages=(), source_date_epoch=1
+    )
+    assert {"usr/bin/sh", "usr/bin/dash", "usr/bin/bash"} <= set(runtime.allow_paths)
+    assert not any("apt" in p or "dpkg" in p for p in runtime.allow_paths)
+    dev = assembly_input(spec, variant="dev", arch="amd64", packages=(), source_date_epoch=1)
+    assert dev.allow_paths == ()  # -dev has its shell anyway
+    with pytest.raises(InputError):
+        parse_spec(SPEC + b"shell: why\n", Path("demo.yaml"))  # a reason, not a word

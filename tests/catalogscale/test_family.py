@@ -97,6 +97,13 @@ def test_kinds_get_their_tests() -> None:
     # Go's test/helloworld.go prints with the print builtin: to stderr
     (go,) = [t for t in by_name["golang"]["tests"] if t["name"] == "runs hello-world"]
     assert (go["stderr"], "stdout" in go) == ("^hello, world$", False)
+    # erl is a /bin/sh script: erlang's runtime keeps dash, says why, and its notes say so
+    erlang = by_name["erlang"]
+    assert "dash" in erlang["packages"]
+    assert "erl" in erlang["shell"]
+    assert any("keeps a shell" in n for n in erlang["compatibility"]["notes"])
+    assert "shell" not in by_name["ruby"]
+    assert not any("keeps a shell" in n for n in by_name["ruby"]["compatibility"]["notes"])
     network = [t for t in by_name["curl"]["tests"] if t.get("network")]
     assert network
     assert network[0]["variants"] == ["dev"]

@@ -13,7 +13,10 @@ import hashlib
 import io
 import json
 import posixpath
+import re
+import shlex
 from collections.abc import Callable
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from debian.deb822 import Deb822
@@ -774,6 +777,103 @@ def image_json(plan: Plan, inp: AssemblyInput) -> Plan:
     return plan.with_entries(file_entry(IMAGE_JSON, data.encode()))
 
 
+# ------------------------------------------------------------------------ alternatives
+
+#: a shared library's file name (``libblas.so.3``, ``libfoo.so``)
+_SHARED_LIBRARY = re.compile(r"\.so(\.[0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class _Alternative:
+    link: str  # normalised path, e.g. usr/lib/x86_64-linux-gnu/libblas.so.3
+    name: str
+    path: str  # normalised target
+    priority: int
+    package: str
+
+
+def _registered_alternatives(pkg: PackageInput) -> list[_Alternative]:
+    """The ``update-alternatives --install LINK NAME PATH PRIORITY`` (and ``--slave``)
+    commands of a package's postinst, read, not run: only literal arguments (a word with
+    ``$`` or a backquote is a value the script computes, and that command is skipped)."""
+    script = dict(pkg.control_files).get("postinst", b"")
+    text = script.decode("utf-8", "replace").replace("\\\n", " ")
+    found: list[_Alternative] = []
+    for line in text.splitlines():
+        if "update-alternatives" not in line or "--install" not in line:
+            continue
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError:
+            continue
+        if any("$" in w or "`" in w for w in words) or "--install" not in words:
+            continue
+        at = words.index("--install")
+        args = words[at + 1 : at + 5]
+        if len(args) < 4 or not args[3].lstrip("-").isdigit():
+            continue
+        link, name, path, priority = args[0], args[1], args[2], int(args[3])
+        groups = [(link, name, path)]
+        rest = words[at + 5 :]
+        while len(rest) >= 4 and rest[0] == "--slave":
+            groups.append((rest[1], rest[2], rest[3]))
+            rest = rest[4:]
+        for each_link, each_name, each_path in groups:
+            if not each_link.startswith("/") or not each_path.startswith("/"):
+                continue
+            try:
+                norm_link = usrmerge_path(normalise_path(each_link, where=pkg.name))
+                norm_path = usrmerge_path(normalise_path(each_path, where=pkg.name))
+            except InputError:
+                continue
+            found.append(_Alternative(norm_link, each_name, norm_path, priority, pkg.name))
+    return found
+
+
+def library_alternatives(plan: Plan, inp: AssemblyInput) -> Plan:
+    """Runtime images: the links ``update-alternatives`` makes for *shared libraries*.
+
+    A runtime image runs no maintainer script, so Debian's alternatives are not there;
+    for programs (awk, editor, pager) that is the point, but a library registered as an
+    alternative (``libblas.so.3`` from libblas3 or an optimised BLAS, ``liblapack.so.3``)
+    is a ``DT_NEEDED`` of programs that then cannot load (R's ``libR.so``). For each
+    alternative name whose master link is a shared library, the installed candidate
+    with the highest priority (then the package name, for a stable choice) whose target
+    is in the image gets Debian's two links, ``LINK -> /etc/alternatives/NAME -> PATH``,
+    and its slaves whose targets exist. A link that already exists is left alone. -dev
+    images replay the scripts (``kiln.assemble.maintscripts``): dpkg does it there.
+    """
+    if inp.variant != "runtime":
+        return plan
+    by_name: dict[str, list[_Alternative]] = {}
+    slaves: dict[tuple[str, str], list[_Alternative]] = {}
+    for pkg in inp.packages:
+        registered = _registered_alternatives(pkg)
+        if not registered:
+            continue
+        master = registered[0]
+        by_name.setdefault(master.name, []).append(master)
+        slaves[(master.name, pkg.name)] = registered[1:]
+    added: list[Entry] = []
+    for name, candidates in sorted(by_name.items()):
+        present = [c for c in candidates if plan.get(c.path) is not None]
+        if not present:
+            continue
+        best = max(present, key=lambda c: (c.priority, c.package))
+        if not _SHARED_LIBRARY.search(best.link):
+            continue
+        for each in (best, *slaves[(name, best.package)]):
+            if plan.get(each.link) is not None or plan.get(each.path) is None:
+                continue
+            hop = f"etc/alternatives/{each.name}"
+            added.append(symlink_entry(each.link, f"/etc/alternatives/{each.name}"))
+            added.append(symlink_entry(hop, "/" + each.path))
+    if not added:
+        return plan
+    directories = {p for e in added for p in parents(e.path) if plan.get(p) is None}
+    return plan.with_entries(*(dir_entry(d) for d in sorted(directories)), *added)
+
+
 # ------------------------------------------------------------------------------- order
 
 STEPS: tuple[Step, ...] = (
@@ -789,6 +889,7 @@ STEPS: tuple[Step, ...] = (
     spec_paths,
     wheels,
     apt_sources,
+    library_alternatives,
     merged_usr,
     ld_so_cache,
     dpkg_metadata,

@@ -223,6 +223,7 @@ def assembly_input(
             for w in spec.wheels_for(variant)
         ),
         path_excludes=spec.path_exclude_for(variant),
+        allow_paths=SHELL_PATHS if spec.shell and variant == "runtime" else (),
         apt_sources=apt_sources_for(spec, mirrors),
         npm=tuple(npm),
     )
@@ -248,6 +249,21 @@ def npm_inputs(
         )
         for p in locked
     )
+
+
+#: what ``shell:`` lets through the runtime no-shell rule: the POSIX shells a script
+#: starts with (dash as /bin/sh; bash for a ``#!/bin/bash`` launcher such as R's), only
+#: when the spec lists their packages; package managers never
+SHELL_PATHS = tuple(
+    f"{prefix}/{name}" for prefix in ("usr/bin", "bin") for name in ("sh", "dash", "bash", "rbash")
+)
+
+
+def _shell_annotation(spec: ImageSpec, variant: str) -> dict[str, str]:
+    """A runtime image that keeps a shell says so, and why (``shell:``)."""
+    if spec.shell and variant == "runtime":
+        return {"dev.kiln.image.shell": spec.shell}
+    return {}
 
 
 def upstream_version(version: str) -> str:
@@ -441,7 +457,7 @@ def build_variant(
         base_packages=base_packages,
         base_epoch=base_epoch,
         layer_cache=layer_cache,
-        annotations={**origin, **spec.annotations},  # the spec's own win
+        annotations={**origin, **_shell_annotation(spec, variant), **spec.annotations},
         repo_tags=[f"{spec.name}:{tag}"],
         **archives,  # type: ignore[arg-type]
     )

@@ -207,6 +207,14 @@ class FamilyEntry(_Frozen):
     )
     replaces: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    shell: str | None = Field(
+        default=None,
+        min_length=10,
+        max_length=300,
+        description="why the runtime image keeps a shell (the program is a shell script, "
+        "e.g. erl or R): the spec's shell field, dash added, a note; list bash in packages "
+        "for a #!/bin/bash launcher",
+    )
     releases: tuple[Release, ...] = Field(default=RELEASES, min_length=1)
     overrides: dict[Release, Override] = Field(default_factory=dict)
 
@@ -345,10 +353,19 @@ def compatibility_notes(family: Family, entry: FamilyEntry, release: str, binary
             f"{name} runs as nonroot (65532); official images mostly start as root: files "
             "it writes need a volume or directory writable by 65532"
         )
-    notes.append(
-        f"{name} has no shell and no package manager: RUN steps belong in a stage "
-        f"FROM {name}-dev (Debian's essential set and apt, runs as root)"
-    )
+    if entry.shell:
+        listed = entry.override_for(release).packages or entry.packages
+        notes.append(
+            f"{name} keeps a shell (dash as /bin/sh{', and bash' if 'bash' in listed else ''}) "
+            f"because {entry.shell}; "
+            f"it has no package manager: RUN steps that install belong in a stage "
+            f"FROM {name}-dev (Debian's essential set and apt, runs as root)"
+        )
+    else:
+        notes.append(
+            f"{name} has no shell and no package manager: RUN steps belong in a stage "
+            f"FROM {name}-dev (Debian's essential set and apt, runs as root)"
+        )
     if binary.startswith("/usr/local/"):
         notes.append(f"the program is {binary}")
     else:
@@ -507,6 +524,9 @@ def generate(
             "dev.kiln.catalog.entry": entry.name,
         },
     }
+    if entry.shell:
+        spec["shell"] = entry.shell
+        spec["packages"] = _dedupe((*spec["packages"], "dash"))
     if entry.ports:
         spec["ports"] = list(entry.ports)
     if entry.stop_signal:

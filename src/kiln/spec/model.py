@@ -586,6 +586,18 @@ class ImageSpec(_Frozen):
         alias="base-packages",
         description="the packages of the shared base layer (layering: shared)",
     )
+    shell: str | None = Field(
+        default=None,
+        min_length=10,
+        max_length=300,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description=(
+            "why the runtime variant keeps a shell: its program is a shell script (erl and "
+            "elixir start through /bin/sh, R through /bin/bash). /bin/sh, dash and bash "
+            "are let through the no-shell rule when the spec lists their packages; package "
+            "managers still fail the build. The reason goes into the image's annotations"
+        ),
+    )
     compatibility: Compatibility = Compatibility()
     repositories: tuple[Literal["kiln"], ...] = Field(
         default=(),
