@@ -155,3 +155,34 @@ def test_unpack_target_must_be_empty(tmp_path: Path) -> None:
     (dest / "junk").write_text("x")
     with pytest.raises(InputError, match="not empty"):
         unpack_image(resolve_image(layout, arch="amd64"), dest)
+
+
+def test_modification_times_are_the_layers(tmp_path: Path) -> None:
+    """Guile trusts a compiled .go only if it is not older than its .scm (Python's .pyc
+    likewise): files written in layer order with "now" as their time broke Guile."""
+    epoch = 1_762_632_000  # what kiln stamps on every member
+    source = info("usr/share/guile/boot-9.scm", mtime=epoch)
+    source.size = 2
+    compiled = info("usr/lib/guile/ccache/boot-9.go", mtime=epoch)
+    compiled.size = 2
+    root = _unpack(
+        tmp_path,
+        [
+            [
+                (info("usr", tarfile.DIRTYPE, mode=0o755, mtime=epoch), None),
+                (info("usr/lib", tarfile.DIRTYPE, mode=0o755, mtime=epoch), None),
+                (info("usr/lib/guile", tarfile.DIRTYPE, mode=0o755, mtime=epoch), None),
+                (info("usr/lib/guile/ccache", tarfile.DIRTYPE, mode=0o555, mtime=epoch), None),
+                (compiled, b"go"),
+                (info("usr/share", tarfile.DIRTYPE, mode=0o755, mtime=epoch), None),
+                (info("usr/share/guile", tarfile.DIRTYPE, mode=0o755, mtime=epoch), None),
+                (source, b"ss"),
+                (info("usr/bin", tarfile.DIRTYPE, mode=0o755, mtime=epoch), None),
+                (info("usr/bin/guile", tarfile.SYMTYPE, linkname="guile-3.0", mtime=epoch), None),
+            ]
+        ],
+    )
+    for path in ("usr/share/guile/boot-9.scm", "usr/lib/guile/ccache/boot-9.go", "usr/lib/guile"):
+        assert os.lstat(root / path).st_mtime == epoch, path
+    assert os.lstat(root / "usr/bin/guile").st_mtime == epoch  # the link itself
+    assert os.lstat(root / "usr/lib/guile/ccache").st_mtime == epoch  # read-only dir too

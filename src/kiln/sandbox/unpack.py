@@ -11,6 +11,7 @@ already unpacked. Spec: image-spec layer.md ("Whiteouts"), image-layout.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -192,7 +193,17 @@ def _iter_members(
 @dataclass
 class _UnpackState:
     dir_modes: dict[Path, int] = field(default_factory=dict)
+    dir_times: dict[Path, int] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+
+
+def _set_mtime(path: Path, mtime: float) -> None:
+    """The layer's modification time, as a container runtime keeps it: Guile's compiled
+    ``.go`` files and Python's ``.pyc`` are trusted only against their sources' times, so
+    an unpack that leaves "now" on every file makes a runtime recompile (Guile then fails
+    in a read-only image) where the real container would not."""
+    with contextlib.suppress(OSError, OverflowError, ValueError):
+        os.utime(path, ns=(int(mtime * 1e9),) * 2, follow_symlinks=False)
 
 
 def _apply_layer(root: Path, stream: IO[bytes], where: str, state: _UnpackState) -> None:
@@ -218,6 +229,7 @@ def _apply_layer(root: Path, stream: IO[bytes], where: str, state: _UnpackState)
                 target.mkdir(mode=0o700)
             os.chmod(target, 0o700)  # owner-writable until every layer is applied
             state.dir_modes[target] = mode
+            state.dir_times[target] = int(info.mtime)
             continue
         _remove(target)
         if info.isreg():
@@ -228,8 +240,10 @@ def _apply_layer(root: Path, stream: IO[bytes], where: str, state: _UnpackState)
                 if source is not None:
                     shutil.copyfileobj(source, out, 1 << 20)
             os.chmod(target, mode & 0o777)
+            _set_mtime(target, info.mtime)
         elif info.issym():
             os.symlink(info.linkname, target)
+            _set_mtime(target, info.mtime)
         elif info.islnk():
             link_parts = _member_path(info.linkname, where)
             if not link_parts:
@@ -282,6 +296,7 @@ def unpack_image(image: ImageRef, dest: Path) -> UnpackedImage:
     for path in sorted(state.dir_modes, key=lambda p: len(p.parts), reverse=True):
         if path.is_dir() and not path.is_symlink():
             os.chmod(path, state.dir_modes[path] | 0o700)
+            _set_mtime(path, state.dir_times[path])  # last: writing children moved it
     return UnpackedImage(dest, image, tuple(state.skipped))
 
 
