@@ -1,14 +1,15 @@
 """Fix-commit finding on a fixbench-style data set: Prospector's rules vs kiln's ranker.
 
     .venv/bin/python bench/fixcommits.py --data ../shared/fixbench [--json] [--cv]
-        [--nested] [--variants base,+diff] [--model FILE] [--only REPO]
+        [--nested] [--variants base,+diff,fusion] [--model FILE] [--only REPO]
 
 DIR holds ``cves.jsonl`` and ``repos/<name>.git`` (see fixbench's README). Both rankers
 rank the same candidate set per CVE (kiln.research.finder). Printed: top-1/5/10 recall,
 how often the fix was a candidate at all, the median candidate-set size and seconds per
 CVE, on every record and on the records whose input does not leak the answer (no
 ``flags`` set). ``--cv`` adds kiln's ranker under leave-one-repo-out cross-validation
-(a model with the given model's features trained without the CVE's repository;
+(a model with the given model's features, learner and depth trained without the
+CVE's repository;
 needs scikit-learn): on the development
 set that is the honest number for a fixed feature set, since the shipped model was
 trained on it. ``--nested`` adds the nested cross-validation of the whole training
@@ -31,7 +32,7 @@ from pathlib import Path
 
 from kiln.errors import KilnError
 from kiln.research.finder import rank, rank_kiln
-from kiln.research.rank import baseline_score, load_model
+from kiln.research.rank import FusionModel, TreeModel, baseline_score, load_model
 from kiln.research.train import (
     DEFAULT_VARIANTS,
     VARIANTS,
@@ -119,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
                 "model",
                 model.stage1.features,
                 model.stage2.features if model.stage2 else model.stage1.features,
+                "fusion"
+                if isinstance(model.stage2, FusionModel)
+                else "gbdt"
+                if isinstance(model.stage2, TreeModel)
+                else "linear",
+                model.depth,
             )
             result["kiln_cv"] = _summary(
                 leave_one_repo_out(data, diffs, variant=same), data, kiln_seconds

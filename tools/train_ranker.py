@@ -1,7 +1,7 @@
 """Train kiln's fix-commit ranker on a development set and export it as package data.
 
     .venv/bin/python tools/train_ranker.py --data ../shared/fixbench \
-        [--out src/kiln/research/ranker.json] [--c 1.0] [--variants base,+diff] [--nested]
+        [--out src/kiln/research/ranker.json] [--c 1.0] [--variants base,+diff,fusion] [--nested]
 
 Collects every CVE's candidate set in DIR, then chooses the feature set
 (``kiln.research.train.VARIANTS``) by leave-one-repo-out over all of DIR: each variant

@@ -110,6 +110,7 @@ _FILE_IN_TEXT = re.compile(r"\b([\w.-]+\.(?:c|h|cc|cpp|py|js|go|rs|java|rb|pl|sh
 _SHA_IN_TEXT = re.compile(r"\b[0-9a-f]{7,40}\b")
 _ISSUE_IN_MSG = re.compile(r"(?:#|GH-|gh-|!)(\d{1,7})\b|/(?:issues|pull|pulls)/(\d{1,7})\b")
 _NUMBER = re.compile(r"\b(\d{3,10})\b")
+_NOT_A_BUG = re.compile(r"(?i)cve-\d{4}-\d{4,}|\b(?:19|20)\d\d/\d{1,2}(?:/\d{1,2})?\b")
 _GHSA = re.compile(r"GHSA(?:-[0-9a-z]{4}){3}", re.IGNORECASE)
 _STOP = frozenset(
     [
@@ -298,7 +299,10 @@ class Advisory:
             if m:
                 issues.add(m.group(1))
                 continue
-            for number in _NUMBER.findall(path + "?" + parts.query):
+            # a CVE id's year and number, and a mailing-list archive's date, are not
+            # bug numbers (``CVE-2021-22922.html`` made every 2021 commit "cite" it)
+            text_of_url = _NOT_A_BUG.sub(" ", path + "?" + parts.query)
+            for number in _NUMBER.findall(text_of_url):
                 bugs.add(number)
         shas = set(_SHA_IN_TEXT.findall(text))
         named: set[str] = set()
@@ -467,6 +471,7 @@ DIFF_FEATURE_NAMES: tuple[str, ...] = (
     "code_in_hunk_headers",
     "cwe_code_added",
     "words_in_added",
+    "stage1_rank",
 )
 # CWE → code a fix for that weakness tends to add (size checks for overflows, escaping
 # for injections, ...): matched against the diff's added lines, case-insensitively.
@@ -511,7 +516,11 @@ def diff_tokens(diff: str) -> list[str]:
 def extract_diff(
     advisory: Advisory, features: Sequence[Features], diffs: Sequence[str | None]
 ) -> None:
-    """Add the diff features to ``features`` (one diff per candidate; None: unreadable)."""
+    """Add the diff features to ``features`` (one diff per candidate; None: unreadable),
+    which are stage 1's first candidates in its order (``stage1_rank``: 1 for the first,
+    1/2 for the second, ...)."""
+    for i, f in enumerate(features):
+        f.values["stage1_rank"] = 1.0 / (1 + i)
     docs = [diff_tokens(d) if d else [] for d in diffs]
     desc = tokens(advisory.record.text)
     tf = Tfidf([*docs, desc])

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from kiln.research.features import Advisory, Features, extract, extract_diff
 from kiln.research.gitrepo import Commit, GitError, GitRepo
-from kiln.research.rank import Ranker, baseline_score, prospector_rules
+from kiln.research.rank import Ranker, baseline_score, prospector_rules, score_all
 from kiln.research.record import CveRecord
 from kiln.research.sources import SOURCES, CandidateSource, SearchContext, fixed_tag_times
 from kiln.research.versions import TagIndex
@@ -160,9 +160,9 @@ def rank_kiln(
         return named_first(cset.advisory, first)
     head = [dataclasses.replace(r, features=r.features.copy()) for r in first[: ranker.depth]]
     extract_diff(cset.advisory, [r.features for r in head], [diff_of(r.commit.sha) for r in head])
-    stage2 = ranker.stage2
     published = cset.advisory.published or 0
-    rescored = [dataclasses.replace(r, score=stage2.score(r.features)) for r in head]
+    scores = score_all(ranker.stage2, [r.features for r in head])
+    rescored = [dataclasses.replace(r, score=s) for r, s in zip(head, scores, strict=True)]
     rescored.sort(key=lambda r: (-r.score, abs(r.commit.time - published), r.commit.sha))
     floor = min((r.score for r in rescored), default=0.0)
     tail = [

@@ -29,7 +29,7 @@ from kiln.research.finder import (
     rank_kiln,
 )
 from kiln.research.gitrepo import Commit, GitRepo, open_repo
-from kiln.research.rank import LinearModel, Ranker
+from kiln.research.rank import FUSION_K, FusionModel, LinearModel, Model, Ranker, TreeModel
 from kiln.research.record import load_records
 
 KS = (1, 5, 10)
@@ -121,6 +121,64 @@ def fit_pairwise(
     )
 
 
+# Gradient boosting for stage 2, hyper-parameters fixed a priori (never tuned on the
+# development set's folds): shallow trees, a small learning rate, leaves of at least
+# 20 candidates, no early stopping (a random validation split would make fits differ).
+GBDT_PARAMS: dict[str, float | int] = {
+    "max_iter": 150,
+    "learning_rate": 0.05,
+    "max_depth": 3,
+    "min_samples_leaf": 20,
+    "l2_regularization": 1.0,
+}
+
+
+def fit_trees(
+    sets: Sequence[tuple[list[list[float]], list[bool]]], names: Sequence[str]
+) -> TreeModel:
+    """Gradient-boosted trees (scikit-learn's ``HistGradientBoostingClassifier``) on the
+    candidates' feature rows, label: the commit is a fix. Every CVE weighs the same, and
+    inside a CVE its fixes weigh as much as its other candidates together. The trees
+    are exported as a ``TreeModel`` that scores without scikit-learn."""
+    import numpy as np  # noqa: PLC0415
+    from sklearn.ensemble import HistGradientBoostingClassifier  # type: ignore[import-untyped]  # noqa: PLC0415
+
+    rows: list[list[float]] = []
+    labels: list[int] = []
+    weights: list[float] = []
+    for x, flags in sets:
+        n_pos = sum(flags)
+        if not n_pos or n_pos == len(flags):
+            continue
+        n_neg = len(flags) - n_pos
+        for row, flag in zip(x, flags, strict=True):
+            rows.append(row)
+            labels.append(int(flag))
+            weights.append(0.5 / n_pos if flag else 0.5 / n_neg)
+    model = HistGradientBoostingClassifier(**GBDT_PARAMS, early_stopping=False, random_state=0)
+    model.fit(np.asarray(rows, dtype=float), np.asarray(labels), sample_weight=np.asarray(weights))
+    trees = []
+    for (predictor,) in model._predictors:
+        trees.append(
+            tuple(
+                (
+                    -1 if node["is_leaf"] else int(node["feature_idx"]),
+                    float(node["num_threshold"]),
+                    int(node["left"]),
+                    int(node["right"]),
+                    float(node["value"]),
+                )
+                for node in predictor.nodes
+            )
+        )
+    return TreeModel(
+        features=tuple(names),
+        baseline=float(np.ravel(model._baseline_prediction)[0]),
+        trees=tuple(trees),
+        meta={"trainer": "sklearn HistGradientBoostingClassifier", **GBDT_PARAMS},
+    )
+
+
 DiffSource = Callable[[str, str], str | None]  # (repo, sha) -> diff
 
 
@@ -128,8 +186,11 @@ DiffSource = Callable[[str, str], str | None]  # (repo, sha) -> diff
 # is chosen by ``nested_cv``/``choose_variant``, never by the outer test repositories.
 MESSAGE_EXTRA = ("security_reference", "path_part_in_description")
 DIFF_EXTRA = ("code_in_hunk_headers", "cwe_code_added", "words_in_added")
+# Third round (issue #17): stage 1's order as a stage-2 feature, for the tree learner
+RANK_EXTRA = ("stage1_rank",)
 _BASE1 = tuple(n for n in FEATURE_NAMES if n not in MESSAGE_EXTRA)
-_BASE2 = tuple(n for n in DIFF_FEATURE_NAMES if n not in DIFF_EXTRA)
+_BASE2 = tuple(n for n in DIFF_FEATURE_NAMES if n not in DIFF_EXTRA + RANK_EXTRA)
+_DIFF2 = tuple(n for n in DIFF_FEATURE_NAMES if n not in RANK_EXTRA)
 
 
 @dataclass(frozen=True)
@@ -139,18 +200,26 @@ class Variant:
     name: str
     stage1: tuple[str, ...]
     stage2: tuple[str, ...]
+    # stage 2's learner: "linear" (pairwise), "gbdt" (fit_trees) or "fusion" (both)
+    learner: str = "linear"
+    depth: int = DEPTH  # candidates stage 2 re-ranks
 
 
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in (
         Variant("base", _BASE1, (*_BASE1, *_BASE2)),
-        Variant("+diff", _BASE1, (*_BASE1, *DIFF_FEATURE_NAMES)),
+        Variant("+diff", _BASE1, (*_BASE1, *_DIFF2)),
         Variant("+message", FEATURE_NAMES, (*FEATURE_NAMES, *_BASE2)),
-        Variant("+both", FEATURE_NAMES, (*FEATURE_NAMES, *DIFF_FEATURE_NAMES)),
+        Variant("+both", FEATURE_NAMES, (*FEATURE_NAMES, *_DIFF2)),
+        Variant("gbdt", _BASE1, (*_BASE1, *_DIFF2), "gbdt"),
+        Variant("gbdt200", _BASE1, (*_BASE1, *_DIFF2), "gbdt", 200),
+        Variant("+diff200", _BASE1, (*_BASE1, *_DIFF2), "linear", 200),
+        Variant("gbdt+rank", _BASE1, (*_BASE1, *DIFF_FEATURE_NAMES), "gbdt"),
+        Variant("fusion", _BASE1, (*_BASE1, *_DIFF2), "fusion"),
     )
 }
-DEFAULT_VARIANTS = ("base", "+diff")
+DEFAULT_VARIANTS = ("base", "+diff", "fusion")
 
 
 def parse_variants(text: str) -> list[Variant]:
@@ -177,7 +246,7 @@ def fit_variants(
     diff_of: DiffSource,
     variants: Sequence[Variant],
     *,
-    depth: int = DEPTH,
+    depth: int | None = None,
     c: float = 1.0,
 ) -> dict[str, Ranker]:
     """One ranker per variant, trained on ``data``: stage 1 on every candidate, then
@@ -199,22 +268,30 @@ def fit_variants(
             names1,
             c=c,
         )
+        deepest = max(depth or v.depth for v in group)
         heads: list[tuple[list[Features], list[bool]]] = []
         for d in data:
-            head = rank(d.cset, _scorer(stage1))[:depth]
+            head = rank(d.cset, _scorer(stage1))[:deepest]
             feats = [r.features.copy() for r in head]
             extract_diff(d.cset.advisory, feats, [diff_of(d.repo, r.commit.sha) for r in head])
             heads.append((feats, [r.commit.sha in d.fixes for r in head]))
         for v in group:
-            stage2 = fit_pairwise(
-                [([f.vector(v.stage2) for f in feats], flags) for feats, flags in heads],
-                v.stage2,
-                c=c,
-            )
+            n = depth or v.depth
+            sets = [([f.vector(v.stage2) for f in feats[:n]], flags[:n]) for feats, flags in heads]
+            stage2: Model
+            if v.learner == "gbdt":
+                stage2 = fit_trees(sets, v.stage2)
+            elif v.learner == "fusion":
+                stage2 = FusionModel(
+                    members=(fit_pairwise(sets, v.stage2, c=c), fit_trees(sets, v.stage2)),
+                    meta={"fusion": "reciprocal rank", "k": FUSION_K},
+                )
+            else:
+                stage2 = fit_pairwise(sets, v.stage2, c=c)
             out[v.name] = Ranker(
                 stage1=stage1,
                 stage2=stage2,
-                depth=depth,
+                depth=n,
                 meta={
                     "cves": len(data),
                     "repos": len({d.repo for d in data}),
@@ -229,7 +306,7 @@ def fit_ranker(
     data: Sequence[Labelled],
     diff_of: DiffSource,
     *,
-    depth: int = DEPTH,
+    depth: int | None = None,
     c: float = 1.0,
     variant: Variant = VARIANTS["base"],
 ) -> Ranker:
