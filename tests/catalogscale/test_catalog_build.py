@@ -222,3 +222,34 @@ def test_jobs_are_one_per_image(tmp_path: Path) -> None:
     only = jobs_for(tmp_path, images, variants={"jq": ["dev"]})
     assert sorted(j.label for j in only) == ["curl", "curl-dev", "jq-dev"]
     assert workflow_id(jobs) != workflow_id(only)
+
+
+def test_build_warns_when_a_worker_process_died(
+    checkout: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Offline: the plan, Temporal and the workflow are stand-ins; the worker process is a
+    real process that exits at once. The build says so and names its log."""
+    import kiln.cli.catalog as cli
+    import kiln.factory.catalogbuild as engine
+    import kiln.factory.engine
+    import kiln.factory.server
+
+    found = plan_catalog(load_families(checkout / "catalog"), network_tests=False)
+    monkeypatch.setattr(cli, "_plan", lambda *_, **__: found)
+    monkeypatch.setattr(kiln.factory.server, "endpoint_for", lambda _: Endpoint("127.0.0.1:1"))
+
+    async def no_client(_: Endpoint) -> None:
+        return None
+
+    async def no_outcomes(*_: object, **__: object) -> list[object]:
+        return []
+
+    dead = subprocess.Popen(["false"])
+    dead.wait()
+    monkeypatch.setattr(kiln.factory.engine, "connect", no_client)
+    monkeypatch.setattr(engine, "run_catalog", no_outcomes)
+    monkeypatch.setattr(engine, "start_worker_processes", lambda *_, **__: [dead])
+    assert main(["catalog", "build", "--catalog", str(checkout), "--workers", "2"]) == 0
+    err = plain_line(capsys.readouterr().err)
+    assert "worker process 1 exited early (exit code 1)" in err
+    assert "workers/1.log" in err

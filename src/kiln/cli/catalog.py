@@ -200,6 +200,16 @@ def build(
     try:
         outcomes = asyncio.run(main())
     finally:
+        # a worker that died early left its images to the others: say so, with its log
+        for number, process in enumerate(extra, start=1):
+            if process.poll() is not None:
+                err_console.print(
+                    f"warning: worker process {number} exited early (exit code "
+                    f"{process.returncode}); its log: "
+                    f"{state_root(root) / 'workers' / f'{number}.log'}",
+                    markup=False,
+                    highlight=False,
+                )
         stop_worker_processes(extra)
     table = Table(title="catalog build")
     columns = ("image", "release", "built", "layers", "tests", "size", "seconds", "problem")
