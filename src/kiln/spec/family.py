@@ -133,6 +133,9 @@ class HelloCheck(_Frozen):
     command: tuple[Arg, ...] = Field(min_length=1)
     stdout: Regex | None = None
     stderr: Regex | None = None
+    variant: Literal["runtime", "dev"] | None = Field(
+        default=None, description="only in this variant (what a maintainer script sets up)"
+    )
 
     @model_validator(mode="after")
     def _default(self) -> HelloCheck:
@@ -212,8 +215,8 @@ class FamilyEntry(_Frozen):
         min_length=10,
         max_length=300,
         description="why the runtime image keeps a shell (the program is a shell script, "
-        "e.g. erl or R): the spec's shell field, dash added, a note; list bash in packages "
-        "for a #!/bin/bash launcher",
+        "e.g. erl or R): the spec's shell field and a note; list the shell's package (dash "
+        "for /bin/sh, bash for a #!/bin/bash launcher) in packages",
     )
     releases: tuple[Release, ...] = Field(default=RELEASES, min_length=1)
     overrides: dict[Release, Override] = Field(default_factory=dict)
@@ -355,8 +358,9 @@ def compatibility_notes(family: Family, entry: FamilyEntry, release: str, binary
         )
     if entry.shell:
         listed = entry.override_for(release).packages or entry.packages
+        kept = [s for s in ("dash", "bash", "busybox") if s in listed]
         notes.append(
-            f"{name} keeps a shell (dash as /bin/sh{', and bash' if 'bash' in listed else ''}) "
+            f"{name} keeps a shell ({', '.join(kept) or 'the packages listed'}) "
             f"because {entry.shell}; "
             f"it has no package manager: RUN steps that install belong in a stage "
             f"FROM {name}-dev (Debian's essential set and apt, runs as root)"
@@ -404,7 +408,11 @@ def _tests(
         tests.append(test)
     hello = override.hello or entry.hello
     if hello is not None:
-        said = {k: v for k, v in (("stdout", hello.stdout), ("stderr", hello.stderr)) if v}
+        said: dict[str, Any] = {
+            k: v for k, v in (("stdout", hello.stdout), ("stderr", hello.stderr)) if v
+        }
+        if hello.variant:
+            said["variants"] = [hello.variant]
         tests.append({"name": "runs hello-world", "command": list(hello.command), **said})
     probe = override.probe or entry.probe
     if probe is not None:
@@ -526,7 +534,6 @@ def generate(
     }
     if entry.shell:
         spec["shell"] = entry.shell
-        spec["packages"] = _dedupe((*spec["packages"], "dash"))
     if entry.ports:
         spec["ports"] = list(entry.ports)
     if entry.stop_signal:
