@@ -144,7 +144,7 @@ def test_fusion_orders_by_reciprocal_rank_and_round_trips(tmp_path: Path) -> Non
     scores = score_all(stage2, [b, c, a])
     assert max(range(3), key=scores.__getitem__) == 2
     # first under member 1, second under member 2 (c ties with a there and comes first)
-    assert scores[2] == pytest.approx(1 / FUSION_K + 1 / (FUSION_K + 1))
+    assert scores[2] == pytest.approx((1 + FUSION_K / (FUSION_K + 1)) / 2)
     again = stage_from_json(json.loads(json.dumps(stage2.to_json())), Location("x"))
     assert score_all(again, [b, c, a]) == scores
 

@@ -259,7 +259,9 @@ FUSION_K = 60.0  # reciprocal rank fusion's constant (Cormack et al. 2009), not 
 @dataclass(frozen=True)
 class FusionModel:
     """Several models' orders of the same candidates fused by reciprocal rank:
-    a candidate scores ``sum(1 / (FUSION_K + its rank under each member))``. Models
+    a candidate scores the mean of ``FUSION_K / (FUSION_K + its 0-based rank)`` over
+    the members (1.0: first under every member; the same order as the textbook
+    ``sum(1 / (k + rank))``, on a scale a reviewer can read). Models
     that err differently (a linear model and trees) agree on the fix more often than
     either alone ranks it first. Scores exist only for a whole set (``score_all``)."""
 
@@ -278,7 +280,7 @@ class FusionModel:
             scores = [member.score(f) for f in features]
             order = sorted(range(len(features)), key=lambda i: -scores[i])
             for position, i in enumerate(order):
-                fused[i] += 1.0 / (FUSION_K + position)
+                fused[i] += FUSION_K / (FUSION_K + position) / len(self.members)
         return fused
 
     def to_json(self) -> dict[str, Any]:
