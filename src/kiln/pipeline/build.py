@@ -254,9 +254,8 @@ def npm_inputs(
 #: what ``shell:`` lets through the runtime no-shell rule: the POSIX shells a script
 #: starts with (dash as /bin/sh; bash for a ``#!/bin/bash`` launcher such as R's), only
 #: when the spec lists their packages; package managers never
-SHELL_PATHS = tuple(
-    f"{prefix}/{name}" for prefix in ("usr/bin", "bin") for name in ("sh", "dash", "bash", "rbash")
-)
+_SHELL_NAMES = ("sh", "dash", "bash", "rbash", "busybox")
+SHELL_PATHS = tuple(f"{prefix}/{name}" for prefix in ("usr/bin", "bin") for name in _SHELL_NAMES)
 
 
 def _shell_annotation(spec: ImageSpec, variant: str) -> dict[str, str]:

@@ -10,9 +10,9 @@ from .load import (
     RecipeError,
     StaleBaseError,
     check_base,
-    rebased,
     load_recipe,
     parse_recipe,
+    rebased,
 )
 from .model import Hardening, Patch, Profile, Recipe, RecipeTest
 
