@@ -182,6 +182,12 @@ class Override(_Frozen):
     probe: ServerProbe | None = None
     replaces: tuple[str, ...] | None = None
     paths: tuple[PathSpec, ...] | None = None
+    path_exclude: tuple[str, ...] | None = Field(
+        default=None,
+        alias="path-exclude",
+        description="dpkg path-exclude globs for this release (e.g. a package's links to "
+        "optional tools it only suggests, which would dangle)",
+    )
 
 
 class FamilyEntry(_Frozen):
@@ -534,6 +540,8 @@ def generate(
     }
     if entry.shell:
         spec["shell"] = entry.shell
+    if override.path_exclude:
+        spec["path-exclude"] = list(override.path_exclude)
     if entry.ports:
         spec["ports"] = list(entry.ports)
     if entry.stop_signal:
