@@ -217,6 +217,7 @@ VARIANTS: dict[str, Variant] = {
         Variant("+diff200", _BASE1, (*_BASE1, *_DIFF2), "linear", 200),
         Variant("gbdt+rank", _BASE1, (*_BASE1, *DIFF_FEATURE_NAMES), "gbdt"),
         Variant("fusion", _BASE1, (*_BASE1, *_DIFF2), "fusion"),
+        Variant("fusion+message", FEATURE_NAMES, (*FEATURE_NAMES, *_DIFF2), "fusion"),
     )
 }
 DEFAULT_VARIANTS = ("base", "+diff", "fusion")
