@@ -9,13 +9,13 @@ how often the fix was a candidate at all, the median candidate-set size and seco
 CVE, on every record and on the records whose input does not leak the answer (no
 ``flags`` set). ``--cv`` adds kiln's ranker under leave-one-repo-out cross-validation
 (a model with the given model's features, learner and depth trained without the
-CVE's repository;
-needs scikit-learn): on the development
-set that is the honest number for a fixed feature set, since the shipped model was
-trained on it (``kiln_cv.learner`` names stage 2's learner). ``--nested`` adds the nested cross-validation of the whole training
-procedure (``train.nested_cv``: inside each outer training fold an inner
-leave-one-repo-out chooses among ``--variants``; the outer fold is never looked at),
-with the variant each outer fold picked and the one the inner loop picks on all of DIR.
+CVE's repository; needs scikit-learn): on the development set that is the honest
+number for a fixed feature set, since the shipped model was trained on it
+(``kiln_cv.learner`` names stage 2's learner). ``--nested`` adds the nested
+cross-validation of the whole training procedure (``train.nested_cv``: inside each
+outer training fold an inner leave-one-repo-out chooses among ``--variants``; the outer
+fold is never looked at), with the variant each outer fold picked and the one the
+inner loop picks on all of DIR.
 ``--json`` prints ``{"baseline": {...}, "kiln": {...}, ["kiln_cv": {...}],
 ["kiln_nested": {...}]}``.
 """
