@@ -84,9 +84,11 @@ export DPKG_ROOT= DPKG_ADMINDIR=/var/lib/dpkg DPKG_MAINTSCRIPT_ARCH="$arch"
 for pkg in "$@"; do
     script="/var/lib/dpkg/info/$pkg.preinst"
     [ -f "$script" ] || continue
-    DPKG_MAINTSCRIPT_PACKAGE="${pkg%%:*}" DPKG_MAINTSCRIPT_NAME=preinst "$script" install
+    DPKG_MAINTSCRIPT_PACKAGE="${pkg%%:*}" DPKG_MAINTSCRIPT_NAME=preinst "$script" install \
+        || { rc=$?; echo "kiln: $pkg's preinst install exited $rc" >&2; exit "$rc"; }
 done
-dpkg --force-confold --configure --pending
+dpkg --force-confold --configure --pending \
+    || { rc=$?; echo "kiln: dpkg --configure --pending exited $rc" >&2; exit "$rc"; }
 dpkg --audit
 """
 
