@@ -18,6 +18,7 @@ finds it (same workflow id) and its worker takes the remaining activities over.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -26,8 +27,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
@@ -374,26 +376,53 @@ def _archive() -> ArchiveAccess:
     return _ARCHIVES[key]
 
 
-_SCRATCH: list[Path | None] = []
+@dataclass
+class _Scratch:
+    """The process's memory scratch and who is using it (activities run in threads)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    made: bool = False
+    directory: Path | None = None
+    users: int = 0
+    saved: str | None = None
 
 
-def _use_memory_scratch() -> None:
-    """Once per worker process: temporary files in memory when there is room
-    (``kiln.fileio.memory_scratch``): unpacking each image to test it and the root its
-    maintainer scripts run in create and delete tens of thousands of files per image."""
-    if not _SCRATCH:
-        _SCRATCH.append(memory_scratch())
-        if _SCRATCH[0] is not None:
-            tempfile.tempdir = str(_SCRATCH[0])
+_SCRATCH = _Scratch()
+
+
+@contextlib.contextmanager
+def _memory_scratch_in_use() -> Iterator[None]:
+    """While images build: temporary files in memory when there is room
+    (``kiln.fileio.memory_scratch``, made once per process): unpacking each image to test
+    it and the root its maintainer scripts run in create and delete tens of thousands of
+    files per image. ``tempfile``'s directory is the process's, so it is set while at
+    least one build runs and given back after the last one (a test process that builds
+    an image in-process must not keep its temporary files in a root-only directory)."""
+    with _SCRATCH.lock:
+        if not _SCRATCH.made:
+            _SCRATCH.directory, _SCRATCH.made = memory_scratch(), True
+        if _SCRATCH.users == 0 and _SCRATCH.directory is not None:
+            _SCRATCH.saved, tempfile.tempdir = tempfile.tempdir, str(_SCRATCH.directory)
+        _SCRATCH.users += 1
+    try:
+        yield
+    finally:
+        with _SCRATCH.lock:
+            _SCRATCH.users -= 1
+            if _SCRATCH.users == 0 and _SCRATCH.directory is not None:
+                tempfile.tempdir = _SCRATCH.saved
 
 
 def build_and_test(job: ImageJob, *, beat: Callable[[str], None] = lambda _: None) -> ImageOutcome:
     """Lock, build both variants, check and test them; the outcome is recorded (never
     raised: a failing image is a row of the report, the others go on)."""
+    with _memory_scratch_in_use():
+        return _build_and_test(job, beat)
+
+
+def _build_and_test(job: ImageJob, beat: Callable[[str], None]) -> ImageOutcome:
     from kiln.pipeline.build import BuildOptions, build_spec
     from kiln.spec import load_spec
-
-    _use_memory_scratch()
 
     started = time.monotonic()
     outcome = ImageOutcome(
