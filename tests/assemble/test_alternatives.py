@@ -104,3 +104,32 @@ def test_programs_computed_commands_dev_images_and_existing_links_are_left_alone
     kept = library_alternatives(mine, inp).get(f"{TRIPLET}/libblas.so.3")
     assert kept is not None
     assert kept.link_target == "blas/libblas.so.3"
+
+
+def test_each_install_command_is_its_own_alternative() -> None:
+    """An optimised BLAS registers libblas.so.3 and liblapack.so.3 in one postinst, each
+    its own master: liblapack.so.3 goes to it, not to the lower-priority liblapack3."""
+    both = b"""#!/bin/sh
+set -e
+update-alternatives --install /usr/lib/x86_64-linux-gnu/libblas.so.3 libblas.so.3-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3 100
+update-alternatives --install /usr/lib/x86_64-linux-gnu/liblapack.so.3 liblapack.so.3-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/openblas-pthread/liblapack.so.3 100
+"""  # noqa: E501  # postinst lines, verbatim
+    lapack = b"""#!/bin/sh
+set -e
+update-alternatives --install /usr/lib/x86_64-linux-gnu/liblapack.so.3 liblapack.so.3-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/lapack/liblapack.so.3 10
+"""  # noqa: E501  # a postinst line, verbatim
+    openblas = _with_postinst(
+        pkg(
+            "libopenblas0-pthread",
+            member(f"{TRIPLET}/openblas-pthread/libblas.so.3", content=b"\x7fELF"),
+            member(f"{TRIPLET}/openblas-pthread/liblapack.so.3", content=b"\x7fELF"),
+        ),
+        both,
+    )
+    reference = _with_postinst(
+        pkg("liblapack3", member(f"{TRIPLET}/lapack/liblapack.so.3", content=b"\x7fELF")), lapack
+    )
+    inp = make_input((reference, openblas))
+    done = library_alternatives(_planned(inp), inp)
+    for name in ("libblas.so.3", "liblapack.so.3"):
+        assert done.resolve(f"{TRIPLET}/{name}") == f"{TRIPLET}/openblas-pthread/{name}"

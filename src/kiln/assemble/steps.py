@@ -792,13 +792,23 @@ class _Alternative:
     package: str
 
 
-def _registered_alternatives(pkg: PackageInput) -> list[_Alternative]:
+@dataclass(frozen=True)
+class _Registration:
+    """One ``update-alternatives --install`` command: its master and its slaves."""
+
+    master: _Alternative
+    slaves: tuple[_Alternative, ...]
+
+
+def _registered_alternatives(pkg: PackageInput) -> list[_Registration]:
     """The ``update-alternatives --install LINK NAME PATH PRIORITY`` (and ``--slave``)
-    commands of a package's postinst, read, not run: only literal arguments (a word with
-    ``$`` or a backquote is a value the script computes, and that command is skipped)."""
+    commands of a package's postinst, read, not run, one registration per command (an
+    optimised BLAS registers libblas.so.3 and liblapack.so.3, each its own master): only
+    literal arguments (a word with ``$`` or a backquote is a value the script computes,
+    and that command is skipped, as is one whose master path is not a plain one)."""
     script = dict(pkg.control_files).get("postinst", b"")
     text = script.decode("utf-8", "replace").replace("\\\n", " ")
-    found: list[_Alternative] = []
+    found: list[_Registration] = []
     for line in text.splitlines():
         if "update-alternatives" not in line or "--install" not in line:
             continue
@@ -818,6 +828,7 @@ def _registered_alternatives(pkg: PackageInput) -> list[_Alternative]:
         while len(rest) >= 4 and rest[0] == "--slave":
             groups.append((rest[1], rest[2], rest[3]))
             rest = rest[4:]
+        parsed: list[_Alternative] = []
         for each_link, each_name, each_path in groups:
             if not each_link.startswith("/") or not each_path.startswith("/"):
                 continue
@@ -826,7 +837,9 @@ def _registered_alternatives(pkg: PackageInput) -> list[_Alternative]:
                 norm_path = usrmerge_path(normalise_path(each_path, where=pkg.name))
             except InputError:
                 continue
-            found.append(_Alternative(norm_link, each_name, norm_path, priority, pkg.name))
+            parsed.append(_Alternative(norm_link, each_name, norm_path, priority, pkg.name))
+        if parsed and parsed[0].name == name:  # the master itself was read
+            found.append(_Registration(parsed[0], tuple(parsed[1:])))
     return found
 
 
@@ -845,24 +858,19 @@ def library_alternatives(plan: Plan, inp: AssemblyInput) -> Plan:
     """
     if inp.variant != "runtime":
         return plan
-    by_name: dict[str, list[_Alternative]] = {}
-    slaves: dict[tuple[str, str], list[_Alternative]] = {}
+    by_name: dict[str, list[_Registration]] = {}
     for pkg in inp.packages:
-        registered = _registered_alternatives(pkg)
-        if not registered:
-            continue
-        master = registered[0]
-        by_name.setdefault(master.name, []).append(master)
-        slaves[(master.name, pkg.name)] = registered[1:]
+        for registration in _registered_alternatives(pkg):
+            by_name.setdefault(registration.master.name, []).append(registration)
     added: list[Entry] = []
-    for name, candidates in sorted(by_name.items()):
-        present = [c for c in candidates if plan.get(c.path) is not None]
+    for _, candidates in sorted(by_name.items()):
+        present = [c for c in candidates if plan.get(c.master.path) is not None]
         if not present:
             continue
-        best = max(present, key=lambda c: (c.priority, c.package))
-        if not _SHARED_LIBRARY.search(best.link):
+        best = max(present, key=lambda c: (c.master.priority, c.master.package))
+        if not _SHARED_LIBRARY.search(best.master.link):
             continue
-        for each in (best, *slaves[(name, best.package)]):
+        for each in (best.master, *best.slaves):
             if plan.get(each.link) is not None or plan.get(each.path) is None:
                 continue
             hop = f"etc/alternatives/{each.name}"
