@@ -20,12 +20,10 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from debian.deb822 import Deb822
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.segments import InterpSegment
 
 from kiln.assemble.certhash import fingerprint as _fingerprint
 from kiln.assemble.certhash import subject_hash
+from kiln.assemble.elfread import read_elf
 from kiln.assemble.fs import (
     KILN,
     MAINTSCRIPTS_OWNER,
@@ -578,16 +576,8 @@ def _merged_aliases(plan: Plan, arch: str) -> list[str]:
 
 def elf_interpreter(data: bytes) -> str | None:
     """The PT_INTERP path of an ELF file (None for non-ELF or static files)."""
-    if not data.startswith(b"\x7fELF"):
-        return None
-    try:
-        elf = ELFFile(io.BytesIO(data))
-        for segment in elf.iter_segments():
-            if isinstance(segment, InterpSegment):
-                return str(segment.get_interp_name())
-    except (ELFError, ValueError, OSError):
-        return None
-    return None
+    facts = read_elf(io.BytesIO(data), dynamic=False)
+    return facts[0] if facts is not None else None
 
 
 def merged_usr(plan: Plan, inp: AssemblyInput) -> Plan:
