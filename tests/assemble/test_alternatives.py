@@ -133,3 +133,17 @@ update-alternatives --install /usr/lib/x86_64-linux-gnu/liblapack.so.3 liblapack
     done = library_alternatives(_planned(inp), inp)
     for name in ("libblas.so.3", "liblapack.so.3"):
         assert done.resolve(f"{TRIPLET}/{name}") == f"{TRIPLET}/openblas-pthread/{name}"
+
+
+def test_a_postinst_that_does_not_parse_makes_no_link() -> None:
+    """Unbalanced quotes (shlex cannot read the line) or a master path with '..': the
+    command is skipped, nothing is invented, the step does not fail."""
+    hostile = _with_postinst(
+        pkg("libblas3", member(f"{TRIPLET}/blas/libblas.so.3", content=b"\x7fELF")),
+        b"update-alternatives --install '/usr/lib/libblas.so.3 libblas /x 10\n"
+        b"update-alternatives --install /usr/lib/../../etc/libblas.so.3 libblas "
+        b"/usr/lib/x86_64-linux-gnu/blas/libblas.so.3 10\n",
+    )
+    inp = make_input((hostile,))
+    plan = _planned(inp)
+    assert library_alternatives(plan, inp) is plan
