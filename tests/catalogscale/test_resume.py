@@ -1,6 +1,10 @@
 """A worker killed mid-catalog: the workflow is durable, so a new worker (the next
 ``kiln catalog build`` of the same selection) finds it and finishes the image the dead
-worker was building. Real Temporal dev server, real archive and build, kill -9."""
+worker was building. Real Temporal dev server, real archive and build, kill -9.
+
+The first worker is held inside its activity once the image is built (its heartbeat
+"testing ..." blocks): with warm caches bc builds and tests in about a second, so a kill
+"one second after the start" raced the finished result (CI at 05c64ff failed that way)."""
 
 from __future__ import annotations
 
@@ -33,10 +37,24 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # the first worker: the same entry point `kiln catalog build` uses, in another process
 WORKER = """
-import asyncio, json, sys
+import asyncio, json, pathlib, sys, time
+from kiln.factory import catalogbuild
 from kiln.factory.catalogbuild import ImageJob, run_catalog
 from kiln.factory.engine import connect
 from kiln.factory.server import Endpoint
+
+real = catalogbuild._build_and_test
+marker = pathlib.Path(sys.argv[3])
+
+def held(job, beat):
+    def hold(message):
+        beat(message)
+        if message.startswith("testing"):  # built, not yet tested: the kill lands here
+            marker.write_text(message)
+            time.sleep(3600)
+    return real(job, hold)
+
+catalogbuild._build_and_test = held
 
 async def main():
     client = await connect(Endpoint(sys.argv[1]))
@@ -83,14 +101,25 @@ def test_killed_worker_is_replaced_and_the_image_finishes(
     archive = ArchiveAccess.from_environment()
     found = plan(ROOT, {"debian-13": package_checker(archive, "debian-13")}, names=["bc"])
     jobs = jobs_for(tmp_path / "state", found.images, variants={"bc": ["runtime"]})
+    marker = tmp_path / "built"
     worker = subprocess.Popen(
-        [sys.executable, "-c", WORKER, temporal.address, json.dumps([asdict(j) for j in jobs])],
+        [
+            sys.executable,
+            "-c",
+            WORKER,
+            temporal.address,
+            json.dumps([asdict(j) for j in jobs]),
+            str(marker),
+        ],
         start_new_session=True,
     )
     try:
         first_run = asyncio.run(_started(temporal, jobs, time.monotonic() + 120))
         assert first_run, "the first worker never started the image"
-        time.sleep(1.0)  # inside the build
+        deadline = time.monotonic() + 600
+        while not marker.exists() and worker.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert marker.read_text() == "testing bc"  # the first worker built bc, then held
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(timeout=30)
         assert not (tmp_path / "state" / "results" / "bc.json").exists()  # it did not finish
