@@ -1,9 +1,9 @@
 """Catalog benchmark: build and test catalog images through the factory's workflow.
 
 Run: `.venv/bin/python bench/catalog.py [--family F | --image NAME ... | --sample]
-[--variant runtime|dev] [--workers 1 2] [--no-warm] [--json FILE]`. Needs the Debian
-archive (network) and the pinned Temporal CLI; starts its own dev server on free ports
-(and stops it).
+[--variant runtime|dev] [--workers 1 2] [--no-warm] [--shared-cache] [--json FILE]`.
+Needs the Debian archive (network) and the pinned Temporal CLI; starts its own dev
+server on free ports (and stops it).
 
 With no selection it builds every generated image (686 images; the whole catalog, which
 this machine's shared CPUs should not be given in a working session). For each worker
@@ -11,11 +11,14 @@ count in `--workers` it runs `kiln catalog build` (a subprocess, its own
 `$KILN_CACHE`) with the .deb cache warm (the shared cache's verified blobs and indexes
 are linked in) and the layout cache cold, so the runs compare like with like; then,
 unless `--no-warm`, a rerun with nothing changed (every layout restored from the cache
-the last run filled). Per run it reports the wall time, layout-cache and .deb-cache hit
-rates, the images' layers (referenced, distinct, their bytes) and layer-cache hits (a
-shared base layer linked instead of compressed again), bytes downloaded, the failures
-per family with their reasons, and it projects the time of N workers for the whole
-catalog from the measured per-image costs and the measured 1 -> 2 worker speed-up.
+the last run filled, and the passing test outcomes and scans it remembered:
+``kiln.factory.outcomecache``). `--shared-cache` builds in `$KILN_CACHE` itself instead
+of a fresh cache (what this machine built before is reused). Per run it reports the
+wall time, layout-cache and .deb-cache hit rates, the tests and scans reused, the
+images' layers (referenced, distinct, their bytes) and layer-cache hits (a shared base
+layer linked instead of compressed again), bytes downloaded, the failures per family
+with their reasons, and it projects the time of N workers for the whole catalog from
+the measured per-image costs and the measured 1 -> 2 worker speed-up.
 """
 
 from __future__ import annotations
@@ -139,6 +142,9 @@ def _summary(records: list[dict[str, Any]], seconds: float, workers: int) -> dic
         "images": len(variants),
         "images_ok": images_ok,
         "layout_cache_hits": sum(1 for v in variants if v["layout_cache_hit"]),
+        # passing test outcomes and scans of unchanged images reused (kiln.factory.outcomecache)
+        "tests_reused": sum(1 for v in variants if v.get("tests_cached")),
+        "scans_reused": sum(1 for v in variants if v.get("scan_cached")),
         **_layers(variants),
         "deb_cache_hit_rate": round(sum(r["debs_cached"] for r in records) / debs, 3)
         if debs
@@ -185,6 +191,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--no-warm", action="store_true")
     parser.add_argument("--offline", action="store_true", help="skip the network tests")
+    parser.add_argument(
+        "--shared-cache",
+        action="store_true",
+        help="build in $KILN_CACHE itself (its layouts, layers and remembered outcomes), "
+        "not a fresh cache: the first run then measures a rebuild of what this machine "
+        "built before, and the warm rerun follows it",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     runtime, dev = _select(args)
@@ -200,7 +213,9 @@ def main() -> None:
                 warm = asked == 0
                 workers = asked or args.workers[-1]
                 scratch = Path(tmp) / f"run{index}"
-                if not warm:
+                if args.shared_cache:
+                    cache = shared
+                elif not warm:
                     cache = _run_cache(shared, scratch)
                 env = {**os.environ, "KILN_TEMPORAL": server.address, "KILN_CACHE": str(cache)}
                 shutil.rmtree(state_root(ROOT) / "results", ignore_errors=True)

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from kiln.cli.main import main
-from kiln.debian.cache import default_cache_root
 from kiln.factory.catalogbuild import README_BEGIN, state_root, status_rows
 from kiln.factory.server import Endpoint
 from kiln.spec.family import load_families, plan_catalog
@@ -54,17 +53,11 @@ def checkout(tmp_path: Path) -> Path:
 def test_build_skips_missing_package_and_reports_a_mute_server(
     checkout: Path,
     temporal: Endpoint,
+    own_cache: Path,  # the shared verified .debs and indexes, layouts of this test's own
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("KILN_TEMPORAL", temporal.address)
-    # the shared verified .debs and indexes, and a layout cache of this test's own
-    shared, cache = default_cache_root(), checkout.parent / "cache"
-    cache.mkdir()
-    for part in ("sha256", "derived", "meta"):
-        if (shared / part).is_dir():
-            (cache / part).symlink_to(shared / part)
-    monkeypatch.setenv("KILN_CACHE", str(cache))
     code = main(["catalog", "build", "--catalog", str(checkout), "--offline", "--workers", "1"])
     captured = capsys.readouterr()
     output = plain_line(captured.out + captured.err)

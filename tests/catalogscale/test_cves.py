@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from kiln.cli.main import main
-from kiln.debian.cache import default_cache_root
 from kiln.factory.catalogbuild import build_and_test, jobs_for, plan, status_rows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,14 +38,11 @@ def _tracker(path: Path) -> Path:
 @pytest.mark.network
 @pytest.mark.slow
 def test_built_images_carry_open_and_fixable_cve_counts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    own_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    shared, cache = default_cache_root(), tmp_path / "cache"
-    cache.mkdir()
-    for part in ("sha256", "derived", "meta"):
-        if (shared / part).is_dir():
-            (cache / part).symlink_to(shared / part)
-    monkeypatch.setenv("KILN_CACHE", str(cache))
     db = tmp_path / "vuln.db"
     monkeypatch.setenv("KILN_DB", str(db))
     feed = [
@@ -73,6 +69,23 @@ def test_built_images_carry_open_and_fixable_cve_counts(
     assert (rows["tree"].cves, rows["tree"].cves_fixable) == (2, 1)
     assert rows["tree-dev"].cves is None  # not built
     assert json.loads(json.dumps(rows["tree"].to_dict()))["cves_fixable"] == 1
+
+    assert not image.scan_cached
+    # the same image against the same database file: the scan is remembered, not rerun
+    same = build_and_test(job)
+    (image,) = same.variants
+    assert image.scan_cached
+    assert (image.cves, image.cves_fixable) == (2, 1), image.scan
+    # a database update rewrites the file: a new scan (the tracker now fixes the open one)
+    export = json.loads((tmp_path / "t.json").read_text())
+    fixed = {"status": "resolved", "fixed_version": "99.0-1"}
+    export["tree"]["CVE-2099-0001"]["releases"]["trixie"].update(fixed)
+    (tmp_path / "t.json").write_text(json.dumps(export))
+    assert main(feed) == 0, capsys.readouterr().err
+    updated = build_and_test(job)
+    (image,) = updated.variants
+    assert not image.scan_cached
+    assert (image.cves, image.cves_fixable) == (2, 2), image.scan
 
     # without a database the counts are unknown, not zero (the layout comes from the cache)
     monkeypatch.setenv("KILN_DB", str(tmp_path / "none.db"))

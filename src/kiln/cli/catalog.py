@@ -141,6 +141,14 @@ def build(
     offline: Annotated[
         bool, typer.Option("--offline", help="leave out the tests that need the network")
     ] = False,
+    retest: Annotated[
+        bool,
+        typer.Option(
+            "--retest",
+            help="run every image's tests again, even when the same image, archive and "
+            "kiln passed them before (otherwise that outcome is reused)",
+        ),
+    ] = False,
     catalog: CheckoutOption = None,
 ) -> None:
     """Build and test the catalog's images through the factory's Temporal workflow."""
@@ -168,7 +176,9 @@ def build(
     if not found.images:
         raise InputError("nothing to build: the selection has no image")
     only = {i.name: [variant] for i in found.images} if variant else None
-    jobs = jobs_for(state_root(root), found.images, run_tests=not no_tests, variants=only)
+    jobs = jobs_for(
+        state_root(root), found.images, run_tests=not no_tests, variants=only, retest=retest
+    )
     endpoint = endpoint_for(root)
     err_console.print(
         f"catalog: {len(jobs)} images of {len(found.images)} specs, {workers} at once "
@@ -223,7 +233,7 @@ def build(
                 o.release,
                 "cache" if v.layout_cache_hit else "yes",
                 f"{len(v.layers)}" + (f" ({v.layers_reused} reused)" if v.layers_reused else ""),
-                f"{v.tests_passed}/{total}",
+                f"{v.tests_passed}/{total}" + (" (reused)" if v.tests_cached else ""),
                 f"{v.size / 1e6:.1f} MB",
                 f"{o.seconds:.0f}",
                 _first_line(v.failures[0]) if v.failures else "",

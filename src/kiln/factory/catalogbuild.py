@@ -41,6 +41,7 @@ from temporalio.common import RetryPolicy, WorkflowIDConflictPolicy, WorkflowIDR
 from temporalio.exceptions import ActivityError
 
 from kiln.errors import InputError, KilnError
+from kiln.factory.outcomecache import OutcomeCache, key_of_tests, scan_key
 from kiln.fileio import atomic_write, memory_scratch
 
 if TYPE_CHECKING:
@@ -183,6 +184,7 @@ class ImageJob:
     results: str  # where the outcome is recorded
     run_tests: bool = True
     variants: list[str] = field(default_factory=list)  # empty: runtime and dev
+    retest: bool = False  # run the tests even when a passing outcome is remembered
 
     @property
     def label(self) -> str:
@@ -209,6 +211,8 @@ class VariantOutcome:
     tests_failed: int = 0
     closure_programs: int = 0
     failures: list[str] = field(default_factory=list)
+    tests_cached: bool = False  # the closure and tests: a remembered passing outcome
+    scan_cached: bool = False  # the scan: remembered for this image and database
 
 
 @dataclass
@@ -332,6 +336,83 @@ def _test_variant(built: BuiltVariant, outcome: VariantOutcome, *, run_tests: bo
         remove_rootfs(scratch)
 
 
+_TESTED = ("tests_passed", "tests_failed", "closure_programs", "failures")
+_SCANNED = ("cves", "cves_fixable", "scan")
+
+
+def _archive_state(archive: ArchiveAccess, loaded: LoadedSpec) -> list[str] | None:
+    """The InRelease sha256s the spec resolved against (None: unknown, do not remember)."""
+    try:
+        return [r.inrelease_sha256 for r in archive.snapshot_for(loaded.spec).releases]
+    except KilnError:
+        return None
+
+
+def _test_remembered(
+    built: BuiltVariant,
+    outcome: VariantOutcome,
+    job: ImageJob,
+    remembered: OutcomeCache,
+    archive_state: list[str] | None,
+) -> None:
+    """``_test_variant``, or the passing outcome of the same image, tests, archive and
+    kiln (``kiln.factory.outcomecache``); a new passing outcome is remembered."""
+    from kiln.sandbox.unpack import host_arch
+
+    key = None
+    if archive_state is not None:
+        key = key_of_tests(
+            built.image.index_digest, host_arch(), network=job.run_tests, releases=archive_state
+        )
+    known = remembered.get(key) if key is not None and not job.retest else None
+    if known is not None and _restore(outcome, known, _TESTED) and not outcome.failures:
+        outcome.tests_cached = True
+        return
+    for name, value in VariantOutcome(outcome.label, outcome.variant).__dict__.items():
+        if name in _TESTED:
+            setattr(outcome, name, value)
+    _test_variant(built, outcome, run_tests=job.run_tests)
+    if key is not None and job.run_tests and not outcome.failures:
+        remembered.put(key, {name: getattr(outcome, name) for name in _TESTED})
+
+
+def _scan_remembered(
+    built: BuiltVariant, outcome: VariantOutcome, remembered: OutcomeCache
+) -> None:
+    """``_scan_variant``, or its remembered result against the same database file."""
+    from kiln.vuln.db.read import default_db_url
+
+    key = scan_key(built.image.index_digest, default_db_url())
+    known = remembered.get(key) if key is not None else None
+    if known is not None and _restore(outcome, known, _SCANNED):
+        outcome.scan_cached = True
+        return
+    _scan_variant(built, outcome)
+    if key is not None and outcome.cves is not None:
+        remembered.put(key, {name: getattr(outcome, name) for name in _SCANNED})
+
+
+def _restore(outcome: VariantOutcome, known: Mapping[str, Any], names: Sequence[str]) -> bool:
+    """Set ``names`` from a remembered entry if each has the field's type (else False,
+    nothing set: a damaged entry is a miss)."""
+    fresh = VariantOutcome(outcome.label, outcome.variant)
+    values = {}
+    for name in names:
+        value, default = known.get(name), getattr(fresh, name)
+        if name == "failures":
+            ok = isinstance(value, list) and all(isinstance(x, str) for x in value)
+        elif name in ("cves", "cves_fixable"):
+            ok = value is None or (isinstance(value, int) and not isinstance(value, bool))
+        else:
+            ok = isinstance(value, type(default)) and not isinstance(value, bool)
+        if not ok:
+            return False
+        values[name] = value
+    for name, value in values.items():
+        setattr(outcome, name, value)
+    return True
+
+
 def _scan_variant(built: BuiltVariant, outcome: VariantOutcome) -> None:
     """Scan the image as ``kiln scan LAYOUT`` does, against kiln's vulnerability database
     (``$KILN_DB``, else ``vuln.db`` in ``$KILN_CACHE``; no network), and count the
@@ -435,6 +516,7 @@ def _build_and_test(job: ImageJob, beat: Callable[[str], None]) -> ImageOutcome:
     )
     archive = _archive()
     cache_root = archive.cache.root / "layouts"
+    remembered = OutcomeCache(archive.cache.root)
     before = _layout_keys(cache_root)
     observer = _Observer(archive, outcome)
     try:
@@ -457,9 +539,9 @@ def _build_and_test(job: ImageJob, beat: Callable[[str], None]) -> ImageOutcome:
             entry = _cache_entry_of(cache_root, each)
             variant.layout_cache_hit = entry is not None and entry in before
             beat(f"testing {each.label}")
-            _test_variant(each, variant, run_tests=job.run_tests)
+            _test_remembered(each, variant, job, remembered, _archive_state(archive, loaded))
             beat(f"scanning {each.label}")
-            _scan_variant(each, variant)
+            _scan_remembered(each, variant, remembered)
             outcome.variants.append(variant)
     except KilnError as exc:
         outcome.error = exc.message + (f" ({exc.location})" if exc.location else "")
@@ -713,10 +795,11 @@ def jobs_for(
     *,
     run_tests: bool = True,
     variants: Mapping[str, Sequence[str]] | None = None,
+    retest: bool = False,
 ) -> list[ImageJob]:
     """Write the specs and make one job per image: per spec, one for each variant
     (runtime, dev; ``variants``: per spec name, only these). Layouts go under
-    ``state/out``."""
+    ``state/out``; ``retest``: ignore remembered test outcomes."""
     images = list(images)
     paths = write_specs(state / "specs", images)
     return [
@@ -729,6 +812,7 @@ def jobs_for(
             str(state / "results"),
             run_tests,
             [variant],
+            retest,
         )
         for i, p in zip(images, paths, strict=True)
         for variant in (variants or {}).get(i.name, ()) or ("runtime", "dev")
