@@ -1,7 +1,8 @@
 """Catalog benchmark: build and test catalog images through the factory's workflow.
 
 Run: `.venv/bin/python bench/catalog.py [--family F | --image NAME ... | --sample]
-[--variant runtime|dev] [--workers 1 2] [--no-warm] [--shared-cache] [--json FILE]`.
+[--variant runtime|dev] [--workers 1 2] [--no-warm] [--shared-cache] [--arm64]
+[--json FILE]`.
 Needs the Debian archive (network) and the pinned Temporal CLI; starts its own dev
 server on free ports (and stops it).
 
@@ -18,7 +19,9 @@ wall time, layout-cache and .deb-cache hit rates, the tests and scans reused, th
 images' layers (referenced, distinct, their bytes) and layer-cache hits (a shared base
 layer linked instead of compressed again), bytes downloaded, the failures per family
 with their reasons, and it projects the time of N workers for the whole catalog from
-the measured per-image costs and the measured 1 -> 2 worker speed-up.
+the measured per-image costs and the measured 1 -> 2 worker speed-up. With `--arm64`,
+each run then builds the arm64 set (`kiln catalog build --arm64`) and reports it apart
+(`"arm64"`: its time, images passing on both platforms, failures with reasons).
 """
 
 from __future__ import annotations
@@ -95,6 +98,30 @@ def _build(
         sys.stderr.write(done.stderr.decode(errors="replace")[-3000:])
         raise SystemExit(f"kiln catalog build exited {done.returncode}")
     return seconds
+
+
+def _build_arm64(args: argparse.Namespace, env: dict[str, str], workers: int) -> float:
+    """``kiln catalog build --arm64``: its wall time (exit 1 = some image failed)."""
+    cmd = [_kiln(), "catalog", "build", "--catalog", str(ROOT), "--workers", str(workers)]
+    cmd += ["--arm64", *(["--offline"] if args.offline else [])]
+    started = time.monotonic()
+    done = subprocess.run(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False
+    )
+    if done.returncode not in (0, 1):
+        sys.stderr.write(done.stderr.decode(errors="replace")[-3000:])
+        raise SystemExit(f"kiln catalog build --arm64 exited {done.returncode}")
+    return time.monotonic() - started
+
+
+def _arm64_records() -> list[dict[str, Any]]:
+    """The outcomes of the arm64 set: every image tested on arm64 (or hand-written)."""
+    return [
+        {**r, "variants": [v for v in r["variants"] if "arm64" in v.get("archs", [])]}
+        for r in _collect(None)
+        if r["family"] == "hand-written"
+        or any("arm64" in v.get("archs", []) for v in r["variants"])
+    ]
 
 
 def _collect(names: set[str] | None) -> list[dict[str, Any]]:
@@ -192,6 +219,12 @@ def main() -> None:
     parser.add_argument("--no-warm", action="store_true")
     parser.add_argument("--offline", action="store_true", help="skip the network tests")
     parser.add_argument(
+        "--arm64",
+        action="store_true",
+        help="after each build, the arm64 set too (kiln catalog build --arm64: the "
+        "hand-written images and the entries listing arm64, on amd64 and arm64)",
+    )
+    parser.add_argument(
         "--shared-cache",
         action="store_true",
         help="build in $KILN_CACHE itself (its layouts, layers and remembered outcomes), "
@@ -236,6 +269,12 @@ def main() -> None:
                     ]
                 summary = _summary(records, seconds, workers)
                 summary["warm"] = warm
+                if args.arm64:
+                    arm64_seconds = _build_arm64(args, env, workers)
+                    arm64 = _summary(_arm64_records(), arm64_seconds, workers)
+                    summary["arm64"] = {
+                        k: v for k, v in arm64.items() if k != "per_activity_seconds"
+                    }
                 runs.append(summary)
                 print(json.dumps({k: v for k, v in summary.items() if k != "per_activity_seconds"}))
         finally:

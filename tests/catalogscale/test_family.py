@@ -184,6 +184,21 @@ def test_missing_package_skips_that_release_only(tmp_path: Path) -> None:
         ),
         ("family: t\nkind: tool\nentries: {", "invalid YAML"),
         (
+            "family: t\nkind: tool\nentries:\n  - {name: a, packages: [pkg-a], binary: /a,"
+            " archs: [amd64, amd64]}\n",
+            "more than once",
+        ),
+        (
+            "family: t\nkind: tool\nentries:\n  - {name: a, packages: [pkg-a], binary: /a,"
+            " archs: [arm64]}\n",
+            "amd64 must be listed",
+        ),
+        (
+            "family: t\nkind: tool\nentries:\n  - {name: a, packages: [pkg-a], binary: /a,"
+            " archs: [amd64, riscv64]}\n",
+            "archs[1]: input should be 'amd64' or 'arm64'",
+        ),
+        (
             "family: t\nkind: server\nentries:\n  - {name: a, packages: [pkg-a], binary: /a,"
             ' probe: {port: 5353, send: "\\0x", expect: x}}\n',
             "NUL byte",

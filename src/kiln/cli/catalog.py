@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -149,6 +150,15 @@ def build(
             "kiln passed them before (otherwise that outcome is reused)",
         ),
     ] = False,
+    arm64: Annotated[
+        bool,
+        typer.Option(
+            "--arm64",
+            help="build the arm64 set instead: the checkout's hand-written images and the "
+            "generated images whose table entry lists arm64, each for amd64 and arm64 "
+            "(runtime variants; arm64 tested through qemu-user)",
+        ),
+    ] = False,
     catalog: CheckoutOption = None,
 ) -> None:
     """Build and test the catalog's images through the factory's Temporal workflow."""
@@ -156,9 +166,17 @@ def build(
         raise InputError(f"--workers {workers}: at least 1")
     if variant not in (None, "runtime", "dev"):
         raise InputError(f"--variant {variant!r}: runtime or dev")
+    if arm64 and (family or image or release or variant):
+        raise InputError(
+            "--arm64 builds its own selection: it does not combine with --family, --image, "
+            "--release or --variant"
+        )
     logging.getLogger("temporalio").setLevel(logging.ERROR)
     from kiln.factory.catalogbuild import (
+        ARM64_ARCHS,
         ImageOutcome,
+        arm64_images,
+        hand_written_jobs,
         image_label,
         jobs_for,
         layer_sharing,
@@ -171,17 +189,32 @@ def build(
     from kiln.factory.server import endpoint_for
 
     root = _root(catalog)
-    found = _plan(root, family=family, image=image, release=release, network_tests=not offline)
+    if arm64:
+        found = _plan(root, family=None, image=None, release=None, network_tests=not offline)
+        found = replace(found, images=tuple(arm64_images(found)), skipped=())
+        only: dict[str, list[str]] | None = {i.name: ["runtime"] for i in found.images}
+        jobs = hand_written_jobs(root, state_root(root), archs=ARM64_ARCHS)
+        jobs = [replace(j, run_tests=not no_tests, retest=retest) for j in jobs]
+        jobs += jobs_for(
+            state_root(root),
+            found.images,
+            run_tests=not no_tests,
+            variants=only,
+            retest=retest,
+            archs=ARM64_ARCHS,
+        )
+    else:
+        found = _plan(root, family=family, image=image, release=release, network_tests=not offline)
+        only = {i.name: [variant] for i in found.images} if variant else None
+        jobs = jobs_for(
+            state_root(root), found.images, run_tests=not no_tests, variants=only, retest=retest
+        )
     _report_skips(found)
-    if not found.images:
+    if not jobs:
         raise InputError("nothing to build: the selection has no image")
-    only = {i.name: [variant] for i in found.images} if variant else None
-    jobs = jobs_for(
-        state_root(root), found.images, run_tests=not no_tests, variants=only, retest=retest
-    )
     endpoint = endpoint_for(root)
     err_console.print(
-        f"catalog: {len(jobs)} images of {len(found.images)} specs, {workers} at once "
+        f"catalog: {len(jobs)} images of {len({j.spec for j in jobs})} specs, {workers} at once "
         f"({workers} worker process{'es' if workers > 1 else ''}), "
         f"Temporal {endpoint.address}",
         markup=False,
@@ -233,7 +266,9 @@ def build(
                 o.release,
                 "cache" if v.layout_cache_hit else "yes",
                 f"{len(v.layers)}" + (f" ({v.layers_reused} reused)" if v.layers_reused else ""),
-                f"{v.tests_passed}/{total}" + (" (reused)" if v.tests_cached else ""),
+                f"{v.tests_passed}/{total}"
+                + (f" ({'+'.join(v.archs)})" if len(v.archs) > 1 else "")
+                + (" (reused)" if v.tests_cached else ""),
                 f"{v.size / 1e6:.1f} MB",
                 f"{o.seconds:.0f}",
                 _first_line(v.failures[0]) if v.failures else "",

@@ -73,6 +73,11 @@ SAMPLE: dict[str, tuple[str, ...]] = {
     ),
     **dict.fromkeys(("jq", "memcached", "lua", "memcached-debian12"), ("runtime", "dev")),
 }  # fmt: skip
+#: What ``kiln catalog build --arm64`` builds and tests: the checkout's hand-written
+#: images and the generated ones whose table entry lists arm64 in ``archs``, each for
+#: these platforms (runtime variants; arm64's programs run through qemu-user).
+ARM64_ARCHS = ("amd64", "arm64")
+HAND_WRITTEN = "hand-written"
 
 
 def state_root(root: Path) -> Path:
@@ -162,6 +167,44 @@ def write_specs(directory: Path, images: Iterable[GeneratedImage]) -> list[Path]
     return written
 
 
+def arm64_images(found: CatalogPlan) -> list[GeneratedImage]:
+    """The planned images whose spec builds arm64 (their entry lists it)."""
+    return [i for i in found.images if "arm64" in i.spec.get("archs", ())]
+
+
+def hand_written_jobs(root: Path, state: Path, *, archs: Sequence[str]) -> list[ImageJob]:
+    """One job per hand-written spec (``images/*.yaml``, runtime variant, ``archs``):
+    the spec and its lock are copied under ``state/specs/hand-written/`` first, so a
+    relock against today's archive never rewrites the checked-in lock."""
+    from kiln.spec import load_spec
+
+    directory = state / "specs" / HAND_WRITTEN
+    jobs = []
+    for name in hand_written(root):
+        source = root / "images" / f"{name}.yaml"
+        spec = load_spec(source).spec
+        for path in (source, source.with_suffix(".lock.json")):
+            target = directory / path.name
+            if path.is_file() and (
+                not target.is_file() or target.read_bytes() != path.read_bytes()
+            ):
+                directory.mkdir(parents=True, exist_ok=True)
+                atomic_write(target, path.read_bytes())
+        jobs.append(
+            ImageJob(
+                name,
+                HAND_WRITTEN,
+                spec.distro,
+                str(directory / source.name),
+                str(state / "out" / HAND_WRITTEN),
+                str(state / "results"),
+                variants=["runtime"],
+                archs=list(archs),
+            )
+        )
+    return jobs
+
+
 # ------------------------------------------------------------------ activity data
 
 
@@ -185,6 +228,8 @@ class ImageJob:
     run_tests: bool = True
     variants: list[str] = field(default_factory=list)  # empty: runtime and dev
     retest: bool = False  # run the tests even when a passing outcome is remembered
+    #: the platforms built and tested (another than this machine's runs through qemu-user)
+    archs: list[str] = field(default_factory=lambda: ["amd64"])
 
     @property
     def label(self) -> str:
@@ -212,6 +257,7 @@ class VariantOutcome:
     closure_programs: int = 0
     failures: list[str] = field(default_factory=list)
     tests_cached: bool = False  # the closure and tests: a remembered passing outcome
+    archs: list[str] = field(default_factory=list)  # the platforms tested
     scan_cached: bool = False  # the scan: remembered for this image and database
 
 
@@ -305,25 +351,33 @@ def _cache_entry_of(cache_root: Path, built: BuiltVariant) -> str | None:
     return None
 
 
-def _test_variant(built: BuiltVariant, outcome: VariantOutcome, *, run_tests: bool) -> None:
-    """Unpack the image, check its ELF closure, run its tests (bubblewrap)."""
+def _test_variant(
+    built: BuiltVariant, outcome: VariantOutcome, *, run_tests: bool, arch: str | None = None
+) -> None:
+    """Unpack the image's ``arch`` platform (default: this machine's), check its ELF
+    closure, run its tests (bubblewrap; another architecture's programs through
+    qemu-user). Another platform's failures are prefixed with it (``arm64: ...``)."""
     from kiln.sandbox import remove_rootfs, resolve_image, tests_of, unpack_image
     from kiln.sandbox import run_tests as run
     from kiln.sandbox.elfclosure import check_closure
     from kiln.sandbox.runner import failure_text
     from kiln.sandbox.unpack import host_arch
 
+    arch = arch or host_arch()
+    where = "" if arch == host_arch() else f"{arch}: "
     layout = built.image.layout
     scratch = Path(tempfile.mkdtemp(prefix=f"{layout.name}.catalog-test-"))
     try:
         unpacked = unpack_image(
-            resolve_image(layout, tag=built.image.tag, arch=host_arch()), scratch / "rootfs"
+            resolve_image(layout, tag=built.image.tag, arch=arch), scratch / "rootfs"
         )
         closure = check_closure(unpacked.rootfs)
-        outcome.closure_programs = closure.programs
-        outcome.failures += [f"ELF closure: {p}" for p in closure.problems[:20]]
+        outcome.closure_programs += closure.programs
+        outcome.failures += [f"{where}ELF closure: {p}" for p in closure.problems[:20]]
         if len(closure.problems) > 20:
-            outcome.failures.append(f"ELF closure: {len(closure.problems) - 20} more problems")
+            outcome.failures.append(
+                f"{where}ELF closure: {len(closure.problems) - 20} more problems"
+            )
         if not run_tests:
             return
         for result in run(unpacked, tests_of(unpacked)):
@@ -331,7 +385,7 @@ def _test_variant(built: BuiltVariant, outcome: VariantOutcome, *, run_tests: bo
                 outcome.tests_passed += 1
             else:
                 outcome.tests_failed += 1
-                outcome.failures.append(failure_text(result))
+                outcome.failures.append(where + failure_text(result))
     finally:
         remove_rootfs(scratch)
 
@@ -355,25 +409,31 @@ def _test_remembered(
     remembered: OutcomeCache,
     archive_state: list[str] | None,
 ) -> None:
-    """``_test_variant``, or the passing outcome of the same image, tests, archive and
-    kiln (``kiln.factory.outcomecache``); a new passing outcome is remembered."""
-    from kiln.sandbox.unpack import host_arch
-
-    key = None
-    if archive_state is not None:
-        key = key_of_tests(
-            built.image.index_digest, host_arch(), network=job.run_tests, releases=archive_state
-        )
-    known = remembered.get(key) if key is not None and not job.retest else None
-    if known is not None and _restore(outcome, known, _TESTED) and not outcome.failures:
-        outcome.tests_cached = True
-        return
-    for name, value in VariantOutcome(outcome.label, outcome.variant).__dict__.items():
-        if name in _TESTED:
-            setattr(outcome, name, value)
-    _test_variant(built, outcome, run_tests=job.run_tests)
-    if key is not None and job.run_tests and not outcome.failures:
-        remembered.put(key, {name: getattr(outcome, name) for name in _TESTED})
+    """Test every platform of the job (``_test_variant``), or take the passing outcome of
+    the same image, platform, tests, archive and kiln (``kiln.factory.outcomecache``); a
+    new passing outcome is remembered. The counts add up over the platforms."""
+    reused = []
+    for arch in job.archs:
+        one = VariantOutcome(outcome.label, outcome.variant)
+        key = None
+        if archive_state is not None:
+            key = key_of_tests(
+                built.image.index_digest, arch, network=job.run_tests, releases=archive_state
+            )
+        known = remembered.get(key) if key is not None and not job.retest else None
+        hit = known is not None and _restore(one, known, _TESTED) and not one.failures
+        if not hit:
+            one = VariantOutcome(outcome.label, outcome.variant)
+            _test_variant(built, one, run_tests=job.run_tests, arch=arch)
+            if key is not None and job.run_tests and not one.failures:
+                remembered.put(key, {name: getattr(one, name) for name in _TESTED})
+        reused.append(hit)
+        outcome.archs.append(arch)
+        outcome.tests_passed += one.tests_passed
+        outcome.tests_failed += one.tests_failed
+        outcome.closure_programs += one.closure_programs
+        outcome.failures += one.failures
+    outcome.tests_cached = bool(reused) and all(reused)
 
 
 def _scan_remembered(
@@ -524,7 +584,7 @@ def _build_and_test(job: ImageJob, beat: Callable[[str], None]) -> ImageOutcome:
         loaded = load_spec(job.spec)
         options = BuildOptions(
             output=Path(job.output),
-            archs=("amd64",),
+            archs=tuple(job.archs),
             variants=tuple(job.variants),
             refresh=True,
         )
@@ -667,7 +727,9 @@ def layer_sharing(outcomes: Iterable[ImageOutcome]) -> LayerSharing:
 
 def workflow_id(jobs: Sequence[ImageJob]) -> str:
     """One id per selection: rerunning the same selection finds the running workflow."""
-    keys = sorted(f"{j.spec} {','.join(j.variants)} {j.run_tests}" for j in jobs)
+    keys = sorted(
+        f"{j.spec} {','.join(j.variants)} {j.run_tests} {','.join(j.archs)}" for j in jobs
+    )
     digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()
     return f"catalog-{digest[:16]}"
 
@@ -796,10 +858,12 @@ def jobs_for(
     run_tests: bool = True,
     variants: Mapping[str, Sequence[str]] | None = None,
     retest: bool = False,
+    archs: Sequence[str] = ("amd64",),
 ) -> list[ImageJob]:
     """Write the specs and make one job per image: per spec, one for each variant
-    (runtime, dev; ``variants``: per spec name, only these). Layouts go under
-    ``state/out``; ``retest``: ignore remembered test outcomes."""
+    (runtime, dev; ``variants``: per spec name, only these), built and tested for
+    ``archs``. Layouts go under ``state/out``; ``retest``: ignore remembered test
+    outcomes."""
     images = list(images)
     paths = write_specs(state / "specs", images)
     return [
@@ -813,6 +877,7 @@ def jobs_for(
             run_tests,
             [variant],
             retest,
+            list(archs),
         )
         for i, p in zip(images, paths, strict=True)
         for variant in (variants or {}).get(i.name, ()) or ("runtime", "dev")

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from kiln.errors import InputError, Location
 from kiln.spec.model import (
+    Arch,
     Arg,
     ImageSpec,
     ImageTest,
@@ -225,7 +226,22 @@ class FamilyEntry(_Frozen):
         "for /bin/sh, bash for a #!/bin/bash launcher) in packages",
     )
     releases: tuple[Release, ...] = Field(default=RELEASES, min_length=1)
+    archs: tuple[Arch, ...] = Field(
+        default=("amd64",),
+        min_length=1,
+        description="the platforms its specs build (`kiln catalog build` builds amd64; "
+        "`--arm64` builds and tests the entries listing arm64 on both)",
+    )
     overrides: dict[Release, Override] = Field(default_factory=dict)
+
+    @field_validator("archs")
+    @classmethod
+    def _archs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("an architecture is listed more than once")
+        if "amd64" not in value:
+            raise ValueError("amd64 must be listed: the catalog builds and tests every image on it")
+        return value
 
     @field_validator("name")
     @classmethod
@@ -514,7 +530,7 @@ def generate(
             "SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt",
             **entry.env,
         },
-        "archs": ["amd64"],
+        "archs": list(entry.archs),
         "layering": "shared",
         "base-packages": list(SHARED_BASE[release]),
         "variants": {
