@@ -9,6 +9,7 @@ fired, which the CLI prints and a pull request quotes as evidence.
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -131,6 +132,12 @@ def diff_reader(repo: GitRepo) -> Callable[[str], str | None]:
     return read
 
 
+def _with_evidence(r: Ranked, why: str) -> Ranked:
+    features = r.features.copy()
+    features.fired.insert(0, why)
+    return dataclasses.replace(r, features=features)
+
+
 def named_first(advisory: Advisory, ranked: list[Ranked]) -> list[Ranked]:
     """Commits a commit link names (the advisory's, a Debian patch's ``Origin``, a linked
     pull request's) ahead of the model's order: provenance outranks similarity. The
@@ -142,22 +149,94 @@ def named_first(advisory: Advisory, ranked: list[Ranked]) -> list[Ranked]:
     rest: list[Ranked] = []
     for r in ranked:
         if any(r.commit.sha.startswith(s) for s in named):
-            features = r.features.copy()
-            features.fired.insert(0, "a commit link names it: ranked first")
-            first.append(dataclasses.replace(r, features=features))
+            first.append(_with_evidence(r, "a commit link names it: ranked first"))
         else:
             rest.append(r)
     return first + rest
+
+
+def code_first(ranked: list[Ranked]) -> list[Ranked]:
+    """The candidates that change code ahead of those that change only documentation,
+    tests, CI or release notes (``only_docs``), each group in its own order: a fix
+    changes code, while a commit documenting the option the advisory names, or the
+    regression test added after the fix, shares the advisory's words just as well."""
+    code = [r for r in ranked if not r.features.values.get("only_docs")]
+    if len(code) in (0, len(ranked)):
+        return ranked
+    docs = [
+        _with_evidence(r, "changes only docs/tests: ranked after every code change")
+        for r in ranked
+        if r.features.values.get("only_docs")
+    ]
+    return code + docs
+
+
+def cve_first(advisory: Advisory, ranked: list[Ranked]) -> list[Ranked]:
+    """The candidates whose message names the advisory's CVE id ahead of the others,
+    each group in its own order. Prospector's strongest rule (weight 64): a project
+    that names the id names it in the fix, its backport, its test or its documentation
+    (``code_first`` then puts the test and documentation after the code). A learned
+    weight cannot be trusted here: how many training repositories name CVE ids in their
+    messages decides it, not what the id means."""
+    named = [r for r in ranked if r.features.values.get("cve_in_message")]
+    if len(named) in (0, len(ranked)):
+        return ranked
+    cve = advisory.record.cve
+    return [_with_evidence(r, f"names {cve}: ranked ahead") for r in named] + [
+        r for r in ranked if not r.features.values.get("cve_in_message")
+    ]
+
+
+# "(cherry picked from commit X)", "backport X from main", "Backport of X"
+_PICKED_FROM = re.compile(
+    r"(?i)(?:cherry[- ]picked from(?: commit)?|back-?port(?:ed|s|ing)?(?: of| from)?"
+    r"(?: commit)?)\s+([0-9a-f]{7,40})\b"
+)
+
+
+def originals_first(ranked: list[Ranked]) -> list[Ranked]:
+    """A commit that a higher-ranked candidate says it was cherry-picked or backported
+    from moves up to just above it: the change upstream made first (on its main line)
+    is the one advisories and distributions cite, the copy on a release branch the
+    sibling."""
+    by_prefix: dict[str, list[int]] = {}
+    for i, r in enumerate(ranked):
+        by_prefix.setdefault(r.commit.sha[:7], []).append(i)
+    moves: dict[int, int] = {}  # original's position -> the citing copy's position
+    for i, r in enumerate(ranked):
+        for cited in _PICKED_FROM.findall(r.commit.message):
+            for j in by_prefix.get(cited[:7], ()):
+                sha = ranked[j].commit.sha
+                if j > i and j not in moves and sha != r.commit.sha and sha.startswith(cited):
+                    moves[j] = i
+    if not moves:
+        return ranked
+    before: dict[int, list[Ranked]] = {}
+    for j, i in sorted(moves.items()):
+        copy = ranked[i].commit.sha[:10]
+        before.setdefault(i, []).append(
+            _with_evidence(ranked[j], f"{copy} was cherry-picked from it: ranked above it")
+        )
+    out: list[Ranked] = []
+    for i, r in enumerate(ranked):
+        if i in moves:
+            continue
+        out.extend(before.get(i, ()))
+        out.append(r)
+    return out
 
 
 def rank_kiln(
     cset: CandidateSet, ranker: Ranker, diff_of: Callable[[str], str | None]
 ) -> list[Ranked]:
     """kiln's order: stage 1 over every candidate, then stage 2 over the first ``depth``
-    with their diffs (``diff_of``); the rest keep stage 1's order below them."""
+    with their diffs (``diff_of``); the rest keep stage 1's order below them. Then code
+    changes come before docs/tests-only commits (``code_first``), a cherry-pick's
+    original above its copy (``originals_first``), and the commits a commit link names
+    first of all (``named_first``)."""
     first = rank(cset, lambda f, _c: ranker.stage1.score(f))
     if ranker.stage2 is None or not first:
-        return named_first(cset.advisory, first)
+        return _after_model(cset.advisory, first)
     head = [dataclasses.replace(r, features=r.features.copy()) for r in first[: ranker.depth]]
     extract_diff(cset.advisory, [r.features for r in head], [diff_of(r.commit.sha) for r in head])
     published = cset.advisory.published or 0
@@ -168,7 +247,11 @@ def rank_kiln(
     tail = [
         dataclasses.replace(r, score=floor - 1 - i) for i, r in enumerate(first[ranker.depth :])
     ]
-    return named_first(cset.advisory, rescored + tail)
+    return _after_model(cset.advisory, rescored + tail)
+
+
+def _after_model(advisory: Advisory, ranked: list[Ranked]) -> list[Ranked]:
+    return named_first(advisory, originals_first(code_first(cve_first(advisory, ranked))))
 
 
 def find_fix_commits(
