@@ -114,7 +114,8 @@ def test_scripts_see_every_package_unpacked_with_its_scripts() -> None:
     assert "mawk.postinst" in fake.seen_scripts
     assert "mawk.list" in fake.seen_scripts
     assert fake.argv[:2] == ("/bin/sh", "-c")
-    assert fake.argv[-1] == "mawk"  # the preinst order
+    # the steps: each preinst, then dpkg --configure of the stage (kiln.assemble.scriptorder)
+    assert fake.argv[4:] == ("amd64", "preinst=dpkg", "preinst=mawk", "configure=dpkg,mawk")
     # every time stamp is the epoch, not the build's (a .pyc or cache made from an mtime)
     assert fake.seen_mtimes == {1_700_000_000}
 

@@ -10,8 +10,11 @@ status. As mmdebstrap does, kiln lets dpkg do it (Debian Policy ch. 6, dpkg(1)):
    control members (scripts, triggers) in ``info/``;
 2. the plan is written to a scratch root and, inside a sandbox as root (a private user
    namespace mapping 65536 ids, bubblewrap, no network; foreign architectures through
-   qemu-user, see ``kiln.isolation.userns``), every ``preinst install`` runs, then
-   ``dpkg --configure --pending``;
+   qemu-user, see ``kiln.isolation.userns``), the packages are configured in Debian's
+   order (``kiln.assemble.scriptorder``): stage by stage, the Essential set first, each
+   package after what it (pre-)depends on, every ``preinst install`` of a stage and then
+   ``dpkg --configure`` of that stage; ``dpkg --configure --pending`` runs what is left
+   (triggers);
 3. the root is read back into the plan: unchanged entries keep their package, what the
    scripts made is owned by ``kiln:maintscripts``; logs, lock files and ``*-old``
    backups (dates of this machine) are left out.
@@ -44,6 +47,7 @@ from kiln.assemble.fs import (
 )
 from kiln.assemble.harden import prune_docs
 from kiln.assemble.model import AssemblyInput
+from kiln.assemble.scriptorder import configure_stages, dpkg_name
 from kiln.assemble.steps import dpkg_database, path_exclude
 from kiln.errors import EnvironmentProblem, PolicyError
 from kiln.isolation.emulation import emulated
@@ -75,23 +79,44 @@ _VOLATILE_SUFFIXES = ("-old",)
 #: mount points of the sandbox: what the image ships there is kept as planned
 _SANDBOX_MOUNTS = ("dev", "proc", "tmp")
 
-#: The shell run inside the sandbox: ``$1`` is the architecture, the rest the packages
-#: whose ``preinst install`` runs first, in order (base-passwd's creates passwd/group).
+#: The shell run inside the sandbox: ``$1`` is the architecture, the rest are steps in
+#: order, ``preinst=PKG`` (run PKG's ``preinst install``) or ``configure=PKG,PKG...``
+#: (``dpkg --configure`` those packages). The preinst runs as dpkg runs it: with the
+#: package's name in the environment, which debconf's frontend also needs
+#: (``DEBCONF_PACKAGE``: dpkg runs a new preinst from ``tmp.ci/``, where the frontend
+#: reads the name from the control file) so the package owns its debconf questions.
 CONFIGURE = r"""
 set -e
 arch="$1"; shift
 export DPKG_ROOT= DPKG_ADMINDIR=/var/lib/dpkg DPKG_MAINTSCRIPT_ARCH="$arch"
-for pkg in "$@"; do
-    script="/var/lib/dpkg/info/$pkg.preinst"
-    [ -f "$script" ] || continue
-    DPKG_MAINTSCRIPT_PACKAGE="${pkg%%:*}" DPKG_MAINTSCRIPT_NAME=preinst "$script" install \
-        || { rc=$?; echo "kiln: $pkg's preinst install exited $rc" >&2; exit "$rc"; }
+for step in "$@"; do
+    pkg="${step#*=}"
+    case "$step" in
+    preinst=*)
+        script="/var/lib/dpkg/info/$pkg.preinst"
+        [ -f "$script" ] || continue
+        echo "kiln: > $pkg's preinst install"
+        DPKG_MAINTSCRIPT_PACKAGE="${pkg%%:*}" DEBCONF_PACKAGE="${pkg%%:*}" \
+            DPKG_MAINTSCRIPT_NAME=preinst "$script" install \
+            || { rc=$?; echo "kiln: $pkg's preinst install exited $rc" >&2; exit "$rc"; }
+        ;;
+    configure=*)
+        packages=$(IFS=,; echo $pkg)
+        echo "kiln: > dpkg --configure $packages"
+        dpkg --force-confold --configure $packages \
+            || { rc=$?; echo "kiln: dpkg --configure $packages exited $rc" >&2; exit "$rc"; }
+        ;;
+    esac
 done
+echo "kiln: > dpkg --configure --pending"
 dpkg --force-confold --configure --pending \
     || { rc=$?; echo "kiln: dpkg --configure --pending exited $rc" >&2; exit "$rc"; }
-dpkg --audit
+echo "kiln: > dpkg --audit"
+dpkg --audit || { rc=$?; echo "kiln: dpkg --audit exited $rc" >&2; exit "$rc"; }
 """
 
+#: whose ``preinst`` runs before all others: base-passwd's creates /etc/passwd and
+#: /etc/group, which other scripts (and dpkg) look names up in
 _FIRST = ("base-passwd", "base-files")
 
 
@@ -119,12 +144,15 @@ def has_scripts(inp: AssemblyInput) -> bool:
     )
 
 
-def _preinst_order(inp: AssemblyInput) -> tuple[str, ...]:
-    names = sorted(
-        (f"{p.name}:{p.architecture}" if p.multi_arch == "same" else p.name) for p in inp.packages
-    )
-    first = [n for f in _FIRST for n in names if n == f]
-    return (*first, *(n for n in names if n not in first))
+def configure_steps(inp: AssemblyInput) -> tuple[str, ...]:
+    """The steps of ``CONFIGURE``: base-passwd's and base-files' ``preinst`` first, then
+    each stage of ``configure_stages``: its other ``preinst`` scripts, its configure."""
+    first = [dpkg_name(p) for f in _FIRST for p in inp.packages if p.name == f]
+    steps = [f"preinst={name}" for name in first]
+    for stage in configure_stages(inp.packages):
+        steps.extend(f"preinst={name}" for name in stage if name not in first)
+        steps.append("configure=" + ",".join(stage))
+    return tuple(steps)
 
 
 def unpacked(plan: Plan, inp: AssemblyInput) -> Plan:
@@ -148,18 +176,48 @@ def configure_packages(plan: Plan, inp: AssemblyInput, runner: ScriptRunner) -> 
         result = runner.run(
             root,
             arch=inp.arch,
-            argv=("/bin/sh", "-c", CONFIGURE, "sh", inp.arch, *_preinst_order(inp)),
+            argv=("/bin/sh", "-c", CONFIGURE, "sh", inp.arch, *configure_steps(inp)),
             epoch=inp.source_date_epoch,
         )
         if result.exit_code != 0:
-            raise PolicyError(
-                f"{inp.facts.name} ({inp.arch}): configuring the packages failed "
-                f"(maintainer scripts exited {result.exit_code})",
-                details=result.output.splitlines()[-25:],
-                hint="a -dev image needs Debian's Essential set (base-passwd, base-files, "
-                "dpkg, debconf, libc-bin, ...) for its packages' scripts to run",
-            )
+            raise script_failure(inp, result)
         return read_back(plan, root, written)
+
+
+#: how many of a failed script's last output lines the error carries
+FAILURE_LINES = 15
+#: how ``CONFIGURE`` announces each step
+_STEP = "kiln: > "
+
+
+def script_failure(inp: AssemblyInput, result: ScriptRun) -> PolicyError:
+    """The error for a failed replay: the step that failed (``CONFIGURE``'s last line, or
+    the script dpkg names) and the last lines that step printed, or that it printed
+    nothing (mariadb-server's preinst sent its commands' output to /dev/null)."""
+    lines = [line.rstrip() for line in result.output.splitlines() if line.strip()]
+    step = f"maintainer scripts exited {result.exit_code}"
+    if lines and lines[-1].startswith("kiln: ") and not lines[-1].startswith(_STEP):
+        step = lines.pop().removeprefix("kiln: ")
+    started = [i for i, line in enumerate(lines) if line.startswith(_STEP)]
+    own = lines[started[-1] + 1 :] if started else lines
+    for i, line in enumerate(own):
+        if line.startswith("dpkg: error processing package"):  # and why, on the next line
+            step = " ".join(part.strip() for part in own[i : i + 2]).removeprefix("dpkg: ")
+            own = own[:i]
+            break
+    where = f"{inp.facts.name} ({inp.arch}): configuring the packages failed: {step}"
+    if not own:
+        return PolicyError(
+            f"{where}, and printed nothing",
+            hint="the script sent its commands' output elsewhere (>/dev/null): run it with "
+            "sh -x in the image's root to see which command failed",
+        )
+    return PolicyError(
+        f"{where}; its last line: {own[-1].strip()}",
+        details=own[-FAILURE_LINES:],
+        hint="a -dev image needs Debian's Essential set (base-passwd, base-files, "
+        "dpkg, debconf, libc-bin, ...) for its packages' scripts to run",
+    )
 
 
 # ------------------------------------------------------------------------ scratch root
