@@ -8,6 +8,8 @@ Real git history (the conftest's demo upstream plus a release branch made with
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from kiln.errors import Location
 from kiln.research.finder import (
     CandidateSet,
@@ -59,23 +61,21 @@ def test_code_changes_rank_before_docs_and_tests_only_commits(upstream: Upstream
     assert code_first(docs_only) == docs_only
 
 
+def _empty_commit(work: Path, message: str, date: str) -> None:
+    git(work, "commit", "-q", "--allow-empty", "-m", message, date=date)
+
+
 def test_commits_naming_the_cve_rank_first(upstream: Upstream) -> None:
     work = upstream.work
     (work / "src" / "util.c").write_text("int util(void) { return 0; }\n")
     git(work, "add", "src/util.c")
     git(work, "commit", "-q", "-m", "util: a helper", date="2023-08-04T00:00:00Z")
+    # a longer id that starts with this one's is another CVE
+    _empty_commit(work, "util: CVE-2023-00012 too", "2023-08-05T00:00:00Z")
     cset = _collect(upstream, cve="CVE-2023-0001")
     ranked = _newest_first(cset)
     assert _subjects(cve_first(cset.advisory, ranked)) == _subjects(ranked)  # none names it
-    git(
-        work,
-        "commit",
-        "-q",
-        "--allow-empty",
-        "-m",
-        "parse: refuse long input (CVE-2023-0001)",
-        date="2023-07-20T00:00:00Z",
-    )
+    _empty_commit(work, "parse: refuse long input (CVE-2023-0001)", "2023-07-20T00:00:00Z")
     cset = _collect(upstream, cve="CVE-2023-0001")
     ordered = cve_first(cset.advisory, _newest_first(cset))
     assert ordered[0].commit.subject == "parse: refuse long input (CVE-2023-0001)"

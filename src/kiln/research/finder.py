@@ -178,12 +178,19 @@ def cve_first(advisory: Advisory, ranked: list[Ranked]) -> list[Ranked]:
     (``code_first`` then puts the test and documentation after the code). A learned
     weight cannot be trusted here: how many training repositories name CVE ids in their
     messages decides it, not what the id means."""
-    named = [r for r in ranked if r.features.values.get("cve_in_message")]
+    cve = advisory.record.cve
+    # the whole id: CVE-2024-2379 is not named by CVE-2024-23790
+    whole = re.compile(rf"(?i)(?<![\w-]){re.escape(cve)}(?!\d)")
+    named = [
+        r
+        for r in ranked
+        if r.features.values.get("cve_in_message") and whole.search(r.commit.message)
+    ]
     if len(named) in (0, len(ranked)):
         return ranked
-    cve = advisory.record.cve
+    ahead = {r.commit.sha for r in named}
     return [_with_evidence(r, f"names {cve}: ranked ahead") for r in named] + [
-        r for r in ranked if not r.features.values.get("cve_in_message")
+        r for r in ranked if r.commit.sha not in ahead
     ]
 
 
