@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from kiln.debian.cache import default_cache_root  # noqa: E402
-from kiln.factory.catalogbuild import SAMPLE, plan, state_root  # noqa: E402
+from kiln.factory.catalogbuild import HAND_WRITTEN, SAMPLE, plan, state_root  # noqa: E402
 from kiln.factory.server import start_dev_server, stop_server  # noqa: E402
 from kiln.spec.family import load_families, plan_catalog  # noqa: E402
 
@@ -89,29 +89,28 @@ def _build(
         cmd += ["--variant", variant]
     if args.offline:
         cmd.append("--offline")
-    started = time.monotonic()
-    done = subprocess.run(
-        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False
-    )
-    seconds = time.monotonic() - started
-    if done.returncode not in (0, 1):  # 1: some image failed (reported per image)
-        sys.stderr.write(done.stderr.decode(errors="replace")[-3000:])
-        raise SystemExit(f"kiln catalog build exited {done.returncode}")
-    return seconds
+    return _timed(cmd, env, "kiln catalog build")
 
 
 def _build_arm64(args: argparse.Namespace, env: dict[str, str], workers: int) -> float:
     """``kiln catalog build --arm64``: its wall time (exit 1 = some image failed)."""
     cmd = [_kiln(), "catalog", "build", "--catalog", str(ROOT), "--workers", str(workers)]
     cmd += ["--arm64", *(["--offline"] if args.offline else [])]
+    return _timed(cmd, env, "kiln catalog build --arm64")
+
+
+def _timed(cmd: list[str], env: dict[str, str], what: str) -> float:
+    """Run one ``kiln catalog build``: its wall time; exit 1 (some image failed) is a
+    result, recorded per image; any other exit stops the bench with its stderr."""
     started = time.monotonic()
     done = subprocess.run(
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False
     )
+    seconds = time.monotonic() - started
     if done.returncode not in (0, 1):
         sys.stderr.write(done.stderr.decode(errors="replace")[-3000:])
-        raise SystemExit(f"kiln catalog build --arm64 exited {done.returncode}")
-    return time.monotonic() - started
+        raise SystemExit(f"{what} exited {done.returncode}")
+    return seconds
 
 
 def _arm64_records() -> list[dict[str, Any]]:
@@ -119,8 +118,7 @@ def _arm64_records() -> list[dict[str, Any]]:
     return [
         {**r, "variants": [v for v in r["variants"] if "arm64" in v.get("archs", [])]}
         for r in _collect(None)
-        if r["family"] == "hand-written"
-        or any("arm64" in v.get("archs", []) for v in r["variants"])
+        if r["family"] == HAND_WRITTEN or any("arm64" in v.get("archs", []) for v in r["variants"])
     ]
 
 

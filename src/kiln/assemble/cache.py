@@ -99,14 +99,20 @@ def _code_files(parts: Iterable[str]) -> set[Path]:
     return files
 
 
+def digest_of_code(parts: Iterable[str]) -> str:
+    """sha256 over kiln's version and the modules of ``parts`` (relative to the package:
+    a module or a folder; ``"."`` is all of kiln), with their paths."""
+    root = Path(kiln.__file__).parent
+    digest = hashlib.sha256(kiln.__version__.encode())
+    for path in sorted(_code_files(parts)):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 @lru_cache(maxsize=1)
 def code_digest() -> str:
     """sha256 over the source that shapes layouts: changing it invalidates cached builds."""
-    root = Path(kiln.__file__).parent
-    digest = hashlib.sha256(kiln.__version__.encode())
-    for path in sorted(_code_files(OUTPUT_CODE)):
-        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
+    return digest_of_code(OUTPUT_CODE)
 
 
 def build_key(facts: Mapping[str, object]) -> str:

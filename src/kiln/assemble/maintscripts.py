@@ -47,7 +47,7 @@ from kiln.assemble.fs import (
 )
 from kiln.assemble.harden import prune_docs
 from kiln.assemble.model import AssemblyInput
-from kiln.assemble.scriptorder import configure_stages, dpkg_name
+from kiln.assemble.scriptorder import configure_stages
 from kiln.assemble.steps import dpkg_database, path_exclude
 from kiln.errors import EnvironmentProblem, PolicyError
 from kiln.isolation.emulation import emulated
@@ -147,7 +147,7 @@ def has_scripts(inp: AssemblyInput) -> bool:
 def configure_steps(inp: AssemblyInput) -> tuple[str, ...]:
     """The steps of ``CONFIGURE``: base-passwd's and base-files' ``preinst`` first, then
     each stage of ``configure_stages``: its other ``preinst`` scripts, its configure."""
-    first = [dpkg_name(p) for f in _FIRST for p in inp.packages if p.name == f]
+    first = [p.dpkg_name for f in _FIRST for p in inp.packages if p.name == f]
     steps = [f"preinst={name}" for name in first]
     for stage in configure_stages(inp.packages):
         steps.extend(f"preinst={name}" for name in stage if name not in first)

@@ -77,6 +77,12 @@ class PackageInput:
     #: control.tar members dpkg keeps in ``info/`` (maintainer scripts, triggers, shlibs, ...)
     control_files: tuple[tuple[str, bytes], ...] = ()
 
+    @property
+    def dpkg_name(self) -> str:
+        """The name dpkg knows it by (``libc6:amd64`` for Multi-Arch: same): its ``info/``
+        files and ``dpkg --configure`` argument."""
+        return f"{self.name}:{self.architecture}" if self.multi_arch == "same" else self.name
+
 
 @dataclass(frozen=True)
 class Diversion:

@@ -29,11 +29,6 @@ from kiln.assemble.model import PackageInput
 _ORDERING_FIELDS = ("Pre-Depends", "Depends")
 
 
-def dpkg_name(pkg: PackageInput) -> str:
-    """The name dpkg knows the installed package by (``libc6:amd64`` for Multi-Arch: same)."""
-    return f"{pkg.name}:{pkg.architecture}" if pkg.multi_arch == "same" else pkg.name
-
-
 def _relations(control: Deb822, field: str) -> list[list[str]]:
     """The package names of a relation field, one list per alternative group."""
     text = control.get(field, "")
@@ -50,13 +45,13 @@ def _dependencies(packages: Sequence[PackageInput]) -> dict[str, set[str]]:
     cycle this makes only puts packages in one stage. A relation nothing in the image
     satisfies orders nothing (dpkg reports it).
     """
-    controls = {dpkg_name(p): Deb822(p.control) for p in packages}
+    controls = {p.dpkg_name: Deb822(p.control) for p in packages}
     holders: dict[str, set[str]] = {}
     for pkg in packages:
-        holders.setdefault(pkg.name, set()).add(dpkg_name(pkg))
-        for group in _relations(controls[dpkg_name(pkg)], "Provides"):
+        holders.setdefault(pkg.name, set()).add(pkg.dpkg_name)
+        for group in _relations(controls[pkg.dpkg_name], "Provides"):
             for provided in group:
-                holders.setdefault(provided, set()).add(dpkg_name(pkg))
+                holders.setdefault(provided, set()).add(pkg.dpkg_name)
     edges: dict[str, set[str]] = {}
     for name, control in controls.items():
         wanted: set[str] = set()
@@ -130,7 +125,7 @@ def _levels(nodes: Sequence[str], edges: Mapping[str, set[str]]) -> list[list[st
 def configure_stages(packages: Sequence[PackageInput]) -> list[list[str]]:
     """The packages' dpkg names in the stages they are configured in (module docstring)."""
     edges = _dependencies(packages)
-    essential = {dpkg_name(p) for p in packages if Deb822(p.control).get("Essential") == "yes"}
+    essential = {p.dpkg_name for p in packages if Deb822(p.control).get("Essential") == "yes"}
     todo = list(essential)
     while todo:  # the Essential set with everything it depends on
         for dependency in edges[todo.pop()] - essential:

@@ -655,10 +655,6 @@ def status_stanza(
     return text if text.endswith("\n") else text + "\n"
 
 
-def _info_name(pkg: PackageInput) -> str:
-    return f"{pkg.name}:{pkg.architecture}" if pkg.multi_arch == "same" else pkg.name
-
-
 def _dpkg_list(pkg: PackageInput) -> bytes:
     """info/<pkg>.list: every member path as dpkg records it (``/.`` for the root)."""
     lines = []
@@ -679,7 +675,7 @@ def _info_members(pkg: PackageInput) -> list[Entry]:
         if not name or not set(name) <= _INFO_MEMBER_CHARS:
             raise InputError(f"package {pkg.name}: control member {name!r} is not a plain name")
         mode = 0o755 if name in _SCRIPTS else 0o644
-        out.append(file_entry(f"{DPKG}/info/{_info_name(pkg)}.{name}", data, mode=mode))
+        out.append(file_entry(f"{DPKG}/info/{pkg.dpkg_name}.{name}", data, mode=mode))
     return out
 
 
@@ -725,7 +721,7 @@ def dpkg_database(plan: Plan, inp: AssemblyInput, *, status: str = "install ok i
     new.append(file_entry(f"{DPKG}/info/format", b"1\n"))
     new.append(file_entry(f"{DPKG}/arch", f"{inp.arch}\n".encode()))
     for pkg in packages:
-        base = f"{DPKG}/info/{_info_name(pkg)}"
+        base = f"{DPKG}/info/{pkg.dpkg_name}"
         new.append(file_entry(f"{base}.list", _dpkg_list(pkg)))
         if pkg.md5sums:
             new.append(file_entry(f"{base}.md5sums", pkg.md5sums))

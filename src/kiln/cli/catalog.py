@@ -193,8 +193,9 @@ def build(
         found = _plan(root, family=None, image=None, release=None, network_tests=not offline)
         found = replace(found, images=tuple(arm64_images(found)), skipped=())
         only: dict[str, list[str]] | None = {i.name: ["runtime"] for i in found.images}
-        jobs = hand_written_jobs(root, state_root(root), archs=ARM64_ARCHS)
-        jobs = [replace(j, run_tests=not no_tests, retest=retest) for j in jobs]
+        jobs = hand_written_jobs(
+            root, state_root(root), archs=ARM64_ARCHS, run_tests=not no_tests, retest=retest
+        )
         jobs += jobs_for(
             state_root(root),
             found.images,

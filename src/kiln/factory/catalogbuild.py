@@ -159,12 +159,16 @@ def write_specs(directory: Path, images: Iterable[GeneratedImage]) -> list[Path]
     written = []
     for image in images:
         path = spec_path(directory, image)
-        data = render_spec(image)
-        if not path.is_file() or path.read_bytes() != data:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, data)
+        _write_if_changed(path, render_spec(image))
         written.append(path)
     return written
+
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    """Write ``data`` atomically unless ``path`` holds it already (its time then stays)."""
+    if not path.is_file() or path.read_bytes() != data:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, data)
 
 
 def arm64_images(found: CatalogPlan) -> list[GeneratedImage]:
@@ -172,7 +176,14 @@ def arm64_images(found: CatalogPlan) -> list[GeneratedImage]:
     return [i for i in found.images if "arm64" in i.spec.get("archs", ())]
 
 
-def hand_written_jobs(root: Path, state: Path, *, archs: Sequence[str]) -> list[ImageJob]:
+def hand_written_jobs(
+    root: Path,
+    state: Path,
+    *,
+    archs: Sequence[str],
+    run_tests: bool = True,
+    retest: bool = False,
+) -> list[ImageJob]:
     """One job per hand-written spec (``images/*.yaml``, runtime variant, ``archs``):
     the spec and its lock are copied under ``state/specs/hand-written/`` first, so a
     relock against today's archive never rewrites the checked-in lock."""
@@ -184,12 +195,8 @@ def hand_written_jobs(root: Path, state: Path, *, archs: Sequence[str]) -> list[
         source = root / "images" / f"{name}.yaml"
         spec = load_spec(source).spec
         for path in (source, source.with_suffix(".lock.json")):
-            target = directory / path.name
-            if path.is_file() and (
-                not target.is_file() or target.read_bytes() != path.read_bytes()
-            ):
-                directory.mkdir(parents=True, exist_ok=True)
-                atomic_write(target, path.read_bytes())
+            if path.is_file():
+                _write_if_changed(directory / path.name, path.read_bytes())
         jobs.append(
             ImageJob(
                 name,
@@ -198,8 +205,10 @@ def hand_written_jobs(root: Path, state: Path, *, archs: Sequence[str]) -> list[
                 str(directory / source.name),
                 str(state / "out" / HAND_WRITTEN),
                 str(state / "results"),
-                variants=["runtime"],
-                archs=list(archs),
+                run_tests,
+                ["runtime"],
+                retest,
+                list(archs),
             )
         )
     return jobs
@@ -589,6 +598,7 @@ def _build_and_test(job: ImageJob, beat: Callable[[str], None]) -> ImageOutcome:
             refresh=True,
         )
         built = build_spec(loaded, archive, options, listener=observer)
+        archive_state = _archive_state(archive, loaded)
         for each in built:
             variant = VariantOutcome(each.label, each.variant, built=True)
             variant.size = _image_size(each)
@@ -599,7 +609,7 @@ def _build_and_test(job: ImageJob, beat: Callable[[str], None]) -> ImageOutcome:
             entry = _cache_entry_of(cache_root, each)
             variant.layout_cache_hit = entry is not None and entry in before
             beat(f"testing {each.label}")
-            _test_remembered(each, variant, job, remembered, _archive_state(archive, loaded))
+            _test_remembered(each, variant, job, remembered, archive_state)
             beat(f"scanning {each.label}")
             _scan_remembered(each, variant, remembered)
             outcome.variants.append(variant)

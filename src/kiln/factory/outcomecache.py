@@ -32,7 +32,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import kiln
 from kiln.fileio import atomic_write
 
 _DIRECTORY = "outcomes"
@@ -42,11 +41,11 @@ _MAX_ENTRY_BYTES = 1 << 20
 @lru_cache(maxsize=1)
 def source_digest() -> str:
     """sha256 over every module of kiln (and its version)."""
-    root = Path(kiln.__file__).parent
-    digest = hashlib.sha256(kiln.__version__.encode())
-    for path in sorted(root.rglob("*.py")):
-        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+    # the layout cache's digest of code, over all of kiln; loaded here, not at import
+    # (the catalog's workflow module imports this one)
+    from kiln.assemble.cache import digest_of_code  # noqa: PLC0415
+
+    return digest_of_code((".",))
 
 
 def _key(kind: str, facts: Mapping[str, object]) -> str:

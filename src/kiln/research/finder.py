@@ -237,10 +237,11 @@ def rank_kiln(
     cset: CandidateSet, ranker: Ranker, diff_of: Callable[[str], str | None]
 ) -> list[Ranked]:
     """kiln's order: stage 1 over every candidate, then stage 2 over the first ``depth``
-    with their diffs (``diff_of``); the rest keep stage 1's order below them. Then code
-    changes come before docs/tests-only commits (``code_first``), a cherry-pick's
-    original above its copy (``originals_first``), and the commits a commit link names
-    first of all (``named_first``)."""
+    with their diffs (``diff_of``); the rest keep stage 1's order below them. Then the
+    commits naming the CVE id come first (``cve_first``), code changes before
+    docs/tests-only commits (``code_first``), a cherry-pick's original above its copy
+    (``originals_first``), and the commits a commit link names first of all
+    (``named_first``)."""
     first = rank(cset, lambda f, _c: ranker.stage1.score(f))
     if ranker.stage2 is None or not first:
         return _after_model(cset.advisory, first)
