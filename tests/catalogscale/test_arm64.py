@@ -73,3 +73,19 @@ def test_generated_and_hand_written_images_pass_on_amd64_and_arm64(
             assert image.tests_passed >= 2
     # the relock went to the copy: the checked-in lock is untouched
     assert (ROOT / "images" / "base.lock.json").read_bytes() == checked_in
+
+
+@pytest.mark.parametrize(
+    "selection", [["--family", "tools"], ["--image", "bc"], ["--release", "debian-13"]]
+)
+def test_arm64_refuses_another_selection_before_building(
+    selection: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kiln.cli.main import main
+
+    code = main(["catalog", "build", "--arm64", *selection, "--catalog", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "--arm64 builds its own selection" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / ".kiln").exists()  # nothing planned, written or started
