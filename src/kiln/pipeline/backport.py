@@ -65,6 +65,7 @@ from debian.changelog import Changelog
 from kiln.aptrepo import ensure_signing_key, publish
 from kiln.debian.cache import Cache, default_cache_root
 from kiln.debian.client import NOT_FOUND, fetch_index, fetch_promised
+from kiln.debian.deb import DebFormatError, read_deb
 from kiln.debian.distro import DISTROS, Distro
 from kiln.debian.source_index import SourceFile, SourcePackage, parse_sources
 from kiln.debian.version import compare_versions, parse_version
@@ -89,7 +90,7 @@ from kiln.sbom.read import read_sbom_input
 from kiln.spec.load import load_spec
 from kiln.text import plain_line
 from kiln.vuln.db.scan_source import open_for_scan
-from kiln.vuln.feeds.changelog_mentions import mentions_from_changelog
+from kiln.vuln.feeds.changelog_mentions import Mention, mentions_from_changelog
 from kiln.vuln.feeds.debian_archive import UNSTABLE_SUITES, Archive, suite_urls
 from kiln.vuln.feeds.interface import FeedFormatError
 from kiln.vuln.model import Finding
@@ -103,6 +104,7 @@ MAX_SCANNED = 2 << 30  # every member's declared size, read past or not
 MAX_MEMBER = 16 << 20  # one file (a changelog, a patch)
 MAX_MEMBERS = 20_000
 MAX_PATCH = 8 << 20  # the recipe loader's own bound (kiln.recipes.load)
+MAX_BINARIES_TRIED = 4  # binaries read for a changelog when the packaging tarball is missing
 
 _CVE = re.compile(r"^CVE-\d{4}-\d{4,}$")
 _SOURCE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
@@ -445,12 +447,8 @@ class _Entry:
 
 def _changelog_entry(changelog: bytes, cve: str, *, display: str) -> _Entry | None:
     """The first changelog entry naming ``cve`` as a fix (None: unnamed, or only low)."""
-    try:
-        _, mentions = mentions_from_changelog(changelog, display)
-    except FeedFormatError as exc:
-        raise RemoteContentError(exc.message, exc.location) from exc
-    mention = next((m for m in mentions if m.cve == cve), None)
-    if mention is None or mention.confidence != "fix":
+    mention = next((m for m in _changelog_fixes(changelog, display) if m.cve == cve), None)
+    if mention is None:
         return None
     parsed = Changelog(changelog.decode("utf-8", "replace"), strict=False)
     for block in parsed:
@@ -730,6 +728,12 @@ class ReleaseStatus:
 
     ``fixed_line`` is the release's changelog item naming the CVE as fixed (empty: not
     named); ``patches`` are its ``debian/patches`` whose file name or header names it.
+    ``evidence`` says what was read: the packaging tarball, or (when the mirror lacks
+    it) the ``changelog.Debian.gz`` of one of that version's binary packages, fetched
+    through the signed Packages path; then ``patches_known`` is False (the patches were
+    not seen) and ``fetchable`` names the newest version whose ``.dsc`` and packaging
+    tarball the mirror has (None: none has). ``fixes`` is every CVE the changelog names
+    as fixed, each at the first version naming it.
     """
 
     source: str
@@ -738,11 +742,94 @@ class ReleaseStatus:
     version: str
     fixed_line: str
     patches: tuple[str, ...]
+    evidence: str = ""
+    patches_known: bool = True
+    fetchable: str | None = None
+    fixes: tuple[Mention, ...] = ()
 
     @property
     def fixed(self) -> bool:
         """The release already carries a fix (changelog entry or a patch naming the CVE)."""
         return bool(self.fixed_line or self.patches)
+
+    def fixed_after(self, version: str) -> tuple[Mention, ...]:
+        """The CVEs the newer versions (after ``version``, up to ``self.version``) fix."""
+        return tuple(
+            m
+            for m in self.fixes
+            if compare_versions(m.version, version) > 0
+            and compare_versions(m.version, self.version) <= 0
+        )
+
+
+def _changelog_fixes(changelog: bytes, display: str) -> tuple[Mention, ...]:
+    try:
+        _, mentions = mentions_from_changelog(changelog, display)
+    except FeedFormatError as exc:
+        raise RemoteContentError(exc.message, exc.location) from exc
+    return tuple(m for m in mentions if m.confidence == "fix")
+
+
+def _binary_changelog(suites: _Suites, package: SourcePackage, arch: str) -> tuple[bytes, str]:
+    """The changelog one of ``package``'s binaries ships, read from its verified .deb.
+
+    The binaries of exactly that source version in the release's signed Packages
+    (``ArchiveAccess.snapshot``), smallest first; a binary whose doc directory points
+    at another's has no changelog of its own and the next is tried (at most
+    ``MAX_BINARIES_TRIED``). Returns the text and where it was read.
+    """
+    universe = suites.archive.snapshot(suites.distro, [arch]).universe(arch)
+    binaries = sorted(
+        (
+            b
+            for name in package.binaries
+            if (b := universe.get(name)) is not None
+            and b.source == package.name
+            and b.source_version == package.version
+        ),
+        key=lambda b: (b.size, b.name),
+    )
+    what = f"{package.name} {package.version} ({suites.distro.codename}, {arch})"
+    tried: list[str] = []
+    for binary in binaries[:MAX_BINARIES_TRIED]:
+        (path,) = suites.archive.fetch(suites.distro, [binary])
+        try:
+            deb = read_deb(path, name=binary.filename, read_content=False, allow_devices=True)
+            found = deb.changelog()
+        except DebFormatError as exc:
+            raise RemoteContentError(
+                f"{binary.filename}: not a readable .deb: {exc.message}"
+            ) from exc
+        tried.append(binary.name)
+        if found is not None:
+            where = f"{found.path} of binary {binary.name} {binary.version} ({binary.suite})"
+            return found.text.encode(), where
+    raise MirrorMissingError(
+        f"{what}: no binary package of this version ships a Debian changelog "
+        f"(tried: {', '.join(tried) or 'none in the signed Packages index'})"
+    )
+
+
+def _on_mirror(suites: _Suites, package: SourcePackage) -> bool:
+    """Whether the mirror has ``package``'s ``.dsc`` and packaging tarball (both checked
+    against the signed index; the upstream tarballs are not fetched)."""
+    dsc = package.dsc
+    if dsc is None:
+        return False
+    url = f"{suites.urls[package.suite]}/{package.directory}/{dsc.name}"
+    what = f"{package.name} {package.version} ({package.suite})"
+    try:
+        suites.debian_tree(package)
+        _fetch_verified(
+            dsc, url, cache=suites.archive.cache, fetcher=suites.archive.fetcher, what=what
+        )
+    except MirrorMissingError:
+        return False
+    except HttpStatusError as exc:
+        if exc.status not in NOT_FOUND:
+            raise
+        return False
+    return True
 
 
 def release_status(
@@ -751,13 +838,16 @@ def release_status(
     *,
     release: str = "trixie",
     archive: ArchiveAccess | None = None,
+    arch: str | None = None,
 ) -> ReleaseStatus:
     """Does the release's newest ``source`` already fix ``cve``? (signed Sources, packaging).
 
     The research agent asks before a backport: a CVE the release's changelog or patches
     name is Debian's to carry, and a second patch for it would not apply or would
-    shadow Debian's. A mirror lacking the packaging tarball is a ``MirrorMissingError``
-    (the backport could not build that source either).
+    shadow Debian's. When the mirror lacks the newest version's packaging tarball, the
+    changelog comes from one of its binary packages (``arch``, default this machine's:
+    ``_binary_changelog``), its patches are unknown, and the older versions are tried,
+    newest first, for the newest one whose source the mirror has (``fetchable``).
     """
     _check_names(source, [cve])
     distro = _distro_of(release)
@@ -767,9 +857,24 @@ def release_status(
         raise InputError(f"{source} is not a source package of {release}")
     ours.sort(key=lambda p: parse_version(p.version), reverse=True)
     candidate = ours[0]
-    tree = suites.debian_tree(candidate)
+    display = f"{source} {candidate.version}"
+    try:
+        tree = suites.debian_tree(candidate)
+    except MirrorMissingError:
+        changelog, evidence = _binary_changelog(suites, candidate, arch or host_arch())
+        entry = _changelog_entry(changelog, cve, display=f"{display} ({evidence})")
+        older = [p for p in ours if compare_versions(p.version, candidate.version) < 0]
+        fetchable = next((p.version for p in older if _on_mirror(suites, p)), None)
+        return ReleaseStatus(
+            source=source, cve=cve, release=release, version=candidate.version,
+            fixed_line=entry.line if entry is not None else "", patches=(),
+            evidence=f"{evidence}; the packaging tarball is missing from the mirror, "
+            "so its patches are unknown",
+            patches_known=False, fetchable=fetchable,
+            fixes=_changelog_fixes(changelog, f"{display} ({evidence})"),
+        )  # fmt: skip
     changelog = tree.text("debian/changelog") or b""
-    entry = _changelog_entry(changelog, cve, display=f"{source} {candidate.version}")
+    entry = _changelog_entry(changelog, cve, display=display)
     patches = tuple(
         name.removeprefix("debian/patches/")
         for name, text in sorted(tree.files.items())
@@ -780,6 +885,8 @@ def release_status(
     return ReleaseStatus(
         source=source, cve=cve, release=release, version=candidate.version,
         fixed_line=entry.line if entry is not None else "", patches=patches,
+        evidence=f"debian/changelog and debian/patches of {tree.display}",
+        fetchable=candidate.version, fixes=_changelog_fixes(changelog, display),
     )  # fmt: skip
 
 
