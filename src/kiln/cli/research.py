@@ -32,7 +32,8 @@ from kiln.errors import InputError, Location, PolicyError
 
 if TYPE_CHECKING:
     from kiln.pipeline.backport import BackportResult
-    from kiln.research.gitrepo import GitRepo
+    from kiln.research.gitrepo import Commit, GitRepo
+    from kiln.research.record import CveRecord
 
 
 @app.command(name="research")
@@ -210,51 +211,57 @@ def research_command(
                 from kiln.fileio import atomic_write
 
                 atomic_write(patch, render_patch(headers, diff))
-    if as_json:
-        out: dict[str, object] = {
-            "cve": cve,
-            "candidates": ranking.candidates,
-            "seconds": round(ranking.seconds, 2),
-            "kiln": [r.as_json() for r in ranking.kiln[:top]],
-            "baseline": [r.as_json() for r in ranking.baseline[:top]],
-        }
-        if verdict is not None:
-            out["affected"] = verdict.as_json()
-        if upstream is not None:
-            out["upstream"] = upstream
-        if rerank_log is not None:
-            out["llm_rerank"] = rerank_log.as_json()
-        console.print_json(json.dumps(out))
-    else:
-        console.print(
-            f"{cve}: {ranking.candidates} candidates in {ranking.seconds:.1f} s", highlight=False
-        )
-        for i, r in enumerate(ranking.kiln[:top], 1):
+        if as_json:
+            out: dict[str, object] = {
+                "cve": cve,
+                "candidates": ranking.candidates,
+                "seconds": round(ranking.seconds, 2),
+                "kiln": [r.as_json() for r in ranking.kiln[:top]],
+                "baseline": [r.as_json() for r in ranking.baseline[:top]],
+            }
+            if verdict is not None:
+                out["affected"] = verdict.as_json()
+            if upstream is not None:
+                out["upstream"] = upstream
+            if rerank_log is not None:
+                out["llm_rerank"] = rerank_log.as_json()
+            console.print_json(json.dumps(out))
+        else:
             console.print(
-                f"{i:>2}. {r.commit.sha[:12]} {r.score:+.2f} {r.commit.subject[:70]}",
-                highlight=False,
-                markup=False,
-            )
-            console.print(f"    {'; '.join(r.features.fired[:8])}", highlight=False, markup=False)
-        if verdict is not None:
-            console.print(
-                f"affected? {verdict.status}"
-                + (f" ({verdict.justification})" if verdict.justification else ""),
+                f"{cve}: {ranking.candidates} candidates in {ranking.seconds:.1f} s",
                 highlight=False,
             )
-            for h in verdict.hunks:
-                mark = "present" if h.present else f"missing: {h.reason}"
-                console.print(f"    {h.hunk.path} {h.hunk.header[:60]}: {mark}", markup=False)
-    if best is None:
-        raise PolicyError(
-            f"no candidate commits for {cve} in {repo or repo_url}",
-            hint="the search window comes from the publication date and the affected "
-            "versions: pass --published, or a --record with version ranges",
-        )
-    if patch is not None:
-        err_console.print(f"wrote {patch}", highlight=False)
-    if backport:
-        _backport(cve, package, version, catalog, work, image, diff, headers, best.commit.sha)
+            for i, r in enumerate(ranking.kiln[:top], 1):
+                console.print(
+                    f"{i:>2}. {r.commit.sha[:12]} {r.score:+.2f} {r.commit.subject[:70]}",
+                    highlight=False,
+                    markup=False,
+                )
+                console.print(
+                    f"    {'; '.join(r.features.fired[:8])}", highlight=False, markup=False
+                )
+            if verdict is not None:
+                console.print(
+                    f"affected? {verdict.status}"
+                    + (f" ({verdict.justification})" if verdict.justification else ""),
+                    highlight=False,
+                )
+                for h in verdict.hunks:
+                    mark = "present" if h.present else f"missing: {h.reason}"
+                    console.print(f"    {h.hunk.path} {h.hunk.header[:60]}: {mark}", markup=False)
+        if best is None:
+            raise PolicyError(
+                f"no candidate commits for {cve} in {repo or repo_url}",
+                hint="the search window comes from the publication date and the affected "
+                "versions: pass --published, or a --record with version ranges",
+            )
+        if patch is not None:
+            err_console.print(f"wrote {patch}", highlight=False)
+        if backport:  # inside the with: a 3-way port reads the repository
+            _backport(
+                cve, package, version, catalog, work, image, diff, headers, best.commit, git,
+                record,
+            )  # fmt: skip
 
 
 def _discovered(stack: ExitStack, package: str) -> tuple[GitRepo, dict[str, object]]:
@@ -300,22 +307,37 @@ def _backport(
     image: str | None,
     diff: bytes,
     headers: list[tuple[str, str]],
-    sha: str,
+    commit: Commit,
+    git: GitRepo,
+    record: CveRecord,
 ) -> None:
     """Hand the top candidate's diff to the backport pipeline (``backport_patch``).
 
-    First asks the release's own packaging (``release_status``): a CVE trixie's changelog
-    or patches already fix is refused (``PolicyError``: nothing to backport, and the
-    patch would not apply over Debian's); ``--version`` defaults to trixie's newest. Then
-    decides affected-or-not on that source (``release_verdict``): ``not_affected`` stops
-    with the hunks that have no counterpart.
+    First asks the release's own packaging (``release_status``; when the mirror lacks
+    the newest version's packaging tarball, a binary package's changelog): a CVE
+    trixie's changelog or patches already fix is refused (``PolicyError``: nothing to
+    backport, and the patch would not apply over Debian's). ``--version`` defaults to
+    trixie's newest, which must be on the mirror (``MirrorMissingError`` naming the
+    newest that is); an older ``--version`` is taken with a warning listing the CVEs the
+    newer versions fix, also written into the recipe's note. Then decides
+    affected-or-not on that source and checks the patch applies, porting it by a 3-way
+    merge onto the upstream tag when it does not (``check_on_release``).
     """
     if package is None or catalog is None:
         missing = [n for n, v in (("--package", package), ("--catalog", catalog)) if v is None]
         raise InputError(f"--backport needs {', '.join(missing)}")
-    from kiln.pipeline.backport import backport_patch, release_status
+    from kiln.debian.version import compare_versions, parse_version
+    from kiln.pipeline.backport import MirrorMissingError, backport_patch, release_status
+    from kiln.research.backport import check_on_release
+    from kiln.research.discover import upstream_version
+    from kiln.research.patch import ported_headers
+    from kiln.research.versions import advisory_affects
 
+    say = err_console.print
     status = release_status(package, cve)
+    if not status.patches_known:
+        say(f"{package} {status.version} ({status.release}): read {status.evidence}",
+            highlight=False, markup=False)  # fmt: skip
     if status.fixed:
         where = [f"changelog: {status.fixed_line}"] if status.fixed_line else []
         where += [f"debian/patches/{name}" for name in status.patches]
@@ -324,32 +346,68 @@ def _backport(
             "nothing to backport",
             hint="kiln scan reads the release's changelog; update the image's lock "
             "(kiln lock) to take Debian's fixed version",
-            details=where,
+            details=[*where, f"read: {status.evidence}"],
         )
-    from kiln.research.backport import release_verdict
-
+    if version is None and status.fetchable != status.version:
+        newest = (
+            f"the newest version whose source it has is {status.fetchable}: pass "
+            f"--version {status.fetchable} to backport onto it"
+            if status.fetchable
+            else "it has the source of no version of it"
+        )
+        raise MirrorMissingError(
+            f"the mirror lacks the source of {package} {status.version}, {status.release}'s "
+            f"newest; {newest}",
+            details=[f"read: {status.evidence}"],
+            hint="an older version lacks the fixes of the newer ones (listed when you pass "
+            "--version); or use a mirror that has the source (kiln config mirrors.debian)",
+        )
     base, folder = version or status.version, work or Path("kiln-backport")
-    verdict = release_verdict(package, base, diff, work=folder)
+    try:
+        parse_version(base)
+    except ValueError as exc:
+        raise InputError(f"--version {base!r} is not a Debian version: {exc}") from exc
+    note = ""
+    if compare_versions(base, status.version) < 0:
+        lacking = status.fixed_after(base)
+        named = "; ".join(f"{m.cve} (fixed in {m.version})" for m in lacking)
+        note = (
+            f"{package} {base} with {cve} fixed (kiln backport); WARNING: {base} is older "
+            f"than {status.release}'s newest {status.version}, and this rebuild lacks "
+            + (f"the fixes of the newer versions: {named}" if lacking else "its changes")
+        )
+        say(f"warning: {note.split('WARNING: ', 1)[1]}", highlight=False, markup=False)
+    name = f"{cve}-{commit.sha[:12]}.patch"
+    advisory = advisory_affects(record, upstream_version(base))
+    checked = check_on_release(package, base, diff, name=name, work=folder, repo=git,
+                               sha=commit.sha, advisory=advisory)  # fmt: skip
+    if checked.note:
+        say(f"note: {checked.note}", highlight=False, markup=False)
+    verdict = checked.verdict
     missing = [f"{h.hunk.path} {h.hunk.header}: {h.reason}" for h in verdict.hunks if not h.present]
     if verdict.status == "not_affected":
         raise PolicyError(
             f"{package} {base} ({status.release}) is not affected by {cve} "
-            f"(vulnerable_code_not_present): no hunk of {sha[:12]} has a counterpart",
+            f"(vulnerable_code_not_present): no hunk of {commit.sha[:12]} has a counterpart",
             hint="record not_affected in the image's VEX instead of a patch",
             details=missing,
         )
-    err_console.print(
+    say(
         f"affected? {verdict.status} ({package} {base}); "
         f"{len(verdict.hunks) - len(missing)} of {len(verdict.hunks)} hunks present",
         highlight=False,
         markup=False,
     )
+    if checked.ported_onto is not None:
+        headers = ported_headers(headers, checked.ported_onto)
+        say(f"the fix did not apply as is; ported by a 3-way merge onto {checked.ported_onto}, "
+            f"and the port applies to {package} {base}", highlight=False, markup=False)  # fmt: skip
     result = backport_patch(
-        package, base, diff, headers, [cve], name=f"{cve}-{sha[:12]}.patch",
-        catalog_root=catalog, work=folder, image=image,
+        package, base, checked.diff, headers, [cve], name=name,
+        catalog_root=catalog, work=folder, image=image, note=note,
     )  # fmt: skip
     for line in backport_summary(result):
-        err_console.print(f"backport: {line}", highlight=False, markup=False)
+        say(f"backport: {line}", highlight=False, markup=False)
 
 
 def backport_summary(result: BackportResult) -> list[str]:

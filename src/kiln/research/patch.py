@@ -70,11 +70,27 @@ def commit_diff(repo: GitRepo, commit: Commit) -> bytes:
         ["show", "--format=", "--no-color", "--no-ext-diff", "--no-renames", commit.sha],
         max_bytes=MAX_PATCH_BYTES,
     )
+    return checked_diff(diff, where=f"commit {commit.sha[:12]}")
+
+
+def checked_diff(diff: bytes, *, where: str) -> bytes:
+    """``diff`` if a quilt patch can carry it; PolicyError for binary parts, InputError
+    for ``../`` or absolute paths (``where`` names the diff in messages)."""
     text = diff.decode("utf-8", "replace")
     if "\nBinary files " in f"\n{text}" or "GIT binary patch" in text:
-        raise PolicyError(f"commit {commit.sha[:12]}'s diff has binary parts")
-    parse_hunks(text, where=f"commit {commit.sha[:12]}")  # refuses ../ and absolute paths
+        raise PolicyError(f"{where}'s diff has binary parts")
+    parse_hunks(text, where=where)  # refuses ../ and absolute paths
     return diff
+
+
+def ported_headers(headers: list[tuple[str, str]], tag: str) -> list[tuple[str, str]]:
+    """The DEP-3 fields of a fix ported by a 3-way merge onto upstream tag ``tag``: the
+    same ``Origin`` (the upstream commit), a ``Description`` saying how it was made."""
+    note = (
+        f" Ported by kiln: the upstream commit did not apply as is; this is its 3-way "
+        f"merge onto the upstream tag {tag} (git cherry-pick), as a diff from that tag."
+    )
+    return [(k, f"{v}\n{note}" if k == "Description" else v) for k, v in headers]
 
 
 def render_patch(headers: list[tuple[str, str]], diff: bytes) -> bytes:

@@ -125,6 +125,31 @@ def advisory_bounds(record: CveRecord) -> Bounds:
     return Bounds(tuple(dict.fromkeys(fixed)), tuple(dict.fromkeys(last)))
 
 
+def advisory_affects(record: CveRecord, version: str) -> str | None:
+    """Which of the advisory's ranges (or exact versions) names ``version`` as affected,
+    said in words; None when none does or the advisory gives none."""
+    key = version_key(version)
+    if key is None:
+        return None
+    for r in record.ranges:
+        start = version_key(r.start) if r.start else None
+        end = version_key(r.end) if r.end else None
+        dated = any(b and re.fullmatch(r"\d{4}-\d\d-\d\d.*", b) for b in (r.start, r.end))
+        unreadable = (r.start and start is None) or (r.end and end is None)
+        if dated or unreadable or (start is end is None):
+            continue  # a date or an unreadable bound: no claim about version numbers
+        if start is not None and key < start:
+            continue
+        if end is not None and (key > end or (key == end and not r.end_inclusive)):
+            continue
+        upper = f"through {r.end}" if r.end_inclusive else f"before {r.end}"
+        bounds = " ".join(x for x in (f"from {r.start}" if r.start else "", upper if r.end else ""))
+        return f"the advisory's range {bounds.strip()} includes {version}"
+    if any(version_key(v) == key for v in record.exact_versions):
+        return f"the advisory lists {version} as affected"
+    return None
+
+
 def tag_windows(bounds: Bounds, tags: TagIndex) -> list[list[str]]:
     """``git log`` revision lists, one per window ``first-fixed ^last-affected``.
 
