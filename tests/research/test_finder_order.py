@@ -1,5 +1,7 @@
 """The finder's order after the model: code before docs/tests-only commits, the
-commits naming the CVE id first, a cherry-pick's original above its copy.
+commits naming the CVE id first, release commits last, a first-ranked regression test
+giving its place to the fix committed beside it, a cherry-pick's original above its
+copy.
 
 Real git history (the conftest's demo upstream plus a release branch made with
 ``git cherry-pick -x``); the model's order is replaced by a deliberately wrong one
@@ -8,6 +10,7 @@ Real git history (the conftest's demo upstream plus a release branch made with
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from kiln.errors import Location
@@ -17,8 +20,11 @@ from kiln.research.finder import (
     code_first,
     collect_candidates,
     cve_first,
+    fix_beside_test_first,
+    is_release_commit,
     originals_first,
     rank,
+    releases_last,
 )
 from kiln.research.gitrepo import open_repo
 from kiln.research.record import record_from_json
@@ -110,3 +116,93 @@ def test_a_cherry_picks_original_moves_above_its_copy(upstream: Upstream) -> Non
     assert moved.index(upstream.noise[4]) == shas.index(upstream.noise[4])
     # already above its copy: nothing moves
     assert originals_first(ordered) == ordered
+
+
+def _commit_file(work: Path, path: str, text: str, message: str, date: str) -> str:
+    (work / path).parent.mkdir(parents=True, exist_ok=True)
+    (work / path).write_text(text)
+    git(work, "add", path)
+    git(work, "commit", "-q", "-m", message, date=date)
+    return git(work, "rev-parse", "HEAD")
+
+
+def test_release_commits_rank_after_every_other_commit(upstream: Upstream) -> None:
+    work = upstream.work
+    # inside the v1.0..v1.1 window, just before the fixed release: what the date and
+    # window features reward most
+    bump = _commit_file(work, "VERSION", "1.1dev\n", "Demo 1.1dev", "2023-08-01T12:00:00Z")
+    dep = _commit_file(
+        work, "deps.txt", "zlib 1.2.13\n", "Bump zlib to 1.2.13", "2023-08-01T13:00:00Z"
+    )
+    cset = _collect(upstream)
+    ranked = _newest_first(cset)
+    shas = [r.commit.sha for r in ranked]
+    assert shas.index(bump) < shas.index(upstream.fix)
+    ordered = releases_last(ranked)
+    moved = [r.commit.sha for r in ordered]
+    assert moved[-1] == bump
+    assert "a release or version bump" in ordered[-1].features.fired[0]
+    # a dependency bump may be the fix: it keeps its place among the others
+    assert moved.index(dep) == shas.index(dep)
+    assert [s for s in moved if s != bump] == [s for s in shas if s != bump]
+    assert [r.commit.sha for r in releases_last(ordered)] == moved
+
+
+def test_what_counts_as_a_release_commit(upstream: Upstream) -> None:
+    cset = _collect(upstream)
+    commit = cset.commits[0]
+
+    def release(message: str) -> bool:
+        return is_release_commit(dataclasses.replace(commit, message=message))
+
+    for message in (
+        "Release v2.13.2",
+        "release-1.34.4 (#940)",
+        "Libarchive 3.7.5dev",
+        "c-ares 1.16.1 release prep",
+        "1.23.0 release prep (#641)",
+        "Release prep for 1.34.8 (#1248)",
+        "preparing release of 2.6.30 Daniel",
+        "Bump up version number to 1.35.1",
+        "version bump",
+    ):
+        assert release(message), message
+    for message in (
+        "Bump zlib to 1.2.13",  # a dependency: may be the fix
+        "Bump golang.org/x/net from 0.15.0 to 0.17.0",
+        "Release 1.2.4\n\nFix the overflow in parse() (CVE-2023-0001)",  # names a fix
+        "parse: check the length before copying",
+        "ngtcp2: use 0.15.0",
+        "Release notes: describe the 1.1 changes",
+    ):
+        assert not release(message), message
+
+
+def _test_ranked_first(upstream: Upstream, name: str, message: str, date: str) -> list[Ranked]:
+    """Commit a tests-only change, then rank it first and the rest by nothing."""
+    sha = _commit_file(
+        upstream.work, f"tests/{name}.c", "int main(void) { return 0; }\n", message, date
+    )
+    return rank(_collect(upstream), lambda _f, c: 1.0 if c.sha == sha else 0.0)
+
+
+def test_a_first_ranked_regression_test_gives_its_place_to_the_fix_beside_it(
+    upstream: Upstream,
+) -> None:
+    # the regression test lands 40 minutes after the fix, in the same push
+    ranked = _test_ranked_first(
+        upstream, "test42", "test42: verify parse() with a long buffer", "2023-08-01T00:40:00Z"
+    )
+    test = ranked[0].commit.sha
+    assert ranked[0].commit.subject.startswith("test42")
+    ordered = fix_beside_test_first(ranked)
+    assert [r.commit.sha for r in ordered[:2]] == [upstream.fix, test]
+    assert f"beside {test[:10]}" in ordered[0].features.fired[0]
+    # a code commit first: nothing moves
+    assert fix_beside_test_first(ordered) == ordered
+    # no code change within two hours of the test: nothing moves
+    late = _test_ranked_first(
+        upstream, "test43", "test43: another long buffer", "2023-08-05T00:00:00Z"
+    )
+    assert late[0].commit.subject.startswith("test43")
+    assert fix_beside_test_first(late) == late

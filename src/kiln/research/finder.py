@@ -194,6 +194,81 @@ def cve_first(advisory: Advisory, ranked: list[Ranked]) -> list[Ranked]:
     ]
 
 
+# A project's own release or version-bump commit: "Release v2.13.2", "release-1.34.4",
+# "Libarchive 3.7.5dev", "1.23.0 release prep (#641)", "preparing release of 2.6.30",
+# "Bump up version number to 1.35.1". A dependency bump ("Bump zlib to 1.2.13") is not
+# one: updating a vulnerable dependency may be the fix.
+_RELEASE_SUBJECT = re.compile(
+    r"""(?ix)^(?:
+      (?:[\w.+-]+\s+)?v?\d+(?:\.\d+)+[\w.-]*
+    | (?:release|releasing|released|prepar\w*|prep)\b[\s:-]*
+      (?:of\s+|for\s+|release\s+(?:of\s+)?|[\w.+-]+-)?v?\d+\.\d+.*
+    | (?:[\w.+-]+\s+)?v?\d+(?:\.\d+)+\S*\s+release(?:\s+prep\w*)?
+    | release\s+prep\w*\s+for\s+v?\d+(?:\.\d+)+.*
+    | (?:bump(?:ing)?|update)\s+(?:up\s+)?(?:the\s+)?(?:package\s+)?version\b.*
+    | version\s+bump\b.*
+    | bump:\s+towards\b.*
+    )$"""
+)
+_PR_SUFFIX = re.compile(r"\s*\((?:#|gh-)\d+\)\s*$", re.IGNORECASE)
+_FIX_WORDS = re.compile(
+    r"(?i)\b(?:fix\w*|prevent\w*|avoid\w*|cve-|overflow\w*|leak\w*|crash\w*|secur\w*|vuln\w*)"
+)
+
+
+def is_release_commit(commit: Commit) -> bool:
+    """Whether ``commit`` is the project's release or version bump (its subject says so
+    and its message names no fix): a release carries fixes made before it, it is not
+    one."""
+    subject = _PR_SUFFIX.sub("", commit.subject.strip())
+    return bool(_RELEASE_SUBJECT.match(subject)) and not _FIX_WORDS.search(commit.message)
+
+
+def releases_last(ranked: list[Ranked]) -> list[Ranked]:
+    """Release and version-bump commits (``is_release_commit``) after every other
+    candidate, each group in its own order: they fall inside the tag window and just
+    before the fixed release by construction, which is exactly what the date and window
+    features reward."""
+    releases = [r for r in ranked if is_release_commit(r.commit)]
+    if len(releases) in (0, len(ranked)):
+        return ranked
+    moved = {r.commit.sha for r in releases}
+    return [r for r in ranked if r.commit.sha not in moved] + [
+        _with_evidence(r, "a release or version bump: ranked after every other commit")
+        for r in releases
+    ]
+
+
+FIX_BESIDE_TEST_SECONDS = 2 * 3600  # a regression test and its fix: one push, not one week
+
+
+def fix_beside_test_first(ranked: list[Ranked]) -> list[Ranked]:
+    """When the first candidate changes only tests (and docs), the code change committed
+    nearest to it, within ``FIX_BESIDE_TEST_SECONDS``, takes its place: a regression test
+    names the advisory's options and functions just as the fix does, and projects commit
+    it beside the fix. Only the first candidate is read; nothing moves otherwise."""
+    if not ranked:
+        return ranked
+    top = ranked[0].features.values
+    if not (top.get("only_docs") and top.get("touches_tests")):
+        return ranked
+    when = ranked[0].commit.time
+    near = [
+        (abs(r.commit.time - when), i)
+        for i, r in enumerate(ranked)
+        if not r.features.values.get("only_docs")
+        and abs(r.commit.time - when) <= FIX_BESIDE_TEST_SECONDS
+    ]
+    if not near:
+        return ranked
+    _gap, i = min(near)
+    test = ranked[0].commit.sha[:10]
+    partner = _with_evidence(
+        ranked[i], f"committed beside {test}, the regression test ranked first"
+    )
+    return [partner] + [r for j, r in enumerate(ranked) if j != i]
+
+
 # "(cherry picked from commit X)", "backport X from main", "Backport of X"
 _PICKED_FROM = re.compile(
     r"(?i)(?:cherry[- ]picked from(?: commit)?|back-?port(?:ed|s|ing)?(?: of| from)?"
@@ -238,7 +313,9 @@ def rank_kiln(
 ) -> list[Ranked]:
     """kiln's order: stage 1 over every candidate, then stage 2 over the first ``depth``
     with their diffs (``diff_of``); the rest keep stage 1's order below them. Then the
-    commits naming the CVE id come first (``cve_first``), code changes before
+    commits naming the CVE id come first (``cve_first``), release commits last
+    (``releases_last``), a first-ranked regression test gives its place to the code
+    change committed beside it (``fix_beside_test_first``), code changes before
     docs/tests-only commits (``code_first``), a cherry-pick's original above its copy
     (``originals_first``), and the commits a commit link names first of all
     (``named_first``)."""
@@ -259,7 +336,8 @@ def rank_kiln(
 
 
 def _after_model(advisory: Advisory, ranked: list[Ranked]) -> list[Ranked]:
-    return named_first(advisory, originals_first(code_first(cve_first(advisory, ranked))))
+    ordered = fix_beside_test_first(releases_last(cve_first(advisory, ranked)))
+    return named_first(advisory, originals_first(code_first(ordered)))
 
 
 def find_fix_commits(
