@@ -269,7 +269,11 @@ def test_a_rejected_hunk_is_reported_and_nothing_is_half_applied(tmp_path: Path)
     two_files = FIX_DIFF + b"--- a/other.txt\n+++ b/other.txt\n@@ -1,2 +1,2 @@\n-uno\n+1\n two\n"
     with pytest.raises(PatchRejectedError, match=r"b\.patch does not apply") as caught:
         apply_patches(tree, [("b.patch", two_files)])
-    assert any("FAILED" in line for line in caught.value.details)
+    details = caught.value.details
+    failed = next(i for i, line in enumerate(details) if "FAILED at" in line)
+    # every rejected hunk is named with its file; files whose hunks applied are not listed
+    assert details[failed - 1] == "checking file other.txt"
+    assert not any("hello.txt" in line for line in details)
     assert (tree / "hello.txt").read_text() == "hello world\n"  # the good hunk not applied
     assert not list(tree.rglob("*.rej"))
     assert not list(tree.rglob("*.orig"))

@@ -960,9 +960,19 @@ def _hunk_report(output: str) -> list[str]:
         if re.search(
             r"FAILED|can't find file|Reversed|malformed|Only garbage|No file to patch", line
         )
-        or line.startswith("patching file")
+        or line.startswith(("patching file", "checking file"))
     ]
-    return (keep or lines)[-20:]
+    # a dry run says "checking file X" before X's hunks: keep a file's line only when
+    # one of its hunks failed, so every "Hunk #n FAILED" names its file
+    named: list[str] = []
+    for line in keep:
+        if line.startswith(("patching file", "checking file")) and named:
+            if named[-1].startswith(("patching file", "checking file")):
+                named.pop()
+        named.append(line)
+    if named and named[-1].startswith(("patching file", "checking file")):
+        named.pop()
+    return (named or lines)[-20:]
 
 
 def apply_patches(tree: Path, patches: Sequence[tuple[str, bytes]]) -> None:
