@@ -952,6 +952,10 @@ def render_patch(patch: PatchFile, cves: Sequence[str], *, updated: dt.date) -> 
     return backport_header(patch, cves, updated=updated).encode() + patch.text
 
 
+def _names_a_file(line: str) -> bool:
+    return line.startswith(("patching file", "checking file"))
+
+
 def _hunk_report(output: str) -> list[str]:
     lines = [line for line in output.splitlines() if line.strip()]
     keep = [
@@ -966,11 +970,10 @@ def _hunk_report(output: str) -> list[str]:
     # one of its hunks failed, so every "Hunk #n FAILED" names its file
     named: list[str] = []
     for line in keep:
-        if line.startswith(("patching file", "checking file")) and named:
-            if named[-1].startswith(("patching file", "checking file")):
-                named.pop()
+        if _names_a_file(line) and named and _names_a_file(named[-1]):
+            named.pop()
         named.append(line)
-    if named and named[-1].startswith(("patching file", "checking file")):
+    if named and _names_a_file(named[-1]):
         named.pop()
     return (named or lines)[-20:]
 
