@@ -101,3 +101,41 @@ def test_dep3_origin_and_applied_upstream_commits_become_references() -> None:
     extended = with_patch_origins(record, [headers])
     assert Advisory.of(extended).referenced_shas >= {"499c91bca9d4d027"}
     assert with_patch_origins(record, [[("Origin", "vendor")]]) is record
+
+
+LIBXML2_ENTRY = """libxml2 (2.15.4+dfsg-1) unstable; urgency=high
+
+  * New upstream bug fix release. Closes: #1146744.
+    Security fixes:
+    - CVE-2026-86138: dict: integer overflow in xmlDictAddQString leading
+      to a heap-based buffer overflow.
+
+ -- Aron Xu <aron@debian.org>  Sun, 06 Sep 2026 01:58:14 +0800
+"""
+
+
+def test_a_record_from_the_unstable_changelog_that_names_the_fix() -> None:
+    """Real text: libxml2 2.15.4+dfsg-1's entry (sid), when no advisory text is at hand."""
+    from kiln.research.dep3 import record_from_changelog
+    from kiln.research.features import Advisory
+
+    item = (
+        "CVE-2026-86138: dict: integer overflow in xmlDictAddQString leading to a "
+        "heap-based buffer overflow."
+    )
+    record = record_from_changelog(
+        "CVE-2026-86138", item=item, entry=LIBXML2_ENTRY, fixed_upstream="2.15.4"
+    )
+    assert record.description == (
+        "dict: integer overflow in xmlDictAddQString leading to a heap-based buffer overflow."
+    )
+    assert record.published is not None
+    assert record.published.isoformat() == "2026-09-06T01:58:14+08:00"
+    assert advisory_bounds(record).fixed == ("2.15.4",)
+    assert "xmlDictAddQString" in Advisory.of(record).code_tokens
+    # a trailer without a readable date, no new upstream version: no date, no bound
+    bare = record_from_changelog(
+        "CVE-2026-86138", item=item, entry=" -- someone <a@b>  not a date\n", fixed_upstream=None
+    )
+    assert bare.published is None
+    assert bare.ranges == ()

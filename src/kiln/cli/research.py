@@ -31,7 +31,7 @@ from kiln.cli.app import app, console, err_console
 from kiln.errors import InputError, Location, PolicyError
 
 if TYPE_CHECKING:
-    from kiln.pipeline.backport import BackportResult
+    from kiln.pipeline.backport import BackportResult, UnstableFix
     from kiln.research.gitrepo import Commit, GitRepo
     from kiln.research.record import CveRecord
 
@@ -117,6 +117,7 @@ def research_command(
             hint="a local clone (git clone --bare URL), the repository's URL, or the "
             "Debian source package whose upstream repository kiln should find",
         )
+    unstable = _unstable_fix(package, cve) if package is not None else None
     if record_file is not None:
         record = load_record_file(record_file).record
         if record.cve != cve:
@@ -127,34 +128,12 @@ def research_command(
         when = parse_date(published, Location("--published")) if published else None
         record = CveRecord(cve=cve, description=description, published=when)
     else:
-        from kiln.research.vulndb import record_from_db
-        from kiln.vuln.db import default_db_url
-        from kiln.vuln.db.read import as_db_url
-
-        found = record_from_db(cve, as_db_url(db) if db else default_db_url())
-        if found is None:
-            raise InputError(
-                f"{cve} is not in the vulnerability database",
-                hint="run kiln db update, or pass --record FILE or --description TEXT",
-            )
-        record = found
-    if package is not None:
+        record = _record_from_db_or_archive(cve, db, unstable)
+    if unstable is not None:
         # unstable's DEP-3 patches may name the upstream commit (signed packaging tarball)
-        from kiln.pipeline.backport import MirrorMissingError, find_unstable_fix
         from kiln.research.dep3 import with_patch_origins
 
-        try:
-            unstable = find_unstable_fix(package, cve)
-        except MirrorMissingError as exc:
-            # one candidate source among several: the git window still runs without it
-            unstable = None
-            err_console.print(
-                f"unstable's packaging of {package} not read: {exc.message}",
-                highlight=False,
-                markup=False,
-            )
-        if unstable is not None:
-            record = with_patch_origins(record, [p.headers for p in unstable.patches])
+        record = with_patch_origins(record, [p.headers for p in unstable.patches])
     if discuss:
         from kiln.research.discussion import (
             Adapter,
@@ -296,6 +275,58 @@ def _discovered(stack: ExitStack, package: str) -> tuple[GitRepo, dict[str, obje
         "not_used": [{"url": url, "why": why} for url, why in used.tried],
         "notes": found.notes,
     }
+
+
+def _unstable_fix(package: str, cve: str) -> UnstableFix | None:
+    """Where Debian unstable fixes ``cve`` in ``package`` (signed packaging), or None;
+    a mirror lacking unstable's packaging is one missing source among several."""
+    from kiln.pipeline.backport import MirrorMissingError, find_unstable_fix
+
+    try:
+        return find_unstable_fix(package, cve)
+    except MirrorMissingError as exc:
+        err_console.print(
+            f"unstable's packaging of {package} not read: {exc.message}",
+            highlight=False,
+            markup=False,
+        )
+        return None
+
+
+def _record_from_db_or_archive(cve: str, db: str | None, unstable: UnstableFix | None) -> CveRecord:
+    """``cve``'s record from kiln's database, else from the Debian unstable changelog
+    entry that names its fix (``--package``): the archive is the vulnerability source
+    that is always reachable, and its item names the flaw in a line."""
+    from kiln.research.dep3 import record_from_changelog
+    from kiln.research.discover import upstream_version
+    from kiln.research.vulndb import record_from_db
+    from kiln.vuln.db import default_db_url
+    from kiln.vuln.db.read import as_db_url
+
+    found = record_from_db(cve, as_db_url(db) if db else default_db_url())
+    if found is not None and found.description.strip():
+        return found
+    if unstable is not None:
+        moved = unstable.kind == "upstream"
+        fixed = upstream_version(unstable.fixed_version) if moved else None
+        record = record_from_changelog(
+            cve, item=unstable.changelog_line, entry=unstable.changelog_entry, fixed_upstream=fixed
+        )
+        err_console.print(
+            f"{cve}: no advisory text in the vulnerability database; using {unstable.source} "
+            f"{unstable.fixed_version}'s changelog ({unstable.suite}): {record.description!r}"
+            + (f", fixed upstream in {fixed}" if fixed else ""),
+            highlight=False,
+            markup=False,
+        )
+        return record
+    if found is not None:
+        return found
+    raise InputError(
+        f"{cve} is not in the vulnerability database",
+        hint="run kiln db update, or pass --record FILE or --description TEXT; with "
+        "--package, a Debian unstable changelog naming its fix is used",
+    )
 
 
 def _backport(

@@ -13,8 +13,9 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable, Sequence
+from email.utils import parsedate_to_datetime
 
-from kiln.research.record import CveRecord
+from kiln.research.record import CveRecord, VersionRange
 
 _FIELDS = ("origin", "applied-upstream", "bug", "forwarded")
 _COMMIT = re.compile(r"(?:/commits?/|commit[:= ]\s*|\bid=)([0-9a-f]{7,40})\b", re.IGNORECASE)
@@ -37,3 +38,37 @@ def with_patch_origins(
     if not extra:
         return record
     return dataclasses.replace(record, references=(*record.references, *extra))
+
+
+# the trailer line of a Debian changelog entry: " -- Name <mail>  Sun, 06 Sep 2026 01:58:14 +0800"
+_TRAILER_DATE = re.compile(r"^ -- .*?>\s+(.+?)\s*$", re.MULTILINE)
+_CVE_PREFIX = re.compile(r"^\s*(?:[-*+]\s*)?CVE-\d{4}-\d{4,}\s*[:,-]?\s*", re.IGNORECASE)
+
+
+def record_from_changelog(
+    cve: str, *, item: str, entry: str, fixed_upstream: str | None
+) -> CveRecord:
+    """A record of ``cve`` from the Debian changelog that names its fix, for when no
+    advisory text is at hand (kiln's database has none: no NVD, no tracker).
+
+    ``item`` (the changelog item naming the CVE) is the description; the entry's date is
+    the publication date (the fix was released by then, so the git window around it
+    holds the fix); ``fixed_upstream`` (the upstream version of the entry, when it moved
+    to a new upstream release) is the first fixed version, which bounds the tag window.
+    """
+    text = " ".join(_CVE_PREFIX.sub("", item).split())
+    published = None
+    found = _TRAILER_DATE.search(entry)
+    if found:
+        try:
+            published = parsedate_to_datetime(found.group(1))
+        except (TypeError, ValueError):
+            published = None
+    ranges = (VersionRange(end=fixed_upstream),) if fixed_upstream else ()
+    return CveRecord(
+        cve=cve,
+        description=text or cve,
+        published=published,
+        references=(),
+        ranges=ranges,
+    )
