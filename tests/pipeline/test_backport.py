@@ -436,6 +436,17 @@ def test_a_test_step_that_prints_nothing_ran_no_suite(tmp_path: Path) -> None:
     outcome = backport.package_test_outcome(_log(tmp_path, empty))
     assert not outcome.ran
     assert outcome.summary == ("dh_auto_test ran and found no test suite for the build system",)
+    # libxml2 (trixie): the arch build has no test step, the indep override only says so
+    skipped = (
+        "   dh_auto_build -i\n   debian/rules override_dh_auto_test-indep\n"
+        "make[1]: Entering directory '/b'\n: Skipping tests during indep build\n"
+        "make[1]: Leaving directory '/b'\n   dh_prep -i\n"
+    )
+    noop = backport.package_test_outcome(_log(tmp_path, skipped))
+    assert not noop.ran
+    assert noop.summary == (
+        "the test step ran no test suite, it only said: : Skipping tests during indep build",
+    )
     plain = backport.package_test_outcome(_log(tmp_path, "make\n"))
     assert not plain.ran
     assert "no dh_auto_test step" in plain.summary[0]

@@ -1049,6 +1049,7 @@ def recipe_text(
 
 _TEST_STEP = re.compile(r"^\s+(?:dh_auto_test|debian/rules override_dh_auto_test)\b")
 _NEXT_STEP = re.compile(r"^\s+(?:dh_(?!auto_test)\w+|create-stamp|debian/rules override_)")
+_NOOP = re.compile(r"^\s*(?::|true)(?:\s.*)?$")  # the shell's no-op command, echoed by make
 _MAKE_NOISE = re.compile(r"^make(?:\[\d+\])?: (?:Entering|Leaving) directory|^\s*$")
 _SUMMARY = (
     r"\d+% tests passed, \d+ tests? failed out of \d+",  # ctest
@@ -1088,12 +1089,18 @@ def package_test_outcome(
         for pattern in _SUMMARY
         for m in re.finditer(pattern, text, flags=re.MULTILINE)
     ]
+    # an override that only echoes a no-op (": Skipping tests during indep build",
+    # libxml2's) ran nothing
+    noops = [line.strip() for line in segment if _NOOP.match(line)]
+    ran = len(noops) < len(segment)
     if not seen:
         summary = ["the log has no dh_auto_test step (not a debhelper build, or nocheck)"]
     elif not segment:
         summary = ["dh_auto_test ran and found no test suite for the build system"]
+    elif not ran:
+        summary = [f"the test step ran no test suite, it only said: {' / '.join(noops)[:200]}"]
     return PackageTests(
-        bool(segment), tuple(dict.fromkeys(summary))[-12:], log, len(segment), tuple(recipe_tests)
+        ran, tuple(dict.fromkeys(summary))[-12:], log, len(segment), tuple(recipe_tests)
     )
 
 
