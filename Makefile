@@ -10,7 +10,7 @@ APT_PACKAGES := gpg gpgv dpkg-dev debian-archive-keyring apt xz-utils zstd bzip2
 	bubblewrap skopeo umoci mmdebstrap ca-certificates docker-registry podman gcc libc6-dev postgresql \
 	openssl git nodejs build-essential buildah runc slirp4netns diffoscope-minimal qemu-user-static chromium
 
-.PHONY: demo demo-source demo-factory test test-offline fuzz lint setup apt venv bench clean compat site
+.PHONY: demo demo-source demo-research demo-factory test test-offline fuzz lint setup apt venv bench clean compat site
 
 setup: apt venv
 
@@ -43,7 +43,7 @@ demo: setup
 	$(BIN)/kiln build $(CATALOG) --variant dev --arch $(HOST_ARCH)
 	@for spec in $(CATALOG); do $(BIN)/kiln test $$spec || exit 1; done
 	$(BIN)/python bench/build.py --summary out
-	$(MAKE) demo-source
+	$(MAKE) demo-research
 	$(MAKE) demo-factory
 
 # The remediation loop, one pass: kiln starts (or reuses) a local Temporal dev server
@@ -79,6 +79,29 @@ demo-source: setup
 	$(BIN)/kiln repo publish out/kiln-repo out/packages/*.deb --arch $$(dpkg --print-architecture)
 	KILN_REPO=out/kiln-repo $(BIN)/kiln build recipes/images/jq.yaml
 	KILN_REPO=out/kiln-repo $(BIN)/kiln test recipes/images/jq.yaml
+
+# The research agent end to end (issue #17), in place of demo-source's harmless jq
+# patch: libxml2's CVE-2026-86138 is open in trixie and fixed only by unstable's newer
+# upstream release (2.15.4). kiln research reads sid's changelog for the CVE's text (no
+# advisory feed is reachable offline), discovers libxml2's upstream repository from its
+# packaging (KILN_RESEARCH_MIRRORS first: fixbench's clone when ../shared is there, else
+# a bounded clone of the URL), ranks the upstream fix first, checks that trixie's source
+# carries the vulnerable code and that the patch applies, builds libxml2 with it in the
+# sandbox (kiln's own source build: DEP-3 patch, `+kiln1` version, Kiln-Fixes), publishes
+# it to a signed repository, rebuilds the xmllint image from it, tests it and scans it
+# before and after. Its own database (out/research/vuln.db, filled by the
+# debian-archive feed for xmllint's lock) leaves kiln's default one alone. About 4 min.
+RESEARCH_MIRRORS ?= $(wildcard ../shared/fixbench/repos)
+demo-research: setup
+	rm -rf out/research && mkdir -p out/research/catalog/images
+	$(BIN)/kiln catalog generate out/research/generated --family tools
+	cp out/research/generated/debian-13/xmllint.yaml out/research/catalog/images/
+	$(BIN)/kiln lock out/research/catalog/images/xmllint.yaml
+	KILN_DB=out/research/vuln.db $(BIN)/kiln db update --source debian-archive \
+		--catalog out/research/catalog/images --distro debian-13
+	KILN_DB=out/research/vuln.db KILN_RESEARCH_MIRRORS=$(RESEARCH_MIRRORS) \
+		$(BIN)/kiln research CVE-2026-86138 --package libxml2 --top 3 --backport \
+		--catalog out/research/catalog --image xmllint --work out/research/work
 
 test: setup
 	$(BIN)/pytest -n 2 -q
