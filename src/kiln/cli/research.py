@@ -295,38 +295,23 @@ def _unstable_fix(package: str, cve: str) -> UnstableFix | None:
 
 def _record_from_db_or_archive(cve: str, db: str | None, unstable: UnstableFix | None) -> CveRecord:
     """``cve``'s record from kiln's database, else from the Debian unstable changelog
-    entry that names its fix (``--package``): the archive is the vulnerability source
-    that is always reachable, and its item names the flaw in a line."""
-    from kiln.research.dep3 import record_from_changelog
-    from kiln.research.discover import upstream_version
-    from kiln.research.vulndb import record_from_db
+    entry that names its fix (``--package``; ``vulndb.record_from_db_or_unstable``)."""
+    from kiln.research.vulndb import record_from_db_or_unstable
     from kiln.vuln.db import default_db_url
     from kiln.vuln.db.read import as_db_url
 
-    found = record_from_db(cve, as_db_url(db) if db else default_db_url())
-    if found is not None and found.description.strip():
-        return found
-    if unstable is not None:
-        moved = unstable.kind == "upstream"
-        fixed = upstream_version(unstable.fixed_version) if moved else None
-        record = record_from_changelog(
-            cve, item=unstable.changelog_line, entry=unstable.changelog_entry, fixed_upstream=fixed
-        )
-        err_console.print(
-            f"{cve}: no advisory text in the vulnerability database; using {unstable.source} "
-            f"{unstable.fixed_version}'s changelog ({unstable.suite}): {record.description!r}"
-            + (f", fixed upstream in {fixed}" if fixed else ""),
-            highlight=False,
-            markup=False,
-        )
-        return record
-    if found is not None:
-        return found
-    raise InputError(
-        f"{cve} is not in the vulnerability database",
-        hint="run kiln db update, or pass --record FILE or --description TEXT; with "
-        "--package, a Debian unstable changelog naming its fix is used",
+    record, note = record_from_db_or_unstable(
+        cve, as_db_url(db) if db else default_db_url(), unstable
     )
+    if note:
+        err_console.print(note, highlight=False, markup=False)
+    if record is None:
+        raise InputError(
+            f"{cve} is not in the vulnerability database",
+            hint="run kiln db update, or pass --record FILE or --description TEXT; with "
+            "--package, a Debian unstable changelog naming its fix is used",
+        )
+    return record
 
 
 def _backport(

@@ -79,6 +79,7 @@ DEFAULT_LIMIT = 3
 MAX_LIMIT = 50
 if TYPE_CHECKING:
     from kiln.factory.catalog import CatalogSteps
+    from kiln.pipeline.backport import UnstableFix
 
 TOP = 5  # candidates quoted in the pull request
 
@@ -434,7 +435,7 @@ def catalog_research(
     from kiln.pipeline.backport import BeatProgress, backport_patch, cve_rows, find_unstable_fix
     from kiln.research.backport import release_verdict
     from kiln.research.discover import fetch_packaging, mirror_dirs
-    from kiln.research.vulndb import record_from_db
+    from kiln.research.vulndb import record_from_db_or_unstable
     from kiln.resolve.lockfile import read_lock
     from kiln.vuln.db import default_db_url
     from kiln.vuln.db.read import as_db_url
@@ -443,9 +444,20 @@ def catalog_research(
     lock = read_lock(loaded.lock_path)
     db = as_db_url(steps.db_url) if steps.db_url else default_db_url()
 
+    unstable: dict[str, UnstableFix] = {}  # CVE -> unstable's fix, read by headers
+
     def headers(source: str, cve: str) -> list[list[tuple[str, str]]]:
         fix = find_unstable_fix(source, cve)
-        return [list(p.headers) for p in fix.patches] if fix is not None else []
+        if fix is None:
+            return []
+        unstable[cve] = fix
+        return [list(p.headers) for p in fix.patches]
+
+    def record(cve: str) -> CveRecord | None:
+        found, note = record_from_db_or_unstable(cve, db, unstable.get(cve))
+        if note:
+            beat(f"research {note}")
+        return found
 
     def verdict(source: str, version: str, diff: bytes, work: Path) -> AffectedVerdict:
         return release_verdict(source, version, diff, work=work)
@@ -467,7 +479,7 @@ def catalog_research(
 
     world = ResearchWorld(
         packaging=fetch_packaging,
-        record=lambda cve: record_from_db(cve, db),
+        record=record,
         verdict=verdict,
         backport=backport,
         installed=lambda source: tuple(

@@ -11,11 +11,16 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kiln.errors import InputError, Location
+from kiln.research.dep3 import record_from_changelog
+from kiln.research.discover import upstream_version
 from kiln.research.record import CveRecord, parse_date
 from kiln.vuln.db import SqliteReader
+
+if TYPE_CHECKING:
+    from kiln.pipeline.backport import UnstableFix
 
 
 def _list(value: Any) -> list[Any]:
@@ -70,3 +75,30 @@ def record_from_db(cve: str, db_url: str) -> CveRecord | None:
     return CveRecord(
         cve=cve, description=str(description), published=when, cwe=cwes, references=tuple(refs)
     )
+
+
+def record_from_db_or_unstable(
+    cve: str, db_url: str, unstable: UnstableFix | None
+) -> tuple[CveRecord | None, str]:
+    """``cve``'s record from the database at ``db_url``, else from the Debian unstable
+    changelog entry that names its fix (``unstable``, from ``find_unstable_fix``); and a
+    note saying where it came from when it is the changelog ("" otherwise).
+
+    The archive is the vulnerability source that is always reachable, and its item names
+    the flaw in a line (``dep3.record_from_changelog``: the entry's date is the
+    publication date, its new upstream version the first fixed one). A database row
+    without a description loses to the changelog; None when neither has the CVE.
+    """
+    found = record_from_db(cve, db_url)
+    if (found is not None and found.description.strip()) or unstable is None:
+        return found, ""
+    fixed = upstream_version(unstable.fixed_version) if unstable.kind == "upstream" else None
+    record = record_from_changelog(
+        cve, item=unstable.changelog_line, entry=unstable.changelog_entry, fixed_upstream=fixed
+    )
+    note = (
+        f"{cve}: no advisory text in the vulnerability database; using {unstable.source} "
+        f"{unstable.fixed_version}'s changelog ({unstable.suite}): {record.description!r}"
+        + (f", fixed upstream in {fixed}" if fixed else "")
+    )
+    return record, note
