@@ -17,6 +17,7 @@ backport's build (a FAKE build step returning a proposal: the real sandboxed
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import subprocess
@@ -388,24 +389,45 @@ def steps_files(repo: Path) -> list[str]:
     return out.splitlines()
 
 
-def test_the_cap_leaves_the_other_cves_with_a_reason(tmp_path: Path) -> None:
-    """Without the engine: four CVEs, a cap of one; the three others are events saying so."""
-    steps = world(tmp_path, homepage="https://git.example.invalid/libx.git",
-                  tree=_tree(tmp_path / "tree", OLD), mirrors=None)  # fmt: skip
-    seen = Observation("base", "g1", behind=False,
-                       unstable_cves=[f"libx CVE-2026-{n}" for n in (1111, 3, 4, 5)])  # fmt: skip
+def test_the_cap_counts_cves_searched_and_leaves_the_others_with_a_reason(tmp_path: Path) -> None:
+    """Without the engine: a cap of two CVEs searched. libx's repository is unreachable:
+    its first CVE counts, its second fails for the same reason at no cost (no second
+    clone attempt), one without text is skipped at no cost; liby's first CVE counts, its
+    second is over the cap."""
+    unreachable = world(tmp_path, homepage="https://git.example.invalid/libx.git",
+                        tree=_tree(tmp_path / "tree", OLD), mirrors=None)  # fmt: skip
+    asked: list[str] = []
+
+    def packaging(source: str) -> Packaging:
+        asked.append(source)
+        return unreachable.packaging(source)
+
+    def record(cve: str) -> CveRecord | None:
+        return None if cve == "CVE-2026-3" else CveRecord(cve=cve, description=DESCRIPTION)
+
+    steps = dataclasses.replace(unreachable, packaging=packaging, record=record)
+    cves = ["libx CVE-2026-1111", "libx CVE-2026-2", "libx CVE-2026-3", "liby CVE-2026-4",
+            "liby CVE-2026-5"]  # fmt: skip
+    seen = Observation("base", "g1", behind=False, unstable_cves=cves)
     notes: list[str] = []
     result = research(
-        ReconcileRequest("base"), seen, None, notes.append, steps, tmp_path / "w", limit=1
+        ReconcileRequest("base"), seen, None, notes.append, steps, tmp_path / "w", limit=2
     )
     assert result.outcome == "nothing"
     outcomes = {a.vuln_id: (a.outcome, a.reason) for a in result.attempts}
     assert outcomes["CVE-2026-1111"][0] == "failed"
-    for n in (3, 4, 5):
-        assert outcomes[f"CVE-2026-{n}"] == (
-            "skipped",
-            "over the cap of 1 CVEs researched per image and generation",
-        )
+    assert outcomes["CVE-2026-1111"][1].startswith("repository unreachable: ")
+    assert outcomes["CVE-2026-2"] == (
+        "failed", f"{outcomes['CVE-2026-1111'][1]} (as for CVE-2026-1111, this pass)"
+    )  # fmt: skip
+    assert outcomes["CVE-2026-3"][0] == "skipped"
+    assert outcomes["CVE-2026-3"][1].startswith("not in the vulnerability database")
+    assert outcomes["CVE-2026-4"][0] == "failed"
+    assert outcomes["CVE-2026-5"] == (
+        "skipped",
+        "over the cap of 2 CVEs researched per image and generation",
+    )
+    assert asked == ["libx", "liby"]  # one discovery per source
 
 
 def test_a_not_affected_verdict_on_a_ranked_but_unnamed_commit_makes_no_statement(

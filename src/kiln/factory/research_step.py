@@ -2,13 +2,15 @@
 
 Issue 17 item 4 ("the factory calls the same code for ``pending-upstream-fix``
 advisories"). After bump, vex and backport leave CVEs open, the reconcile's ``research``
-step takes at most ``limit`` of them per image and generation (``KILN_FACTORY_RESEARCH_MAX``,
-default 3), each with its Debian source package known, and runs what ``kiln research
-CVE --package SRC --backport`` runs:
+step searches at most ``limit`` of them per image and generation (``KILN_FACTORY_RESEARCH_MAX``,
+default 3; a CVE skipped before any search, for want of text or because its source's
+repository was already unreachable in this pass, does not count), each with its Debian
+source package known, and runs what ``kiln research CVE --package SRC --backport`` runs:
 
-1. the CVE's text from kiln's vulnerability database (``kiln.research.vulndb``), with the
-   commits unstable's DEP-3 patches name (``kiln.research.dep3``); a CVE the database has
-   no text for is researched only when such a commit is named;
+1. the CVE's text from kiln's vulnerability database, else the Debian unstable changelog
+   item naming its fix (``kiln.research.vulndb.record_from_db_or_unstable``), with the
+   commits unstable's DEP-3 patches name (``kiln.research.dep3``); a CVE with no text is
+   researched only when such a commit is named;
 2. the upstream repository discovered from the package's packaging
    (``kiln.research.discover``: ``KILN_RESEARCH_MIRRORS`` first, then a bounded clone);
 3. the candidates collected and ranked (``kiln.research.finder.find_fix_commits``, the
@@ -161,10 +163,11 @@ class ResearchWorld:
 class _NoRemedyError(Exception):
     """This CVE gets no proposal (an expected end, with its outcome and reason)."""
 
-    def __init__(self, outcome: str, reason: str) -> None:
+    def __init__(self, outcome: str, reason: str, *, counted: bool = True) -> None:
         super().__init__(reason)
         self.outcome = outcome
         self.reason = reason
+        self.counted = counted  # against the cap: False when nothing was searched
 
 
 @dataclass
@@ -185,6 +188,8 @@ class _Run:
     work: Path
     beat: Beat
     ranker: Ranker = field(init=False)
+    # source -> why its upstream repository could not be opened, and for which CVE
+    unreachable: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.ranker = self.world.ranker or load_model()
@@ -204,9 +209,13 @@ class _Run:
                     "skipped",
                     "not in the vulnerability database (no text to rank commits against) "
                     "and no Debian patch names an upstream commit",
+                    counted=False,
                 )
             record = CveRecord(cve=cve, description="")  # the named commits are the lead
         record = with_patch_origins(record, headers)
+        if source in self.unreachable:
+            why, first = self.unreachable[source]
+            raise _NoRemedyError("failed", f"{why} (as for {first}, this pass)", counted=False)
         beat(f"research {cve}: discovering the upstream repository of {source}")
         found = discover(world.packaging(source))
         version = found.packaging.version
@@ -227,9 +236,9 @@ class _Run:
                 dep3 = dep3_headers(record, best, repo_url=used.candidate.url, today=_today())
         except UpstreamNotFoundError as exc:
             tried = "; ".join(plain_line(d)[:200] for d in exc.details[:4])
-            raise _NoRemedyError(
-                "failed", f"repository unreachable: {plain_line(exc.message)}: {tried}"
-            ) from exc
+            why = f"repository unreachable: {plain_line(exc.message)}: {tried}"
+            self.unreachable[source] = (why, cve)
+            raise _NoRemedyError("failed", why) from exc
         origin = dict(dep3).get("Origin", best.sha).removeprefix("upstream, ")
         beat(f"research {cve}: is {source} {version} affected by {best.sha[:12]}?")
         verdict = world.verdict(source, version, diff, self.work / f"affected-{cve}")
@@ -379,24 +388,33 @@ def research(  # noqa: PLR0917 (a step's inputs)
     absent: list[CodeNotPresent] = []
     ranked: list[str] = []
     fix: Proposal | None = None
-    for source, cve in pairs[:limit]:
+    # the cap counts CVEs searched: one without text, or of a source whose repository an
+    # earlier CVE of this pass found unreachable, is skipped at no cost and counts not
+    searched = 0
+    over: list[str] = []
+    for source, cve in pairs:
+        if searched >= limit:
+            over.append(cve)
+            continue
         try:
             found = run.one(source, cve, build=fix is None)
         except _NoRemedyError as exc:
             attempts.append(Attempt(cve, exc.outcome, exc.reason))
+            searched += exc.counted
             continue
         except KilnError as exc:
             # an expected end too (a patch that does not apply, a failing build or test,
             # an archive that lacks a file): a lead with its reason, never a dead letter
             why = f"{type(exc).__name__}: {plain_line(exc.message)}"
             attempts.append(Attempt(cve, "failed", why[:2000]))
+            searched += 1
             continue
+        searched += 1
         attempts.append(Attempt(cve, "proposed", found.reason))
         if found.absent is not None:
             absent.append(found.absent)
             ranked += [f"{cve}: {line}" for line in found.notes]
         fix = fix or found.proposal
-    over = [cve for _s, cve in pairs[limit:]]
     attempts += [
         Attempt(cve, "skipped", f"over the cap of {limit} CVEs researched per image and generation")
         for cve in over
