@@ -25,6 +25,7 @@ from kiln.research.finder import (
     originals_first,
     rank,
     releases_last,
+    tag_window_first,
 )
 from kiln.research.gitrepo import open_repo
 from kiln.research.record import record_from_json
@@ -206,3 +207,31 @@ def test_a_first_ranked_regression_test_gives_its_place_to_the_fix_beside_it(
     )
     assert late[0].commit.subject.startswith("test43")
     assert fix_beside_test_first(late) == late
+
+
+def test_inside_the_top_ten_the_tag_windows_commits_come_first(upstream: Upstream) -> None:
+    # after v1.1 (the first fixed release): a follow-up sharing the fix's words
+    late = _commit_file(
+        upstream.work, "src/parse.h", "int parse(const char *buf, int len);\n",
+        "parse: declare the length check's function", "2023-08-05T00:00:00Z",
+    )  # fmt: skip
+    cset = _collect(upstream)
+    ranked = rank(cset, lambda _f, c: 1.0 if c.sha == late else 0.5 if c.sha == upstream.fix else 0)
+    assert [r.commit.sha for r in ranked[:2]] == [late, upstream.fix]
+    assert ranked[1].features.values["in_tag_window"] == 1.0
+    assert ranked[0].features.values["in_tag_window"] == 0.0
+    ordered = tag_window_first(ranked)
+    assert ordered[0].commit.sha == upstream.fix
+    # the follow-up goes after the top ten's commits of the v1.0..v1.1 window (the fix
+    # and the five readme rewordings), before the rest
+    inside = sum(1 for r in ranked[:10] if r.features.values["in_tag_window"])
+    assert inside == 6
+    assert [r.commit.sha for r in ordered].index(late) == inside
+    assert "outside the affected..fixed tag window" in ordered[inside].features.fired[0]
+    # only the first ``top`` are reordered: nothing enters or leaves them
+    assert tag_window_first(ranked, top=1) == ranked
+    shas = {r.commit.sha for r in ranked[:3]}
+    assert {r.commit.sha for r in tag_window_first(ranked, top=3)[:3]} == shas
+    assert [r.commit.sha for r in tag_window_first(ranked, top=3)[3:]] == [
+        r.commit.sha for r in ranked[3:]
+    ]

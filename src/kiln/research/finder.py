@@ -194,6 +194,30 @@ def cve_first(advisory: Advisory, ranked: list[Ranked]) -> list[Ranked]:
     ]
 
 
+WINDOW_FIRST_TOP = 10  # the candidates tag_window_first reorders: the list a reviewer reads
+
+
+def tag_window_first(ranked: list[Ranked], top: int = WINDOW_FIRST_TOP) -> list[Ranked]:
+    """Among the first ``top`` candidates, those between the last affected and the first
+    fixed release's tags (``in_tag_window``) ahead of the others, each group in its own
+    order; nothing enters or leaves the first ``top``. "Fixed in X" says the fix is in
+    that window (Prospector searches only there); a commit after the fixed release, or
+    before the last affected one, that shares the advisory's words is a follow-up or a
+    precursor. A window can be wrong (a fix made on a maintenance branch), so this acts
+    only inside the first ``top``, never pushing a commit out of them."""
+    head, tail = ranked[:top], ranked[top:]
+    inside = [r for r in head if r.features.values.get("in_tag_window")]
+    if len(inside) in (0, len(head)):
+        return ranked
+    moved = {r.commit.sha for r in inside}
+    outside = [
+        _with_evidence(r, "outside the affected..fixed tag window: after the window's commits")
+        for r in head
+        if r.commit.sha not in moved
+    ]
+    return inside + outside + tail
+
+
 # A project's own release or version-bump commit: "Release v2.13.2", "release-1.34.4",
 # "Libarchive 3.7.5dev", "1.23.0 release prep (#641)", "preparing release of 2.6.30",
 # "Bump up version number to 1.35.1". A dependency bump ("Bump zlib to 1.2.13") is not
@@ -318,7 +342,8 @@ def rank_kiln(
     change committed beside it (``fix_beside_test_first``), code changes before
     docs/tests-only commits (``code_first``), a cherry-pick's original above its copy
     (``originals_first``), and the commits a commit link names first of all
-    (``named_first``)."""
+    (``named_first``). First of all, inside the first 10, the commits of the tag window
+    go ahead of the others (``tag_window_first``)."""
     first = rank(cset, lambda f, _c: ranker.stage1.score(f))
     if ranker.stage2 is None or not first:
         return _after_model(cset.advisory, first)
@@ -336,7 +361,7 @@ def rank_kiln(
 
 
 def _after_model(advisory: Advisory, ranked: list[Ranked]) -> list[Ranked]:
-    ordered = fix_beside_test_first(releases_last(cve_first(advisory, ranked)))
+    ordered = fix_beside_test_first(releases_last(cve_first(advisory, tag_window_first(ranked))))
     return named_first(advisory, originals_first(code_first(ordered)))
 
 
