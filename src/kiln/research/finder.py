@@ -155,20 +155,31 @@ def named_first(advisory: Advisory, ranked: list[Ranked]) -> list[Ranked]:
     return first + rest
 
 
+def _moved(
+    ranked: list[Ranked], moves: Callable[[Ranked], bool], why: str, *, to_front: bool
+) -> list[Ranked]:
+    """``ranked`` with the candidates ``moves`` selects ahead of the others
+    (``to_front``) or after them, each group in its own order, each moved one carrying
+    ``why`` as its first evidence; nothing moves when none or all are selected."""
+    picked = [moves(r) for r in ranked]
+    if not any(picked) or all(picked):
+        return ranked
+    moved = [_with_evidence(r, why) for r, p in zip(ranked, picked, strict=True) if p]
+    kept = [r for r, p in zip(ranked, picked, strict=True) if not p]
+    return moved + kept if to_front else kept + moved
+
+
 def code_first(ranked: list[Ranked]) -> list[Ranked]:
     """The candidates that change code ahead of those that change only documentation,
     tests, CI or release notes (``only_docs``), each group in its own order: a fix
     changes code, while a commit documenting the option the advisory names, or the
     regression test added after the fix, shares the advisory's words just as well."""
-    code = [r for r in ranked if not r.features.values.get("only_docs")]
-    if len(code) in (0, len(ranked)):
-        return ranked
-    docs = [
-        _with_evidence(r, "changes only docs/tests: ranked after every code change")
-        for r in ranked
-        if r.features.values.get("only_docs")
-    ]
-    return code + docs
+    return _moved(
+        ranked,
+        lambda r: bool(r.features.values.get("only_docs")),
+        "changes only docs/tests: ranked after every code change",
+        to_front=False,
+    )
 
 
 def cve_first(advisory: Advisory, ranked: list[Ranked]) -> list[Ranked]:
@@ -181,17 +192,12 @@ def cve_first(advisory: Advisory, ranked: list[Ranked]) -> list[Ranked]:
     cve = advisory.record.cve
     # the whole id: CVE-2024-2379 is not named by CVE-2024-23790
     whole = re.compile(rf"(?i)(?<![\w-]){re.escape(cve)}(?!\d)")
-    named = [
-        r
-        for r in ranked
-        if r.features.values.get("cve_in_message") and whole.search(r.commit.message)
-    ]
-    if len(named) in (0, len(ranked)):
-        return ranked
-    ahead = {r.commit.sha for r in named}
-    return [_with_evidence(r, f"names {cve}: ranked ahead") for r in named] + [
-        r for r in ranked if r.commit.sha not in ahead
-    ]
+    return _moved(
+        ranked,
+        lambda r: bool(r.features.values.get("cve_in_message") and whole.search(r.commit.message)),
+        f"names {cve}: ranked ahead",
+        to_front=True,
+    )
 
 
 WINDOW_FIRST_TOP = 10  # the candidates tag_window_first reorders: the list a reviewer reads
@@ -205,17 +211,13 @@ def tag_window_first(ranked: list[Ranked], top: int = WINDOW_FIRST_TOP) -> list[
     before the last affected one, that shares the advisory's words is a follow-up or a
     precursor. A window can be wrong (a fix made on a maintenance branch), so this acts
     only inside the first ``top``, never pushing a commit out of them."""
-    head, tail = ranked[:top], ranked[top:]
-    inside = [r for r in head if r.features.values.get("in_tag_window")]
-    if len(inside) in (0, len(head)):
-        return ranked
-    moved = {r.commit.sha for r in inside}
-    outside = [
-        _with_evidence(r, "outside the affected..fixed tag window: after the window's commits")
-        for r in head
-        if r.commit.sha not in moved
-    ]
-    return inside + outside + tail
+    head = _moved(
+        ranked[:top],
+        lambda r: not r.features.values.get("in_tag_window"),
+        "outside the affected..fixed tag window: after the window's commits",
+        to_front=False,
+    )
+    return head + ranked[top:]
 
 
 # A project's own release or version-bump commit: "Release v2.13.2", "release-1.34.4",
@@ -253,14 +255,12 @@ def releases_last(ranked: list[Ranked]) -> list[Ranked]:
     candidate, each group in its own order: they fall inside the tag window and just
     before the fixed release by construction, which is exactly what the date and window
     features reward."""
-    releases = [r for r in ranked if is_release_commit(r.commit)]
-    if len(releases) in (0, len(ranked)):
-        return ranked
-    moved = {r.commit.sha for r in releases}
-    return [r for r in ranked if r.commit.sha not in moved] + [
-        _with_evidence(r, "a release or version bump: ranked after every other commit")
-        for r in releases
-    ]
+    return _moved(
+        ranked,
+        lambda r: is_release_commit(r.commit),
+        "a release or version bump: ranked after every other commit",
+        to_front=False,
+    )
 
 
 FIX_BESIDE_TEST_SECONDS = 2 * 3600  # a regression test and its fix: one push, not one week
