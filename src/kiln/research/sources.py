@@ -22,6 +22,7 @@ from kiln.research.versions import TagIndex, advisory_bounds, tag_windows
 DAYS_BEFORE = 730  # the date window when no tags bound the search
 DAYS_AFTER = 100
 MAX_WINDOW_COMMITS = 5_000  # a tag window wider than this is no window
+MAX_MENTIONS = 100  # commits read for the advisory's ids named in messages
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,35 @@ class GitWindow:
         return proposals
 
 
+class MessageMentions:
+    """Commits anywhere in the history (all branches, any date) whose message names the
+    advisory's CVE id or one of its GHSA ids, as a whole id (``CVE-2024-2379`` is not
+    named by ``CVE-2024-23790``).
+
+    Prospector collects these before any window: a fix committed long after the
+    publication (no fixed version in the advisory, so no tag window; past the date
+    window's 100 days) or on a branch the windows miss still names the id it fixes, and
+    a later "Fix CVE-..." follow-up belongs beside the original for the reviewer.
+    ``git log --grep`` reads only messages, so the cost is one pass over the commit
+    headers; at most ``MAX_MENTIONS`` commits are read."""
+
+    name = "mentions"
+
+    def collect(self, ctx: SearchContext) -> list[Proposal]:
+        """Each commit whose message names one of the advisory's ids."""
+        ids = [ctx.advisory.record.cve, *sorted(ctx.advisory.ghsa)]
+        ids = [i for i in ids if _ID.fullmatch(i)]
+        if not ids:
+            return []
+        greps = [f"--grep={i}" for i in ids]
+        found = ctx.repo.log(
+            ["--all", "--regexp-ignore-case", "--fixed-strings", *greps],
+            max_count=MAX_MENTIONS,
+        )
+        whole = re.compile("|".join(rf"(?<!\w){re.escape(i)}(?!\w)" for i in ids), re.IGNORECASE)
+        return [Proposal(c, self.name) for c in found if whole.search(c.message)]
+
+
 def fixed_tag_times(ctx_tags: TagIndex, tag_times: dict[str, int], advisory: Advisory) -> list[int]:
     """Commit times of the tags of the versions the advisory says are fixed."""
     times: list[int] = []
@@ -119,5 +149,7 @@ def fixed_tag_times(ctx_tags: TagIndex, tag_times: dict[str, int], advisory: Adv
 
 
 _COMMIT_URL = re.compile(r"/commits?/([0-9a-f]{7,40})\b")
+# an id that is safe on git's command line and in a pattern: CVE-YYYY-N... or GHSA-xxxx-xxxx-xxxx
+_ID = re.compile(r"(?i)CVE-\d{4}-\d{4,7}|GHSA(?:-[0-9a-z]{4}){3}")
 
-SOURCES: tuple[CandidateSource, ...] = (AdvisoryReferences(), GitWindow())
+SOURCES: tuple[CandidateSource, ...] = (AdvisoryReferences(), GitWindow(), MessageMentions())
