@@ -22,7 +22,8 @@ output, and walked with ``tarfile`` in stream mode (``r|``). Only the contents t
 asks for are kept in memory.
 
 Public entry points: :func:`read_deb` (one verified pass, the safe default),
-:func:`iter_data` (streaming), :func:`read_control`, :func:`read_changelog`.
+:func:`iter_data` (streaming), :func:`read_control`, :func:`read_changelog`, and
+:func:`source_changelog` (a source package's changelog from one of its binaries).
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ import re
 import tarfile
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import PurePosixPath
 from types import MappingProxyType
 from typing import BinaryIO, Protocol
 
@@ -48,11 +50,14 @@ from debian.changelog import Changelog
 from debian.deb822 import Deb822
 
 from kiln.debian._ar import ArError, ArMember, ByteSource, MemorySource, StreamSource, iter_ar
+from kiln.debian.model import BinaryPackage
 from kiln.debian.version import parse_version
 from kiln.errors import InputError, Location, RemoteContentError
 
 __all__ = [
+    "BIG_DEB",
     "DEFAULT_LIMITS",
+    "ChangelogNotFound",
     "Conffile",
     "DebChangelog",
     "DebControl",
@@ -62,11 +67,13 @@ __all__ = [
     "DebPackage",
     "DebSource",
     "MemberType",
+    "SourceChangelog",
     "changelog_paths",
     "iter_data",
     "read_changelog",
     "read_control",
     "read_deb",
+    "source_changelog",
 ]
 
 DebSource = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO
@@ -1133,3 +1140,76 @@ def read_changelog(
         read_content=lambda _m: False,
     )
     return package.changelog()
+
+
+# ------------------------------------------------------- a source's changelog, from binaries
+
+BIG_DEB = 1 << 20  # before fetching a binary this big, ask the ``packaging`` callable first
+
+
+@dataclass(frozen=True)
+class SourceChangelog:
+    """A source package's changelog as one of its artifacts ships it.
+
+    ``path`` is the member it was read from (``usr/share/doc/<pkg>/changelog.Debian.gz``,
+    or ``debian/changelog``); ``binary`` the binary package that ships it, ``None`` when
+    it came from the source's packaging tarball.
+    """
+
+    text: bytes
+    path: str
+    binary: BinaryPackage | None
+
+
+@dataclass(frozen=True)
+class ChangelogNotFound:
+    """No binary tried ships a changelog; ``tried`` names them in the order read."""
+
+    tried: tuple[str, ...]
+
+
+def source_changelog(
+    binaries: Sequence[BinaryPackage],
+    fetch: Callable[[BinaryPackage], DebSource],
+    *,
+    max_tries: int,
+    packaging: Callable[[int], bytes | None] | None = None,
+    big: int = BIG_DEB,
+) -> SourceChangelog | ChangelogNotFound:
+    """The changelog of the source ``binaries`` were built from, read from one of them.
+
+    ``binaries`` are tried in the order given (smallest first, usually), at most
+    ``max_tries`` of them, each fetched with ``fetch`` (a verified .deb) and read whole.
+    A binary's ``/usr/share/doc/<pkg>/changelog.Debian.gz`` is the source's changelog
+    (``changelog.gz`` for a native one; a binNMU's ``changelog.Debian.<arch>.gz`` is not
+    it). A binary without one whose ``/usr/share/doc/<pkg>`` is a symlink to another
+    binary's doc directory (``libgcc-s1`` -> ``gcc-14-base``) has the binary it points
+    to tried next. Before the first binary over ``big`` bytes, ``packaging(size)`` is
+    asked once for the changelog of the source's packaging tarball when that is smaller
+    than ``size`` (``None``: it is not). Errors of ``fetch`` and ``packaging``
+    propagate; a .deb that is not readable is a :class:`DebFormatError` naming it.
+    """
+    queue = list(binaries)
+    tried: list[str] = []
+    asked = False
+    while queue and len(tried) < max_tries:
+        if packaging is not None and not asked and queue[0].size > big:
+            asked = True
+            text = packaging(queue[0].size)
+            if text is not None:
+                return SourceChangelog(text, "debian/changelog", None)
+        binary = queue.pop(0)
+        tried.append(binary.name)
+        source = fetch(binary)
+        try:
+            deb = read_deb(source, name=binary.filename, read_content=False, allow_devices=True)
+            found = deb.changelog()
+        except DebFormatError as exc:
+            raise DebFormatError(f"{binary.filename}: not a readable .deb: {exc.message}") from exc
+        if found is not None:
+            return SourceChangelog(found.text.encode(), found.path, binary)
+        # /usr/share/doc/<pkg> may point at another binary's: try that one next
+        doc = deb.member(f"usr/share/doc/{binary.name}")
+        target = PurePosixPath(doc.link_target).name if doc and doc.link_target else ""
+        queue.sort(key=lambda p: p.name != target)
+    return ChangelogNotFound(tuple(tried))

@@ -65,8 +65,9 @@ from debian.changelog import Changelog
 from kiln.aptrepo import ensure_signing_key, publish
 from kiln.debian.cache import Cache, default_cache_root
 from kiln.debian.client import NOT_FOUND, fetch_index, fetch_promised
-from kiln.debian.deb import DebFormatError, read_deb
+from kiln.debian.deb import ChangelogNotFound, source_changelog
 from kiln.debian.distro import DISTROS, Distro
+from kiln.debian.model import BinaryPackage
 from kiln.debian.source_index import SourceFile, SourcePackage, parse_sources
 from kiln.debian.version import compare_versions, parse_version
 from kiln.epoch import source_date_epoch
@@ -775,8 +776,9 @@ def _binary_changelog(suites: _Suites, package: SourcePackage, arch: str) -> tup
 
     The binaries of exactly that source version in the release's signed Packages
     (``ArchiveAccess.snapshot``), smallest first; a binary whose doc directory points
-    at another's has no changelog of its own and the next is tried (at most
-    ``MAX_BINARIES_TRIED``). Returns the text and where it was read.
+    at another's has no changelog of its own, and the binary it points to is tried next
+    (at most ``MAX_BINARIES_TRIED`` in all; ``source_changelog``). Returns the text and
+    where it was read.
     """
     universe = suites.archive.snapshot(suites.distro, [arch]).universe(arch)
     binaries = sorted(
@@ -789,25 +791,22 @@ def _binary_changelog(suites: _Suites, package: SourcePackage, arch: str) -> tup
         ),
         key=lambda b: (b.size, b.name),
     )
-    what = f"{package.name} {package.version} ({suites.distro.codename}, {arch})"
-    tried: list[str] = []
-    for binary in binaries[:MAX_BINARIES_TRIED]:
+
+    def fetch(binary: BinaryPackage) -> Path:
         (path,) = suites.archive.fetch(suites.distro, [binary])
-        try:
-            deb = read_deb(path, name=binary.filename, read_content=False, allow_devices=True)
-            found = deb.changelog()
-        except DebFormatError as exc:
-            raise RemoteContentError(
-                f"{binary.filename}: not a readable .deb: {exc.message}"
-            ) from exc
-        tried.append(binary.name)
-        if found is not None:
-            where = f"{found.path} of binary {binary.name} {binary.version} ({binary.suite})"
-            return found.text.encode(), where
-    raise MirrorMissingError(
-        f"{what}: no binary package of this version ships a Debian changelog "
-        f"(tried: {', '.join(tried) or 'none in the signed Packages index'})"
-    )
+        return path
+
+    # a .deb that is not readable raises DebFormatError, a RemoteContentError naming it
+    found = source_changelog(binaries, fetch, max_tries=MAX_BINARIES_TRIED)
+    if isinstance(found, ChangelogNotFound):
+        what = f"{package.name} {package.version} ({suites.distro.codename}, {arch})"
+        raise MirrorMissingError(
+            f"{what}: no binary package of this version ships a Debian changelog "
+            f"(tried: {', '.join(found.tried) or 'none in the signed Packages index'})"
+        )
+    b = found.binary
+    of = f"binary {b.name} {b.version} ({b.suite})" if b else "the packaging tarball"
+    return found.text, f"{found.path} of {of}"
 
 
 def _on_mirror(suites: _Suites, package: SourcePackage) -> bool:

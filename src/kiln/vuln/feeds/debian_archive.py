@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import ClassVar
 
 from kiln.debian.cache import Cache
@@ -48,7 +48,7 @@ from kiln.debian.client import (  # the signed-index path every archive read tak
     load_release,
     suite_base_url,
 )
-from kiln.debian.deb import DebFormatError, read_deb
+from kiln.debian.deb import BIG_DEB, ChangelogNotFound, DebFormatError, source_changelog
 from kiln.debian.distro import Distro
 from kiln.debian.index import package_from_record
 from kiln.debian.model import BinaryPackage
@@ -70,7 +70,6 @@ from kiln.vuln.model import ArchiveMention, ArchiveStatus, FeedRecord
 
 UNSTABLE_SUITES = ("sid", "experimental")
 MAX_TRIES = 4  # binaries tried per (source, suite) before giving up on a changelog
-BIG_DEB = 1 << 20  # before fetching a binary this big, see if the debian.tar is smaller
 _DEBIAN_TAR_RE = re.compile(r"\.debian\.tar\.(?:xz|gz|bz2)$")
 _MAX_TAR_MEMBERS = 100_000
 _CACHE_VERSION = f"archive-changelog-v1.{RULES_VERSION}"
@@ -211,6 +210,14 @@ class _Job:
     binaries: tuple[BinaryPackage, ...]  # smallest first
 
 
+class _Skipped(Exception):  # noqa: N818 (a warning to return, not an error)
+    """Carries a ``FeedWarning`` out of ``source_changelog`` from the feed's callables."""
+
+    def __init__(self, warning: FeedWarning) -> None:
+        super().__init__(warning.message)
+        self.warning = warning
+
+
 @dataclass
 class Archive:
     """The configured mirror's signed suites, read for the debian-archive feed."""
@@ -340,43 +347,39 @@ class Archive:
                 self.cache.discard_derived(key)
         where = Location(f"{job.source} {job.version}", field=",".join(job.suites))
         urls = suite_urls(self.distro, self.mirrors)
-        queue = list(job.binaries)
-        tried: list[str] = []
-        tar_checked = False
-        while queue and len(tried) < MAX_TRIES:
-            if queue[0].size > BIG_DEB and not tar_checked:
-                # a big binary next (openjdk's headless JRE is 42 MB): the source's
-                # debian.tar, when smaller, carries the same changelog
-                tar_checked = True
-                text = self._debian_tar_changelog(job, below=queue[0].size)
-                if isinstance(text, FeedWarning):
-                    return text
-                if text is not None:
-                    return self._mentions(job, key, text, "debian/changelog", where)
-            pkg = queue.pop(0)
-            tried.append(pkg.name)
+
+        def fetch(pkg: BinaryPackage) -> Path:
             try:
                 (path,) = fetch_debs([pkg], base_urls=urls, cache=self.cache, fetcher=self.fetcher)
-                deb = read_deb(path, name=pkg.filename, read_content=False, allow_devices=True)
-                found = deb.changelog()
             except IntegrityError as exc:
-                return FeedWarning(f"{pkg.filename} fails its signed index: {exc.message}", where)
-            except DebFormatError as exc:
-                return FeedWarning(f"{pkg.filename}: not a readable .deb: {exc.message}", where)
-            if found is None:
-                # /usr/share/doc/<pkg> may point at another binary's: try that one next
-                doc = deb.member(f"usr/share/doc/{pkg.name}")
-                target = PurePosixPath(doc.link_target).name if doc and doc.link_target else ""
-                queue.sort(key=lambda p: p.name != target)
-                continue
-            return self._mentions(
-                job, key, found.text.encode(), f"{pkg.filename}:{found.path}", where
+                message = f"{pkg.filename} fails its signed index: {exc.message}"
+                raise _Skipped(FeedWarning(message, where)) from exc
+            return path
+
+        def packaging(below: int) -> bytes | None:
+            # a big binary next (openjdk's headless JRE is 42 MB): the source's
+            # debian.tar, when smaller, carries the same changelog
+            text = self._debian_tar_changelog(job, below=below)
+            if isinstance(text, FeedWarning):
+                raise _Skipped(text)
+            return text
+
+        try:
+            found = source_changelog(
+                job.binaries, fetch, max_tries=MAX_TRIES, packaging=packaging, big=BIG_DEB
             )
-        return FeedWarning(
-            f"no changelog.Debian.gz in {', '.join(tried) or 'any binary'} "
-            "(their doc directories point elsewhere)",
-            where,
-        )
+        except _Skipped as skipped:
+            return skipped.warning
+        except DebFormatError as exc:  # names the .deb: "<file>: not a readable .deb: ..."
+            return FeedWarning(exc.message, where)
+        if isinstance(found, ChangelogNotFound):
+            return FeedWarning(
+                f"no changelog.Debian.gz in {', '.join(found.tried) or 'any binary'} "
+                "(their doc directories point elsewhere)",
+                where,
+            )
+        artifact = f"{found.binary.filename}:{found.path}" if found.binary else found.path
+        return self._mentions(job, key, found.text, artifact, where)
 
     def _mentions(
         self, job: _Job, key: str, text: bytes, artifact: str, where: Location
