@@ -20,14 +20,13 @@ Takes about 4 minutes (the libxml2 build, about 150 s, dominates).
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from kiln.cli.main import main
 from kiln.pipeline.backport import release_status
 from research.conftest import FIXBENCH
+from research.xmllint_catalog import assert_backported, backport_xmllint, xmllint_catalog
 
 CVE = "CVE-2026-86138"
 FIX = "e41032ae9f94d0db2d1074eb68ac7d69bd9e0992"  # fix: add overflow checks to xmlDictAddQString
@@ -44,24 +43,10 @@ def test_research_backports_an_upstream_only_fix_and_the_rebuilt_image_scans_cle
     if trixie.fixed:
         pytest.skip(f"trixie's libxml2 {trixie.version} fixes {CVE} itself now: the case is gone")
     version = trixie.version
-    monkeypatch.setenv("KILN_DB", str(tmp_path / "vuln.db"))
-    monkeypatch.setenv("KILN_RESEARCH_MIRRORS", str(FIXBENCH / "repos"))
-    catalog = tmp_path / "catalog"
-    (catalog / "images").mkdir(parents=True)
-    generated = tmp_path / "generated"
-    assert main(["catalog", "generate", str(generated), "--family", "tools"]) == 0
-    spec = catalog / "images" / "xmllint.yaml"
-    shutil.copy(generated / "debian-13" / "xmllint.yaml", spec)
-    monkeypatch.chdir(catalog)
-    assert main(["lock", "images/xmllint.yaml"]) == 0
-    assert main(["db", "update", "--source", "debian-archive", "--catalog", "images",
-                 "--distro", "debian-13"]) == 0  # fmt: skip
+    catalog = xmllint_catalog(tmp_path, monkeypatch)
     capsys.readouterr()
 
-    code = main(
-        ["research", CVE, "--package", "libxml2", "--backport", "--catalog", str(catalog),
-         "--image", "xmllint", "--work", str(tmp_path / "work"), "--top", "3"]
-    )  # fmt: skip
+    code = backport_xmllint(CVE, catalog, tmp_path / "work")
     out, err = capsys.readouterr()
     assert code == 0, err
     # the record is sid's changelog item; the finder ranks the upstream fix first
@@ -71,18 +56,7 @@ def test_research_backports_an_upstream_only_fix_and_the_rebuilt_image_scans_cle
     # trixie's source carries the vulnerable code, and the patch applies as is
     assert f"affected? affected (libxml2 {version})" in err
     assert "ported by a 3-way merge" not in err
-    assert f"built libxml2 {version}+kiln1 " in err
     # trixie's packaging runs no test suite for this build, and kiln says so
     assert "package tests: none ran (the test step ran no test suite" in err
-    assert "image xmllint (dev, runtime): 4 tests passed, 0 failed" in err
-    assert f"Kiln-Fixes libxml2: {CVE}, libxml2-utils: {CVE}" in err
-    assert f"scan before: {CVE} listed, listed; after: not listed, not listed" in err
-
     # the recipe is installed with its DEP-3 patch; the upstream commit is its Origin
-    patch = catalog / "recipes" / "patches" / "libxml2" / f"{CVE}-{FIX[:12]}.patch"
-    text = patch.read_text()
-    assert f"Origin: upstream, https://gitlab.gnome.org/gnome/libxml2/commit/{FIX}" in text
-    assert f"CVE: {CVE}" in text
-    assert "Forwarded: not-needed" in text
-    recipe = (catalog / "recipes" / "libxml2.yaml").read_text()
-    assert f"path: patches/libxml2/{CVE}-{FIX[:12]}.patch" in recipe
+    assert_backported(err, catalog, cve=CVE, fix=FIX, version=version)
