@@ -49,7 +49,7 @@ def test_fit_trees_scores_like_scikit_learn_and_ranks_the_fix_first() -> None:
     from kiln.research.train import GBDT_PARAMS, fit_trees
 
     sets = _sets()
-    model = fit_trees(sets, NAMES)
+    model = fit_trees(sets, NAMES, bags=1)
     # the same fit done directly: the exported trees must give its decision function
     rows = [r for x, _ in sets for r in x]
     labels = [int(f) for _, flags in sets for f in flags]
@@ -62,6 +62,39 @@ def test_fit_trees_scores_like_scikit_learn_and_ranks_the_fix_first() -> None:
     reloaded = stage_from_json(json.loads(json.dumps(model.to_json())), Location("m.json"))
     assert isinstance(reloaded, TreeModel)
     assert [reloaded.score(Features(dict(zip(NAMES, r, strict=True)))) for r in rows] == got
+    for x, _flags in _sets(seed=1):  # unseen sets: the fix (row 0) scores highest
+        scores = [model.score(Features(dict(zip(NAMES, r, strict=True)))) for r in x]
+        assert max(range(len(scores)), key=scores.__getitem__) == 0
+
+
+def test_bagged_trees_score_the_mean_of_their_bootstrap_fits() -> None:
+    pytest.importorskip("sklearn")
+    import numpy as np
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from kiln.research.train import GBDT_PARAMS, fit_trees
+
+    sets = _sets()
+    model = fit_trees(sets, NAMES, bags=3)
+    assert len(model.trees) == 3 * int(GBDT_PARAMS["max_iter"])
+    assert model.meta["bags"] == 3
+    # each fit on a bootstrap sample of the CVEs (numpy's default_rng(0)), done directly
+    rng = np.random.default_rng(0)
+    rows = [r for x, _ in sets for r in x]
+    expected = np.zeros(len(rows))
+    for _ in range(3):
+        drawn = [sets[i] for i in rng.integers(0, len(sets), len(sets))]
+        fit = HistGradientBoostingClassifier(**GBDT_PARAMS, early_stopping=False, random_state=0)
+        fit.fit(
+            np.asarray([r for x, _ in drawn for r in x]),
+            np.asarray([int(f) for _, flags in drawn for f in flags]),
+            sample_weight=np.asarray([0.5 if f else 0.5 / 39 for _, fl in drawn for f in fl]),
+        )
+        expected += fit.decision_function(np.asarray(rows)) / 3
+    got = [model.score(Features(dict(zip(NAMES, r, strict=True)))) for r in rows]
+    assert got == pytest.approx(list(expected), abs=1e-9)
+    # repeatable: the same data gives the same model
+    assert fit_trees(sets, NAMES, bags=3).to_json() == model.to_json()
     for x, _flags in _sets(seed=1):  # unseen sets: the fix (row 0) scores highest
         scores = [model.score(Features(dict(zip(NAMES, r, strict=True)))) for r in x]
         assert max(range(len(scores)), key=scores.__getitem__) == 0
