@@ -67,3 +67,39 @@ def test_the_observed_scan_covers_every_variant_of_the_lock(
     assert dev - runtime  # the fixture has dev-only packages (apt, its libraries)
     assert set(seen) == runtime | dev
     assert len(seen) == len(set(seen))  # a package both variants install is scanned once
+
+
+def test_remedy_lists_split_the_findings_by_what_can_remedy_them() -> None:
+    # fixed (bump), fixed only in unstable (vex/backport/research), fixed nowhere (status
+    # open: research alone, Debian packages only); won't-fix and not_affected plan nothing
+    from kiln.factory.catalog import remedy_lists
+    from kiln.vuln import FindingStatus
+    from kiln.vuln.model import Finding, Severity
+
+    def finding(
+        cve: str, status: FindingStatus, fixed: str | None = None, ecosystem: str = "deb"
+    ) -> Finding:
+        return Finding(
+            id=cve, aliases=(), package_ecosystem=ecosystem, package_name="libx1",
+            package_version="1.1-2", package_purl="pkg:deb/debian/libx1@1.1-2",
+            source_name="libx", source_version="1.1-2", locations=(), status=status,
+            fixed_version=fixed, severity=Severity.HIGH, severity_source="none",
+            cvss_vector=None, cvss_score=None, kev=False, epss=None, title="", urls=(),
+            matches=(),
+        )  # fmt: skip
+
+    active = [
+        finding("CVE-2026-0001", FindingStatus.FIXED, "1.1-3"),
+        finding("CVE-2026-0002", FindingStatus.FIX_IN_UNSTABLE),
+        finding("CVE-2026-0003", FindingStatus.OPEN),
+        finding("CVE-2026-0003", FindingStatus.OPEN),  # a second binary of the source
+        finding("CVE-2026-0004", FindingStatus.WONT_FIX),
+        finding("CVE-2026-0005", FindingStatus.NOT_AFFECTED),
+        # an npm package's open advisory: no Debian source for research to patch
+        finding("CVE-2026-0006", FindingStatus.OPEN, ecosystem="npm"),
+    ]
+    assert remedy_lists(active) == (
+        ["CVE-2026-0001"],
+        ["libx CVE-2026-0002"],
+        ["libx CVE-2026-0003"],
+    )

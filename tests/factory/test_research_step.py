@@ -191,8 +191,11 @@ class ResearchSteps(FakeSteps):
     world: ResearchWorld | None = None
     vex_other: bool = False
     cves: list[str] = field(default_factory=lambda: [f"libx {CVE}"])
+    unfixed: bool = False  # the CVEs are fixed nowhere (status open), not in unstable
 
     def observe(self, request: ReconcileRequest) -> Observation:
+        if self.unfixed:
+            return Observation(request.image, "g1", behind=False, unfixed_cves=list(self.cves))
         return Observation(request.image, "g1", behind=False, unstable_cves=list(self.cves))
 
     def vex(self, request: ReconcileRequest, seen: Observation, beat: Beat) -> StepResult:
@@ -212,7 +215,8 @@ class ResearchSteps(FakeSteps):
     def research(
         self, request: ReconcileRequest, seen: Observation, vex: Proposal | None, beat: Beat
     ) -> StepResult:
-        append(self.directory / "research.log", f"{request.image} {seen.unstable_cves}")
+        unfixed = f" (unfixed: {seen.unfixed_cves})" if seen.unfixed_cves else ""
+        append(self.directory / "research.log", f"{request.image} {seen.unstable_cves}{unfixed}")
         assert self.world is not None
         return research(request, seen, vex, beat, self.world, self.directory / "work")
 
@@ -378,6 +382,25 @@ def test_an_affected_release_gets_a_research_pr_with_the_ranking_evidence(
     assert main(["factory", "prs", "--json"]) == 0
     (listed,) = json.loads(capsys.readouterr().out)
     assert (listed["kind"], listed["cves_fixed"]) == ("research", [CVE])
+
+
+def test_a_cve_no_release_fixes_is_researched_and_only_researched(
+    temporal: Endpoint, tmp_path: Path
+) -> None:
+    # status open: no stable, no unstable fix. vex and backport read unstable's fix, so
+    # only research can act; it opens its PR as for an unstable-only CVE (FAKE build step)
+    steps, forge, db = setup(
+        tmp_path, homepage="https://github.com/example/libx", parse_c=VULNERABLE,
+        mirrors=upstream(tmp_path), unfixed=True,
+    )  # fmt: skip
+    (first,) = _passes(temporal, steps, (False,))
+    assert first.outcome == "pr-opened", first
+    assert [s.split(":")[0] for s in first.steps] == ["research"]
+    (pr,) = forge.list()
+    assert (pr.kind, pr.cves_fixed) == ("research", (CVE,))
+    assert lines(tmp_path / "research.log") == [f"base [] (unfixed: ['libx {CVE}'])"]
+    (event,) = _research_events(db, CVE)
+    assert event["outcome"] == "succeeded"
 
 
 def steps_files(repo: Path) -> list[str]:

@@ -117,8 +117,12 @@ class EventInput:
 
 
 def vulnerabilities(seen: Observation) -> list[str]:
-    """The vulnerability ids an observation found open (fixable or fixed in unstable)."""
-    ids = {*seen.open_cves, *(entry.split()[-1] for entry in seen.unstable_cves)}
+    """The vulnerability ids an observation found open (fixable, fixed in unstable, or
+    fixed nowhere yet)."""
+    ids = {
+        *seen.open_cves,
+        *(entry.split()[-1] for entry in [*seen.unstable_cves, *seen.unfixed_cves]),
+    }
     return sorted(ids)
 
 

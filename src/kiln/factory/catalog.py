@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from kiln.resolve.lockfile import Lock, LockedPackage
     from kiln.spec import ImageSpec, LoadedSpec
     from kiln.vuln import ScanResult
+    from kiln.vuln.model import Finding
 
 # Heavy modules (assembly, the solver, the database) load inside the steps, so a
 # worker that only records or a `kiln factory status` does not import them.
@@ -325,6 +326,27 @@ class _VexContext:
         )  # fmt: skip
 
 
+def remedy_lists(active: Sequence[Finding]) -> tuple[list[str], list[str], list[str]]:
+    """The findings a reconcile plans from, by what can remedy them: fixable ids (a fixed
+    version exists: bump), ``source CVE`` pairs fixed only in Debian unstable (vex,
+    backport, research), and ``source CVE`` pairs of Debian packages fixed nowhere yet
+    (status open: research alone, which backports into a Debian source package; a PyPI
+    or npm package's open advisory has no Debian source to patch)."""
+    from kiln.vuln import FindingStatus
+
+    def pairs(status: FindingStatus) -> list[str]:
+        return sorted(
+            {
+                f"{f.source_name or f.package_name} {f.id}"
+                for f in active
+                if f.status is status and f.package_ecosystem == "deb"
+            }
+        )
+
+    fixable = sorted({f.id for f in active if f.fix_available})
+    return fixable, pairs(FindingStatus.FIX_IN_UNSTABLE), pairs(FindingStatus.OPEN)
+
+
 @dataclass
 class CatalogSteps:
     """``Steps`` over the checkout at ``root`` (see the module docstring)."""
@@ -390,7 +412,6 @@ class CatalogSteps:
         """Fresh lock (nothing written) + scan of the checked-in lock -> the generation."""
         from kiln.pipeline import lock_spec
         from kiln.resolve.lockfile import LockError, diff_locks, lock_drift, read_lock
-        from kiln.vuln import FindingStatus
 
         loaded = self._load(request.image)
         found: Lock | None
@@ -411,14 +432,7 @@ class CatalogSteps:
         generation = hashlib.sha256(
             b"\0".join([loaded.sha256.encode(), fresh.to_json(), feed_state.encode()])
         ).hexdigest()
-        fixable = sorted({f.id for f in scan.active if f.fix_available})
-        unstable = sorted(
-            {
-                f"{f.source_name or f.package_name} {f.id}"
-                for f in scan.active
-                if f.status is FindingStatus.FIX_IN_UNSTABLE
-            }
-        )
+        fixable, unstable, unfixed = remedy_lists(scan.active)
         summary = drift.summary() if drift else ("; ".join(changes[:1]) if changes else "")
         return Observation(
             image=request.image,
@@ -428,6 +442,7 @@ class CatalogSteps:
             changed=changes[:200],
             open_cves=fixable,
             unstable_cves=unstable,
+            unfixed_cves=unfixed,
             feed_state=hashlib.sha256(feed_state.encode()).hexdigest(),
         )
 

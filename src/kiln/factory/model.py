@@ -75,6 +75,8 @@ class Observation:
     changed: list[str] = field(default_factory=list)  # "name old -> new"
     open_cves: list[str] = field(default_factory=list)  # fixable ones in the lock as it is
     unstable_cves: list[str] = field(default_factory=list)  # "source CVE" only unstable fixes
+    # "source CVE" with no fix published anywhere (status open): only research can help
+    unfixed_cves: list[str] = field(default_factory=list)
     feed_state: str = ""
     skip: str = ""  # non-empty: why nothing is to be done (already reconciled, dead letter)
 

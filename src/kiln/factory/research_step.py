@@ -373,13 +373,18 @@ def research(  # noqa: PLR0917 (a step's inputs)
     *,
     limit: int = DEFAULT_LIMIT,
 ) -> StepResult:
-    """The research step over ``seen.unstable_cves`` (``source CVE`` pairs the other
-    remedies left open); ``vex`` is the vex step's proposal of this generation, if any,
-    which gets research's statements too."""
+    """The research step over ``seen.unstable_cves`` and ``seen.unfixed_cves`` (``source
+    CVE`` pairs the other remedies left open, and those no release fixes at all); ``vex``
+    is the vex step's proposal of this generation, if any, which gets research's
+    statements too."""
     from kiln.factory.catalog import vex_proposal  # catalog imports this module
 
     pairs = sorted(
-        {(e.split(" ", 1)[0], e.split(" ", 1)[1]) for e in seen.unstable_cves if " " in e}
+        {
+            (e.split(" ", 1)[0], e.split(" ", 1)[1])
+            for e in [*seen.unstable_cves, *seen.unfixed_cves]
+            if " " in e
+        }
     )
     if not pairs:
         return StepResult("research", "nothing", "no open CVE with a known source package")

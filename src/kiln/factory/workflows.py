@@ -191,14 +191,24 @@ class ReconcileWorkflow:
         prs: list[str] = []
         outcome = "up-to-date"
         unstable = bool(seen.unstable_cves)
-        wanted = {"bump": seen.behind, "vex": unstable, "backport": unstable, "research": unstable}
+        # a CVE no release fixes (status open) is research's alone: no unstable fix to
+        # backport, no unstable fix whose code a VEX statement could check for
+        upstream_only = unstable or bool(seen.unfixed_cves)
+        wanted = {
+            "bump": seen.behind,
+            "vex": unstable,
+            "backport": unstable,
+            "research": upstream_only,
+        }
         plan = [name for name, needed in wanted.items() if needed and name in request.steps]
         left = [name for name, needed in wanted.items() if needed and name not in request.steps]
         fixing = False  # a PR that changes the image (bump, backport, research), not only says
         vex: Proposal | None = None  # opened last: research's statements may join it
         for name in plan:
-            if name in ("backport", "research") and not seen.unstable_cves:
+            if name == "backport" and not seen.unstable_cves:
                 continue  # every unstable-only CVE has a VEX statement now
+            if name == "research" and not (seen.unstable_cves or seen.unfixed_cves):
+                continue
             step = await self._run_step(name, request, seen, vex)
             steps.append(f"{name}: {step.outcome}" + (f" ({step.reason})" if step.reason else ""))
             if step.outcome != "proposed" or step.proposal is None:
@@ -212,6 +222,7 @@ class ReconcileWorkflow:
                 seen = replace(
                     seen,
                     unstable_cves=[e for e in seen.unstable_cves if e.split()[-1] not in covered],
+                    unfixed_cves=[e for e in seen.unfixed_cves if e.split()[-1] not in covered],
                 )
             change = next((p for p in made if p.kind != "vex"), None)
             if change is None:
@@ -226,7 +237,7 @@ class ReconcileWorkflow:
             # a remedy this reconcile was not allowed to try: the generation stays open
             outcome = "partial"
             steps.append(f"not tried here: {', '.join(left)}")
-        elif not fixing and (seen.open_cves or seen.unstable_cves):
+        elif not fixing and (seen.open_cves or seen.unstable_cves or seen.unfixed_cves):
             outcome = outcome if prs else "pending-upstream-fix"
             if not request.dry_run:
                 note = f"no remedy for generation {seen.generation[:12]}: " + "; ".join(steps)
