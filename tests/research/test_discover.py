@@ -60,6 +60,28 @@ from research.conftest import Upstream, git
         ("https://git.sr.ht/~sircmpwn/scdoc/tree", "https://git.sr.ht/~sircmpwn/scdoc"),
         ("https://git.savannah.gnu.org/git/acl.git", "https://git.savannah.gnu.org/git/acl.git"),
         ("git://git.example.org/pub/x.git", "git://git.example.org/pub/x.git"),
+        # cgit and gitweb browse pages, Savannah's project pages
+        ("https://git.savannah.gnu.org/cgit/tar.git", "https://git.savannah.gnu.org/git/tar.git"),
+        (
+            "https://git.savannah.gnu.org/cgit/tar.git/tree/src/extract.c",
+            "https://git.savannah.gnu.org/git/tar.git",
+        ),
+        ("https://savannah.gnu.org/projects/tar/", "https://git.savannah.gnu.org/git/tar.git"),
+        ("https://savannah.nongnu.org/p/acl", "https://git.savannah.nongnu.org/git/acl.git"),
+        (
+            "https://git.kernel.org/pub/scm/utils/dash/dash.git/log/",
+            "https://git.kernel.org/pub/scm/utils/dash/dash.git",
+        ),
+        (
+            "https://sourceware.org/git/?p=glibc.git;a=summary",
+            "https://sourceware.org/git/glibc.git",
+        ),
+        (
+            "https://git.example.org/gitweb.cgi?p=tools/x.git;a=commit;h=abc",
+            "https://git.example.org/tools/x.git",
+        ),
+        ("https://git.example.org/?p=../../etc.git", None),
+        ("https://git.example.org/?p=x", None),  # not a repository name
         # not repositories, or not safe to hand to git
         ("https://www.libarchive.org/", None),
         ("https://urllib3.readthedocs.org", None),

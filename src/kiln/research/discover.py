@@ -21,7 +21,9 @@ Every URL is normalised (``normalise_url``): forge URLs (GitHub, GitLab and
 ``gitlab.*`` hosts with nested groups, salsa, Codeberg, Bitbucket, sourcehut, GitHub
 Pages ``owner.github.io/repo``) become the project's https clone URL whatever page they
 name (issues, tree, blob, merge requests); another host's URL is a candidate only when
-it ends in ``.git``; anything else (a project web site, ``file:``, ``ext::``, a URL with
+it names a ``*.git`` repository: cgit/gitweb browse pages are cut after it
+(``.../dash.git/log/``), gitweb's ``?p=NAME.git`` becomes the repository beside the
+script, Savannah's cgit and project pages become its ``/git/NAME.git``; anything else (a project web site, ``file:``, ``ext::``, a URL with
 credentials or control characters) is not a candidate. The files are hostile input:
 malformed YAML, non-string values, oversized members are skipped with a note, never a
 traceback.
@@ -199,12 +201,43 @@ def normalise_url(text: object) -> str | None:
             return None
         project[-1] = _strip_git(project[-1])
         return f"https://{host}/{'/'.join(project)}.git"
+    savannah = host in _SAVANNAH or host.startswith(("git.savannah.", "cvs.savannah."))
+    if host in _SAVANNAH and len(segments) >= 2 and segments[0] in ("projects", "p"):
+        # a Savannah project page: its git repository (when it has one) is at /git/NAME.git
+        return f"https://git.savannah.{host.split('.', 1)[1]}/git/{_strip_git(segments[1])}.git"
+    gitweb = _gitweb_project(parts.query)
+    if gitweb is not None:
+        # gitweb's "?p=NAME.git;a=...": the repository beside the script's folder
+        # (https://sourceware.org/git/?p=glibc.git -> https://sourceware.org/git/glibc.git)
+        segments = [s for s in segments if not s.endswith((".cgi", ".pl"))] + gitweb
+        if any(s in (".", "..") or not re.fullmatch(r"[\w.~+-]+", s) for s in segments):
+            return None
+    else:
+        # cgit and gitweb browse pages go on past the repository (".../tar.git/tree/x",
+        # ".../linux.git/log/"): the repository ends at the first segment named *.git
+        end = next((i for i, s in enumerate(segments) if s.endswith(".git") and len(s) > 4), None)
+        if end is not None:
+            segments = segments[: end + 1]
+    if savannah and segments[:1] == ["cgit"]:
+        segments = ["git", *segments[1:]]  # Savannah's cgit browses what /git/ clones
     if segments and segments[-1].endswith(".git") and len(segments[-1]) > 4:
         scheme = "https" if parts.scheme in ("http", "https", "git+https") else parts.scheme
         if scheme in ("ssh", "git+ssh"):
             return None  # ssh to an unknown host: needs keys kiln does not have
         netloc = host if port is None else f"{host}:{port}"
         return f"{scheme}://{netloc}/{'/'.join(segments)}"
+    return None
+
+
+_SAVANNAH = {"savannah.gnu.org", "savannah.nongnu.org"}
+
+
+def _gitweb_project(query: str) -> list[str] | None:
+    """The path segments of gitweb's ``p=`` parameter (``p=glibc.git;a=commit``)."""
+    for pair in re.split(r"[;&]", query):
+        key, _, value = pair.partition("=")
+        if key == "p" and value.endswith(".git"):
+            return [s for s in value.split("/") if s]
     return None
 
 
