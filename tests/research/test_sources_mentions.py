@@ -7,6 +7,8 @@ publication, where neither the tag window nor the date window reaches.
 
 from __future__ import annotations
 
+import pytest
+
 from kiln.errors import Location
 from kiln.research.features import Advisory
 from kiln.research.finder import collect_candidates
@@ -69,3 +71,17 @@ def test_an_id_that_is_no_id_is_never_handed_to_git(upstream: Upstream) -> None:
     # a record's id is checked before it reaches git's command line; nothing matches
     _late_commit(upstream, "late.c", "mention --all and CVE-2023-1")
     assert _mentions(upstream, cve="CVE-2023-1") == []
+
+
+def test_a_search_past_gits_timeout_proposes_nothing_and_fails_nothing(
+    upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kiln.research.gitrepo import GitError, GitRepo
+
+    _late_commit(upstream, "late.c", "parse: harden further (CVE-2023-0001)")
+
+    def too_slow(self: GitRepo, revs: object, *, max_count: int = 0) -> list[object]:
+        raise GitError("git log timed out after 60 s")
+
+    monkeypatch.setattr(GitRepo, "log", too_slow)
+    assert _mentions(upstream) == []

@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from kiln.research.features import Advisory
-from kiln.research.gitrepo import MAX_COMMITS, Commit, GitRepo
+from kiln.research.gitrepo import MAX_COMMITS, Commit, GitError, GitRepo
 from kiln.research.versions import TagIndex, advisory_bounds, tag_windows
 
 DAYS_BEFORE = 730  # the date window when no tags bound the search
@@ -114,7 +114,8 @@ class MessageMentions:
     window's 100 days) or on a branch the windows miss still names the id it fixes, and
     a later "Fix CVE-..." follow-up belongs beside the original for the reviewer.
     ``git log --grep`` reads only messages, so the cost is one pass over the commit
-    headers; at most ``MAX_MENTIONS`` commits are read."""
+    headers; at most ``MAX_MENTIONS`` commits are read. A search past git's timeout (a
+    history of millions of commits) proposes nothing rather than failing the others."""
 
     name = "mentions"
 
@@ -125,10 +126,14 @@ class MessageMentions:
         if not ids:
             return []
         greps = [f"--grep={i}" for i in ids]
-        found = ctx.repo.log(
-            ["--all", "--regexp-ignore-case", "--fixed-strings", *greps],
-            max_count=MAX_MENTIONS,
-        )
+        try:
+            found = ctx.repo.log(
+                ["--all", "--regexp-ignore-case", "--fixed-strings", *greps],
+                max_count=MAX_MENTIONS,
+            )
+        except GitError:
+            # a history too long to search within git's timeout: the windows still stand
+            return []
         whole = re.compile("|".join(rf"(?<!\w){re.escape(i)}(?!\w)" for i in ids), re.IGNORECASE)
         return [Proposal(c, self.name) for c in found if whole.search(c.message)]
 
