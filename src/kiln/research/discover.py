@@ -23,8 +23,9 @@ Pages ``owner.github.io/repo``) become the project's https clone URL whatever pa
 name (issues, tree, blob, merge requests); another host's URL is a candidate only when
 it names a ``*.git`` repository: cgit/gitweb browse pages are cut after it
 (``.../dash.git/log/``), gitweb's ``?p=NAME.git`` becomes the repository beside the
-script, Savannah's cgit and project pages become its ``/git/NAME.git``; anything else (a project web site, ``file:``, ``ext::``, a URL with
-credentials or control characters) is not a candidate. The files are hostile input:
+script, Savannah's cgit and project pages become its ``/git/NAME.git``; anything else
+(a project web site, ``file:``, ``ext::``, a URL with credentials or control
+characters) is not a candidate. The files are hostile input:
 malformed YAML, non-string values, oversized members are skipped with a note, never a
 traceback.
 
