@@ -24,9 +24,12 @@ from pathlib import Path
 
 import pytest
 
-from kiln.pipeline.backport import release_status
-from research.conftest import FIXBENCH
-from research.xmllint_catalog import assert_backported, backport_xmllint, xmllint_catalog
+from research.xmllint_catalog import (
+    assert_backported,
+    backport_xmllint,
+    open_in_trixie,
+    xmllint_catalog,
+)
 
 CVE = "CVE-2026-86138"
 FIX = "e41032ae9f94d0db2d1074eb68ac7d69bd9e0992"  # fix: add overflow checks to xmlDictAddQString
@@ -37,12 +40,7 @@ FIX = "e41032ae9f94d0db2d1074eb68ac7d69bd9e0992"  # fix: add overflow checks to 
 def test_research_backports_an_upstream_only_fix_and_the_rebuilt_image_scans_clean(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not (FIXBENCH / "repos" / "libxml2.git").exists():
-        pytest.skip("fixbench is not here")
-    trixie = release_status("libxml2", CVE)  # the archive moves: read today's state
-    if trixie.fixed:
-        pytest.skip(f"trixie's libxml2 {trixie.version} fixes {CVE} itself now: the case is gone")
-    version = trixie.version
+    version = open_in_trixie(CVE).version
     catalog = xmllint_catalog(tmp_path, monkeypatch)
     capsys.readouterr()
 

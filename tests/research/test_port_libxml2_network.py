@@ -23,12 +23,16 @@ from pathlib import Path
 
 import pytest
 
-from kiln.pipeline.backport import ReleaseStatus, release_status
 from kiln.research.backport import check_on_release
 from kiln.research.gitrepo import open_repo
 from kiln.research.patch import commit_diff
 from research.conftest import FIXBENCH
-from research.xmllint_catalog import assert_backported, backport_xmllint, xmllint_catalog
+from research.xmllint_catalog import (
+    assert_backported,
+    backport_xmllint,
+    open_in_trixie,
+    xmllint_catalog,
+)
 
 CVE = "CVE-2025-10911"
 FIX = "d583ca9bbfbfa58f8f2c400c7eade02dfc70bbbd"  # Ignore next/prev of documents ...
@@ -37,20 +41,11 @@ LIBXML2 = FIXBENCH / "repos" / "libxml2.git"
 PORTED_CONTEXT = "xmlXPathNextFollowingSibling(xmlXPathParserContextPtr ctxt, xmlNodePtr cur)"
 
 
-def _open_in_trixie() -> ReleaseStatus:
-    if not LIBXML2.exists():
-        pytest.skip("fixbench's libxml2 clone is not here")
-    trixie = release_status("libxml2", CVE)  # the archive moves: read today's state
-    if trixie.fixed:
-        pytest.skip(f"trixie's libxml2 {trixie.version} fixes {CVE} itself now: the case is gone")
-    return trixie
-
-
 @pytest.mark.network
 def test_the_fix_does_not_apply_to_trixie_and_its_3_way_merge_onto_the_tag_does(
     tmp_path: Path,
 ) -> None:
-    version = _open_in_trixie().version
+    version = open_in_trixie(CVE).version
     with open_repo(LIBXML2) as git:
         commit = git.log([FIX], max_count=1)[0]
         diff = commit_diff(git, commit)
@@ -74,7 +69,7 @@ def test_the_fix_does_not_apply_to_trixie_and_its_3_way_merge_onto_the_tag_does(
 def test_research_ports_a_fix_by_3_way_merge_builds_it_and_the_image_scans_clean(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    version = _open_in_trixie().version
+    version = open_in_trixie(CVE).version
     catalog = xmllint_catalog(tmp_path, monkeypatch)
     capsys.readouterr()
 
