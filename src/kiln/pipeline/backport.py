@@ -963,7 +963,7 @@ def _hunk_report(output: str) -> list[str]:
         if re.search(
             r"FAILED|can't find file|Reversed|malformed|Only garbage|No file to patch", line
         )
-        or line.startswith(("patching file", "checking file"))
+        or _names_a_file(line)
     ]
     # a dry run says "checking file X" before X's hunks: keep a file's line only when
     # one of its hunks failed, so every "Hunk #n FAILED" names its file
