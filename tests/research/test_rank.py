@@ -72,3 +72,18 @@ def test_hostile_ranker_files_are_refused(tmp_path: Path, doc: bytes, message: s
     path.write_bytes(doc)
     with pytest.raises(InputError, match=message):
         load_model(path)
+
+
+def test_a_ranker_file_past_the_size_limit_is_refused_and_the_shipped_one_fits(
+    tmp_path: Path,
+) -> None:
+    from importlib import resources
+
+    from kiln.research.rank import MAX_MODEL_BYTES
+
+    shipped = resources.files("kiln.research").joinpath("ranker.json").read_bytes()
+    assert len(shipped) <= MAX_MODEL_BYTES  # the bagged trees (1.3 MB) load
+    path = tmp_path / "ranker.json"
+    path.write_bytes(b" " * MAX_MODEL_BYTES + shipped)  # valid JSON, too long to read
+    with pytest.raises(InputError, match=f"larger than the limit of {MAX_MODEL_BYTES}"):
+        load_model(path)
