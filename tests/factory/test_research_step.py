@@ -20,6 +20,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -48,7 +49,7 @@ from kiln.factory.state import FactoryState
 from kiln.factory.wiring import advisory_sink
 from kiln.forge import LocalGitForge
 from kiln.forge.evidence import CheckResult, CveRow
-from kiln.research.affected import AffectedVerdict, decide
+from kiln.research.backport import ReleaseCheck, check_tree
 from kiln.research.discover import Packaging
 from kiln.research.record import CveRecord, VersionRange
 from kiln.vuln.advisories import AdvisoryStore
@@ -96,10 +97,15 @@ def _commit(repo: Path, files: dict[str, str], message: str, when: str) -> None:
     _git(repo, "commit", "-qm", message, when=when)
 
 
-def upstream(tmp: Path) -> Path:
+RESTRICT = "int frob_widget(const char *hdr, char *restrict name)\n"
+
+
+def upstream(tmp: Path, *, refactor: bool = False) -> Path:
     """A real upstream history: the vulnerable function arrives in 1.1, is fixed in 1.2.
     Returns the mirror folder holding its bare clone ``libx.git`` (no origin: taken on
-    its name, like fixbench's clones)."""
+    its name, like fixbench's clones). ``refactor``: between 1.1 and the fix, upstream
+    changes frob_widget's signature, a line of the fix's context, so the fix no longer
+    applies to 1.1 as is."""
     work = tmp / "upstream"
     work.mkdir()
     _git(work, "init", "-q", "-b", "main")
@@ -112,13 +118,27 @@ def upstream(tmp: Path) -> Path:
         ({"src/parse.c": VULNERABLE}, "parse: add frob_widget for widget headers", "2025-02-03"),
         ({"Makefile": "all:\n\tcc -c src/parse.c\n"}, "build: add a Makefile", "2025-04-01"),
     ]
+    if refactor:
+        signature = "int frob_widget(const char *hdr, char *name)\n"
+        history.append(
+            (
+                {"src/parse.c": VULNERABLE.replace(signature, RESTRICT)},
+                "parse: restrict",
+                "2025-05-01",
+            )
+        )
     for files, message, day in history:
         _commit(work, files, message, f"{day}T10:00:00Z")
         if message.startswith("parse: add"):
             _git(work, "tag", "v1.1", when=f"{day}T10:00:00Z")
+    fixed = (
+        FIXED.replace("int frob_widget(const char *hdr, char *name)\n", RESTRICT)
+        if refactor
+        else FIXED
+    )
     _commit(
         work,
-        {"src/parse.c": FIXED},
+        {"src/parse.c": fixed},
         f"parse: fix heap buffer overflow in frob_widget ({CVE})\n\nCheck the name length.",
         "2025-06-01T10:00:00Z",
     )
@@ -146,7 +166,7 @@ def _record(cve: str) -> CveRecord | None:
         cve=CVE,
         description=DESCRIPTION,
         published=datetime(2025, 6, 10, tzinfo=UTC),
-        ranges=(VersionRange(end="1.2"),),
+        ranges=(VersionRange(start="1.1", end="1.2"),),  # frob_widget came in 1.1
     )
 
 
@@ -166,14 +186,22 @@ def fake_build(fix: Fix, work: Path, beat: Beat) -> Proposal:
     )
 
 
-def world(tmp: Path, *, homepage: str, tree: Path, mirrors: Path | None) -> ResearchWorld:
-    def verdict(source: str, version: str, diff: bytes, work: Path) -> AffectedVerdict:
-        return decide(diff.decode(), tree)
+def world(
+    tmp: Path, *, homepage: str, tree: Path, mirrors: Path | None, version: str = "1.1-2"
+) -> ResearchWorld:
+    """The release is ``version`` with the source ``tree``; the check is the real
+    ``check_tree`` (affected, patch, 3-way port) on a copy of it."""
+
+    def check(source: str, version: str, diff: bytes, *, work: Path, **rest: Any) -> ReleaseCheck:
+        copy = work / "tree"
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(tree, copy)
+        return check_tree(copy, source, version, diff, **rest)
 
     return ResearchWorld(
-        packaging=lambda source: Packaging(source, "1.1-2", "a test", homepage=homepage),
+        packaging=lambda source: Packaging(source, version, "a test", homepage=homepage),
         record=_record,
-        verdict=verdict,
+        check=check,
         backport=fake_build,
         installed=lambda source: ("libx1",),
         labels=["base", "base-dev"],
@@ -227,15 +255,20 @@ class ResearchSteps(FakeSteps):
 
 
 def setup(
-    tmp_path: Path, *, homepage: str, parse_c: str, mirrors: Path | None, **extra: Any
+    tmp_path: Path,
+    *,
+    homepage: str,
+    parse_c: str,
+    mirrors: Path | None,
+    version: str = "1.1-2",
+    **extra: Any,
 ) -> tuple[ResearchSteps, LocalGitForge, str]:
     """A catalog repository with its local forge, kiln's advisory store, and the steps
     researching with ``world`` (the release's ``src/parse.c`` is ``parse_c``)."""
     forge = LocalGitForge(catalog_repo(tmp_path / "catalog", {"images/base.yaml": b"name: base\n"}))
     db = f"sqlite:///{tmp_path / 'kiln.db'}"
-    researched = world(
-        tmp_path, homepage=homepage, tree=_tree(tmp_path / "tree", parse_c), mirrors=mirrors
-    )
+    tree = _tree(tmp_path / "tree", parse_c)
+    researched = world(tmp_path, homepage=homepage, tree=tree, mirrors=mirrors, version=version)
     steps = ResearchSteps(tmp_path, advisory_sink(db), forge=forge, world=researched, **extra)
     return steps, forge, db
 
@@ -294,9 +327,9 @@ def test_an_unreachable_repository_is_an_event_with_the_reason_and_the_cve_stays
 def test_a_not_affected_verdict_joins_the_vex_pr_once_per_generation(
     temporal: Endpoint, tmp_path: Path
 ) -> None:
-    # the release's source predates frob_widget: the fix's code is not there
+    # the release's source is 1.0, older than frob_widget: the fix's code is not there
     steps, forge, db = setup(
-        tmp_path, homepage="https://github.com/example/libx", parse_c=OLD,
+        tmp_path, homepage="https://github.com/example/libx", parse_c=OLD, version="1.0-3",
         mirrors=upstream(tmp_path), vex_other=True, cves=[f"libx {CVE}", f"libx {OTHER}"],
     )  # fmt: skip
     repo = forge.repo
@@ -461,7 +494,7 @@ def test_a_not_affected_verdict_on_a_ranked_but_unnamed_commit_makes_no_statemen
     and that alone (a ranking) must not become a VEX statement."""
     researched = world(
         tmp_path, homepage="https://github.com/example/libx",
-        tree=_tree(tmp_path / "tree", OLD), mirrors=upstream(tmp_path),
+        tree=_tree(tmp_path / "tree", OLD), mirrors=upstream(tmp_path), version="1.0-3",
     )  # fmt: skip
     unnamed = "CVE-2026-3333"
     record = _record(CVE)
@@ -475,3 +508,53 @@ def test_a_not_affected_verdict_on_a_ranked_but_unnamed_commit_makes_no_statemen
     assert (vuln, outcome) == (unnamed, "skipped")
     assert reason.startswith("not affected by ")
     assert "no VEX statement on a ranking alone" in reason
+
+
+def test_a_fix_that_does_not_apply_is_ported_onto_the_release_tag_as_the_cli_does(
+    tmp_path: Path,
+) -> None:
+    """Without the engine: upstream changed a context line of the fix after 1.1, so the
+    fix does not apply to the 1.1 release as is; the step ports it by a real 3-way merge
+    onto the tag v1.1 (``check_tree``, as ``kiln research --backport``), and the build
+    gets the port, with DEP-3 saying how it was made and the evidence saying why."""
+    researched = world(
+        tmp_path, homepage="https://github.com/example/libx",
+        tree=_tree(tmp_path / "tree", VULNERABLE), mirrors=upstream(tmp_path, refactor=True),
+    )  # fmt: skip
+    built: list[Fix] = []
+
+    def build(fix: Fix, work: Path, beat: Beat) -> Proposal:
+        built.append(fix)
+        return fake_build(fix, work, beat)
+
+    researched.backport = build
+    seen = Observation("base", "g1", behind=False, unfixed_cves=[f"libx {CVE}"])
+    result = research(ReconcileRequest("base"), seen, None, lambda _n: None, researched, tmp_path)
+    assert result.outcome == "proposed", result.reason
+    (fix,) = built
+    assert fix.ported_onto == "v1.1"
+    diff = fix.diff.decode()
+    assert "+    if (len >= NAME_MAX)" in diff
+    assert "restrict" not in diff  # merged onto 1.1's own signature
+    assert "Ported by kiln" in dict(fix.headers)["Description"]
+    assert result.proposal is not None
+    assert any(
+        n.startswith("the fix did not apply as is (") and "onto v1.1" in n
+        for n in result.proposal.notes
+    )
+    # the same fix with no tag for the release's version: the plain rejection stands
+    untagged = dataclasses.replace(
+        researched,
+        packaging=lambda source: Packaging(
+            source, "1.1.5-1", "t", homepage="https://github.com/example/libx"
+        ),
+    )
+    built.clear()
+    again = research(
+        ReconcileRequest("base"), seen, None, lambda _n: None, untagged, tmp_path / "u"
+    )
+    assert again.outcome == "nothing"
+    assert built == []
+    ((outcome, reason),) = [(a.outcome, a.reason) for a in again.attempts]
+    assert outcome == "failed"
+    assert reason.startswith("PatchRejectedError: ")

@@ -170,19 +170,3 @@ def test_backport_summary_says_build_tests_fixes_and_both_scans(tmp_path: Path) 
     assert any("Kiln-Fixes libarchive13t64: CVE-2025-0001" in line for line in lines)
     assert "scan before: CVE-2025-0001 listed; after: not listed" in lines
     assert lines[-1] == "timings: build 612 s, image 80 s"
-
-
-def test_a_ported_patch_that_fails_to_build_says_it_is_a_port() -> None:
-    from kiln.cli.research import add_port_hint
-    from kiln.recipes.build import BuildError
-
-    exc = BuildError("libxml2 failed to build (exit 2)", hint="the full log is /w/build.log")
-    add_port_hint(exc, "v2.9.14", "libxml2 2.12.7+dfsg+really2.9.14-2.1+deb13u3")
-    report = exc.diagnostics()
-    assert "hint: the patch is a 3-way port onto v2.9.14: git merged the text" in report
-    assert "code libxml2 2.12.7+dfsg+really2.9.14-2.1+deb13u3 does not have" in report
-    assert report.endswith("; the full log is /w/build.log")  # the build's own hint stays
-    bare = BuildError("it failed")
-    add_port_hint(bare, "v1", "x 1-1")
-    assert bare.hint is not None
-    assert bare.hint.endswith("by hand with the release's own functions")

@@ -19,9 +19,10 @@ import pytest
 
 from kiln.errors import InputError
 from kiln.pipeline.backport import PatchRejectedError, apply_patches
+from kiln.recipes.build import BuildError
 from kiln.research import backport as research_backport
 from kiln.research.gitrepo import open_repo
-from kiln.research.patch import ported_headers
+from kiln.research.patch import add_port_hint, ported_headers
 from kiln.research.port import PortConflictError, port_commit
 from kiln.research.record import CveRecord, VersionRange
 from kiln.research.versions import advisory_affects
@@ -258,3 +259,16 @@ def test_advisory_affects_reads_the_ranges(
     assert (said is not None) == named
     if said:
         assert version in said
+
+
+def test_a_ported_patch_that_fails_to_build_says_it_is_a_port() -> None:
+    exc = BuildError("libxml2 failed to build (exit 2)", hint="the full log is /w/build.log")
+    add_port_hint(exc, "v2.9.14", "libxml2 2.12.7+dfsg+really2.9.14-2.1+deb13u3")
+    report = exc.diagnostics()
+    assert "hint: the patch is a 3-way port onto v2.9.14: git merged the text" in report
+    assert "code libxml2 2.12.7+dfsg+really2.9.14-2.1+deb13u3 does not have" in report
+    assert report.endswith("; the full log is /w/build.log")  # the build's own hint stays
+    bare = BuildError("it failed")
+    add_port_hint(bare, "v1", "x 1-1")
+    assert bare.hint is not None
+    assert bare.hint.endswith("by hand with the release's own functions")

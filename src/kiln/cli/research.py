@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from kiln.cli.app import app, console, err_console
-from kiln.errors import InputError, KilnError, Location, PolicyError
+from kiln.errors import InputError, Location, PolicyError
 
 if TYPE_CHECKING:
     from kiln.pipeline.backport import BackportResult, UnstableFix
@@ -347,7 +347,7 @@ def _backport(
     from kiln.recipes.build import BuildError
     from kiln.research.backport import check_on_release
     from kiln.research.discover import upstream_version
-    from kiln.research.patch import ported_headers
+    from kiln.research.patch import add_port_hint, ported_headers
     from kiln.research.versions import advisory_affects
 
     say = err_console.print
@@ -430,18 +430,6 @@ def _backport(
         raise
     for line in backport_summary(result):
         say(f"backport: {line}", highlight=False, markup=False)
-
-
-def add_port_hint(exc: KilnError, tag: str, release: str) -> None:
-    """Say in ``exc``'s hint that the patch that failed to build is a 3-way port: git
-    merged the text, but a fix written against a newer API still breaks the build
-    (libxml2 CVE-2026-86142 called a function 2.9.14 does not have)."""
-    port = (
-        f"the patch is a 3-way port onto {tag}: git merged the text, but the fix may call "
-        f"code {release} does not have (a newer API); port it by hand with the release's "
-        "own functions"
-    )
-    exc.hint = f"{port}; {exc.hint}" if exc.hint else port
 
 
 def backport_summary(result: BackportResult) -> list[str]:

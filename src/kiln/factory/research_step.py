@@ -15,7 +15,10 @@ source package known, and runs what ``kiln research CVE --package SRC --backport
    (``kiln.research.discover``: ``KILN_RESEARCH_MIRRORS`` first, then a bounded clone);
 3. the candidates collected and ranked (``kiln.research.finder.find_fix_commits``, the
    shipped ranker); the first one's diff and DEP-3 headers (``kiln.research.patch``);
-4. affected or not on the release's own source (``kiln.research.backport.release_verdict``):
+4. affected or not on the release's own source, and the diff that applies to it
+   (``kiln.research.backport.check_on_release``, as ``kiln research --backport``: the
+   commit's own diff, else its 3-way port onto the upstream tag of the release's version;
+   the advisory's own version ranges keep a ``not_affected`` from the hunks unclaimed):
    ``not_affected`` is a VEX statement (``vulnerable_code_not_present``, the hunks without
    counterpart as evidence, the ranking as notes) in the ``vex`` pull request the vex step
    opens (``vex/<image>.openvex.json``; statements of both merged into one document), but
@@ -49,7 +52,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from kiln.errors import InputError, KilnError
 from kiln.factory.activities import Beat
@@ -64,13 +67,15 @@ from kiln.research.discover import (
     UpstreamNotFoundError,
     discover,
     open_upstream,
+    upstream_version,
 )
 from kiln.research.features import Features
 from kiln.research.finder import Ranking, find_fix_commits
-from kiln.research.gitrepo import open_repo
-from kiln.research.patch import commit_diff, dep3_headers
+from kiln.research.gitrepo import GitRepo, open_repo
+from kiln.research.patch import add_port_hint, commit_diff, dep3_headers, ported_headers
 from kiln.research.rank import Ranker, load_model
 from kiln.research.record import CveRecord
+from kiln.research.versions import advisory_affects
 from kiln.text import plain_line
 
 # catalog imports this module, and the heavy modules load only when a reconcile gets here
@@ -82,6 +87,7 @@ MAX_LIMIT = 50
 if TYPE_CHECKING:
     from kiln.factory.catalog import CatalogSteps
     from kiln.pipeline.backport import UnstableFix
+    from kiln.research.backport import ReleaseCheck
 
 TOP = 5  # candidates quoted in the pull request
 
@@ -108,6 +114,26 @@ class Fix:
     diff: bytes
     headers: tuple[tuple[str, str], ...]  # DEP-3
     name: str  # the quilt patch's file name
+    ported_onto: str | None = None  # the upstream tag ``diff`` was 3-way merged onto
+
+
+class ReleaseChecker(Protocol):
+    """``kiln.research.backport.check_on_release``'s shape: affected or not on the
+    release's source, and the diff that applies to it (the commit's own, or its 3-way
+    port onto the upstream tag when ``repo`` has it)."""
+
+    def __call__(
+        self,
+        source: str,
+        version: str,
+        diff: bytes,
+        *,
+        name: str,
+        work: Path,
+        repo: GitRepo | None = None,
+        sha: str = "",
+        advisory: str | None = None,
+    ) -> ReleaseCheck: ...
 
 
 @dataclass(frozen=True)
@@ -149,7 +175,7 @@ class ResearchWorld:
 
     packaging: Callable[[str], Packaging]  # source -> its packaging (fetch_packaging)
     record: Callable[[str], CveRecord | None]  # CVE -> its text (the database)
-    verdict: Callable[[str, str, bytes, Path], AffectedVerdict]  # source, version, diff, work
+    check: ReleaseChecker  # affected, and the diff that applies (check_on_release)
     backport: Callable[[Fix, Path, Beat], Proposal]  # the fix built, tested, scanned
     installed: Callable[[str], tuple[str, ...]]  # source -> the binaries the image has
     labels: Sequence[str]  # the image's labels (base, base-dev) for determinations
@@ -234,15 +260,30 @@ class _Run:
                         "failed", f"{best.sha[:12]}: {plain_line(exc.message)}"
                     ) from exc
                 dep3 = dep3_headers(record, best, repo_url=used.candidate.url, today=_today())
+                name = f"{cve}-{best.sha[:12]}.patch"
+                beat(f"research {cve}: is {source} {version} affected by {best.sha[:12]}?")
+                checked = world.check(
+                    source, version, diff, name=name, work=self.work / f"affected-{cve}",
+                    repo=git, sha=best.sha,
+                    advisory=advisory_affects(record, upstream_version(version)),
+                )  # fmt: skip
         except UpstreamNotFoundError as exc:
             tried = "; ".join(plain_line(d)[:200] for d in exc.details[:4])
             why = f"repository unreachable: {plain_line(exc.message)}: {tried}"
             self.unreachable[source] = (why, cve)
             raise _NoRemedyError("failed", why) from exc
         origin = dict(dep3).get("Origin", best.sha).removeprefix("upstream, ")
-        beat(f"research {cve}: is {source} {version} affected by {best.sha[:12]}?")
-        verdict = world.verdict(source, version, diff, self.work / f"affected-{cve}")
+        verdict = checked.verdict
         evidence = ranking_notes(ranking, used, verdict, f"{source} {version}")
+        if checked.note:
+            evidence.append(f"note: {checked.note}")
+        if checked.ported_onto is not None:
+            dep3 = ported_headers(dep3, checked.ported_onto)
+            evidence.append(
+                f"the fix did not apply as is ({len(checked.rejected)} lines from patch); "
+                f"ported by a 3-way merge onto {checked.ported_onto}, and the port applies "
+                f"to {source} {version}"
+            )
         if verdict.status == "not_affected" and not named:
             raise _NoRemedyError(
                 "skipped",
@@ -266,8 +307,8 @@ class _Run:
                 "generation is open already: left for the next generation",
             )
         fix = Fix(
-            self.request.image, source, version, cve, best.sha, diff, tuple(dep3),
-            f"{cve}-{best.sha[:12]}.patch",
+            self.request.image, source, version, cve, best.sha, checked.diff, tuple(dep3),
+            name, checked.ported_onto,
         )  # fmt: skip
         beat(f"research {cve}: backporting {best.sha[:12]} to {source} {version}")
         built = world.backport(fix, self.work / f"backport-{cve}", beat)
@@ -453,10 +494,12 @@ def catalog_research(
 ) -> StepResult:
     """``research`` with the real world of a catalog checkout: trixie's packaging and
     source through kiln's signed paths, kiln's database, the shipped ranker, the
-    checkout's staged spec and lock, ``backport_patch`` with the shared package builds."""
+    checkout's staged spec and lock, ``check_on_release`` (the 3-way port the CLI makes),
+    ``backport_patch`` with the shared package builds."""
     from kiln.factory.catalog import _backport_proposal
     from kiln.pipeline.backport import BeatProgress, backport_patch, cve_rows, find_unstable_fix
-    from kiln.research.backport import release_verdict
+    from kiln.recipes.build import BuildError
+    from kiln.research.backport import check_on_release
     from kiln.research.discover import fetch_packaging, mirror_dirs
     from kiln.research.vulndb import record_from_db_or_unstable
     from kiln.resolve.lockfile import read_lock
@@ -482,17 +525,19 @@ def catalog_research(
             beat(f"research {note}")
         return found
 
-    def verdict(source: str, version: str, diff: bytes, work: Path) -> AffectedVerdict:
-        return release_verdict(source, version, diff, work=work)
-
     def backport(fix: Fix, work: Path, beat: Beat) -> Proposal:
         work.mkdir(parents=True, exist_ok=True)
         steps.stage(request.image, work / "catalog")
-        result = backport_patch(
-            fix.source, fix.version, fix.diff, fix.headers, [fix.cve], name=fix.name,
-            catalog_root=work / "catalog", work=work, image=request.image, install=False,
-            progress=BeatProgress(beat), package_cache=steps.package_builds(),
-        )  # fmt: skip
+        try:
+            result = backport_patch(
+                fix.source, fix.version, fix.diff, fix.headers, [fix.cve], name=fix.name,
+                catalog_root=work / "catalog", work=work, image=request.image, install=False,
+                progress=BeatProgress(beat), package_cache=steps.package_builds(),
+            )  # fmt: skip
+        except BuildError as exc:
+            if fix.ported_onto is not None:
+                add_port_hint(exc, fix.ported_onto, f"{fix.source} {fix.version}")
+            raise
         origin = dict(fix.headers).get("Origin", fix.commit)
         return _backport_proposal(request, seen, origin, "upstream", result)
 
@@ -503,7 +548,7 @@ def catalog_research(
     world = ResearchWorld(
         packaging=fetch_packaging,
         record=record,
-        verdict=verdict,
+        check=check_on_release,
         backport=backport,
         installed=lambda source: tuple(
             sorted({p.name for p in lock.all_packages() if p.source == source})

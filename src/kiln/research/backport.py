@@ -1,17 +1,17 @@
 """Before a backport: is the release's own source affected by the fix the finder chose?
 
-``release_verdict`` fetches the release's source through kiln's signed source path
+``check_on_release`` fetches the release's source through kiln's signed source path
 (``SourceBuilder.fetch``: signed Sources, checksums), unpacks it with its Debian patches
 applied (``dpkg-source -x`` in the sandbox) and runs ``kiln.research.affected.decide``
 against the fix's diff. ``kiln research --backport`` stops on ``not_affected`` (issue #17:
-record ``vulnerable_code_not_present`` with the hunks as evidence instead of a patch).
-
-``check_on_release`` does the same on one unpacked tree and then checks that the fix
-applies to it as ``backport_patch`` will (``patch -p1 -F 0`` over Debian's patches).
+record ``vulnerable_code_not_present`` with the hunks as evidence instead of a patch); the
+factory's research step makes it a VEX statement. Otherwise it checks that the fix
+applies to the tree as ``backport_patch`` will (``patch -p1 -F 0`` over Debian's patches).
 When it does not and the upstream repository has the tag of the source's upstream
 version, the fix is ported by a 3-way merge onto that tag (``kiln.research.port``) and
 the ported diff must apply instead; a conflict names the conflicted files and the hunks
 ``patch`` rejected. Nothing outside temporary folders is written on any of these paths.
+``check_tree`` is the same on a tree already unpacked.
 """
 
 from __future__ import annotations
@@ -68,24 +68,6 @@ def _release_tree(
             work.rmdir()
 
 
-def release_verdict(
-    source: str,
-    version: str,
-    diff: bytes,
-    *,
-    work: Path,
-    release: str = "trixie",
-    builder: SourceBuilder | None = None,
-) -> AffectedVerdict:
-    """``decide`` for ``source`` ``version`` of ``release``, unpacked under ``work``.
-
-    The tree is removed afterwards; the fetched files stay in kiln's source cache (the
-    backport's own fetch reuses them).
-    """
-    with _release_tree(source, version, work=work, release=release, builder=builder) as tree:
-        return decide(diff.decode("utf-8", "replace"), tree)
-
-
 @dataclass(frozen=True)
 class ReleaseCheck:
     """The verdict on the release's tree and the diff that applies to it."""
@@ -122,25 +104,43 @@ def check_on_release(
     stands. The port must apply to the tree as well (``PatchRejectedError`` if not).
     """
     with _release_tree(source, version, work=work, release=release, builder=builder) as tree:
-        verdict = decide(diff.decode("utf-8", "replace"), tree)
-        note = ""
-        if verdict.status == "not_affected":
-            if advisory is None:
-                return ReleaseCheck(verdict, diff)
-            note = (
-                f"no hunk's pre-image is in {source} {version} as the fix has it, but "
-                f"{advisory}: the code may have moved, so not_affected is not claimed"
-            )
-            verdict = AffectedVerdict("under_investigation", None, verdict.hunks)
-        try:
-            diff, tag, rejected = _applying(
-                tree, diff, source=source, version=version, name=name, repo=repo, sha=sha
-            )
-        except PatchRejectedError as exc:
-            if note:
-                exc.details.append(f"note: {note}")
-            raise
-        return ReleaseCheck(verdict, diff, ported_onto=tag, rejected=rejected, note=note)
+        return check_tree(
+            tree, source, version, diff, name=name, repo=repo, sha=sha, advisory=advisory
+        )
+
+
+def check_tree(
+    tree: Path,
+    source: str,
+    version: str,
+    diff: bytes,
+    *,
+    name: str,
+    repo: GitRepo | None = None,
+    sha: str = "",
+    advisory: str | None = None,
+) -> ReleaseCheck:
+    """``check_on_release`` on ``tree``, ``source`` ``version`` already unpacked with its
+    Debian patches: the patch check writes into ``tree`` (pass a copy to keep it)."""
+    verdict = decide(diff.decode("utf-8", "replace"), tree)
+    note = ""
+    if verdict.status == "not_affected":
+        if advisory is None:
+            return ReleaseCheck(verdict, diff)
+        note = (
+            f"no hunk's pre-image is in {source} {version} as the fix has it, but "
+            f"{advisory}: the code may have moved, so not_affected is not claimed"
+        )
+        verdict = AffectedVerdict("under_investigation", None, verdict.hunks)
+    try:
+        diff, tag, rejected = _applying(
+            tree, diff, source=source, version=version, name=name, repo=repo, sha=sha
+        )
+    except PatchRejectedError as exc:
+        if note:
+            exc.details.append(f"note: {note}")
+        raise
+    return ReleaseCheck(verdict, diff, ported_onto=tag, rejected=rejected, note=note)
 
 
 def _applying(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from kiln.errors import PolicyError
+from kiln.errors import KilnError, PolicyError
 from kiln.research.affected import parse_hunks
 from kiln.research.gitrepo import Commit, GitRepo
 from kiln.research.record import CveRecord
@@ -91,6 +91,18 @@ def ported_headers(headers: list[tuple[str, str]], tag: str) -> list[tuple[str, 
         f"merge onto the upstream tag {tag} (git cherry-pick), as a diff from that tag."
     )
     return [(k, f"{v}\n{note}" if k == "Description" else v) for k, v in headers]
+
+
+def add_port_hint(exc: KilnError, tag: str, release: str) -> None:
+    """Say in ``exc``'s hint that the patch that failed to build is a 3-way port: git
+    merged the text, but a fix written against a newer API still breaks the build
+    (libxml2 CVE-2026-86142 called a function 2.9.14 does not have)."""
+    port = (
+        f"the patch is a 3-way port onto {tag}: git merged the text, but the fix may call "
+        f"code {release} does not have (a newer API); port it by hand with the release's "
+        "own functions"
+    )
+    exc.hint = f"{port}; {exc.hint}" if exc.hint else port
 
 
 def render_patch(headers: list[tuple[str, str]], diff: bytes) -> bytes:
