@@ -87,6 +87,14 @@ def test_commits_naming_the_cve_rank_first(upstream: Upstream) -> None:
     ordered = cve_first(cset.advisory, _newest_first(cset))
     assert ordered[0].commit.subject == "parse: refuse long input (CVE-2023-0001)"
     assert "names CVE-2023-0001" in ordered[0].features.fired[0]
+    # a branch name carries the id too (the same whole-id pattern as the mentions source)
+    _empty_commit(work, "Merge branch 'fix-CVE-2023-0001'", "2023-07-19T00:00:00Z")
+    cset = _collect(upstream, cve="CVE-2023-0001")
+    ordered = cve_first(cset.advisory, _newest_first(cset))
+    assert _subjects(ordered)[:2] == [
+        "parse: refuse long input (CVE-2023-0001)",
+        "Merge branch 'fix-CVE-2023-0001'",
+    ]
     # another CVE's id is not this one's
     other = _collect(upstream, cve="CVE-2023-0002")
     assert _subjects(cve_first(other.advisory, _newest_first(other))) == _subjects(

@@ -85,3 +85,27 @@ def test_a_search_past_gits_timeout_proposes_nothing_and_fails_nothing(
 
     monkeypatch.setattr(GitRepo, "log", too_slow)
     assert _mentions(upstream) == []
+
+
+def test_one_whole_id_pattern_for_the_mentions_source_and_the_finders_order() -> None:
+    """``whole_ids`` is what both read messages with (``cve_first`` and this source):
+    no letter or digit may touch the id, anything else may."""
+    from kiln.research.sources import whole_ids
+
+    whole = whole_ids(["CVE-2023-0001", "GHSA-abcd-1234-wxyz"])
+    named = [
+        "parse: fix cve-2023-0001",
+        "Merge branch 'fix-CVE-2023-0001'",
+        "add debian/patches/CVE-2023-0001_1.patch",
+        "see https://example.invalid/CVE-2023-0001.html",
+        "Fixes GHSA-ABCD-1234-WXYZ.",
+    ]
+    not_named = [
+        "CVE-2023-00012",
+        "XCVE-2023-0001",
+        "CVE-2023-0001a",
+        "GHSA-abcd-1234-wxyz9",
+        "CVE-2023-000",
+    ]
+    assert [m for m in named if not whole.search(m)] == []
+    assert [m for m in not_named if whole.search(m)] == []

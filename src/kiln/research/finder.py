@@ -18,7 +18,13 @@ from kiln.research.features import Advisory, Features, extract, extract_diff
 from kiln.research.gitrepo import Commit, GitError, GitRepo
 from kiln.research.rank import Ranker, baseline_score, prospector_rules, score_all
 from kiln.research.record import CveRecord
-from kiln.research.sources import SOURCES, CandidateSource, SearchContext, fixed_tag_times
+from kiln.research.sources import (
+    SOURCES,
+    CandidateSource,
+    SearchContext,
+    fixed_tag_times,
+    whole_ids,
+)
 from kiln.research.versions import TagIndex
 
 
@@ -190,8 +196,7 @@ def cve_first(advisory: Advisory, ranked: list[Ranked]) -> list[Ranked]:
     weight cannot be trusted here: how many training repositories name CVE ids in their
     messages decides it, not what the id means."""
     cve = advisory.record.cve
-    # the whole id: CVE-2024-2379 is not named by CVE-2024-23790
-    whole = re.compile(rf"(?i)(?<![\w-]){re.escape(cve)}(?!\d)")
+    whole = whole_ids([cve])  # CVE-2024-2379 is not named by CVE-2024-23790
     return _moved(
         ranked,
         lambda r: bool(r.features.values.get("cve_in_message") and whole.search(r.commit.message)),

@@ -11,6 +11,7 @@ references to the record before these run, since they need the network.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
@@ -134,7 +135,7 @@ class MessageMentions:
         except GitError:
             # a history too long to search within git's timeout: the windows still stand
             return []
-        whole = re.compile("|".join(rf"(?<!\w){re.escape(i)}(?!\w)" for i in ids), re.IGNORECASE)
+        whole = whole_ids(ids)
         return [Proposal(c, self.name) for c in found if whole.search(c.message)]
 
 
@@ -156,5 +157,16 @@ def fixed_tag_times(ctx_tags: TagIndex, tag_times: dict[str, int], advisory: Adv
 _COMMIT_URL = re.compile(r"/commits?/([0-9a-f]{7,40})\b")
 # an id that is safe on git's command line and in a pattern: CVE-YYYY-N... or GHSA-xxxx-xxxx-xxxx
 _ID = re.compile(r"(?i)CVE-\d{4}-\d{4,7}|GHSA(?:-[0-9a-z]{4}){3}")
+
+
+def whole_ids(ids: Sequence[str]) -> re.Pattern[str]:
+    """A pattern naming any of ``ids`` as a whole id, in any case: no letter or digit
+    right before or after, so ``CVE-2024-2379`` is not named by ``CVE-2024-23790``,
+    ``XCVE-2024-2379`` or ``CVE-2024-2379a``, but is by ``fix-CVE-2024-2379`` (a branch
+    name) and ``CVE-2024-2379_1.patch``. The finder's ordering and this module's
+    mentions source both read messages with it."""
+    alternatives = "|".join(re.escape(i) for i in ids)
+    return re.compile(rf"(?<![0-9A-Za-z])(?:{alternatives})(?![0-9A-Za-z])", re.IGNORECASE)
+
 
 SOURCES: tuple[CandidateSource, ...] = (AdvisoryReferences(), GitWindow(), MessageMentions())
