@@ -90,7 +90,7 @@ def test_a_search_past_gits_timeout_proposes_nothing_and_fails_nothing(
 def test_one_whole_id_pattern_for_the_mentions_source_and_the_finders_order() -> None:
     """``whole_ids`` is what both read messages with (``cve_first`` and this source):
     no letter or digit may touch the id, anything else may."""
-    from kiln.research.sources import whole_ids
+    from kiln.research.record import whole_ids
 
     whole = whole_ids(["CVE-2023-0001", "GHSA-abcd-1234-wxyz"])
     named = [

@@ -16,10 +16,14 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from kiln.research.gitrepo import Commit
 from kiln.research.record import CveRecord
+
+if TYPE_CHECKING:
+    from kiln.research.notes import NoteEntry
 
 SEC_KEYWORDS = (
     "vuln",
@@ -281,6 +285,7 @@ class Advisory:
     cwe_words: tuple[str, ...]
     published: int | None
     fixed_tag_times: tuple[int, ...] = ()
+    release_notes: tuple[NoteEntry, ...] = ()  # the project's notes naming the CVE
 
     @classmethod
     def of(cls, record: CveRecord, *, fixed_tag_times: Sequence[int] = ()) -> Advisory:

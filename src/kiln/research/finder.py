@@ -16,16 +16,17 @@ from dataclasses import dataclass
 
 from kiln.research.features import Advisory, Features, extract, extract_diff
 from kiln.research.gitrepo import Commit, GitError, GitRepo
+from kiln.research.notes import note_entries
 from kiln.research.rank import Ranker, baseline_score, prospector_rules, score_all
-from kiln.research.record import CveRecord
+from kiln.research.record import CveRecord, whole_ids
 from kiln.research.sources import (
     SOURCES,
     CandidateSource,
     SearchContext,
+    advisory_ids,
     fixed_tag_times,
-    whole_ids,
 )
-from kiln.research.versions import TagIndex
+from kiln.research.versions import TagIndex, advisory_bounds
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,11 @@ def collect_candidates(
     tags = TagIndex.build(raw_tags)
     tag_times = {name: when for name, (_sha, when) in raw_tags.items()}
     advisory = Advisory.of(record)
+    fixed_tags = [t for v in advisory_bounds(record).fixed if (t := tags.tag(v))]
     advisory = dataclasses.replace(
-        advisory, fixed_tag_times=tuple(fixed_tag_times(tags, tag_times, advisory))
+        advisory,
+        fixed_tag_times=tuple(fixed_tag_times(tags, tag_times, advisory)),
+        release_notes=note_entries(repo, advisory_ids(advisory), ["HEAD", *fixed_tags[:2]]),
     )
     ctx = SearchContext(advisory=advisory, repo=repo, tags=tags, tag_times=tag_times)
     proposals = [
@@ -203,6 +207,30 @@ def cve_first(advisory: Advisory, ranked: list[Ranked]) -> list[Ranked]:
         f"names {cve}: ranked ahead",
         to_front=True,
     )
+
+
+def notes_first(advisory: Advisory, ranked: list[Ranked]) -> list[Ranked]:
+    """The candidates a release-notes entry naming the CVE names (``notes``: by hash, by
+    an issue number their message cites, by their subject) ahead of the others, each
+    group in its own order; ``cve_first`` then puts those whose own message names the id
+    ahead of them. The project saying which change fixed the CVE is the same kind of
+    evidence as its commit message saying so."""
+    if not advisory.release_notes:
+        return ranked
+    why: dict[str, str] = {}
+    for r in ranked:
+        for entry in advisory.release_notes:
+            how = entry.names(r.commit)
+            if how is not None:
+                why[r.commit.sha] = (
+                    f"the release notes ({entry.where} at {entry.rev}) on "
+                    f"{advisory.record.cve} name it by {how}: ranked ahead"
+                )
+                break
+    if not why or len(why) == len(ranked):
+        return ranked
+    moved = [_with_evidence(r, why[r.commit.sha]) for r in ranked if r.commit.sha in why]
+    return moved + [r for r in ranked if r.commit.sha not in why]
 
 
 WINDOW_FIRST_TOP = 10  # the candidates tag_window_first reorders: the list a reviewer reads
@@ -366,7 +394,8 @@ def rank_kiln(
 
 
 def _after_model(advisory: Advisory, ranked: list[Ranked]) -> list[Ranked]:
-    ordered = fix_beside_test_first(releases_last(cve_first(advisory, tag_window_first(ranked))))
+    ordered = cve_first(advisory, notes_first(advisory, tag_window_first(ranked)))
+    ordered = fix_beside_test_first(releases_last(ordered))
     return named_first(advisory, originals_first(code_first(ordered)))
 
 

@@ -10,6 +10,7 @@ ranking code can see them.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -226,3 +227,13 @@ def load_records(path: Path) -> list[BenchRecord]:
     if not records:
         raise InputError("holds no CVE records", location=Location(str(path)))
     return records
+
+
+def whole_ids(ids: Sequence[str]) -> re.Pattern[str]:
+    """A pattern naming any of ``ids`` as a whole id, in any case: no letter or digit
+    right before or after, so ``CVE-2024-2379`` is not named by ``CVE-2024-23790``,
+    ``XCVE-2024-2379`` or ``CVE-2024-2379a``, but is by ``fix-CVE-2024-2379`` (a branch
+    name) and ``CVE-2024-2379_1.patch``. The finder's ordering, the mentions source
+    and the release notes read text with it."""
+    alternatives = "|".join(re.escape(i) for i in ids)
+    return re.compile(rf"(?<![0-9A-Za-z])(?:{alternatives})(?![0-9A-Za-z])", re.IGNORECASE)

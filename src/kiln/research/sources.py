@@ -11,13 +11,14 @@ references to the record before these run, since they need the network.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
 from kiln.research.features import Advisory
 from kiln.research.gitrepo import MAX_COMMITS, Commit, GitError, GitRepo
+from kiln.research.notes import note_hashes
+from kiln.research.record import whole_ids
 from kiln.research.versions import TagIndex, advisory_bounds, tag_windows
 
 DAYS_BEFORE = 730  # the date window when no tags bound the search
@@ -122,8 +123,7 @@ class MessageMentions:
 
     def collect(self, ctx: SearchContext) -> list[Proposal]:
         """Each commit whose message names one of the advisory's ids."""
-        ids = [ctx.advisory.record.cve, *sorted(ctx.advisory.ghsa)]
-        ids = [i for i in ids if _ID.fullmatch(i)]
+        ids = advisory_ids(ctx.advisory)
         if not ids:
             return []
         greps = [f"--grep={i}" for i in ids]
@@ -159,14 +159,32 @@ _COMMIT_URL = re.compile(r"/commits?/([0-9a-f]{7,40})\b")
 _ID = re.compile(r"(?i)CVE-\d{4}-\d{4,7}|GHSA(?:-[0-9a-z]{4}){3}")
 
 
-def whole_ids(ids: Sequence[str]) -> re.Pattern[str]:
-    """A pattern naming any of ``ids`` as a whole id, in any case: no letter or digit
-    right before or after, so ``CVE-2024-2379`` is not named by ``CVE-2024-23790``,
-    ``XCVE-2024-2379`` or ``CVE-2024-2379a``, but is by ``fix-CVE-2024-2379`` (a branch
-    name) and ``CVE-2024-2379_1.patch``. The finder's ordering and this module's
-    mentions source both read messages with it."""
-    alternatives = "|".join(re.escape(i) for i in ids)
-    return re.compile(rf"(?<![0-9A-Za-z])(?:{alternatives})(?![0-9A-Za-z])", re.IGNORECASE)
+def advisory_ids(advisory: Advisory) -> list[str]:
+    """The advisory's CVE and GHSA ids that are ids (safe on git's command line)."""
+    return [i for i in [advisory.record.cve, *sorted(advisory.ghsa)] if _ID.fullmatch(i)]
 
 
-SOURCES: tuple[CandidateSource, ...] = (AdvisoryReferences(), GitWindow(), MessageMentions())
+class NoteHashes:
+    """Commits the project's release notes on the CVE name by hash
+    (``Advisory.release_notes``, read before the sources run), at most ``MAX_NOTE_HASHES``:
+    jq's NEWS gives each CVE's fix commit; one outside every window is still proposed."""
+
+    name = "notes"
+
+    def collect(self, ctx: SearchContext) -> list[Proposal]:
+        """Each hash of an entry that is a commit of the repository."""
+        proposals: list[Proposal] = []
+        for h in note_hashes(ctx.advisory.release_notes)[:MAX_NOTE_HASHES]:
+            full = ctx.repo.resolve(h)
+            if full:
+                proposals.extend(Proposal(c, self.name) for c in ctx.repo.log([full, "-1"]))
+        return proposals
+
+
+MAX_NOTE_HASHES = 20
+SOURCES: tuple[CandidateSource, ...] = (
+    AdvisoryReferences(),
+    GitWindow(),
+    MessageMentions(),
+    NoteHashes(),
+)
