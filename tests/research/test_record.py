@@ -139,3 +139,37 @@ def test_a_record_from_the_unstable_changelog_that_names_the_fix() -> None:
     )
     assert bare.published is None
     assert bare.ranges == ()
+
+
+def test_a_release_page_of_the_project_is_a_fixed_version() -> None:
+    """A reference to the project's own release (GitHub, GitLab, a tag page) bounds the
+    window when the advisory names no version; other projects' pages are not read."""
+    from kiln.research.versions import project_name, with_release_pages
+
+    assert project_name("https://github.com/libarchive/libarchive.git") == "libarchive"
+    assert project_name("/srv/mirrors/LibXML2.git/") == "libxml2"
+    refs = [
+        "https://github.com/caddyserver/caddy/releases/tag/v2.7.5",  # another project
+        "https://github.com/libarchive/libarchive/releases/tag/v3.7.4",
+        "https://gitlab.gnome.org/GNOME/libarchive/-/tags/v3.7.4",  # the same version
+        "https://github.com/libarchive/libarchive/releases/tag/latest",  # no version
+        "https://github.com/libarchive/libarchive/releases",  # no tag
+        "https://github.com/libarchive/libarchive/releases/tag/v3.7.4/../../x",
+    ]
+    record = record_from_json(
+        record_json(description="libarchive Remote Code Execution Vulnerability",
+                    cpe_version_ranges=[], references_without_commits=refs),
+        Location("t"),
+    ).record  # fmt: skip
+    assert advisory_bounds(record).fixed == ()
+    bounded = with_release_pages(record, "libarchive")
+    assert advisory_bounds(bounded).fixed == ("v3.7.4",)
+    assert with_release_pages(record, "caddy") != record
+    assert with_release_pages(record, "nghttp2") == record
+    assert with_release_pages(record, "") == record
+    # a version the advisory names already is not added twice
+    named = record_from_json(
+        record_json(references_without_commits=["https://github.com/d/demo/releases/tag/v1.1"]),
+        Location("t"),
+    ).record
+    assert with_release_pages(named, "demo") == named

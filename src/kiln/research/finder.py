@@ -26,7 +26,7 @@ from kiln.research.sources import (
     advisory_ids,
     fixed_tag_times,
 )
-from kiln.research.versions import TagIndex, advisory_bounds
+from kiln.research.versions import TagIndex, advisory_bounds, project_name, with_release_pages
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,7 @@ def collect_candidates(
     raw_tags = repo.tags()
     tags = TagIndex.build(raw_tags)
     tag_times = {name: when for name, (_sha, when) in raw_tags.items()}
+    record = with_release_pages(record, project_name(repo.name))
     advisory = Advisory.of(record)
     fixed_tags = [t for v in advisory_bounds(record).fixed if (t := tags.tag(v))]
     advisory = dataclasses.replace(

@@ -9,10 +9,12 @@ gives come from its CPE ranges, its OSV/CNA events and phrases of its descriptio
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
+from urllib.parse import unquote
 
-from kiln.research.record import CveRecord
+from kiln.research.record import CveRecord, VersionRange
 
 _NUMS = re.compile(r"(\d+(?:[._]\d+)+|\d+)")
 _PRE = re.compile(r"(?i)(rc|alpha|beta|pre|dev|a\d|b\d)")
@@ -108,6 +110,43 @@ class Bounds:
 
     fixed: tuple[str, ...]
     last_affected: tuple[str, ...]
+
+
+# a forge's page of one release or tag: GitHub /releases/tag/X, GitLab /-/releases/X and
+# /-/tags/X, Gitea /releases/tag/X; group 1 is the project, group 2 the tag
+_RELEASE_PAGE = re.compile(
+    r"(?i)^https?://[^/?#]+/(?:[^/?#]+/)*?([^/?#]+?)(?:\.git)?/(?:-/)?(?:releases/tag|releases|tags)/"
+    r"([^/?#]{1,100})/?$"
+)
+
+
+def project_name(repo_name: str) -> str:
+    """A repository's project name from its URL or path: ``libarchive`` for
+    ``https://github.com/libarchive/libarchive.git`` or ``/srv/mirrors/libarchive.git``."""
+    last = repo_name.rstrip("/").rsplit("/", 1)[-1]
+    return last.removesuffix(".git").lower()
+
+
+def with_release_pages(record: CveRecord, project: str) -> CveRecord:
+    """``record`` with a first-fixed bound for each release page of ``project`` its
+    references link (``.../libarchive/releases/tag/v3.7.4``: the fix ships in that
+    release), unless its own bounds already name that version. Pages of other projects
+    (an advisory about a protocol links many vendors' releases) are not read."""
+    known = {version_key(v) for v in advisory_bounds(record).fixed}
+    added: list[VersionRange] = []
+    for url in record.references:
+        m = _RELEASE_PAGE.match(url)
+        if m is None or m.group(1).lower() != project or not project:
+            continue
+        tag = unquote(m.group(2))
+        key = version_key(tag)
+        if key is None or key in known or not re.search(r"\d[._]\d", tag):
+            continue
+        known.add(key)
+        added.append(VersionRange(end=tag, product=f"release page {url[:200]}"))
+    if not added:
+        return record
+    return dataclasses.replace(record, ranges=(*record.ranges, *added))
 
 
 def advisory_bounds(record: CveRecord) -> Bounds:
