@@ -297,10 +297,25 @@ def test_rendered_patch_passes_kilns_dep3_check_with_clean_fields() -> None:
     text = render_patch(hostile, [CVE], updated=DAY).decode()
     header = parse_dep3(text, path="x.patch")
     assert header.cves == (CVE,)
-    assert header.description == "greet safely now"
+    assert header.description.splitlines() == ["greet safely", " now"]
+    assert header.summary == "greet safely"
     assert header.origin == "other, received by kiln as x.patch"
     assert ("Last-Update", "2026-12-07") in header.fields
     assert text.endswith(GIT_PATCH.decode())  # the original kept whole below
+
+
+def test_a_long_description_keeps_its_lines_as_dep3_continuation_lines() -> None:
+    message = "Fix the parser\n\nIt read past the end\n\n\x1b[1mof the buffer\n\n"
+    patch = PatchFile("x.patch", FIX_DIFF, (("Description", message), ("Origin", "upstream")))
+    text = render_patch(patch, [CVE], updated=DAY).decode()
+    assert text.startswith(
+        "Description: Fix the parser\n It read past the end\n .\n of the buffer\nOrigin: upstream\n"
+    )
+    assert parse_dep3(text, path="x.patch").summary == "Fix the parser"
+    many = PatchFile("y.patch", FIX_DIFF, (("Description", "s" + "\nline" * 40),))
+    block = render_patch(many, [CVE], updated=DAY).decode().split("\n\n", 1)[0]
+    assert block.count("\n line") == 24
+    assert "\n …\n" in block
 
 
 # ---------------------------------------------- the whole path, offline and hostile

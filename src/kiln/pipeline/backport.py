@@ -897,6 +897,22 @@ def _clean(value: str, limit: int = 500) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _clean_description(value: str, lines: int = 24) -> str:
+    """A DEP-3 ``Description``: the summary line, then up to ``lines`` lines of the long
+    description, each cleaned and indented by one space (an empty one as `` .``, as in
+    Debian control files); the value for ``Field: value`` with its continuation lines."""
+    first, *rest = value.split("\n")
+    body = [_clean(line, 200) for line in rest]
+    while body and not body[-1]:
+        body.pop()
+    while body and not body[0]:
+        body.pop(0)
+    kept = [f" {line}" if line else " ." for line in body[:lines]]
+    if len(body) > lines:
+        kept.append(" …")
+    return "\n".join([_clean(first), *kept])
+
+
 def _check_diff_paths(text: bytes, name: str) -> None:
     """Refuse a patch whose file names are absolute or lead out of the tree (``..``)."""
     for number, raw in enumerate(text.decode("utf-8", "replace").splitlines(), start=1):
@@ -922,7 +938,8 @@ def _check_diff_paths(text: bytes, name: str) -> None:
 def backport_header(patch: PatchFile, cves: Sequence[str], *, updated: dt.date) -> str:
     """The DEP-3 block kiln writes above a received patch (the fields, then a blank line).
 
-    Fields come from ``patch.headers`` (control characters removed, one line each);
+    Fields come from ``patch.headers`` (control characters removed, one line each but
+    ``Description``, which keeps its long description as continuation lines);
     ``CVE`` is the backport's CVEs and ``Last-Update`` the backport's date; a patch
     with no ``Description``/``Subject`` gets one naming the CVEs, and one with neither
     ``Origin`` nor ``Bug`` an ``Origin: other`` naming where kiln received it.
@@ -936,7 +953,9 @@ def backport_header(patch: PatchFile, cves: Sequence[str], *, updated: dt.date) 
         if lowered in ("cve", "last-update") or (lowered in seen and not lowered.startswith("bug")):
             continue
         seen.add(lowered)
-        fields.append((key, _clean(value)))
+        fields.append(
+            (key, _clean_description(value) if lowered == "description" else _clean(value))
+        )
     if not ({"description", "subject"} & seen):
         fields.insert(0, ("Description", f"Fix {', '.join(cves)}"))
     if "origin" not in seen and not any(k.startswith("bug") for k in seen):
