@@ -19,7 +19,7 @@ from kiln.research.features import Advisory
 from kiln.research.gitrepo import MAX_COMMITS, Commit, GitError, GitRepo
 from kiln.research.notes import note_hashes
 from kiln.research.record import whole_ids
-from kiln.research.versions import TagIndex, advisory_bounds, tag_windows
+from kiln.research.versions import TagIndex, advisory_bounds, project_name, tag_windows
 
 DAYS_BEFORE = 730  # the date window when no tags bound the search
 DAYS_AFTER = 100
@@ -182,9 +182,74 @@ class NoteHashes:
 
 
 MAX_NOTE_HASHES = 20
+
+# a link to an issue or pull/merge request page: the project's name, the kind, the number
+_ISSUE_PAGE = re.compile(
+    r"(?i)^https?://[^/?#]+/(?:[^/?#]+/)*?([^/?#]+?)(?:\.git)?/(?:-/)?"
+    r"(?:issues|pull|pulls|merge_requests)/(\d{1,7})(?:[/?#]|$)"
+)
+MAX_ISSUES = 4  # of the advisory's own issue links searched for
+MAX_ISSUE_MENTIONS = 30  # commits read per issue number
+
+
+def own_issue_numbers(advisory: Advisory, project: str) -> list[str]:
+    """The numbers of the project's own issues and pull/merge requests that the
+    advisory links, in the references' order (at most ``MAX_ISSUES``). Another
+    project's issue 958 is not this one's: a link is the project's when the path
+    segment before ``issues``/``pull`` is the repository's name. One-digit numbers are
+    left out (``#1`` is a list item as often as an issue)."""
+    numbers: list[str] = []
+    for url in advisory.record.references:
+        m = _ISSUE_PAGE.match(url)
+        if not m or not project or m.group(1).lower() != project or len(m.group(2)) < 2:
+            continue  # another project's, or "#7", which too many messages say otherwise
+        if m.group(2) not in numbers:
+            numbers.append(m.group(2))
+    return numbers[:MAX_ISSUES]
+
+
+def _cites_issue(number: str) -> re.Pattern[str]:
+    # "#958", "GH-958", "!958" (a GitLab merge request), ".../issues/958", "pull/958"
+    return re.compile(
+        rf"(?:(?<![\w&])#|\bGH-|(?<![\w!])!|/(?:issues|pull|pulls|merge_requests)/){number}(?!\d)",
+        re.IGNORECASE,
+    )
+
+
+class IssueMentions:
+    """Commits of any branch and any date whose message cites an issue or pull request
+    of the project that the advisory links (``Fixes #958``, ``(#1961)``, a GitLab
+    ``!42``, the page's URL). A maintainer who fixes a reported issue names it, and the
+    fix may land long after the advisory was published (no fixed version, so no tag
+    window; past the date window's 100 days): libxml2's issue 958 was linked at
+    publication and fixed months later. ``git log --grep`` reads only messages; each
+    number's commits are read up to ``MAX_ISSUE_MENTIONS`` and checked with a whole-
+    number pattern (``#9580`` does not cite 958). A search past git's timeout proposes
+    nothing rather than failing the others."""
+
+    name = "issues"
+
+    def collect(self, ctx: SearchContext) -> list[Proposal]:
+        """Each commit whose message cites one of the advisory's own issue numbers."""
+        proposals: list[Proposal] = []
+        for number in own_issue_numbers(ctx.advisory, project_name(ctx.repo.name)):
+            grep = f"--grep=(#|GH-|!|/issues/|/pull/|/pulls/|/merge_requests/){number}([^0-9]|$)"
+            try:
+                found = ctx.repo.log(
+                    ["--all", "--extended-regexp", "--regexp-ignore-case", grep],
+                    max_count=MAX_ISSUE_MENTIONS,
+                )
+            except GitError:
+                continue
+            cites = _cites_issue(number)
+            proposals.extend(Proposal(c, self.name) for c in found if cites.search(c.message))
+        return proposals
+
+
 SOURCES: tuple[CandidateSource, ...] = (
     AdvisoryReferences(),
     GitWindow(),
     MessageMentions(),
     NoteHashes(),
+    IssueMentions(),
 )
