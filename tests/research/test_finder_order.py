@@ -243,3 +243,62 @@ def test_inside_the_top_ten_the_tag_windows_commits_come_first(upstream: Upstrea
     assert [r.commit.sha for r in tag_window_first(ranked, top=3)[3:]] == [
         r.commit.sha for r in ranked[3:]
     ]
+
+
+def test_patch_id_ignores_line_numbers_context_and_whitespace() -> None:
+    from kiln.research.finder import patch_id
+
+    main = (
+        "--- a/src/p.c\n+++ b/src/p.c\n@@ -2,0 +3,2 @@\n+    if (len > 16)\n+        return -1;\n"
+    )
+    branch = (
+        "--- a/src/p.c\n+++ b/src/p.c\n@@ -40,0 +41,2 @@ int f()\n"
+        "+\tif (len > 16)\n+\t\treturn -1;\n"
+    )
+    other = main.replace("16", "32")
+    elsewhere = main.replace("src/p.c", "src/q.c")
+    assert patch_id(main) == patch_id(branch)
+    assert patch_id(main) != patch_id(other)
+    assert patch_id(main) != patch_id(elsewhere)
+    assert patch_id("--- a/x\n+++ b/x\n") is None  # no changed line: no id
+
+
+def test_a_second_copy_of_a_change_leaves_the_first_ten(upstream: Upstream) -> None:
+    """The fix cherry-picked (without -x, so no message cites it) onto two release
+    branches whose file has moved lines: the same change three times; the highest copy
+    keeps its place, the others go just after the first 10."""
+    from kiln.research.finder import SIBLINGS_TOP, diff_reader, siblings_after
+
+    work = upstream.work
+    copies = []
+    for n, branch in enumerate(("release-1.0", "release-0.9")):
+        git(work, "checkout", "-q", "-b", branch, "v1.0")
+        parse = work / "src" / "parse.c"
+        parse.write_text("/* header */\n" * (n + 1) + parse.read_text())
+        git(work, "commit", "-q", "-am", f"{branch}: a header", date="2023-08-10T00:00:00Z")
+        git(work, "cherry-pick", upstream.fix, date=f"2023-08-2{n}T00:00:00Z")
+        copies.append(git(work, "rev-parse", "HEAD"))
+    git(work, "checkout", "-q", "main")
+    for i in range(12):
+        _empty_commit(work, f"misc: tidy ({i})", f"2023-08-{i + 3:02d}T00:00:00Z")
+    cset = _collect(upstream)
+    ranked = _newest_first(cset)
+    shas = [r.commit.sha for r in ranked]
+    assert shas.index(copies[1]) < shas.index(copies[0]) < SIBLINGS_TOP  # newest first
+    with open_repo(work) as repo:
+        ordered = siblings_after(ranked, diff_reader(repo))
+    moved = [r.commit.sha for r in ordered]
+    # the highest copy (the newest branch's) stays; the other leaves the first 10 and
+    # follows them; the main-line fix, below the first 10 already, stays where it was
+    assert moved.index(copies[1]) == shas.index(copies[1])
+    assert moved[SIBLINGS_TOP] == copies[0]
+    assert shas.index(upstream.fix) > SIBLINGS_TOP
+    assert moved.index(upstream.fix) == shas.index(upstream.fix)
+    assert f"the same change as {copies[1][:10]}" in ordered[SIBLINGS_TOP].features.fired[0]
+    assert moved[:SIBLINGS_TOP] == [s for s in shas if s != copies[0]][:SIBLINGS_TOP]
+    assert len(moved) == len(shas)
+    assert sorted(moved) == sorted(shas)
+    # nothing to move when every change is distinct
+    with open_repo(work) as repo:
+        distinct = [r for r in ranked if r.commit.sha not in (copies[0], upstream.fix)]
+        assert siblings_after(distinct, diff_reader(repo)) == distinct

@@ -9,6 +9,7 @@ fired, which the CLI prints and a pull request quotes as evidence.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -366,6 +367,63 @@ def originals_first(ranked: list[Ranked]) -> list[Ranked]:
     return out
 
 
+SIBLINGS_TOP = 10  # the places a second copy of a change gives up
+SIBLINGS_READ = 30  # candidates whose patch ids are compared
+
+
+def patch_id(diff: str) -> str | None:
+    """What ``git patch-id`` computes, from a diff's text: the changed files and their
+    added and removed lines with all whitespace dropped, hashed; line numbers, context
+    and commit metadata play no part, so the same change cherry-picked to another
+    branch has the same id. None for a diff with no changed line."""
+    digest = hashlib.sha256()
+    changed = False
+    for line in diff.splitlines():
+        if line.startswith(("+++ ", "--- ")):
+            digest.update(b"F" + line[4:].strip().encode("utf-8", "replace") + b"\n")
+        elif line.startswith(("+", "-")) and not line.startswith(("+++", "---")):
+            changed = True
+            digest.update(line[0].encode() + "".join(line[1:].split()).encode() + b"\n")
+    return digest.hexdigest() if changed else None
+
+
+def siblings_after(
+    ranked: list[Ranked], diff_of: Callable[[str], str | None], top: int = SIBLINGS_TOP
+) -> list[Ranked]:
+    """A commit whose change (``patch_id``) is the same as a higher-ranked one's, the
+    same fix cherry-picked to a release branch, gives its place in the first ``top`` to
+    the next distinct change and goes just after them, naming its twin (a copy already
+    below the first ``top`` stays where it is). A project that
+    keeps several branches carries one fix up to five times; each copy would push
+    another candidate out of the first 10 and tells the reviewer nothing new. Only the
+    first ``SIBLINGS_READ`` candidates are compared (their diffs are read already for
+    stage 2); the higher-ranked copy stays where the model put it."""
+    first: dict[str, str] = {}  # patch id -> the sha of its highest-ranked copy
+    twins: dict[int, str] = {}  # position -> the higher copy's sha
+    for i, r in enumerate(ranked[:SIBLINGS_READ]):
+        diff = diff_of(r.commit.sha)
+        pid = patch_id(diff) if diff else None
+        if pid is None:
+            continue
+        if pid in first:
+            twins[i] = first[pid]
+        else:
+            first[pid] = r.commit.sha
+    head: list[Ranked] = []  # the first ``top`` distinct changes
+    deferred: list[Ranked] = []  # the copies met before the first ``top`` were complete
+    i = 0
+    while i < len(ranked) and len(head) < top:
+        if i in twins:
+            why = f"the same change as {twins[i][:10]}, ranked above it: a copy"
+            deferred.append(_with_evidence(ranked[i], why))
+        else:
+            head.append(ranked[i])
+        i += 1
+    if not deferred:
+        return ranked
+    return head + deferred + ranked[i:]
+
+
 def rank_kiln(
     cset: CandidateSet, ranker: Ranker, diff_of: Callable[[str], str | None]
 ) -> list[Ranked]:
@@ -375,14 +433,22 @@ def rank_kiln(
     (``releases_last``), a first-ranked regression test gives its place to the code
     change committed beside it (``fix_beside_test_first``), code changes before
     docs/tests-only commits (``code_first``), a cherry-pick's original above its copy
-    (``originals_first``), and the commits a commit link names first of all
-    (``named_first``). First of all, inside the first 10, the commits of the tag window
-    go ahead of the others (``tag_window_first``)."""
+    (``originals_first``), a second copy of the same change (a cherry-pick to another
+    branch) after the first 10 (``siblings_after``), and the commits a commit link
+    names first of all (``named_first``). First of all, inside the first 10, the commits
+    of the tag window go ahead of the others (``tag_window_first``)."""
+    read: dict[str, str | None] = {}
+
+    def diff_once(sha: str) -> str | None:
+        if sha not in read:
+            read[sha] = diff_of(sha)
+        return read[sha]
+
     first = rank(cset, lambda f, _c: ranker.stage1.score(f))
     if ranker.stage2 is None or not first:
-        return _after_model(cset.advisory, first)
+        return _after_model(cset.advisory, first, diff_once)
     head = [dataclasses.replace(r, features=r.features.copy()) for r in first[: ranker.depth]]
-    extract_diff(cset.advisory, [r.features for r in head], [diff_of(r.commit.sha) for r in head])
+    extract_diff(cset.advisory, [r.features for r in head], [diff_once(r.commit.sha) for r in head])
     published = cset.advisory.published or 0
     scores = score_all(ranker.stage2, [r.features for r in head])
     rescored = [dataclasses.replace(r, score=s) for r, s in zip(head, scores, strict=True)]
@@ -391,13 +457,16 @@ def rank_kiln(
     tail = [
         dataclasses.replace(r, score=floor - 1 - i) for i, r in enumerate(first[ranker.depth :])
     ]
-    return _after_model(cset.advisory, rescored + tail)
+    return _after_model(cset.advisory, rescored + tail, diff_once)
 
 
-def _after_model(advisory: Advisory, ranked: list[Ranked]) -> list[Ranked]:
+def _after_model(
+    advisory: Advisory, ranked: list[Ranked], diff_of: Callable[[str], str | None]
+) -> list[Ranked]:
     ordered = cve_first(advisory, notes_first(advisory, tag_window_first(ranked)))
     ordered = fix_beside_test_first(releases_last(ordered))
-    return named_first(advisory, originals_first(code_first(ordered)))
+    ordered = siblings_after(originals_first(code_first(ordered)), diff_of)
+    return named_first(advisory, ordered)
 
 
 def find_fix_commits(
