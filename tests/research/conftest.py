@@ -11,8 +11,12 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from kiln.research.sources import CandidateSource
 
 FIXBENCH = Path(os.environ.get("KILN_FIXBENCH", "/work/shared/fixbench"))
 
@@ -127,3 +131,36 @@ def record_json(**fields: object) -> dict[str, object]:
     }
     base.update(fields)
     return base
+
+
+LATE = "2027-03-01T00:00:00Z"  # years after record_json's publication (2023-08-10)
+
+
+def late_commit(upstream: Upstream, path: str, message: str) -> str:
+    """A commit changing ``src/<path>``, dated ``LATE``: outside every window."""
+    (upstream.work / "src" / path).write_text(f"/* {message[:20]} */\n")
+    git(upstream.work, "add", "src")
+    git(upstream.work, "commit", "-q", "-m", message, date=LATE)
+    return git(upstream.work, "rev-parse", "HEAD")
+
+
+def proposed(source: CandidateSource, upstream: Upstream, **fields: object) -> list[str]:
+    """The commits ``source`` (a ``CandidateSource``) proposes for a record made by
+    ``record_json(**fields)`` on ``upstream``'s repository."""
+    from kiln.errors import Location
+    from kiln.research.features import Advisory
+    from kiln.research.gitrepo import open_repo
+    from kiln.research.record import record_from_json
+    from kiln.research.sources import SearchContext
+    from kiln.research.versions import TagIndex
+
+    record = record_from_json(record_json(**fields), Location("t")).record
+    with open_repo(upstream.work) as repo:
+        raw = repo.tags()
+        ctx = SearchContext(
+            advisory=Advisory.of(record),
+            repo=repo,
+            tags=TagIndex.build(raw),
+            tag_times={name: when for name, (_sha, when) in raw.items()},
+        )
+        return [p.commit.sha for p in source.collect(ctx)]

@@ -149,4 +149,4 @@ def test_a_commit_the_notes_name_by_hash_is_a_candidate_outside_every_window(
     cset = _collect(upstream)
     shas = [c.sha for c in cset.commits]
     assert cset.sources[shas.index(late)] == ("notes",)  # years past the date window
-    assert cset.sources[shas.index(upstream.fix)] == ("git",)
+    assert cset.sources[shas.index(upstream.fix)] == ("git", "issues")  # not "notes"

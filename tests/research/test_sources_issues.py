@@ -15,42 +15,24 @@ from kiln.research.features import Advisory
 from kiln.research.finder import collect_candidates
 from kiln.research.gitrepo import GitError, GitRepo, open_repo
 from kiln.research.record import record_from_json
-from kiln.research.sources import IssueMentions, SearchContext, own_issue_numbers
-from kiln.research.versions import TagIndex
-from research.conftest import Upstream, git, record_json
+from kiln.research.sources import IssueMentions, own_issue_numbers
+from research.conftest import Upstream, late_commit, proposed, record_json
 
-LATE = "2027-03-01T00:00:00Z"  # years after the record's publication (2023-08-10)
 OWN = "https://gitlab.example.invalid/group/upstream/-/issues/958"
 
 
-def _late_commit(upstream: Upstream, path: str, message: str) -> str:
-    (upstream.work / "src" / path).write_text(f"/* {message[:20]} */\n")
-    git(upstream.work, "add", "src")
-    git(upstream.work, "commit", "-q", "-m", message, date=LATE)
-    return git(upstream.work, "rev-parse", "HEAD")
-
-
 def _issues(upstream: Upstream, refs: list[str]) -> list[str]:
-    record = record_from_json(record_json(references_without_commits=refs), Location("t")).record
-    with open_repo(upstream.work) as repo:
-        raw = repo.tags()
-        ctx = SearchContext(
-            advisory=Advisory.of(record),
-            repo=repo,
-            tags=TagIndex.build(raw),
-            tag_times={name: when for name, (_sha, when) in raw.items()},
-        )
-        return [p.commit.sha for p in IssueMentions().collect(ctx)]
+    return proposed(IssueMentions(), upstream, references_without_commits=refs)
 
 
 def test_a_late_commit_citing_the_projects_linked_issue_is_a_candidate(
     upstream: Upstream,
 ) -> None:
-    fixes = _late_commit(upstream, "late.c", "parse: stop the recursion\n\nFixes #958.")
-    squash = _late_commit(upstream, "squash.c", "catalog: bound depth (#958)")
-    url = _late_commit(upstream, "url.c", f"see {OWN}#note_1 for the report")
-    longer = _late_commit(upstream, "longer.c", "unrelated (#9580)")
-    html = _late_commit(upstream, "html.c", "escape &#958; in output")
+    fixes = late_commit(upstream, "late.c", "parse: stop the recursion\n\nFixes #958.")
+    squash = late_commit(upstream, "squash.c", "catalog: bound depth (#958)")
+    url = late_commit(upstream, "url.c", f"see {OWN}#note_1 for the report")
+    longer = late_commit(upstream, "longer.c", "unrelated (#9580)")
+    html = late_commit(upstream, "html.c", "escape &#958; in output")
     found = _issues(upstream, [OWN])
     assert sorted(found) == sorted([fixes, squash, url])
     assert longer not in found
@@ -67,7 +49,7 @@ def test_a_late_commit_citing_the_projects_linked_issue_is_a_candidate(
 def test_another_projects_issue_and_a_one_digit_number_are_not_searched(
     upstream: Upstream,
 ) -> None:
-    _late_commit(upstream, "late.c", "parse: fix (#958) and #7")
+    late_commit(upstream, "late.c", "parse: fix (#958) and #7")
     other = "https://github.com/someone/otherproject/issues/958"
     assert _issues(upstream, [other]) == []
     assert _issues(upstream, ["https://github.com/o/upstream/issues/7"]) == []
@@ -89,7 +71,7 @@ def test_another_projects_issue_and_a_one_digit_number_are_not_searched(
 def test_a_search_past_gits_timeout_proposes_nothing_and_fails_nothing(
     upstream: Upstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _late_commit(upstream, "late.c", "parse: fix #958")
+    late_commit(upstream, "late.c", "parse: fix #958")
 
     def too_slow(self: GitRepo, revs: object, *, max_count: int = 0) -> list[object]:
         raise GitError("git log timed out after 60 s")

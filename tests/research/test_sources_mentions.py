@@ -10,41 +10,21 @@ from __future__ import annotations
 import pytest
 
 from kiln.errors import Location
-from kiln.research.features import Advisory
 from kiln.research.finder import collect_candidates
 from kiln.research.gitrepo import open_repo
 from kiln.research.record import record_from_json
-from kiln.research.sources import MessageMentions, SearchContext
-from kiln.research.versions import TagIndex
-from research.conftest import Upstream, git, record_json
-
-LATE = "2027-03-01T00:00:00Z"  # years after the record's publication (2023-08-10)
-
-
-def _late_commit(upstream: Upstream, path: str, message: str) -> str:
-    (upstream.work / "src" / path).write_text(f"/* {message[:20]} */\n")
-    git(upstream.work, "add", "src")
-    git(upstream.work, "commit", "-q", "-m", message, date=LATE)
-    return git(upstream.work, "rev-parse", "HEAD")
+from kiln.research.sources import MessageMentions
+from research.conftest import Upstream, late_commit, proposed, record_json
 
 
 def _mentions(upstream: Upstream, **fields: object) -> list[str]:
-    record = record_from_json(record_json(**fields), Location("t")).record
-    with open_repo(upstream.work) as repo:
-        raw = repo.tags()
-        ctx = SearchContext(
-            advisory=Advisory.of(record),
-            repo=repo,
-            tags=TagIndex.build(raw),
-            tag_times={name: when for name, (_sha, when) in raw.items()},
-        )
-        return [p.commit.sha for p in MessageMentions().collect(ctx)]
+    return proposed(MessageMentions(), upstream, **fields)
 
 
 def test_a_late_commit_naming_the_cve_is_a_candidate(upstream: Upstream) -> None:
-    late = _late_commit(upstream, "late.c", "parse: harden further (cve-2023-0001)")
-    other = _late_commit(upstream, "other.c", "util: fix CVE-2023-00012, a different one")
-    prefix = _late_commit(upstream, "prefix.c", "notes on XCVE-2023-0001 and CVE-2023-0001x")
+    late = late_commit(upstream, "late.c", "parse: harden further (cve-2023-0001)")
+    other = late_commit(upstream, "other.c", "util: fix CVE-2023-00012, a different one")
+    prefix = late_commit(upstream, "prefix.c", "notes on XCVE-2023-0001 and CVE-2023-0001x")
     assert _mentions(upstream) == [late]  # the whole id, any case; not a longer id
     record = record_from_json(record_json(), Location("t")).record
     with open_repo(upstream.work) as repo:
@@ -54,22 +34,23 @@ def test_a_late_commit_naming_the_cve_is_a_candidate(upstream: Upstream) -> None
     assert other not in shas
     assert prefix not in shas
     assert cset.sources[shas.index(late)] == ("mentions",)
-    # the tag window's fix is still there, proposed by the window only
-    assert cset.sources[shas.index(upstream.fix)] == ("git",)
+    # the tag window's fix is still there, proposed by the window (and, for its
+    # "Closes #42" that the record links, by the issues source), not by this one
+    assert cset.sources[shas.index(upstream.fix)] == ("git", "issues")
     late_features = cset.features[shas.index(late)]
     assert late_features.values["cve_in_message"] == 1.0
 
 
 def test_a_ghsa_id_in_the_references_is_searched_too(upstream: Upstream) -> None:
     ghsa = "GHSA-abcd-1234-wxyz"
-    late = _late_commit(upstream, "late.c", f"Merge the fix for {ghsa.lower()}")
+    late = late_commit(upstream, "late.c", f"Merge the fix for {ghsa.lower()}")
     refs = [f"https://github.com/advisories/{ghsa}"]
     assert _mentions(upstream, cve="CVE-2099-0002", references_without_commits=refs) == [late]
 
 
 def test_an_id_that_is_no_id_is_never_handed_to_git(upstream: Upstream) -> None:
     # a record's id is checked before it reaches git's command line; nothing matches
-    _late_commit(upstream, "late.c", "mention --all and CVE-2023-1")
+    late_commit(upstream, "late.c", "mention --all and CVE-2023-1")
     assert _mentions(upstream, cve="CVE-2023-1") == []
 
 
@@ -78,7 +59,7 @@ def test_a_search_past_gits_timeout_proposes_nothing_and_fails_nothing(
 ) -> None:
     from kiln.research.gitrepo import GitError, GitRepo
 
-    _late_commit(upstream, "late.c", "parse: harden further (CVE-2023-0001)")
+    late_commit(upstream, "late.c", "parse: harden further (CVE-2023-0001)")
 
     def too_slow(self: GitRepo, revs: object, *, max_count: int = 0) -> list[object]:
         raise GitError("git log timed out after 60 s")
