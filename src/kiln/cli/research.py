@@ -239,7 +239,7 @@ def research_command(
         if backport:  # inside the with: a 3-way port reads the repository
             _backport(
                 cve, package, version, catalog, work, image, diff, headers, best.commit, git,
-                record,
+                record, db,
             )  # fmt: skip
 
 
@@ -326,8 +326,10 @@ def _backport(
     commit: Commit,
     git: GitRepo,
     record: CveRecord,
+    db: str | None,
 ) -> None:
-    """Hand the top candidate's diff to the backport pipeline (``backport_patch``).
+    """Hand the top candidate's diff to the backport pipeline (``backport_patch``; the
+    image's scans read ``--db``).
 
     First asks the release's own packaging (``release_status``; when the mirror lacks
     the newest version's packaging tarball, a binary package's changelog): a CVE
@@ -422,7 +424,7 @@ def _backport(
     try:
         result = backport_patch(
             package, base, checked.diff, headers, [cve], name=name,
-            catalog_root=catalog, work=folder, image=image, note=note,
+            catalog_root=catalog, work=folder, image=image, note=note, db=db,
         )  # fmt: skip
     except BuildError as exc:
         if checked.ported_onto is not None:

@@ -655,6 +655,7 @@ class CatalogSteps:
                 result = backport_from_unstable(
                     fix, catalog_root=work / "catalog", work=work, image=request.image,
                     install=False, progress=progress, package_cache=self.package_builds(),
+                    db=self.db_url,
                 )  # fmt: skip
             except (InputError, PolicyError, RemoteContentError) as exc:
                 leads.append(f"{cve} ({source}): {type(exc).__name__}: {exc}")

@@ -533,6 +533,7 @@ def catalog_research(
                 fix.source, fix.version, fix.diff, fix.headers, [fix.cve], name=fix.name,
                 catalog_root=work / "catalog", work=work, image=request.image, install=False,
                 progress=BeatProgress(beat), package_cache=steps.package_builds(),
+                db=steps.db_url,
             )  # fmt: skip
         except BuildError as exc:
             if fix.ported_onto is not None:

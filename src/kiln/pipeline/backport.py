@@ -1236,8 +1236,10 @@ def kiln_fixes_vex(layout: Path, *, arch: str, timestamp: str) -> tuple[bytes, d
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode(), fields
 
 
-def _scan(layout: Path, arch: str, cves: Sequence[str], vex: Sequence[Path]) -> ScanCounts:
-    result = scan_target(str(layout), vex=vex, platform=f"linux/{arch}")
+def _scan(
+    layout: Path, arch: str, cves: Sequence[str], vex: Sequence[Path], db: str | None
+) -> ScanCounts:
+    result = scan_target(str(layout), vex=vex, db=db, platform=f"linux/{arch}")
     active = result.active
     return ScanCounts(
         layout=layout,
@@ -1341,6 +1343,7 @@ def backport_patches(
     tests: Sequence[RecipeTest] = (),
     progress: Progress = NO_PROGRESS,
     package_cache: PackageBuildCache | None = None,
+    db: str | None = None,
 ) -> BackportResult:
     """Patches -> recipe -> sandboxed build with the package's tests -> kiln repo -> image.
 
@@ -1354,6 +1357,9 @@ def backport_patches(
     spec with ``repositories: [kiln]`` and its new lock are in ``result.files`` only.
     With a ``package_cache`` the build is shared (``kiln.pipeline.packagecache``): keyed
     by (source, version, patch set, recipe), built once, and its recipe files reused.
+    The image's scans before and after read the vulnerability database ``db`` (None:
+    ``$KILN_DB`` or the cache's): the factory passes its own, so the evidence's CVEs
+    before and after come from the database that found the CVE.
     """
     _check_names(source, cves)
     distro = _distro_of(release)
@@ -1458,7 +1464,7 @@ def backport_patches(
         outcome, image_files = _rebuild_image(
             image, source, cves, catalog_root=catalog_root, work=work, repo=repo,
             apt_dir=apt_dir, keyring=keyring, arch=arch, kiln_version=output.version,
-            progress=progress,
+            progress=progress, db=db,
         )  # fmt: skip
         files.update(image_files)
         timings["image"] = time.monotonic() - mark
@@ -1503,8 +1509,10 @@ def _rebuild_image(
     arch: str,
     kiln_version: str,
     progress: Progress,
+    db: str | None,
 ) -> tuple[ImageOutcome, dict[str, bytes]]:
-    """Build ``image`` before and after (from kiln's repository), test it, scan both."""
+    """Build ``image`` before and after (from kiln's repository), test it, scan both
+    against the database ``db`` (None: ``$KILN_DB`` or the cache's)."""
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", image):
         raise InputError(f"{image!r} is not an image name")
     spec_path = catalog_root / "images" / f"{image}.yaml"
@@ -1572,7 +1580,7 @@ def _rebuild_image(
                 atomic_write(vex_path, document)
                 vex.append(vex_path)
             with progress.phase(f"scanning {variant.label} ({when})"):
-                results[when].append(_scan(layout, arch, cves, vex))
+                results[when].append(_scan(layout, arch, cves, vex, db))
         if when == "after":
             files[f"images/{spec_path.name}"] = spec_copy.read_bytes()
             new_lock = staged / lock_path.name
@@ -1629,6 +1637,7 @@ class BackportOptions(TypedDict, total=False):
     tests: Sequence[RecipeTest]
     progress: Progress
     package_cache: PackageBuildCache | None
+    db: str | None
 
 
 def backport_patch(
@@ -1670,10 +1679,12 @@ def backport_from_unstable(
     tests: Sequence[RecipeTest] = (),
     progress: Progress = NO_PROGRESS,
     package_cache: PackageBuildCache | None = None,
+    db: str | None = None,
 ) -> BackportResult:
     """Backport unstable's patch(es) for ``fix.cve`` onto the release's ``version``.
 
-    ``version`` defaults to the release's candidate (``fix.release_version``). An
+    ``version`` defaults to the release's candidate (``fix.release_version``); ``db`` is
+    the database the image's scans read (``backport_patches``). An
     ``upstream`` or ``unlocated`` fix has no patch to take: ``PolicyError`` saying so
     (the research agent, issue #17, finds the commit and calls ``backport_patch``).
     """
@@ -1713,7 +1724,7 @@ def backport_from_unstable(
         fix.source, base, patches, [fix.cve], catalog_root=catalog_root, work=work,
         image=image, release=fix.release, archive=archive,
         apt_repository=apt_repository, gnupghome=gnupghome, note=note, updated=updated,
-        install=install, tests=tests, progress=progress, package_cache=package_cache,
+        install=install, tests=tests, progress=progress, package_cache=package_cache, db=db,
     )  # fmt: skip
     return dataclasses.replace(result, changelog_line=fix.changelog_line)
 
