@@ -164,3 +164,13 @@ def proposed(source: CandidateSource, upstream: Upstream, **fields: object) -> l
             tag_times={name: when for name, (_sha, when) in raw.items()},
         )
         return [p.commit.sha for p in source.collect(ctx)]
+
+
+def git_log_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every ``GitRepo.log`` fail as a search past git's timeout does."""
+    from kiln.research.gitrepo import GitError, GitRepo
+
+    def too_slow(self: GitRepo, revs: object, *, max_count: int = 0) -> list[object]:
+        raise GitError("git log timed out after 60 s")
+
+    monkeypatch.setattr(GitRepo, "log", too_slow)

@@ -13,10 +13,10 @@ import pytest
 from kiln.errors import Location
 from kiln.research.features import Advisory
 from kiln.research.finder import collect_candidates
-from kiln.research.gitrepo import GitError, GitRepo, open_repo
+from kiln.research.gitrepo import open_repo
 from kiln.research.record import record_from_json
 from kiln.research.sources import IssueMentions, own_issue_numbers
-from research.conftest import Upstream, late_commit, proposed, record_json
+from research.conftest import Upstream, git_log_times_out, late_commit, proposed, record_json
 
 OWN = "https://gitlab.example.invalid/group/upstream/-/issues/958"
 
@@ -72,9 +72,5 @@ def test_a_search_past_gits_timeout_proposes_nothing_and_fails_nothing(
     upstream: Upstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     late_commit(upstream, "late.c", "parse: fix #958")
-
-    def too_slow(self: GitRepo, revs: object, *, max_count: int = 0) -> list[object]:
-        raise GitError("git log timed out after 60 s")
-
-    monkeypatch.setattr(GitRepo, "log", too_slow)
+    git_log_times_out(monkeypatch)
     assert _issues(upstream, [OWN]) == []

@@ -14,7 +14,7 @@ from kiln.research.finder import collect_candidates
 from kiln.research.gitrepo import open_repo
 from kiln.research.record import record_from_json
 from kiln.research.sources import MessageMentions
-from research.conftest import Upstream, late_commit, proposed, record_json
+from research.conftest import Upstream, git_log_times_out, late_commit, proposed, record_json
 
 
 def _mentions(upstream: Upstream, **fields: object) -> list[str]:
@@ -57,14 +57,8 @@ def test_an_id_that_is_no_id_is_never_handed_to_git(upstream: Upstream) -> None:
 def test_a_search_past_gits_timeout_proposes_nothing_and_fails_nothing(
     upstream: Upstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kiln.research.gitrepo import GitError, GitRepo
-
     late_commit(upstream, "late.c", "parse: harden further (CVE-2023-0001)")
-
-    def too_slow(self: GitRepo, revs: object, *, max_count: int = 0) -> list[object]:
-        raise GitError("git log timed out after 60 s")
-
-    monkeypatch.setattr(GitRepo, "log", too_slow)
+    git_log_times_out(monkeypatch)
     assert _mentions(upstream) == []
 
 
