@@ -393,11 +393,11 @@ def siblings_after(
     """A commit whose change (``patch_id``) is the same as a higher-ranked one's, the
     same fix cherry-picked to a release branch, gives its place in the first ``top`` to
     the next distinct change and goes just after them, naming its twin (a copy already
-    below the first ``top`` stays where it is). A project that
-    keeps several branches carries one fix up to five times; each copy would push
-    another candidate out of the first 10 and tells the reviewer nothing new. Only the
-    first ``SIBLINGS_READ`` candidates are compared (their diffs are read already for
-    stage 2); the higher-ranked copy stays where the model put it."""
+    below the first ``top`` stays where it is). A project that keeps several branches
+    carries one fix up to five times; each copy would push another candidate out of the
+    first 10 and tells the reviewer nothing new. Only the first ``SIBLINGS_READ``
+    candidates are compared (with a stage 2, their diffs were read for it already); the
+    higher-ranked copy stays where the model put it."""
     first: dict[str, str] = {}  # patch id -> the sha of its highest-ranked copy
     twins: dict[int, str] = {}  # position -> the higher copy's sha
     for i, r in enumerate(ranked[:SIBLINGS_READ]):

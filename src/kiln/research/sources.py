@@ -221,8 +221,7 @@ class IssueMentions:
     of the project that the advisory links (``Fixes #958``, ``(#1961)``, a GitLab
     ``!42``, the page's URL). A maintainer who fixes a reported issue names it, and the
     fix may land long after the advisory was published (no fixed version, so no tag
-    window; past the date window's 100 days): libxml2's issue 958 was linked at
-    publication and fixed months later. ``git log --grep`` reads only messages; each
+    window; past the date window's 100 days). ``git log --grep`` reads only messages; each
     number's commits are read up to ``MAX_ISSUE_MENTIONS`` and checked with a whole-
     number pattern (``#9580`` does not cite 958). A search past git's timeout proposes
     nothing rather than failing the others."""
